@@ -1,0 +1,1 @@
+console.log('dips: not built yet');

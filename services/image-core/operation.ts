@@ -1,0 +1,56 @@
+import type { z } from 'zod';
+import type { RawImage } from './raw-image.js';
+
+/**
+ * How an operation behaves under tiling; the planner reads this.
+ * - local: an output pixel depends on a bounded neighbourhood (halo) of the input.
+ * - statistics: pointwise, but driven by a whole-image reduction (a histogram) computed first.
+ * - geometric: moves pixels (resize, rotate, crop, flip); the output size differs or pixels travel.
+ * - whole-image: needs all pixels at once (QR decoding, contours); never tiled.
+ */
+export type OperationKind = 'local' | 'statistics' | 'geometric' | 'whole-image';
+
+/** Data an operation yields besides pixels; reported per image by the API. */
+export interface Annotations {
+  qr?: string[];
+}
+
+/**
+ * Statistics operations are split so tiles can run them: each tile reports the histogram of its core,
+ * the master adds them up, and every tile then applies the same pointwise mapping.
+ * apply(image) of the declaration must equal applyWithHistogram(image, histogram(image)).
+ */
+export interface StatisticsDeclaration<Params> {
+  /** Histogram (any fixed length, summed element-wise across tiles) of the op's input pixels. */
+  histogram(image: RawImage, params: Params): Uint32Array;
+  /** Pointwise transform given the whole image's histogram. */
+  applyWithHistogram(image: RawImage, params: Params, histogram: Uint32Array): RawImage;
+}
+
+export interface OperationDeclaration<Schema extends z.ZodObject = z.ZodObject> {
+  /** The name used in pipelines: {"op": name, ...params}. */
+  readonly name: string;
+  /** One sentence for the catalogue, CLI, console and README. */
+  readonly description: string;
+  /** Parameters with types, ranges and defaults; the single source of validation. */
+  readonly params: Schema;
+  readonly kind: OperationKind;
+  /**
+   * Whether a tiled run reproduces the whole-image result pixel for pixel. When false the planner
+   * runs this step's stage on the whole image, and the catalogue says so.
+   */
+  readonly tileable: boolean;
+  /** Pixels of input context needed on every side of a tile (local ops; 0 for pointwise ones). */
+  halo(params: z.output<Schema>): number;
+  /** The whole-image (or tile) implementation. May add annotations (e.g. decoded QR texts). */
+  apply(image: RawImage, params: z.output<Schema>, annotations: Annotations): Promise<RawImage>;
+  /** Present exactly for kind 'statistics'. */
+  readonly statistics?: StatisticsDeclaration<z.output<Schema>>;
+}
+
+/** Identity helper that keeps the parameter type of each declaration precise. */
+export function defineOperation<Schema extends z.ZodObject>(
+  declaration: OperationDeclaration<Schema>,
+): OperationDeclaration<Schema> {
+  return declaration;
+}

@@ -1,0 +1,37 @@
+/**
+ * Decoded pixels as every operation sees them: 8 bits per sample, interleaved, rows top to bottom.
+ * channels: 1 grey, 2 grey+alpha, 3 sRGB, 4 sRGB+alpha.
+ */
+export interface RawImage {
+  data: Buffer;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+}
+
+export type Channels = RawImage['channels'];
+
+/** A rectangle in pixel coordinates; x,y is the top-left corner. */
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export function hasAlpha(image: Pick<RawImage, 'channels'>): boolean {
+  return image.channels === 2 || image.channels === 4;
+}
+
+export function rawImage(data: Buffer, width: number, height: number, channels: number): RawImage {
+  if (channels < 1 || channels > 4) throw new Error(`unsupported channel count ${channels}`);
+  if (data.length !== width * height * channels) {
+    throw new Error(`raw buffer of ${data.length} bytes does not hold ${width}x${height}x${channels}`);
+  }
+  return { data, width, height, channels: channels as Channels };
+}
+
+/** sharp's raw input descriptor for this image. */
+export function rawDescriptor(image: RawImage): { raw: { width: number; height: number; channels: Channels } } {
+  return { raw: { width: image.width, height: image.height, channels: image.channels } };
+}
