@@ -1,1 +1,190 @@
-console.log('dips: not built yet');
+#!/usr/bin/env node
+import os from 'node:os';
+import { Command, InvalidArgumentError } from 'commander';
+
+/*
+ * The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load
+ * the master, and a worker can size libuv's thread pool before sharp starts using it.
+ */
+
+const integer = (what: string) => (value: string) => {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0) throw new InvalidArgumentError(`${what} must be a whole number`);
+  return number;
+};
+
+const program = new Command()
+  .name('dips')
+  .description('DIPS: distributed image processing on sharp')
+  .showHelpAfterError();
+
+program
+  .command('up')
+  .description('a whole local cluster: master + N worker processes')
+  .option('--workers <n>', 'worker processes (default: CPU cores)', integer('--workers'))
+  .option('--port <port>', 'master port (default DIPS_PORT or 8080)', integer('--port'))
+  .option('--data-dir <dir>', 'master data directory (default DIPS_DATA_DIR or ./.dips-data)')
+  .option('--autoscale', 'start and stop worker processes with the queue depth, between --min and --max')
+  .option('--min <n>', 'fewest workers when autoscaling (0 sleeps until a job comes)', integer('--min'), 1)
+  .option('--max <n>', 'most workers when autoscaling (default: CPU cores)', integer('--max'))
+  .action(async (options: { workers?: number; port?: number; dataDir?: string; autoscale?: boolean; min: number; max?: number }) => {
+    const { startMaster } = await import('../master/server.js');
+    const { LocalWorkerPool } = await import('./local-cluster.js');
+    const running = await startMaster({ ...(options.port === undefined ? {} : { port: options.port }), ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
+    if (options.autoscale) {
+      const { startMasterScaler } = await import('../scaler/master-scaler.js');
+      const max = options.max ?? Math.max(options.min, os.availableParallelism());
+      const scaler = await startMasterScaler(running.master, { provider: 'local', masterUrl: running.url, min: options.min, max });
+      process.stdout.write(`DIPS console: ${running.url}/  (autoscaling ${options.min}-${max} workers; Ctrl-C stops all)\n`);
+      stopOnSignal(async () => {
+        await scaler.stop();
+        await running.close();
+      });
+      return;
+    }
+    const pool = new LocalWorkerPool({ masterUrl: running.url });
+    const workers = options.workers ?? os.availableParallelism();
+    for (let i = 0; i < workers; i++) pool.add();
+    process.stdout.write(`DIPS console: ${running.url}/  (${workers} workers; Ctrl-C stops all)\n`);
+    stopOnSignal(async () => {
+      await pool.stopAll();
+      await running.close();
+    });
+  });
+
+program
+  .command('master')
+  .description('the master alone: HTTP API, dispatcher, web console')
+  .option('--port <port>', 'port (default DIPS_PORT or 8080)', integer('--port'))
+  .option('--data-dir <dir>', 'data directory (default DIPS_DATA_DIR or ./.dips-data)')
+  .action(async (options: { port?: number; dataDir?: string }) => {
+    const { startMaster } = await import('../master/server.js');
+    const running = await startMaster({ ...(options.port === undefined ? {} : { port: options.port }), ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
+    // In the cloud stack DIPS_ASG_NAME names the worker group this master scales.
+    const groupName = process.env.DIPS_ASG_NAME;
+    const scaler = groupName
+      ? await (await import('../scaler/master-scaler.js')).startMasterScaler(running.master, { provider: 'aws', groupName })
+      : undefined;
+    process.stdout.write(`DIPS master: ${running.url}/\n`);
+    stopOnSignal(async () => {
+      await scaler?.stop();
+      await running.close();
+    });
+  });
+
+program
+  .command('worker')
+  .description('one worker; registers with the master and heartbeats')
+  .option('--port <port>', 'port (default 12345; 0 picks a free one)', integer('--port'))
+  .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
+  .option('--address <url>', 'address the master uses to reach this worker (default DIPS_WORKER_ADDRESS or http://host:port)')
+  .action(async (options: { port?: number; master?: string; address?: string }) => {
+    const { loadWorkerConfig } = await import('../shared/config.js');
+    const config = loadWorkerConfig({
+      ...(options.port === undefined ? {} : { port: options.port }),
+      ...(options.master ? { masterUrl: options.master } : {}),
+      ...(options.address ? { advertisedAddress: options.address } : {}),
+    });
+    process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, config.slots * 2));
+    const { startWorker } = await import('../worker/server.js');
+    const worker = await startWorker(config);
+    process.stdout.write(`DIPS worker ${worker.id}: ${worker.url}\n`);
+    stopOnSignal(() => worker.drain());
+  });
+
+program
+  .command('process')
+  .description('run a pipeline in this process (no cluster, no tiling): the reference result')
+  .argument('<files...>', 'input images')
+  .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
+  .requiredOption('--out <dir>', 'output directory')
+  .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
+  .option('--quality <q>', 'encoder quality 1-100')
+  .action(async (files: string[], options: { pipeline: string; out: string; format?: string; quality?: string }) => {
+    const { processFiles } = await import('./process-files.js');
+    const failures = await processFiles(files, options);
+    process.exitCode = failures > 0 ? 1 : 0;
+  });
+
+program
+  .command('submit')
+  .description('submit images to a master, show progress, download results')
+  .argument('<files...>', 'input images')
+  .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
+  .option('--out <dir>', 'download results here')
+  .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
+  .option('--quality <q>', 'encoder quality 1-100')
+  .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
+  .action(async (files: string[], options: { pipeline: string; out?: string; format?: string; quality?: string; master?: string }) => {
+    const { MasterClient } = await import('./client.js');
+    const { submitFiles } = await import('./submit.js');
+    const job = await submitFiles(new MasterClient(options.master), files, { ...options, progress: process.stderr.isTTY === true });
+    for (const image of job.images) {
+      if (image.error) process.stderr.write(`${image.name}: ${image.status}: ${image.error}\n`);
+      if (image.qr?.length) process.stdout.write(`${image.name}\tqr: ${JSON.stringify(image.qr)}\n`);
+    }
+    process.stderr.write(`job ${job.id} ${job.status}\n`);
+    process.exitCode = job.status === 'succeeded' ? 0 : 1;
+  });
+
+program
+  .command('status')
+  .description('a job\'s state')
+  .argument('<id>', 'job id')
+  .option('--master <url>', 'master URL')
+  .action(async (id: string, options: { master?: string }) => {
+    const { MasterClient } = await import('./client.js');
+    printJson(await new MasterClient(options.master).json(`/v1/jobs/${encodeURIComponent(id)}`));
+  });
+
+program
+  .command('ops')
+  .description('the operation catalogue')
+  .option('--json', 'print the catalogue as JSON (as GET /v1/operations serves it)')
+  .action(async (options: { json?: boolean }) => {
+    const { describeOperations } = await import('../image-core/catalogue.js');
+    const catalogue = describeOperations();
+    if (options.json) return printJson(catalogue);
+    for (const op of catalogue) {
+      const params = Object.entries((op.params as { properties?: Record<string, { type?: string; default?: unknown }> }).properties ?? {})
+        .map(([name, schema]) => `${name}${schema.default === undefined ? '' : `=${JSON.stringify(schema.default)}`}`)
+        .join(', ');
+      process.stdout.write(`${op.name}${params ? ` {${params}}` : ''}\n    ${op.description}${op.tileable ? '' : ' (runs whole, not tiled)'}\n`);
+    }
+  });
+
+program
+  .command('cluster')
+  .description('workers, queue depth and desired capacity')
+  .option('--master <url>', 'master URL')
+  .action(async (options: { master?: string }) => {
+    const { MasterClient } = await import('./client.js');
+    printJson(await new MasterClient(options.master).json('/v1/cluster'));
+  });
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** First SIGINT/SIGTERM: stop cleanly; a second one exits at once. */
+function stopOnSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`dips: ${(error as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`dips: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+});

@@ -1,11 +1,58 @@
 import { z } from 'zod';
 import type { OperationDeclaration } from './operation.js';
 import { blur } from './operations/blur.js';
+import { clahe } from './operations/clahe.js';
+import { contours } from './operations/contours.js';
+import { convolve } from './operations/convolve.js';
+import { crop } from './operations/crop.js';
+import { edges } from './operations/edges.js';
+import { equalize } from './operations/equalize.js';
+import { flip, flop } from './operations/flip.js';
+import { gamma } from './operations/gamma.js';
 import { grayscale } from './operations/grayscale.js';
+import { identity } from './operations/identity.js';
 import { invert } from './operations/invert.js';
+import { median } from './operations/median.js';
+import { modulate } from './operations/modulate.js';
+import { dilate, erode } from './operations/morphology.js';
+import { normalize } from './operations/normalize.js';
+import { qr } from './operations/qr.js';
+import { resize } from './operations/resize.js';
+import { rotate } from './operations/rotate.js';
+import { sharpen } from './operations/sharpen.js';
+import { threshold } from './operations/threshold.js';
 
 /** Every operation DIPS offers, in catalogue order. Adding an operation means adding it here. */
-export const operations: readonly OperationDeclaration[] = [grayscale, invert, blur] as OperationDeclaration[];
+export const operations: readonly OperationDeclaration[] = [
+  // colour and tone
+  grayscale,
+  invert,
+  gamma,
+  modulate,
+  normalize,
+  equalize,
+  clahe,
+  threshold,
+  // neighbourhood filters
+  blur,
+  sharpen,
+  median,
+  convolve,
+  erode,
+  dilate,
+  edges,
+  // geometry
+  resize,
+  rotate,
+  flip,
+  flop,
+  crop,
+  // whole-image analysis
+  qr,
+  contours,
+  // benchmarking
+  identity,
+] as OperationDeclaration[];
 
 const byName = new Map(operations.map((op) => [op.name, op]));
 

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { PixelMove } from './pixel-move.js';
 import type { RawImage } from './raw-image.js';
 
 /**
@@ -46,6 +47,11 @@ export interface OperationDeclaration<Schema extends z.ZodObject = z.ZodObject> 
   apply(image: RawImage, params: z.output<Schema>, annotations: Annotations): Promise<RawImage>;
   /** Present exactly for kind 'statistics'. */
   readonly statistics?: StatisticsDeclaration<z.output<Schema>>;
+  /**
+   * Geometric ops: how these parameters move pixels, when they only move them (then tiles run the step
+   * exactly); undefined when the step resamples, and its stage runs on the whole image.
+   */
+  pixelMove?(params: z.output<Schema>): PixelMove | undefined;
 }
 
 /** Identity helper that keeps the parameter type of each declaration precise. */

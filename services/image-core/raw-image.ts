@@ -35,3 +35,22 @@ export function rawImage(data: Buffer, width: number, height: number, channels: 
 export function rawDescriptor(image: RawImage): { raw: { width: number; height: number; channels: Channels } } {
   return { raw: { width: image.width, height: image.height, channels: image.channels } };
 }
+
+/** Passes every colour sample through a 256-entry table; alpha is kept. */
+export function mapColourSamples(image: RawImage, table: Uint8Array): RawImage {
+  const { data, channels } = image;
+  const out = Buffer.from(data);
+  if (!hasAlpha(image)) {
+    for (let i = 0; i < out.length; i++) out[i] = table[data[i]];
+    return { ...image, data: out };
+  }
+  for (let i = 0; i < out.length; i += channels) {
+    for (let c = 0; c < channels - 1; c++) out[i + c] = table[data[i + c]];
+  }
+  return { ...image, data: out };
+}
+
+/** A 256-entry lookup table from a function of the sample value; results are rounded and clamped to 0..255. */
+export function lookupTable(map: (value: number) => number): Uint8Array {
+  return Uint8Array.from({ length: 256 }, (_, value) => Math.min(255, Math.max(0, Math.round(map(value)))));
+}

@@ -1,11 +1,9 @@
-import sharp from 'sharp';
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
-import { rawDescriptor } from '../raw-image.js';
-import { toRawImage } from '../sharp-raw.js';
+import { applySharp } from '../sharp-raw.js';
 
 /** libvips builds the Gaussian mask out to where it falls below min_ampl = 0.2: radius < 1.8 sigma. */
-const blurRadius = (sigma: number): number => Math.ceil(2 * sigma) + 1;
+export const blurRadius = (sigma: number): number => Math.ceil(2 * sigma) + 1;
 
 export const blur = defineOperation({
   name: 'blur',
@@ -16,5 +14,5 @@ export const blur = defineOperation({
   kind: 'local',
   tileable: true,
   halo: ({ sigma }) => blurRadius(sigma),
-  apply: async (image, { sigma }) => toRawImage(sharp(image.data, rawDescriptor(image)).blur(sigma)),
+  apply: async (image, { sigma }) => applySharp(image, (pipeline) => pipeline.blur(sigma)),
 });

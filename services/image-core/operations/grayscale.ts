@@ -3,8 +3,8 @@ import { defineOperation } from '../operation.js';
 import { hasAlpha, type RawImage } from '../raw-image.js';
 
 /**
- * OpenCV's COLOR_RGB2GRAY in its own fixed point (Y = 0.299 R + 0.587 G + 0.114 B, 14-bit weights,
- * rounded), so grey-based operations agree with what users of the OpenCV original saw.
+ * OpenCV's COLOR_RGB2GRAY in its own fixed point (Y = 0.299 R + 0.587 G + 0.114 B; for 8-bit input
+ * OpenCV uses 15-bit weights, rounded), so grey-based operations agree with the OpenCV original.
  */
 export function toGrey(image: RawImage): RawImage {
   if (image.channels <= 2) return image;
@@ -13,10 +13,19 @@ export function toGrey(image: RawImage): RawImage {
   const outChannels = alpha ? 2 : 1;
   const out = Buffer.allocUnsafe(width * height * outChannels);
   for (let i = 0, o = 0; i < data.length; i += image.channels, o += outChannels) {
-    out[o] = (data[i] * 4899 + data[i + 1] * 9617 + data[i + 2] * 1868 + 8192) >> 14;
+    out[o] = (data[i] * 9798 + data[i + 1] * 19235 + data[i + 2] * 3735 + 16384) >> 15;
     if (alpha) out[o + 1] = data[i + 3];
   }
   return { data: out, width, height, channels: outChannels };
+}
+
+/** The grey samples alone (alpha dropped): what grey-based operations such as Canny read. */
+export function greyChannel(image: RawImage): RawImage {
+  const grey = toGrey(image);
+  if (grey.channels === 1) return grey;
+  const out = Buffer.allocUnsafe(grey.width * grey.height);
+  for (let i = 0; i < out.length; i++) out[i] = grey.data[2 * i];
+  return { data: out, width: grey.width, height: grey.height, channels: 1 };
 }
 
 export const grayscale = defineOperation({

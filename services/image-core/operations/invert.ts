@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
-import { hasAlpha } from '../raw-image.js';
+import { lookupTable, mapColourSamples } from '../raw-image.js';
+
+const inverse = lookupTable((value) => 255 - value);
 
 export const invert = defineOperation({
   name: 'invert',
@@ -9,12 +11,5 @@ export const invert = defineOperation({
   kind: 'local',
   tileable: true,
   halo: () => 0,
-  apply: async (image) => {
-    const out = Buffer.from(image.data);
-    const colourChannels = hasAlpha(image) ? image.channels - 1 : image.channels;
-    for (let i = 0; i < out.length; i += image.channels) {
-      for (let c = 0; c < colourChannels; c++) out[i + c] = 255 - out[i + c];
-    }
-    return { ...image, data: out };
-  },
+  apply: async (image) => mapColourSamples(image, inverse),
 });

@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+
+export const cliPath = path.resolve(import.meta.dirname, '../services/cli/main.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface LocalCluster {
+  url: string;
+  process: ChildProcess;
+  /** pids of the master (the `dips up` process itself runs the master) and of its worker children. */
+  pids(): Promise<{ master: number; workers: number[] }>;
+  stop(): Promise<void>;
+}
+
+/** Starts `dips up` as a child process and waits until `workers` workers have registered. */
+export async function startLocalCluster(options: {
+  workers: number;
+  dataDir: string;
+  env?: Record<string, string>;
+}): Promise<LocalCluster> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
+    {
+      env: { ...process.env, DIPS_DATA_DIR: options.dataDir, ...options.env },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`dips up exited with code ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error('cluster did not become ready within 60 s');
+    const ready = await fetch(`${url}/v1/cluster`)
+      .then(async (response) => response.ok && ((await response.json()) as { workers: unknown[] }).workers.length >= options.workers)
+      .catch(() => false);
+    if (ready) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    url,
+    process: child,
+    pids: async () => ({ master: child.pid!, workers: await childPids(child.pid!) }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+async function childPids(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** Peak resident set size of a live process (Linux VmHWM), in bytes. */
+export async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  if (!match) throw new Error(`no VmHWM for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}

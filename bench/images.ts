@@ -1,0 +1,63 @@
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import sharp, { type OverlayOptions } from 'sharp';
+
+/** Where the shared corpus of real photographs lives, beside the checkout. */
+export const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/corpus');
+
+export async function corpusPhotos(): Promise<string[]> {
+  const names = (await readdir(corpusDir)).filter((name) => name.endsWith('.jpg') && !name.startsWith('qr-'));
+  return names.sort().map((name) => path.join(corpusDir, name));
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * A mosaic of corpus photos, `columns` x `rows` cells of `cellWidth` x `cellHeight`, written once as
+ * JPEG q90 and reused: real photographic content at any size without shipping large files.
+ */
+export async function photoMosaic(options: {
+  file: string;
+  columns: number;
+  rows: number;
+  cellWidth: number;
+  cellHeight: number;
+  offset?: number;
+}): Promise<string> {
+  if (await exists(options.file)) return options.file;
+  await mkdir(path.dirname(options.file), { recursive: true });
+  const photos = await corpusPhotos();
+  const cells: OverlayOptions[] = [];
+  const resized = new Map<string, Buffer>();
+  for (let row = 0; row < options.rows; row++) {
+    for (let column = 0; column < options.columns; column++) {
+      const photo = photos[(row * options.columns + column + (options.offset ?? 0)) % photos.length];
+      let cell = resized.get(photo);
+      if (!cell) {
+        cell = await sharp(photo)
+          .resize(options.cellWidth, options.cellHeight, { fit: 'cover' })
+          .raw()
+          .toBuffer();
+        resized.set(photo, cell);
+      }
+      cells.push({
+        input: cell,
+        raw: { width: options.cellWidth, height: options.cellHeight, channels: 3 },
+        left: column * options.cellWidth,
+        top: row * options.cellHeight,
+      });
+    }
+  }
+  const width = options.columns * options.cellWidth;
+  const height = options.rows * options.cellHeight;
+  await sharp({ create: { width, height, channels: 3, background: '#000' }, limitInputPixels: false })
+    .composite(cells)
+    .jpeg({ quality: 90 })
+    .toFile(options.file);
+  return options.file;
+}

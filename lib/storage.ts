@@ -1,0 +1,48 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { JOB_DATA_PREFIX } from './config.js';
+
+export interface StorageProps {
+  jobDataExpiryDays: number;
+}
+
+/** The job-data bucket and the cluster's shared token. */
+export class Storage extends Construct {
+  readonly bucket: s3.Bucket;
+  readonly token: secretsmanager.Secret;
+
+  constructor(scope: Construct, id: string, props: StorageProps) {
+    super(scope, id);
+
+    this.bucket = new s3.Bucket(this, 'JobData', {
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      lifecycleRules: [
+        { prefix: JOB_DATA_PREFIX, expiration: Duration.days(props.jobDataExpiryDays) },
+        // Uploads interrupted by a crash would otherwise be billed forever.
+        { abortIncompleteMultipartUploadAfter: Duration.days(1) },
+      ],
+      // Job data is transient: `cdk destroy` removes the bucket with its contents.
+      autoDeleteObjects: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    Validations.of(this.bucket).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-S1',
+      reason: 'Job data is transient and only the master role touches it; access logs would need a second bucket that outlives the stack',
+    });
+
+    this.token = new secretsmanager.Secret(this, 'Token', {
+      description: 'DIPS shared token: clients send it as a Bearer token, workers accept work only from a master holding it',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    Validations.of(this.token).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-SMG4',
+      reason: 'Every instance reads the token once at boot and clients hold it; rotate by replacing the secret and the instances together',
+    });
+  }
+}

@@ -1,0 +1,41 @@
+import { authHeaders } from '../shared/auth.js';
+import { masterUrlFrom } from '../shared/config.js';
+import { describeErrorResponse } from '../shared/http-error.js';
+
+/** A master's HTTP API as the CLI uses it: the URL and token come from flags or DIPS_* variables. */
+export class MasterClient {
+  readonly baseUrl: string;
+  private readonly token: string | undefined;
+
+  constructor(masterFlag?: string, env: NodeJS.ProcessEnv = process.env) {
+    this.baseUrl = masterUrlFrom(masterFlag, env);
+    this.token = env.DIPS_TOKEN || undefined;
+  }
+
+  /** Fetches a path of the API; a non-2xx answer becomes an error carrying the master's message. */
+  async request(path: string, init: RequestInit = {}): Promise<Response> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, { ...init, headers: { ...authHeaders(this.token), ...(init.headers as Record<string, string>) } });
+    } catch (error) {
+      throw new Error(`cannot reach the master at ${this.baseUrl}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
+    }
+    if (!response.ok) throw new ApiError(response.status, await describeErrorResponse(response), response.headers.get('retry-after'));
+    return response;
+  }
+
+  async json<T>(path: string, init?: RequestInit): Promise<T> {
+    return (await (await this.request(path, init)).json()) as T;
+  }
+}
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly retryAfter: string | null,
+  ) {
+    super(message);
+  }
+}

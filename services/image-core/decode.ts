@@ -1,0 +1,98 @@
+import sharp, { type Metadata, type Sharp } from 'sharp';
+import type { Channels, RawImage } from './raw-image.js';
+import { toRawImage } from './sharp-raw.js';
+
+export const inputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'gif'] as const;
+export type InputFormat = (typeof inputFormats)[number];
+
+export type InputErrorCode = 'unsupported_format' | 'corrupt_image' | 'too_many_pixels' | 'missing_file';
+
+/** An input that cannot be decoded; the message names the file and what is wrong with it. */
+export class InputError extends Error {
+  override readonly name = 'InputError';
+  constructor(
+    readonly code: InputErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface DecodeOptions {
+  /** Largest accepted width × height, checked from the header before any pixel is decoded. */
+  maxPixels: number;
+  /** The file's name as the user knows it, for error messages. */
+  name: string;
+}
+
+export interface OpenedInput {
+  /** A sharp pipeline yielding the upright, 8-bit sRGB (or grey) first frame, alpha kept, no metadata. */
+  pipeline: Sharp;
+  /** Size after EXIF orientation is applied. */
+  width: number;
+  height: number;
+  /** Channels the pipeline yields: 1 grey, 3 sRGB, 4 sRGB+alpha (grey with alpha included). */
+  channels: Channels;
+  format: InputFormat;
+}
+
+function formatOf(metadata: Metadata): InputFormat | undefined {
+  if (metadata.format === 'heif') return metadata.compression === 'av1' ? 'avif' : undefined;
+  return (inputFormats as readonly string[]).includes(metadata.format) ? (metadata.format as InputFormat) : undefined;
+}
+
+/** Turns what sharp throws while reading an input into an InputError naming the file. */
+export function inputErrorFrom(error: unknown, name: string): InputError {
+  if (error instanceof InputError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  if (/unsupported image format/i.test(reason)) {
+    return new InputError('unsupported_format', `${name}: not an image in a supported format (${inputFormats.join(', ')})`);
+  }
+  if (/input file is missing/i.test(reason)) return new InputError('missing_file', `${name}: file not found`);
+  if (/pixel limit/i.test(reason)) return new InputError('too_many_pixels', `${name}: ${reason}`);
+  return new InputError('corrupt_image', `${name}: cannot decode the image (${reason.trim()})`);
+}
+
+/**
+ * Reads the header of an image and returns a pipeline that decodes it. Images whose declared size
+ * exceeds maxPixels are rejected here, before a single pixel is decoded (decompression bombs).
+ */
+export async function openInput(input: Buffer | string, options: DecodeOptions): Promise<OpenedInput> {
+  const { maxPixels, name } = options;
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw inputErrorFrom(error, name);
+  }
+  const format = formatOf(metadata);
+  if (!format) {
+    const found = metadata.format === 'heif' ? `HEIF/${metadata.compression ?? 'unknown'}` : metadata.format;
+    throw new InputError('unsupported_format', `${name}: ${found} images are not supported; use ${inputFormats.join(', ')}`);
+  }
+  const { width, height } = metadata.autoOrient;
+  if (!width || !height) throw new InputError('corrupt_image', `${name}: the header declares no image size`);
+  if (width * height > maxPixels) {
+    throw new InputError(
+      'too_many_pixels',
+      `${name}: ${width}x${height} is ${width * height} pixels; at most ${maxPixels} are accepted`,
+    );
+  }
+  // Grey with alpha is read as sRGB + alpha: sharp's raw output cannot carry grey + alpha.
+  const grey = (metadata.space === 'b-w' || metadata.space === 'grey16') && !metadata.hasAlpha;
+  const pipeline = sharp(input, { limitInputPixels: maxPixels, page: 0, pages: 1 })
+    .autoOrient()
+    // 16-bit and CMYK inputs come out as 8-bit sRGB (or grey), scaled rather than clipped.
+    .toColourspace(grey ? 'b-w' : 'srgb');
+  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format };
+}
+
+/** Decodes a whole image to raw pixels (upright, 8-bit, first frame, alpha kept), as openInput describes. */
+export async function decodeImage(input: Buffer | string, options: DecodeOptions): Promise<RawImage & { format: InputFormat }> {
+  const { pipeline, format } = await openInput(input, options);
+  try {
+    return { ...(await toRawImage(pipeline)), format };
+  } catch (error) {
+    throw inputErrorFrom(error, options.name);
+  }
+}

@@ -1,0 +1,61 @@
+import { hasAlpha, type RawImage } from './raw-image.js';
+
+export type Rgb = readonly [number, number, number];
+
+/** The image with colour channels (grey becomes RGB, alpha kept), copied so marks can be drawn on it. */
+export function colourCopy(image: RawImage): RawImage {
+  if (image.channels >= 3) return { ...image, data: Buffer.from(image.data) };
+  const alpha = hasAlpha(image);
+  const channels = alpha ? 4 : 3;
+  const out = Buffer.allocUnsafe(image.width * image.height * channels);
+  for (let i = 0, o = 0; i < image.data.length; i += image.channels, o += channels) {
+    out[o] = out[o + 1] = out[o + 2] = image.data[i];
+    if (alpha) out[o + 3] = image.data[i + 1];
+  }
+  return { data: out, width: image.width, height: image.height, channels };
+}
+
+/** Paints one pixel of a colour image (opaque); points outside the image are ignored. */
+export function paint(image: RawImage, x: number, y: number, colour: Rgb): void {
+  if (x < 0 || y < 0 || x >= image.width || y >= image.height) return;
+  const at = (y * image.width + x) * image.channels;
+  image.data[at] = colour[0];
+  image.data[at + 1] = colour[1];
+  image.data[at + 2] = colour[2];
+  if (image.channels === 4) image.data[at + 3] = 255;
+}
+
+/** A straight line (Bresenham) drawn with a square pen `thickness` pixels wide. */
+export function drawLine(
+  image: RawImage,
+  from: { x: number; y: number },
+  to: { x: number; y: number },
+  colour: Rgb,
+  thickness = 1,
+): void {
+  let x = Math.round(from.x);
+  let y = Math.round(from.y);
+  const x1 = Math.round(to.x);
+  const y1 = Math.round(to.y);
+  const dx = Math.abs(x1 - x);
+  const dy = -Math.abs(y1 - y);
+  const sx = x < x1 ? 1 : -1;
+  const sy = y < y1 ? 1 : -1;
+  const offset = Math.floor((thickness - 1) / 2);
+  let error = dx + dy;
+  for (;;) {
+    for (let py = 0; py < thickness; py++) {
+      for (let px = 0; px < thickness; px++) paint(image, x - offset + px, y - offset + py, colour);
+    }
+    if (x === x1 && y === y1) return;
+    const doubled = 2 * error;
+    if (doubled >= dy) {
+      error += dy;
+      x += sx;
+    }
+    if (doubled <= dx) {
+      error += dx;
+      y += sy;
+    }
+  }
+}

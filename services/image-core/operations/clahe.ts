@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { defineOperation } from '../operation.js';
+import { applySharp } from '../sharp-raw.js';
+
+const windowEdge = (which: string) =>
+  z.number().int().min(3).max(256).default(64).describe(`${which} of the window around each pixel whose histogram is equalised`);
+
+export const clahe = defineOperation({
+  name: 'clahe',
+  description:
+    'Contrast-limited adaptive histogram equalisation: each pixel is equalised against the histogram of the ' +
+    'width×height window around it (libvips hist_local), its contrast limited by maxSlope.',
+  params: z
+    .object({
+      width: windowEdge('width'),
+      height: windowEdge('height'),
+      maxSlope: z.number().int().min(0).max(100).default(3).describe('contrast limit; 0 means no limit'),
+    })
+    .strict(),
+  kind: 'local',
+  tileable: true,
+  halo: ({ width, height }) => Math.ceil(Math.max(width, height) / 2),
+  apply: async (image, { width, height, maxSlope }) =>
+    applySharp(image, (pipeline) => pipeline.clahe({ width, height, maxSlope })),
+});

@@ -1,0 +1,13 @@
+import { z } from 'zod';
+import { defineOperation } from '../operation.js';
+
+/** Does nothing; lets benchmarks measure the cost of dispatch, transfer and coding alone. */
+export const identity = defineOperation({
+  name: 'identity',
+  description: 'Returns the image unchanged (for measuring dispatch and coding overhead).',
+  params: z.object({}).strict(),
+  kind: 'local',
+  tileable: true,
+  halo: () => 0,
+  apply: async (image) => image,
+});

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { defineOperation } from '../operation.js';
+import { applySharp } from '../sharp-raw.js';
+
+export const median = defineOperation({
+  name: 'median',
+  description: 'Median of each size×size square, per channel (libvips median, edges extended by copying).',
+  params: z
+    .object({
+      size: z
+        .number()
+        .int()
+        .min(3)
+        .max(25)
+        .refine((size) => size % 2 === 1, 'size must be odd')
+        .default(3)
+        .describe('edge of the square window, an odd number of pixels'),
+    })
+    .strict(),
+  kind: 'local',
+  tileable: true,
+  halo: ({ size }) => Math.floor(size / 2),
+  apply: async (image, { size }) => applySharp(image, (pipeline) => pipeline.median(size)),
+});

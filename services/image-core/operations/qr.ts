@@ -1,0 +1,54 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import sharp from 'sharp';
+import { prepareZXingModule, readBarcodes, type ReadResult } from 'zxing-wasm/reader';
+import { z } from 'zod';
+import { colourCopy, drawLine, type Rgb } from '../draw.js';
+import { defineOperation } from '../operation.js';
+import { rawDescriptor, type RawImage } from '../raw-image.js';
+
+const OUTLINE: Rgb = [255, 0, 0];
+
+let readerReady: Promise<unknown> | undefined;
+
+/** Loads the reader's .wasm from the installed package (zxing-wasm would otherwise fetch it from a CDN). */
+function prepareReader(): Promise<unknown> {
+  readerReady ??= (async () => {
+    const wasmPath = createRequire(import.meta.url).resolve('zxing-wasm/reader/zxing_reader.wasm');
+    const wasm = await readFile(wasmPath);
+    const wasmBinary = wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength) as ArrayBuffer;
+    return prepareZXingModule({ overrides: { wasmBinary }, fireImmediately: true });
+  })();
+  return readerReady;
+}
+
+/** Every QR code zxing finds in the image (it reads RGBA pixels). */
+async function findQrCodes(image: RawImage): Promise<ReadResult[]> {
+  await prepareReader();
+  const rgba = await sharp(image.data, rawDescriptor(image)).toColourspace('srgb').ensureAlpha().raw().toBuffer();
+  const pixels = { data: new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width: image.width, height: image.height };
+  const results = await readBarcodes(pixels as ImageData, { formats: ['QRCode'], tryHarder: true, maxNumberOfSymbols: 255 });
+  return results.filter((result) => result.isValid);
+}
+
+export const qr = defineOperation({
+  name: 'qr',
+  description:
+    'Decodes every QR code (zxing); the texts are reported per image and each code is outlined in red.',
+  params: z.object({}).strict(),
+  kind: 'whole-image',
+  tileable: false,
+  halo: () => 0,
+  apply: async (image, _params, annotations) => {
+    const codes = await findQrCodes(image);
+    annotations.qr = [...(annotations.qr ?? []), ...codes.map((code) => code.text)];
+    if (codes.length === 0) return image;
+    const marked = colourCopy(image);
+    const thickness = Math.max(2, Math.round(Math.min(image.width, image.height) / 300));
+    for (const { position: p } of codes) {
+      const corners = [p.topLeft, p.topRight, p.bottomRight, p.bottomLeft];
+      corners.forEach((corner, i) => drawLine(marked, corner, corners[(i + 1) % 4], OUTLINE, thickness));
+    }
+    return marked;
+  },
+});

@@ -1,0 +1,47 @@
+import type { RawImage, Rect } from './raw-image.js';
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+/**
+ * A geometric step that only moves pixels (crop, flip, flop, rotate by a multiple of 90), so a tile
+ * can run it exactly: the planner maps rectangles through it and the tile applies it to its pixels.
+ */
+export interface PixelMove {
+  /** The output size for an input of `input` size; throws a clear error when the step does not fit. */
+  outputSize(input: Size): Size;
+  /** Where the input rectangle `rect` lands in the output (clipped to the output). */
+  forward(rect: Rect, input: Size): Rect;
+  /** The input rectangle whose pixels make up the output rectangle `rect`. */
+  backward(rect: Rect, input: Size): Rect;
+  /** Moves the pixels of a tile covering `rect` of the input; the result covers `forward(rect, input)`. */
+  applyToTile(tile: RawImage, rect: Rect, input: Size): Promise<RawImage>;
+}
+
+export function intersect(a: Rect, b: Rect): Rect {
+  const x = Math.max(a.x, b.x);
+  const y = Math.max(a.y, b.y);
+  const width = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - x);
+  const height = Math.max(0, Math.min(a.y + a.height, b.y + b.height) - y);
+  return { x, y, width, height };
+}
+
+/** Copies the pixels of `rect` (in the image's own coordinates) out of an image. */
+export function extractRect(image: RawImage, rect: Rect): RawImage {
+  if (rect.x < 0 || rect.y < 0 || rect.x + rect.width > image.width || rect.y + rect.height > image.height) {
+    throw new Error(
+      `rectangle ${rect.width}x${rect.height} at ${rect.x},${rect.y} is outside the ${image.width}x${image.height} image`,
+    );
+  }
+  if (rect.x === 0 && rect.y === 0 && rect.width === image.width && rect.height === image.height) return image;
+  const { channels } = image;
+  const rowBytes = rect.width * channels;
+  const out = Buffer.allocUnsafe(rowBytes * rect.height);
+  for (let row = 0; row < rect.height; row++) {
+    const start = ((rect.y + row) * image.width + rect.x) * channels;
+    image.data.copy(out, row * rowBytes, start, start + rowBytes);
+  }
+  return { data: out, width: rect.width, height: rect.height, channels };
+}

@@ -1,0 +1,240 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import express, { type Request, type Response } from 'express';
+import yazl from 'yazl';
+import { z } from 'zod';
+import { requireToken } from '../shared/auth.js';
+import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
+import { describeOperations } from '../image-core/catalogue.js';
+import { InputError, openInput } from '../image-core/decode.js';
+import { contentTypeFor, extensionFor, outputFormats } from '../image-core/encode.js';
+import { parsePipeline, PipelineError, serializePipeline } from '../image-core/pipeline.js';
+import { isTerminal, type ImageRow, type JobView } from './job-store.js';
+import { inputKey, outputKey } from './keys.js';
+import type { Master } from './master.js';
+import { discard, receiveUpload, type UploadedFile } from './upload.js';
+
+const heartbeatBody = z.object({
+  address: z.url(),
+  slots: z.number().int().min(1).max(1024),
+  draining: z.boolean().optional(),
+});
+
+/** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
+export function createApp(master: Master) {
+  const { config, store, storage, registry, runner, metrics, logger } = master;
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/metrics', async (_req, res) => {
+    master.cluster(); // refreshes the worker gauges
+    metrics.pendingImages.set(store.pendingImages().count);
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const api = express.Router();
+  api.use(requireToken(config.token));
+
+  api.get('/operations', (_req, res) => {
+    res.json(describeOperations());
+  });
+
+  api.post('/jobs', async (req, res) => {
+    const retryAfter = 5;
+    if (store.pendingImages().count >= config.maxQueuedImages) {
+      req.resume();
+      throw new HttpError(429, 'saturated', `the queue holds ${config.maxQueuedImages} images; retry later`, retryAfter);
+    }
+    const upload = await receiveUpload(req, master.spoolDir, config);
+    try {
+      const job = await validateSubmission(master, upload.files, upload.fields);
+      if (store.pendingImages().count + upload.files.length > config.maxQueuedImages) {
+        throw new HttpError(429, 'saturated', `the queue cannot take ${upload.files.length} more images; retry later`, retryAfter);
+      }
+      const id = randomUUID();
+      for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
+      store.createJob({ id, ...job });
+      logger.info({ job: id, images: upload.files.length }, 'job accepted');
+      runner.fill();
+      res.status(202).location(`/v1/jobs/${id}`).json({ id, status: 'queued' });
+    } finally {
+      await discard(upload.files);
+    }
+  });
+
+  api.get('/jobs/:id', (req, res) => {
+    res.json(jobOr404(master, req.params.id));
+  });
+
+  api.delete('/jobs/:id', (req, res) => {
+    if (!store.cancelJob(req.params.id)) throw jobNotFound(req.params.id);
+    runner.cancelJob(req.params.id);
+    res.json(store.getJob(req.params.id));
+  });
+
+  api.get('/jobs/:id/events', (req, res) => {
+    const id = req.params.id;
+    jobOr404(master, id);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    let last = '';
+    const send = () => {
+      const job = store.getJob(id);
+      if (!job) return close();
+      const text = JSON.stringify(job);
+      if (text !== last) res.write(`event: progress\ndata: ${text}\n\n`);
+      last = text;
+      if (isTerminal(job.status)) close();
+    };
+    const onJob = (changed: string) => {
+      if (changed === id) send();
+    };
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const close = () => {
+      clearInterval(keepAlive);
+      store.off('job', onJob);
+      res.end();
+    };
+    store.on('job', onJob);
+    req.on('close', close);
+    send();
+  });
+
+  api.get('/jobs/:id/images/:index', async (req, res) => {
+    const image = finishedImage(master, req.params.id, req.params.index);
+    const format = image.out_format!;
+    const stream = await storage.getStream(outputKey(image.job_id, image.idx));
+    res.type(contentTypeFor(format as never));
+    res.attachment(outputName(image));
+    stream.on('error', (error) => res.destroy(error));
+    stream.pipe(res);
+  });
+
+  api.get('/jobs/:id/archive', (req, res) => {
+    jobOr404(master, req.params.id);
+    const images = store.imagesOf(req.params.id).filter((image) => image.status === 'succeeded');
+    if (images.length === 0) throw new HttpError(409, 'no_results', `job ${req.params.id} has no finished images yet`);
+    const zip = new yazl.ZipFile();
+    const used = new Set<string>();
+    for (const image of images) {
+      zip.addReadStreamLazy(uniqueName(outputName(image), used), (callback) => {
+        storage.getStream(outputKey(image.job_id, image.idx)).then((stream) => callback(null, stream), (error) => callback(error, undefined as never));
+      });
+    }
+    zip.end();
+    res.type('application/zip').attachment(`${req.params.id}.zip`);
+    zip.outputStream.on('error', (error) => res.destroy(error as Error));
+    zip.outputStream.pipe(res);
+  });
+
+  api.get('/cluster', (_req, res) => {
+    res.json(master.cluster());
+  });
+
+  api.put('/workers/:id', express.json({ limit: '16kb' }), (req, res) => {
+    const parsed = heartbeatBody.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_heartbeat', `heartbeat body: ${z.prettifyError(parsed.error)}`);
+    const { draining, ...rest } = parsed.data;
+    const record = registry.heartbeat(req.params.id, { ...rest, ...(draining === undefined ? {} : { draining }) });
+    res.json({ id: record.id, state: record.state });
+  });
+
+  api.delete('/workers/:id', (req, res) => {
+    registry.remove(req.params.id);
+    res.status(204).end();
+  });
+
+  app.use('/v1', api);
+  if (existsSync(config.webDir)) app.use(express.static(config.webDir, { index: 'index.html' }));
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}
+
+/** Checks everything about a submission before anything is stored; errors name the part at fault. */
+async function validateSubmission(master: Master, files: UploadedFile[], fields: Record<string, string>) {
+  const { config } = master;
+  if (files.length === 0) throw new HttpError(400, 'no_images', 'the request has no file parts named "images"');
+  if (fields.pipeline === undefined) throw new HttpError(400, 'missing_pipeline', 'the "pipeline" field is missing');
+  let pipelineJson: unknown;
+  try {
+    pipelineJson = JSON.parse(fields.pipeline);
+  } catch (error) {
+    throw new HttpError(400, 'malformed_pipeline', `the "pipeline" field is not valid JSON: ${(error as Error).message}`);
+  }
+  if (Array.isArray(pipelineJson) && pipelineJson.length > config.maxPipelineSteps) {
+    throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${pipelineJson.length} steps; at most ${config.maxPipelineSteps} are allowed`);
+  }
+  let steps;
+  try {
+    steps = parsePipeline(pipelineJson, config.maxPipelineSteps);
+  } catch (error) {
+    if (error instanceof PipelineError) throw new HttpError(422, 'bad_pipeline', error.message);
+    throw error;
+  }
+  const format = fields.format === undefined || fields.format === '' ? undefined : fields.format;
+  if (format !== undefined && !(outputFormats as readonly string[]).includes(format)) {
+    throw new HttpError(422, 'bad_format', `format "${format}" is not one of ${outputFormats.join(', ')}`);
+  }
+  let quality: number | undefined;
+  if (fields.quality !== undefined && fields.quality !== '') {
+    quality = Number(fields.quality);
+    if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
+      throw new HttpError(422, 'bad_quality', `quality "${fields.quality}" must be an integer from 1 to 100`);
+    }
+  }
+  const images = [];
+  for (const file of files) {
+    if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
+    try {
+      const info = await openInput(file.path, { maxPixels: config.maxPixels, name: file.name });
+      images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format });
+    } catch (error) {
+      if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);
+      throw error;
+    }
+  }
+  return { pipeline: serializePipeline(steps), images, ...(format ? { format } : {}), ...(quality ? { quality } : {}) };
+}
+
+function statusForInputError(code: string): number {
+  return /pixel|large|bomb|dimension/i.test(code) ? 413 : 415;
+}
+
+function jobNotFound(id: string): HttpError {
+  return new HttpError(404, 'job_not_found', `no job with id "${id}"`);
+}
+
+function jobOr404(master: Master, id: string): JobView {
+  const job = master.store.getJob(id);
+  if (!job) throw jobNotFound(id);
+  return job;
+}
+
+function finishedImage(master: Master, jobId: string, indexText: string): ImageRow {
+  jobOr404(master, jobId);
+  const index = Number(indexText);
+  const image = Number.isInteger(index) ? master.store.image(jobId, index) : undefined;
+  if (!image) throw new HttpError(404, 'image_not_found', `job ${jobId} has no image ${indexText}`);
+  if (image.status !== 'succeeded') {
+    throw new HttpError(409, 'image_not_ready', `image ${index} of job ${jobId} is ${image.status}${image.error ? `: ${image.error}` : ''}`);
+  }
+  return image;
+}
+
+/** The result's file name: the upload's name with the output format's extension. */
+export function outputName(image: Pick<ImageRow, 'name' | 'out_format'>): string {
+  const stem = image.name.replace(/\.[^.]*$/, '') || image.name;
+  return `${stem}.${extensionFor(image.out_format as never)}`;
+}
+
+function uniqueName(name: string, used: Set<string>): string {
+  let candidate = name;
+  for (let n = 2; used.has(candidate); n += 1) candidate = name.replace(/(\.[^.]*)?$/, `-${n}$1`);
+  used.add(candidate);
+  return candidate;
+}
+
+export type { Request, Response };

@@ -1,0 +1,397 @@
+import { EventEmitter } from 'node:events';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+export type ImageStatus = JobStatus;
+
+export interface NewImage {
+  name: string;
+  width: number;
+  height: number;
+  channels: number;
+  format: string;
+}
+
+export interface NewJob {
+  id: string;
+  pipeline: unknown[];
+  format?: string;
+  quality?: number;
+  images: NewImage[];
+}
+
+/** A job as GET /v1/jobs/{id} shows it (the contract's shape). */
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  progress: { done: number; total: number };
+  images: ImageView[];
+  createdAt: string;
+  finishedAt?: string;
+}
+
+export interface ImageView {
+  index: number;
+  name: string;
+  status: ImageStatus;
+  error?: string;
+  width?: number;
+  height?: number;
+  qr?: string[];
+}
+
+/** What the runner needs to process one image. */
+export interface ImageWork {
+  jobId: string;
+  index: number;
+  name: string;
+  width: number;
+  height: number;
+  channels: number;
+  inputFormat: string;
+  pipeline: unknown[];
+  format?: string;
+  quality?: number;
+}
+
+export interface ImageOutcome {
+  status: 'succeeded' | 'failed' | 'canceled';
+  error?: string;
+  width?: number;
+  height?: number;
+  outputFormat?: string;
+  qr?: string[];
+}
+
+export interface ImageRow {
+  job_id: string;
+  idx: number;
+  name: string;
+  status: ImageStatus;
+  error: string | null;
+  in_width: number;
+  in_height: number;
+  in_channels: number;
+  in_format: string;
+  width: number | null;
+  height: number | null;
+  out_format: string | null;
+  qr: string | null;
+}
+
+interface JobRow {
+  id: string;
+  status: JobStatus;
+  pipeline: string;
+  format: string | null;
+  quality: number | null;
+  created_at: number;
+  finished_at: number | null;
+}
+
+const terminal = new Set<ImageStatus>(['succeeded', 'failed', 'canceled']);
+export const isTerminal = (status: JobStatus): boolean => terminal.has(status);
+
+const schema = `
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  format TEXT,
+  quality INTEGER,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS images (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  in_width INTEGER NOT NULL,
+  in_height INTEGER NOT NULL,
+  in_channels INTEGER NOT NULL,
+  in_format TEXT NOT NULL,
+  width INTEGER,
+  height INTEGER,
+  out_format TEXT,
+  qr TEXT,
+  PRIMARY KEY (job_id, idx)
+);
+CREATE INDEX IF NOT EXISTS images_by_status ON images(status);
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  worker_id TEXT,
+  lease_id TEXT,
+  lease_deadline INTEGER,
+  error TEXT,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  PRIMARY KEY (job_id, idx)
+);
+`;
+
+/**
+ * Jobs, images, leases and tiling checkpoints in SQLite (WAL) in the data dir: a job answered with 202
+ * is committed here first, so a restarted master finds every unfinished image and runs it again.
+ * Emits 'job' with the job id whenever a job's visible state changes.
+ */
+export class JobStore extends EventEmitter<{ job: [string] }> {
+  private readonly db: Database.Database;
+
+  constructor(dataDir: string) {
+    super();
+    this.setMaxListeners(0);
+    this.db = new Database(path.join(dataDir, 'dips.sqlite'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.exec(schema);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  createJob(job: NewJob): void {
+    const insertJob = this.db.prepare(
+      'INSERT INTO jobs (id, status, pipeline, format, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    const insertImage = this.db.prepare(
+      `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`,
+    );
+    this.db.transaction(() => {
+      insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, Date.now());
+      job.images.forEach((image, index) =>
+        insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format),
+      );
+    })();
+    this.emit('job', job.id);
+  }
+
+  getJob(id: string): JobView | undefined {
+    const job = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    if (!job) return undefined;
+    const images = this.imagesOf(id);
+    return {
+      id: job.id,
+      status: job.status,
+      progress: { done: images.filter((image) => isTerminal(image.status)).length, total: images.length },
+      images: images.map(toImageView),
+      createdAt: new Date(job.created_at).toISOString(),
+      ...(job.finished_at === null ? {} : { finishedAt: new Date(job.finished_at).toISOString() }),
+    };
+  }
+
+  imagesOf(jobId: string): ImageRow[] {
+    return this.db.prepare('SELECT * FROM images WHERE job_id = ? ORDER BY idx').all(jobId) as ImageRow[];
+  }
+
+  image(jobId: string, index: number): ImageRow | undefined {
+    return this.db.prepare('SELECT * FROM images WHERE job_id = ? AND idx = ?').get(jobId, index) as ImageRow | undefined;
+  }
+
+  /** Marks up to limit queued images running (oldest job first) and returns them. */
+  claimQueuedImages(limit: number): ImageWork[] {
+    if (limit <= 0) return [];
+    const rows = this.db
+      .prepare(
+        `SELECT i.*, j.pipeline, j.format, j.quality FROM images i JOIN jobs j ON j.id = i.job_id
+         WHERE i.status = 'queued' ORDER BY j.created_at, i.job_id, i.idx LIMIT ?`,
+      )
+      .all(limit) as Array<ImageRow & { pipeline: string; format: string | null; quality: number | null }>;
+    const markRunning = this.db.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
+    const touched = new Set<string>();
+    this.db.transaction(() => {
+      for (const row of rows) {
+        markRunning.run(row.job_id, row.idx);
+        touched.add(row.job_id);
+      }
+      for (const jobId of touched) this.refreshJobStatus(jobId);
+    })();
+    for (const jobId of touched) this.emit('job', jobId);
+    return rows.map((row) => ({
+      jobId: row.job_id,
+      index: row.idx,
+      name: row.name,
+      width: row.in_width,
+      height: row.in_height,
+      channels: row.in_channels,
+      inputFormat: row.in_format,
+      pipeline: JSON.parse(row.pipeline) as unknown[],
+      ...(row.format === null ? {} : { format: row.format }),
+      ...(row.quality === null ? {} : { quality: row.quality }),
+    }));
+  }
+
+  /** After a restart nothing is running: images that were mid-flight go back to the queue. */
+  requeueInterruptedImages(): number {
+    const jobs = this.db.prepare("SELECT DISTINCT job_id FROM images WHERE status = 'running'").all() as Array<{ job_id: string }>;
+    const changed = this.db.prepare("UPDATE images SET status = 'queued' WHERE status = 'running'").run().changes;
+    this.db.prepare("UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL WHERE state = 'leased'").run();
+    for (const { job_id } of jobs) this.refreshJobStatus(job_id);
+    return changed;
+  }
+
+  /**
+   * Records an image's outcome. Returns the job's status after the change and whether this change
+   * finished the job (for the latency metric).
+   */
+  finishImage(jobId: string, index: number, outcome: ImageOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
+    const result = this.db.transaction(() => {
+      const before = this.db.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
+        | Pick<JobRow, 'status' | 'created_at'>
+        | undefined;
+      if (!before) return { status: 'canceled' as JobStatus, finished: false, ageMs: 0 };
+      this.db
+        .prepare(
+          `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?
+           WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
+        )
+        .run(
+          outcome.status,
+          outcome.error ?? null,
+          outcome.width ?? null,
+          outcome.height ?? null,
+          outcome.outputFormat ?? null,
+          outcome.qr ? JSON.stringify(outcome.qr) : null,
+          jobId,
+          index,
+        );
+      this.db.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
+      const status = this.refreshJobStatus(jobId);
+      return { status, finished: !isTerminal(before.status) && isTerminal(status), ageMs: Date.now() - before.created_at };
+    })();
+    this.emit('job', jobId);
+    return result;
+  }
+
+  /** Cancels a job: images not yet finished become canceled. False when the job is unknown. */
+  cancelJob(jobId: string): boolean {
+    const changed = this.db.transaction(() => {
+      const job = this.db.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'> | undefined;
+      if (!job) return false;
+      if (isTerminal(job.status)) return true;
+      this.db
+        .prepare("UPDATE images SET status = 'canceled' WHERE job_id = ? AND status IN ('queued', 'running')")
+        .run(jobId);
+      this.db.prepare("UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?").run(Date.now(), jobId);
+      return true;
+    })();
+    if (changed) this.emit('job', jobId);
+    return changed;
+  }
+
+  private refreshJobStatus(jobId: string): JobStatus {
+    const job = this.db.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'>;
+    if (job.status === 'canceled') return 'canceled';
+    const counts = this.db
+      .prepare('SELECT status, COUNT(*) AS n FROM images WHERE job_id = ? GROUP BY status')
+      .all(jobId) as Array<{ status: ImageStatus; n: number }>;
+    const count = (status: ImageStatus) => counts.find((c) => c.status === status)?.n ?? 0;
+    const total = counts.reduce((sum, c) => sum + c.n, 0);
+    let status: JobStatus;
+    if (count('queued') + count('running') > 0) {
+      status = count('queued') === total ? 'queued' : 'running';
+    } else {
+      // A job with any failed image is failed; its other images can still be downloaded.
+      status = count('failed') > 0 ? 'failed' : count('canceled') === total ? 'canceled' : 'succeeded';
+    }
+    if (status !== job.status) {
+      this.db
+        .prepare('UPDATE jobs SET status = ?, finished_at = ? WHERE id = ?')
+        .run(status, isTerminal(status) ? Date.now() : null, jobId);
+    }
+    return status;
+  }
+
+  /** Images accepted but not finished, and their pixels: the admission limit and the scaler read it. */
+  pendingImages(): { count: number; pixels: number; queued: number; queuedPixels: number } {
+    const row = this.db
+      .prepare(
+        `SELECT COUNT(*) AS count, COALESCE(SUM(in_width * in_height), 0) AS pixels,
+                COALESCE(SUM(status = 'queued'), 0) AS queued,
+                COALESCE(SUM(CASE WHEN status = 'queued' THEN in_width * in_height ELSE 0 END), 0) AS queuedPixels
+         FROM images WHERE status IN ('queued', 'running')`,
+      )
+      .get() as { count: number; pixels: number; queued: number; queuedPixels: number };
+    return row;
+  }
+
+  /** Finished jobs older than the cutoff (epoch ms). */
+  finishedJobsBefore(cutoff: number): string[] {
+    return (
+      this.db.prepare('SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?').all(cutoff) as Array<{ id: string }>
+    ).map((row) => row.id);
+  }
+
+  deleteJob(jobId: string): void {
+    this.db.prepare('DELETE FROM jobs WHERE id = ?').run(jobId);
+  }
+
+  /** The lease journal: one row per unit of work (whole image or tile), its state and attempts. */
+  recordTask(task: {
+    id: string;
+    jobId: string;
+    index: number;
+    state: 'queued' | 'leased' | 'done' | 'failed';
+    attempts: number;
+    workerId?: string;
+    leaseId?: string;
+    leaseDeadline?: number;
+    error?: string;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO tasks (id, job_id, idx, state, attempts, worker_id, lease_id, lease_deadline, error, updated_at)
+         VALUES (@id, @jobId, @index, @state, @attempts, @workerId, @leaseId, @leaseDeadline, @error, @now)
+         ON CONFLICT(id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+           worker_id = excluded.worker_id, lease_id = excluded.lease_id, lease_deadline = excluded.lease_deadline,
+           error = excluded.error, updated_at = excluded.updated_at`,
+      )
+      .run({
+        workerId: null,
+        leaseId: null,
+        leaseDeadline: null,
+        error: null,
+        ...task,
+        now: Date.now(),
+      });
+  }
+
+  /** Tiling progress of one image, so a restarted master resumes instead of starting over. */
+  loadCheckpoint(jobId: string, index: number): string | undefined {
+    const row = this.db.prepare('SELECT state FROM checkpoints WHERE job_id = ? AND idx = ?').get(jobId, index) as
+      | { state: string }
+      | undefined;
+    return row?.state;
+  }
+
+  saveCheckpoint(jobId: string, index: number, state: string): void {
+    this.db
+      .prepare('INSERT INTO checkpoints (job_id, idx, state) VALUES (?, ?, ?) ON CONFLICT(job_id, idx) DO UPDATE SET state = excluded.state')
+      .run(jobId, index, state);
+  }
+}
+
+function toImageView(row: ImageRow): ImageView {
+  return {
+    index: row.idx,
+    name: row.name,
+    status: row.status,
+    ...(row.error === null ? {} : { error: row.error }),
+    ...(row.width === null ? {} : { width: row.width }),
+    ...(row.height === null ? {} : { height: row.height }),
+    ...(row.qr === null ? {} : { qr: JSON.parse(row.qr) as string[] }),
+  };
+}

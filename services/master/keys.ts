@@ -1,0 +1,4 @@
+/** Storage keys of a job's files: generated from ids and indexes only. */
+export const jobPrefix = (jobId: string): string => `jobs/${jobId}`;
+export const inputKey = (jobId: string, index: number): string => `jobs/${jobId}/in/${index}`;
+export const outputKey = (jobId: string, index: number): string => `jobs/${jobId}/out/${index}`;

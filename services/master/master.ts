@@ -1,0 +1,148 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { MasterConfig } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { Dispatcher, type Backlog } from './dispatcher.js';
+import { ImageRunner } from './image-runner.js';
+import { JobStore } from './job-store.js';
+import { jobPrefix } from './keys.js';
+import { LocalStorage } from './local-storage.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { S3Storage } from './s3-storage.js';
+import type { Storage } from './storage.js';
+import { WorkerRegistry, type WorkerRecord } from './worker-registry.js';
+
+/** All the work the cluster holds, in units and pixels: what a scaler sizes the pool from. */
+export interface ClusterBacklog extends Backlog {
+  /** Images accepted and not yet started (not yet cut into units). */
+  waitingImages: number;
+  waitingPixels: number;
+}
+
+/**
+ * The injection point for autoscaling: given the backlog and the workers, how many workers the
+ * cluster should have. Without one, desiredCapacity is the number of live workers.
+ */
+export interface Scaler {
+  desiredCapacity(backlog: ClusterBacklog, workers: readonly WorkerRecord[]): number;
+  /** Backlog, desired and actual capacity, last decision and reason: shown as /v1/cluster's "scaler". */
+  status?(): object;
+}
+
+export interface MasterDeps {
+  scaler?: Scaler;
+  storage?: Storage;
+}
+
+export interface ClusterView {
+  workers: Array<{ id: string; address: string; state: string; inflight: number; slots: number; lastHeartbeat: string }>;
+  queueDepth: number;
+  desiredCapacity: number;
+  scaler?: object;
+}
+
+/** The master's parts wired together; app.ts serves it over HTTP and server.ts listens. */
+export class Master {
+  readonly store: JobStore;
+  readonly storage: Storage;
+  readonly registry: WorkerRegistry;
+  readonly dispatcher: Dispatcher;
+  readonly runner: ImageRunner;
+  readonly metrics: Metrics;
+  readonly spoolDir: string;
+  scaler: Scaler | undefined;
+  private readonly retentionTimer: NodeJS.Timeout;
+
+  private constructor(
+    readonly config: MasterConfig,
+    readonly logger: Logger,
+    deps: MasterDeps,
+  ) {
+    this.scaler = deps.scaler;
+    this.metrics = createMetrics();
+    this.store = new JobStore(config.dataDir);
+    this.storage = deps.storage ?? defaultStorage(config);
+    this.spoolDir = path.join(config.dataDir, 'spool');
+    this.registry = new WorkerRegistry(config.heartbeatTimeoutMs);
+    this.dispatcher = new Dispatcher(
+      this.registry,
+      { leaseMs: config.leaseMs, lateResultGraceMs: config.lateResultGraceMs, maxAttempts: config.maxAttempts, retryBaseMs: config.retryBaseMs, ...(config.token ? { token: config.token } : {}) },
+      this.store,
+      this.metrics,
+      logger,
+    );
+    this.runner = new ImageRunner({
+      config,
+      store: this.store,
+      storage: this.storage,
+      dispatcher: this.dispatcher,
+      registry: this.registry,
+      metrics: this.metrics,
+      logger,
+      workDir: path.join(config.dataDir, 'work'),
+    });
+    this.retentionTimer = setInterval(() => void this.deleteExpiredJobs(), Math.min(60_000, config.retentionSeconds * 250));
+    this.retentionTimer.unref();
+  }
+
+  static async create(config: MasterConfig, logger: Logger, deps: MasterDeps = {}): Promise<Master> {
+    await fs.mkdir(config.dataDir, { recursive: true });
+    // Spooled uploads of a crashed master were never acknowledged: nobody waits for them.
+    await fs.rm(path.join(config.dataDir, 'spool'), { recursive: true, force: true });
+    const master = new Master(config, logger, deps);
+    master.runner.start();
+    return master;
+  }
+
+  backlog(): ClusterBacklog {
+    const waiting = this.store.pendingImages();
+    return { ...this.dispatcher.backlog(), waitingImages: waiting.queued, waitingPixels: waiting.queuedPixels };
+  }
+
+  cluster(): ClusterView {
+    const workers = this.registry.list();
+    const backlog = this.backlog();
+    const live = workers.filter((worker) => worker.state !== 'dead');
+    for (const state of ['ready', 'draining', 'dead'] as const) {
+      this.metrics.workers.set({ state }, workers.filter((worker) => worker.state === state).length);
+    }
+    return {
+      workers: workers.map((worker) => ({
+        id: worker.id,
+        address: worker.address,
+        state: worker.state,
+        inflight: worker.inflight,
+        slots: worker.slots,
+        lastHeartbeat: new Date(worker.lastHeartbeat).toISOString(),
+      })),
+      queueDepth: backlog.queuedUnits + backlog.waitingImages,
+      desiredCapacity: this.scaler ? this.scaler.desiredCapacity(backlog, workers) : live.length,
+      ...(this.scaler?.status ? { scaler: this.scaler.status() } : {}),
+    };
+  }
+
+  /** Deletes jobs (rows and files) that finished longer ago than the retention period. */
+  async deleteExpiredJobs(): Promise<number> {
+    const expired = this.store.finishedJobsBefore(Date.now() - this.config.retentionSeconds * 1000);
+    for (const jobId of expired) {
+      await this.storage.deletePrefix(jobPrefix(jobId));
+      this.store.deleteJob(jobId);
+      this.logger.info({ job: jobId }, 'job expired and deleted');
+    }
+    return expired.length;
+  }
+
+  close(): void {
+    clearInterval(this.retentionTimer);
+    this.runner.stop();
+    this.dispatcher.close();
+    this.registry.close();
+    this.store.close();
+  }
+}
+
+function defaultStorage(config: MasterConfig): Storage {
+  if (config.storage === 's3') return new S3Storage(new S3Client({}), config.s3Bucket!, config.s3Prefix);
+  return new LocalStorage(path.join(config.dataDir, 'files'));
+}

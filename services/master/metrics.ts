@@ -1,0 +1,31 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The master's Prometheus metrics, on a registry of its own (several masters can share a process in tests). */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    queueDepth: new Gauge({ name: 'dips_queue_depth', help: 'Units of work (whole images or tiles) waiting for a worker', registers: [registry] }),
+    inflight: new Gauge({ name: 'dips_inflight', help: 'Units of work leased to workers', registers: [registry] }),
+    pendingImages: new Gauge({ name: 'dips_pending_images', help: 'Images accepted and not finished', registers: [registry] }),
+    workers: new Gauge({ name: 'dips_workers', help: 'Workers by state', labelNames: ['state'] as const, registers: [registry] }),
+    unitsCompleted: new Counter({
+      name: 'dips_units_completed_total',
+      help: 'Units of work completed by workers (rate() gives tiles/s)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    retries: new Counter({ name: 'dips_retries_total', help: 'Units re-queued after a failed attempt', labelNames: ['reason'] as const, registers: [registry] }),
+    lateResults: new Counter({ name: 'dips_late_results_total', help: 'Results that arrived after their lease expired (ignored)', registers: [registry] }),
+    imagesFinished: new Counter({ name: 'dips_images_total', help: 'Images finished, by outcome', labelNames: ['status'] as const, registers: [registry] }),
+    jobLatency: new Histogram({
+      name: 'dips_job_duration_seconds',
+      help: 'Time from job acceptance to its last image finishing',
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,204 @@
+import {
+  AutoScalingClient,
+  DescribeAutoScalingGroupsCommand,
+  SetDesiredCapacityCommand,
+  SetInstanceProtectionCommand,
+} from '@aws-sdk/client-auto-scaling';
+import { EC2Client, type Instance, paginateDescribeInstances } from '@aws-sdk/client-ec2';
+import type { Logger } from 'pino';
+import { type AwsRetryOptions, defaultAwsRetry, withAwsRetry } from './aws-retry.js';
+import type { CapacityProvider, CapacityReport, WorkerSnapshot } from './capacity-provider.js';
+import { ScalingConfigError } from './config.js';
+
+export interface AwsProviderOptions {
+  /** The worker Auto Scaling group (DIPS_ASG_NAME). */
+  groupName: string;
+  logger: Logger;
+  autoScaling?: AutoScalingClient;
+  ec2?: EC2Client;
+  retry?: AwsRetryOptions;
+  /** How long a new instance may boot before a missing heartbeat is reported. */
+  heartbeatGraceMs?: number;
+  now?: () => number;
+}
+
+/** SetInstanceProtection takes at most 50 instance ids per call. */
+const PROTECTION_BATCH = 50;
+const DEFAULT_HEARTBEAT_GRACE_MS = 5 * 60_000;
+
+interface RunningInstance {
+  id: string;
+  privateAddress: string | undefined;
+  launchedAt: number;
+}
+
+/**
+ * Drives the worker group: this is the only writer of its desired capacity (the group has no
+ * CloudWatch scaling policy). Busy workers are protected from scale-in while they hold work, and the
+ * protection is set before capacity is lowered, so the group terminates idle instances.
+ */
+export class AwsCapacityProvider implements CapacityProvider {
+  readonly kind = 'aws';
+  private readonly autoScaling: AutoScalingClient;
+  private readonly ec2: EC2Client;
+  private readonly retry: AwsRetryOptions;
+  private readonly heartbeatGraceMs: number;
+  private readonly now: () => number;
+  /** The desired capacity the group last accepted; undefined until the first call succeeds. */
+  private applied: number | undefined;
+  /** Protection as last set by us, per instance id. */
+  private readonly protection = new Map<string, boolean>();
+  private readonly reportedSilent = new Set<string>();
+
+  constructor(private readonly options: AwsProviderOptions) {
+    if (!options.groupName.trim()) throw new Error('the AWS capacity provider needs the Auto Scaling group name (DIPS_ASG_NAME)');
+    this.autoScaling = options.autoScaling ?? new AutoScalingClient({});
+    this.ec2 = options.ec2 ?? new EC2Client({});
+    this.retry = options.retry ?? defaultAwsRetry;
+    this.heartbeatGraceMs = options.heartbeatGraceMs ?? DEFAULT_HEARTBEAT_GRACE_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  async apply(desired: number, workers: readonly WorkerSnapshot[]): Promise<CapacityReport> {
+    // Growing: ask first, instances take a minute to boot. Shrinking: protect busy workers first.
+    const growing = this.applied === undefined || desired > this.applied;
+    if (growing) await this.setDesiredCapacity(desired);
+    const instances = await this.runningInstances();
+    const byAddress = new Map(workers.map((worker) => [hostOf(worker.address), worker]));
+    await this.updateProtection(instances, byAddress);
+    if (!growing && desired !== this.applied) await this.setDesiredCapacity(desired);
+    return { actual: instances.length, silent: this.silentInstances(instances, byAddress) };
+  }
+
+  /** The group's MinSize and MaxSize: the bounds to scale within when none are given. */
+  async groupBounds(): Promise<{ min: number; max: number }> {
+    const { groupName } = this.options;
+    const output = await withAwsRetry(
+      `DescribeAutoScalingGroups(${groupName})`,
+      () => this.autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [groupName] })),
+      this.retry,
+    );
+    const group = output.AutoScalingGroups?.[0];
+    if (!group) throw new ScalingConfigError(`Auto Scaling group "${groupName}" (DIPS_ASG_NAME) does not exist`);
+    return { min: group.MinSize ?? 0, max: group.MaxSize ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    this.autoScaling.destroy();
+    this.ec2.destroy();
+  }
+
+  private async setDesiredCapacity(desired: number): Promise<void> {
+    await withAwsRetry(
+      `SetDesiredCapacity(${this.options.groupName}, ${desired})`,
+      () =>
+        this.autoScaling.send(
+          // HonorCooldown false: this loop already paces itself; cooldowns would only delay a burst.
+          new SetDesiredCapacityCommand({ AutoScalingGroupName: this.options.groupName, DesiredCapacity: desired, HonorCooldown: false }),
+        ),
+      this.retry,
+    );
+    this.applied = desired;
+  }
+
+  private async runningInstances(): Promise<RunningInstance[]> {
+    return withAwsRetry(
+      `DescribeInstances(group ${this.options.groupName})`,
+      async () => {
+        const found: RunningInstance[] = [];
+        const pages = paginateDescribeInstances(
+          { client: this.ec2 },
+          {
+            Filters: [
+              { Name: 'tag:aws:autoscaling:groupName', Values: [this.options.groupName] },
+              { Name: 'instance-state-name', Values: ['running'] },
+            ],
+          },
+        );
+        for await (const page of pages) {
+          for (const reservation of page.Reservations ?? []) {
+            for (const instance of reservation.Instances ?? []) {
+              if (instance.InstanceId) found.push(toRunningInstance(instance));
+            }
+          }
+        }
+        return found;
+      },
+      this.retry,
+    );
+  }
+
+  /**
+   * Protected while holding work, unprotected when idle. A worker that vanished from the registry
+   * (crashed, stopped heartbeating) is unprotected too, so the group can replace its instance.
+   */
+  private async updateProtection(instances: RunningInstance[], byAddress: Map<string, WorkerSnapshot>): Promise<void> {
+    const changes = new Map<boolean, string[]>([
+      [true, []],
+      [false, []],
+    ]);
+    for (const instance of instances) {
+      const worker = instance.privateAddress ? byAddress.get(instance.privateAddress) : undefined;
+      const known = this.protection.get(instance.id);
+      if (!worker && known === undefined) continue; // still booting, launched unprotected
+      const wanted = (worker?.inflight ?? 0) > 0;
+      if (known !== wanted) changes.get(wanted)!.push(instance.id);
+    }
+    const running = new Set(instances.map((instance) => instance.id));
+    for (const id of this.protection.keys()) if (!running.has(id)) this.protection.delete(id);
+
+    for (const [protect, ids] of changes) {
+      for (let start = 0; start < ids.length; start += PROTECTION_BATCH) {
+        const batch = ids.slice(start, start + PROTECTION_BATCH);
+        await withAwsRetry(
+          `SetInstanceProtection(${protect}, ${batch.join(' ')})`,
+          () =>
+            this.autoScaling.send(
+              new SetInstanceProtectionCommand({
+                AutoScalingGroupName: this.options.groupName,
+                InstanceIds: batch,
+                ProtectedFromScaleIn: protect,
+              }),
+            ),
+          this.retry,
+        );
+        for (const id of batch) this.protection.set(id, protect);
+      }
+    }
+  }
+
+  /** Instances past their boot grace that no registered worker runs on: a broken image, security group or token. */
+  private silentInstances(instances: RunningInstance[], byAddress: Map<string, WorkerSnapshot>): string[] {
+    const silent: string[] = [];
+    const running = new Set(instances.map((instance) => instance.id));
+    for (const id of this.reportedSilent) if (!running.has(id)) this.reportedSilent.delete(id);
+    for (const instance of instances) {
+      const upForMs = this.now() - instance.launchedAt;
+      if (upForMs < this.heartbeatGraceMs) continue;
+      if (instance.privateAddress && byAddress.has(instance.privateAddress)) continue;
+      const description = `${instance.id} (${instance.privateAddress ?? 'no private address'}) running ${Math.round(upForMs / 1000)} s without a heartbeat`;
+      silent.push(description);
+      if (!this.reportedSilent.has(instance.id)) {
+        this.reportedSilent.add(instance.id);
+        this.options.logger.warn({ instanceId: instance.id, privateAddress: instance.privateAddress }, `worker instance never heartbeated: ${description}`);
+      }
+    }
+    return silent;
+  }
+}
+
+function toRunningInstance(instance: Instance): RunningInstance {
+  return {
+    id: instance.InstanceId!,
+    privateAddress: instance.PrivateIpAddress,
+    launchedAt: instance.LaunchTime?.getTime() ?? 0,
+  };
+}
+
+function hostOf(address: string): string {
+  try {
+    return new URL(address).hostname;
+  } catch {
+    return address;
+  }
+}

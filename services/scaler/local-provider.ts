@@ -1,0 +1,110 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
+import type { CapacityProvider, CapacityReport, WorkerSnapshot } from './capacity-provider.js';
+
+export interface LocalProviderOptions {
+  /** The master the workers register with. */
+  masterUrl: string;
+  logger: Logger;
+  /** The built `dips` entry point; by default the one beside this file in dist/. */
+  cliPath?: string;
+  env?: NodeJS.ProcessEnv;
+  /** A draining worker that has not exited after this long is killed (its leases then expire and are re-queued). */
+  stopGraceMs?: number;
+  /** A process that has not registered after this long is reported as silent. */
+  registerGraceMs?: number;
+}
+
+interface LocalWorker {
+  process: ChildProcess;
+  startedAt: number;
+  /** The id the worker registers under, read from its start-up line. */
+  workerId: string | undefined;
+  stopping: boolean;
+  exited: Promise<void>;
+}
+
+const workerAnnouncement = /^DIPS worker (\S+): /;
+const DEFAULT_STOP_GRACE_MS = 120_000;
+const DEFAULT_REGISTER_GRACE_MS = 30_000;
+
+/**
+ * Local worker processes (`dips worker --port 0 --master URL`). Scale-in sends SIGTERM to idle
+ * workers first: a worker drains (finishes what it holds, leaves the master) before exiting. A worker
+ * that dies is forgotten and replaced on the next tick.
+ */
+export class LocalCapacityProvider implements CapacityProvider {
+  readonly kind = 'local';
+  private readonly workers = new Set<LocalWorker>();
+  private readonly cliPath: string;
+  private closed = false;
+
+  constructor(private readonly options: LocalProviderOptions) {
+    this.cliPath = options.cliPath ?? path.resolve(import.meta.dirname, '../cli/main.js');
+  }
+
+  async apply(desired: number, registered: readonly WorkerSnapshot[]): Promise<CapacityReport> {
+    const running = [...this.workers].filter((worker) => !worker.stopping);
+    for (let count = running.length; count < desired && !this.closed; count++) running.push(this.startWorker());
+    if (running.length > desired) {
+      const inflight = new Map(registered.map((worker) => [worker.id, worker.inflight]));
+      // Idle first, then the least busy; a process still starting holds nothing.
+      const byLoad = running
+        .map((worker) => ({ worker, load: (worker.workerId && inflight.get(worker.workerId)) || 0 }))
+        .sort((a, b) => a.load - b.load);
+      for (const { worker } of byLoad.slice(0, running.length - desired)) this.stopWorker(worker);
+    }
+    const ids = new Set(registered.map((worker) => worker.id));
+    const registerGraceMs = this.options.registerGraceMs ?? DEFAULT_REGISTER_GRACE_MS;
+    const silent = [...this.workers]
+      .filter((worker) => !worker.stopping && Date.now() - worker.startedAt > registerGraceMs)
+      .filter((worker) => !worker.workerId || !ids.has(worker.workerId))
+      .map((worker) => `local worker process ${worker.process.pid} has not registered with ${this.options.masterUrl}`);
+    return { actual: [...this.workers].filter((worker) => !worker.stopping).length, silent };
+  }
+
+  /** Drains and stops every worker this provider started. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.workers];
+    for (const worker of all) this.stopWorker(worker);
+    await Promise.all(all.map((worker) => worker.exited));
+  }
+
+  private startWorker(): LocalWorker {
+    const child = spawn(process.execPath, [this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
+      env: this.options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const worker: LocalWorker = { process: child, startedAt: Date.now(), workerId: undefined, stopping: false, exited: Promise.resolve() };
+    worker.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.workers.delete(worker);
+        const fields = { pid: child.pid, workerId: worker.workerId, code, signal };
+        if (worker.stopping) this.options.logger.info(fields, 'local worker stopped');
+        else this.options.logger.warn(fields, 'local worker exited unexpectedly; the next tick replaces it');
+        resolve();
+      });
+    });
+    child.on('error', (error) => this.options.logger.error({ err: error }, 'local worker process failed'));
+    // `dips worker` announces itself on stdout as "DIPS worker <id>: <url>": pass it on, learn the id.
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      process.stdout.write(`${line}\n`);
+      worker.workerId ??= workerAnnouncement.exec(line)?.[1];
+    });
+    this.workers.add(worker);
+    this.options.logger.info({ pid: child.pid }, 'local worker started');
+    return worker;
+  }
+
+  private stopWorker(worker: LocalWorker): void {
+    if (worker.stopping) return;
+    worker.stopping = true;
+    worker.process.kill('SIGTERM');
+    const killer = setTimeout(() => worker.process.kill('SIGKILL'), this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+    killer.unref();
+    void worker.exited.then(() => clearTimeout(killer));
+  }
+}

@@ -1,0 +1,27 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { HttpError } from './http-error.js';
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+/**
+ * Whether an Authorization header carries the shared secret. Both sides are hashed first so the
+ * comparison takes the same time whatever the length or content of the presented value.
+ */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  const presented = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
+  return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
+}
+
+/** Express middleware: 401 unless the request holds the token (no-op when no token is configured). */
+export function requireToken(token: string | undefined): RequestHandler {
+  return (req, _res, next) => {
+    if (token === undefined || bearerMatches(req.headers.authorization, token)) return next();
+    next(new HttpError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <DIPS_TOKEN>)'));
+  };
+}
+
+/** Headers for requests to another DIPS process holding the same secret. */
+export function authHeaders(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}

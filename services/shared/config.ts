@@ -1,0 +1,139 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * All tunables of the master, worker and CLI in one place. Each setting is read from a flag when given,
+ * else from its DIPS_* environment variable, else its default; zod validates the result and the error
+ * names the variable at fault.
+ */
+const port = z.coerce.number().int().min(0).max(65_535);
+const positiveInt = z.coerce.number().int().positive();
+const milliseconds = z.coerce.number().int().positive();
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
+
+const masterSchema = z.object({
+  port: port.default(8080),
+  host: z.string().default('127.0.0.1'),
+  dataDir: z.string().default('./.dips-data'),
+  token: optionalText,
+  tileSize: positiveInt.optional(),
+  storage: z.enum(['local', 's3']).default('local'),
+  s3Bucket: optionalText,
+  s3Prefix: z.string().default(''),
+  maxUploadBytes: positiveInt.default(200 * 1024 * 1024),
+  maxFiles: positiveInt.default(100),
+  maxPixels: positiveInt.default(268_402_689),
+  maxPipelineSteps: positiveInt.default(32),
+  maxQueuedImages: positiveInt.default(2_000),
+  maxActiveImages: positiveInt.default(16),
+  leaseMs: milliseconds.default(60_000),
+  lateResultGraceMs: milliseconds.default(60_000),
+  heartbeatTimeoutMs: milliseconds.default(10_000),
+  maxAttempts: positiveInt.default(5),
+  retryBaseMs: milliseconds.default(500),
+  retentionSeconds: positiveInt.default(24 * 3600),
+  workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
+  webDir: z.string().default(path.resolve(import.meta.dirname, '../../../web')),
+  scaleInAfter: positiveInt.default(120),
+});
+
+const workerSchema = z.object({
+  port: port.default(12345),
+  host: z.string().default('127.0.0.1'),
+  masterUrl: z.url().default('http://127.0.0.1:8080'),
+  token: optionalText,
+  /** The address the master uses to reach this worker; defaults to http://host:port as listened. */
+  advertisedAddress: z.url().optional(),
+  slots: positiveInt.default(os.availableParallelism()),
+  heartbeatMs: milliseconds.default(2_000),
+  maxPixels: positiveInt.default(268_402_689),
+  maxTaskBytes: positiveInt.default(512 * 1024 * 1024),
+});
+
+export type MasterConfig = z.output<typeof masterSchema>;
+export type WorkerConfig = z.output<typeof workerSchema>;
+export type MasterOptions = Partial<z.input<typeof masterSchema>>;
+export type WorkerOptions = Partial<z.input<typeof workerSchema>>;
+
+const masterEnv: Record<keyof MasterConfig, string> = {
+  port: 'DIPS_PORT',
+  host: 'DIPS_HOST',
+  dataDir: 'DIPS_DATA_DIR',
+  token: 'DIPS_TOKEN',
+  tileSize: 'DIPS_TILE_SIZE',
+  storage: 'DIPS_STORAGE',
+  s3Bucket: 'DIPS_S3_BUCKET',
+  s3Prefix: 'DIPS_S3_PREFIX',
+  maxUploadBytes: 'DIPS_MAX_UPLOAD_BYTES',
+  maxFiles: 'DIPS_MAX_FILES',
+  maxPixels: 'DIPS_MAX_PIXELS',
+  maxPipelineSteps: 'DIPS_MAX_PIPELINE_STEPS',
+  maxQueuedImages: 'DIPS_MAX_QUEUED_IMAGES',
+  maxActiveImages: 'DIPS_MAX_ACTIVE_IMAGES',
+  leaseMs: 'DIPS_LEASE_MS',
+  lateResultGraceMs: 'DIPS_LATE_RESULT_GRACE_MS',
+  heartbeatTimeoutMs: 'DIPS_HEARTBEAT_TIMEOUT_MS',
+  maxAttempts: 'DIPS_MAX_ATTEMPTS',
+  retryBaseMs: 'DIPS_RETRY_BASE_MS',
+  retentionSeconds: 'DIPS_RETENTION_SECONDS',
+  workerMemoryBytes: 'DIPS_WORKER_MEMORY_BYTES',
+  webDir: 'DIPS_WEB_DIR',
+  scaleInAfter: 'DIPS_SCALE_IN_AFTER',
+};
+
+const workerEnv: Record<keyof WorkerConfig, string> = {
+  port: 'DIPS_WORKER_PORT',
+  host: 'DIPS_WORKER_HOST',
+  masterUrl: 'DIPS_MASTER_URL',
+  token: 'DIPS_TOKEN',
+  advertisedAddress: 'DIPS_WORKER_ADDRESS',
+  slots: 'DIPS_WORKER_SLOTS',
+  heartbeatMs: 'DIPS_HEARTBEAT_MS',
+  maxPixels: 'DIPS_MAX_PIXELS',
+  maxTaskBytes: 'DIPS_MAX_TASK_BYTES',
+};
+
+/** A configuration that cannot be used; the message names the flag or variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function load<Schema extends z.ZodObject>(
+  schema: Schema,
+  envNames: Record<string, string>,
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv,
+): z.output<Schema> {
+  const merged: Record<string, unknown> = {};
+  for (const [key, envName] of Object.entries(envNames)) {
+    merged[key] = flags[key] ?? env[envName];
+  }
+  const parsed = schema.safeParse(merged);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0]);
+      return `${key} (${envNames[key] ?? key}): ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${issues.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export function loadMasterConfig(flags: MasterOptions = {}, env: NodeJS.ProcessEnv = process.env): MasterConfig {
+  const config = load(masterSchema, masterEnv, flags, env);
+  if (config.storage === 's3' && !config.s3Bucket) throw new ConfigError('DIPS_STORAGE=s3 needs DIPS_S3_BUCKET');
+  return config;
+}
+
+export function loadWorkerConfig(flags: WorkerOptions = {}, env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  return load(workerSchema, workerEnv, flags, env);
+}
+
+/** Where clients (CLI, workers) find the master. */
+export function masterUrlFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return (flag ?? env.DIPS_MASTER_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+}

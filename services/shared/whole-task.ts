@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+/**
+ * The whole-image task on the wire: a 4-byte big-endian length, that many bytes of JSON header, then
+ * the encoded input image exactly as uploaded. The answer is the encoded output, with its description
+ * in the x-dips-result header.
+ */
+export const wholeTaskHeader = z.object({
+  name: z.string(),
+  pipeline: z.array(z.record(z.string(), z.unknown())),
+  format: z.string().optional(),
+  quality: z.number().int().min(1).max(100).optional(),
+});
+export type WholeTaskHeader = z.infer<typeof wholeTaskHeader>;
+
+export const wholeTaskResult = z.object({
+  width: z.number().int(),
+  height: z.number().int(),
+  format: z.string(),
+  qr: z.array(z.string()).optional(),
+});
+export type WholeTaskResult = z.infer<typeof wholeTaskResult>;
+
+export function encodeWholeTask(header: WholeTaskHeader, image: Buffer): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length);
+  return Buffer.concat([length, json, image]);
+}
+
+export function decodeWholeTask(body: Buffer): { header: WholeTaskHeader; image: Buffer } {
+  if (body.length < 4) throw new Error('whole-image task is shorter than its length prefix');
+  const length = body.readUInt32BE(0);
+  if (4 + length > body.length) throw new Error(`whole-image task header of ${length} bytes exceeds the body`);
+  const header = wholeTaskHeader.parse(JSON.parse(body.subarray(4, 4 + length).toString('utf8')));
+  return { header, image: body.subarray(4 + length) };
+}
+
+export const encodeResultHeader = (result: WholeTaskResult): string => encodeURIComponent(JSON.stringify(result));
+export const decodeResultHeader = (value: string): WholeTaskResult => wholeTaskResult.parse(JSON.parse(decodeURIComponent(value)));

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { once } from 'node:events';
+import { authHeaders } from '../shared/auth.js';
+import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
+import { describeErrorResponse } from '../shared/http-error.js';
+import { createLogger } from '../shared/logger.js';
+import { createWorkerApp, type WorkerState } from './app.js';
+import { Slots } from './slots.js';
+
+export interface RunningWorker {
+  id: string;
+  url: string;
+  /** Stops taking work, finishes what it holds, leaves the master, closes. */
+  drain(): Promise<void>;
+}
+
+/**
+ * Starts a worker: listens, then registers with the master by heartbeating (the master learns the
+ * address to reach it from the heartbeat).
+ */
+export async function startWorker(options: WorkerOptions = {}): Promise<RunningWorker> {
+  const config = loadWorkerConfig(options);
+  const logger = createLogger('dips-worker');
+  const state: WorkerState = { slots: new Slots(config.slots), draining: false };
+  const server = createWorkerApp(config, state, logger).listen(config.port, config.host);
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  const url = config.advertisedAddress ?? `http://${config.host}:${port}`;
+  const id = `${os.hostname()}-${port}-${randomBytes(3).toString('hex')}`;
+  const masterUrl = config.masterUrl.replace(/\/+$/, '');
+  const headers = { ...authHeaders(config.token), 'content-type': 'application/json' };
+  let lastWarning = '';
+
+  const heartbeat = async (): Promise<void> => {
+    try {
+      const response = await fetch(`${masterUrl}/v1/workers/${encodeURIComponent(id)}`, {
+        method: 'PUT',
+        headers,
+        body: JSON.stringify({ address: url, slots: config.slots, draining: state.draining }),
+        signal: AbortSignal.timeout(config.heartbeatMs * 2),
+      });
+      if (!response.ok) throw new Error(await describeErrorResponse(response));
+      if (lastWarning) logger.info({ master: masterUrl }, 'master reachable again');
+      lastWarning = '';
+    } catch (error) {
+      const warning = (error as Error).message;
+      // One line per distinct problem: a master that is down for a while should not flood the log.
+      if (warning !== lastWarning) logger.warn({ master: masterUrl, reason: warning }, 'heartbeat failed');
+      lastWarning = warning;
+    }
+  };
+  await heartbeat();
+  const timer = setInterval(() => void heartbeat(), config.heartbeatMs);
+  logger.info({ id, url, slots: config.slots, master: masterUrl }, 'worker listening');
+
+  let draining: Promise<void> | undefined;
+  const drain = () => {
+    draining ??= (async () => {
+      state.draining = true;
+      logger.info({ id, running: state.slots.busy }, 'draining');
+      await heartbeat();
+      await state.slots.idle();
+      clearInterval(timer);
+      await fetch(`${masterUrl}/v1/workers/${encodeURIComponent(id)}`, { method: 'DELETE', headers, signal: AbortSignal.timeout(2_000) }).catch(
+        () => undefined,
+      );
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      logger.info({ id }, 'worker stopped');
+    })();
+    return draining;
+  };
+  return { id, url, drain };
+}

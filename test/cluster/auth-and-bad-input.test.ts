@@ -1,0 +1,138 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { corpus, download, postJob, submit, waitForJob } from '../helpers/api.js';
+import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
+
+const token = 'test-secret-☂';
+const pipeline = JSON.stringify([{ op: 'invert' }]);
+
+/** A PNG whose header declares width x height pixels; its data is a few bytes (a decompression bomb's shape). */
+function pngDeclaring(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.alloc(1024))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+let master: DipsProcess;
+let worker: DipsProcess;
+let tmp: string;
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-auth-'));
+  ({ master, workers: [worker] = [] as never } = await startCluster({ workers: 1, dataDir: path.join(tmp, 'data'), env: { DIPS_TOKEN: token } }));
+});
+afterAll(killAll);
+
+describe('with DIPS_TOKEN set', () => {
+  const routes: Array<[string, string]> = [
+    ['GET', '/v1/operations'],
+    ['POST', '/v1/jobs'],
+    ['GET', '/v1/jobs/some-id'],
+    ['GET', '/v1/jobs/some-id/events'],
+    ['GET', '/v1/jobs/some-id/images/0'],
+    ['GET', '/v1/jobs/some-id/archive'],
+    ['DELETE', '/v1/jobs/some-id'],
+    ['GET', '/v1/cluster'],
+    ['PUT', '/v1/workers/intruder'],
+    ['DELETE', '/v1/workers/intruder'],
+  ];
+
+  it('every /v1 route of the master answers 401 without the token or with a wrong one', async () => {
+    for (const [method, route] of routes) {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }]) {
+        const response = await fetch(`${master.url}${route}`, { method, headers });
+        expect(response.status, `${method} ${route} ${JSON.stringify(headers)}`).toBe(401);
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+      }
+    }
+    expect((await fetch(`${master.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${master.url}/v1/operations`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+  });
+
+  it('the worker refuses tasks without the token', async () => {
+    for (const kind of ['whole', 'tile']) {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+        const response = await fetch(`${worker.url}/v1/tasks/${kind}`, { method: 'POST', headers, body: await fs.readFile(corpus('aqua.jpg')) });
+        expect(response.status, `${kind} ${JSON.stringify(headers)}`).toBe(401);
+      }
+    }
+  });
+
+  it('a job with the token runs on the worker', async () => {
+    const id = await submit(master.url, [corpus('aqua.jpg')], { pipeline }, token);
+    const job = await waitForJob(master.url, id, token);
+    expect(job.status).toBe('succeeded');
+    expect((await download(master.url, id, 0, token)).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+  });
+});
+
+describe('bad uploads', () => {
+  const post = (images: Parameters<typeof postJob>[1], fields: Record<string, string>) => postJob(master.url, images, fields, token);
+  const errorOf = async (response: Response) => ({ status: response.status, ...((await response.json()) as { error: { code: string; message: string } }).error });
+
+  it('get a 4xx naming what is wrong', async () => {
+    const photo = await fs.readFile(corpus('aqua.jpg'));
+    const cases: Array<[string, Promise<Response>, number, RegExp]> = [
+      ['empty file', post([{ name: 'empty.jpg', data: Buffer.alloc(0) }], { pipeline }), 400, /empty\.jpg.*empty/],
+      ['not an image', post([{ name: 'notes.jpg', data: Buffer.from('just some text, not pixels') }], { pipeline }), 415, /notes\.jpg/],
+      ['pixel bomb', post([{ name: 'bomb.png', data: pngDeclaring(100_000, 100_000) }], { pipeline }), 413, /bomb\.png.*10000000000 pixels/],
+      ['unknown op', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"sepia"}]' }), 422, /unknown operation "sepia"/],
+      ['bad parameter', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"blur","sigma":-3}]' }), 422, /step 1 \(blur\): sigma/],
+      ['malformed JSON', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"blur"' }), 400, /not valid JSON/],
+      ['no pipeline', post([{ name: 'a.jpg', data: photo }], {}), 400, /"pipeline" field is missing/],
+      ['no images', post([], { pipeline }), 400, /no file parts named "images"/],
+      ['bad format', post([{ name: 'a.jpg', data: photo }], { pipeline, format: 'bmp' }), 422, /format "bmp"/],
+    ];
+    for (const [what, response, status, message] of cases) {
+      const error = await errorOf(await response);
+      expect(error.status, what).toBe(status);
+      expect(error.message, what).toMatch(message);
+    }
+    const notMultipart = await fetch(`${master.url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(notMultipart.status).toBe(400);
+  });
+
+  it('a truncated image fails with an error naming it; a path-like name is reduced to its last part', async () => {
+    const photo = await fs.readFile(corpus('aqua.jpg'));
+    const id = await submit(
+      master.url,
+      [
+        { name: 'cut.jpg', data: photo.subarray(0, Math.floor(photo.length / 3)) },
+        { name: '../../../escape/evil.jpg', data: photo },
+      ],
+      { pipeline },
+      token,
+    );
+    const job = await waitForJob(master.url, id, token);
+    expect(job.images[0]).toMatchObject({ name: 'cut.jpg', status: 'failed' });
+    expect(job.images[0]!.error).toMatch(/cut\.jpg/);
+    expect(job.images[1]).toMatchObject({ name: 'evil.jpg', status: 'succeeded' });
+    const response = await fetch(`${master.url}/v1/jobs/${id}/images/1`, { headers: { authorization: `Bearer ${token}` } });
+    expect(response.headers.get('content-disposition')).toMatch(/filename="?evil\.jpg/);
+    await expect(fs.access(path.join(tmp, 'escape'))).rejects.toThrow();
+  });
+
+  it('leave the master serving', async () => {
+    expect((await fetch(`${master.url}/healthz`)).status).toBe(200);
+    const id = await submit(master.url, [corpus('storm.jpg')], { pipeline }, token);
+    expect((await waitForJob(master.url, id, token)).status).toBe('succeeded');
+  });
+});

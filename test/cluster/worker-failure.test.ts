@@ -1,0 +1,90 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { corpus, download, getJob, metric, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
+
+const image = corpus('twowings-4k.jpg');
+const pipeline = JSON.stringify([{ op: 'blur', sigma: 2 }, { op: 'sharpen' }, { op: 'gamma', value: 1.4 }]);
+const env = { DIPS_TILE_SIZE: '256' };
+
+let tmp: string;
+let reference: Awaited<ReturnType<typeof pixelsOf>>;
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-failure-'));
+  const run = await runDips(['process', image, '--pipeline', pipeline, '--out', tmp, '--format', 'png']);
+  expect(run.code, run.stderr).toBe(0);
+  reference = await pixelsOf(path.join(tmp, 'twowings-4k.png'));
+});
+afterEach(killAll);
+
+interface ClusterWorker {
+  id: string;
+  address: string;
+  state: string;
+  inflight: number;
+}
+
+const clusterOf = async (url: string) => (await (await fetch(`${url}/v1/cluster`)).json()) as { workers: ClusterWorker[] };
+
+/** Waits until `worker` holds leases of a running job, so a failure now really hits it mid-job. */
+async function whenBusy(masterUrl: string, worker: DipsProcess): Promise<void> {
+  await waitUntil(
+    () => clusterOf(masterUrl),
+    (cluster) => cluster.workers.some((w) => w.address === worker.url && w.inflight > 0),
+    60_000,
+    `worker ${worker.url} to hold work`,
+  );
+}
+
+async function expectReferencePixels(masterUrl: string, id: string): Promise<void> {
+  const job = await waitForJob(masterUrl, id);
+  expect(job.status, JSON.stringify(job)).toBe('succeeded');
+  const actual = await pixelsOf(await download(masterUrl, id, 0));
+  expect(actual.width).toBe(reference.width);
+  expect(actual.height).toBe(reference.height);
+  expect(actual.data.equals(reference.data), 'cluster result differs from dips process').toBe(true);
+}
+
+describe('worker failures mid-job', () => {
+  it('kill -9 of a worker: its tiles are re-queued and the job yields identical pixels', async () => {
+    const { master, workers } = await startCluster({ workers: 3, dataDir: path.join(tmp, 'kill'), env });
+    const id = await submit(master.url, [image], { pipeline, format: 'png' });
+    await whenBusy(master.url, workers[0]!);
+    workers[0]!.child.kill('SIGKILL');
+    expect((await getJob(master.url, id)).status).toBe('running');
+
+    await expectReferencePixels(master.url, id);
+    expect(await metric(master.url, 'dips_retries_total')).toBeGreaterThan(0);
+    const cluster = await clusterOf(master.url);
+    expect(cluster.workers.find((w) => w.address === workers[0]!.url)?.state).toBe('dead');
+  });
+
+  it('SIGSTOP of a worker: its leases expire, the job succeeds elsewhere, its late results are ignored', async () => {
+    const { master, workers } = await startCluster({ workers: 3, dataDir: path.join(tmp, 'stop'), env });
+    const stopped = workers[1]!;
+    const id = await submit(master.url, [image], { pipeline, format: 'png' });
+    await whenBusy(master.url, stopped);
+    stopped.child.kill('SIGSTOP');
+    await waitUntil(
+      () => clusterOf(master.url),
+      (cluster) => cluster.workers.some((w) => w.address === stopped.url && w.state === 'dead'),
+      30_000,
+      'the stopped worker to be declared dead',
+    );
+    stopped.child.kill('SIGCONT');
+
+    await expectReferencePixels(master.url, id);
+    // The resumed worker finishes what it held and answers; the master drops those answers.
+    await waitUntil(() => metric(master.url, 'dips_late_results_total'), (late) => late > 0, 30_000, 'a late result');
+    await expectReferencePixels(master.url, id);
+    // Back to heartbeating, it is a ready worker again.
+    await waitUntil(
+      () => clusterOf(master.url),
+      (cluster) => cluster.workers.some((w) => w.address === stopped.url && w.state === 'ready'),
+      10_000,
+      'the resumed worker to be ready',
+    );
+  });
+});

@@ -1,0 +1,84 @@
+import { openAsBlob } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import sharp from 'sharp';
+
+export const corpus = (name: string): string => path.join('/work/shared/corpus', name);
+
+export interface JobView {
+  id: string;
+  status: string;
+  progress: { done: number; total: number };
+  images: Array<{ index: number; name: string; status: string; error?: string; width?: number; height?: number; qr?: string[] }>;
+}
+
+const auth = (token?: string): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+
+/** POST /v1/jobs with files from disk (or in-memory parts), as a client would. */
+export async function postJob(
+  baseUrl: string,
+  images: Array<string | { name: string; data: Buffer }>,
+  fields: Record<string, string>,
+  token?: string,
+): Promise<Response> {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) form.set(name, value);
+  for (const image of images) {
+    if (typeof image === 'string') form.append('images', await openAsBlob(image), path.basename(image));
+    else form.append('images', new Blob([new Uint8Array(image.data)]), image.name);
+  }
+  return fetch(`${baseUrl}/v1/jobs`, { method: 'POST', body: form, headers: auth(token) });
+}
+
+export async function submit(baseUrl: string, images: Array<string | { name: string; data: Buffer }>, fields: Record<string, string>, token?: string): Promise<string> {
+  const response = await postJob(baseUrl, images, fields, token);
+  if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
+  return ((await response.json()) as { id: string }).id;
+}
+
+export async function getJob(baseUrl: string, id: string, token?: string): Promise<JobView> {
+  const response = await fetch(`${baseUrl}/v1/jobs/${id}`, { headers: auth(token) });
+  if (!response.ok) throw new Error(`GET /v1/jobs/${id} answered ${response.status}`);
+  return (await response.json()) as JobView;
+}
+
+/** Polls until the condition holds; fails with the last value seen when it never does. */
+export async function waitUntil<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    try {
+      last = await read();
+      if (done(last)) return last;
+    } catch {
+      // the process may be restarting; try again
+    }
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}`);
+}
+
+export function waitForJob(baseUrl: string, id: string, token?: string, timeoutMs = 90_000): Promise<JobView> {
+  return waitUntil(() => getJob(baseUrl, id, token), (job) => ['succeeded', 'failed', 'canceled'].includes(job.status), timeoutMs, `job ${id} to finish`);
+}
+
+export async function download(baseUrl: string, id: string, index: number, token?: string): Promise<Buffer> {
+  const response = await fetch(`${baseUrl}/v1/jobs/${id}/images/${index}`, { headers: auth(token) });
+  if (!response.ok) throw new Error(`GET image ${index} of ${id} answered ${response.status}: ${await response.text()}`);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+/** Decoded pixels and layout, for exact comparison of two encoded images. */
+export async function pixelsOf(image: Buffer | string) {
+  const { data, info } = await sharp(image).raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: info.channels, data };
+}
+
+export async function metric(baseUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const values = text
+    .split('\n')
+    .filter((line) => line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{'))
+    .map((line) => Number(line.split(' ').pop()));
+  return values.reduce((sum, value) => sum + value, 0);
+}

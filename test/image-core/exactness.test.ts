@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { operations } from '../../services/image-core/catalogue.js';
+import { corpus, cropOf, difference, runTiled, runWhole } from './tiling-support.js';
+
+/** Parameters for operations whose parameters have no defaults, or whose defaults tile trivially. */
+const sampleParams: Record<string, Array<Record<string, unknown>>> = {
+  crop: [{ left: 37, top: 29, width: 211, height: 190 }],
+  rotate: [{ angle: 90 }, { angle: 180 }, { angle: -90 }, { angle: 33 }],
+  resize: [{ scale: 0.37 }],
+  blur: [{ sigma: 2 }, { sigma: 6.5 }],
+  threshold: [{ value: 128 }, { value: 'otsu' }],
+  median: [{ size: 3 }, { size: 7 }],
+};
+
+const everyOperation = operations.flatMap((op) =>
+  (sampleParams[op.name] ?? [{}]).map((params) => ({ label: `${op.name} ${JSON.stringify(params)}`, pipeline: [{ op: op.name, ...params }] })),
+);
+
+const pipelines: Array<Array<Record<string, unknown>>> = [
+  [{ op: 'blur', sigma: 2 }, { op: 'grayscale' }, { op: 'threshold', value: 'otsu' }],
+  [{ op: 'equalize' }, { op: 'erode' }],
+  [{ op: 'sharpen' }, { op: 'edges' }],
+  [{ op: 'crop', left: 101, top: 57, width: 700, height: 500 }, { op: 'blur', sigma: 3 }],
+  [{ op: 'flip' }, { op: 'median', size: 5 }],
+  [{ op: 'blur', sigma: 1.5 }, { op: 'normalize' }, { op: 'dilate', size: 3, iterations: 1 }],
+  [{ op: 'rotate', angle: 90 }, { op: 'blur', sigma: 2 }, { op: 'flop' }, { op: 'crop', left: 5, top: 300, width: 600, height: 333 }, { op: 'median', size: 3 }],
+  [{ op: 'resize', width: 640 }, { op: 'equalize' }, { op: 'blur', sigma: 1 }],
+  [{ op: 'grayscale' }, { op: 'contours' }, { op: 'blur', sigma: 1 }],
+];
+
+let dir: string;
+let small: string;
+let smallWithAlpha: string;
+const garden = corpus('garden-odd.png');
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dips-exactness-'));
+  small = await cropOf(dir, 'ladybird.jpg', { left: 311, top: 203, width: 301, height: 263 });
+  // An alpha channel that varies, so ops that keep alpha are checked on it too.
+  smallWithAlpha = join(dir, 'wood-alpha.png');
+  const rgb = sharp(corpus('wood.jpg')).extract({ left: 400, top: 100, width: 279, height: 261 });
+  const alpha = await sharp(corpus('storm.jpg')).extract({ left: 0, top: 0, width: 279, height: 261 }).grayscale().raw().toBuffer();
+  await rgb.joinChannel(alpha, { raw: { width: 279, height: 261, channels: 1 } }).png().toFile(smallWithAlpha);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('a tiled run gives the pixels of a whole-image run', () => {
+  describe.each([64, 100, 257])('tile size %i', (tileSize) => {
+    test.each(everyOperation)('$label on a 301x263 photo crop', async ({ pipeline }) => {
+      const image = tileSize < 263 ? small : garden;
+      const tiled = await runTiled(image, pipeline, tileSize);
+      expect(await difference(tiled.output, (await runWhole(image, pipeline)).output)).toBe('identical');
+    });
+  });
+
+  test.each(everyOperation)('$label on an image with alpha, tile size 100', async ({ pipeline }) => {
+    const tiled = await runTiled(smallWithAlpha, pipeline, 100);
+    expect(await difference(tiled.output, (await runWhole(smallWithAlpha, pipeline)).output)).toBe('identical');
+  });
+
+  describe.each([100, 257])('pipelines on garden-odd.png (1001x667), tile size %i', (tileSize) => {
+    test.each(pipelines.map((pipeline) => ({ label: pipeline.map((step) => step.op).join(' > '), pipeline })))(
+      '$label',
+      async ({ pipeline }) => {
+        const tiled = await runTiled(garden, pipeline, tileSize);
+        expect(await difference(tiled.output, (await runWhole(garden, pipeline)).output)).toBe('identical');
+      },
+    );
+  });
+});

@@ -1,0 +1,124 @@
+import { beforeAll, describe, expect, test } from 'vitest';
+import { decodeImage } from '../../services/image-core/decode.js';
+import { parsePipeline, PipelineError, runSteps } from '../../services/image-core/pipeline.js';
+import type { RawImage } from '../../services/image-core/raw-image.js';
+import { corpus } from './tiling-support.js';
+
+let photo: RawImage;
+beforeAll(async () => {
+  photo = await decodeImage(corpus('garden-odd.png'), { maxPixels: 10_000_000, name: 'garden-odd.png' });
+});
+
+const run = async (image: RawImage, step: Record<string, unknown>) => (await runSteps(image, parsePipeline([step]))).image;
+
+/** The samples of pixel (x, y). */
+const pixel = (image: RawImage, x: number, y: number) => {
+  const at = (y * image.width + x) * image.channels;
+  return [...image.data.subarray(at, at + image.channels)];
+};
+
+/** How many pixels of `output` differ from the input pixel that `source` says they came from. */
+function misplaced(output: RawImage, input: RawImage, source: (x: number, y: number) => [number, number]): number {
+  let count = 0;
+  const { channels } = output;
+  for (let y = 0; y < output.height; y++) {
+    for (let x = 0; x < output.width; x++) {
+      const [sx, sy] = source(x, y);
+      const from = (sy * input.width + sx) * channels;
+      const to = (y * output.width + x) * channels;
+      for (let c = 0; c < channels; c++) {
+        if (output.data[to + c] !== input.data[from + c]) {
+          count++;
+          break;
+        }
+      }
+    }
+  }
+  return count;
+}
+
+describe('pixel moves', () => {
+  test('flip mirrors top to bottom, flop left to right', async () => {
+    const { width, height } = photo;
+    const flipped = await run(photo, { op: 'flip' });
+    const flopped = await run(photo, { op: 'flop' });
+    expect([flipped.width, flipped.height, flopped.width, flopped.height]).toEqual([width, height, width, height]);
+    expect(misplaced(flipped, photo, (x, y) => [x, height - 1 - y])).toBe(0);
+    expect(misplaced(flopped, photo, (x, y) => [width - 1 - x, y])).toBe(0);
+  });
+
+  test.each([
+    { angle: 90, source: (x: number, y: number, w: number, h: number) => [y, h - 1 - x] },
+    { angle: -270, source: (x: number, y: number, w: number, h: number) => [y, h - 1 - x] },
+    { angle: 180, source: (x: number, y: number, w: number, h: number) => [w - 1 - x, h - 1 - y] },
+    { angle: 270, source: (x: number, y: number, w: number) => [w - 1 - y, x] },
+    { angle: -90, source: (x: number, y: number, w: number) => [w - 1 - y, x] },
+  ])('rotate $angle turns clockwise by that angle', async ({ angle, source }) => {
+    const { width, height } = photo;
+    const rotated = await run(photo, { op: 'rotate', angle });
+    const quarter = Math.abs(angle) % 180 === 90;
+    expect([rotated.width, rotated.height]).toEqual(quarter ? [height, width] : [width, height]);
+    expect(misplaced(rotated, photo, (x, y) => source(x, y, width, height) as [number, number])).toBe(0);
+  });
+
+  test('crop keeps exactly the rectangle', async () => {
+    const cropped = await run(photo, { op: 'crop', left: 101, top: 57, width: 333, height: 211 });
+    expect([cropped.width, cropped.height]).toEqual([333, 211]);
+    expect(misplaced(cropped, photo, (x, y) => [x + 101, y + 57])).toBe(0);
+  });
+
+  test('crop reaching outside the image is an error naming the image size', async () => {
+    await expect(run(photo, { op: 'crop', left: 900, top: 0, width: 200, height: 100 })).rejects.toThrow(
+      /crop: .*200x100 at left 900, top 0 does not fit in the 1001x667 image/,
+    );
+    await expect(run(photo, { op: 'crop', left: 900, top: 0, width: 200, height: 100 })).rejects.toBeInstanceOf(PipelineError);
+  });
+});
+
+describe('resampling', () => {
+  test('rotate by an angle that is not a quarter turn enlarges the canvas and fills the corners black', async () => {
+    const rotated = await run(photo, { op: 'rotate', angle: 30 });
+    const radians = Math.PI / 6;
+    const expectedWidth = photo.width * Math.cos(radians) + photo.height * Math.sin(radians);
+    expect(Math.abs(rotated.width - expectedWidth)).toBeLessThanOrEqual(2);
+    expect(pixel(rotated, 0, 0)).toEqual([0, 0, 0]);
+    expect(pixel(rotated, rotated.width - 1, rotated.height - 1)).toEqual([0, 0, 0]);
+  });
+
+  test('resize to a width keeps the aspect ratio', async () => {
+    const resized = await run(photo, { op: 'resize', width: 500 });
+    expect([resized.width, resized.height]).toEqual([500, Math.round((photo.height * 500) / photo.width)]);
+  });
+
+  test('resize to both sides stretches, resize by scale scales both', async () => {
+    const stretched = await run(photo, { op: 'resize', width: 300, height: 300 });
+    expect([stretched.width, stretched.height]).toEqual([300, 300]);
+    const scaled = await run(photo, { op: 'resize', scale: 0.25 });
+    expect([scaled.width, scaled.height]).toEqual([Math.round(photo.width / 4), Math.round(photo.height / 4)]);
+  });
+
+  test('resize keeps the picture: a half-size copy matches an area average of the original', async () => {
+    const half = await run(photo, { op: 'resize', width: 500, height: 333 });
+    let total = 0;
+    for (let y = 0; y < half.height; y++) {
+      for (let x = 0; x < half.width; x++) {
+        const mine = pixel(half, x, y);
+        const theirs = pixel(photo, Math.min(photo.width - 1, Math.round(x * 2.002)), Math.min(photo.height - 1, Math.round(y * 2.003)));
+        total += Math.abs(mine[1] - theirs[1]);
+      }
+    }
+    // Natural photos vary between neighbours, but far less than between unrelated pixels (~60 levels).
+    expect(total / (half.width * half.height)).toBeLessThan(20);
+  });
+
+  test.each([
+    [{ op: 'resize' }, /give width and\/or height, or scale/],
+    [{ op: 'resize', width: 100, scale: 2 }, /give width and\/or height, or scale/],
+    [{ op: 'resize', width: 0 }, /width/],
+    [{ op: 'rotate' }, /angle/],
+    [{ op: 'crop', left: 0, top: 0, width: 0, height: 5 }, /width/],
+    [{ op: 'flip', axis: 'x' }, /axis/],
+  ])('%j is rejected when parsed, naming the parameter', (step, message) => {
+    expect(() => parsePipeline([step])).toThrow(message);
+  });
+});

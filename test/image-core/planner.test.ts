@@ -1,0 +1,140 @@
+import { describe, expect, test } from 'vitest';
+import { parsePipeline } from '../../services/image-core/pipeline.js';
+import { planImage, planStages, planStageTiles, stageOutputSize, type Stage } from '../../services/image-core/planner.js';
+import type { Rect } from '../../services/image-core/raw-image.js';
+
+const rgb = (width: number, height: number) => ({ width, height, channels: 3 });
+const names = (stage: Stage) => stage.steps.map((step) => step.op.name);
+const MiB = 1024 * 1024;
+
+describe('planImage', () => {
+  const steps = parsePipeline([{ op: 'blur', sigma: 2 }]);
+
+  test('a photo goes whole to one worker', () => {
+    expect(planImage(rgb(1920, 1080), steps)).toEqual({ mode: 'whole' });
+  });
+
+  test('a 100 MP image is tiled with tiles that fit a micro worker twice over', () => {
+    const plan = planImage(rgb(12_000, 8_400), steps);
+    expect(plan.mode).toBe('tiled');
+    if (plan.mode !== 'tiled') return;
+    const tiles = planStageTiles(plan.stages[0], { width: 12_000, height: 8_400 }, plan.tileSize);
+    expect(tiles.length).toBeGreaterThanOrEqual(16);
+    const largestSource = Math.max(...tiles.map(({ source }) => source.width * source.height));
+    // Two tasks in flight, four channels, input + output + sharp's copies: well under 768 MiB.
+    expect(2 * largestSource * 4 * 8).toBeLessThan(768 * MiB);
+  });
+
+  test('less worker memory means tiling sooner and smaller tiles', () => {
+    expect(planImage(rgb(4000, 3000), steps).mode).toBe('whole');
+    const small = planImage(rgb(4000, 3000), steps, { workerMemoryBytes: 256 * MiB });
+    expect(small.mode).toBe('tiled');
+    const big = planImage(rgb(20_000, 20_000), steps);
+    const tight = planImage(rgb(20_000, 20_000), steps, { workerMemoryBytes: 128 * MiB });
+    if (big.mode !== 'tiled' || tight.mode !== 'tiled') throw new Error('expected tiled plans');
+    expect(tight.tileSize).toBeLessThan(big.tileSize);
+  });
+
+  test('a forced tile size tiles any image larger than one tile, and only those', () => {
+    expect(planImage(rgb(300, 200), steps, { tileSize: 256 })).toMatchObject({ mode: 'tiled', tileSize: 256 });
+    expect(planImage(rgb(256, 256), steps, { tileSize: 256 })).toEqual({ mode: 'whole' });
+  });
+});
+
+describe('planStages', () => {
+  const stagesOf = (pipeline: unknown) => planStages(parsePipeline(pipeline));
+
+  test('local steps fuse into one stage whose halo is the sum of theirs', () => {
+    const [stage, ...rest] = stagesOf([{ op: 'blur', sigma: 2 }, { op: 'grayscale' }, { op: 'median', size: 5 }]);
+    expect(rest).toHaveLength(0);
+    expect(names(stage)).toEqual(['blur', 'grayscale', 'median']);
+    expect(stage.halo).toBe(stage.steps.reduce((sum, step) => sum + step.op.halo(step.params), 0));
+    expect(stage.whole).toBe(false);
+  });
+
+  test('a statistics step ends a stage that returns histograms and starts one that applies the merged histogram', () => {
+    const stages = stagesOf([{ op: 'blur', sigma: 2 }, { op: 'grayscale' }, { op: 'threshold', value: 'otsu' }]);
+    expect(stages.map(names)).toEqual([['blur', 'grayscale'], ['threshold']]);
+    expect(stages[0].histogramFor?.op.name).toBe('threshold');
+    expect(stages[1]).toMatchObject({ leadingStatistics: true, whole: false });
+  });
+
+  test('a leading statistics step gets a measuring stage without steps', () => {
+    const stages = stagesOf([{ op: 'equalize' }, { op: 'erode' }]);
+    expect(stages.map(names)).toEqual([[], ['equalize', 'erode']]);
+    expect(stages[0].histogramFor?.op.name).toBe('equalize');
+  });
+
+  test('exact pixel moves tile with the local steps; resampling and whole-image steps run whole', () => {
+    const stages = stagesOf([
+      { op: 'flip' },
+      { op: 'blur', sigma: 1 },
+      { op: 'rotate', angle: 90 },
+      { op: 'resize', scale: 0.5 },
+      { op: 'qr' },
+      { op: 'equalize' },
+      { op: 'crop', left: 0, top: 0, width: 10, height: 10 },
+      { op: 'rotate', angle: 45 },
+    ]);
+    expect(stages.map((stage) => [names(stage), stage.whole])).toEqual([
+      [['flip', 'blur', 'rotate'], false],
+      [['resize', 'qr', 'equalize'], true],
+      [['crop'], false],
+      [['rotate'], true],
+    ]);
+  });
+});
+
+describe('planStageTiles', () => {
+  const covered = (rects: Rect[], width: number, height: number) => {
+    const hits = new Uint8Array(width * height);
+    for (const r of rects) for (let y = r.y; y < r.y + r.height; y++) for (let x = r.x; x < r.x + r.width; x++) hits[y * width + x]++;
+    return { missing: hits.filter((h) => h === 0).length, twice: hits.filter((h) => h > 1).length };
+  };
+
+  test('cores cover the output exactly once; a sliver joins its neighbour', () => {
+    const [stage] = planStages(parsePipeline([{ op: 'blur', sigma: 2 }]));
+    const tiles = planStageTiles(stage, { width: 1001, height: 667 }, 100);
+    expect(covered(tiles.map((t) => t.core!), 1001, 667)).toEqual({ missing: 0, twice: 0 });
+    expect(Math.max(...tiles.map((t) => t.core!.width))).toBe(101);
+    expect(Math.min(...tiles.map((t) => t.core!.height))).toBeGreaterThanOrEqual(50);
+  });
+
+  test('sources are the cores grown by the halo and clipped to the image', () => {
+    const [stage] = planStages(parsePipeline([{ op: 'blur', sigma: 2 }, { op: 'median', size: 5 }]));
+    const tiles = planStageTiles(stage, { width: 500, height: 300 }, 128);
+    for (const { core, source } of tiles) {
+      const x = Math.max(0, core!.x - stage.halo);
+      const y = Math.max(0, core!.y - stage.halo);
+      expect(source).toEqual({
+        x,
+        y,
+        width: Math.min(500, core!.x + core!.width + stage.halo) - x,
+        height: Math.min(300, core!.y + core!.height + stage.halo) - y,
+      });
+    }
+  });
+
+  test('through crop, flop and a quarter turn, the sources are the moved cores inside the crop', () => {
+    const [stage] = planStages(
+      parsePipeline([{ op: 'crop', left: 40, top: 30, width: 400, height: 200 }, { op: 'flop' }, { op: 'rotate', angle: 90 }]),
+    );
+    expect(stageOutputSize(stage, { width: 500, height: 300 })).toEqual({ width: 200, height: 400 });
+    const tiles = planStageTiles(stage, { width: 500, height: 300 }, 64);
+    expect(covered(tiles.map((t) => t.core!), 200, 400)).toEqual({ missing: 0, twice: 0 });
+    const sources = tiles.map((t) => t.source);
+    for (const s of sources) expect(s.x >= 40 && s.y >= 30 && s.x + s.width <= 440 && s.y + s.height <= 230).toBe(true);
+    const inCrop = covered(sources.map((s) => ({ ...s, x: s.x - 40, y: s.y - 30 })), 400, 200);
+    expect(inCrop).toEqual({ missing: 0, twice: 0 });
+  });
+
+  test('a whole stage is one task over the whole input', () => {
+    const [stage] = planStages(parsePipeline([{ op: 'resize', scale: 0.5 }]));
+    expect(planStageTiles(stage, { width: 900, height: 700 }, 64)).toEqual([{ index: 0, source: { x: 0, y: 0, width: 900, height: 700 } }]);
+  });
+
+  test('a crop that does not fit the image is reported with the image size', () => {
+    const [stage] = planStages(parsePipeline([{ op: 'crop', left: 0, top: 0, width: 600, height: 10 }]));
+    expect(() => planStageTiles(stage, { width: 500, height: 300 }, 64)).toThrow(/does not fit in the 500x300 image/);
+  });
+});

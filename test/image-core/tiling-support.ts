@@ -1,0 +1,102 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { decodeImage } from '../../services/image-core/decode.js';
+import type { Annotations } from '../../services/image-core/operation.js';
+import { encodeImage } from '../../services/image-core/encode.js';
+import { executeTileTask } from '../../services/image-core/execute-tile.js';
+import { parsePipeline, runSteps } from '../../services/image-core/pipeline.js';
+import { planImage, type TiledPlan } from '../../services/image-core/planner.js';
+import { rawImage, type RawImage } from '../../services/image-core/raw-image.js';
+import {
+  decodeTileResult,
+  decodeTileTask,
+  encodeTileResult,
+  encodeTileTask,
+  type TileResult,
+  type TileTask,
+} from '../../services/image-core/tile-task.js';
+import { runTiledImage, type TiledRunOptions } from '../../services/image-core/tiled-run.js';
+
+export const corpus = (name: string) => join('/work/shared/corpus', name);
+export const MAX_PIXELS = 300_000_000;
+
+/** Runs a task in this process, through the wire encoding both ways, as a worker would. */
+export async function runTileInProcess(task: TileTask): Promise<TileResult> {
+  const received = decodeTileTask(Buffer.concat(encodeTileTask(task)));
+  return decodeTileResult(Buffer.concat(encodeTileResult(await executeTileTask(received))));
+}
+
+/** The reference: the whole image through runSteps, encoded as lossless PNG. */
+export async function runWhole(source: string, pipeline: unknown): Promise<{ output: Buffer; annotations: Annotations }> {
+  const decoded = await decodeImage(source, { maxPixels: MAX_PIXELS, name: source });
+  const { image, annotations } = await runSteps(decoded, parsePipeline(pipeline));
+  return { output: await encodeImage(image, { format: 'png' }), annotations };
+}
+
+/** Plans with a forced tile size (the image must be larger than one tile) and runs the plan tiled to PNG. */
+export async function runTiled(
+  source: string,
+  pipeline: unknown,
+  tileSize: number,
+  extra: Partial<TiledRunOptions> = {},
+): Promise<{ output: Buffer; annotations: Annotations; plan: TiledPlan }> {
+  const steps = parsePipeline(pipeline);
+  const { width, height, channels } = await sharp(source).metadata();
+  const plan = planImage({ width: width!, height: height!, channels: channels! }, steps, { tileSize });
+  if (plan.mode !== 'tiled') throw new Error(`expected a tiled plan for ${width}x${height} at tile size ${tileSize}`);
+  const workDir = await mkdtemp(join(tmpdir(), 'dips-tiled-'));
+  try {
+    const result = await runTiledImage({
+      plan,
+      source,
+      workDir,
+      output: { format: 'png' },
+      maxPixels: MAX_PIXELS,
+      runTile: runTileInProcess,
+      concurrency: 3,
+      ...extra,
+    });
+    return { output: result.data, annotations: result.annotations, plan };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** 8-bit samples of an encoded image (grey expanded to RGB) and the channel count it was stored with. */
+async function decodeLossless(encoded: Buffer): Promise<RawImage & { stored: string }> {
+  const { channels, space } = await sharp(encoded).metadata();
+  const { data, info } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
+  const image = rawImage(data, info.width, info.height, info.channels);
+  return { ...image, stored: `${channels} channels (${space})` };
+}
+
+/** 'identical', or where and how much two lossless encoded images differ (a readable assertion message). */
+export async function difference(actualBytes: Buffer, expectedBytes: Buffer): Promise<string> {
+  const [actual, expected] = await Promise.all([decodeLossless(actualBytes), decodeLossless(expectedBytes)]);
+  if (actual.stored !== expected.stored) return `${actual.stored} instead of ${expected.stored}`;
+  if (actual.width !== expected.width || actual.height !== expected.height) {
+    return `${actual.width}x${actual.height} instead of ${expected.width}x${expected.height}`;
+  }
+  let count = 0;
+  let first = -1;
+  let largest = 0;
+  for (let i = 0; i < actual.data.length; i++) {
+    const delta = Math.abs(actual.data[i] - expected.data[i]);
+    if (delta === 0) continue;
+    if (first < 0) first = i;
+    count++;
+    largest = Math.max(largest, delta);
+  }
+  if (count === 0) return 'identical';
+  const pixel = Math.floor(first / actual.channels);
+  return `${count} samples differ (largest by ${largest}), first at x=${pixel % actual.width} y=${Math.floor(pixel / actual.width)}`;
+}
+
+/** Writes a crop of a corpus photo as PNG (lossless) and returns its path. */
+export async function cropOf(dir: string, name: string, rect: { left: number; top: number; width: number; height: number }) {
+  const path = join(dir, `${name}-${rect.width}x${rect.height}.png`);
+  await sharp(corpus(name)).extract(rect).png().toFile(path);
+  return path;
+}

@@ -1,0 +1,143 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Bundle, buildBundle } from '../../lib/bundle/build-bundle.js';
+import { repoRoot } from '../../lib/bundle/repo-root.js';
+
+const REPO = repoRoot();
+const PHOTO = '/work/shared/corpus/ladybird.jpg';
+const TOKEN = randomBytes(24).toString('hex');
+// Kept between runs (gitignored): `npm ci --omit=dev` compiles native modules and takes a minute.
+const WORK_DIR = path.join(REPO, 'cdk.out', '.dips-bundle-test');
+
+let scratch: string;
+let first: Bundle;
+let second: Bundle;
+const children: ChildProcess[] = [];
+const output: string[] = [];
+
+beforeAll(async () => {
+  scratch = mkdtempSync(path.join(os.tmpdir(), 'dips-bundle-'));
+  // A frozen copy of the build's inputs: other engineers may rebuild dist/ while this runs.
+  const inputs = path.join(scratch, 'inputs');
+  mkdirSync(inputs);
+  for (const entry of ['dist/services', 'web', 'package.json', 'package-lock.json']) {
+    cpSync(path.join(REPO, entry), path.join(inputs, entry), { recursive: true });
+  }
+  first = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR });
+  const firstCopy = path.join(scratch, 'first.tar.gz');
+  cpSync(first.archivePath, firstCopy);
+  first = { ...first, archivePath: firstCopy };
+  second = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR });
+}, 600_000);
+
+afterAll(() => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+it('is reproducible: the same inputs give the same bytes', () => {
+  expect(second.sha256).toBe(first.sha256);
+  expect(readFileSync(second.archivePath).equals(readFileSync(first.archivePath))).toBe(true);
+});
+
+it('holds sorted entries with fixed times and owners, the Node runtime and the production dependencies only', () => {
+  const listing = spawnSync('tar', ['--list', '--verbose', '--full-time', '--numeric-owner', '--file', first.archivePath], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  expect(listing.status).toBe(0);
+  const lines = listing.stdout.trim().split('\n');
+  const names = lines.map((line) => line.split(/\s+/).slice(5).join(' '));
+  expect(lines.every((line) => line.includes(' 0/0 ') && line.includes('1970-01-01 00:00:00'))).toBe(true);
+  const topLevel = names.filter((name) => !name.startsWith('node_modules'));
+  expect(topLevel).toEqual([...topLevel].sort());
+  expect(names).toContain('bin/node');
+  expect(names).toContain('dist/services/cli/main.js');
+  expect(names).toContain('package.json');
+  expect(names.some((name) => name.startsWith('node_modules/@img/sharp-linux-x64/'))).toBe(true);
+  expect(names.some((name) => name.startsWith('node_modules/better-sqlite3/build/Release/'))).toBe(true);
+  for (const devOnly of ['vitest', 'typescript', 'aws-cdk-lib', 'cdk-nag']) {
+    expect(names.some((name) => name.startsWith(`node_modules/${devOnly}/`)), devOnly).toBe(false);
+  }
+});
+
+/** Starts a bundled command and resolves with the first line matching `ready`. */
+function startFromBundle(root: string, args: string[], ready: RegExp): Promise<RegExpMatchArray> {
+  const child = spawn(path.join(root, 'bin', 'node'), [path.join(root, 'dist/services/cli/main.js'), ...args], {
+    cwd: root,
+    // Nothing from the repository: no PATH entry, no NODE_PATH, not its working directory.
+    env: { PATH: '/usr/bin:/bin', HOME: root, DIPS_TOKEN: TOKEN, DIPS_SCALE_IN_AFTER: '3600' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      output.push(`${args[0]}: ${chunk.toString()}`);
+      const match = seen.match(ready);
+      if (match) resolve(match);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => output.push(`${args[0]} (stderr): ${chunk.toString()}`));
+    child.on('exit', (code) => reject(new Error(`${args[0]} exited with ${code}:\n${output.join('')}`)));
+  });
+}
+
+async function api(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { ...init, headers: { ...init.headers, authorization: `Bearer ${TOKEN}` } });
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`timed out waiting for ${what}:\n${output.join('')}`);
+}
+
+it('runs a master and a worker from an empty folder and processes a photo over HTTP', async () => {
+  const root = path.join(scratch, 'unpacked');
+  mkdirSync(root);
+  expect(spawnSync('tar', ['-xzf', first.archivePath, '-C', root]).status).toBe(0);
+
+  const [, masterUrl] = await startFromBundle(root, ['master', '--port', '0', '--data-dir', path.join(root, 'data')], /DIPS master: (http:\/\/\S+?)\/?\s/);
+  await startFromBundle(root, ['worker', '--port', '0', '--master', masterUrl!], /DIPS worker \S+: http/);
+  await waitFor('the worker to register', async () => {
+    const cluster = (await (await api(`${masterUrl}/v1/cluster`)).json()) as { workers: unknown[] };
+    return cluster.workers.length === 1 ? true : undefined;
+  });
+
+  const form = new FormData();
+  form.append('pipeline', JSON.stringify([{ op: 'grayscale' }]));
+  form.append('format', 'png');
+  form.append('images', new Blob([readFileSync(PHOTO)], { type: 'image/jpeg' }), path.basename(PHOTO));
+  const submitted = await api(`${masterUrl}/v1/jobs`, { method: 'POST', body: form });
+  expect(submitted.status).toBe(202);
+  const { id } = (await submitted.json()) as { id: string };
+
+  const job = await waitFor('the job to finish', async () => {
+    const state = (await (await api(`${masterUrl}/v1/jobs/${id}`)).json()) as { status: string };
+    return ['succeeded', 'failed', 'canceled'].includes(state.status) ? state : undefined;
+  });
+  expect(job, JSON.stringify(job)).toMatchObject({ status: 'succeeded' });
+
+  const result = await api(`${masterUrl}/v1/jobs/${id}/images/0`);
+  expect(result.status).toBe(200);
+  expect(result.headers.get('content-type')).toBe('image/png');
+  const pixels = await sharp(Buffer.from(await result.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+  const input = await sharp(PHOTO).metadata();
+  expect([pixels.info.width, pixels.info.height]).toEqual([input.width, input.height]);
+  // Grey: every pixel's channels agree; and not blank: the photo's detail survived.
+  const { data, info } = pixels;
+  let spread = 0;
+  for (let offset = 0; offset < data.length; offset += info.channels) {
+    for (let channel = 1; channel < Math.min(info.channels, 3); channel++) expect(data[offset + channel]).toBe(data[offset]);
+    spread = Math.max(spread, Math.abs(data[offset]! - data[0]!));
+  }
+  expect(spread).toBeGreaterThan(50);
+}, 180_000);

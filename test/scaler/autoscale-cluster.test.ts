@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { corpus, download, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { dipsBin, exited, fastClusterEnv } from '../helpers/processes.js';
+
+interface ClusterView {
+  workers: Array<{ id: string; address: string; state: string; inflight: number }>;
+  queueDepth: number;
+  desiredCapacity: number;
+  scaler: {
+    desiredCapacity: number;
+    actualCapacity: number;
+    lastChange: { action: string; reason: string } | null;
+    lastError: unknown;
+  };
+}
+
+const photos = ['dune.jpg', 'aqua.jpg', 'freshflower.jpg', 'ladybird.jpg'].map(corpus);
+
+let up: ChildProcess | undefined;
+let dataDir: string | undefined;
+
+afterEach(async () => {
+  // `dips up` runs in its own process group: killing the group also ends any worker it started.
+  if (up?.pid && up.exitCode === null && up.signalCode === null) {
+    process.kill(-up.pid, 'SIGKILL');
+    await exited(up);
+  }
+  up = undefined;
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+/** Starts `dips up --autoscale` and resolves with the console URL it prints. */
+async function startAutoscaledCluster(min: number, max: number, env: NodeJS.ProcessEnv): Promise<{ url: string; log: () => string }> {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-autoscale-'));
+  const child = spawn(process.execPath, [dipsBin, 'up', '--autoscale', '--min', String(min), '--max', String(max), '--port', '0', '--data-dir', dataDir], {
+    env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  up = child;
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-20_000)));
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const url = /DIPS console: (http:\/\/[0-9.:]+)/.exec(line)?.[1];
+      if (url) resolve({ url, log: () => stderr });
+    });
+    child.on('exit', (code, signal) => reject(new Error(`dips up exited (${code ?? signal}):\n${stderr}`)));
+  });
+}
+
+async function cluster(url: string): Promise<ClusterView> {
+  const response = await fetch(`${url}/v1/cluster`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as ClusterView;
+}
+
+const ready = (view: ClusterView) => view.workers.filter((worker) => worker.state === 'ready');
+
+describe('dips up --autoscale', () => {
+  it('grows the pool for a burst of jobs, finishes them all, and shrinks back to min when idle', async () => {
+    const min = 1;
+    const max = 3;
+    const { url, log } = await startAutoscaledCluster(min, max, {
+      DIPS_SCALE_IN_AFTER: '2',
+      // A slow worker estimate and a short target make a burst of 32 photos many workers' worth of work.
+      DIPS_WORKER_MPPS: '0.5',
+      DIPS_SCALE_TARGET_SECONDS: '2',
+      DIPS_WORKER_SLOTS: '1',
+    });
+    await waitUntil(() => cluster(url), (view) => ready(view).length === min, 30_000, `${min} worker to register`);
+
+    // Watch the pool the way an operator would, while the burst runs.
+    let largestPool = 0;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const view = await cluster(url);
+        largestPool = Math.max(largestPool, ready(view).length);
+        expect(view.desiredCapacity).toBeLessThanOrEqual(max);
+        await sleep(100);
+      }
+    })();
+
+    const pipeline = JSON.stringify([{ op: 'blur', sigma: 3 }]);
+    const jobs = await Promise.all(Array.from({ length: 8 }, () => submit(url, photos, { pipeline, format: 'png' })));
+    const finished = await Promise.all(jobs.map((id) => waitForJob(url, id))).catch(async (e) => { (await import('node:fs')).writeFileSync('/tmp/autoscale-debug.log', log()); throw e; });
+    // New workers may register just after the last job: give the watcher a moment to see them.
+    await waitUntil(async () => largestPool, (largest) => largest > min, 15_000, 'the pool to grow').catch(() => undefined);
+    watching = false;
+    await watcher;
+
+    expect(finished.map((job) => job.status)).toEqual(jobs.map(() => 'succeeded'));
+    expect(largestPool, log()).toBeGreaterThan(min);
+    expect(largestPool).toBeLessThanOrEqual(max);
+    // The results are real images of the inputs' sizes.
+    for (const [index, photo] of photos.entries()) {
+      const input = await sharp(photo).metadata();
+      const output = await sharp(await download(url, jobs[0], index)).metadata();
+      expect({ format: output.format, width: output.width, height: output.height }).toEqual({ format: 'png', width: input.width, height: input.height });
+    }
+
+    const idle = await waitUntil(
+      () => cluster(url),
+      (view) => ready(view).length === min && view.workers.length === min && view.scaler.actualCapacity === min && view.desiredCapacity === min,
+      60_000,
+      `the pool to shrink back to ${min}`,
+    );
+    expect(idle.scaler.lastChange?.action).toBe('scale-in');
+    expect(idle.scaler.lastChange?.reason).toContain('over-sized');
+    expect(idle.scaler.lastError).toBeNull();
+    expect(await metric(url, 'dips_scaler_desired_capacity')).toBe(min);
+    expect(await metric(url, 'dips_scaler_decisions_total{action="scale-out"}')).toBeGreaterThan(0);
+
+    // Ctrl-C: the scaler drains and stops its workers before `dips up` exits.
+    const workerAddress = idle.workers[0].address;
+    process.kill(up!.pid!, 'SIGTERM');
+    await exited(up!);
+    expect(up!.exitCode).toBe(0);
+    await expect(fetch(`${workerAddress}/healthz`)).rejects.toThrow();
+  });
+});

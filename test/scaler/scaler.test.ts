@@ -1,0 +1,99 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
+import type { CapacityProvider, CapacityReport, WorkerSnapshot } from '../../services/scaler/capacity-provider.js';
+import type { Backlog, ScalingPolicy } from '../../services/scaler/policy.js';
+import { Scaler } from '../../services/scaler/scaler.js';
+
+const policy: ScalingPolicy = { min: 1, max: 5, targetSecondsPerWorker: 10, workerPixelsPerSecond: 1e6, scaleInAfterSeconds: 30 };
+
+/** A provider that does what it is told, or fails while `failure` is set. */
+class RecordingProvider implements CapacityProvider {
+  readonly kind = 'local';
+  readonly applied: number[] = [];
+  failure: Error | undefined;
+  closed = false;
+
+  async apply(desired: number, _workers: readonly WorkerSnapshot[]): Promise<CapacityReport> {
+    if (this.failure) throw this.failure;
+    this.applied.push(desired);
+    return { actual: desired, silent: [] };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+function setUp(backlog: Backlog, intervalMs = 60_000) {
+  const provider = new RecordingProvider();
+  const registry = new Registry();
+  let current = backlog;
+  const scaler = new Scaler({
+    policy,
+    provider,
+    backlog: () => current,
+    workers: () => [],
+    logger: pino({ level: 'silent' }),
+    registry,
+    intervalMs,
+  });
+  return { scaler, provider, registry, setBacklog: (next: Backlog) => (current = next) };
+}
+
+const threeWorkersOfWork: Backlog = {
+  queuedPixels: 2.5 * policy.targetSecondsPerWorker * policy.workerPixelsPerSecond,
+  inflightPixels: 0.5 * policy.targetSecondsPerWorker * policy.workerPixelsPerSecond,
+  queuedUnits: 25,
+  inflightUnits: 5,
+};
+
+describe('Scaler', () => {
+  it('hands the policy decision to the provider and shows backlog, capacities and the reason', async () => {
+    const { scaler, provider } = setUp(threeWorkersOfWork);
+    await scaler.tick();
+    expect(provider.applied).toEqual([3]);
+    const status = scaler.status();
+    expect(status).toMatchObject({ provider: 'local', min: 1, max: 5, desiredCapacity: 3, actualCapacity: 3, lastError: null });
+    expect(status.backlog).toMatchObject({ queuedUnits: 25, inflightUnits: 5, seconds: 3 * policy.targetSecondsPerWorker });
+    expect(status.lastDecision?.reason).toContain('scale out from 1 to 3');
+    expect(status.lastChange?.action).toBe('scale-out');
+  });
+
+  it('exposes the same figures on /metrics', async () => {
+    const { scaler, registry } = setUp(threeWorkersOfWork);
+    await scaler.tick();
+    const text = await registry.metrics();
+    expect(text).toMatch(/^dips_scaler_desired_capacity 3$/m);
+    expect(text).toMatch(/^dips_scaler_actual_capacity 3$/m);
+    expect(text).toMatch(new RegExp(`^dips_scaler_backlog_pixels\\{state="queued"\\} ${threeWorkersOfWork.queuedPixels}$`, 'm'));
+    expect(text).toMatch(/^dips_scaler_backlog_units\{state="inflight"\} 5$/m);
+    expect(text).toMatch(/^dips_scaler_last_decision_info\{action="scale-out",reason="[^"]*scale out from 1 to 3"\} 3$/m);
+    expect(text).toMatch(/^dips_scaler_decisions_total\{action="scale-out"\} 1$/m);
+  });
+
+  it('survives a failing provider: the error is recorded and counted, and the next tick tries again', async () => {
+    const { scaler, provider, registry } = setUp(threeWorkersOfWork);
+    provider.failure = new Error('SetDesiredCapacity(dips, 3) failed: Throttling: Rate exceeded');
+    await expect(scaler.tick()).resolves.toBeUndefined();
+    expect(scaler.status().lastError?.message).toContain('Throttling');
+    expect(await registry.metrics()).toMatch(/^dips_scaler_errors_total 1$/m);
+
+    provider.failure = undefined;
+    await scaler.tick();
+    expect(provider.applied).toEqual([3]);
+    expect(scaler.status().lastError).toBeNull();
+  });
+
+  it('runs on its own, wakes early for new work, and closes the provider on stop', async () => {
+    const empty: Backlog = { queuedPixels: 0, inflightPixels: 0, queuedUnits: 0, inflightUnits: 0 };
+    const { scaler, provider, setBacklog } = setUp(empty, 3_600_000);
+    scaler.start();
+    await vi.waitFor(() => expect(provider.applied).toEqual([policy.min]));
+    setBacklog(threeWorkersOfWork);
+    scaler.wake(); // the hour-long interval would otherwise keep the pool at min
+    await vi.waitFor(() => expect(provider.applied).toEqual([policy.min, 3]));
+    await scaler.stop();
+    expect(provider.closed).toBe(true);
+  });
+});

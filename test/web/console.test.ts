@@ -1,0 +1,332 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import yauzl from 'yauzl';
+import { dipsProcess, startDips, type DipsProcess } from './dips-process.js';
+
+const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/corpus');
+const artifacts = path.resolve(import.meta.dirname, '../../test-artifacts/web');
+const photo = (name: string) => path.join(corpusDir, name);
+const DESKTOP = { width: 1280, height: 900 };
+const NARROW = { width: 390, height: 844 };
+/** Processing two 1.3 MP photos on a shared 2-core machine: seconds, with room for a busy CI. */
+const JOB_TIMEOUT_MS = 60_000;
+
+let browser: Browser;
+let scratch: string;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'dips-web-'));
+  await mkdir(artifacts, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+/**
+ * A fresh browser profile on the console. Records page errors and every request that leaves the
+ * master (the console must load nothing from elsewhere), both checked after each test.
+ */
+const opened: Array<{ context: BrowserContext; pageErrors: string[]; foreignRequests: string[] }> = [];
+async function openConsole(masterUrl: string, viewport = DESKTOP): Promise<Page> {
+  // Reduced motion (the console honours it) so screenshots show the progress bar where it ends.
+  const context = await browser.newContext({ viewport, acceptDownloads: true, reducedMotion: 'reduce' });
+  const record = { context, pageErrors: [] as string[], foreignRequests: [] as string[] };
+  opened.push(record);
+  context.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith(`${masterUrl}/`) && !url.startsWith('blob:') && !url.startsWith('data:')) record.foreignRequests.push(url);
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => record.pageErrors.push(error.message));
+  await page.goto(`${masterUrl}/`);
+  return page;
+}
+
+afterEach(async () => {
+  for (const { context, pageErrors, foreignRequests } of opened.splice(0)) {
+    await context.close();
+    expect(pageErrors).toEqual([]);
+    expect(foreignRequests).toEqual([]);
+  }
+});
+
+async function addStep(page: Page, operation: string): Promise<void> {
+  await page.getByLabel('Operation', { exact: true }).selectOption(operation);
+  await page.getByRole('button', { name: 'Add step' }).click();
+}
+
+/** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
+async function waitForWorkers(masterUrl: string, count: number, token?: string): Promise<void> {
+  const headers = token ? { authorization: `Bearer ${token}` } : undefined;
+  await expect
+    .poll(async () => ((await (await fetch(`${masterUrl}/v1/cluster`, { headers })).json()) as { workers: unknown[] }).workers.length, { timeout: 30_000 })
+    .toBe(count);
+}
+
+const pipelinePreview = (page: Page) => page.locator('#pipeline-preview').textContent();
+const focusedLabel = (page: Page) => page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent);
+
+async function rawPixels(file: string | Buffer) {
+  const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+function zipEntries(file: string): Promise<Map<string, Buffer>> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(file, { lazyEntries: true }, (openError, zip) => {
+      if (openError) return reject(openError);
+      const entries = new Map<string, Buffer>();
+      zip.on('entry', (entry: yauzl.Entry) => {
+        zip.openReadStream(entry, (streamError, stream) => {
+          if (streamError) return reject(streamError);
+          const chunks: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          stream.on('end', () => {
+            entries.set(entry.fileName, Buffer.concat(chunks));
+            zip.readEntry();
+          });
+        });
+      });
+      zip.on('end', () => resolve(entries));
+      zip.on('error', reject);
+      zip.readEntry();
+    });
+  });
+}
+
+describe('console on a local cluster (dips up, 2 workers)', () => {
+  let cluster: DipsProcess;
+
+  beforeAll(async () => {
+    cluster = await startDips('up', ['--workers', '2', '--port', '0', '--data-dir', path.join(scratch, 'open')]);
+    await waitForWorkers(cluster.url, 2);
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test('blur then grayscale on two photos: progress reaches 100% and the downloads are the reference pixels', async () => {
+    const pipeline = [{ op: 'blur', sigma: 2.5 }, { op: 'grayscale' }];
+    const reference = path.join(scratch, 'reference');
+    const referenceDone = dipsProcess([photo('aqua.jpg'), photo('storm.jpg')], pipeline, reference, 'png');
+
+    const page = await openConsole(cluster.url);
+    await page.locator('#file-input').setInputFiles([photo('aqua.jpg'), photo('storm.jpg')]);
+    await expect.poll(() => page.getByRole('list', { name: 'Chosen images' }).getByRole('listitem').count()).toBe(2);
+    await addStep(page, 'blur');
+    await page.getByLabel('sigma').fill('2.5');
+    await addStep(page, 'grayscale');
+    await expect.poll(() => page.locator('#pipeline-preview').textContent()).toBe(JSON.stringify(pipeline));
+    await page.getByLabel('Format').selectOption('png');
+    await page.getByRole('button', { name: 'Process images' }).click();
+
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.getByRole('progressbar').getAttribute('aria-valuenow'), { timeout: JOB_TIMEOUT_MS }).toBe('100');
+    await expect.poll(() => job.locator('.job-head .badge').textContent()).toBe('succeeded');
+    await expect.poll(() => job.locator('.image-card[data-status="succeeded"]').count()).toBe(2);
+    await expect.poll(() => job.locator('.progress-text').textContent()).toBe('2 of 2 images done · 100%');
+
+    // The before/after view shows the picked original and the processed result, both decoded.
+    const slider = job.getByRole('slider', { name: /Before\/after split for aqua\.jpg/ });
+    await expect.poll(() => slider.isVisible()).toBe(true);
+    const aquaCard = job.locator('.image-card', { hasText: 'aqua.jpg' });
+    await expect.poll(() => aquaCard.locator('img').evaluateAll((images) => images.map((image) => (image as HTMLImageElement).naturalWidth > 0))).toEqual([true, true]);
+    await page.screenshot({ path: path.join(artifacts, 'job-desktop.png'), fullPage: true });
+    await page.setViewportSize(NARROW);
+    await page.screenshot({ path: path.join(artifacts, 'job-narrow.png'), fullPage: true });
+    await page.setViewportSize(DESKTOP);
+
+    await referenceDone;
+    const downloadPromise = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download result of storm.jpg' }).click();
+    const download = await downloadPromise;
+    expect(download.suggestedFilename()).toBe('storm.png');
+    const downloaded = path.join(scratch, 'storm-from-console.png');
+    await download.saveAs(downloaded);
+    const expected = await rawPixels(path.join(reference, 'storm.png'));
+    const actual = await rawPixels(downloaded);
+    expect({ ...actual, data: undefined }).toEqual({ ...expected, data: undefined });
+    expect((await sharp(downloaded).metadata()).channels).toBe(1);
+    expect(actual.data.equals(expected.data)).toBe(true);
+
+    const archivePromise = page.waitForEvent('download');
+    await job.getByRole('button', { name: 'Download all (.zip)' }).click();
+    const archive = path.join(scratch, 'all.zip');
+    await (await archivePromise).saveAs(archive);
+    const entries = await zipEntries(archive);
+    expect([...entries.keys()].sort()).toEqual(['aqua.png', 'storm.png']);
+    for (const name of ['aqua.png', 'storm.png']) {
+      const fromZip = await rawPixels(entries.get(name)!);
+      const fromReference = await rawPixels(path.join(reference, name));
+      expect(fromZip.data.equals(fromReference.data)).toBe(true);
+    }
+
+    // The throughput chart counted both images (from the master's /metrics).
+    await expect.poll(() => page.locator('.chart-caption').textContent(), { timeout: 10_000 }).toMatch(/^2 images finished in the last 1 min, 2 in the last minute/);
+
+    // The job list comes back after a reload, refreshed from the master.
+    const jobId = await job.getAttribute('data-job-id');
+    await page.reload();
+    const restored = page.locator(`article.job[data-job-id="${jobId}"]`);
+    await expect.poll(() => restored.locator('.job-head .badge').textContent()).toBe('succeeded');
+    await expect.poll(() => restored.locator('.progress-text').textContent()).toBe('2 of 2 images done · 100%');
+    await expect.poll(() => restored.locator('.image-card .image-name').allTextContents()).toEqual(['aqua.jpg', 'storm.jpg']);
+  });
+
+  test('steps are added, reordered and removed from the keyboard; dropped images are listed, other files refused', async () => {
+    const page = await openConsole(cluster.url);
+    const picker = page.getByLabel('Operation', { exact: true });
+    const addButton = page.getByRole('button', { name: 'Add step' });
+    await expect.poll(() => picker.locator('option').count()).toBeGreaterThan(3);
+    await picker.selectOption('blur');
+    await picker.press('Tab');
+    expect(await focusedLabel(page)).toBe('Add step');
+    expect(await addButton.evaluate((button) => getComputedStyle(button).outlineStyle)).toBe('solid');
+    await page.keyboard.press('Enter');
+    // Focus lands on the new step's first parameter, ready for typing.
+    expect(await page.getByLabel('sigma').evaluate((input) => input === document.activeElement)).toBe(true);
+    for (const operation of ['grayscale', 'invert']) {
+      await picker.selectOption(operation);
+      await addButton.press('Enter');
+    }
+    expect(await pipelinePreview(page)).toBe('[{"op":"blur","sigma":2},{"op":"grayscale"},{"op":"invert"}]');
+
+    await page.getByRole('button', { name: 'Move step 3 (invert) up' }).press('Enter');
+    expect(await pipelinePreview(page)).toBe('[{"op":"blur","sigma":2},{"op":"invert"},{"op":"grayscale"}]');
+    expect(await focusedLabel(page)).toBe('Move step 2 (invert) up');
+    await page.keyboard.press('Enter');
+    expect(await pipelinePreview(page)).toBe('[{"op":"invert"},{"op":"blur","sigma":2},{"op":"grayscale"}]');
+    // At the top "up" is disabled, so focus stays on the step, on its "down" button.
+    expect(await focusedLabel(page)).toBe('Move step 1 (invert) down');
+    await page.getByRole('button', { name: 'Remove step 2 (blur)' }).press('Enter');
+    expect(await pipelinePreview(page)).toBe('[{"op":"invert"},{"op":"grayscale"}]');
+    expect(await page.locator('.step-title').allTextContents()).toEqual(['1. invert', '2. grayscale']);
+
+    const photoBytes = (await readFile(photo('freshflower.jpg'))).toString('base64');
+    const dataTransfer = await page.evaluateHandle((base64) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'freshflower.jpg', { type: 'image/jpeg' }));
+      transfer.items.add(new File(['just text'], 'notes.txt', { type: 'text/plain' }));
+      return transfer;
+    }, photoBytes);
+    await page.locator('#drop-zone').dispatchEvent('drop', { dataTransfer });
+    expect(await page.getByRole('list', { name: 'Chosen images' }).locator('.file-name').allTextContents()).toEqual(['freshflower.jpg']);
+    expect(await page.locator('#file-message').textContent()).toBe('Not added, not an image: notes.txt');
+    await page.setViewportSize(NARROW);
+    await page.screenshot({ path: path.join(artifacts, 'pipeline-narrow.png'), fullPage: true });
+  });
+
+  test('a parameter out of range is refused before submitting, with a message naming it', async () => {
+    const page = await openConsole(cluster.url);
+    await page.locator('#file-input').setInputFiles([photo('wood.jpg')]);
+    await addStep(page, 'blur');
+    const sigma = page.getByLabel('sigma');
+    await sigma.fill('500');
+    await page.getByRole('button', { name: 'Process images' }).click();
+
+    const message = 'sigma must be between 0.3 and 100 (500 is too large)';
+    await expect.poll(() => page.locator('.step .field-error').textContent()).toBe(message);
+    const summary = page.locator('#form-errors');
+    expect(await summary.getAttribute('role')).toBe('alert');
+    await expect.poll(() => summary.textContent()).toContain(`Step 1 (blur): ${message}`);
+    expect(await sigma.getAttribute('aria-invalid')).toBe('true');
+    expect(await sigma.evaluate((input) => input === document.activeElement)).toBe(true);
+    expect(await page.locator('article.job').count()).toBe(0);
+    await page.screenshot({ path: path.join(artifacts, 'bad-parameter-desktop.png'), fullPage: true });
+
+    await sigma.fill('3');
+    await expect.poll(() => page.locator('.step .field-error').isHidden()).toBe(true);
+  });
+
+  test('an upload the master cannot decode shows the master\'s error naming the file', async () => {
+    const broken = path.join(scratch, 'broken.jpg');
+    await writeFile(broken, Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('this is not really a JPEG')]));
+    const page = await openConsole(cluster.url);
+    await page.locator('#file-input').setInputFiles([broken]);
+    await addStep(page, 'invert');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    await expect.poll(() => page.locator('#form-errors').textContent()).toMatch(/The master did not accept the job: .*broken\.jpg[^]*\(HTTP 4\d\d\)$/);
+  });
+
+  test('the cluster view lists the workers the master knows', async () => {
+    const response = await fetch(`${cluster.url}/v1/cluster`);
+    const state = (await response.json()) as { workers: Array<{ id: string; address: string }> };
+    expect(state.workers).toHaveLength(2);
+    const page = await openConsole(cluster.url);
+    const rows = page.locator('#workers-body tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    for (const worker of state.workers) {
+      await expect.poll(() => page.locator(`#workers-body tr[data-worker-id="${worker.id}"] td`).first().textContent()).toBe(worker.address);
+    }
+    await expect.poll(() => page.locator('#cluster-summary [data-field="workers"] dd').textContent()).toBe('2');
+    await expect.poll(() => page.locator('#connection').textContent()).toBe('Master connected');
+  });
+});
+
+describe('console on a master with DIPS_TOKEN', () => {
+  const token = 'console-test-secret';
+  let master: DipsProcess;
+  let worker: DipsProcess | undefined;
+
+  beforeAll(async () => {
+    master = await startDips('master', ['--port', '0', '--data-dir', path.join(scratch, 'secured')], { DIPS_TOKEN: token });
+  });
+
+  afterAll(async () => {
+    await worker?.stop();
+    await master?.stop();
+  });
+
+  test('asks for the token, refuses a wrong one, then works: cancel a queued job, list the worker, run a job', async () => {
+    const page = await openConsole(master.url);
+    const dialog = page.getByRole('dialog', { name: 'Access token needed' });
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    await page.screenshot({ path: path.join(artifacts, 'token-desktop.png') });
+
+    await dialog.getByLabel('Token').fill('wrong');
+    await dialog.getByRole('button', { name: 'Connect' }).click();
+    await expect.poll(() => dialog.locator('.token-refused').isVisible()).toBe(true);
+    await dialog.getByLabel('Token').fill(token);
+    await dialog.getByRole('button', { name: 'Connect' }).click();
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+    await expect.poll(() => page.getByLabel('Operation', { exact: true }).locator('option').count()).toBeGreaterThan(3);
+
+    // No worker yet: the job cannot finish, so cancelling it is certain to happen before it does.
+    await page.locator('#file-input').setInputFiles([photo('ladybird.jpg')]);
+    await addStep(page, 'invert');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const queued = page.locator('article.job').first();
+    await expect.poll(() => queued.locator('.job-head .badge').textContent()).toMatch(/^(queued|running)$/);
+    expect(await queued.locator('.progress-text').textContent()).toBe('0 of 1 image done · 0%');
+    await queued.getByRole('button', { name: 'Cancel job' }).click();
+    await expect.poll(() => queued.locator('.job-head .badge').textContent()).toBe('canceled');
+    const canceledId = await queued.getAttribute('data-job-id');
+    const state = await fetch(`${master.url}/v1/jobs/${canceledId}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(((await state.json()) as { status: string }).status).toBe('canceled');
+
+    worker = await startDips('worker', ['--port', '0', '--master', master.url], { DIPS_TOKEN: token });
+    await expect.poll(() => page.locator('#workers-body tr').count(), { timeout: 15_000 }).toBe(1);
+
+    await page.getByRole('button', { name: 'Process images' }).click();
+    await expect.poll(() => page.locator('article.job').count()).toBe(2);
+    const done = page.locator('article.job').first();
+    expect(await done.getAttribute('data-job-id')).not.toBe(canceledId);
+    await expect.poll(() => done.getByRole('progressbar').getAttribute('aria-valuenow'), { timeout: JOB_TIMEOUT_MS }).toBe('100');
+    await expect.poll(() => done.locator('.job-head .badge').textContent()).toBe('succeeded');
+    // The result preview was fetched with the token (an <img src> to the API would get 401).
+    const card = done.locator('.image-card', { hasText: 'ladybird.jpg' });
+    await expect.poll(() => card.locator('img').evaluateAll((images) => images.map((image) => (image as HTMLImageElement).naturalWidth > 0))).toEqual([true, true]);
+    await page.screenshot({ path: path.join(artifacts, 'token-job-desktop.png'), fullPage: true });
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * Every request to the master goes through apiFetch: it adds the bearer token, asks the user for a
+ * token when the master answers 401, waits out 429/503 answers that carry Retry-After, and turns
+ * error bodies ({"error":{"code","message"}}) into ApiError with a readable message.
+ */
+const TOKEN_KEY = 'dips.token';
+const MAX_BUSY_RETRIES = 3;
+const MAX_RETRY_AFTER_SECONDS = 30;
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function storedToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function storeToken(token) {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+let askForToken = null;
+let pendingTokenRequest = null;
+
+/** Registers the UI that asks for a token: (refused: boolean) => Promise<string>, rejecting on cancel. */
+export function setTokenPrompt(prompt) {
+  askForToken = prompt;
+}
+
+/** One dialog for all requests that hit 401 at the same time. */
+function requestToken(refused) {
+  pendingTokenRequest ??= askForToken(refused).finally(() => {
+    pendingTokenRequest = null;
+  });
+  return pendingTokenRequest;
+}
+
+export function authHeaders(extra) {
+  const headers = new Headers(extra);
+  const token = storedToken();
+  if (token) headers.set('Authorization', `Bearer ${token}`);
+  return headers;
+}
+
+export async function apiFetch(path, init = {}) {
+  let busyRetries = 0;
+  for (;;) {
+    const sentToken = storedToken();
+    let response;
+    try {
+      response = await fetch(path, { ...init, headers: authHeaders(init.headers) });
+    } catch (error) {
+      if (error.name === 'AbortError') throw error;
+      throw new ApiError(0, 'unreachable', `The master cannot be reached (${error.message}).`);
+    }
+    if (response.status === 401 && askForToken) {
+      await response.body?.cancel();
+      // Another request may already have obtained a fresh token while this one was in flight.
+      if (storedToken() === sentToken) storeToken(await requestToken(sentToken !== null));
+      continue;
+    }
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    if ((response.status === 429 || response.status === 503) && retryAfter <= MAX_RETRY_AFTER_SECONDS && busyRetries < MAX_BUSY_RETRIES) {
+      await response.body?.cancel();
+      busyRetries += 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(retryAfter, 1) * 1000));
+      continue;
+    }
+    if (!response.ok) throw await errorFrom(response);
+    return response;
+  }
+}
+
+export async function getJson(path, init) {
+  const response = await apiFetch(path, init);
+  return response.json();
+}
+
+async function errorFrom(response) {
+  const text = await response.text().catch(() => '');
+  let code = `http_${response.status}`;
+  let message = text.trim() || response.statusText;
+  try {
+    const body = JSON.parse(text);
+    if (body?.error?.message) {
+      code = body.error.code ?? code;
+      message = body.error.message;
+    }
+  } catch {
+    // Not JSON (a proxy's HTML page, say): keep the text.
+  }
+  if (message.length > 500) message = `${message.slice(0, 500)}…`;
+  return new ApiError(response.status, code, `${message} (HTTP ${response.status})`);
+}

@@ -1,0 +1,130 @@
+import { getJson, setTokenPrompt, storedToken, storeToken } from './api.js';
+import { createClusterView } from './cluster.js';
+import { createFilePicker } from './file-picker.js';
+import { createJobList, shortId } from './jobs.js';
+import { createPipelineEditor, validateWhileTyping } from './pipeline-editor.js';
+import { describeParam, parseParam } from './params.js';
+import { h } from './dom.js';
+import { createTokenPrompt } from './token-dialog.js';
+
+const $ = (id) => document.getElementById(id);
+const LOSSLESS_FORMATS = new Set(['png']);
+const qualityField = describeParam('quality', { type: 'integer', minimum: 1, maximum: 100 }, false);
+
+setTokenPrompt(createTokenPrompt($('token-dialog')));
+for (const button of document.querySelectorAll('[data-close-dialog]')) {
+  button.addEventListener('click', () => button.closest('dialog').close());
+}
+
+const jobList = createJobList({ container: $('job-list'), compareDialog: $('compare-dialog') });
+const filePicker = createFilePicker({
+  input: $('file-input'),
+  dropZone: $('drop-zone'),
+  list: $('file-list'),
+  summary: $('file-summary'),
+  clearButton: $('clear-files'),
+  message: $('file-message'),
+});
+const editor = createPipelineEditor({
+  list: $('step-list'),
+  picker: $('op-picker'),
+  addButton: $('add-step'),
+  pickerHint: $('op-hint'),
+  preview: $('pipeline-preview'),
+});
+const cluster = createClusterView({
+  summary: $('cluster-summary'),
+  workersBody: $('workers-body'),
+  workersNote: $('workers-note'),
+  chartContainer: $('throughput'),
+  status: $('connection'),
+  fallbackFinishedImages: jobList.finishedImages,
+});
+
+async function loadOperations() {
+  $('ops-error').hidden = true;
+  try {
+    const catalogue = await getJson('/v1/operations');
+    editor.setOperations(Array.isArray(catalogue) ? catalogue : catalogue.operations ?? []);
+  } catch (error) {
+    $('ops-error-text').textContent = `Could not load the operations: ${error.message}`;
+    $('ops-error').hidden = false;
+  }
+  showForgetToken();
+}
+
+function showForgetToken() {
+  $('forget-token').hidden = !storedToken();
+}
+
+function checkQuality() {
+  const input = $('quality');
+  const result = input.validity.badInput ? { error: 'quality must be a whole number from 1 to 100' } : parseParam(qualityField, input.value);
+  $('quality-error').hidden = !result.error;
+  $('quality-error').textContent = result.error ?? '';
+  input.setAttribute('aria-invalid', String(Boolean(result.error)));
+  return result;
+}
+
+/** Lists every problem above the submit button; each entry moves focus to the input at fault. */
+function showFormErrors(errors) {
+  const box = $('form-errors');
+  box.hidden = errors.length === 0;
+  if (errors.length === 0) return box.replaceChildren();
+  box.replaceChildren(
+    h('p', { class: 'form-errors-title' }, errors.length === 1 ? 'Please fix this before submitting:' : `Please fix these ${errors.length} problems before submitting:`),
+    h('ul', {}, errors.map(({ input, message }) => h('li', {}, input ? h('a', { href: `#${input.id}`, onclick: (event) => { event.preventDefault(); input.focus(); } }, message) : message))),
+  );
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const errors = [];
+  const files = filePicker.files();
+  if (files.length === 0) errors.push({ input: $('file-input'), message: 'Choose at least one image.' });
+  if (editor.count() === 0) errors.push({ input: $('op-picker'), message: 'Add at least one pipeline step.' });
+  const { pipeline, errors: paramErrors } = editor.collect({ showErrors: true });
+  errors.push(...paramErrors);
+  const quality = checkQuality();
+  if (quality.error) errors.push({ input: $('quality'), message: quality.error });
+  showFormErrors(errors);
+  if (errors.length > 0) {
+    (errors[0].input ?? $('form-errors')).focus();
+    return;
+  }
+  const button = $('submit-button');
+  const status = $('submit-status');
+  button.disabled = true;
+  status.textContent = `Uploading ${files.length} image${files.length === 1 ? '' : 's'}…`;
+  try {
+    const format = $('format').value;
+    const job = await jobList.submit({ files, pipeline, format, quality: LOSSLESS_FORMATS.has(format) ? undefined : quality.value });
+    status.replaceChildren(`Job ${shortId(job.entry.id)} submitted. `, h('a', { href: `#job-${job.entry.id}` }, 'Follow its progress'));
+  } catch (error) {
+    status.textContent = '';
+    showFormErrors([{ message: `The master did not accept the job: ${error.message}` }]);
+    $('form-errors').focus();
+  } finally {
+    button.disabled = false;
+    showForgetToken();
+  }
+}
+
+$('job-form').addEventListener('submit', submit);
+$('quality').addEventListener('input', validateWhileTyping(checkQuality, () => !$('quality-error').hidden));
+$('format').addEventListener('change', () => {
+  const lossless = LOSSLESS_FORMATS.has($('format').value);
+  $('quality').disabled = lossless;
+  $('quality-hint').textContent = lossless ? 'PNG is lossless: quality does not apply.' : '1–100 for lossy formats; empty for the encoder\'s default.';
+});
+$('ops-retry').addEventListener('click', loadOperations);
+$('forget-token').addEventListener('click', () => {
+  storeToken(null);
+  showForgetToken();
+  loadOperations();
+  cluster.refresh();
+});
+
+loadOperations();
+jobList.restore();
+cluster.start();

@@ -1,0 +1,114 @@
+import { authHeaders, getJson } from './api.js';
+import { formatAge, h } from './dom.js';
+import { createThroughputChart } from './throughput-chart.js';
+
+const POLL_INTERVAL_MS = 3000;
+/** The master's counter of finished images (all outcomes, one series per status label). */
+const FINISHED_IMAGES_COUNTER = 'dips_images_total';
+const KNOWN_FIELDS = new Set(['workers', 'queueDepth', 'desiredCapacity']);
+const WORKER_COLUMNS = ['id', 'address', 'state', 'inflight', 'lastHeartbeat'];
+
+/** "desiredCapacity" → "Desired capacity". */
+const humanize = (key) => key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()).replace(/ ([A-Z])(?=[a-z])/g, (_, c) => ` ${c.toLowerCase()}`);
+
+function formatValue(key, value) {
+  if (value === null || value === undefined) return '—';
+  if (/(heartbeat|At|time)$/i.test(key) && (typeof value === 'number' || !Number.isNaN(Date.parse(value)))) return formatAge(value);
+  if (typeof value === 'object') return Object.entries(value).map(([name, inner]) => `${humanize(name)}: ${formatValue(name, inner)}`).join(' · ');
+  return String(value);
+}
+
+/** Sum over all series of the finished-images counter in a Prometheus text exposition; null if absent. */
+function finishedImagesFromMetrics(text) {
+  const pattern = new RegExp(`^${FINISHED_IMAGES_COUNTER}(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)`, 'gm');
+  // A labelled counter with no increments yet has only its # TYPE line: that still means 0.
+  let total = text.includes(`# TYPE ${FINISHED_IMAGES_COUNTER} counter`) ? 0 : null;
+  for (const match of text.matchAll(pattern)) total = (total ?? 0) + Number(match[1]);
+  return total;
+}
+
+/**
+ * The cluster panel: summary tiles (every top-level field the master reports), the workers table,
+ * and the throughput chart. Polls while the page is visible.
+ */
+export function createClusterView({ summary, workersBody, workersNote, chartContainer, status, fallbackFinishedImages }) {
+  const chart = createThroughputChart(chartContainer);
+  let timer = null;
+  let metricsAvailable = true;
+
+  async function poll() {
+    try {
+      const cluster = await getJson('/v1/cluster');
+      render(cluster);
+      status.textContent = 'Master connected';
+      status.dataset.state = 'ok';
+    } catch (error) {
+      status.textContent = error.status === 401 ? 'Token needed' : 'Master unreachable';
+      status.dataset.state = 'error';
+      workersNote.textContent = `Cluster state unavailable: ${error.message}`;
+    }
+    await sampleThroughput();
+  }
+
+  async function sampleThroughput() {
+    let count = null;
+    if (metricsAvailable) {
+      try {
+        const response = await fetch('/metrics', { headers: authHeaders() });
+        count = response.ok ? finishedImagesFromMetrics(await response.text()) : null;
+      } catch {
+        count = null;
+      }
+      metricsAvailable = count !== null;
+    }
+    if (count !== null) chart.record(count, 'all clients, from /metrics');
+    else chart.record(fallbackFinishedImages(), 'jobs in this console');
+  }
+
+  /** A number gets a big tile; an object (say the last scaling decision) a wider one, a line per field. */
+  function renderTile(key, value) {
+    if (value && typeof value === 'object') {
+      const lines = Object.entries(value).map(([name, inner]) => h('li', {}, `${humanize(name)}: ${formatValue(name, inner)}`));
+      return h('div', { class: 'tile tile-detail', 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, h('ul', {}, lines)));
+    }
+    return h('div', { class: 'tile', 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, formatValue(key, value)));
+  }
+
+  function render(cluster) {
+    const workers = Array.isArray(cluster.workers) ? cluster.workers : [];
+    const tiles = [
+      ['workers', workers.length],
+      ['queueDepth', cluster.queueDepth],
+      ['desiredCapacity', cluster.desiredCapacity],
+      ...Object.entries(cluster).filter(([key]) => !KNOWN_FIELDS.has(key)),
+    ];
+    summary.replaceChildren(...tiles.map(([key, value]) => renderTile(key, value)));
+    const extraColumns = [...new Set(workers.flatMap((worker) => Object.keys(worker)))].filter((key) => !WORKER_COLUMNS.includes(key));
+    const head = workersBody.closest('table').querySelector('thead tr');
+    head.replaceChildren(...[...WORKER_COLUMNS, ...extraColumns].map((key) => h('th', { scope: 'col' }, key === 'inflight' ? 'In flight' : humanize(key))));
+    workersBody.replaceChildren(
+      ...workers.map((worker) =>
+        h('tr', { 'data-worker-id': worker.id },
+          h('th', { scope: 'row' }, String(worker.id ?? '')),
+          h('td', {}, String(worker.address ?? '')),
+          h('td', {}, h('span', { class: `badge badge-${worker.state}` }, String(worker.state ?? 'unknown'))),
+          h('td', { class: 'number' }, String(worker.inflight ?? '')),
+          h('td', { title: String(worker.lastHeartbeat ?? '') }, formatValue('lastHeartbeat', worker.lastHeartbeat)),
+          extraColumns.map((key) => h('td', {}, formatValue(key, worker[key])))),
+      ),
+    );
+    workersNote.textContent = workers.length ? '' : 'No workers registered yet. Start one with: dips worker --master <this address>';
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (document.visibilityState === 'visible') timer = setTimeout(() => poll().finally(schedule), POLL_INTERVAL_MS);
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') poll().finally(schedule);
+    else clearTimeout(timer);
+  });
+
+  return { start: () => poll().finally(schedule), refresh: poll };
+}

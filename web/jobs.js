@@ -1,0 +1,372 @@
+import { ApiError, apiFetch, getJson, storedToken } from './api.js';
+import { createCompareView } from './compare.js';
+import { announce, h, saveBlob } from './dom.js';
+import { forgetJob, loadJobs, rememberJob } from './job-store.js';
+import { readEventStream } from './sse.js';
+
+const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+/** Browsers allow 6 HTTP/1.1 connections per host; leave most for everything else. */
+const MAX_EVENT_STREAMS = 3;
+const POLL_INTERVAL_MS = 1000;
+const MAX_POLL_INTERVAL_MS = 8000;
+/** While events carry only totals, per-image states are fetched at most this often. */
+const DETAIL_REFRESH_MS = 1000;
+const EXTENSIONS = { 'image/jpeg': 'jpg', 'image/png': 'png', 'image/webp': 'webp', 'image/tiff': 'tiff', 'image/avif': 'avif' };
+
+export const shortId = (id) => (id.length > 12 ? id.slice(0, 8) : id);
+const describeStep = ({ op, ...params }) => {
+  const values = Object.entries(params).map(([name, value]) => `${name} ${JSON.stringify(value)}`);
+  return values.length ? `${op} (${values.join(', ')})` : op;
+};
+const sleep = (ms, signal) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+
+/** The jobs panel: submit, follow progress (SSE, else polling), show results, cancel, download. */
+export function createJobList({ container, compareDialog }) {
+  const jobs = new Map();
+  let openStreams = 0;
+  const visibility = new IntersectionObserver((entries) => {
+    for (const entry of entries) if (entry.isIntersecting) entry.target.dispatchEvent(new Event('dips:visible'));
+  }, { rootMargin: '200px' });
+
+  async function submit({ files, pipeline, format, quality }) {
+    const form = new FormData();
+    for (const file of files) form.append('images', file, file.name);
+    form.append('pipeline', JSON.stringify(pipeline));
+    if (format) form.append('format', format);
+    if (quality !== undefined) form.append('quality', String(quality));
+    const response = await apiFetch('/v1/jobs', { method: 'POST', body: form });
+    const { id, status } = await response.json();
+    const entry = { id, submittedAt: Date.now(), pipeline, format: format || 'same as input', names: files.map((file) => file.name) };
+    rememberJob(entry);
+    const job = track(entry, files, { newest: true });
+    render(job, {
+      id,
+      status,
+      progress: { done: 0, total: files.length },
+      images: files.map((file, index) => ({ index, name: file.name, status: 'queued' })),
+    });
+    follow(job);
+    return job;
+  }
+
+  /** Jobs remembered from earlier visits: fetched again from the master, followed if still running. */
+  function restore() {
+    for (const entry of loadJobs()) follow(track(entry, [], { newest: false }));
+  }
+
+  function track(entry, files, { newest }) {
+    const job = {
+      entry,
+      originals: files.map((file) => URL.createObjectURL(file)),
+      snapshot: null,
+      abort: new AbortController(),
+      following: false,
+      lastDetailRefresh: 0,
+      images: new Map(),
+      view: createJobView(entry),
+    };
+    job.view.cancelButton.addEventListener('click', () => cancel(job));
+    job.view.archiveButton.addEventListener('click', () => downloadArchive(job));
+    job.view.removeButton.addEventListener('click', () => remove(job));
+    jobs.set(entry.id, job);
+    if (newest) container.prepend(job.view.card);
+    else container.append(job.view.card);
+    container.dataset.empty = 'false';
+    return job;
+  }
+
+  async function follow(job) {
+    if (job.following) return;
+    job.following = true;
+    const { signal } = job.abort;
+    try {
+      if (openStreams < MAX_EVENT_STREAMS) {
+        openStreams += 1;
+        try {
+          await readEventStream(`/v1/jobs/${encodeURIComponent(job.entry.id)}/events`, { signal, onEvent: (event) => onEvent(job, event) });
+        } catch (error) {
+          if (signal.aborted) return;
+          if (error instanceof ApiError && error.status === 404) return showGone(job);
+          // No usable event stream (a proxy, an older master): polling below does the same job.
+        } finally {
+          openStreams -= 1;
+        }
+      }
+      let delay = POLL_INTERVAL_MS;
+      while (!signal.aborted) {
+        try {
+          await refresh(job);
+          delay = POLL_INTERVAL_MS;
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) return showGone(job);
+          showJobError(job, error.message);
+          delay = Math.min(delay * 2, MAX_POLL_INTERVAL_MS);
+        }
+        if (FINISHED.has(job.snapshot?.status)) return;
+        await sleep(delay, signal);
+      }
+    } finally {
+      job.following = false;
+    }
+  }
+
+  async function refresh(job) {
+    job.lastDetailRefresh = Date.now();
+    const snapshot = await getJson(`/v1/jobs/${encodeURIComponent(job.entry.id)}`, { signal: job.abort.signal });
+    showJobError(job, '');
+    render(job, snapshot);
+  }
+
+  /** Events carry the job's progress (the whole job or a part of it); anything else triggers a fetch. */
+  function onEvent(job, { data }) {
+    let update;
+    try {
+      update = JSON.parse(data);
+    } catch {
+      update = null;
+    }
+    if (update && typeof update === 'object') render(job, { ...job.snapshot, ...update });
+    const hasImageDetail = Array.isArray(update?.images);
+    if (!hasImageDetail && Date.now() - job.lastDetailRefresh >= DETAIL_REFRESH_MS) {
+      refresh(job).catch(() => {
+        // The event stream keeps the job current; a failed detail fetch is retried on the next event.
+      });
+    }
+  }
+
+  function render(job, snapshot) {
+    const previousStatus = job.snapshot?.status;
+    job.snapshot = snapshot;
+    const { view } = job;
+    const status = snapshot.status ?? 'unknown';
+    const images = snapshot.images ?? [];
+    const total = snapshot.progress?.total ?? images.length;
+    const done = snapshot.progress?.done ?? 0;
+    const percent = total > 0 ? Math.round((done / total) * 100) : 0;
+    view.card.dataset.status = status;
+    view.badge.textContent = status;
+    view.badge.className = `badge badge-${status}`;
+    view.progress.setAttribute('aria-valuenow', String(percent));
+    view.progress.setAttribute('aria-valuetext', `${percent}% (${done} of ${total} images)`);
+    view.bar.style.width = `${percent}%`;
+    view.progressText.textContent = `${done} of ${total} image${total === 1 ? '' : 's'} done · ${percent}%`;
+    view.cancelButton.hidden = FINISHED.has(status);
+    view.archiveButton.hidden = !(FINISHED.has(status) && images.some((image) => image.status === 'succeeded'));
+    for (const image of images) renderImage(job, image);
+    if (previousStatus && previousStatus !== status && FINISHED.has(status)) {
+      announce(`Job ${shortId(snapshot.id ?? job.entry.id)} ${status}.`);
+    }
+  }
+
+  function renderImage(job, image) {
+    let item = job.images.get(image.index);
+    if (!item) {
+      item = createImageView(job, image);
+      job.images.set(image.index, item);
+      job.view.imageList.append(item.element);
+    }
+    const status = image.status ?? 'unknown';
+    item.image = image;
+    item.element.dataset.status = status;
+    item.badge.textContent = status;
+    item.badge.className = `badge badge-${status}`;
+    item.size.textContent = image.width && image.height ? `${image.width} × ${image.height}` : '';
+    item.error.hidden = !image.error;
+    item.error.textContent = image.error ? `Error: ${image.error}` : '';
+    const texts = image.qr ?? [];
+    item.qr.hidden = texts.length === 0;
+    item.qrList.replaceChildren(...texts.map((text) => h('li', {}, h('q', {}, text))));
+    const succeeded = status === 'succeeded';
+    item.downloadButton.hidden = !succeeded;
+    item.enlargeButton.hidden = !succeeded;
+    if (succeeded && !item.result && item.visible) loadResult(job, item);
+  }
+
+  function createImageView(job, image) {
+    const name = image.name ?? `image ${image.index + 1}`;
+    const originalUrl = job.originals[image.index];
+    const preview = h('div', { class: 'preview' }, originalUrl ? h('img', { src: originalUrl, alt: `${name}, original`, decoding: 'async', loading: 'lazy' }) : h('span', { class: 'preview-placeholder' }, 'no preview'));
+    const item = {
+      name,
+      image,
+      originalUrl,
+      preview,
+      result: null,
+      visible: false,
+      badge: h('span', { class: 'badge' }),
+      size: h('span', { class: 'muted image-size' }),
+      error: h('p', { class: 'image-error', hidden: true }),
+      qrList: h('ul', { class: 'qr-list' }),
+      downloadButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Download'),
+      enlargeButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Compare'),
+    };
+    item.qr = h('div', { class: 'qr', hidden: true }, h('p', { class: 'qr-title' }, 'QR codes found'), item.qrList);
+    item.downloadButton.setAttribute('aria-label', `Download result of ${name}`);
+    item.enlargeButton.setAttribute('aria-label', `Compare ${name} before and after, large`);
+    item.downloadButton.addEventListener('click', () => downloadImage(job, item));
+    item.enlargeButton.addEventListener('click', () => openComparison(job, item));
+    item.element = h(
+      'li',
+      { class: 'image-card' },
+      preview,
+      h('div', { class: 'image-info' },
+        h('p', { class: 'image-name', title: name }, name),
+        h('div', { class: 'image-meta' }, item.badge, item.size),
+        item.error,
+        item.qr,
+        h('div', { class: 'image-actions' }, item.downloadButton, item.enlargeButton)),
+    );
+    // Results are fetched only once their card scrolls into view: a 500-image job stays light.
+    item.element.addEventListener('dips:visible', () => {
+      item.visible = true;
+      visibility.unobserve(item.element);
+      if (item.image.status === 'succeeded' && !item.result) loadResult(job, item);
+    });
+    visibility.observe(item.element);
+    return item;
+  }
+
+  function resultPath(job, item) {
+    return `/v1/jobs/${encodeURIComponent(job.entry.id)}/images/${item.image.index}`;
+  }
+
+  /** Fetches a result once (with the token if any) and keeps it as a blob URL for preview and download. */
+  function loadResult(job, item) {
+    item.result ??= apiFetch(resultPath(job, item), { signal: job.abort.signal })
+      .then(async (response) => {
+        const blob = await response.blob();
+        const url = URL.createObjectURL(blob);
+        item.preview.replaceChildren(createCompareView({ originalUrl: item.originalUrl, resultUrl: url, name: item.name }));
+        return { blob, url };
+      })
+      .catch((error) => {
+        item.result = null;
+        if (!job.abort.signal.aborted) {
+          item.error.hidden = false;
+          item.error.textContent = `Could not load the result: ${error.message}`;
+        }
+        throw error;
+      });
+    return item.result;
+  }
+
+  async function downloadImage(job, item) {
+    const { blob } = await loadResult(job, item);
+    const stem = item.name.replace(/\.[^.]+$/, '');
+    saveBlob(blob, `${stem}.${EXTENSIONS[blob.type] ?? 'bin'}`);
+  }
+
+  async function openComparison(job, item) {
+    const { url } = await loadResult(job, item);
+    compareDialog.querySelector('.dialog-title').textContent = item.name;
+    compareDialog.querySelector('.dialog-body').replaceChildren(createCompareView({ originalUrl: item.originalUrl, resultUrl: url, name: item.name, large: true }));
+    compareDialog.showModal();
+  }
+
+  async function downloadArchive(job) {
+    const path = `/v1/jobs/${encodeURIComponent(job.entry.id)}/archive`;
+    const fileName = `dips-${shortId(job.entry.id)}.zip`;
+    try {
+      if (storedToken()) {
+        // A link cannot carry the Authorization header, so the zip comes through fetch.
+        saveBlob(await (await apiFetch(path)).blob(), fileName);
+      } else {
+        const link = h('a', { href: path, download: fileName, hidden: true });
+        document.body.append(link);
+        link.click();
+        link.remove();
+      }
+    } catch (error) {
+      showJobError(job, `Could not download the archive: ${error.message}`);
+    }
+  }
+
+  async function cancel(job) {
+    job.view.cancelButton.disabled = true;
+    try {
+      await apiFetch(`/v1/jobs/${encodeURIComponent(job.entry.id)}`, { method: 'DELETE' });
+      await refresh(job);
+    } catch (error) {
+      showJobError(job, `Could not cancel: ${error.message}`);
+    } finally {
+      job.view.cancelButton.disabled = false;
+    }
+  }
+
+  function remove(job) {
+    job.abort.abort();
+    forgetJob(job.entry.id);
+    jobs.delete(job.entry.id);
+    for (const item of job.images.values()) {
+      visibility.unobserve(item.element);
+      item.result?.then(({ url }) => URL.revokeObjectURL(url), () => {});
+    }
+    job.originals.forEach((url) => URL.revokeObjectURL(url));
+    const next = job.view.card.nextElementSibling ?? job.view.card.previousElementSibling;
+    job.view.card.remove();
+    container.dataset.empty = String(jobs.size === 0);
+    (next?.querySelector('button:not([hidden])') ?? document.getElementById('submit-button')).focus();
+  }
+
+  function showGone(job) {
+    job.view.badge.textContent = 'unknown to the master';
+    job.view.badge.className = 'badge badge-failed';
+    job.view.cancelButton.hidden = true;
+    showJobError(job, 'The master no longer knows this job (its data may have been removed).');
+  }
+
+  function showJobError(job, message) {
+    job.view.error.hidden = !message;
+    job.view.error.textContent = message;
+  }
+
+  /** Images finished by the jobs on this page; the throughput chart's fallback source. */
+  function finishedImages() {
+    let count = 0;
+    for (const job of jobs.values()) count += job.snapshot?.progress?.done ?? 0;
+    return count;
+  }
+
+  return { submit, restore, finishedImages };
+}
+
+function createJobView(entry) {
+  const titleId = `job-${entry.id}-title`;
+  const pipeline = Array.isArray(entry.pipeline) ? entry.pipeline.map(describeStep).join(' → ') : '';
+  const names = entry.names ?? [];
+  const view = {
+    badge: h('span', { class: 'badge' }, 'loading'),
+    bar: h('div', { class: 'progress-bar' }),
+    progressText: h('p', { class: 'progress-text' }),
+    error: h('p', { class: 'job-error', role: 'alert', hidden: true }),
+    cancelButton: h('button', { type: 'button', class: 'secondary danger' }, 'Cancel job'),
+    archiveButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Download all (.zip)'),
+    removeButton: h('button', { type: 'button', class: 'link-button' }, 'Remove from list'),
+    imageList: h('ul', { class: 'image-list' }),
+  };
+  view.progress = h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-labelledby': titleId }, view.bar);
+  view.removeButton.setAttribute('aria-label', `Remove job ${shortId(entry.id)} from this list`);
+  view.card = h(
+    'article',
+    { class: 'job', id: `job-${entry.id}`, tabindex: -1, 'aria-labelledby': titleId, 'data-job-id': entry.id },
+    h('header', { class: 'job-head' },
+      h('h3', { id: titleId }, 'Job ', h('code', { title: entry.id }, shortId(entry.id))),
+      view.badge),
+    h('p', { class: 'job-meta muted' },
+      [pipeline, `output ${entry.format ?? 'same as input'}`, names.length ? `${names.length} image${names.length === 1 ? '' : 's'}` : null, entry.submittedAt ? `submitted ${new Date(entry.submittedAt).toLocaleString()}` : null]
+        .filter(Boolean).join(' · ')),
+    view.progress,
+    view.progressText,
+    view.error,
+    h('div', { class: 'job-actions' }, view.cancelButton, view.archiveButton, view.removeButton),
+    view.imageList,
+  );
+  return view;
+}
