@@ -29,6 +29,10 @@ const instanceType = (name: string) =>
 const configSchema = z
   .object({
     allowedCidr: cidr,
+    stackName: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,100}$/, 'context "stackName" must start with a letter and hold only letters, digits and hyphens')
+      .default('Dips'),
     masterInstanceType: instanceType('masterInstanceType'),
     workerInstanceType: instanceType('workerInstanceType'),
     minWorkers: count('minWorkers', 1),

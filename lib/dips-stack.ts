@@ -1,5 +1,6 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import { EC2_UNIQUE_IMDSV2_LAUNCH_TEMPLATE_NAME } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
 import type { Bundle } from './bundle/build-bundle.js';
 import { API_PORT, type DipsConfig } from './config.js';
@@ -19,7 +20,7 @@ export class DipsStack extends Stack {
   constructor(scope: Construct, id: string, props: DipsStackProps) {
     super(scope, id, props);
     // Without it the master's IMDSv2 launch template gets a fixed name, clashing between two stacks.
-    this.node.setContext('@aws-cdk/aws-ec2:uniqueImdsv2TemplateName', true);
+    this.node.setContext(EC2_UNIQUE_IMDSV2_LAUNCH_TEMPLATE_NAME, true);
     const { config } = props;
 
     const network = new Network(this, 'Network', { allowedCidr: config.allowedCidr });

@@ -20,24 +20,47 @@ export function storedToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
 
+/** The page listens for this to show whether a token is in use or still needed. */
+const tokenStateChanged = () => window.dispatchEvent(new Event('dips:token-state'));
+
 export function storeToken(token) {
   if (token) sessionStorage.setItem(TOKEN_KEY, token);
   else sessionStorage.removeItem(TOKEN_KEY);
+  tokenStateChanged();
 }
 
 let askForToken = null;
 let pendingTokenRequest = null;
+/** After the user cancels the dialog, background polls must not keep reopening it. */
+let tokenDeclined = false;
 
 /** Registers the UI that asks for a token: (refused: boolean) => Promise<string>, rejecting on cancel. */
 export function setTokenPrompt(prompt) {
   askForToken = prompt;
 }
 
+/** Lets the next 401 open the token dialog again (the user asked to enter a token). */
+export function allowTokenPrompt() {
+  tokenDeclined = false;
+  tokenStateChanged();
+}
+
+export function tokenWasDeclined() {
+  return tokenDeclined;
+}
+
 /** One dialog for all requests that hit 401 at the same time. */
 function requestToken(refused) {
-  pendingTokenRequest ??= askForToken(refused).finally(() => {
-    pendingTokenRequest = null;
-  });
+  if (tokenDeclined) return Promise.reject(new ApiError(401, 'unauthorized', 'This master needs an access token; none was given.'));
+  pendingTokenRequest ??= askForToken(refused)
+    .catch((error) => {
+      tokenDeclined = true;
+      tokenStateChanged();
+      throw new ApiError(401, 'unauthorized', error.message);
+    })
+    .finally(() => {
+      pendingTokenRequest = null;
+    });
   return pendingTokenRequest;
 }
 

@@ -1,4 +1,4 @@
-import { getJson, setTokenPrompt, storedToken, storeToken } from './api.js';
+import { allowTokenPrompt, getJson, setTokenPrompt, storedToken, storeToken, tokenWasDeclined } from './api.js';
 import { createClusterView } from './cluster.js';
 import { createFilePicker } from './file-picker.js';
 import { createJobList, shortId } from './jobs.js';
@@ -50,11 +50,13 @@ async function loadOperations() {
     $('ops-error-text').textContent = `Could not load the operations: ${error.message}`;
     $('ops-error').hidden = false;
   }
-  showForgetToken();
 }
 
-function showForgetToken() {
-  $('forget-token').hidden = !storedToken();
+/** "Change token" while one is in use, "Enter token" after the dialog was cancelled. */
+function showTokenButton() {
+  const button = $('token-button');
+  button.hidden = !storedToken() && !tokenWasDeclined();
+  button.textContent = storedToken() ? 'Change token' : 'Enter token';
 }
 
 function checkQuality() {
@@ -85,7 +87,8 @@ async function submit(event) {
   if (editor.count() === 0) errors.push({ input: $('op-picker'), message: 'Add at least one pipeline step.' });
   const { pipeline, errors: paramErrors } = editor.collect({ showErrors: true });
   errors.push(...paramErrors);
-  const quality = checkQuality();
+  const format = $('format').value;
+  const quality = LOSSLESS_FORMATS.has(format) ? { value: undefined } : checkQuality();
   if (quality.error) errors.push({ input: $('quality'), message: quality.error });
   showFormErrors(errors);
   if (errors.length > 0) {
@@ -97,8 +100,7 @@ async function submit(event) {
   button.disabled = true;
   status.textContent = `Uploading ${files.length} image${files.length === 1 ? '' : 's'}…`;
   try {
-    const format = $('format').value;
-    const job = await jobList.submit({ files, pipeline, format, quality: LOSSLESS_FORMATS.has(format) ? undefined : quality.value });
+    const job = await jobList.submit({ files, pipeline, format, quality: quality.value });
     status.replaceChildren(`Job ${shortId(job.entry.id)} submitted. `, h('a', { href: `#job-${job.entry.id}` }, 'Follow its progress'));
   } catch (error) {
     status.textContent = '';
@@ -106,7 +108,6 @@ async function submit(event) {
     $('form-errors').focus();
   } finally {
     button.disabled = false;
-    showForgetToken();
   }
 }
 
@@ -117,14 +118,19 @@ $('format').addEventListener('change', () => {
   $('quality').disabled = lossless;
   $('quality-hint').textContent = lossless ? 'PNG is lossless: quality does not apply.' : '1–100 for lossy formats; empty for the encoder\'s default.';
 });
-$('ops-retry').addEventListener('click', loadOperations);
-$('forget-token').addEventListener('click', () => {
+$('ops-retry').addEventListener('click', () => {
+  allowTokenPrompt();
+  loadOperations();
+});
+$('token-button').addEventListener('click', () => {
   storeToken(null);
-  showForgetToken();
+  allowTokenPrompt();
   loadOperations();
   cluster.refresh();
 });
+window.addEventListener('dips:token-state', showTokenButton);
 
+showTokenButton();
 loadOperations();
 jobList.restore();
 cluster.start();

@@ -8,6 +8,7 @@ export function h(tag, attributes = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (name.startsWith('on') && typeof value === 'function') element.addEventListener(name.slice(2), value);
     else if (name === 'class') element.className = value;
+    else if (name === 'value') element.value = value;
     else if (name in element && typeof value !== 'string') element[name] = value;
     else element.setAttribute(name, value === true ? '' : String(value));
   }

@@ -51,6 +51,7 @@ export function createFilePicker({ input, dropZone, list, summary, clearButton, 
     }
     entries.length = 0;
     message.hidden = true;
+    input.focus();
     changed();
   }
 
@@ -84,5 +85,5 @@ export function createFilePicker({ input, dropZone, list, summary, clearButton, 
   });
   changed();
 
-  return { files: () => entries.map((entry) => entry.file), clear };
+  return { files: () => entries.map((entry) => entry.file) };
 }

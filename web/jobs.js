@@ -18,13 +18,16 @@ const describeStep = ({ op, ...params }) => {
   const values = Object.entries(params).map(([name, value]) => `${name} ${JSON.stringify(value)}`);
   return values.length ? `${op} (${values.join(', ')})` : op;
 };
+/** Waits ms, or less if the job is removed meanwhile. */
 const sleep = (ms, signal) =>
   new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
   });
 
 /** The jobs panel: submit, follow progress (SSE, else polling), show results, cancel, download. */
@@ -186,7 +189,7 @@ export function createJobList({ container, compareDialog }) {
     const succeeded = status === 'succeeded';
     item.downloadButton.hidden = !succeeded;
     item.enlargeButton.hidden = !succeeded;
-    if (succeeded && !item.result && item.visible) loadResult(job, item);
+    if (succeeded && !item.result && item.visible) showResult(job, item);
   }
 
   function createImageView(job, image) {
@@ -210,8 +213,9 @@ export function createJobList({ container, compareDialog }) {
     item.qr = h('div', { class: 'qr', hidden: true }, h('p', { class: 'qr-title' }, 'QR codes found'), item.qrList);
     item.downloadButton.setAttribute('aria-label', `Download result of ${name}`);
     item.enlargeButton.setAttribute('aria-label', `Compare ${name} before and after, large`);
-    item.downloadButton.addEventListener('click', () => downloadImage(job, item));
-    item.enlargeButton.addEventListener('click', () => openComparison(job, item));
+    // A failed fetch has already put its message on the card (loadResult).
+    item.downloadButton.addEventListener('click', () => downloadImage(job, item).catch(() => {}));
+    item.enlargeButton.addEventListener('click', () => openComparison(job, item).catch(() => {}));
     item.element = h(
       'li',
       { class: 'image-card' },
@@ -227,7 +231,7 @@ export function createJobList({ container, compareDialog }) {
     item.element.addEventListener('dips:visible', () => {
       item.visible = true;
       visibility.unobserve(item.element);
-      if (item.image.status === 'succeeded' && !item.result) loadResult(job, item);
+      if (item.image.status === 'succeeded' && !item.result) showResult(job, item);
     });
     visibility.observe(item.element);
     return item;
@@ -255,6 +259,11 @@ export function createJobList({ container, compareDialog }) {
         throw error;
       });
     return item.result;
+  }
+
+  /** Loads the result into the card's preview; a failure is already shown on the card. */
+  function showResult(job, item) {
+    loadResult(job, item).catch(() => {});
   }
 
   async function downloadImage(job, item) {

@@ -65,7 +65,7 @@ export function describeParam(name, schema, required) {
   if (numeric) hintParts.push([types.includes('integer') && !types.includes('number') ? 'whole number' : 'number', range].filter(Boolean).join(' '));
   if (choices.length > 0 && control !== 'select') hintParts.push(`or ${humanList(choices)}`);
   if (schema.default !== undefined) hintParts.push(`default ${JSON.stringify(schema.default)}`);
-  else if (!required) hintParts.push('optional');
+  else hintParts.push(required ? 'required' : 'optional');
   return {
     name,
     schema,
@@ -82,7 +82,7 @@ export function describeParam(name, schema, required) {
 }
 
 /** Why value does not satisfy schema (a phrase to follow the parameter's name), or null. */
-export function violation(schema, value) {
+function violation(schema, value) {
   const alts = alternatives(schema);
   if (alts.length > 1) {
     const problems = alts.map((alt) => violation(alt, value));

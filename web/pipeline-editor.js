@@ -79,16 +79,18 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
       if (spec.choices.length) choiceList = h('datalist', { id: listId }, spec.choices.map((choice) => h('option', { value: choice })));
     }
     const error = h('p', { id: errorId, class: 'field-error', hidden: true });
+    // Several steps may have a "width": screen readers hear which step a field belongs to.
+    const stepName = h('span', { class: 'visually-hidden' });
     const row = h(
       'div',
       { class: `param param-${spec.control}` },
-      h('label', { for: id }, spec.name),
+      h('label', { for: id }, stepName, spec.name),
       input,
       choiceList,
       h('p', { id: hintId, class: 'hint' }, [spec.description, spec.hint].filter(Boolean).join(' — ')),
       error,
     );
-    const field = { spec, input, error, row };
+    const field = { spec, input, error, row, stepName };
     input.addEventListener('input', validateWhileTyping(() => check(field), () => !error.hidden));
     input.addEventListener('input', changed);
     return field;
@@ -140,6 +142,7 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
       step.upButton.title = 'Move up';
       step.downButton.title = 'Move down';
       step.removeButton.title = 'Remove';
+      for (const field of step.fields) field.stepName.textContent = `Step ${index + 1} (${step.operation.name}): `;
     });
     list.dataset.empty = String(steps.length === 0);
     changed();
@@ -175,5 +178,5 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
     (step?.fields[0]?.input ?? addButton).focus();
   });
 
-  return { setOperations, addStep, collect, count: () => steps.length };
+  return { setOperations, collect, count: () => steps.length };
 }

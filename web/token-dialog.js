@@ -25,7 +25,7 @@ export function createTokenPrompt(dialog) {
       };
       const onClose = () => {
         finish();
-        reject(Object.assign(new Error('This master needs an access token; none was given.'), { status: 401 }));
+        reject(new Error('This master needs an access token; none was given.'));
       };
       const finish = () => {
         form.removeEventListener('submit', onSubmit);

@@ -15,8 +15,9 @@ root=${DIPS_INSTALL_ROOT:-}
 install_dir=$root/opt/dips
 unit=dips-$DIPS_ROLE.service
 
-imds_token=$(curl -fsS --retry 10 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds_url/latest/api/token")
-imds() { curl -fsS --retry 10 -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/$1"; }
+# Retries: a new instance profile's credentials and permissions can take seconds to appear.
+imds_token=$(curl -fsS --retry 10 --retry-all-errors -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds_url/latest/api/token")
+imds() { curl -fsS --retry 10 --retry-all-errors -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/$1"; }
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
@@ -25,7 +26,7 @@ aws_curl() {
   local service=$1
   shift
   printf 'user = "%s:%s"\n' "$(json_field AccessKeyId <<<"$credentials")" "$(json_field SecretAccessKey <<<"$credentials")" |
-    curl -fsS --retry 5 --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" \
+    curl -fsS --retry 5 --retry-all-errors --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" \
       -H "x-amz-security-token: $(json_field Token <<<"$credentials")" "$@"
 }
 

@@ -11,8 +11,6 @@ export interface BundleOptions {
   repoRoot: string;
   /** Work folder: the staging tree, the dependency cache and the archive. Keep it out of git. */
   workDir: string;
-  /** Node binary to ship; the build machine's own by default (linux-x64, same ABI as node_modules). */
-  nodeBinary?: string;
 }
 
 export interface Bundle {
@@ -22,9 +20,14 @@ export interface Bundle {
   sha256: string;
 }
 
+/** The work folder `cdk synth` and `npm run bundle` use: under cdk.out/, which git ignores. */
+export function defaultWorkDir(repoRoot: string): string {
+  return path.join(repoRoot, 'cdk.out', '.dips-bundle');
+}
+
 /** Path of the CLI inside the bundle (and inside /opt/dips on the instances). */
-export const BUNDLE_CLI = 'dist/services/cli/main.js';
-export const BUNDLE_NODE = 'bin/node';
+const BUNDLE_CLI = 'dist/services/cli/main.js';
+const BUNDLE_NODE = 'bin/node';
 
 /**
  * Builds the archive the instances run from. Reproducible: entries sorted, mtimes, owners and
@@ -45,7 +48,8 @@ export async function buildBundle(options: BundleOptions): Promise<Bundle> {
   await cp(path.join(repoRoot, 'dist', 'services'), path.join(staging, 'dist', 'services'), { recursive: true });
   await cp(path.join(repoRoot, 'web'), path.join(staging, 'web'), { recursive: true });
   await writeFile(path.join(staging, 'package.json'), await productionManifest(repoRoot));
-  await copyFile(options.nodeBinary ?? process.execPath, path.join(staging, BUNDLE_NODE));
+  // The build machine's own Node: linux-x64 and the ABI node_modules were compiled for.
+  await copyFile(process.execPath, path.join(staging, BUNDLE_NODE));
   await writeFile(
     path.join(staging, 'bin', 'dips'),
     '#!/bin/sh\n# The dips CLI on the bundled Node runtime.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/node" "$here/../dist/services/cli/main.js" "$@"\n',
@@ -60,8 +64,10 @@ export async function buildBundle(options: BundleOptions): Promise<Bundle> {
     [
       '--create', '--format=gnu', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner',
       '--mode=u+rw,go-w', '--file=-',
-      '--directory', staging, 'bin', 'dist', 'package.json', 'web',
+      // Top-level entries in name order too, though they come from two folders.
+      '--directory', staging, 'bin', 'dist',
       '--directory', dependencies, 'node_modules',
+      '--directory', staging, 'package.json', 'web',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

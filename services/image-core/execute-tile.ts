@@ -1,6 +1,7 @@
 import type { Annotations } from './operation.js';
 import { extractRect } from './pixel-move.js';
 import { parsePipeline, PipelineError, type Step } from './pipeline.js';
+import { pixelMoveOf } from './planner.js';
 import type { RawImage, Rect } from './raw-image.js';
 import type { TileResult, TileTask } from './tile-task.js';
 
@@ -18,13 +19,19 @@ function statisticsOf(step: Step) {
  * tile lies as geometric steps move it, then cuts out the requested core. Depends on the task alone.
  */
 export async function executeTileTask(task: TileTask): Promise<TileResult> {
+  const { tile, source } = task;
+  if (tile.width !== source.width || tile.height !== source.height) {
+    throw new Error(
+      `tile of ${tile.width}x${tile.height} pixels does not match its source rectangle ${source.width}x${source.height}`,
+    );
+  }
   const steps = parseSteps(task.steps);
   const annotations: Annotations = {};
-  let image: RawImage = task.tile;
-  let region: Rect = task.source;
+  let image: RawImage = tile;
+  let region: Rect = source;
   let size = task.imageSize;
   for (const [index, step] of steps.entries()) {
-    const move = step.op.tileable ? step.op.pixelMove?.(step.params) : undefined;
+    const move = pixelMoveOf(step);
     if (index === 0 && task.histogram) {
       image = statisticsOf(step).applyWithHistogram(image, step.params, task.histogram);
     } else if (move && task.core) {
@@ -35,7 +42,8 @@ export async function executeTileTask(task: TileTask): Promise<TileResult> {
       image = await step.op.apply(image, step.params, annotations);
     }
   }
-  const core = task.core ? extractRect(image, { ...task.core, x: task.core.x - region.x, y: task.core.y - region.y }) : image;
+  const { core: wanted } = task;
+  const core = wanted ? extractRect(image, { ...wanted, x: wanted.x - region.x, y: wanted.y - region.y }) : image;
   const result: TileResult = { annotations };
   if (task.returnCore) result.core = core;
   if (task.histogramFor) {

@@ -35,7 +35,9 @@ export class Intermediate implements Size {
       const [format, coding] = [20, 24].map((at) => header.readInt32LE(at));
       if (magic !== MAGIC_LITTLE_ENDIAN) throw new Error(`${path} is not a little-endian libvips .v file`);
       if (format !== BAND_FORMAT_UCHAR || coding !== CODING_NONE || bands < 1 || bands > 4) {
-        throw new Error(`${path} holds band format ${format}, coding ${coding}, ${bands} bands; expected 8-bit, uncoded, 1-4 bands`);
+        throw new Error(
+          `${path} holds band format ${format}, coding ${coding}, ${bands} bands; expected 8-bit, uncoded, 1-4 bands`,
+        );
       }
       return new Intermediate(path, file, width, height, bands as Channels);
     } catch (error) {
@@ -79,7 +81,9 @@ export class Intermediate implements Size {
   /** Writes an image's pixels with its top-left corner at `at`. */
   async write(image: RawImage, at: { x: number; y: number }): Promise<void> {
     if (image.channels !== this.channels) {
-      throw new Error(`cannot write ${image.channels}-channel pixels into the ${this.channels}-channel image ${this.path}`);
+      throw new Error(
+        `cannot write ${image.channels}-channel pixels into the ${this.channels}-channel image ${this.path}`,
+      );
     }
     this.checkInside({ ...at, width: image.width, height: image.height });
     const rowBytes = image.width * this.channels;
@@ -103,7 +107,8 @@ export class Intermediate implements Size {
   private checkInside(rect: Rect): void {
     if (rect.x < 0 || rect.y < 0 || rect.x + rect.width > this.width || rect.y + rect.height > this.height) {
       throw new Error(
-        `rectangle ${rect.width}x${rect.height} at ${rect.x},${rect.y} is outside the ${this.width}x${this.height} image ${this.path}`,
+        `rectangle ${rect.width}x${rect.height} at ${rect.x},${rect.y} is outside ` +
+          `the ${this.width}x${this.height} image ${this.path}`,
       );
     }
   }

@@ -47,7 +47,7 @@ export interface PlanOptions {
 }
 
 /** The pixel move of a geometric step that tiles exactly, or undefined. */
-function pixelMoveOf(step: Step): PixelMove | undefined {
+export function pixelMoveOf(step: Step): PixelMove | undefined {
   return step.op.tileable ? step.op.pixelMove?.(step.params) : undefined;
 }
 
@@ -128,6 +128,13 @@ export function stageOutputSize(stage: Stage, input: Size): Size | undefined {
   return size;
 }
 
+const grow = ({ x, y, width, height }: Rect, by: number): Rect => ({
+  x: x - by,
+  y: y - by,
+  width: width + 2 * by,
+  height: height + 2 * by,
+});
+
 /**
  * Start and length of each piece when cutting `length` into pieces of `tileSize`. A last piece shorter
  * than half a tile joins the one before: slivers would give filters less input than their window.
@@ -161,9 +168,7 @@ export function planStageTiles(stage: Stage, input: Size, tileSize: number): Sta
         if (move) {
           rect = move.backward(rect, before);
         } else {
-          const halo = step.op.halo(step.params);
-          const grown = { x: rect.x - halo, y: rect.y - halo, width: rect.width + 2 * halo, height: rect.height + 2 * halo };
-          rect = intersect(grown, { x: 0, y: 0, ...before });
+          rect = intersect(grow(rect, step.op.halo(step.params)), { x: 0, y: 0, ...before });
         }
       }
       tiles.push({ index: tiles.length, source: rect, core });

@@ -54,3 +54,30 @@ export function mapColourSamples(image: RawImage, table: Uint8Array): RawImage {
 export function lookupTable(map: (value: number) => number): Uint8Array {
   return Uint8Array.from({ length: 256 }, (_, value) => Math.min(255, Math.max(0, Math.round(map(value)))));
 }
+
+/** The colour channels of an image and, separately, its alpha samples (undefined without alpha). */
+export function splitAlpha(image: RawImage): { colour: RawImage; alpha?: Buffer } {
+  if (!hasAlpha(image)) return { colour: image };
+  const { data, width, height, channels } = image;
+  const colourChannels = channels - 1;
+  const colour = Buffer.allocUnsafe(width * height * colourChannels);
+  const alpha = Buffer.allocUnsafe(width * height);
+  for (let p = 0, i = 0, o = 0; p < alpha.length; p++, i += channels, o += colourChannels) {
+    for (let c = 0; c < colourChannels; c++) colour[o + c] = data[i + c];
+    alpha[p] = data[i + colourChannels];
+  }
+  return { colour: { data: colour, width, height, channels: colourChannels as Channels }, alpha };
+}
+
+/** The inverse of splitAlpha: colour channels with the alpha samples appended to every pixel. */
+export function joinAlpha(colour: RawImage, alpha: Buffer | undefined): RawImage {
+  if (!alpha) return colour;
+  const { data, width, height, channels } = colour;
+  const outChannels = channels + 1;
+  const out = Buffer.allocUnsafe(width * height * outChannels);
+  for (let p = 0, i = 0, o = 0; p < alpha.length; p++, i += channels, o += outChannels) {
+    for (let c = 0; c < channels; c++) out[o + c] = data[i + c];
+    out[o + channels] = alpha[p];
+  }
+  return { data: out, width, height, channels: outChannels as Channels };
+}

@@ -107,10 +107,11 @@ function pixelsOf(what: string, layout: z.infer<typeof pixelLayout>, pixels: Buf
   const expected = layout.width * layout.height * layout.channels;
   if (pixels.length !== expected) {
     throw new TileWireError(
-      `${what} declares ${layout.width}x${layout.height}x${layout.channels} pixels (${expected} bytes) but carries ${pixels.length}`,
+      `${what} declares ${layout.width}x${layout.height}x${layout.channels} pixels (${expected} bytes) ` +
+        `but carries ${pixels.length}`,
     );
   }
-  return { data: pixels, width: layout.width, height: layout.height, channels: layout.channels as RawImage['channels'] };
+  return { data: pixels, ...layout, channels: layout.channels as RawImage['channels'] };
 }
 
 const layoutOf = ({ width, height, channels }: RawImage) => ({ width, height, channels });
@@ -143,7 +144,9 @@ export function decodeTileResult(bytes: Buffer): TileResult {
   const { header, pixels } = unframe(RESULT_MAGIC, 'tile result', bytes, resultHeader);
   const result: TileResult = { annotations: header.annotations };
   if (header.core) result.core = pixelsOf('tile result', header.core, pixels);
-  else if (pixels.length > 0) throw new TileWireError(`tile result declares no pixels but carries ${pixels.length} bytes`);
+  else if (pixels.length > 0) {
+    throw new TileWireError(`tile result declares no pixels but carries ${pixels.length} bytes`);
+  }
   if (header.histogram) result.histogram = Uint32Array.from(header.histogram);
   return result;
 }

@@ -1,7 +1,7 @@
 import { link, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
-import { openInput } from './decode.js';
+import { inputErrorFrom, openInput } from './decode.js';
 import { encodePipeline, type OutputFormat } from './encode.js';
 import { Intermediate } from './intermediate.js';
 import type { Annotations } from './operation.js';
@@ -43,6 +43,8 @@ export interface TiledRunOptions {
   plan: TiledPlan;
   /** Path of the uploaded (encoded) image. */
   source: string;
+  /** The image's name as the user knows it, for error messages; default: the file name of `source`. */
+  name?: string;
   /** Directory for the uncompressed intermediates, one per stage boundary; the caller removes it. */
   workDir: string;
   output: { format: OutputFormat; quality?: number };
@@ -78,8 +80,12 @@ export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunR
   let state: TiledRunState = (await checkpoint?.load()) ?? { stage: 0, doneTiles: [], annotations: {} };
   if (state.stage === 0 && state.doneTiles.length === 0) {
     signal?.throwIfAborted();
-    const { pipeline } = await openInput(options.source, { maxPixels: options.maxPixels, name: options.source });
-    await (await Intermediate.fromPipeline(pipeline, stageInputPath(workDir, 0))).close();
+    const name = options.name ?? basename(options.source);
+    const { pipeline } = await openInput(options.source, { maxPixels: options.maxPixels, name });
+    const decoded = await Intermediate.fromPipeline(pipeline, stageInputPath(workDir, 0)).catch((error: unknown) => {
+      throw inputErrorFrom(error, name);
+    });
+    await decoded.close();
   }
   for (let index = state.stage; index < plan.stages.length; index++) {
     state = await runStage(options, index, state);
@@ -91,7 +97,7 @@ export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunR
   const { width, height, channels } = final;
   await final.close();
   signal?.throwIfAborted();
-  const data = await encodePipeline(sharp(finalPath), { channels }, options.output);
+  const data = await encodePipeline(sharp(finalPath, { limitInputPixels: false }), { channels }, options.output);
   return { data, width, height, annotations: state.annotations };
 }
 
@@ -110,7 +116,8 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
   try {
     const tiles = planStageTiles(stage, input, plan.tileSize);
     const outputSize = stageOutputSize(stage, input);
-    const report = () => options.onProgress?.({ stage: index, stages: plan.stages.length, done: done.size, total: tiles.length });
+    const report = () =>
+      options.onProgress?.({ stage: index, stages: plan.stages.length, done: done.size, total: tiles.length });
     report();
 
     const runOne = async (tile: StageTile, signal: AbortSignal) => {

@@ -59,6 +59,7 @@ export function createApp(master: Master) {
       store.createJob({ id, ...job });
       logger.info({ job: id, images: upload.files.length }, 'job accepted');
       runner.fill();
+      master.scaler?.wake?.();
       res.status(202).location(`/v1/jobs/${id}`).json({ id, status: 'queued' });
     } finally {
       await discard(upload.files);

@@ -167,9 +167,12 @@ export class Dispatcher {
     const { pending, worker } = lease;
     const { unit } = pending;
     let response: Response;
+    let sent = 0;
+    const started = performance.now();
     try {
       const body = await unit.body();
       if (lease.closed) return;
+      sent = body.length;
       response = await fetch(`${worker.address}/v1/tasks/${unit.kind}`, {
         method: 'POST',
         body: body as Uint8Array<ArrayBuffer>,
@@ -201,6 +204,9 @@ export class Dispatcher {
       this.closeLease(lease);
       const meta = response.headers.get('x-dips-result') ?? undefined;
       this.metrics.unitsCompleted.inc({ kind: unit.kind });
+      this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'sent' }, sent);
+      this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'received' }, data.length);
+      this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
       this.settle(pending, 'done', () => pending.resolve({ data, ...(meta === undefined ? {} : { meta }) }));
       return;
     }

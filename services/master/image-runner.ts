@@ -34,6 +34,8 @@ export interface ImageRunnerDeps {
  */
 export class ImageRunner {
   private readonly active = new Map<string, AbortController>();
+  /** Pixels of work left in each active tiled image (stages to go plus the current stage's unfinished share), for the scaler. */
+  private readonly tiledPixelsLeft = new Map<string, number>();
   private stopped = false;
 
   constructor(private readonly deps: ImageRunnerDeps) {}
@@ -57,6 +59,13 @@ export class ImageRunner {
 
   activeCount(): number {
     return this.active.size;
+  }
+
+  /** Work of active tiled images that only a few tiles at a time show in the dispatcher's queue. */
+  tiledBacklogPixels(): number {
+    let pixels = 0;
+    for (const left of this.tiledPixelsLeft.values()) pixels += left;
+    return pixels;
   }
 
   /** Stops the job's running images; the store has already marked them canceled. */
@@ -90,6 +99,7 @@ export class ImageRunner {
         : { status: 'failed', error: error instanceof PermanentTaskError ? error.message : `${(error as Error).message}` };
     } finally {
       this.active.delete(keyOf(work.jobId, work.index));
+      this.tiledPixelsLeft.delete(keyOf(work.jobId, work.index));
     }
     // A stopping master leaves the image running in the store (and its tiling work dir) for the next start.
     if (this.stopped) return;
@@ -155,6 +165,8 @@ export class ImageRunner {
       maxPixels: config.maxPixels,
       // Enough tiles in flight to fill every worker's slots, so the pool stays busy.
       concurrency: Math.max(2, registry.totalSlots()),
+      onProgress: ({ stage, stages, done, total }) =>
+        this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * (stages - stage - (total > 0 ? done / total : 0))),
       checkpoint,
       signal,
       runTile: async (task, tileSignal) => {

@@ -78,6 +78,7 @@ export interface ImageRow {
   height: number | null;
   out_format: string | null;
   qr: string | null;
+  started_at: number | null;
 }
 
 interface JobRow {
@@ -117,6 +118,8 @@ CREATE TABLE IF NOT EXISTS images (
   height INTEGER,
   out_format TEXT,
   qr TEXT,
+  -- set when a worker first takes the image (or one of its tiles): until then it shows as queued
+  started_at INTEGER,
   PRIMARY KEY (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS images_by_status ON images(status);
@@ -182,12 +185,14 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   getJob(id: string): JobView | undefined {
     const job = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     if (!job) return undefined;
-    const images = this.imagesOf(id);
+    const images = this.imagesOf(id).map(toImageView);
+    // Claimed images wait in the dispatcher's queue until a worker takes them: still queued to the user.
+    const status = job.status === 'running' && images.every((image) => image.status === 'queued') ? 'queued' : job.status;
     return {
       id: job.id,
-      status: job.status,
+      status,
       progress: { done: images.filter((image) => isTerminal(image.status)).length, total: images.length },
-      images: images.map(toImageView),
+      images,
       createdAt: new Date(job.created_at).toISOString(),
       ...(job.finished_at === null ? {} : { finishedAt: new Date(job.finished_at).toISOString() }),
     };
@@ -367,6 +372,12 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
         ...task,
         now: Date.now(),
       });
+    if (task.state === 'leased') {
+      const started = this.db
+        .prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL')
+        .run(Date.now(), task.jobId, task.index);
+      if (started.changes > 0) this.emit('job', task.jobId);
+    }
   }
 
   /** Tiling progress of one image, so a restarted master resumes instead of starting over. */
@@ -388,7 +399,7 @@ function toImageView(row: ImageRow): ImageView {
   return {
     index: row.idx,
     name: row.name,
-    status: row.status,
+    status: row.status === 'running' && row.started_at === null ? 'queued' : row.status,
     ...(row.error === null ? {} : { error: row.error }),
     ...(row.width === null ? {} : { width: row.width }),
     ...(row.height === null ? {} : { height: row.height }),

@@ -18,6 +18,8 @@ export interface ClusterBacklog extends Backlog {
   /** Images accepted and not yet started (not yet cut into units). */
   waitingImages: number;
   waitingPixels: number;
+  /** Work left in active tiled images (it includes their few tiles in the dispatcher's figures). */
+  tiledPixels: number;
 }
 
 /**
@@ -28,6 +30,8 @@ export interface Scaler {
   desiredCapacity(backlog: ClusterBacklog, workers: readonly WorkerRecord[]): number;
   /** Backlog, desired and actual capacity, last decision and reason: shown as /v1/cluster's "scaler". */
   status?(): object;
+  /** A job was accepted: decide now (wakes a pool scaled to zero without waiting for the next tick). */
+  wake?(): void;
 }
 
 export interface MasterDeps {
@@ -97,7 +101,7 @@ export class Master {
 
   backlog(): ClusterBacklog {
     const waiting = this.store.pendingImages();
-    return { ...this.dispatcher.backlog(), waitingImages: waiting.queued, waitingPixels: waiting.queuedPixels };
+    return { ...this.dispatcher.backlog(), waitingImages: waiting.queued, waitingPixels: waiting.queuedPixels, tiledPixels: this.runner.tiledBacklogPixels() };
   }
 
   cluster(): ClusterView {

@@ -17,6 +17,19 @@ export function createMetrics() {
       registers: [registry],
     }),
     retries: new Counter({ name: 'dips_retries_total', help: 'Units re-queued after a failed attempt', labelNames: ['reason'] as const, registers: [registry] }),
+    unitBytes: new Counter({
+      name: 'dips_unit_bytes_total',
+      help: 'Bytes of task bodies sent to workers and results received, by unit kind',
+      labelNames: ['kind', 'direction'] as const,
+      registers: [registry],
+    }),
+    unitRoundTrip: new Histogram({
+      name: 'dips_unit_roundtrip_seconds',
+      help: 'From sending a unit to a worker to holding its whole result (transfer + queueing + work)',
+      labelNames: ['kind'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
     lateResults: new Counter({ name: 'dips_late_results_total', help: 'Results that arrived after their lease expired (ignored)', registers: [registry] }),
     imagesFinished: new Counter({ name: 'dips_images_total', help: 'Images finished, by outcome', labelNames: ['status'] as const, registers: [registry] }),
     jobLatency: new Histogram({

@@ -70,8 +70,11 @@ export class AwsCapacityProvider implements CapacityProvider {
     return { actual: instances.length, silent: this.silentInstances(instances, byAddress) };
   }
 
-  /** The group's MinSize and MaxSize: the bounds to scale within when none are given. */
-  async groupBounds(): Promise<{ min: number; max: number }> {
+  /**
+   * The group's MinSize and MaxSize (the bounds to scale within) and its current DesiredCapacity (where
+   * a restarted master picks up, rather than dropping a busy pool to min).
+   */
+  async describeGroup(): Promise<{ min: number; max: number; desired: number }> {
     const { groupName } = this.options;
     const output = await withAwsRetry(
       `DescribeAutoScalingGroups(${groupName})`,
@@ -80,7 +83,7 @@ export class AwsCapacityProvider implements CapacityProvider {
     );
     const group = output.AutoScalingGroups?.[0];
     if (!group) throw new ScalingConfigError(`Auto Scaling group "${groupName}" (DIPS_ASG_NAME) does not exist`);
-    return { min: group.MinSize ?? 0, max: group.MaxSize ?? 0 };
+    return { min: group.MinSize ?? 0, max: group.MaxSize ?? 0, desired: group.DesiredCapacity ?? 0 };
   }
 
   async close(): Promise<void> {

@@ -19,7 +19,7 @@ const TICK_MS = { local: 1_000, aws: 10_000 } as const;
 export async function startMasterScaler(master: Master, mode: ScalingMode, env: NodeJS.ProcessEnv = process.env): Promise<Scaler> {
   const logger = master.logger.child({ component: 'scaler' });
   let provider: CapacityProvider;
-  let bounds: { min: number; max: number };
+  let bounds: { min: number; max: number; desired?: number };
   if (mode.provider === 'local') {
     provider = new LocalCapacityProvider({ masterUrl: mode.masterUrl, logger, env });
     bounds = mode;
@@ -29,7 +29,7 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
     const { AwsCapacityProvider } = await import('./aws-provider.js');
     const aws = new AwsCapacityProvider({ groupName: mode.groupName, logger });
     provider = aws;
-    bounds = await aws.groupBounds();
+    bounds = await aws.describeGroup();
   }
   const policy = scalingPolicyFromEnv({ min: bounds.min, max: bounds.max, scaleInAfterSeconds: master.config.scaleInAfter }, env);
   const scaler = new Scaler({
@@ -37,9 +37,10 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
     provider,
     backlog: () => {
       const cluster = master.backlog();
-      // Images accepted but not yet cut into units are work too: count them as queued.
+      // Images not yet started, and the untiled rest of large images in progress, are work too.
+      // (The few tiles of those images already in the dispatcher count twice: a slight over-estimate.)
       return {
-        queuedPixels: cluster.queuedPixels + cluster.waitingPixels,
+        queuedPixels: cluster.queuedPixels + cluster.waitingPixels + cluster.tiledPixels,
         queuedUnits: cluster.queuedUnits + cluster.waitingImages,
         inflightPixels: cluster.inflightPixels,
         inflightUnits: cluster.inflightUnits,
@@ -49,6 +50,7 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
     logger,
     registry: master.metrics.registry,
     intervalMs: TICK_MS[mode.provider],
+    ...(bounds.desired === undefined ? {} : { initialDesired: bounds.desired }),
   });
   master.scaler = scaler;
   scaler.start();

@@ -23,6 +23,8 @@ export interface ScalerOptions {
   registry: Registry;
   /** Pause between ticks; a submitted job can cut it short with wake(). */
   intervalMs: number;
+  /** The pool's size when the loop starts (the AWS group's current desired capacity); default min. */
+  initialDesired?: number;
   now?: () => number;
 }
 
@@ -77,7 +79,7 @@ export class Scaler {
   private readonly errorsTotal: Counter;
 
   constructor(private readonly options: ScalerOptions) {
-    this.desired = options.policy.min;
+    this.desired = options.initialDesired ?? options.policy.min;
     this.now = options.now ?? Date.now;
     const registers = [options.registry];
     this.decisionsTotal = new Counter({ name: 'dips_scaler_decisions_total', help: 'Scaling decisions by action', labelNames: ['action'], registers });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpus, download, postJob, submit, waitForJob } from '../helpers/api.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
 
-const token = 'test-secret-☂';
+const token = 'test-secret-7f3a';
 const pipeline = JSON.stringify([{ op: 'invert' }]);
 
 /** A PNG whose header declares width x height pixels; its data is a few bytes (a decompression bomb's shape). */
@@ -37,7 +37,9 @@ let worker: DipsProcess;
 let tmp: string;
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-auth-'));
-  ({ master, workers: [worker] = [] as never } = await startCluster({ workers: 1, dataDir: path.join(tmp, 'data'), env: { DIPS_TOKEN: token } }));
+  const cluster = await startCluster({ workers: 1, dataDir: path.join(tmp, 'data'), env: { DIPS_TOKEN: token } });
+  master = cluster.master;
+  worker = cluster.workers[0]!;
 });
 afterAll(killAll);
 
@@ -57,7 +59,7 @@ describe('with DIPS_TOKEN set', () => {
 
   it('every /v1 route of the master answers 401 without the token or with a wrong one', async () => {
     for (const [method, route] of routes) {
-      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }]) {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }] as Array<Record<string, string>>) {
         const response = await fetch(`${master.url}${route}`, { method, headers });
         expect(response.status, `${method} ${route} ${JSON.stringify(headers)}`).toBe(401);
         expect(((await response.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
@@ -69,8 +71,8 @@ describe('with DIPS_TOKEN set', () => {
 
   it('the worker refuses tasks without the token', async () => {
     for (const kind of ['whole', 'tile']) {
-      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
-        const response = await fetch(`${worker.url}/v1/tasks/${kind}`, { method: 'POST', headers, body: await fs.readFile(corpus('aqua.jpg')) });
+      for (const headers of [{}, { authorization: 'Bearer wrong' }] as Array<Record<string, string>>) {
+        const response = await fetch(`${worker.url}/v1/tasks/${kind}`, { method: 'POST', headers, body: (await fs.readFile(corpus('aqua.jpg'))) as Uint8Array<ArrayBuffer> });
         expect(response.status, `${kind} ${JSON.stringify(headers)}`).toBe(401);
       }
     }

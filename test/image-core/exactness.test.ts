@@ -14,6 +14,11 @@ const sampleParams: Record<string, Array<Record<string, unknown>>> = {
   blur: [{ sigma: 2 }, { sigma: 6.5 }],
   threshold: [{ value: 128 }, { value: 'otsu' }],
   median: [{ size: 3 }, { size: 7 }],
+  sharpen: [{}, { sigma: 2.5 }],
+  clahe: [{}, { width: 31, height: 17 }],
+  modulate: [{ brightness: 1.2, saturation: 0.5, hue: 40 }],
+  convolve: [{ kernel: [[1, 2, 1, 2, 1], [2, 4, 8, 4, 2], [1, 2, 1, 2, 1]] }],
+  erode: [{}, { size: 3, iterations: 4 }],
 };
 
 const everyOperation = operations.flatMap((op) =>

@@ -1,8 +1,9 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { InputError } from '../../services/image-core/decode.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, planStageTiles, type TiledPlan } from '../../services/image-core/planner.js';
 import {
@@ -99,8 +100,13 @@ describe('runTiledImage', () => {
     const plan = tiledPlan([{ op: 'median', size: 3 }], 100);
     let inFlight = 0;
     let most = 0;
+    let releaseFirstThree!: () => void;
+    const firstThree = new Promise<void>((resolve) => (releaseFirstThree = resolve));
     const runTile = async (task: TileTask) => {
       most = Math.max(most, ++inFlight);
+      // Hold the first tiles until three are in flight, so a fourth would show if the bound leaked.
+      if (inFlight === 3) releaseFirstThree();
+      await firstThree;
       try {
         return await runTileInProcess(task);
       } finally {
@@ -117,6 +123,16 @@ describe('runTiledImage', () => {
       throw new Error('worker 10.0.0.7 answered 500');
     };
     await expect(runTiledImage(baseOptions(plan, { runTile }))).rejects.toThrow('worker 10.0.0.7 answered 500');
+  });
+
+  test('an upload that breaks off is reported by its name', async () => {
+    const whole = await readFile(garden);
+    const truncated = join(workDir, 'upload-1');
+    await writeFile(truncated, whole.subarray(0, Math.floor(whole.length * 0.6)));
+    const plan = tiledPlan([{ op: 'invert' }], 256);
+    const run = runTiledImage(baseOptions(plan, { source: truncated, name: 'garden.png' }));
+    await expect(run).rejects.toBeInstanceOf(InputError);
+    await expect(run).rejects.toThrow(/^garden.png: /);
   });
 
   test('progress reports every tile of every stage', async () => {

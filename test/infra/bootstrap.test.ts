@@ -172,10 +172,14 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
     expect(existsSync(path.join(root, 'etc/dips/dips.env'))).toBe(false);
   });
 
+  // Slow by design: the script retries refusals with backoff (about 30 s) before giving up.
   it('fails when AWS rejects the signature (credentials signed for another region)', async () => {
     const root = path.join(scratch, 'wrong-region');
+    const before = requests.length;
     const { code } = await runBootstrap(root, { AWS_REGION: 'us-east-1' });
     expect(code).not.toBe(0);
     expect(existsSync(path.join(root, 'opt/dips'))).toBe(false);
-  });
+    // Refusals are retried (IAM propagation), then given up on.
+    expect(requests.slice(before).filter((request) => request === 'GET /asset-bucket/bundle.gz').length).toBeGreaterThan(1);
+  }, 120_000);
 });

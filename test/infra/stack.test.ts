@@ -143,6 +143,8 @@ describe('master', () => {
       ([, candidate]) => JSON.stringify(candidate.Properties.LaunchTemplateName) === JSON.stringify(instance.Properties.LaunchTemplate.LaunchTemplateName),
     )![1];
     expect(launchTemplate.Properties.LaunchTemplateData.MetadataOptions.HttpTokens).toBe('required');
+    // Named after the stack, so two DIPS stacks in one region do not clash.
+    expect(launchTemplate.Properties.LaunchTemplateName).toMatch(/^DipsTest/);
     expect(instance.Properties.BlockDeviceMappings).toEqual([
       expect.objectContaining({ DeviceName: '/dev/sda1', Ebs: expect.objectContaining({ Encrypted: true }) }),
     ]);

@@ -180,17 +180,17 @@ describe('AwsCapacityProvider', () => {
   });
 });
 
-describe('AwsCapacityProvider.groupBounds', () => {
-  it("reads the group's MinSize and MaxSize", async () => {
+describe('AwsCapacityProvider.describeGroup', () => {
+  it("reads the group's MinSize, MaxSize and DesiredCapacity", async () => {
     autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({
       AutoScalingGroups: [{ AutoScalingGroupName: groupName, MinSize: 1, MaxSize: 6, DesiredCapacity: 2 } as AutoScalingGroup],
     });
-    await expect(provider().groupBounds()).resolves.toEqual({ min: 1, max: 6 });
+    await expect(provider().describeGroup()).resolves.toEqual({ min: 1, max: 6, desired: 2 });
     expect(autoScaling).toHaveReceivedCommandWith(DescribeAutoScalingGroupsCommand, { AutoScalingGroupNames: [groupName] });
   });
 
   it('names the group when it does not exist', async () => {
     autoScaling.on(DescribeAutoScalingGroupsCommand).resolves({ AutoScalingGroups: [] });
-    await expect(provider().groupBounds()).rejects.toThrow(/dips-workers-test.*DIPS_ASG_NAME/);
+    await expect(provider().describeGroup()).rejects.toThrow(/dips-workers-test.*DIPS_ASG_NAME/);
   });
 });

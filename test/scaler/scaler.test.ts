@@ -25,7 +25,7 @@ class RecordingProvider implements CapacityProvider {
   }
 }
 
-function setUp(backlog: Backlog, intervalMs = 60_000) {
+function setUp(backlog: Backlog, intervalMs = 60_000, initialDesired?: number) {
   const provider = new RecordingProvider();
   const registry = new Registry();
   let current = backlog;
@@ -37,6 +37,7 @@ function setUp(backlog: Backlog, intervalMs = 60_000) {
     logger: pino({ level: 'silent' }),
     registry,
     intervalMs,
+    ...(initialDesired === undefined ? {} : { initialDesired }),
   });
   return { scaler, provider, registry, setBacklog: (next: Backlog) => (current = next) };
 }
@@ -83,6 +84,14 @@ describe('Scaler', () => {
     await scaler.tick();
     expect(provider.applied).toEqual([3]);
     expect(scaler.status().lastError).toBeNull();
+  });
+
+  it('picks up a running pool where it is (a restarted master) instead of dropping it to min', async () => {
+    const empty: Backlog = { queuedPixels: 0, inflightPixels: 0, queuedUnits: 0, inflightUnits: 0 };
+    const { scaler, provider } = setUp(empty, 60_000, 4);
+    await scaler.tick();
+    expect(provider.applied).toEqual([4]);
+    expect(scaler.status().lastDecision?.reason).toContain(`before scaling in to ${policy.min}`);
   });
 
   it('runs on its own, wakes early for new work, and closes the provider on stop', async () => {

@@ -66,11 +66,14 @@ async function addStep(page: Page, operation: string): Promise<void> {
 }
 
 /** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
-async function waitForWorkers(masterUrl: string, count: number, token?: string): Promise<void> {
-  const headers = token ? { authorization: `Bearer ${token}` } : undefined;
-  await expect
-    .poll(async () => ((await (await fetch(`${masterUrl}/v1/cluster`, { headers })).json()) as { workers: unknown[] }).workers.length, { timeout: 30_000 })
-    .toBe(count);
+async function waitForWorkers(masterUrl: string, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const { workers } = (await (await fetch(`${masterUrl}/v1/cluster`)).json()) as { workers: unknown[] };
+    if (workers.length === count) return;
+    if (Date.now() > deadline) throw new Error(`${masterUrl} lists ${workers.length} workers, not ${count}, after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 const pipelinePreview = (page: Page) => page.locator('#pipeline-preview').textContent();
@@ -142,7 +145,21 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await expect.poll(() => slider.isVisible()).toBe(true);
     const aquaCard = job.locator('.image-card', { hasText: 'aqua.jpg' });
     await expect.poll(() => aquaCard.locator('img').evaluateAll((images) => images.map((image) => (image as HTMLImageElement).naturalWidth > 0))).toEqual([true, true]);
+    await slider.press('End');
+    expect(await aquaCard.locator('.compare').getAttribute('style')).toBe('--split: 100%;');
+    await slider.press('Home');
+    expect(await aquaCard.locator('.compare').getAttribute('style')).toBe('--split: 0%;');
     await page.screenshot({ path: path.join(artifacts, 'job-desktop.png'), fullPage: true });
+
+    const compareButton = job.getByRole('button', { name: 'Compare aqua.jpg before and after, large' });
+    await compareButton.click();
+    const dialog = page.getByRole('dialog', { name: 'aqua.jpg' });
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    await expect.poll(() => dialog.locator('img').evaluateAll((images) => images.map((image) => (image as HTMLImageElement).naturalWidth))).toEqual([1400, 1400]);
+    await page.screenshot({ path: path.join(artifacts, 'compare-desktop.png') });
+    await page.keyboard.press('Escape');
+    await expect.poll(() => dialog.isVisible()).toBe(false);
+    expect(await compareButton.evaluate((button) => button === document.activeElement)).toBe(true);
     await page.setViewportSize(NARROW);
     await page.screenshot({ path: path.join(artifacts, 'job-narrow.png'), fullPage: true });
     await page.setViewportSize(DESKTOP);
@@ -194,8 +211,13 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     expect(await focusedLabel(page)).toBe('Add step');
     expect(await addButton.evaluate((button) => getComputedStyle(button).outlineStyle)).toBe('solid');
     await page.keyboard.press('Enter');
-    // Focus lands on the new step's first parameter, ready for typing.
-    expect(await page.getByLabel('sigma').evaluate((input) => input === document.activeElement)).toBe(true);
+    // Focus lands on the new step's first parameter, ready for typing, filled from the catalogue.
+    const sigma = page.getByLabel('sigma');
+    expect(await sigma.evaluate((input) => input === document.activeElement)).toBe(true);
+    const catalogue = (await (await fetch(`${cluster.url}/v1/operations`)).json()) as Array<{ name: string; params: { properties: Record<string, { default: number; minimum: number; maximum: number; description: string }> } }>;
+    const sigmaSchema = catalogue.find((op) => op.name === 'blur')!.params.properties.sigma!;
+    expect(await sigma.evaluate((input: HTMLInputElement) => [Number(input.value), Number(input.min), Number(input.max)])).toEqual([sigmaSchema.default, sigmaSchema.minimum, sigmaSchema.maximum]);
+    expect(await page.locator(`#${await sigma.getAttribute('id')}-hint`).textContent()).toContain(sigmaSchema.description);
     for (const operation of ['grayscale', 'invert']) {
       await picker.selectOption(operation);
       await addButton.press('Enter');
@@ -259,6 +281,26 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await expect.poll(() => page.locator('#form-errors').textContent()).toMatch(/The master did not accept the job: .*broken\.jpg[^]*\(HTTP 4\d\d\)$/);
   });
 
+  test('without the event stream the console polls; texts decoded by the qr step are shown on the image card', async () => {
+    const page = await openConsole(cluster.url);
+    let refusedStreams = 0;
+    await page.route('**/v1/jobs/*/events', (route) => {
+      refusedStreams += 1;
+      return route.abort('connectionrefused');
+    });
+    await page.locator('#file-input').setInputFiles([photo('qr-on-photo.jpg')]);
+    await addStep(page, 'qr');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    const state = (await (await fetch(`${cluster.url}/v1/jobs/${await job.getAttribute('data-job-id')}`)).json()) as { images: Array<{ qr?: string[] }> };
+    const texts = state.images[0]!.qr ?? [];
+    expect(texts.length).toBeGreaterThan(0);
+    await expect.poll(() => job.locator('.qr-list li').allTextContents()).toEqual(texts);
+    expect(refusedStreams).toBe(1);
+    await page.screenshot({ path: path.join(artifacts, 'qr-desktop.png'), fullPage: true });
+  });
+
   test('the cluster view lists the workers the master knows', async () => {
     const response = await fetch(`${cluster.url}/v1/cluster`);
     const state = (await response.json()) as { workers: Array<{ id: string; address: string }> };
@@ -294,6 +336,12 @@ describe('console on a master with DIPS_TOKEN', () => {
     await expect.poll(() => dialog.isVisible()).toBe(true);
     await page.screenshot({ path: path.join(artifacts, 'token-desktop.png') });
 
+    // Cancelling leaves a readable error and a way back to the dialog.
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await expect.poll(() => page.locator('#ops-error-text').textContent()).toBe('Could not load the operations: This master needs an access token; none was given.');
+    await page.getByRole('button', { name: 'Enter token' }).click();
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+
     await dialog.getByLabel('Token').fill('wrong');
     await dialog.getByRole('button', { name: 'Connect' }).click();
     await expect.poll(() => dialog.locator('.token-refused').isVisible()).toBe(true);
@@ -301,6 +349,7 @@ describe('console on a master with DIPS_TOKEN', () => {
     await dialog.getByRole('button', { name: 'Connect' }).click();
     await expect.poll(() => dialog.isVisible()).toBe(false);
     await expect.poll(() => page.getByLabel('Operation', { exact: true }).locator('option').count()).toBeGreaterThan(3);
+    expect(await page.getByRole('button', { name: 'Change token' }).isVisible()).toBe(true);
 
     // No worker yet: the job cannot finish, so cancelling it is certain to happen before it does.
     await page.locator('#file-input').setInputFiles([photo('ladybird.jpg')]);

@@ -7,7 +7,7 @@ export const blurRadius = (sigma: number): number => Math.ceil(2 * sigma) + 1;
 
 export const blur = defineOperation({
   name: 'blur',
-  description: 'Gaussian blur (libvips gaussblur, edges extended by copying).',
+  description: 'Gaussian blur (libvips gaussblur, edges extended by copying); alpha is blurred too.',
   params: z
     .object({ sigma: z.number().min(0.3).max(100).default(2).describe('standard deviation of the Gaussian, in pixels') })
     .strict(),

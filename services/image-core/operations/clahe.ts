@@ -9,7 +9,8 @@ export const clahe = defineOperation({
   name: 'clahe',
   description:
     'Contrast-limited adaptive histogram equalisation: each pixel is equalised against the histogram of the ' +
-    'width×height window around it (libvips hist_local), its contrast limited by maxSlope.',
+    'width×height window around it (libvips hist_local, each colour channel on its own), its contrast limited ' +
+    'by maxSlope; alpha is kept.',
   params: z
     .object({
       width: windowEdge('width'),
@@ -21,5 +22,5 @@ export const clahe = defineOperation({
   tileable: true,
   halo: ({ width, height }) => Math.ceil(Math.max(width, height) / 2),
   apply: async (image, { width, height, maxSlope }) =>
-    applySharp(image, (pipeline) => pipeline.clahe({ width, height, maxSlope })),
+    applySharp(image, (pipeline) => pipeline.clahe({ width, height, maxSlope }), { alpha: 'keep' }),
 });

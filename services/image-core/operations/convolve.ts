@@ -18,7 +18,7 @@ const kernelSchema = z
 export const convolve = defineOperation({
   name: 'convolve',
   description:
-    'Convolves every channel with the given kernel, divides by scale (default: the sum of the weights, or 1 ' +
+    'Convolves every channel, alpha included, with the given kernel, divides by scale (default: the sum of the weights, or 1 ' +
     'when that is 0) and adds offset (libvips conv, edges extended by copying).',
   params: z
     .object({

@@ -8,9 +8,10 @@ const TAN_22_5_Q15 = 13573;
 /** Largest L1 gradient of a 3x3 Sobel pair on 8-bit samples: 4*255 per axis. */
 const MAX_L1_GRADIENT = 2040;
 
-const NOT_EDGE = 1;
-const WEAK = 0;
-const STRONG = 2;
+/** Values of the edge map, which becomes the output: weak candidates are cleared at the end. */
+const NONE = 0;
+const WEAK = 1;
+const EDGE = 255;
 
 /**
  * OpenCV's Canny (aperture 3, L1 gradient) on a one-channel grey image: 3x3 Sobel with replicated
@@ -24,12 +25,16 @@ export function canny(grey: RawImage, low: number, high: number): RawImage {
   const lowLimit = Math.floor(low);
   const highLimit = Math.floor(high);
   const { width, height, data } = grey;
-  const size = width * height;
 
-  const dx = new Int16Array(size);
-  const dy = new Int16Array(size);
-  const magnitude = new Int32Array(size);
-  for (let y = 0; y < height; y++) {
+  // Memory stays near one byte per pixel (the output, which doubles as the edge map) plus the stack
+  // of strong pixels: gradients live in three rolling rows, padded with a zero magnitude either side
+  // as OpenCV pads them.
+  const rows = Array.from({ length: 3 }, () => ({
+    dx: new Int16Array(width),
+    dy: new Int16Array(width),
+    magnitude: new Int32Array(width + 2),
+  }));
+  const sobelRow = (y: number, into: (typeof rows)[number]) => {
     const above = Math.max(y - 1, 0) * width;
     const row = y * width;
     const below = Math.min(y + 1, height - 1) * width;
@@ -42,44 +47,56 @@ export function canny(grey: RawImage, low: number, high: number): RawImage {
       const gy =
         data[below + left] + 2 * data[below + x] + data[below + right] -
         (data[above + left] + 2 * data[above + x] + data[above + right]);
-      dx[row + x] = gx;
-      dy[row + x] = gy;
-      magnitude[row + x] = Math.abs(gx) + Math.abs(gy);
+      into.dx[x] = gx;
+      into.dy[x] = gy;
+      into.magnitude[x + 1] = Math.abs(gx) + Math.abs(gy);
     }
-  }
+  };
+  const zeroRow = new Int32Array(width + 2);
 
-  // Magnitudes outside the image count as 0, as in OpenCV's zero-padded magnitude rows.
-  const magnitudeAt = (x: number, y: number): number =>
-    x < 0 || y < 0 || x >= width || y >= height ? 0 : magnitude[y * width + x];
-
-  const map = new Uint8Array(size).fill(NOT_EDGE);
-  const stack = new Int32Array(size);
+  const edgeMap = Buffer.alloc(width * height, NONE);
+  let stack = new Int32Array(1024);
   let stackSize = 0;
+  const push = (index: number) => {
+    if (stackSize === stack.length) {
+      const grown = new Int32Array(stack.length * 2);
+      grown.set(stack);
+      stack = grown;
+    }
+    stack[stackSize++] = index;
+  };
+
+  if (height > 0) sobelRow(0, rows[0]);
   for (let y = 0; y < height; y++) {
+    const current = rows[y % 3];
+    if (y + 1 < height) sobelRow(y + 1, rows[(y + 1) % 3]);
+    const above = y > 0 ? rows[(y + 2) % 3].magnitude : zeroRow;
+    const below = y + 1 < height ? rows[(y + 1) % 3].magnitude : zeroRow;
+    const magnitude = current.magnitude;
     for (let x = 0; x < width; x++) {
-      const index = y * width + x;
-      const m = magnitude[index];
+      const m = magnitude[x + 1];
       if (m <= lowLimit) continue;
-      const gx = dx[index];
-      const gy = dy[index];
+      const gx = current.dx[x];
+      const gy = current.dy[x];
       const ax = Math.abs(gx);
       const ayQ15 = Math.abs(gy) * 32768;
       const tan22x = ax * TAN_22_5_Q15;
       let isMaximum: boolean;
       if (ayQ15 < tan22x) {
-        isMaximum = m > magnitudeAt(x - 1, y) && m >= magnitudeAt(x + 1, y);
+        isMaximum = m > magnitude[x] && m >= magnitude[x + 2];
       } else if (ayQ15 > tan22x + ax * 65536) {
-        isMaximum = m > magnitudeAt(x, y - 1) && m >= magnitudeAt(x, y + 1);
+        isMaximum = m > above[x + 1] && m >= below[x + 1];
       } else {
         const step = (gx < 0) !== (gy < 0) ? -1 : 1;
-        isMaximum = m > magnitudeAt(x - step, y - 1) && m > magnitudeAt(x + step, y + 1);
+        isMaximum = m > above[x + 1 - step] && m > below[x + 1 + step];
       }
       if (!isMaximum) continue;
+      const index = y * width + x;
       if (m > highLimit) {
-        map[index] = STRONG;
-        stack[stackSize++] = index;
+        edgeMap[index] = EDGE;
+        push(index);
       } else {
-        map[index] = WEAK;
+        edgeMap[index] = WEAK;
       }
     }
   }
@@ -91,17 +108,15 @@ export function canny(grey: RawImage, low: number, high: number): RawImage {
     for (let ny = Math.max(y - 1, 0); ny <= Math.min(y + 1, height - 1); ny++) {
       for (let nx = Math.max(x - 1, 0); nx <= Math.min(x + 1, width - 1); nx++) {
         const neighbour = ny * width + nx;
-        if (map[neighbour] === WEAK) {
-          map[neighbour] = STRONG;
-          stack[stackSize++] = neighbour;
+        if (edgeMap[neighbour] === WEAK) {
+          edgeMap[neighbour] = EDGE;
+          push(neighbour);
         }
       }
     }
   }
-
-  const out = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) if (map[i] === STRONG) out[i] = 255;
-  return { data: out, width, height, channels: 1 };
+  for (let i = 0; i < edgeMap.length; i++) if (edgeMap[i] === WEAK) edgeMap[i] = NONE;
+  return { data: edgeMap, width, height, channels: 1 };
 }
 
 const threshold = (which: string, fallback: number) =>

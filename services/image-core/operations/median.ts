@@ -4,7 +4,7 @@ import { applySharp } from '../sharp-raw.js';
 
 export const median = defineOperation({
   name: 'median',
-  description: 'Median of each size×size square, per channel (libvips median, edges extended by copying).',
+  description: 'Median of each size×size square, per channel, alpha included (libvips median, edges extended by copying).',
   params: z
     .object({
       size: z

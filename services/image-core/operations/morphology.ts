@@ -12,68 +12,108 @@ export function morphologyWindow(size: number, iterations: number): { length: nu
   return { length: size + (iterations - 1) * (size - 1), anchor: Math.floor(size / 2) * iterations };
 }
 
-/**
- * Running minimum over windows of `length` samples starting `anchor` samples before each one
- * (van Herk/Gil-Werman: three comparisons per sample whatever the length). Samples outside the line
- * are ignored, which for min/max is the same as replicating the border (OpenCV's default).
- * A maximum is the minimum of inverted samples: `flip` 255 inverts (v XOR 255 = 255 - v) on the way
- * in and out, 0 leaves samples as they are.
+/*
+ * Running minimum over windows of `length` samples starting `anchor` samples before each one, with
+ * the van Herk/Gil-Werman algorithm: cut the (padded) line into blocks of `length`; a prefix minimum
+ * running forward and a suffix minimum running backward within each block give any window's minimum
+ * as min(backward[start], forward[end]), three comparisons per sample whatever the length. Samples
+ * outside the image are ignored (padding with 255, neutral for min), which for min/max is the same
+ * as replicating the border, OpenCV's default. Both passes work on whole rows of interleaved samples
+ * so memory is read in order.
  */
-function minimumAlongLine(
-  source: Uint8Array,
-  start: number,
-  stride: number,
-  count: number,
-  target: Uint8Array,
-  flip: number,
-  length: number,
-  anchor: number,
-  scratch: LineScratch,
-): void {
-  const { padded, forward, backward } = scratch;
-  const total = count + length - 1;
-  padded.fill(255, 0, total);
-  for (let i = 0, at = start; i < count; i++, at += stride) padded[anchor + i] = source[at] ^ flip;
-  for (let blockStart = 0; blockStart < total; blockStart += length) {
-    const blockEnd = Math.min(blockStart + length, total);
-    forward[blockStart] = padded[blockStart];
-    for (let i = blockStart + 1; i < blockEnd; i++) forward[i] = Math.min(forward[i - 1], padded[i]);
-    backward[blockEnd - 1] = padded[blockEnd - 1];
-    for (let i = blockEnd - 2; i >= blockStart; i--) backward[i] = Math.min(backward[i + 1], padded[i]);
+
+/** Minimum along each row, over windows of `length` pixels; every channel. */
+function minimumAlongRows(image: RawImage, length: number, anchor: number): Buffer {
+  const { data, width, height, channels } = image;
+  const rowBytes = width * channels;
+  const paddedBytes = (width + length - 1) * channels;
+  const blockBytes = length * channels;
+  const padded = new Uint8Array(paddedBytes).fill(255);
+  const forward = new Uint8Array(paddedBytes);
+  const backward = new Uint8Array(paddedBytes);
+  const reach = (length - 1) * channels;
+  const out = Buffer.allocUnsafe(data.length);
+  for (let y = 0; y < height; y++) {
+    padded.set(data.subarray(y * rowBytes, (y + 1) * rowBytes), anchor * channels);
+    for (let blockStart = 0; blockStart < paddedBytes; blockStart += blockBytes) {
+      const blockEnd = Math.min(blockStart + blockBytes, paddedBytes);
+      for (let i = blockStart; i < blockStart + channels; i++) forward[i] = padded[i];
+      for (let i = blockStart + channels; i < blockEnd; i++) {
+        const a = forward[i - channels];
+        const b = padded[i];
+        forward[i] = a < b ? a : b;
+      }
+      for (let i = blockEnd - channels; i < blockEnd; i++) backward[i] = padded[i];
+      for (let i = blockEnd - channels - 1; i >= blockStart; i--) {
+        const a = backward[i + channels];
+        const b = padded[i];
+        backward[i] = a < b ? a : b;
+      }
+    }
+    const rowStart = y * rowBytes;
+    for (let i = 0; i < rowBytes; i++) {
+      const a = backward[i];
+      const b = forward[i + reach];
+      out[rowStart + i] = a < b ? a : b;
+    }
   }
-  for (let i = 0, at = start; i < count; i++, at += stride) {
-    target[at] = Math.min(backward[i], forward[i + length - 1]) ^ flip;
-  }
+  return out;
 }
 
-interface LineScratch {
-  padded: Uint8Array;
-  forward: Uint8Array;
-  backward: Uint8Array;
+/** Element-wise minimum of two rows into `target`. */
+function lowerOf(a: Uint8Array, b: Uint8Array, target: Uint8Array): void {
+  for (let i = 0; i < target.length; i++) target[i] = a[i] < b[i] ? a[i] : b[i];
 }
 
-/** Grey-level min (erode) or max (dilate) over a rectangle, separably, per colour channel; alpha is kept. */
+/**
+ * Minimum down each column over windows of `length` rows, with whole rows as the vectors. Only two
+ * blocks of rows are held: the backward minima of the block where output rows' windows start and the
+ * forward minima of the next block, where they end.
+ */
+function minimumAlongColumns(data: Uint8Array, rowBytes: number, height: number, length: number, anchor: number): Buffer {
+  const out = Buffer.allocUnsafe(data.length);
+  const neutral = new Uint8Array(rowBytes).fill(255);
+  const paddedRows = height + length - 1;
+  const row = (p: number) => (p < anchor || p >= anchor + height ? neutral : data.subarray((p - anchor) * rowBytes, (p - anchor + 1) * rowBytes));
+  const backward = Array.from({ length }, () => new Uint8Array(rowBytes));
+  const forward = Array.from({ length }, () => new Uint8Array(rowBytes));
+  for (let blockStart = 0; blockStart < height; blockStart += length) {
+    const blockEnd = Math.min(blockStart + length, paddedRows);
+    backward[blockEnd - 1 - blockStart].set(row(blockEnd - 1));
+    for (let p = blockEnd - 2; p >= blockStart; p--) lowerOf(backward[p + 1 - blockStart], row(p), backward[p - blockStart]);
+    const nextStart = blockStart + length;
+    const nextEnd = Math.min(nextStart + length - 1, paddedRows);
+    if (nextStart < nextEnd) forward[0].set(row(nextStart));
+    for (let p = nextStart + 1; p < nextEnd; p++) lowerOf(forward[p - 1 - nextStart], row(p), forward[p - nextStart]);
+    for (let y = blockStart; y < Math.min(blockStart + length, height); y++) {
+      const target = out.subarray(y * rowBytes, (y + 1) * rowBytes);
+      // The window of output row y is padded rows y .. y+length-1: the rest of this block, then the next.
+      if (y === blockStart) target.set(backward[0]);
+      else lowerOf(backward[y - blockStart], forward[y - blockStart - 1], target);
+    }
+  }
+  return out;
+}
+
+/**
+ * Grey-level min (erode) or max (dilate) over a rectangle of `length` pixels with the given anchor,
+ * per colour channel; alpha is kept. A maximum is 255 minus the minimum of 255 minus the samples.
+ */
 export function rectangleFilter(image: RawImage, extreme: Extreme, length: number, anchor: number): RawImage {
   if (length <= 1) return image;
-  const { width, height, channels, data } = image;
-  const flip = extreme === 'min' ? 0 : 255;
-  const colourChannels = hasAlpha(image) ? channels - 1 : channels;
-  const longest = Math.max(width, height) + length - 1;
-  const scratch = { padded: new Uint8Array(longest), forward: new Uint8Array(longest), backward: new Uint8Array(longest) };
-  const rowsDone = Buffer.from(data);
-  const rowStride = width * channels;
-  for (let y = 0; y < height; y++) {
-    for (let c = 0; c < colourChannels; c++) {
-      minimumAlongLine(data, y * rowStride + c, channels, width, rowsDone, flip, length, anchor, scratch);
-    }
-  }
-  const out = Buffer.from(rowsDone);
-  for (let x = 0; x < width; x++) {
-    for (let c = 0; c < colourChannels; c++) {
-      minimumAlongLine(rowsDone, x * channels + c, rowStride, height, out, flip, length, anchor, scratch);
-    }
+  const flipped = extreme === 'max' ? { ...image, data: invertAll(image.data) } : image;
+  const rows = minimumAlongRows(flipped, length, anchor);
+  const out = minimumAlongColumns(rows, image.width * image.channels, image.height, length, anchor);
+  if (extreme === 'max') invertAll(out, out);
+  if (hasAlpha(image)) {
+    for (let i = image.channels - 1; i < out.length; i += image.channels) out[i] = image.data[i];
   }
   return { ...image, data: out };
+}
+
+function invertAll(source: Buffer, target: Buffer = Buffer.allocUnsafe(source.length)): Buffer {
+  for (let i = 0; i < source.length; i++) target[i] = 255 - source[i];
+  return target;
 }
 
 const morphologyParams = z

@@ -18,7 +18,10 @@ function prepareReader(): Promise<unknown> {
     const wasm = await readFile(wasmPath);
     const wasmBinary = wasm.buffer.slice(wasm.byteOffset, wasm.byteOffset + wasm.byteLength) as ArrayBuffer;
     return prepareZXingModule({ overrides: { wasmBinary }, fireImmediately: true });
-  })();
+  })().catch((error: unknown) => {
+    readerReady = undefined; // let the next image try again
+    throw error;
+  });
   return readerReady;
 }
 
@@ -26,8 +29,10 @@ function prepareReader(): Promise<unknown> {
 async function findQrCodes(image: RawImage): Promise<ReadResult[]> {
   await prepareReader();
   const rgba = await sharp(image.data, rawDescriptor(image)).toColourspace('srgb').ensureAlpha().raw().toBuffer();
-  const pixels = { data: new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength), width: image.width, height: image.height };
-  const results = await readBarcodes(pixels as ImageData, { formats: ['QRCode'], tryHarder: true, maxNumberOfSymbols: 255 });
+  const data = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength);
+  // zxing reads anything shaped like ImageData: Node has no ImageData class.
+  const pixels = { data, width: image.width, height: image.height } as ImageData;
+  const results = await readBarcodes(pixels, { formats: ['QRCode'], tryHarder: true, maxNumberOfSymbols: 255 });
   return results.filter((result) => result.isValid);
 }
 

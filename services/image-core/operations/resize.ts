@@ -7,7 +7,7 @@ import { rawDescriptor } from '../raw-image.js';
 import { toRawImage } from '../sharp-raw.js';
 
 /** sharp's default input limit; a resize may not produce more than it would accept. */
-export const MAX_RESIZE_PIXELS = 268_402_689;
+const MAX_RESIZE_PIXELS = 268_402_689;
 
 const dimension = (what: string) => z.number().int().min(1).max(65_535).optional().describe(what);
 

@@ -22,5 +22,5 @@ export const sharpen = defineOperation({
   tileable: true,
   halo: ({ sigma }) => (sigma === undefined ? 1 : blurRadius(sigma)),
   apply: async (image, { sigma }) =>
-    applySharp(image, (pipeline) => pipeline.sharpen(sigma === undefined ? undefined : { sigma })),
+    applySharp(image, (pipeline) => pipeline.sharpen(sigma === undefined ? undefined : { sigma }), { alpha: 'keep' }),
 });

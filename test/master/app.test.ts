@@ -1,0 +1,205 @@
+import fs from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import express from 'express';
+import yauzl from 'yauzl';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadMasterConfig, type MasterOptions } from '../../services/shared/config.js';
+import { createLogger } from '../../services/shared/logger.js';
+import { createApp } from '../../services/master/app.js';
+import { Master, type Scaler } from '../../services/master/master.js';
+import { startWorker, type RunningWorker } from '../../services/worker/server.js';
+import { corpus, download, getJob, postJob, submit, waitForJob, waitUntil, type JobView } from '../helpers/api.js';
+
+const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
+const logger = createLogger('test', 'silent');
+process.env.DIPS_LOG_LEVEL = 'warn'; // the in-process worker's own logger
+const toClose: Array<() => Promise<void> | void> = [];
+
+/** A master (its express app on a free port) with a data dir of its own. */
+async function startMaster(options: MasterOptions = {}, scaler?: Scaler) {
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-master-'));
+  const config = loadMasterConfig({ dataDir, heartbeatTimeoutMs: 2000, ...options }, {});
+  const master = await Master.create(config, logger, scaler ? { scaler } : {});
+  const server: Server = createApp(master).listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  toClose.push(() => {
+    master.close();
+    server.closeAllConnections();
+    server.close();
+  });
+  return { master, url, dataDir };
+}
+
+let busy: Awaited<ReturnType<typeof startMaster>>;
+let worker: RunningWorker;
+beforeAll(async () => {
+  busy = await startMaster();
+  worker = await startWorker({ port: 0, masterUrl: busy.url, heartbeatMs: 200, slots: 2 });
+  toClose.unshift(() => worker.drain());
+});
+afterAll(async () => {
+  for (const close of toClose) await close();
+});
+
+describe('job progress and results', () => {
+  it('streams progress as Server-Sent Events until the job finishes', async () => {
+    const id = await submit(busy.url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline });
+    const response = await fetch(`${busy.url}/v1/jobs/${id}/events`);
+    expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const text = await response.text(); // the stream ends when the job does
+    const events = text
+      .split('\n\n')
+      .filter((block) => block.startsWith('event: progress'))
+      .map((block) => JSON.parse(block.split('\ndata: ')[1]!) as JobView);
+    expect(events.at(-1)).toMatchObject({ id, status: 'succeeded', progress: { done: 2, total: 2 } });
+    const done = events.map((event) => event.progress.done);
+    expect(done).toEqual([...done].sort());
+  });
+
+  it('serves each result with its content type, and all of them as a zip', async () => {
+    const id = await submit(busy.url, [corpus('aqua.jpg'), corpus('garden-odd.png')], { pipeline });
+    const job = await waitForJob(busy.url, id);
+    expect(job.images.map((image) => [image.status, image.width, image.height])).toEqual([
+      ['succeeded', 1400, 875],
+      ['succeeded', 1001, 667],
+    ]);
+    const png = await fetch(`${busy.url}/v1/jobs/${id}/images/1`);
+    expect(png.headers.get('content-type')).toBe('image/png');
+    const zip = Buffer.from(await (await fetch(`${busy.url}/v1/jobs/${id}/archive`)).arrayBuffer());
+    const entries = await unzip(zip);
+    expect([...entries.keys()].sort()).toEqual(['aqua.jpg', 'garden-odd.png']);
+    expect(entries.get('aqua.jpg')!.equals(await download(busy.url, id, 0))).toBe(true);
+    expect(entries.get('garden-odd.png')!.equals(await download(busy.url, id, 1))).toBe(true);
+  });
+
+  it('answers 404 for unknown jobs and images', async () => {
+    expect((await fetch(`${busy.url}/v1/jobs/nope`)).status).toBe(404);
+    const id = await submit(busy.url, [corpus('aqua.jpg')], { pipeline });
+    await waitForJob(busy.url, id);
+    const missing = await fetch(`${busy.url}/v1/jobs/${id}/images/7`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/no image 7/);
+  });
+
+  it('shows the worker in /v1/cluster and counts work in /metrics', async () => {
+    const cluster = (await (await fetch(`${busy.url}/v1/cluster`)).json()) as { workers: Array<{ id: string; address: string; state: string }>; desiredCapacity: number; queueDepth: number };
+    expect(cluster.workers).toEqual([expect.objectContaining({ id: worker.id, address: worker.url, state: 'ready', inflight: 0 })]);
+    expect(cluster.desiredCapacity).toBe(1);
+    const metrics = await (await fetch(`${busy.url}/metrics`)).text();
+    expect(metrics).toMatch(/dips_units_completed_total\{kind="whole"\} [1-9]/);
+    expect(metrics).toMatch(/dips_job_duration_seconds_count [1-9]/);
+  });
+});
+
+describe('a master without workers', () => {
+  it('keeps jobs queued, cancels them on DELETE, and reports the backlog to a scaler', async () => {
+    const seen: number[] = [];
+    const scaler: Scaler = {
+      desiredCapacity: (backlog) => {
+        seen.push(backlog.queuedPixels + backlog.waitingPixels);
+        return 7;
+      },
+    };
+    const { master, url } = await startMaster({}, scaler);
+    const id = await submit(url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline });
+    expect((await getJob(url, id)).status).toBe('queued');
+    const backlog = master.backlog();
+    expect(backlog.queuedPixels + backlog.waitingPixels).toBe(1400 * 875 + 1400 * 933);
+    expect(backlog.inflightUnits).toBe(0);
+    const cluster = (await (await fetch(`${url}/v1/cluster`)).json()) as { queueDepth: number; desiredCapacity: number };
+    expect(cluster).toMatchObject({ queueDepth: 2, desiredCapacity: 7 });
+    expect(seen).toEqual([1400 * 875 + 1400 * 933]);
+
+    const canceled = await fetch(`${url}/v1/jobs/${id}`, { method: 'DELETE' });
+    expect(canceled.status).toBe(200);
+    const job = await getJob(url, id);
+    expect(job.status).toBe('canceled');
+    expect(job.images.map((image) => image.status)).toEqual(['canceled', 'canceled']);
+    expect((await fetch(`${url}/v1/jobs/${id}/images/0`)).status).toBe(409);
+    expect(master.backlog()).toMatchObject({ queuedUnits: 0, waitingImages: 0 });
+  });
+
+  it('answers 429 with Retry-After once the queue is full', async () => {
+    const { url } = await startMaster({ maxQueuedImages: 2 });
+    expect((await postJob(url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline })).status).toBe(202);
+    const refused = await postJob(url, [corpus('aqua.jpg')], { pipeline });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('saturated');
+  });
+
+  it('rejects uploads over the size and count limits with 413', async () => {
+    const { url } = await startMaster({ maxUploadBytes: 100_000, maxFiles: 2 });
+    const big = await postJob(url, [corpus('dune.jpg')], { pipeline });
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as { error: { message: string } }).error.message).toMatch(/dune\.jpg.*100000 bytes/);
+    const many = await postJob(url, [corpus('aqua.jpg'), corpus('aqua.jpg'), corpus('aqua.jpg')], { pipeline });
+    expect(many.status).toBe(413);
+    const tooLong = await postJob(url, [corpus('aqua.jpg')], { pipeline: JSON.stringify(Array.from({ length: 40 }, () => ({ op: 'invert' }))) });
+    expect(tooLong.status).toBe(413);
+  });
+});
+
+describe('failures and retention', () => {
+  it('fails an image with the reason after the attempt limit when its worker keeps erroring', async () => {
+    const { url } = await startMaster({ maxAttempts: 3, retryBaseMs: 10 });
+    let calls = 0;
+    const broken = express().post('/v1/tasks/whole', (_req, res) => {
+      calls += 1;
+      res.status(500).json({ error: { code: 'internal', message: 'disk on fire' } });
+    });
+    const brokenServer = broken.listen(0, '127.0.0.1');
+    await new Promise((resolve) => brokenServer.once('listening', resolve));
+    toClose.push(() => void brokenServer.close());
+    const address = `http://127.0.0.1:${(brokenServer.address() as AddressInfo).port}`;
+    const beat = () => fetch(`${url}/v1/workers/broken`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ address, slots: 1 }) });
+    expect((await beat()).status).toBe(200);
+    const heartbeats = setInterval(() => void beat(), 300);
+    try {
+      const id = await submit(url, [corpus('aqua.jpg')], { pipeline });
+      const job = await waitForJob(url, id);
+      expect(job.status).toBe('failed');
+      expect(job.images[0]!.error).toMatch(/failed after 3 attempts.*disk on fire/);
+      expect(calls).toBe(3);
+    } finally {
+      clearInterval(heartbeats);
+    }
+  });
+
+  it('deletes finished jobs and their files after the retention period', async () => {
+    const { master, url, dataDir } = await startMaster({ retentionSeconds: 1 });
+    master.registry.heartbeat(worker.id, { address: worker.url, slots: 2 });
+    const id = await submit(url, [corpus('aqua.jpg')], { pipeline });
+    expect((await waitForJob(url, id)).status).toBe('succeeded');
+    const jobDir = path.join(dataDir, 'files', 'jobs', id);
+    await expect(fs.readdir(jobDir)).resolves.toEqual(expect.arrayContaining(['in', 'out']));
+    await waitUntil(async () => (await master.deleteExpiredJobs(), (await fetch(`${url}/v1/jobs/${id}`)).status), (status) => status === 404, 10_000, 'the job to expire');
+    await expect(fs.access(jobDir)).rejects.toThrow();
+  });
+});
+
+function unzip(zip: Buffer): Promise<Map<string, Buffer>> {
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(zip, { lazyEntries: true }, (error, file) => {
+      if (error) return reject(error);
+      const entries = new Map<string, Buffer>();
+      file.on('entry', (entry: yauzl.Entry) => {
+        file.openReadStream(entry, (streamError, stream) => {
+          if (streamError) return reject(streamError);
+          const chunks: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          stream.on('end', () => {
+            entries.set(entry.fileName, Buffer.concat(chunks));
+            file.readEntry();
+          });
+        });
+      });
+      file.on('end', () => resolve(entries));
+      file.readEntry();
+    });
+  });
+}

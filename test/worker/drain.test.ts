@@ -1,0 +1,32 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { corpus, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { exited, killAll, startCluster } from '../helpers/processes.js';
+
+afterEach(killAll);
+
+const clusterOf = async (url: string) =>
+  (await (await fetch(`${url}/v1/cluster`)).json()) as { workers: Array<{ address: string; inflight: number }> };
+
+describe('worker shutdown', () => {
+  it('on SIGTERM finishes the task it holds, leaves the master and exits 0', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-drain-'));
+    const { master, workers } = await startCluster({ workers: 1, dataDir });
+    const [worker] = workers;
+    const health = (await (await fetch(`${worker!.url}/healthz`)).json()) as { status: string; slots: number };
+    expect(health).toMatchObject({ status: 'ok', slots: 2 });
+
+    const id = await submit(master.url, [corpus('twowings-4k.jpg')], { pipeline: '[{"op":"median","size":5}]', format: 'png' });
+    await waitUntil(() => clusterOf(master.url), (cluster) => cluster.workers[0]?.inflight === 1, 30_000, 'the worker to take the image');
+    worker!.child.kill('SIGTERM');
+    await exited(worker!.child);
+    expect(worker!.child.exitCode).toBe(0);
+
+    const job = await waitForJob(master.url, id, undefined, 5_000);
+    expect(job.status).toBe('succeeded');
+    expect(await metric(master.url, 'dips_retries_total')).toBe(0);
+    expect((await clusterOf(master.url)).workers).toEqual([]);
+  });
+});
