@@ -14,11 +14,7 @@
  * service start) and is billed from launch, at least 60 s (per-second billing).
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { parseScalingPolicy } from '../services/scaler/config.js';
-import {
-  DEFAULT_TARGET_SECONDS_PER_WORKER,
-  DEFAULT_WORKER_MEGAPIXELS_PER_SECOND,
-} from '../services/scaler/config.js';
+import { DEFAULT_TARGET_SECONDS_PER_WORKER, DEFAULT_WORKER_MEGAPIXELS_PER_SECOND, parseScalingPolicy } from '../services/scaler/config.js';
 import { type PolicyMemory, type ScalingPolicy, decideCapacity, initialPolicyMemory } from '../services/scaler/policy.js';
 
 const DAY_SECONDS = 24 * 3600;
@@ -236,7 +232,7 @@ const program = new Command('simulate')
   .option('--seed <n>', 'workload seed', positiveNumber, 20_260_301)
   .option('--worker-mpps <n>', 'megapixels per second one worker processes', positiveNumber, DEFAULT_WORKER_MEGAPIXELS_PER_SECOND)
   .option('--target-seconds <n>', 'seconds of backlog per worker before scaling out', positiveNumber, DEFAULT_TARGET_SECONDS_PER_WORKER)
-  .option('--scale-in-after <n>', 'seconds over-sized before scaling in (DIPS_SCALE_IN_AFTER)', positiveNumber, 300)
+  .option('--scale-in-after <n>', 'seconds over-sized before scaling in (DIPS_SCALE_IN_AFTER)', positiveNumber, 120)
   .option('--min <n>', 'fewest workers', positiveNumber, 1)
   .option('--max <n>', 'most workers; the fixed pool has this many', positiveNumber, 16)
   .option('--tick <n>', 'seconds between scaler decisions', positiveNumber, 15)

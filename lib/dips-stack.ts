@@ -55,7 +55,7 @@ export class DipsStack extends Stack {
 
     new CfnOutput(this, 'ApiUrl', {
       description: 'The master API (reachable from allowedCidr only)',
-      value: `http://${master.instance.instancePublicIp}:${API_PORT}`,
+      value: `http://${master.publicIp}:${API_PORT}`,
     });
     new CfnOutput(this, 'TokenSecretName', {
       description: 'Secrets Manager secret holding the Bearer token',

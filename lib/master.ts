@@ -28,6 +28,8 @@ export interface MasterProps {
 export class Master extends Construct {
   readonly instance: ec2.Instance;
   readonly role: iam.Role;
+  /** The API's public address: an Elastic IP, so it survives the instance's replacement on updates. */
+  readonly publicIp: string;
 
   constructor(scope: Construct, id: string, props: MasterProps) {
     super(scope, id);
@@ -113,6 +115,10 @@ export class Master extends Construct {
         },
       }),
     });
+
+    const address = new ec2.CfnEIP(this, 'PublicAddress', { domain: 'vpc' });
+    new ec2.CfnEIPAssociation(this, 'PublicAddressAssociation', { allocationId: address.attrAllocationId, instanceId: this.instance.instanceId });
+    this.publicIp = address.attrPublicIp;
 
     // A failed host (not a failed OS) is fixed by moving the instance: same id, address and volume.
     new cloudwatch.Alarm(this, 'RecoverOnHostFailure', {

@@ -11,11 +11,21 @@ const WORKER_COLUMNS = ['id', 'address', 'state', 'inflight', 'lastHeartbeat'];
 /** "desiredCapacity" → "Desired capacity". */
 const humanize = (key) => key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase()).replace(/ ([A-Z])(?=[a-z])/g, (_, c) => ` ${c.toLowerCase()}`);
 
+const isTimestampKey = (key) => /(^at|At|[hH]eartbeat|[tT]ime)$/.test(key);
+
+/** One value as text: timestamps as ages, lists comma-separated, nothing as a dash. */
 function formatValue(key, value) {
-  if (value === null || value === undefined) return '—';
-  if (/(heartbeat|At|time)$/i.test(key) && (typeof value === 'number' || !Number.isNaN(Date.parse(value)))) return formatAge(value);
-  if (typeof value === 'object') return Object.entries(value).map(([name, inner]) => `${humanize(name)}: ${formatValue(name, inner)}`).join(' · ');
+  if (value === null || value === undefined || (Array.isArray(value) && value.length === 0)) return '—';
+  if (isTimestampKey(key) && (typeof value === 'number' || !Number.isNaN(Date.parse(value)))) return formatAge(value);
+  if (Array.isArray(value)) return value.map((item) => formatValue('', item)).join(', ');
+  if (typeof value === 'object') return Object.entries(value).map(([name, inner]) => `${humanize(name)} ${formatValue(name, inner)}`).join(', ');
   return String(value);
+}
+
+/** A field the master reports: plain values as text, objects (the scaler's status) as a nested list. */
+function renderValue(key, value) {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return formatValue(key, value);
+  return h('dl', { class: 'details' }, Object.entries(value).map(([name, inner]) => h('div', {}, h('dt', {}, humanize(name)), h('dd', {}, formatValue(name, inner)))));
 }
 
 /** Sum over all series of the finished-images counter in a Prometheus text exposition; null if absent. */
@@ -65,13 +75,10 @@ export function createClusterView({ summary, workersBody, workersNote, chartCont
     else chart.record(fallbackFinishedImages(), 'jobs in this console');
   }
 
-  /** A number gets a big tile; an object (say the last scaling decision) a wider one, a line per field. */
+  /** A number gets a small tile; an object (say the scaler's status) a full-width one, a line per field. */
   function renderTile(key, value) {
-    if (value && typeof value === 'object') {
-      const lines = Object.entries(value).map(([name, inner]) => h('li', {}, `${humanize(name)}: ${formatValue(name, inner)}`));
-      return h('div', { class: 'tile tile-detail', 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, h('ul', {}, lines)));
-    }
-    return h('div', { class: 'tile', 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, formatValue(key, value)));
+    const detailed = Boolean(value) && typeof value === 'object' && !Array.isArray(value);
+    return h('div', { class: `tile ${detailed ? 'tile-detail' : ''}`, 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, renderValue(key, value)));
   }
 
   function render(cluster) {

@@ -361,7 +361,7 @@ function createJobView(entry) {
     imageList: h('ul', { class: 'image-list' }),
   };
   view.progress = h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-labelledby': titleId }, view.bar);
-  view.removeButton.setAttribute('aria-label', `Remove job ${shortId(entry.id)} from this list`);
+  view.removeButton.setAttribute('aria-label', `Remove from list: job ${shortId(entry.id)}`);
   view.card = h(
     'article',
     { class: 'job', id: `job-${entry.id}`, tabindex: -1, 'aria-labelledby': titleId, 'data-job-id': entry.id },

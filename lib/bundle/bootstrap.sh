@@ -21,13 +21,13 @@ imds() { curl -fsS --retry 10 --retry-all-errors -H "X-aws-ec2-metadata-token: $
 json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
 credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
-# The keys reach curl on stdin, not on its command line, so they never show in the process list.
+# The credentials reach curl on stdin, not on its command line, so they never show in the process list.
 aws_curl() {
   local service=$1
   shift
-  printf 'user = "%s:%s"\n' "$(json_field AccessKeyId <<<"$credentials")" "$(json_field SecretAccessKey <<<"$credentials")" |
-    curl -fsS --retry 5 --retry-all-errors --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" \
-      -H "x-amz-security-token: $(json_field Token <<<"$credentials")" "$@"
+  printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$(json_field AccessKeyId <<<"$credentials")" \
+    "$(json_field SecretAccessKey <<<"$credentials")" "$(json_field Token <<<"$credentials")" |
+    curl -fsS --retry 5 --retry-all-errors --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" "$@"
 }
 
 archive=$(mktemp)

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -116,6 +116,10 @@ async function productionDependencies(repoRoot: string, workDir: string): Promis
   if (npm.status !== 0) {
     await rm(folder, { recursive: true, force: true });
     throw new Error(`npm ci --omit=dev failed in ${folder}:\n${npm.stderr || npm.error?.message}`);
+  }
+  // Installs for older lock files are dead weight (about 130 MB each).
+  for (const entry of await readdir(workDir)) {
+    if (entry.startsWith('dependencies-') && entry !== path.basename(folder)) await rm(path.join(workDir, entry), { recursive: true, force: true });
   }
   return folder;
 }

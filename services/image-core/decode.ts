@@ -50,7 +50,9 @@ export function inputErrorFrom(error: unknown, name: string): InputError {
   }
   if (/input file is missing/i.test(reason)) return new InputError('missing_file', `${name}: file not found`);
   if (/pixel limit/i.test(reason)) return new InputError('too_many_pixels', `${name}: ${reason}`);
-  return new InputError('corrupt_image', `${name}: cannot decode the image (${reason.trim()})`);
+  if (/buffer is empty/i.test(reason)) return new InputError('corrupt_image', `${name}: the file is empty`);
+  // libvips repeats its decoder's complaints line after line; the first says what is wrong.
+  return new InputError('corrupt_image', `${name}: cannot decode the image (${reason.trim().split('\n')[0]})`);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { open, rename, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import type { Size } from './pixel-move.js';
 import type { Channels, RawImage, Rect } from './raw-image.js';
@@ -12,9 +12,9 @@ const CODING_NONE = 0;
 
 /**
  * An uncompressed image on disk in libvips' native .v format: a 64-byte header, then rows of 8-bit
- * interleaved pixels (then metadata we leave alone). Tiles are cut with positioned reads of rows and
- * cores stitched in with positioned writes, so the master never holds a whole image in memory; sharp
- * reads the file back for the final encode.
+ * interleaved pixels (libvips' XML metadata may follow; it is optional). Tiles are cut with positioned
+ * reads of rows and cores stitched in with positioned writes, so the master never holds a whole image
+ * in memory; sharp reads the file back for the final encode.
  */
 export class Intermediate implements Size {
   private constructor(
@@ -54,13 +54,31 @@ export class Intermediate implements Size {
     return Intermediate.open(path);
   }
 
-  /** A new black image of this size, to be filled with positioned writes. */
+  /**
+   * A new image of this size to be filled with positioned writes: the header of a 1x1 image sharp
+   * makes with these channels, resized, then a sparse file of the right length (no pixels written).
+   */
   static async create(path: string, size: Size, channels: Channels): Promise<Intermediate> {
-    const blank = sharp({
-      create: { width: size.width, height: size.height, channels: channels % 2 === 0 ? 4 : 3, background: '#000000' },
-    });
+    const template = `${path}.template.v`;
+    const pixel = sharp({ create: { width: 1, height: 1, channels: channels % 2 === 0 ? 4 : 3, background: '#000000' } });
     // sharp creates only RGB(A); one grey band (plus alpha) comes from converting to b-w.
-    return Intermediate.fromPipeline(channels <= 2 ? blank.toColourspace('b-w') : blank, path);
+    await (channels <= 2 ? pixel.toColourspace('b-w') : pixel).toFile(template);
+    const header = Buffer.alloc(HEADER_BYTES);
+    const source = await open(template, 'r');
+    await source.read(header, 0, HEADER_BYTES, 0).finally(() => source.close());
+    await rm(template);
+    header.writeUInt32LE(size.width, 4);
+    header.writeUInt32LE(size.height, 8);
+    const partial = `${path}.partial.v`;
+    const file = await open(partial, 'w');
+    try {
+      await file.write(header, 0, HEADER_BYTES, 0);
+      await file.truncate(HEADER_BYTES + size.width * size.height * channels);
+    } finally {
+      await file.close();
+    }
+    await rename(partial, path);
+    return Intermediate.open(path);
   }
 
   /** The pixels of `rect`, read row by row. */

@@ -81,3 +81,28 @@ export function joinAlpha(colour: RawImage, alpha: Buffer | undefined): RawImage
   }
   return { data: out, width, height, channels: outChannels as Channels };
 }
+
+/** Index `i` folded back into 0..length-1 by mirroring with the edge sample repeated (…1 0 | 0 1…). */
+function mirrorIndex(i: number, length: number): number {
+  const period = 2 * length;
+  const folded = ((i % period) + period) % period;
+  return folded < length ? folded : period - 1 - folded;
+}
+
+/**
+ * The image extended by `padX` columns and `padY` rows on every side with mirrored copies of itself
+ * (edge sample repeated, as libvips' VIPS_EXTEND_MIRROR), folding again where the image is narrower.
+ */
+export function mirrorPad(image: RawImage, padX: number, padY: number): RawImage {
+  const { data, width, height, channels } = image;
+  const outWidth = width + 2 * padX;
+  const outHeight = height + 2 * padY;
+  const out = Buffer.allocUnsafe(outWidth * outHeight * channels);
+  const sourceX = Int32Array.from({ length: outWidth }, (_, x) => mirrorIndex(x - padX, width) * channels);
+  for (let y = 0; y < outHeight; y++) {
+    const sourceRow = mirrorIndex(y - padY, height) * width * channels;
+    let o = y * outWidth * channels;
+    for (let x = 0; x < outWidth; x++, o += channels) data.copy(out, o, sourceRow + sourceX[x], sourceRow + sourceX[x] + channels);
+  }
+  return { data: out, width: outWidth, height: outHeight, channels };
+}

@@ -52,12 +52,12 @@ export class WorkerRegistry extends EventEmitter<{ dead: [WorkerRecord]; availab
     return record;
   }
 
-  /** A worker leaving on purpose (SIGTERM after draining). */
+  /**
+   * A worker leaving on purpose (SIGTERM, after answering everything it held). Its answers may still be
+   * arriving, so its leases are left to complete; a lease that never does still expires.
+   */
   remove(id: string): void {
-    const record = this.workers.get(id);
-    if (!record) return;
     this.workers.delete(id);
-    if (record.state !== 'dead') this.emit('dead', record);
   }
 
   markDead(id: string): void {

@@ -183,7 +183,7 @@ export class AwsCapacityProvider implements CapacityProvider {
       silent.push(description);
       if (!this.reportedSilent.has(instance.id)) {
         this.reportedSilent.add(instance.id);
-        this.options.logger.warn({ instanceId: instance.id, privateAddress: instance.privateAddress }, `worker instance never heartbeated: ${description}`);
+        this.options.logger.warn({ instanceId: instance.id, privateAddress: instance.privateAddress }, `no worker heartbeats from this instance: ${description}`);
       }
     }
     return silent;

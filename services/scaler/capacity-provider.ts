@@ -10,7 +10,7 @@ export interface WorkerSnapshot {
 export interface CapacityReport {
   /** Workers running (processes or instances), whether or not they have registered yet. */
   actual: number;
-  /** Running workers that have never heartbeated within their grace period; each named for the operator. */
+  /** Running workers (past their start-up grace) with no heartbeating worker in the registry; each named for the operator. */
   silent: string[];
 }
 

@@ -172,7 +172,7 @@ export class Scaler {
     gauge('dips_scaler_desired_capacity', 'Workers the scaler wants', () => scaler.desired);
     gauge('dips_scaler_actual_capacity', 'Workers running (processes or instances)', () => scaler.actual);
     gauge('dips_scaler_backlog_seconds', 'Queued and in-flight work in seconds of one worker', () => scaler.status().backlog.seconds);
-    gauge('dips_scaler_silent_workers', 'Running workers that never heartbeated', () => scaler.silent.length);
+    gauge('dips_scaler_silent_workers', 'Running workers (past their start-up grace) that do not heartbeat', () => scaler.silent.length);
     const byState = (name: string, help: string, queued: () => number, inflight: () => number) =>
       new Gauge({
         name,

@@ -28,8 +28,10 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
 
   const tasks = express.Router();
   tasks.use(requireToken(config.token));
-  tasks.use((_req, _res, next) => {
-    next(state.draining ? new HttpError(503, 'draining', 'worker is shutting down', 1) : undefined);
+  tasks.use((_req, res, next) => {
+    if (state.draining) return next(new HttpError(503, 'draining', 'worker is shutting down', 1));
+    res.on('close', state.slots.accept());
+    next();
   });
   tasks.use(express.raw({ type: () => true, limit: config.maxTaskBytes }));
 

@@ -3,6 +3,8 @@ export class Slots {
   private running = 0;
   private readonly waiting: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
+  /** Tasks accepted (body still arriving, waiting or running): drain waits for all of them. */
+  private accepted = 0;
 
   constructor(readonly size: number) {}
 
@@ -22,16 +24,25 @@ export class Slots {
     } finally {
       const next = this.waiting.shift();
       if (next) next();
-      else {
-        this.running -= 1;
-        if (this.running === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-      }
+      else this.running -= 1;
     }
   }
 
-  /** Resolves once nothing runs or waits. */
+  /** Counts a task from the moment it is accepted; call the returned function when it is answered. */
+  accept(): () => void {
+    this.accepted += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.accepted -= 1;
+      if (this.accepted === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    };
+  }
+
+  /** Resolves once every accepted task has been answered. */
   idle(): Promise<void> {
-    if (this.running === 0) return Promise.resolve();
+    if (this.accepted === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }

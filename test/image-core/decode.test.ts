@@ -192,6 +192,15 @@ describe('bad input', () => {
     expect(error.message).toMatch(/^cut\.jpg: /);
   });
 
+  it('reports an empty file, and a header cut short, in one line', async () => {
+    const empty = await rejection(decodeImage(Buffer.alloc(0), options('empty.png')));
+    expect([empty.code, empty.message]).toEqual(['corrupt_image', 'empty.png: the file is empty']);
+    const cut = await rejection(decodeImage(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]), options('stub.jpg')));
+    expect(cut.code).toBe('corrupt_image');
+    expect(cut.message).toMatch(/^stub\.jpg: cannot decode the image \(.*\)$/);
+    expect(cut.message).not.toContain('\n');
+  });
+
   it('reports a missing file', async () => {
     const error = await rejection(decodeImage(join(dir, 'nowhere.png'), options('nowhere.png')));
     expect(error.code).toBe('missing_file');

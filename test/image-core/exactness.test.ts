@@ -22,7 +22,10 @@ const sampleParams: Record<string, Array<Record<string, unknown>>> = {
 };
 
 const everyOperation = operations.flatMap((op) =>
-  (sampleParams[op.name] ?? [{}]).map((params) => ({ label: `${op.name} ${JSON.stringify(params)}`, pipeline: [{ op: op.name, ...params }] })),
+  (sampleParams[op.name] ?? [{}]).map((params) => ({
+    label: `${op.name} ${JSON.stringify(params)}`,
+    pipeline: [{ op: op.name, ...params }],
+  })),
 );
 
 const pipelines: Array<Array<Record<string, unknown>>> = [
@@ -32,7 +35,13 @@ const pipelines: Array<Array<Record<string, unknown>>> = [
   [{ op: 'crop', left: 101, top: 57, width: 700, height: 500 }, { op: 'blur', sigma: 3 }],
   [{ op: 'flip' }, { op: 'median', size: 5 }],
   [{ op: 'blur', sigma: 1.5 }, { op: 'normalize' }, { op: 'dilate', size: 3, iterations: 1 }],
-  [{ op: 'rotate', angle: 90 }, { op: 'blur', sigma: 2 }, { op: 'flop' }, { op: 'crop', left: 5, top: 300, width: 600, height: 333 }, { op: 'median', size: 3 }],
+  [
+    { op: 'rotate', angle: 90 },
+    { op: 'blur', sigma: 2 },
+    { op: 'flop' },
+    { op: 'crop', left: 5, top: 300, width: 600, height: 333 },
+    { op: 'median', size: 3 },
+  ],
   [{ op: 'resize', width: 640 }, { op: 'equalize' }, { op: 'blur', sigma: 1 }],
   [{ op: 'grayscale' }, { op: 'contours' }, { op: 'blur', sigma: 1 }],
 ];
@@ -40,6 +49,8 @@ const pipelines: Array<Array<Record<string, unknown>>> = [
 let dir: string;
 let small: string;
 let smallWithAlpha: string;
+let sixteenBit: string;
+let grey: string;
 const garden = corpus('garden-odd.png');
 
 beforeAll(async () => {
@@ -48,8 +59,17 @@ beforeAll(async () => {
   // An alpha channel that varies, so ops that keep alpha are checked on it too.
   smallWithAlpha = join(dir, 'wood-alpha.png');
   const rgb = sharp(corpus('wood.jpg')).extract({ left: 400, top: 100, width: 279, height: 261 });
-  const alpha = await sharp(corpus('storm.jpg')).extract({ left: 0, top: 0, width: 279, height: 261 }).grayscale().raw().toBuffer();
+  const alpha = await sharp(corpus('storm.jpg'))
+    .extract({ left: 0, top: 0, width: 279, height: 261 })
+    .grayscale()
+    .raw()
+    .toBuffer();
   await rgb.joinChannel(alpha, { raw: { width: 279, height: 261, channels: 1 } }).png().toFile(smallWithAlpha);
+  const dune = sharp(corpus('dune.jpg')).extract({ left: 200, top: 150, width: 283, height: 199 });
+  sixteenBit = join(dir, 'dune-16bit.png');
+  await dune.clone().toColourspace('rgb16').png().toFile(sixteenBit);
+  grey = join(dir, 'dune-grey.png');
+  await dune.clone().toColourspace('b-w').png().toFile(grey);
 });
 
 afterAll(async () => {
@@ -68,6 +88,15 @@ describe('a tiled run gives the pixels of a whole-image run', () => {
   test.each(everyOperation)('$label on an image with alpha, tile size 100', async ({ pipeline }) => {
     const tiled = await runTiled(smallWithAlpha, pipeline, 100);
     expect(await difference(tiled.output, (await runWhole(smallWithAlpha, pipeline)).output)).toBe('identical');
+  });
+
+  test.each([
+    ['a 16-bit RGB', () => sixteenBit],
+    ['a grey', () => grey],
+  ])('%s upload, tile size 64', async (_kind, image) => {
+    const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'rotate', angle: 270 }, { op: 'equalize' }, { op: 'sharpen' }];
+    const tiled = await runTiled(image(), pipeline, 64);
+    expect(await difference(tiled.output, (await runWhole(image(), pipeline)).output)).toBe('identical');
   });
 
   describe.each([100, 257])('pipelines on garden-odd.png (1001x667), tile size %i', (tileSize) => {

@@ -1,8 +1,10 @@
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { findOperation } from '../../services/image-core/catalogue.js';
+import { describeOperations, findOperation } from '../../services/image-core/catalogue.js';
 import { decodeImage } from '../../services/image-core/decode.js';
 import { extractRect } from '../../services/image-core/pixel-move.js';
-import type { RawImage } from '../../services/image-core/raw-image.js';
+import { rawDescriptor, type RawImage } from '../../services/image-core/raw-image.js';
+import { toRawImage } from '../../services/image-core/sharp-raw.js';
 import { canny } from '../../services/image-core/operations/edges.js';
 import { greyChannel, toGrey } from '../../services/image-core/operations/grayscale.js';
 import { greyHistogram, otsuThreshold } from '../../services/image-core/operations/threshold.js';
@@ -321,6 +323,14 @@ describe('neighbourhood operations on sharp', () => {
     expect(limited).toBeLessThan(unlimited);
   });
 
+  it('clahe gives what sharp gives, and also runs on images smaller than its window', async () => {
+    const direct = await toRawImage(sharp(grey.data, rawDescriptor(grey)).clahe({ width: 32, height: 24, maxSlope: 3 }).extractChannel(0));
+    expect((await run(grey, 'clahe', { width: 32, height: 24, maxSlope: 3 })).data.equals(direct.data)).toBe(true);
+    const tiny = extractRect(photo, { x: 10, y: 10, width: 20, height: 9 });
+    const out = await run(tiny, 'clahe', { width: 64, height: 64 });
+    expect([out.width, out.height, out.channels]).toEqual([20, 9, 3]);
+  });
+
   it.each([
     ['blur', { sigma: 2 }],
     ['sharpen', {}],
@@ -332,5 +342,25 @@ describe('neighbourhood operations on sharp', () => {
     expect((await run(grey, op, params)).channels).toBe(1);
     expect((await run(greyAlpha, op, params)).channels).toBe(2);
     expect((await run(withAlpha, op, params)).channels).toBe(4);
+  });
+});
+
+describe('parameter ranges', () => {
+  /** The operations of this module (geometric ones have ranges that depend on the image). */
+  const filters = ['grayscale', 'invert', 'gamma', 'modulate', 'normalize', 'equalize', 'clahe', 'threshold', 'blur', 'sharpen', 'median', 'convolve', 'erode', 'dilate', 'edges', 'identity'];
+  const extremes = describeOperations()
+    .filter((op) => filters.includes(op.name))
+    .flatMap((op) =>
+      Object.entries((op.params as { properties?: Record<string, { minimum?: number; maximum?: number }> }).properties ?? {})
+        .filter(([, schema]) => schema.minimum !== undefined && schema.maximum !== undefined)
+        .flatMap(([param, schema]) => [schema.minimum!, schema.maximum!].map((value) => ({ op: op.name, params: { [param]: value } }))),
+    );
+
+  it.each(extremes)('$op runs with $params', async ({ op, params }) => {
+    // edges needs low <= high; pair an extreme low or high with a compatible partner.
+    const paired = op === 'edges' ? { low: 0, high: 2040, ...params } : params;
+    const small = extractRect(photo, { x: 0, y: 0, width: 40, height: 30 });
+    const out = await run(small, op, paired);
+    expect(out.data.length).toBe(out.width * out.height * out.channels);
   });
 });

@@ -88,7 +88,9 @@ describe('planStages', () => {
 describe('planStageTiles', () => {
   const covered = (rects: Rect[], width: number, height: number) => {
     const hits = new Uint8Array(width * height);
-    for (const r of rects) for (let y = r.y; y < r.y + r.height; y++) for (let x = r.x; x < r.x + r.width; x++) hits[y * width + x]++;
+    for (const r of rects) {
+      for (let y = r.y; y < r.y + r.height; y++) for (let x = r.x; x < r.x + r.width; x++) hits[y * width + x]++;
+    }
     return { missing: hits.filter((h) => h === 0).length, twice: hits.filter((h) => h > 1).length };
   };
 
@@ -130,7 +132,9 @@ describe('planStageTiles', () => {
 
   test('a whole stage is one task over the whole input', () => {
     const [stage] = planStages(parsePipeline([{ op: 'resize', scale: 0.5 }]));
-    expect(planStageTiles(stage, { width: 900, height: 700 }, 64)).toEqual([{ index: 0, source: { x: 0, y: 0, width: 900, height: 700 } }]);
+    expect(planStageTiles(stage, { width: 900, height: 700 }, 64)).toEqual([
+      { index: 0, source: { x: 0, y: 0, width: 900, height: 700 } },
+    ]);
   });
 
   test('a crop that does not fit the image is reported with the image size', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { InputError } from '../../services/image-core/decode.js';
+import { Intermediate } from '../../services/image-core/intermediate.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, planStageTiles, type TiledPlan } from '../../services/image-core/planner.js';
 import {
@@ -54,7 +55,12 @@ function memoryCheckpoint() {
 }
 
 describe('runTiledImage', () => {
-  const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'grayscale' }, { op: 'threshold', value: 'otsu' }, { op: 'erode', size: 3, iterations: 1 }];
+  const pipeline = [
+    { op: 'blur', sigma: 2 },
+    { op: 'grayscale' },
+    { op: 'threshold', value: 'otsu' },
+    { op: 'erode', size: 3, iterations: 1 },
+  ];
 
   test('a restarted master resumes the current stage without redoing finished tiles', async () => {
     const plan = tiledPlan(pipeline, 200);
@@ -91,7 +97,8 @@ describe('runTiledImage', () => {
       if (++started === 3) controller.abort(new Error('job canceled'));
       return runTileInProcess(task);
     };
-    await expect(runTiledImage(baseOptions(plan, { runTile, signal: controller.signal, concurrency: 2 }))).rejects.toThrow('job canceled');
+    const run = runTiledImage(baseOptions(plan, { runTile, signal: controller.signal, concurrency: 2 }));
+    await expect(run).rejects.toThrow('job canceled');
     // The two in flight when the abort came may finish; no third lane exists to start another.
     expect(started).toBe(3);
   });
@@ -153,6 +160,28 @@ describe('runTiledImage', () => {
     const plan = planImage({ width: 1400, height: 875, channels: 3 }, parsePipeline([{ op: 'invert' }]), { tileSize: 512 });
     const jpeg = await runTiledImage(baseOptions(plan as TiledPlan, { source: photo, output: { format: 'jpeg', quality: 80 } }));
     expect(await sharp(jpeg.data).metadata()).toMatchObject({ format: 'jpeg', width: 1400, height: 875 });
+  });
+});
+
+describe('Intermediate', () => {
+  test('rectangles written at a position read back, and sharp sees the same pixels', async () => {
+    const path = join(workDir, 'grey-alpha.v');
+    const file = await Intermediate.create(path, { width: 7, height: 5 }, 2);
+    const samples = Buffer.from([...Array(3 * 2 * 2).keys()].map((i) => 10 + i));
+    const patch = { data: samples, width: 3, height: 2, channels: 2 as const };
+    await file.write(patch, { x: 4, y: 3 });
+    expect(await file.read({ x: 4, y: 3, width: 3, height: 2 })).toEqual(patch);
+    await file.close();
+    const { data, info } = await sharp(path).extractChannel('alpha').raw().toBuffer({ resolveWithObject: true });
+    expect(info).toMatchObject({ width: 7, height: 5, channels: 1 });
+    expect(data[4 * 7 + 6]).toBe(patch.data[2 * 3 * 2 - 1]);
+  });
+
+  test('refuses a file that is not an 8-bit .v image, and rectangles outside it', async () => {
+    await expect(Intermediate.open(garden)).rejects.toThrow(/is not a little-endian libvips .v file/);
+    const file = await Intermediate.create(join(workDir, 'rgb.v'), { width: 10, height: 10 }, 3);
+    await expect(file.read({ x: 5, y: 5, width: 6, height: 1 })).rejects.toThrow(/6x1 at 5,5 is outside the 10x10 image/);
+    await file.close();
   });
 });
 

@@ -91,7 +91,8 @@ export async function difference(actualBytes: Buffer, expectedBytes: Buffer): Pr
   }
   if (count === 0) return 'identical';
   const pixel = Math.floor(first / actual.channels);
-  return `${count} samples differ (largest by ${largest}), first at x=${pixel % actual.width} y=${Math.floor(pixel / actual.width)}`;
+  const [x, y] = [pixel % actual.width, Math.floor(pixel / actual.width)];
+  return `${count} samples differ (largest by ${largest}), first at x=${x} y=${y}`;
 }
 
 /** Writes a crop of a corpus photo as PNG (lossless) and returns its path. */

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -206,6 +207,18 @@ describe('workers', () => {
     expect(text).toContain('DIPS_ADVERTISE_PORT=12345');
     expect(text).toContain('DIPS_WORKER_HOST=0.0.0.0');
   });
+
+  it('fit in EC2 user data (16 KB) as valid bash, for both roles', () => {
+    const [, group] = only('AWS::AutoScaling::AutoScalingGroup');
+    const [, instance] = only('AWS::EC2::Instance');
+    const scripts = [instance.Properties.UserData, resources[group.Properties.LaunchTemplate.LaunchTemplateId.Ref]!.Properties.LaunchTemplateData.UserData];
+    for (const script of scripts.map(userDataText)) {
+      expect(script.startsWith('#!/bin/bash\n')).toBe(true);
+      expect(Buffer.byteLength(script)).toBeLessThan(16 * 1024);
+      const check = spawnSync('bash', ['-n'], { input: script, encoding: 'utf8' });
+      expect(check.status, check.stderr).toBe(0);
+    }
+  });
 });
 
 describe('data and secrets', () => {
@@ -284,7 +297,9 @@ it('exports the API URL, the token secret name, the group name and the bucket na
   const outputs = template.toJSON().Outputs as Json;
   const [instanceId] = only('AWS::EC2::Instance');
   const [bucketId] = only('AWS::S3::Bucket');
-  expect(outputs.ApiUrl.Value).toEqual({ 'Fn::Join': ['', ['http://', { 'Fn::GetAtt': [instanceId, 'PublicIp'] }, ':8080']] });
+  const [addressId] = only('AWS::EC2::EIP');
+  template.hasResourceProperties('AWS::EC2::EIPAssociation', { AllocationId: { 'Fn::GetAtt': [addressId, 'AllocationId'] }, InstanceId: { Ref: instanceId } });
+  expect(outputs.ApiUrl.Value).toEqual({ 'Fn::Join': ['', ['http://', { 'Fn::GetAtt': [addressId, 'PublicIp'] }, ':8080']] });
   expect(JSON.stringify(outputs.TokenSecretName.Value)).toContain(only('AWS::SecretsManager::Secret')[0]);
   expect(outputs.WorkerGroupName.Value).toEqual({ Ref: only('AWS::AutoScaling::AutoScalingGroup')[0] });
   expect(outputs.BucketName.Value).toEqual({ Ref: bucketId });

@@ -65,15 +65,20 @@ async function cluster(url: string): Promise<ClusterView> {
 const ready = (view: ClusterView) => view.workers.filter((worker) => worker.state === 'ready');
 
 describe('dips up --autoscale', () => {
-  it('grows the pool for a burst of jobs, finishes them all, and shrinks back to min when idle', async () => {
+  // A slow worker estimate and a short target make a burst of photos several workers' worth of work.
+  const bursts = [
+    { name: '8 jobs of 4 whole photos', jobs: 8, images: photos, env: { DIPS_WORKER_MPPS: '0.5' } },
+    { name: '2 jobs of 2 images cut into tiles', jobs: 2, images: [corpus('garden-odd.png'), corpus('garden-odd.png')], env: { DIPS_WORKER_MPPS: '0.1', DIPS_TILE_SIZE: '128' } },
+  ];
+
+  it.each(bursts)('grows the pool for $name, finishes every job, and shrinks back to min when idle', async (burst) => {
     const min = 1;
     const max = 3;
     const { url, log } = await startAutoscaledCluster(min, max, {
       DIPS_SCALE_IN_AFTER: '2',
-      // A slow worker estimate and a short target make a burst of 32 photos many workers' worth of work.
-      DIPS_WORKER_MPPS: '0.5',
       DIPS_SCALE_TARGET_SECONDS: '2',
       DIPS_WORKER_SLOTS: '1',
+      ...burst.env,
     });
     await waitUntil(() => cluster(url), (view) => ready(view).length === min, 30_000, `${min} worker to register`);
 
@@ -92,7 +97,7 @@ describe('dips up --autoscale', () => {
     })();
 
     const pipeline = JSON.stringify([{ op: 'blur', sigma: 3 }]);
-    const jobs = await Promise.all(Array.from({ length: 8 }, () => submit(url, photos, { pipeline, format: 'png' })));
+    const jobs = await Promise.all(Array.from({ length: burst.jobs }, () => submit(url, burst.images, { pipeline, format: 'png' })));
     const finished = await Promise.all(jobs.map((id) => waitForJob(url, id))).catch((error: Error) => {
       throw new Error(`${error.message}\n${log()}`);
     });
@@ -106,7 +111,7 @@ describe('dips up --autoscale', () => {
     expect(largestPool).toBeLessThanOrEqual(max);
     expect(largestDesired).toBeLessThanOrEqual(max);
     // The results are real images of the inputs' sizes.
-    for (const [index, photo] of photos.entries()) {
+    for (const [index, photo] of burst.images.entries()) {
       const input = await sharp(photo).metadata();
       const output = await sharp(await download(url, jobs[0], index)).metadata();
       expect({ format: output.format, width: output.width, height: output.height }).toEqual({ format: 'png', width: input.width, height: input.height });

@@ -60,6 +60,18 @@ afterEach(async () => {
   }
 });
 
+const axeSource = readFile(path.resolve(import.meta.dirname, '../../node_modules/axe-core/axe.min.js'), 'utf8');
+
+/** axe-core's WCAG 2.x A/AA and best-practice rules on the page as it is now: "rule: element" per problem. */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ content: await axeSource });
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(context: Document, options: object): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: string[] }> }> }> } }).axe;
+    const { violations } = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] });
+    return violations.flatMap((violation) => violation.nodes.map((node) => `${violation.id}: ${node.target.join(' ')}`));
+  });
+}
+
 async function addStep(page: Page, operation: string): Promise<void> {
   await page.getByLabel('Operation', { exact: true }).selectOption(operation);
   await page.getByRole('button', { name: 'Add step' }).click();
@@ -150,6 +162,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await slider.press('Home');
     expect(await aquaCard.locator('.compare').getAttribute('style')).toBe('--split: 0%;');
     await page.screenshot({ path: path.join(artifacts, 'job-desktop.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     const compareButton = job.getByRole('button', { name: 'Compare aqua.jpg before and after, large' });
     await compareButton.click();
@@ -162,6 +175,11 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     expect(await compareButton.evaluate((button) => button === document.activeElement)).toBe(true);
     await page.setViewportSize(NARROW);
     await page.screenshot({ path: path.join(artifacts, 'job-narrow.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.screenshot({ path: path.join(artifacts, 'job-narrow-dark.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize(DESKTOP);
 
     await referenceDone;
@@ -266,6 +284,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     expect(await sigma.evaluate((input) => input === document.activeElement)).toBe(true);
     expect(await page.locator('article.job').count()).toBe(0);
     await page.screenshot({ path: path.join(artifacts, 'bad-parameter-desktop.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     await sigma.fill('3');
     await expect.poll(() => page.locator('.step .field-error').isHidden()).toBe(true);
@@ -335,6 +354,7 @@ describe('console on a master with DIPS_TOKEN', () => {
     const dialog = page.getByRole('dialog', { name: 'Access token needed' });
     await expect.poll(() => dialog.isVisible()).toBe(true);
     await page.screenshot({ path: path.join(artifacts, 'token-desktop.png') });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // Cancelling leaves a readable error and a way back to the dialog.
     await dialog.getByRole('button', { name: 'Cancel' }).click();

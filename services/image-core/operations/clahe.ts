@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
+import { extractRect } from '../pixel-move.js';
+import { mirrorPad } from '../raw-image.js';
 import { applySharp } from '../sharp-raw.js';
 
 const windowEdge = (which: string) =>
@@ -21,6 +23,14 @@ export const clahe = defineOperation({
   kind: 'local',
   tileable: true,
   halo: ({ width, height }) => Math.ceil(Math.max(width, height) / 2),
-  apply: async (image, { width, height, maxSlope }) =>
-    applySharp(image, (pipeline) => pipeline.clahe({ width, height, maxSlope }), { alpha: 'keep' }),
+  apply: async (image, { width, height, maxSlope }) => {
+    // libvips refuses a window larger than the image (a small image, or a tile at an image corner),
+    // so the mirrored border libvips would add itself is added here first, and cut off afterwards.
+    const padX = Math.ceil(width / 2);
+    const padY = Math.ceil(height / 2);
+    const padded = await applySharp(mirrorPad(image, padX, padY), (pipeline) => pipeline.clahe({ width, height, maxSlope }), {
+      alpha: 'keep',
+    });
+    return extractRect(padded, { x: padX, y: padY, width: image.width, height: image.height });
+  },
 });

@@ -18,12 +18,19 @@ const kernelSchema = z
 export const convolve = defineOperation({
   name: 'convolve',
   description:
-    'Convolves every channel, alpha included, with the given kernel, divides by scale (default: the sum of the weights, or 1 ' +
-    'when that is 0) and adds offset (libvips conv, edges extended by copying).',
+    'Convolves every channel, alpha included, with the given kernel, divides by scale (default: the sum of ' +
+    'the weights, or 1 when that is 0) and adds offset (libvips conv, edges extended by copying).',
   params: z
     .object({
-      kernel: kernelSchema.default([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),
-      scale: z.number().refine((scale) => scale !== 0, 'scale must not be 0').optional()
+      kernel: kernelSchema.default([
+        [0, -1, 0],
+        [-1, 5, -1],
+        [0, -1, 0],
+      ]),
+      scale: z
+        .number()
+        .refine((scale) => scale !== 0, 'scale must not be 0')
+        .optional()
         .describe('divisor of the weighted sum; default the sum of the weights, or 1 when that is 0'),
       offset: z.number().min(-255).max(255).default(0).describe('added after dividing by scale'),
     })
@@ -34,13 +41,7 @@ export const convolve = defineOperation({
   apply: async (image, { kernel, scale, offset }) => {
     const weights = kernel.flat();
     const sum = weights.reduce((total, weight) => total + weight, 0);
-    return applySharp(image, (pipeline) => pipeline.convolve({
-        width: kernel[0].length,
-        height: kernel.length,
-        kernel: weights,
-        scale: scale ?? (sum === 0 ? 1 : sum),
-        offset,
-      }),
-    );
+    const options = { width: kernel[0].length, height: kernel.length, kernel: weights, scale: scale ?? (sum === 0 ? 1 : sum), offset };
+    return applySharp(image, (pipeline) => pipeline.convolve(options));
   },
 });

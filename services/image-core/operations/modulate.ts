@@ -10,7 +10,7 @@ export const modulate = defineOperation({
     .object({
       brightness: z.number().min(0).max(10).default(1).describe('brightness multiplier (1 = unchanged)'),
       saturation: z.number().min(0).max(10).default(1).describe('saturation multiplier (0 = grey, 1 = unchanged)'),
-      hue: z.number().min(-360).max(360).default(0).describe('hue rotation in degrees'),
+      hue: z.number().int().min(-360).max(360).default(0).describe('hue rotation in whole degrees'),
     })
     .strict(),
   kind: 'local',

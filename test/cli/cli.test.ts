@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { describeOperations } from '../../services/image-core/catalogue.js';
+import { corpus, pixelsOf, waitUntil } from '../helpers/api.js';
+import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
+
+afterEach(killAll);
+
+describe('dips ops', () => {
+  it('lists every operation of the catalogue, and prints it as the API serves it with --json', async () => {
+    const text = await runDips(['ops']);
+    expect(text.code).toBe(0);
+    for (const op of describeOperations()) expect(text.stdout).toMatch(new RegExp(`^${op.name}\\b`, 'm'));
+    const json = await runDips(['ops', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(describeOperations())));
+  });
+});
+
+describe('dips process', () => {
+  it('writes DIR/<name without extension>.<format extension>, keeping the input format by default', async () => {
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-process-'));
+    const pipeline = '[{"op":"grayscale"}]';
+    const run = await runDips(['process', corpus('aqua.jpg'), corpus('garden-odd.png'), '--pipeline', pipeline, '--out', out]);
+    expect(run.code, run.stderr).toBe(0);
+    expect((await fs.readdir(out)).sort()).toEqual(['aqua.jpg', 'garden-odd.png']);
+    const converted = await runDips(['process', corpus('aqua.jpg'), '--pipeline', pipeline, '--out', out, '--format', 'webp']);
+    expect(converted.code, converted.stderr).toBe(0);
+    const webp = await pixelsOf(path.join(out, 'aqua.webp'));
+    expect([webp.width, webp.height]).toEqual([1400, 875]);
+  });
+
+  it('names the file and the problem when an input or the pipeline is bad', async () => {
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-process-'));
+    const notImage = path.join(out, 'notes.png');
+    await fs.writeFile(notImage, 'not pixels');
+    const bad = await runDips(['process', notImage, corpus('aqua.jpg'), '--pipeline', '[{"op":"invert"}]', '--out', out]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/notes\.png/);
+    expect(await fs.readdir(out)).toContain('aqua.jpg');
+    const badPipeline = await runDips(['process', corpus('aqua.jpg'), '--pipeline', '[{"op":"blur","sigma":"lots"}]', '--out', out]);
+    expect(badPipeline.code).toBe(1);
+    expect(badPipeline.stderr).toMatch(/step 1 \(blur\): sigma/);
+  });
+});
+
+describe('dips up', () => {
+  it('starts a master and N workers, prints the console URL, and stops them all on SIGTERM', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-up-'));
+    const up = await startDips(['up', '--workers', '2', '--port', '0', '--data-dir', dataDir]);
+    const cluster = await waitUntil(
+      async () => (await (await fetch(`${up.url}/v1/cluster`)).json()) as { workers: Array<{ state: string }> },
+      (state) => state.workers.length === 2,
+      30_000,
+      'two workers to register',
+    );
+    expect(cluster.workers.map((worker) => worker.state)).toEqual(['ready', 'ready']);
+    const children = readFileSync(`/proc/${up.child.pid}/task/${up.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    expect(children).toHaveLength(2);
+
+    up.child.kill('SIGTERM');
+    await exited(up.child);
+    expect(up.child.exitCode).toBe(0);
+    for (const pid of children) expect(() => process.kill(pid, 0), `worker ${pid} still running`).toThrow();
+  });
+
+  it('dips status answers with the master\'s error for an unknown job', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-up-'));
+    const master = await startDips(['master', '--port', '0', '--data-dir', dataDir]);
+    const status = await runDips(['status', 'no-such-job', '--master', master.url]);
+    expect(status.code).toBe(1);
+    expect(status.stderr).toMatch(/404 job_not_found/);
+  });
+});
