@@ -22,10 +22,16 @@ function formatValue(key, value) {
   return String(value);
 }
 
-/** A field the master reports: plain values as text, objects (the scaler's status) as a nested list. */
+const isRecord = (value) => Boolean(value) && typeof value === 'object' && !Array.isArray(value);
+
+/** A field the master reports: plain values as text, objects (the scaler's status) as nested lists. */
 function renderValue(key, value) {
-  if (!value || typeof value !== 'object' || Array.isArray(value)) return formatValue(key, value);
-  return h('dl', { class: 'details' }, Object.entries(value).map(([name, inner]) => h('div', {}, h('dt', {}, humanize(name)), h('dd', {}, formatValue(name, inner)))));
+  if (!isRecord(value)) return formatValue(key, value);
+  return h(
+    'dl',
+    { class: 'details' },
+    Object.entries(value).map(([name, inner]) => h('div', { class: isRecord(inner) ? 'details-group' : undefined }, h('dt', {}, humanize(name)), h('dd', {}, renderValue(name, inner)))),
+  );
 }
 
 /** Sum over all series of the finished-images counter in a Prometheus text exposition; null if absent. */
@@ -77,8 +83,7 @@ export function createClusterView({ summary, workersBody, workersNote, chartCont
 
   /** A number gets a small tile; an object (say the scaler's status) a full-width one, a line per field. */
   function renderTile(key, value) {
-    const detailed = Boolean(value) && typeof value === 'object' && !Array.isArray(value);
-    return h('div', { class: `tile ${detailed ? 'tile-detail' : ''}`, 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, renderValue(key, value)));
+    return h('div', { class: `tile ${isRecord(value) ? 'tile-detail' : ''}`, 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, renderValue(key, value)));
   }
 
   function render(cluster) {
