@@ -88,7 +88,8 @@ export async function apiFetch(path, init = {}) {
       if (storedToken() === sentToken) storeToken(await requestToken(sentToken !== null));
       continue;
     }
-    const retryAfter = Number(response.headers.get('Retry-After'));
+    // Only a busy answer that says when to come back is retried (Number(null) would be 0).
+    const retryAfter = Number(response.headers.get('Retry-After') ?? Number.NaN);
     if ((response.status === 429 || response.status === 503) && retryAfter <= MAX_RETRY_AFTER_SECONDS && busyRetries < MAX_BUSY_RETRIES) {
       await response.body?.cancel();
       busyRetries += 1;

@@ -30,7 +30,12 @@ function renderValue(key, value) {
   return h(
     'dl',
     { class: 'details' },
-    Object.entries(value).map(([name, inner]) => h('div', { class: isRecord(inner) ? 'details-group' : undefined }, h('dt', {}, humanize(name)), h('dd', {}, renderValue(name, inner)))),
+    Object.entries(value).map(([name, inner]) => {
+      const text = renderValue(name, inner);
+      // Nested objects and long texts (a decision's reason) take a whole row.
+      const wide = isRecord(inner) ? 'details-group' : text.length > 40 ? 'details-wide' : undefined;
+      return h('div', { class: wide }, h('dt', {}, humanize(name)), h('dd', {}, text));
+    }),
   );
 }
 

@@ -4,7 +4,7 @@ import { formatBytes, h } from './dom.js';
  * The images to submit: chosen with the file input or dropped on the drop zone, listed with a
  * thumbnail, size and a remove button. Files that are not images are refused with a message.
  */
-export function createFilePicker({ input, dropZone, list, summary, clearButton, message, onChange }) {
+export function createFilePicker({ input, dropZone, list, summary, clearButton, message }) {
   const entries = [];
 
   function add(files) {
@@ -59,7 +59,6 @@ export function createFilePicker({ input, dropZone, list, summary, clearButton, 
     const bytes = entries.reduce((sum, entry) => sum + entry.file.size, 0);
     summary.textContent = entries.length ? `${entries.length} image${entries.length === 1 ? '' : 's'}, ${formatBytes(bytes)}` : 'No images chosen yet.';
     clearButton.hidden = entries.length === 0;
-    onChange?.();
   }
 
   input.addEventListener('change', () => {

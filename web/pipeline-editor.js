@@ -22,7 +22,7 @@ export function validateWhileTyping(check, errorShown) {
  * The list of pipeline steps: add from the catalogue, remove, move up/down, one input per parameter.
  * Steps keep their DOM nodes when reordered, so typed values and focus survive a move.
  */
-export function createPipelineEditor({ list, picker, addButton, pickerHint, preview, onChange }) {
+export function createPipelineEditor({ list, picker, addButton, pickerHint, preview }) {
   let operations = [];
   const steps = [];
 
@@ -96,12 +96,16 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
     return field;
   }
 
-  /** Validates one field and shows or clears its message; returns { value } or { error }. */
+  /** The field's value as typed: { value } (undefined = left out) or { error }. */
+  function read({ input, spec }) {
+    if (input.validity.badInput) return { error: `${spec.name} must be a number; what was typed is not one` };
+    return parseParam(spec, spec.control === 'checkbox' ? input.checked : input.value);
+  }
+
+  /** Validates one field and shows or clears its message. */
   function check(field) {
-    const { input, spec, error } = field;
-    const result = input.validity?.badInput
-      ? { error: `${spec.name} must be a number; what was typed is not one` }
-      : parseParam(spec, spec.control === 'checkbox' ? input.checked : input.value);
+    const { input, error } = field;
+    const result = read(field);
     error.hidden = !result.error;
     error.textContent = result.error ?? '';
     input.setAttribute('aria-invalid', String(Boolean(result.error)));
@@ -129,7 +133,7 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
     (neighbour?.removeButton ?? picker).focus();
   }
 
-  /** Renumbers steps, labels their buttons for screen readers, updates the JSON preview. */
+  /** Renumbers steps, names their buttons and fields for screen readers, updates the JSON preview. */
   function refresh() {
     steps.forEach((step, index) => {
       const label = `step ${index + 1} (${step.operation.name})`;
@@ -157,7 +161,7 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
     const pipeline = steps.map((step, index) => {
       const entry = { op: step.operation.name };
       for (const field of step.fields) {
-        const result = showErrors ? check(field) : parseParam(field.spec, field.spec.control === 'checkbox' ? field.input.checked : field.input.value);
+        const result = showErrors ? check(field) : read(field);
         if (result.error) errors.push({ input: field.input, message: `Step ${index + 1} (${step.operation.name}): ${result.error}` });
         else if (result.value !== undefined) entry[field.spec.name] = result.value;
       }
@@ -169,7 +173,6 @@ export function createPipelineEditor({ list, picker, addButton, pickerHint, prev
   /** Keeps the JSON preview (what `dips submit --pipeline` would take) in step with the form. */
   function changed() {
     preview.textContent = JSON.stringify(collect().pipeline);
-    onChange?.();
   }
 
   picker.addEventListener('change', showPickerHint);

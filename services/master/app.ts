@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import express, { type Request, type Response } from 'express';
+import express from 'express';
 import yazl from 'yazl';
 import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
-import { InputError, openInput } from '../image-core/decode.js';
-import { contentTypeFor, extensionFor, outputFormats } from '../image-core/encode.js';
+import { InputError, openInput, type InputErrorCode } from '../image-core/decode.js';
+import { contentTypeFor, extensionFor, outputFormats, type OutputFormat } from '../image-core/encode.js';
 import { parsePipeline, PipelineError, serializePipeline } from '../image-core/pipeline.js';
 import { isTerminal, type ImageRow, type JobView } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
@@ -107,8 +107,7 @@ export function createApp(master: Master) {
     const image = finishedImage(master, req.params.id, req.params.index);
     const format = image.out_format!;
     const stream = await storage.getStream(outputKey(image.job_id, image.idx));
-    res.type(contentTypeFor(format as never));
-    res.attachment(outputName(image));
+    res.attachment(outputName(image)).type(contentTypeFor(format as OutputFormat));
     stream.on('error', (error) => res.destroy(error));
     stream.pipe(res);
   });
@@ -200,8 +199,9 @@ async function validateSubmission(master: Master, files: UploadedFile[], fields:
   return { pipeline: serializePipeline(steps), images, ...(format ? { format } : {}), ...(quality ? { quality } : {}) };
 }
 
-function statusForInputError(code: string): number {
-  return /pixel|large|bomb|dimension/i.test(code) ? 413 : 415;
+/** A pixel bomb is too large (413); anything else about the file means it is not a usable image (415). */
+function statusForInputError(code: InputErrorCode): number {
+  return code === 'too_many_pixels' ? 413 : 415;
 }
 
 function jobNotFound(id: string): HttpError {
@@ -228,7 +228,7 @@ function finishedImage(master: Master, jobId: string, indexText: string): ImageR
 /** The result's file name: the upload's name with the output format's extension. */
 export function outputName(image: Pick<ImageRow, 'name' | 'out_format'>): string {
   const stem = image.name.replace(/\.[^.]*$/, '') || image.name;
-  return `${stem}.${extensionFor(image.out_format as never)}`;
+  return `${stem}.${extensionFor(image.out_format as OutputFormat)}`;
 }
 
 function uniqueName(name: string, used: Set<string>): string {
@@ -238,4 +238,3 @@ function uniqueName(name: string, used: Set<string>): string {
   return candidate;
 }
 
-export type { Request, Response };

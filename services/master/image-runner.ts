@@ -57,10 +57,6 @@ export class ImageRunner {
     }
   }
 
-  activeCount(): number {
-    return this.active.size;
-  }
-
   /** Work of active tiled images that only a few tiles at a time show in the dispatcher's queue. */
   tiledBacklogPixels(): number {
     let pixels = 0;

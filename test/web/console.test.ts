@@ -322,7 +322,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
 
   test('the cluster view lists the workers the master knows', async () => {
     const response = await fetch(`${cluster.url}/v1/cluster`);
-    const state = (await response.json()) as { workers: Array<{ id: string; address: string }> };
+    const state = (await response.json()) as { workers: Array<{ id: string; address: string }> } & Record<string, unknown>;
     expect(state.workers).toHaveLength(2);
     const page = await openConsole(cluster.url);
     const rows = page.locator('#workers-body tr');
@@ -331,6 +331,8 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
       await expect.poll(() => page.locator(`#workers-body tr[data-worker-id="${worker.id}"] td`).first().textContent()).toBe(worker.address);
     }
     await expect.poll(() => page.locator('#cluster-summary [data-field="workers"] dd').textContent()).toBe('2');
+    // Every field the master reports has its tile, including ones the console does not know by name.
+    expect(await page.locator('#cluster-summary [data-field]').evaluateAll((tiles) => tiles.map((tile) => tile.getAttribute('data-field')))).toEqual(Object.keys(state));
     await expect.poll(() => page.locator('#connection').textContent()).toBe('Master connected');
   });
 });
