@@ -95,6 +95,14 @@ describe('job progress and results', () => {
   });
 });
 
+describe('the web console', () => {
+  it('is served at / from web/', async () => {
+    const response = await fetch(`${busy.url}/`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(await fs.readFile(path.resolve(import.meta.dirname, '../../web/index.html'), 'utf8'));
+  });
+});
+
 describe('a master without workers', () => {
   it('keeps jobs queued, cancels them on DELETE, and reports the backlog to a scaler', async () => {
     const seen: number[] = [];
