@@ -29,7 +29,7 @@ async function makeSeedImages(dir: string): Promise<string[]> {
     const file = path.join(dir, `seed-${String(i + 1).padStart(2, '0')}.jpg`);
     // The widest crop that stays within the target size, found by halving the interval.
     const encode = (width: number) =>
-      sharp(photo).extract({ left: (i * 17) % 60, top: (i * 11) % 40, width: 1260, height: 800 }).resize({ width }).jpeg({ quality: 85 }).toBuffer();
+      sharp(photo).extract({ left: (i * 17) % 60, top: (i * 11) % 40, width: 1260, height: 800 }).resize({ width }).jpeg({ quality: 92 }).toBuffer();
     let [low, high] = [200, 1260];
     while (high - low > 8) {
       const width = Math.round((low + high) / 2);
@@ -60,6 +60,8 @@ try {
     JSON.stringify({
       images: imageCount,
       meanKb: Math.round(meanKb),
+      minKb: Math.round(Math.min(...sizes) / 1024),
+      maxKb: Math.round(Math.max(...sizes) / 1024),
       clients,
       workers,
       pipeline: JSON.parse(pipeline),

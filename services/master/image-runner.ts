@@ -121,7 +121,7 @@ export class ImageRunner {
           {
             name: work.name,
             pipeline: work.pipeline as Array<Record<string, unknown>>,
-            ...(work.format ? { format: work.format } : {}),
+            ...(work.format ? { format: work.format as OutputFormat } : {}),
             ...(work.quality ? { quality: work.quality } : {}),
           },
           await storage.getBuffer(inputKey(work.jobId, work.index)),

@@ -3,7 +3,7 @@ import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { decodeWholeTask, encodeResultHeader } from '../shared/whole-task.js';
+import { decodeWholeTask, encodeResultHeader, WholeTaskError } from '../shared/whole-task.js';
 import { InputError } from '../image-core/decode.js';
 import { processImage } from '../image-core/process-image.js';
 import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
@@ -44,7 +44,7 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
       processImage(
         image,
         steps,
-        { ...(header.format ? { format: header.format as never } : {}), ...(header.quality ? { quality: header.quality } : {}) },
+        { ...(header.format ? { format: header.format } : {}), ...(header.quality ? { quality: header.quality } : {}) },
         { maxPixels: config.maxPixels, name: header.name, signal },
       ),
     );
@@ -65,11 +65,11 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
 
   app.use('/v1', tasks);
   app.use(notFound);
-  app.use((error: unknown, req: Request, res: Response, next: (error?: unknown) => void) => {
+  app.use((error: unknown, _req: Request, _res: Response, next: (error?: unknown) => void) => {
     // Problems with the image or pipeline are permanent (422): the master must not retry them.
     if (error instanceof InputError) return next(new HttpError(422, error.code, error.message));
     if (error instanceof PipelineError) return next(new HttpError(422, 'bad_pipeline', error.message));
-    if (error instanceof TileWireError) return next(new HttpError(400, 'bad_tile_task', error.message));
+    if (error instanceof TileWireError || error instanceof WholeTaskError) return next(new HttpError(400, 'bad_task', error.message));
     next(error);
   });
   app.use(errorHandler(logger));

@@ -78,6 +78,18 @@ describe('with DIPS_TOKEN set', () => {
     }
   });
 
+  it('the worker answers a malformed task with 400 (so the master does not retry it)', async () => {
+    for (const kind of ['whole', 'tile']) {
+      const response = await fetch(`${worker.url}/v1/tasks/${kind}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: 'not a task',
+      });
+      expect(response.status, kind).toBe(400);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('bad_task');
+    }
+  });
+
   it('a job with the token runs on the worker', async () => {
     const id = await submit(master.url, [corpus('aqua.jpg')], { pipeline }, token);
     const job = await waitForJob(master.url, id, token);
