@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -14,6 +15,13 @@ const optionalText = z
   .string()
   .optional()
   .transform((value) => (value === '' ? undefined : value));
+
+/** The checkout or installed package this file belongs to (the same from services/ and dist/services/). */
+function packageRoot(): string {
+  let dir = import.meta.dirname;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
 
 const masterSchema = z.object({
   port: port.default(8080),
@@ -37,7 +45,7 @@ const masterSchema = z.object({
   retryBaseMs: milliseconds.default(500),
   retentionSeconds: positiveInt.default(24 * 3600),
   workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
-  webDir: z.string().default(path.resolve(import.meta.dirname, '../../../web')),
+  webDir: z.string().default(path.join(packageRoot(), 'web')),
   scaleInAfter: positiveInt.default(120),
 });
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 
 /** The built CLI: cluster tests run real processes from dist/ (npm run build first). */
@@ -88,4 +89,11 @@ export async function startCluster(options: { workers: number; dataDir: string; 
     Array.from({ length: options.workers }, () => startDips(['worker', '--port', '0', '--master', master.url], options.env)),
   );
   return { master, workers };
+}
+
+/** A live process's resident memory now and at its peak (VmRSS, VmHWM from /proc), in bytes. */
+export async function memoryOf(child: ChildProcess): Promise<{ rss: number; peak: number }> {
+  const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+  const kib = (field: string) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'))?.[1]) * 1024;
+  return { rss: kib('VmRSS'), peak: kib('VmHWM') };
 }

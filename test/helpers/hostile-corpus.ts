@@ -1,0 +1,106 @@
+import fs from 'node:fs/promises';
+import { crc32, deflateSync } from 'node:zlib';
+import sharp from 'sharp';
+import { corpus } from './api.js';
+
+/*
+ * Hostile and awkward inputs, made in code at test time so no binary fixtures live in the repository.
+ * Each maker returns the bytes a client would upload.
+ */
+
+export interface Region {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/** A small, lossless crop of a corpus photograph: real pixels at a size that processes in milliseconds. */
+export async function photoCrop(name: string, region: Region): Promise<Buffer> {
+  return sharp(corpus(name)).extract(region).png({ compressionLevel: 1 }).toBuffer();
+}
+
+/** `count` distinct small crops (64-200 px edges) cut from the corpus photographs at varied places. */
+export async function smallCrops(count: number): Promise<Array<{ name: string; data: Buffer }>> {
+  const photos = ['aqua.jpg', 'dune.jpg', 'freshflower.jpg', 'ladybird.jpg', 'storm.jpg', 'wood.jpg'];
+  const sizes = await Promise.all(photos.map(async (photo) => sharp(corpus(photo)).metadata()));
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const photo = i % photos.length;
+      const { width, height } = sizes[photo]!;
+      const cropWidth = 64 + ((i * 37) % 137);
+      const cropHeight = 64 + ((i * 53) % 137);
+      const region = { left: (i * 97) % (width - cropWidth), top: (i * 61) % (height - cropHeight), width: cropWidth, height: cropHeight };
+      return { name: `crop-${i}.png`, data: await photoCrop(photos[photo]!, region) };
+    }),
+  );
+}
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([length, body, crc]);
+}
+
+/** A valid-looking PNG whose header declares width x height RGB pixels; its data is 1 KiB of zeros (a decompression bomb's shape). */
+export function pngDeclaring(width: number, height: number): Buffer {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    pngChunk('IHDR', header),
+    pngChunk('IDAT', deflateSync(Buffer.alloc(1024))),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+/** A GIF of a few dozen bytes whose logical screen and only frame declare width x height (at most 65535 each). */
+export function gifDeclaring(width: number, height: number): Buffer {
+  const size = Buffer.alloc(4);
+  size.writeUInt16LE(width, 0);
+  size.writeUInt16LE(height, 2);
+  return Buffer.concat([
+    Buffer.from('GIF89a', 'ascii'),
+    size,
+    Buffer.from([0x80, 0x00, 0x00]), // global colour table of 2 entries
+    Buffer.from([0, 0, 0, 255, 255, 255]),
+    Buffer.from([0x2c, 0, 0, 0, 0]), // image descriptor at 0,0 ...
+    size, // ... covering the whole screen
+    Buffer.from([0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b]), // a 2-byte LZW stream, then the trailer
+  ]);
+}
+
+/** The first `fraction` of a file's bytes: a download or upload cut short. */
+export const truncated = (data: Buffer, fraction: number): Buffer => data.subarray(0, Math.floor(data.length * fraction));
+
+/** A GIF of `frames.length` frames, each a flat colour: only the first frame may show in a result. */
+export async function animatedGif(width: number, height: number, frames: Array<[number, number, number]>): Promise<Buffer> {
+  const pages = await Promise.all(
+    frames.map((background) => sharp({ create: { width, height, channels: 3, background: { r: background[0], g: background[1], b: background[2] } } }).png().toBuffer()),
+  );
+  return sharp(pages, { join: { animated: true } }).gif({ delay: 100 }).toBuffer();
+}
+
+/** The same photograph crop stored as CMYK JPEG (as print workflows produce). */
+export async function cmykJpeg(source: Buffer): Promise<Buffer> {
+  return sharp(source).toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer();
+}
+
+/** The same pixels as a 16-bit-per-channel PNG. */
+export async function png16(source: Buffer): Promise<Buffer> {
+  return sharp(source).toColourspace('rgb16').png().toBuffer();
+}
+
+/** A JPEG stored sideways with EXIF orientation 6 (display rotated 90° clockwise), as phones save them. */
+export async function exifRotatedJpeg(source: Buffer): Promise<Buffer> {
+  return sharp(source).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+}
+
+/** Bytes of a corpus file. */
+export const corpusBytes = (name: string): Promise<Buffer> => fs.readFile(corpus(name));
