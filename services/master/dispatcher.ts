@@ -185,7 +185,12 @@ export class Dispatcher {
         signal: lease.controller.signal,
       });
     } catch (error) {
-      if (!lease.closed) this.attemptFailed(lease, `worker ${worker.id} unreachable: ${(error as Error).message}`);
+      if (lease.closed) return;
+      this.attemptFailed(lease, `worker ${worker.id} unreachable: ${(error as Error).message}`);
+      // The connection itself failed (sent is set once the body is built): send this worker nothing more
+      // until it heartbeats again, or a crashed worker uses up every attempt of the units sent to it
+      // before its heartbeats time out.
+      if (sent > 0) this.registry.markDead(worker.id);
       return;
     }
     if (response.ok) {

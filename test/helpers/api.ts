@@ -2,6 +2,7 @@ import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
+import yauzl from 'yauzl';
 
 export const corpus = (name: string): string => path.join('/work/shared/corpus', name);
 
@@ -81,4 +82,27 @@ export async function metric(baseUrl: string, name: string): Promise<number> {
     .filter((line) => line.startsWith(name) && (line[name.length] === ' ' || line[name.length] === '{'))
     .map((line) => Number(line.split(' ').pop()));
   return values.reduce((sum, value) => sum + value, 0);
+}
+
+/** The entries of a zip (GET /v1/jobs/{id}/archive), by file name. */
+export function unzip(zip: Buffer): Promise<Map<string, Buffer>> {
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(zip, { lazyEntries: true }, (error, file) => {
+      if (error) return reject(error);
+      const entries = new Map<string, Buffer>();
+      file.on('entry', (entry: yauzl.Entry) => {
+        file.openReadStream(entry, (streamError, stream) => {
+          if (streamError) return reject(streamError);
+          const chunks: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          stream.on('end', () => {
+            entries.set(entry.fileName, Buffer.concat(chunks));
+            file.readEntry();
+          });
+        });
+      });
+      file.on('end', () => resolve(entries));
+      file.readEntry();
+    });
+  });
 }

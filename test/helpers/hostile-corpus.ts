@@ -76,6 +76,19 @@ export function gifDeclaring(width: number, height: number): Buffer {
   ]);
 }
 
+/**
+ * A 38-byte lossless WebP declaring width x height (at most 16384 each) that really decodes to that
+ * size: a flat colour costs no bits per pixel, so a tiny image's stream stays valid with larger
+ * dimensions patched into its header.
+ */
+export async function webpDeclaring(width: number, height: number): Promise<Buffer> {
+  const webp = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#336699' } }).webp({ lossless: true, effort: 0 }).toBuffer();
+  // VP8L header: the chunk's 8-byte head, a signature byte, then 14 bits width-1, 14 bits height-1, 4 more bits.
+  const at = webp.indexOf('VP8L') + 9;
+  webp.writeUInt32LE(((webp.readUInt32LE(at) & 0xf0000000) | (width - 1) | ((height - 1) << 14)) >>> 0, at);
+  return webp;
+}
+
 /** The first `fraction` of a file's bytes: a download or upload cut short. */
 export const truncated = (data: Buffer, fraction: number): Buffer => data.subarray(0, Math.floor(data.length * fraction));
 

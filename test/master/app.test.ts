@@ -4,14 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
-import yauzl from 'yauzl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMasterConfig, type MasterOptions } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
 import { createApp } from '../../services/master/app.js';
 import { Master, type Scaler } from '../../services/master/master.js';
 import { startWorker, type RunningWorker } from '../../services/worker/server.js';
-import { corpus, download, getJob, postJob, submit, waitForJob, waitUntil, type JobView } from '../helpers/api.js';
+import { corpus, download, getJob, postJob, submit, unzip, waitForJob, waitUntil, type JobView } from '../helpers/api.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
 const logger = createLogger('test', 'silent');
@@ -189,25 +188,3 @@ describe('failures and retention', () => {
     await expect(fs.access(jobDir)).rejects.toThrow();
   });
 });
-
-function unzip(zip: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(zip, { lazyEntries: true }, (error, file) => {
-      if (error) return reject(error);
-      const entries = new Map<string, Buffer>();
-      file.on('entry', (entry: yauzl.Entry) => {
-        file.openReadStream(entry, (streamError, stream) => {
-          if (streamError) return reject(streamError);
-          const chunks: Buffer[] = [];
-          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-          stream.on('end', () => {
-            entries.set(entry.fileName, Buffer.concat(chunks));
-            file.readEntry();
-          });
-        });
-      });
-      file.on('end', () => resolve(entries));
-      file.readEntry();
-    });
-  });
-}
