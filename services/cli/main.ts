@@ -2,10 +2,7 @@
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 
-/*
- * The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load
- * the master, and a worker can size libuv's thread pool before sharp starts using it.
- */
+/* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
 
 const integer = (what: string) => (value: string) => {
   const number = Number(value);
@@ -42,7 +39,7 @@ program
       });
       return;
     }
-    const pool = new LocalWorkerPool({ masterUrl: running.url });
+    const pool = new LocalWorkerPool(running.url);
     const workers = options.workers ?? os.availableParallelism();
     for (let i = 0; i < workers; i++) pool.add();
     process.stdout.write(`DIPS console: ${running.url}/  (${workers} workers; Ctrl-C stops all)\n`);
@@ -85,7 +82,6 @@ program
       ...(options.master ? { masterUrl: options.master } : {}),
       ...(options.address ? { advertisedAddress: options.address } : {}),
     });
-    process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, config.slots * 2));
     const { startWorker } = await import('../worker/server.js');
     const worker = await startWorker(config);
     process.stdout.write(`DIPS worker ${worker.id}: ${worker.url}\n`);

@@ -24,6 +24,11 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
   const config = loadWorkerConfig(options);
   const logger = createLogger('dips-worker');
   const state: WorkerState = { slots: new Slots(config.slots), draining: false };
+  // libuv sizes its pool before any JavaScript runs, so only the environment that starts us can fix it.
+  const threadPool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  if (threadPool < config.slots) {
+    logger.warn({ slots: config.slots, UV_THREADPOOL_SIZE: threadPool }, 'libuv thread pool is smaller than the task slots: start the worker with UV_THREADPOOL_SIZE >= DIPS_WORKER_SLOTS');
+  }
   const server = createWorkerApp(config, state, logger).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

@@ -87,7 +87,7 @@ describe('rejected before anything is stored: a 4xx naming the problem', () => {
       ['PNG cut inside its header', { name: 'cut-header.png', data: crop.subarray(0, 20) }, 415, 'corrupt_image', /cut-header\.png/],
       ['PNG declaring 100000x100000', { name: 'bomb.png', data: pngDeclaring(100_000, 100_000) }, 413, 'too_many_pixels', /bomb\.png: 100000x100000 is 10000000000 pixels; at most \d+/],
       ['35-byte GIF declaring 65535x65535', { name: 'huge.gif', data: gifDeclaring(65_535, 65_535) }, 413, 'too_many_pixels', /huge\.gif: 65535x65535/],
-      // Under the general limit, but GIF and WebP frames are decoded whole: these would take 0.8-1 GB each.
+      // Under the general limit, but GIF and WebP frames are decoded whole: each would take about 1 GB.
       ['35-byte GIF declaring 20000x10000', { name: 'wide.gif', data: gifDeclaring(20_000, 10_000) }, 413, 'too_many_pixels', /wide\.gif: 20000x10000 .* for GIF, which is decoded whole/],
       ['38-byte WebP declaring 12000x10000', { name: 'flat.webp', data: await webpDeclaring(12_000, 10_000) }, 413, 'too_many_pixels', /flat\.webp: 12000x10000 .* for WEBP, which is decoded whole/],
     ];
@@ -105,6 +105,16 @@ describe('rejected before anything is stored: a 4xx naming the problem', () => {
     const error = await errorOf(await postJob(master.url, parts, { pipeline }));
     expect(error).toMatchObject({ status: 413, code: 'too_many_files' });
     expect(error.message).toMatch(/at most 100 images per job/);
+  });
+
+  it('3000 fields, or a 1.6 MB pipeline field: 413 with the code of the limit hit', async () => {
+    const manyFields = Array.from({ length: 3000 }, () => ({ name: 'pipeline', data: pipeline }));
+    const fields = await errorOf(await postRaw('multipart/form-data; boundary=dips-boundary-3', multipartBody('dips-boundary-3', manyFields)));
+    expect(fields).toMatchObject({ status: 413, code: 'too_many_fields' });
+    const hugePipeline = JSON.stringify(Array.from({ length: 100_000 }, () => ({ op: 'invert' })));
+    const field = await errorOf(await postJob(master.url, [{ name: 'photo.png', data: crop }], { pipeline: hugePipeline }));
+    expect(field).toMatchObject({ status: 413, code: 'field_too_large' });
+    expect(field.message).toMatch(/"pipeline"/);
   });
 
   it('malformed multipart: no boundary, a boundary the body does not use, a body cut short, no pipeline field', async () => {

@@ -1,0 +1,61 @@
+import { HttpError } from '../shared/http-error.js';
+import type { MasterConfig } from '../shared/config.js';
+import { InputError, openInput, type InputErrorCode } from '../image-core/decode.js';
+import { outputFormats } from '../image-core/encode.js';
+import { parsePipeline, PipelineError, serializePipeline } from '../image-core/pipeline.js';
+import type { NewJob } from './job-store.js';
+import type { UploadedFile } from './upload.js';
+
+/** Checks everything about a submission before anything is stored; errors name the part at fault. */
+export async function validateSubmission(
+  config: Pick<MasterConfig, 'maxPipelineSteps' | 'maxPixels'>,
+  files: UploadedFile[],
+  fields: Record<string, string>,
+): Promise<Omit<NewJob, 'id'>> {
+  if (files.length === 0) throw new HttpError(400, 'no_images', 'the request has no file parts named "images"');
+  if (fields.pipeline === undefined) throw new HttpError(400, 'missing_pipeline', 'the "pipeline" field is missing');
+  let pipelineJson: unknown;
+  try {
+    pipelineJson = JSON.parse(fields.pipeline);
+  } catch (error) {
+    throw new HttpError(400, 'malformed_pipeline', `the "pipeline" field is not valid JSON: ${(error as Error).message}`);
+  }
+  if (Array.isArray(pipelineJson) && pipelineJson.length > config.maxPipelineSteps) {
+    throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${pipelineJson.length} steps; at most ${config.maxPipelineSteps} are allowed`);
+  }
+  let steps;
+  try {
+    steps = parsePipeline(pipelineJson, config.maxPipelineSteps);
+  } catch (error) {
+    if (error instanceof PipelineError) throw new HttpError(422, 'bad_pipeline', error.message);
+    throw error;
+  }
+  const format = fields.format === undefined || fields.format === '' ? undefined : fields.format;
+  if (format !== undefined && !(outputFormats as readonly string[]).includes(format)) {
+    throw new HttpError(422, 'bad_format', `format "${format}" is not one of ${outputFormats.join(', ')}`);
+  }
+  let quality: number | undefined;
+  if (fields.quality !== undefined && fields.quality !== '') {
+    quality = Number(fields.quality);
+    if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
+      throw new HttpError(422, 'bad_quality', `quality "${fields.quality}" must be an integer from 1 to 100`);
+    }
+  }
+  const images = [];
+  for (const file of files) {
+    if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
+    try {
+      const info = await openInput(file.path, { maxPixels: config.maxPixels, name: file.name });
+      images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format });
+    } catch (error) {
+      if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);
+      throw error;
+    }
+  }
+  return { pipeline: serializePipeline(steps), images, ...(format ? { format } : {}), ...(quality ? { quality } : {}) };
+}
+
+/** A pixel bomb is too large (413); anything else about the file means it is not a usable image (415). */
+function statusForInputError(code: InputErrorCode): number {
+  return code === 'too_many_pixels' ? 413 : 415;
+}
