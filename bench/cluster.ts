@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -37,7 +38,8 @@ export async function startLocalCluster(options: {
     [cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
     {
       env: { ...process.env, DIPS_DATA_DIR: options.dataDir, ...options.env },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      // Logs go to the data dir, so the benchmark's own output stays readable.
+      stdio: ['ignore', 'ignore', openSync(path.join(options.dataDir, 'cluster.log'), 'a')],
     },
   );
   const deadline = Date.now() + 60_000;

@@ -16,6 +16,8 @@ export interface SubmitOptions {
   quality?: string;
   /** Draw the progress bar (off when stderr is not a terminal, e.g. in scripts). */
   progress: boolean;
+  /** Print nothing (no job id, no downloaded paths): for programs that use this as a library. */
+  quiet?: boolean;
 }
 
 interface ImageState {
@@ -46,12 +48,12 @@ const parallelDownloads = 4;
  */
 export async function submitFiles(client: MasterClient, files: string[], options: SubmitOptions): Promise<JobState> {
   const { id } = await postJob(client, files, options);
-  process.stderr.write(`job ${id} accepted\n`);
+  if (!options.quiet) process.stderr.write(`job ${id} accepted\n`);
   const bar = options.progress
     ? new cliProgress.SingleBar({ format: 'processing [{bar}] {value}/{total} images | {status}', stream: process.stderr }, cliProgress.Presets.shades_classic)
     : undefined;
   bar?.start(files.length, 0, { status: 'queued' });
-  const downloads = options.out ? new ResultDownloader(client, id, options.out) : undefined;
+  const downloads = options.out ? new ResultDownloader(client, id, options.out, options.quiet === true) : undefined;
   const onState = (job: JobState) => {
     bar?.update(job.progress.done, { status: job.status });
     downloads?.offer(job);
@@ -122,6 +124,7 @@ class ResultDownloader {
     private readonly client: MasterClient,
     private readonly jobId: string,
     private readonly outDir: string,
+    private readonly quiet: boolean,
   ) {}
 
   offer(job: JobState): void {
@@ -156,7 +159,7 @@ class ResultDownloader {
     const response = await this.client.request(`/v1/jobs/${this.jobId}/images/${image.index}`);
     const target = path.join(this.outDir, this.uniqueName(attachmentName(response.headers.get('content-disposition')) ?? `${image.index}`, image.index));
     await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), createWriteStream(target));
-    process.stdout.write(`${target}\n`);
+    if (!this.quiet) process.stdout.write(`${target}\n`);
   }
 
   private uniqueName(offered: string, index: number): string {
