@@ -115,7 +115,8 @@ async function megapixels(files: readonly string[]): Promise<number> {
 }
 
 async function batches(): Promise<Array<{ name: string; files: string[] }>> {
-  const photos = await corpusPhotos();
+  const photos: string[] = [];
+  for (const photo of await corpusPhotos()) if ((await megapixels([photo])) <= 2) photos.push(photo);
   const small = Array.from({ length: 8 }, () => photos).flat();
   const large = await Promise.all(
     Array.from({ length: 8 }, (_, index) =>
