@@ -10,6 +10,7 @@ import { Construct } from 'constructs';
 import { bootUserData } from './bundle/user-data.js';
 import { API_PORT, JOB_DATA_PREFIX, MASTER_DATA_DIR, UBUNTU_AMI_PARAMETER } from './config.js';
 import { instanceRole } from './instance-role.js';
+import { encryptedRootVolume } from './root-volume.js';
 
 export interface MasterProps {
   vpc: ec2.IVpc;
@@ -92,12 +93,7 @@ export class Master extends Construct {
       requireImdsv2: true,
       // User data runs on first boot only: a new bundle needs a new instance to be installed.
       userDataCausesReplacement: true,
-      blockDevices: [
-        {
-          deviceName: '/dev/sda1',
-          volume: ec2.BlockDeviceVolume.ebs(props.volumeGiB, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
-        },
-      ],
+      blockDevices: encryptedRootVolume(props.volumeGiB),
       userData: bootUserData({
         role: 'master',
         bundle: props.bundle,

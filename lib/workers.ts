@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import { bootUserData } from './bundle/user-data.js';
 import { UBUNTU_AMI_PARAMETER, WORKER_PORT } from './config.js';
 import { instanceRole } from './instance-role.js';
+import { encryptedRootVolume } from './root-volume.js';
 
 export interface WorkersProps {
   vpc: ec2.IVpc;
@@ -40,12 +41,7 @@ export class Workers extends Construct {
       role: this.role,
       requireImdsv2: true,
       associatePublicIpAddress: true,
-      blockDevices: [
-        {
-          deviceName: '/dev/sda1',
-          volume: ec2.BlockDeviceVolume.ebs(props.volumeGiB, { encrypted: true, volumeType: ec2.EbsDeviceVolumeType.GP3 }),
-        },
-      ],
+      blockDevices: encryptedRootVolume(props.volumeGiB),
       userData: bootUserData({
         role: 'worker',
         bundle: props.bundle,

@@ -53,6 +53,9 @@ mkdir -p "$root/etc/dips" "$root/etc/systemd/system"
     echo "DIPS_TOKEN=$token"
     echo "$DIPS_SERVICE_ENV"
     if [ -n "${DIPS_ADVERTISE_PORT:-}" ]; then echo "DIPS_WORKER_ADDRESS=http://$(imds local-ipv4):$DIPS_ADVERTISE_PORT"; fi
+    # A worker runs one sharp task per vCPU and each needs a libuv thread; Node sizes that pool at
+    # start-up only, from the environment (docs/cluster.md). Twice the vCPUs, at least 4.
+    if [ "$DIPS_ROLE" = worker ]; then echo "UV_THREADPOOL_SIZE=$(( $(nproc) * 2 > 4 ? $(nproc) * 2 : 4 ))"; fi
   } >"$root/etc/dips/dips.env"
 )
 cat >"$root/etc/systemd/system/$unit" <<UNIT

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -28,8 +29,11 @@ export function defaultWorkDir(repoRoot: string): string {
 /** Path of the CLI inside the bundle (and inside /opt/dips on the instances). */
 const BUNDLE_CLI = 'dist/services/cli/main.js';
 const BUNDLE_NODE = 'bin/node';
-/** Compiled at `npm ci` in the repository; reused so the bundle's install needs no compiler. */
+/** Where better-sqlite3 keeps the addon it compiles at install time. */
 const NATIVE_ADDON = 'node_modules/better-sqlite3/build/Release/better_sqlite3.node';
+/** The addon compiled by this machine's own `npm ci`, for the Node that runs the bundler (and is bundled). */
+const installedNativeAddon = (): string =>
+  path.join(path.dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node');
 
 /**
  * Builds the archive the instances run from. Reproducible: entries sorted, mtimes, owners and
@@ -122,7 +126,7 @@ async function productionDependencies(repoRoot: string, workDir: string): Promis
     throw new Error(`npm ci --omit=dev failed in ${folder}:\n${npm.stderr || npm.error?.message}`);
   }
   await mkdir(path.dirname(path.join(folder, NATIVE_ADDON)), { recursive: true });
-  await copyFile(path.join(repoRoot, NATIVE_ADDON), path.join(folder, NATIVE_ADDON));
+  await copyFile(installedNativeAddon(), path.join(folder, NATIVE_ADDON));
   // Installs for older lock files are dead weight (about 130 MB each).
   for (const entry of await readdir(workDir)) {
     if (entry.startsWith('dependencies-') && entry !== path.basename(folder)) await rm(path.join(workDir, entry), { recursive: true, force: true });

@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
+import type { ScalingMode } from '../scaler/master-scaler.js';
 
 /* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
 
-const integer = (what: string) => (value: string) => {
+const integer = (what: string, least = 0) => (value: string) => {
   const number = Number(value);
-  if (!Number.isInteger(number) || number < 0) throw new InvalidArgumentError(`${what} must be a whole number`);
+  if (!Number.isInteger(number) || number < least) throw new InvalidArgumentError(`${what} must be a whole number of at least ${least}`);
   return number;
 };
+
+interface MasterFlags {
+  port?: number;
+  dataDir?: string;
+}
 
 const program = new Command()
   .name('dips')
@@ -17,36 +23,21 @@ const program = new Command()
 
 program
   .command('up')
-  .description('a whole local cluster: master + N worker processes')
-  .option('--workers <n>', 'worker processes (default: CPU cores)', integer('--workers'))
+  .description('a whole local cluster: master + N worker processes (a worker that dies is replaced)')
+  .option('--workers <n>', 'worker processes (default: CPU cores)', integer('--workers', 1))
   .option('--port <port>', 'master port (default DIPS_PORT or 8080)', integer('--port'))
   .option('--data-dir <dir>', 'master data directory (default DIPS_DATA_DIR or ./.dips-data)')
   .option('--autoscale', 'start and stop worker processes with the queue depth, between --min and --max')
   .option('--min <n>', 'fewest workers when autoscaling (0 sleeps until a job comes)', integer('--min'), 1)
   .option('--max <n>', 'most workers when autoscaling (default: CPU cores)', integer('--max'))
-  .action(async (options: { workers?: number; port?: number; dataDir?: string; autoscale?: boolean; min: number; max?: number }) => {
-    const { startMaster } = await import('../master/server.js');
-    const { LocalWorkerPool } = await import('./local-cluster.js');
-    const running = await startMaster({ ...(options.port === undefined ? {} : { port: options.port }), ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
-    if (options.autoscale) {
-      const { startMasterScaler } = await import('../scaler/master-scaler.js');
-      const max = options.max ?? Math.max(options.min, os.availableParallelism());
-      const scaler = await startMasterScaler(running.master, { provider: 'local', masterUrl: running.url, min: options.min, max });
-      process.stdout.write(`DIPS console: ${running.url}/  (autoscaling ${options.min}-${max} workers; Ctrl-C stops all)\n`);
-      stopOnSignal(async () => {
-        await scaler.stop();
-        await running.close();
-      });
-      return;
-    }
-    const pool = new LocalWorkerPool(running.url);
-    const workers = options.workers ?? os.availableParallelism();
-    for (let i = 0; i < workers; i++) pool.add();
-    process.stdout.write(`DIPS console: ${running.url}/  (${workers} workers; Ctrl-C stops all)\n`);
-    stopOnSignal(async () => {
-      await pool.stopAll();
-      await running.close();
-    });
+  .action(async (options: MasterFlags & { workers?: number; autoscale?: boolean; min: number; max?: number }) => {
+    // A fixed pool is the local scaler held at min = max, so it too replaces a worker that died.
+    const fixed = options.autoscale ? undefined : (options.workers ?? os.availableParallelism());
+    const min = fixed ?? options.min;
+    const max = fixed ?? options.max ?? Math.max(options.min, os.availableParallelism());
+    const url = await serveMaster(options, (masterUrl) => ({ provider: 'local', masterUrl, min, max }));
+    const pool = fixed === undefined ? `autoscaling ${min}-${max} workers` : `${fixed} workers`;
+    process.stdout.write(`DIPS console: ${url}/  (${pool}; Ctrl-C stops all)\n`);
   });
 
 program
@@ -54,19 +45,11 @@ program
   .description('the master alone: HTTP API, dispatcher, web console')
   .option('--port <port>', 'port (default DIPS_PORT or 8080)', integer('--port'))
   .option('--data-dir <dir>', 'data directory (default DIPS_DATA_DIR or ./.dips-data)')
-  .action(async (options: { port?: number; dataDir?: string }) => {
-    const { startMaster } = await import('../master/server.js');
-    const running = await startMaster({ ...(options.port === undefined ? {} : { port: options.port }), ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
+  .action(async (options: MasterFlags) => {
     // In the cloud stack DIPS_ASG_NAME names the worker group this master scales.
     const groupName = process.env.DIPS_ASG_NAME;
-    const scaler = groupName
-      ? await (await import('../scaler/master-scaler.js')).startMasterScaler(running.master, { provider: 'aws', groupName })
-      : undefined;
-    process.stdout.write(`DIPS master: ${running.url}/\n`);
-    stopOnSignal(async () => {
-      await scaler?.stop();
-      await running.close();
-    });
+    const url = await serveMaster(options, groupName ? () => ({ provider: 'aws', groupName }) : undefined);
+    process.stdout.write(`DIPS master: ${url}/\n`);
   });
 
 program
@@ -157,6 +140,21 @@ program
     const { MasterClient } = await import('./client.js');
     printJson(await new MasterClient(options.master).json('/v1/cluster'));
   });
+
+/**
+ * Starts the master and, when given a scaling mode, its scaler (mode from the master's URL); Ctrl-C or
+ * SIGTERM stops the scaler (draining the workers it started) and then the master. Resolves with the URL.
+ */
+async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => ScalingMode): Promise<string> {
+  const { startMaster } = await import('../master/server.js');
+  const running = await startMaster({ ...(flags.port === undefined ? {} : { port: flags.port }), ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
+  const scaler = scaling && (await (await import('../scaler/master-scaler.js')).startMasterScaler(running.master, scaling(running.url)));
+  stopOnSignal(async () => {
+    await scaler?.stop();
+    await running.close();
+  });
+  return running.url;
+}
 
 function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -10,7 +10,7 @@ import { planStageTiles, stageOutputSize, type Stage, type StageTile, type Tiled
 import type { TileResult, TileTask } from './tile-task.js';
 
 /**
- * Where a tiled run stands, saved after every finished tile so a restarted master resumes the stage
+ * Where a tiled run stands, saved as tiles finish so a restarted master resumes the stage
  * without redoing finished tiles. Plain JSON. The intermediates it refers to live in the run's workDir.
  */
 export interface TiledRunState {
@@ -133,15 +133,26 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
       mergeAnnotations(annotations, result.annotations);
       done.add(tile.index);
       report();
-      const state: TiledRunState = {
-        stage: index,
-        doneTiles: [...done],
-        histogram: histogram && Array.from(histogram),
-        mergedHistogram: resume.mergedHistogram,
-        annotations: structuredClone(annotations),
-      };
-      saving = saving.then(() => checkpoint?.save(state));
-      await saving;
+      if (checkpoint) await saveProgress(checkpoint);
+    };
+    // One save covers every tile finished before it starts: tiles that finish while a save is waiting
+    // share it, so a stage of n tiles does not write n ever-longer states one by one.
+    let nextSave: Promise<void> | undefined;
+    const saveProgress = (store: TiledRunCheckpoint): Promise<void> => {
+      nextSave ??= saving
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(() => {
+          nextSave = undefined;
+          return store.save({
+            stage: index,
+            doneTiles: [...done],
+            histogram: histogram && Array.from(histogram),
+            mergedHistogram: resume.mergedHistogram,
+            annotations: structuredClone(annotations),
+          });
+        });
+      saving = nextSave;
+      return nextSave;
     };
     const pending = tiles.filter((tile) => !done.has(tile.index));
     await runBounded(pending, options.concurrency, runOne, options.signal);

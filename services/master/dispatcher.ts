@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { authHeaders } from '../shared/auth.js';
 import { describeErrorResponse } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
-import type { JobStore } from './job-store.js';
+import type { JobStore, TaskRecord } from './job-store.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 
@@ -69,9 +69,14 @@ interface Lease {
 }
 
 const maxBackoffMs = 30_000;
+/**
+ * Tasks sent per worker slot: the second one waits in the worker's queue, so a slot starts its next
+ * task as soon as it answers instead of idling for a round trip to the master.
+ */
+export const tasksPerSlot = 2;
 
 /**
- * Sends units of work to workers, at most `slots` per worker at a time. Every dispatch is a lease
+ * Sends units of work to workers, at most `tasksPerSlot` per worker slot at a time. Every dispatch is a lease
  * with a deadline; on a worker error, an expired lease or a worker that stops heartbeating, the unit
  * is re-queued with exponential backoff until the attempt limit. Only the current lease's result is
  * accepted: a late answer from an expired lease is counted and dropped.
@@ -81,6 +86,8 @@ export class Dispatcher {
   /** Open leases; an expired lease leaves this set but may still receive its (ignored) late answer. */
   private readonly leases = new Set<Lease>();
   private wakeTimer: NodeJS.Timeout | undefined;
+  private readonly journalEntries: TaskRecord[] = [];
+  private journalFlush: NodeJS.Immediate | undefined;
   private closed = false;
 
   constructor(
@@ -114,6 +121,7 @@ export class Dispatcher {
   close(): void {
     this.closed = true;
     clearTimeout(this.wakeTimer);
+    this.flushJournal();
     for (const lease of this.leases) {
       clearTimeout(lease.timer);
       lease.controller.abort();
@@ -132,7 +140,7 @@ export class Dispatcher {
     const now = Date.now();
     let nextWake = Infinity;
     for (;;) {
-      const workers = this.registry.withFreeSlots();
+      const workers = this.registry.withFreeSlots(tasksPerSlot);
       if (workers.length === 0) break;
       const index = this.queue.findIndex((pending) => pending.readyAt <= now);
       if (index < 0) break;
@@ -293,21 +301,34 @@ export class Dispatcher {
     this.updateGauges();
   }
 
-  private journal(pending: Pending, state: 'queued' | 'leased' | 'done' | 'failed', lease?: Lease, error?: string): void {
+  /** Entries are written together once per turn of the event loop (one SQLite commit for all of them). */
+  private journal(pending: Pending, state: TaskRecord['state'], lease?: Lease, error?: string): void {
+    // After close the store is closing too: what settles now is not worth recording.
+    if (this.closed) return;
     const { unit } = pending;
+    const now = Date.now();
+    const entries = this.journalEntries.push({
+      id: unit.id,
+      jobId: unit.jobId,
+      index: unit.imageIndex,
+      state,
+      attempts: pending.attempts,
+      at: now,
+      ...(lease ? { workerId: lease.worker.id, leaseId: lease.id, leaseDeadline: now + this.options.leaseMs } : {}),
+      ...(error === undefined ? {} : { error }),
+    });
+    if (entries === 1) this.journalFlush = setImmediate(() => this.flushJournal());
+  }
+
+  private flushJournal(): void {
+    clearImmediate(this.journalFlush);
+    const entries = this.journalEntries.splice(0);
+    if (entries.length === 0) return;
     try {
-      this.store.recordTask({
-        id: unit.id,
-        jobId: unit.jobId,
-        index: unit.imageIndex,
-        state,
-        attempts: pending.attempts,
-        ...(lease ? { workerId: lease.worker.id, leaseId: lease.id, leaseDeadline: Date.now() + this.options.leaseMs } : {}),
-        ...(error === undefined ? {} : { error }),
-      });
-    } catch (journalError) {
-      // The job may have been deleted (retention) or canceled meanwhile; the journal is advisory.
-      this.logger.debug({ unit: unit.id, err: journalError }, 'lease journal write skipped');
+      // The job may have been deleted (retention) meanwhile; the journal is advisory.
+      for (const { task, error } of this.store.recordTasks(entries)) this.logger.debug({ unit: task.id, err: error }, 'lease journal write skipped');
+    } catch (error) {
+      this.logger.warn({ err: error, entries: entries.length }, 'lease journal write failed');
     }
   }
 

@@ -9,7 +9,7 @@ import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage, type TiledPlan } from '../image-core/planner.js';
 import { decodeTileResult, encodeTileTask } from '../image-core/tile-task.js';
 import { runTiledImage, type TiledRunCheckpoint, type TiledRunState } from '../image-core/tiled-run.js';
-import { PermanentTaskError, type Dispatcher } from './dispatcher.js';
+import { PermanentTaskError, tasksPerSlot, type Dispatcher } from './dispatcher.js';
 import type { ImageOutcome, ImageWork, JobStore } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
@@ -159,8 +159,8 @@ export class ImageRunner {
       workDir,
       output: { format, ...(work.quality ? { quality: work.quality } : {}) },
       maxPixels: config.maxPixels,
-      // Enough tiles in flight to fill every worker's slots, so the pool stays busy.
-      concurrency: Math.max(2, registry.totalSlots()),
+      // Enough tiles in flight to fill every worker's slots and queue one more behind each (the dispatcher's depth).
+      concurrency: Math.max(2, tasksPerSlot * registry.totalSlots()),
       onProgress: ({ stage, stages, done, total }) =>
         this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * (stages - stage - (total > 0 ? done / total : 0))),
       checkpoint,

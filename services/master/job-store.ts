@@ -64,6 +64,21 @@ export interface ImageOutcome {
   qr?: string[];
 }
 
+/** One entry of the lease journal. */
+export interface TaskRecord {
+  id: string;
+  jobId: string;
+  index: number;
+  state: 'queued' | 'leased' | 'done' | 'failed';
+  attempts: number;
+  workerId?: string;
+  leaseId?: string;
+  leaseDeadline?: number;
+  error?: string;
+  /** When the state changed (epoch ms). */
+  at: number;
+}
+
 export interface ImageRow {
   job_id: string;
   idx: number;
@@ -150,6 +165,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
  */
 export class JobStore extends EventEmitter<{ job: [string] }> {
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(dataDir: string) {
     super();
@@ -165,11 +181,21 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.db.close();
   }
 
+  /** Compiles each statement once: preparing one costs more than running it (the lease journal runs per tile). */
+  private prepare(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   createJob(job: NewJob): void {
-    const insertJob = this.db.prepare(
+    const insertJob = this.prepare(
       'INSERT INTO jobs (id, status, pipeline, format, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)',
     );
-    const insertImage = this.db.prepare(
+    const insertImage = this.prepare(
       `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format)
        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`,
     );
@@ -183,7 +209,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   }
 
   getJob(id: string): JobView | undefined {
-    const job = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    const job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     if (!job) return undefined;
     const images = this.imagesOf(id).map(toImageView);
     // Claimed images wait in the dispatcher's queue until a worker takes them: still queued to the user.
@@ -199,23 +225,23 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   }
 
   imagesOf(jobId: string): ImageRow[] {
-    return this.db.prepare('SELECT * FROM images WHERE job_id = ? ORDER BY idx').all(jobId) as ImageRow[];
+    return this.prepare('SELECT * FROM images WHERE job_id = ? ORDER BY idx').all(jobId) as ImageRow[];
   }
 
   image(jobId: string, index: number): ImageRow | undefined {
-    return this.db.prepare('SELECT * FROM images WHERE job_id = ? AND idx = ?').get(jobId, index) as ImageRow | undefined;
+    return this.prepare('SELECT * FROM images WHERE job_id = ? AND idx = ?').get(jobId, index) as ImageRow | undefined;
   }
 
   /** Marks up to limit queued images running (oldest job first) and returns them. */
   claimQueuedImages(limit: number): ImageWork[] {
     if (limit <= 0) return [];
-    const rows = this.db
+    const rows = this
       .prepare(
         `SELECT i.*, j.pipeline, j.format, j.quality FROM images i JOIN jobs j ON j.id = i.job_id
          WHERE i.status = 'queued' ORDER BY j.created_at, i.job_id, i.idx LIMIT ?`,
       )
       .all(limit) as Array<ImageRow & { pipeline: string; format: string | null; quality: number | null }>;
-    const markRunning = this.db.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
+    const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
     const touched = new Set<string>();
     this.db.transaction(() => {
       for (const row of rows) {
@@ -241,9 +267,9 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
 
   /** After a restart nothing is running: images that were mid-flight go back to the queue. */
   requeueInterruptedImages(): number {
-    const jobs = this.db.prepare("SELECT DISTINCT job_id FROM images WHERE status = 'running'").all() as Array<{ job_id: string }>;
-    const changed = this.db.prepare("UPDATE images SET status = 'queued' WHERE status = 'running'").run().changes;
-    this.db.prepare("UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL WHERE state = 'leased'").run();
+    const jobs = this.prepare("SELECT DISTINCT job_id FROM images WHERE status = 'running'").all() as Array<{ job_id: string }>;
+    const changed = this.prepare("UPDATE images SET status = 'queued' WHERE status = 'running'").run().changes;
+    this.prepare("UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL WHERE state = 'leased'").run();
     for (const { job_id } of jobs) this.refreshJobStatus(job_id);
     return changed;
   }
@@ -254,11 +280,11 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
    */
   finishImage(jobId: string, index: number, outcome: ImageOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
     const result = this.db.transaction(() => {
-      const before = this.db.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
+      const before = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
         | Pick<JobRow, 'status' | 'created_at'>
         | undefined;
       if (!before) return { status: 'canceled' as JobStatus, finished: false, ageMs: 0 };
-      this.db
+      this
         .prepare(
           `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?
            WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
@@ -273,7 +299,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
           jobId,
           index,
         );
-      this.db.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
+      this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
       const status = this.refreshJobStatus(jobId);
       return { status, finished: !isTerminal(before.status) && isTerminal(status), ageMs: Date.now() - before.created_at };
     })();
@@ -284,13 +310,13 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   /** Cancels a job: images not yet finished become canceled. False when the job is unknown. */
   cancelJob(jobId: string): boolean {
     const changed = this.db.transaction(() => {
-      const job = this.db.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'> | undefined;
+      const job = this.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'> | undefined;
       if (!job) return false;
       if (isTerminal(job.status)) return true;
-      this.db
+      this
         .prepare("UPDATE images SET status = 'canceled' WHERE job_id = ? AND status IN ('queued', 'running')")
         .run(jobId);
-      this.db.prepare("UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?").run(Date.now(), jobId);
+      this.prepare("UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?").run(Date.now(), jobId);
       return true;
     })();
     if (changed) this.emit('job', jobId);
@@ -298,9 +324,9 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   }
 
   private refreshJobStatus(jobId: string): JobStatus {
-    const job = this.db.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'>;
+    const job = this.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'>;
     if (job.status === 'canceled') return 'canceled';
-    const counts = this.db
+    const counts = this
       .prepare('SELECT status, COUNT(*) AS n FROM images WHERE job_id = ? GROUP BY status')
       .all(jobId) as Array<{ status: ImageStatus; n: number }>;
     const count = (status: ImageStatus) => counts.find((c) => c.status === status)?.n ?? 0;
@@ -313,7 +339,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       status = count('failed') > 0 ? 'failed' : count('canceled') === total ? 'canceled' : 'succeeded';
     }
     if (status !== job.status) {
-      this.db
+      this
         .prepare('UPDATE jobs SET status = ?, finished_at = ? WHERE id = ?')
         .run(status, isTerminal(status) ? Date.now() : null, jobId);
     }
@@ -322,7 +348,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
 
   /** Images accepted but not finished, and their pixels: the admission limit and the scaler read it. */
   pendingImages(): { count: number; pixels: number; queued: number; queuedPixels: number } {
-    const row = this.db
+    const row = this
       .prepare(
         `SELECT COUNT(*) AS count, COALESCE(SUM(in_width * in_height), 0) AS pixels,
                 COALESCE(SUM(status = 'queued'), 0) AS queued,
@@ -336,60 +362,55 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   /** Finished jobs older than the cutoff (epoch ms). */
   finishedJobsBefore(cutoff: number): string[] {
     return (
-      this.db.prepare('SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?').all(cutoff) as Array<{ id: string }>
+      this.prepare('SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?').all(cutoff) as Array<{ id: string }>
     ).map((row) => row.id);
   }
 
   deleteJob(jobId: string): void {
-    this.db.prepare('DELETE FROM jobs WHERE id = ?').run(jobId);
+    this.prepare('DELETE FROM jobs WHERE id = ?').run(jobId);
   }
 
-  /** The lease journal: one row per unit of work (whole image or tile), its state and attempts. */
-  recordTask(task: {
-    id: string;
-    jobId: string;
-    index: number;
-    state: 'queued' | 'leased' | 'done' | 'failed';
-    attempts: number;
-    workerId?: string;
-    leaseId?: string;
-    leaseDeadline?: number;
-    error?: string;
-  }): void {
-    this.db
-      .prepare(
-        `INSERT INTO tasks (id, job_id, idx, state, attempts, worker_id, lease_id, lease_deadline, error, updated_at)
-         VALUES (@id, @jobId, @index, @state, @attempts, @workerId, @leaseId, @leaseDeadline, @error, @now)
-         ON CONFLICT(id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
-           worker_id = excluded.worker_id, lease_id = excluded.lease_id, lease_deadline = excluded.lease_deadline,
-           error = excluded.error, updated_at = excluded.updated_at`,
-      )
-      .run({
-        workerId: null,
-        leaseId: null,
-        leaseDeadline: null,
-        error: null,
-        ...task,
-        now: Date.now(),
-      });
-    if (task.state === 'leased') {
-      const started = this.db
-        .prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL')
-        .run(Date.now(), task.jobId, task.index);
-      if (started.changes > 0) this.emit('job', task.jobId);
-    }
+  /**
+   * Writes entries of the lease journal (one row per unit of work: whole image or tile, its state and
+   * attempts) in one transaction: one commit per entry cost more than the rest of a small tile's
+   * dispatch. Entries for jobs deleted meanwhile (retention) are skipped and returned.
+   */
+  recordTasks(tasks: readonly TaskRecord[]): Array<{ task: TaskRecord; error: unknown }> {
+    const upsert = this.prepare(
+      `INSERT INTO tasks (id, job_id, idx, state, attempts, worker_id, lease_id, lease_deadline, error, updated_at)
+       VALUES (@id, @jobId, @index, @state, @attempts, @workerId, @leaseId, @leaseDeadline, @error, @now)
+       ON CONFLICT(id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
+         worker_id = excluded.worker_id, lease_id = excluded.lease_id, lease_deadline = excluded.lease_deadline,
+         error = excluded.error, updated_at = excluded.updated_at`,
+    );
+    const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
+    const skipped: Array<{ task: TaskRecord; error: unknown }> = [];
+    const started = new Set<string>();
+    this.db.transaction(() => {
+      for (const task of tasks) {
+        try {
+          upsert.run({ workerId: null, leaseId: null, leaseDeadline: null, error: null, ...task, now: task.at });
+          if (task.state === 'leased' && markStarted.run(task.at, task.jobId, task.index).changes > 0) started.add(task.jobId);
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_FOREIGNKEY') throw error;
+          skipped.push({ task, error });
+        }
+      }
+    })();
+    for (const jobId of started) this.emit('job', jobId);
+    return skipped;
   }
 
   /** Tiling progress of one image, so a restarted master resumes instead of starting over. */
   loadCheckpoint(jobId: string, index: number): string | undefined {
-    const row = this.db.prepare('SELECT state FROM checkpoints WHERE job_id = ? AND idx = ?').get(jobId, index) as
+    const row = this.prepare('SELECT state FROM checkpoints WHERE job_id = ? AND idx = ?').get(jobId, index) as
       | { state: string }
       | undefined;
     return row?.state;
   }
 
   saveCheckpoint(jobId: string, index: number, state: string): void {
-    this.db
+    this
       .prepare('INSERT INTO checkpoints (job_id, idx, state) VALUES (?, ?, ?) ON CONFLICT(job_id, idx) DO UPDATE SET state = excluded.state')
       .run(jobId, index, state);
   }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeOperations } from '../../services/image-core/catalogue.js';
-import { corpus, pixelsOf, waitUntil } from '../helpers/api.js';
+import { corpus, getCluster, pixelsOf, waitUntil } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
 
 afterEach(killAll);
@@ -47,23 +47,32 @@ describe('dips process', () => {
 });
 
 describe('dips up', () => {
-  it('starts a master and N workers, prints the console URL, and stops them all on SIGTERM', async () => {
+  it('starts a master and N workers, replaces a worker that dies, prints the console URL, and stops them all on SIGTERM', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-up-'));
     const up = await startDips(['up', '--workers', '2', '--port', '0', '--data-dir', dataDir]);
-    const cluster = await waitUntil(
-      async () => (await (await fetch(`${up.url}/v1/cluster`)).json()) as { workers: Array<{ state: string }> },
-      (state) => state.workers.length === 2,
-      30_000,
-      'two workers to register',
-    );
-    expect(cluster.workers.map((worker) => worker.state)).toEqual(['ready', 'ready']);
-    const children = readFileSync(`/proc/${up.child.pid}/task/${up.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const readyWorkers = async () => {
+      const { workers } = await getCluster(up.url);
+      return workers.filter((worker) => worker.state === 'ready').map((worker) => worker.id);
+    };
+    const childrenOfUp = () => readFileSync(`/proc/${up.child.pid}/task/${up.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const first = await waitUntil(readyWorkers, (ids) => ids.length === 2, 30_000, 'two workers to register');
+    const children = childrenOfUp();
     expect(children).toHaveLength(2);
+
+    process.kill(children[0]!, 'SIGKILL');
+    const replaced = await waitUntil(
+      async () => ({ ready: await readyWorkers(), children: childrenOfUp() }),
+      (state) => state.ready.length === 2 && !state.ready.every((id) => first.includes(id)) && state.children.length === 2,
+      30_000,
+      'the dead worker to be replaced',
+    );
+    expect(replaced.children).not.toContain(children[0]);
+    expect(replaced.children).toContain(children[1]);
 
     up.child.kill('SIGTERM');
     await exited(up.child);
     expect(up.child.exitCode).toBe(0);
-    for (const pid of children) expect(() => process.kill(pid, 0), `worker ${pid} still running`).toThrow();
+    for (const pid of replaced.children) expect(() => process.kill(pid, 0), `worker ${pid} still running`).toThrow();
   });
 
   it('dips status answers with the master\'s error for an unknown job', async () => {

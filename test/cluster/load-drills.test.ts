@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { processImage } from '../../services/image-core/process-image.js';
-import { download, metric, pixelsOf, postJob, waitForJob, waitUntil } from '../helpers/api.js';
+import { download, getCluster, metric, pixelsOf, postJob, waitForJob, waitUntil } from '../helpers/api.js';
 import { smallCrops } from '../helpers/hostile-corpus.js';
 import { exited, killAll, memoryOf, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
 
@@ -120,7 +120,7 @@ describe('load: 20 clients, 500 small jobs, a queue limit of 8 images', () => {
 /** Polls /v1/cluster until the worker is in the state (or holds work, for 'busy'). */
 async function waitForWorker(url: string, worker: DipsProcess, state: 'busy' | 'dead' | 'ready'): Promise<void> {
   await waitUntil(
-    async () => ((await (await fetch(`${url}/v1/cluster`)).json()) as { workers: Array<{ address: string; state: string; inflight: number }> }).workers,
+    async () => (await getCluster(url)).workers,
     (workers) => workers.some((w) => w.address === worker.url && (state === 'busy' ? w.state === 'ready' && w.inflight > 0 : w.state === state)),
     30_000,
     `worker ${worker.url} to be ${state}`,

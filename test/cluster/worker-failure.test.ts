@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { corpus, download, getJob, metric, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { corpus, download, getCluster, getJob, metric, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
 
 const image = corpus('twowings-4k.jpg');
@@ -19,19 +19,10 @@ beforeAll(async () => {
 });
 afterEach(killAll);
 
-interface ClusterWorker {
-  id: string;
-  address: string;
-  state: string;
-  inflight: number;
-}
-
-const clusterOf = async (url: string) => (await (await fetch(`${url}/v1/cluster`)).json()) as { workers: ClusterWorker[] };
-
 /** Waits until `worker` holds leases of a running job, so a failure now really hits it mid-job. */
 async function whenBusy(masterUrl: string, worker: DipsProcess): Promise<void> {
   await waitUntil(
-    () => clusterOf(masterUrl),
+    () => getCluster(masterUrl),
     (cluster) => cluster.workers.some((w) => w.address === worker.url && w.inflight > 0),
     60_000,
     `worker ${worker.url} to hold work`,
@@ -57,7 +48,7 @@ describe('worker failures mid-job', () => {
 
     await expectReferencePixels(master.url, id);
     expect(await metric(master.url, 'dips_retries_total')).toBeGreaterThan(0);
-    const cluster = await clusterOf(master.url);
+    const cluster = await getCluster(master.url);
     expect(cluster.workers.find((w) => w.address === workers[0]!.url)?.state).toBe('dead');
   });
 
@@ -68,7 +59,7 @@ describe('worker failures mid-job', () => {
     await whenBusy(master.url, stopped);
     stopped.child.kill('SIGSTOP');
     await waitUntil(
-      () => clusterOf(master.url),
+      () => getCluster(master.url),
       (cluster) => cluster.workers.some((w) => w.address === stopped.url && w.state === 'dead'),
       30_000,
       'the stopped worker to be declared dead',
@@ -81,7 +72,7 @@ describe('worker failures mid-job', () => {
     await expectReferencePixels(master.url, id);
     // Back to heartbeating, it is a ready worker again.
     await waitUntil(
-      () => clusterOf(master.url),
+      () => getCluster(master.url),
       (cluster) => cluster.workers.some((w) => w.address === stopped.url && w.state === 'ready'),
       10_000,
       'the resumed worker to be ready',

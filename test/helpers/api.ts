@@ -4,7 +4,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import yauzl from 'yauzl';
 
-export const corpus = (name: string): string => path.join('/work/shared/corpus', name);
+const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/corpus');
+/** A photograph of the shared test corpus (DIPS_CORPUS_DIR, by default the one beside the repository). */
+export const corpus = (name: string): string => path.join(corpusDir, name);
 
 export interface JobView {
   id: string;
@@ -41,6 +43,21 @@ export async function getJob(baseUrl: string, id: string, token?: string): Promi
   const response = await fetch(`${baseUrl}/v1/jobs/${id}`, { headers: auth(token) });
   if (!response.ok) throw new Error(`GET /v1/jobs/${id} answered ${response.status}`);
   return (await response.json()) as JobView;
+}
+
+/** A worker as GET /v1/cluster lists it. */
+export interface ClusterWorker {
+  id: string;
+  address: string;
+  state: string;
+  inflight: number;
+}
+
+/** GET /v1/cluster: the workers the master knows (and, for callers that name them, the other fields). */
+export async function getCluster<View extends { workers: ClusterWorker[] } = { workers: ClusterWorker[] }>(baseUrl: string, token?: string): Promise<View> {
+  const response = await fetch(`${baseUrl}/v1/cluster`, { headers: auth(token) });
+  if (!response.ok) throw new Error(`GET /v1/cluster answered ${response.status}`);
+  return (await response.json()) as View;
 }
 
 /** Polls until the condition holds; fails with the last value seen when it never does. */
@@ -102,6 +119,7 @@ export function unzip(zip: Buffer): Promise<Map<string, Buffer>> {
         });
       });
       file.on('end', () => resolve(entries));
+      file.on('error', reject);
       file.readEntry();
     });
   });

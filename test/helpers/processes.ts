@@ -3,18 +3,31 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-/** The built CLI: cluster tests run real processes from dist/ (npm run build first). */
+/** The built CLI: process tests run real processes from dist/ (npm run build first). */
 export const dipsBin = path.resolve(import.meta.dirname, '../../dist/services/cli/main.js');
 
+/** Process groups started here, signalled as groups so the workers `dips up` spawns die too. */
 const spawned = new Set<ChildProcess>();
+const STOP_GRACE_MS = 5_000;
+const LOG_TAIL_CHARS = 20_000;
 
 export interface DipsProcess {
+  /** The group leader: the `dips` process itself. */
   child: ChildProcess;
-  /** The URL the process printed (master or worker). */
+  /** The URL the process announced, without a trailing slash. */
   url: string;
-  /** Output it wrote to stderr (logs), for failure messages. */
+  /** The tail of what it wrote (logs), for failure messages. */
   log(): string;
+  /** SIGTERM to the whole group (a clean shutdown), SIGKILL if it outlasts the grace. */
+  stop(): Promise<void>;
 }
+
+/** How each command announces its URL: "DIPS console: http://…/  (2 workers…)", "DIPS worker <id>: http://…". */
+const announcements: Record<string, RegExp> = {
+  up: /^DIPS console: (http:\/\/[^\s/]+)/,
+  master: /^DIPS master: (http:\/\/[^\s/]+)/,
+  worker: /^DIPS worker \S+: (http:\/\/[^\s/]+)/,
+};
 
 /** Test defaults: short timeouts so failure handling takes seconds, quiet logs. */
 export const fastClusterEnv: NodeJS.ProcessEnv = {
@@ -26,45 +39,63 @@ export const fastClusterEnv: NodeJS.ProcessEnv = {
   DIPS_WORKER_SLOTS: '2',
 };
 
+/** How to run `dips`: by default this repository's dist/ on this Node, in this folder. */
+export interface Launch {
+  /** The whole environment (nothing is inherited beyond it). */
+  env: NodeJS.ProcessEnv;
+  node?: string;
+  cli?: string;
+  cwd?: string;
+}
+
 /**
- * Starts `dips <args>` and resolves with the URL it announces on stdout (a line containing
- * "http://..."). The process is killed by killAll() (call it in afterEach) even if the test fails.
+ * Starts `dips up|master|worker ...` in its own process group and resolves once it announces its URL.
+ * killAll() (call it in afterEach/afterAll) ends the group even if the test failed half-way.
  */
-export function startDips(args: string[], env: NodeJS.ProcessEnv = {}): Promise<DipsProcess> {
-  const child = spawn(process.execPath, [dipsBin, ...args], {
-    env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...env },
+export function launchDips(args: string[], launch: Launch): Promise<DipsProcess> {
+  const announcement = announcements[args[0]!];
+  if (!announcement) throw new Error(`dips ${args[0]} announces no URL`);
+  const child = spawn(launch.node ?? process.execPath, [launch.cli ?? dipsBin, ...args], {
+    env: launch.env,
+    cwd: launch.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   spawned.add(child);
-  child.on('exit', () => spawned.delete(child));
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-20_000);
-  });
+  let output = '';
+  const log = () => output;
+  const record = (text: string) => (output = (output + text).slice(-LOG_TAIL_CHARS));
+  child.stderr!.on('data', (chunk: Buffer) => record(chunk.toString()));
   return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      const url = line.match(/(http:\/\/[0-9.:]+)/)?.[1];
-      if (url) resolve({ child, url, log: () => stderr });
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      record(`${line}\n`);
+      const url = announcement.exec(line)?.[1];
+      if (url) resolve({ child, url, log, stop: () => stopGroup(child) });
     });
-    child.on('exit', (code, signal) => reject(new Error(`dips ${args.join(' ')} exited (${code ?? signal}) before announcing its URL:\n${stderr}`)));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => reject(new Error(`dips ${args.join(' ')} exited (${code ?? signal}) before announcing its URL:\n${output}`)));
   });
+}
+
+/** `dips <args>` from dist/ with the fast test timings (and no token unless `env` sets one). */
+export function startDips(args: string[], env: NodeJS.ProcessEnv = {}): Promise<DipsProcess> {
+  return launchDips(args, { env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...env } });
 }
 
 /** Runs `dips <args>` to completion. */
 export function runDips(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [dipsBin, ...args], { env: { ...process.env, DIPS_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [dipsBin, ...args], { env: { ...process.env, DIPS_LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   spawned.add(child);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => {
-    child.on('exit', (code) => {
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
       spawned.delete(child);
       resolve({ code, stdout, stderr });
-    });
-  });
+    }),
+  );
 }
 
 export function exited(child: ChildProcess): Promise<void> {
@@ -72,12 +103,30 @@ export function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-/** Kills every process the tests started (SIGCONT first, in case one was stopped). */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // The group is already gone.
+  }
+}
+
+async function stopGroup(child: ChildProcess): Promise<void> {
+  const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), STOP_GRACE_MS);
+  signalGroup(child, 'SIGTERM');
+  await exited(child);
+  clearTimeout(timer);
+  // The workers of `dips up` may outlive their parent by a moment; make sure none is left.
+  signalGroup(child, 'SIGKILL');
+}
+
+/** Kills every process group the tests started (SIGCONT first, in case one was stopped). */
 export async function killAll(): Promise<void> {
   const children = [...spawned];
+  spawned.clear();
   for (const child of children) {
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
+    signalGroup(child, 'SIGCONT');
+    signalGroup(child, 'SIGKILL');
   }
   await Promise.all(children.map(exited));
 }

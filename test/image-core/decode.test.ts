@@ -1,12 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage, InputError, openInput } from '../../services/image-core/decode.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { toRawImage } from '../../services/image-core/sharp-raw.js';
+import { pngDeclaring } from '../helpers/hostile-corpus.js';
+import { corpus } from '../helpers/api.js';
 
 const options = (name: string, maxPixels = 10_000_000) => ({ maxPixels, name });
 
@@ -17,7 +18,7 @@ const sourcePipeline = () =>
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dips-decode-'));
-  source = await toRawImage(sharp('/work/shared/corpus/freshflower.jpg').extract({ left: 500, top: 300, width: 120, height: 80 }));
+  source = await toRawImage(sharp(corpus('freshflower.jpg')).extract({ left: 500, top: 300, width: 120, height: 80 }));
 });
 
 afterAll(async () => {
@@ -136,28 +137,6 @@ describe('normalisation to upright 8-bit sRGB', () => {
   });
 });
 
-/** A PNG whose header declares width×height but whose data is a few hundred bytes. */
-function bombPng(width: number, height: number): Buffer {
-  const chunk = (type: string, body: Buffer) => {
-    const typed = Buffer.concat([Buffer.from(type, 'ascii'), body]);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(body.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  return Buffer.concat([
-    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(Buffer.alloc(100_000))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
 describe('bad input', () => {
   it('rejects an image larger than maxPixels before decoding it', async () => {
     const encoded = await sourcePipeline().png().toBuffer();
@@ -169,7 +148,7 @@ describe('bad input', () => {
   });
 
   it('rejects a decompression bomb from its header alone', async () => {
-    const bomb = bombPng(100_000, 100_000);
+    const bomb = pngDeclaring(100_000, 100_000);
     expect(bomb.length).toBeLessThan(1000);
     const error = await rejection(decodeImage(bomb, options('bomb.png', 100_000_000)));
     expect(error.code).toBe('too_many_pixels');

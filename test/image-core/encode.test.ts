@@ -10,13 +10,14 @@ import {
 } from '../../services/image-core/encode.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { toRawImage } from '../../services/image-core/sharp-raw.js';
+import { corpus } from '../helpers/api.js';
 
 let photo: RawImage;
 let withAlpha: RawImage;
 let grey: RawImage;
 
 beforeAll(async () => {
-  photo = await toRawImage(sharp('/work/shared/corpus/storm.jpg').extract({ left: 300, top: 200, width: 160, height: 120 }));
+  photo = await toRawImage(sharp(corpus('storm.jpg')).extract({ left: 300, top: 200, width: 160, height: 120 }));
   withAlpha = { ...photo, channels: 4, data: Buffer.alloc(photo.width * photo.height * 4) };
   for (let p = 0; p < photo.width * photo.height; p++) {
     photo.data.copy(withAlpha.data, p * 4, p * 3, p * 3 + 3);

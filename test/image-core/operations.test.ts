@@ -8,6 +8,7 @@ import { toRawImage } from '../../services/image-core/sharp-raw.js';
 import { canny } from '../../services/image-core/operations/edges.js';
 import { greyChannel, toGrey } from '../../services/image-core/operations/grayscale.js';
 import { greyHistogram, otsuThreshold } from '../../services/image-core/operations/threshold.js';
+import { corpus } from '../helpers/api.js';
 
 let fullPhoto: RawImage; // the whole 1400x875 photo
 let photo: RawImage; // 3 channels, a crop
@@ -26,7 +27,7 @@ function pickChannels(from: RawImage, channels: number[]): RawImage {
 }
 
 beforeAll(async () => {
-  const decoded = await decodeImage('/work/shared/corpus/ladybird.jpg', { maxPixels: 10_000_000, name: 'ladybird.jpg' });
+  const decoded = await decodeImage(corpus('ladybird.jpg'), { maxPixels: 10_000_000, name: 'ladybird.jpg' });
   fullPhoto = decoded;
   photo = extractRect(decoded, { x: 400, y: 250, width: 161, height: 117 });
   grey = toGrey(photo);

@@ -11,10 +11,10 @@ import { encodeImage } from '../../services/image-core/encode.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { greyHistogram, otsuThreshold } from '../../services/image-core/operations/threshold.js';
 import { toGrey } from '../../services/image-core/operations/grayscale.js';
+import { corpus } from '../helpers/api.js';
 
 // The Python with OpenCV is Debian's, not whatever python3 is first on PATH.
 const OPENCV_PYTHON = '/usr/bin/python3';
-const corpus = '/work/shared/corpus';
 const photos = ['aqua.jpg', 'garden-odd.png', 'ladybird.jpg'];
 const script = join(import.meta.dirname, 'opencv', 'reference.py');
 
@@ -28,7 +28,7 @@ beforeAll(async () => {
   const pngs: string[] = [];
   for (const photo of photos) {
     const stem = photo.replace(/\.[^.]+$/, '');
-    const image = await decodeImage(join(corpus, photo), { maxPixels: 50_000_000, name: photo });
+    const image = await decodeImage(corpus(photo), { maxPixels: 50_000_000, name: photo });
     decoded.set(stem, image);
     const png = join(workDir, `${stem}.png`);
     await sharp(await encodeImage(image, { format: 'png' })).toFile(png);

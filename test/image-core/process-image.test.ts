@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage, InputError } from '../../services/image-core/decode.js';
 import { parsePipeline, runSteps } from '../../services/image-core/pipeline.js';
 import { processImage } from '../../services/image-core/process-image.js';
+import { corpus } from '../helpers/api.js';
 
 const options = (name: string) => ({ maxPixels: 10_000_000, name });
 let dir: string;
@@ -14,7 +15,7 @@ let pngPath: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dips-process-'));
   pngPath = join(dir, 'wood.png');
-  await sharp('/work/shared/corpus/wood.jpg').extract({ left: 200, top: 100, width: 300, height: 200 }).png().toFile(pngPath);
+  await sharp(corpus('wood.jpg')).extract({ left: 200, top: 100, width: 300, height: 200 }).png().toFile(pngPath);
 });
 
 afterAll(async () => {

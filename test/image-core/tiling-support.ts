@@ -18,8 +18,11 @@ import {
   type TileTask,
 } from '../../services/image-core/tile-task.js';
 import { runTiledImage, type TiledRunOptions } from '../../services/image-core/tiled-run.js';
+import { corpus } from '../helpers/api.js';
 
-export const corpus = (name: string) => join('/work/shared/corpus', name);
+export { corpus };
+
+
 export const MAX_PIXELS = 300_000_000;
 
 /** Runs a task in this process, through the wire encoding both ways, as a worker would. */

@@ -154,13 +154,28 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
     const envFile = path.join(root, 'etc/dips/dips.env');
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
     expect(readFileSync(envFile, 'utf8').trim().split('\n').sort()).toEqual(
-      [`DIPS_TOKEN=${CLUSTER_TOKEN}`, 'DIPS_WORKER_HOST=0.0.0.0', 'AWS_REGION=eu-west-3', `DIPS_WORKER_ADDRESS=http://${PRIVATE_IP}:12345`].sort(),
+      [
+        `DIPS_TOKEN=${CLUSTER_TOKEN}`,
+        'DIPS_WORKER_HOST=0.0.0.0',
+        'AWS_REGION=eu-west-3',
+        `DIPS_WORKER_ADDRESS=http://${PRIVATE_IP}:12345`,
+        // One libuv thread per sharp task in flight, with room: twice the vCPUs, at least 4.
+        `UV_THREADPOOL_SIZE=${Math.max(4, 2 * os.availableParallelism())}`,
+      ].sort(),
     );
     const unit = readFileSync(path.join(root, 'etc/systemd/system/dips-worker.service'), 'utf8');
     expect(unit).toContain('ExecStart=/opt/dips/bin/node /opt/dips/dist/services/cli/main.js worker --port 12345 --master http://10.0.0.5:8080');
     expect(unit).toContain('Restart=always');
     expect(unit).toContain('EnvironmentFile=/etc/dips/dips.env');
     expect(unit).not.toContain(CLUSTER_TOKEN);
+  });
+
+  it('sizes the libuv thread pool for the worker only', async () => {
+    const root = path.join(scratch, 'master-instance');
+    const { code, stderr } = await runBootstrap(root, { DIPS_ROLE: 'master', DIPS_SERVICE_ARGS: 'master --port 8080', DIPS_ADVERTISE_PORT: '' });
+    expect(code, stderr).toBe(0);
+    expect(readFileSync(path.join(root, 'etc/dips/dips.env'), 'utf8')).not.toContain('UV_THREADPOOL_SIZE');
+    expect(existsSync(path.join(root, 'etc/systemd/system/dips-master.service'))).toBe(true);
   });
 
   it('refuses a bundle whose checksum differs, installing nothing', async () => {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -7,9 +7,11 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Bundle, buildBundle } from '../../lib/bundle/build-bundle.js';
 import { repoRoot } from '../../lib/bundle/repo-root.js';
+import { type DipsProcess, killAll, launchDips } from '../helpers/processes.js';
+import { corpus } from '../helpers/api.js';
 
 const REPO = repoRoot();
-const PHOTO = '/work/shared/corpus/ladybird.jpg';
+const PHOTO = corpus('ladybird.jpg');
 const TOKEN = randomBytes(24).toString('hex');
 // Kept between runs (gitignored): `npm ci --omit=dev` compiles native modules and takes a minute.
 const WORK_DIR = path.join(REPO, 'cdk.out', '.dips-bundle-test');
@@ -17,8 +19,7 @@ const WORK_DIR = path.join(REPO, 'cdk.out', '.dips-bundle-test');
 let scratch: string;
 let first: Bundle;
 let second: Bundle;
-const children: ChildProcess[] = [];
-const output: string[] = [];
+const started: DipsProcess[] = [];
 
 beforeAll(async () => {
   scratch = mkdtempSync(path.join(os.tmpdir(), 'dips-bundle-'));
@@ -35,8 +36,8 @@ beforeAll(async () => {
   second = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR });
 }, 600_000);
 
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+afterAll(async () => {
+  await killAll();
   rmSync(scratch, { recursive: true, force: true });
 });
 
@@ -70,27 +71,17 @@ it('holds sorted entries with fixed times and owners, the Node runtime and the p
   }
 });
 
-/** Starts a bundled command and resolves with the first line matching `ready`. */
-function startFromBundle(root: string, args: string[], ready: RegExp): Promise<RegExpMatchArray> {
-  const child = spawn(path.join(root, 'bin', 'node'), [path.join(root, 'dist/services/cli/main.js'), ...args], {
+/** Starts a bundled command with the bundle's own Node and resolves once it announces its URL. */
+async function startFromBundle(root: string, args: string[]): Promise<DipsProcess> {
+  const bundled = await launchDips(args, {
+    node: path.join(root, 'bin', 'node'),
+    cli: path.join(root, 'dist/services/cli/main.js'),
     cwd: root,
     // Nothing from the repository: no PATH entry, no NODE_PATH, not its working directory.
     env: { PATH: '/usr/bin:/bin', HOME: root, DIPS_TOKEN: TOKEN, DIPS_SCALE_IN_AFTER: '3600' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer) => {
-      seen += chunk.toString();
-      output.push(`${args[0]}: ${chunk.toString()}`);
-      const match = seen.match(ready);
-      if (match) resolve(match);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => output.push(`${args[0]} (stderr): ${chunk.toString()}`));
-    child.on('exit', (code) => reject(new Error(`${args[0]} exited with ${code}:\n${output.join('')}`)));
-  });
+  started.push(bundled);
+  return bundled;
 }
 
 async function api(url: string, init: RequestInit = {}): Promise<Response> {
@@ -104,7 +95,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
     if (value !== undefined) return value;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`timed out waiting for ${what}:\n${output.join('')}`);
+  throw new Error(`timed out waiting for ${what}:\n${started.map((each) => each.log()).join('\n')}`);
 }
 
 it('runs a master and a worker from an empty folder and processes a photo over HTTP', async () => {
@@ -112,8 +103,8 @@ it('runs a master and a worker from an empty folder and processes a photo over H
   mkdirSync(root);
   expect(spawnSync('tar', ['-xzf', first.archivePath, '-C', root]).status).toBe(0);
 
-  const [, masterUrl] = await startFromBundle(root, ['master', '--port', '0', '--data-dir', path.join(root, 'data')], /DIPS master: (http:\/\/\S+?)\/?\s/);
-  await startFromBundle(root, ['worker', '--port', '0', '--master', masterUrl!], /DIPS worker \S+: http/);
+  const { url: masterUrl } = await startFromBundle(root, ['master', '--port', '0', '--data-dir', path.join(root, 'data')]);
+  await startFromBundle(root, ['worker', '--port', '0', '--master', masterUrl]);
   await waitFor('the worker to register', async () => {
     const cluster = (await (await api(`${masterUrl}/v1/cluster`)).json()) as { workers: unknown[] };
     return cluster.workers.length === 1 ? true : undefined;

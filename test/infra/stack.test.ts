@@ -206,6 +206,9 @@ describe('workers', () => {
     expect(text).toContain(`DIPS_SERVICE_ARGS='worker --port 12345 --master http://\${GetAtt:${instanceId}.PrivateIp}:8080'`);
     expect(text).toContain('DIPS_ADVERTISE_PORT=12345');
     expect(text).toContain('DIPS_WORKER_HOST=0.0.0.0');
+    // The worker unit's environment sizes libuv's pool for sharp (2 x vCPUs, at least 4), written at boot.
+    expect(text).toContain('DIPS_ROLE=worker');
+    expect(text).toContain('if [ "$DIPS_ROLE" = worker ]; then echo "UV_THREADPOOL_SIZE=$(( $(nproc) * 2 > 4 ? $(nproc) * 2 : 4 ))"; fi');
   });
 
   it('fit in EC2 user data (16 KB) as valid bash, for both roles', () => {

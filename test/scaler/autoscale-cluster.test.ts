@@ -1,16 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { corpus, download, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
-import { dipsBin, exited, fastClusterEnv } from '../helpers/processes.js';
+import { type ClusterWorker, corpus, download, getCluster, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { type DipsProcess, exited, killAll, startDips } from '../helpers/processes.js';
 
 interface ClusterView {
-  workers: Array<{ id: string; address: string; state: string; inflight: number }>;
+  workers: ClusterWorker[];
   queueDepth: number;
   desiredCapacity: number;
   scaler: {
@@ -23,44 +21,24 @@ interface ClusterView {
 
 const photos = ['dune.jpg', 'aqua.jpg', 'freshflower.jpg', 'ladybird.jpg'].map(corpus);
 
-let up: ChildProcess | undefined;
+let up: DipsProcess | undefined;
 let dataDir: string | undefined;
 
 afterEach(async () => {
-  // `dips up` runs in its own process group: killing the group also ends any worker it started.
-  if (up?.pid && up.exitCode === null && up.signalCode === null) {
-    process.kill(-up.pid, 'SIGKILL');
-    await exited(up);
-  }
+  // Kills `dips up`'s process group: any worker it started too.
+  await killAll();
   up = undefined;
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
-/** Starts `dips up --autoscale` and resolves with the console URL it prints. */
-async function startAutoscaledCluster(min: number, max: number, env: NodeJS.ProcessEnv): Promise<{ url: string; log: () => string }> {
+/** Starts `dips up --autoscale` and resolves once it prints the console URL. */
+async function startAutoscaledCluster(min: number, max: number, env: NodeJS.ProcessEnv): Promise<DipsProcess> {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-autoscale-'));
-  const child = spawn(process.execPath, [dipsBin, 'up', '--autoscale', '--min', String(min), '--max', String(max), '--port', '0', '--data-dir', dataDir], {
-    env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  up = child;
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-20_000)));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const url = /DIPS console: (http:\/\/[0-9.:]+)/.exec(line)?.[1];
-      if (url) resolve({ url, log: () => stderr });
-    });
-    child.on('exit', (code, signal) => reject(new Error(`dips up exited (${code ?? signal}):\n${stderr}`)));
-  });
+  up = await startDips(['up', '--autoscale', '--min', String(min), '--max', String(max), '--port', '0', '--data-dir', dataDir], env);
+  return up;
 }
 
-async function cluster(url: string): Promise<ClusterView> {
-  const response = await fetch(`${url}/v1/cluster`);
-  expect(response.status).toBe(200);
-  return (await response.json()) as ClusterView;
-}
+const cluster = (url: string) => getCluster<ClusterView>(url);
 
 const ready = (view: ClusterView) => view.workers.filter((worker) => worker.state === 'ready');
 
@@ -131,9 +109,9 @@ describe('dips up --autoscale', () => {
 
     // Ctrl-C: the scaler drains and stops its workers before `dips up` exits.
     const workerAddress = idle.workers[0].address;
-    process.kill(up!.pid!, 'SIGTERM');
-    await exited(up!);
-    expect(up!.exitCode).toBe(0);
+    up!.child.kill('SIGTERM');
+    await exited(up!.child);
+    expect(up!.child.exitCode).toBe(0);
     await expect(fetch(`${workerAddress}/healthz`)).rejects.toThrow();
   });
 

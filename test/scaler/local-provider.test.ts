@@ -14,6 +14,7 @@ interface JournalEntry {
   event: 'started' | 'stopped';
   id: string;
   args?: string[];
+  threadPool?: string;
 }
 
 let dir: string;
@@ -60,6 +61,21 @@ describe('LocalCapacityProvider', () => {
     // Asking again for the same count starts nothing more.
     await provider.apply(2, []);
     expect(await ids('started')).toHaveLength(2);
+  });
+
+  it('gives each worker a libuv thread pool of twice its slots (at least 4) unless UV_THREADPOOL_SIZE is set', async () => {
+    const withEnv = (env: NodeJS.ProcessEnv) =>
+      new LocalCapacityProvider({ masterUrl, logger: pino({ level: 'silent' }), cliPath: fakeWorker, env: { PATH: process.env.PATH, FAKE_WORKER_JOURNAL: journal, ...env } });
+    const sized = [withEnv({ DIPS_WORKER_SLOTS: '3' }), withEnv({ DIPS_WORKER_SLOTS: '1' }), withEnv({ DIPS_WORKER_SLOTS: '3', UV_THREADPOOL_SIZE: '17' })];
+    try {
+      for (const [index, each] of sized.entries()) {
+        await each.apply(1, []);
+        await eventually(async () => expect(await ids('started')).toHaveLength(index + 1));
+      }
+      expect((await entries()).map((entry) => entry.threadPool)).toEqual(['6', '4', '17']);
+    } finally {
+      await Promise.all(sized.map((each) => each.close()));
+    }
   });
 
   it('stops idle workers first, with SIGTERM', async () => {

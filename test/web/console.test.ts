@@ -4,12 +4,10 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import yauzl from 'yauzl';
-import { dipsProcess, startDips, type DipsProcess } from './dips-process.js';
+import { corpus, getCluster, pixelsOf, unzip, waitUntil } from '../helpers/api.js';
+import { killAll, launchDips, runDips, type DipsProcess } from '../helpers/processes.js';
 
-const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/corpus');
 const artifacts = path.resolve(import.meta.dirname, '../../test-artifacts/web');
-const photo = (name: string) => path.join(corpusDir, name);
 const DESKTOP = { width: 1280, height: 900 };
 const NARROW = { width: 390, height: 844 };
 /** Processing two 1.3 MP photos on a shared 2-core machine: seconds, with room for a busy CI. */
@@ -29,8 +27,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  await killAll();
   await rm(scratch, { recursive: true, force: true });
 });
+
+/** `dips <args>` with the default timings and logs (the console is looked at as a user runs it), no token unless given. */
+const startDips = (args: string[], env: NodeJS.ProcessEnv = {}) => launchDips(args, { env: { ...process.env, DIPS_TOKEN: '', ...env } });
 
 /**
  * A fresh browser profile on the console. Records page errors and every request that leaves the
@@ -79,51 +81,17 @@ async function addStep(page: Page, operation: string): Promise<void> {
 
 /** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
 async function waitForWorkers(masterUrl: string, count: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const { workers } = (await (await fetch(`${masterUrl}/v1/cluster`)).json()) as { workers: unknown[] };
-    if (workers.length === count) return;
-    if (Date.now() > deadline) throw new Error(`${masterUrl} lists ${workers.length} workers, not ${count}, after 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  await waitUntil(() => getCluster(masterUrl), ({ workers }) => workers.length === count, 30_000, `${masterUrl} to list ${count} workers`);
 }
 
 const pipelinePreview = (page: Page) => page.locator('#pipeline-preview').textContent();
 const focusedLabel = (page: Page) => page.evaluate(() => document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent);
 
-async function rawPixels(file: string | Buffer) {
-  const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, channels: info.channels };
-}
-
-function zipEntries(file: string): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true }, (openError, zip) => {
-      if (openError) return reject(openError);
-      const entries = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (streamError, stream) => {
-          if (streamError) return reject(streamError);
-          const chunks: Buffer[] = [];
-          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-          stream.on('end', () => {
-            entries.set(entry.fileName, Buffer.concat(chunks));
-            zip.readEntry();
-          });
-        });
-      });
-      zip.on('end', () => resolve(entries));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
-
 describe('console on a local cluster (dips up, 2 workers)', () => {
   let cluster: DipsProcess;
 
   beforeAll(async () => {
-    cluster = await startDips('up', ['--workers', '2', '--port', '0', '--data-dir', path.join(scratch, 'open')]);
+    cluster = await startDips(['up', '--workers', '2', '--port', '0', '--data-dir', path.join(scratch, 'open')]);
     await waitForWorkers(cluster.url, 2);
   });
 
@@ -134,10 +102,10 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   test('blur then grayscale on two photos: progress reaches 100% and the downloads are the reference pixels', async () => {
     const pipeline = [{ op: 'blur', sigma: 2.5 }, { op: 'grayscale' }];
     const reference = path.join(scratch, 'reference');
-    const referenceDone = dipsProcess([photo('aqua.jpg'), photo('storm.jpg')], pipeline, reference, 'png');
+    const referenceDone = runDips(['process', corpus('aqua.jpg'), corpus('storm.jpg'), '--pipeline', JSON.stringify(pipeline), '--out', reference, '--format', 'png']);
 
     const page = await openConsole(cluster.url);
-    await page.locator('#file-input').setInputFiles([photo('aqua.jpg'), photo('storm.jpg')]);
+    await page.locator('#file-input').setInputFiles([corpus('aqua.jpg'), corpus('storm.jpg')]);
     await expect.poll(() => page.getByRole('list', { name: 'Chosen images' }).getByRole('listitem').count()).toBe(2);
     await addStep(page, 'blur');
     await page.getByLabel('sigma').fill('2.5');
@@ -182,15 +150,16 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize(DESKTOP);
 
-    await referenceDone;
+    const referenceRun = await referenceDone;
+    expect(referenceRun.code, referenceRun.stderr).toBe(0);
     const downloadPromise = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Download result of storm.jpg' }).click();
     const download = await downloadPromise;
     expect(download.suggestedFilename()).toBe('storm.png');
     const downloaded = path.join(scratch, 'storm-from-console.png');
     await download.saveAs(downloaded);
-    const expected = await rawPixels(path.join(reference, 'storm.png'));
-    const actual = await rawPixels(downloaded);
+    const expected = await pixelsOf(path.join(reference, 'storm.png'));
+    const actual = await pixelsOf(downloaded);
     expect({ ...actual, data: undefined }).toEqual({ ...expected, data: undefined });
     expect((await sharp(downloaded).metadata()).channels).toBe(1);
     expect(actual.data.equals(expected.data)).toBe(true);
@@ -199,11 +168,11 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await job.getByRole('button', { name: 'Download all (.zip)' }).click();
     const archive = path.join(scratch, 'all.zip');
     await (await archivePromise).saveAs(archive);
-    const entries = await zipEntries(archive);
+    const entries = await unzip(await readFile(archive));
     expect([...entries.keys()].sort()).toEqual(['aqua.png', 'storm.png']);
     for (const name of ['aqua.png', 'storm.png']) {
-      const fromZip = await rawPixels(entries.get(name)!);
-      const fromReference = await rawPixels(path.join(reference, name));
+      const fromZip = await pixelsOf(entries.get(name)!);
+      const fromReference = await pixelsOf(path.join(reference, name));
       expect(fromZip.data.equals(fromReference.data)).toBe(true);
     }
 
@@ -253,7 +222,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     expect(await pipelinePreview(page)).toBe('[{"op":"invert"},{"op":"grayscale"}]');
     expect(await page.locator('.step-title').allTextContents()).toEqual(['1. invert', '2. grayscale']);
 
-    const photoBytes = (await readFile(photo('freshflower.jpg'))).toString('base64');
+    const photoBytes = (await readFile(corpus('freshflower.jpg'))).toString('base64');
     const dataTransfer = await page.evaluateHandle((base64) => {
       const transfer = new DataTransfer();
       transfer.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'freshflower.jpg', { type: 'image/jpeg' }));
@@ -269,7 +238,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
 
   test('a parameter out of range is refused before submitting, with a message naming it', async () => {
     const page = await openConsole(cluster.url);
-    await page.locator('#file-input').setInputFiles([photo('wood.jpg')]);
+    await page.locator('#file-input').setInputFiles([corpus('wood.jpg')]);
     await addStep(page, 'blur');
     const sigma = page.getByLabel('sigma');
     await sigma.fill('500');
@@ -307,7 +276,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
       refusedStreams += 1;
       return route.abort('connectionrefused');
     });
-    await page.locator('#file-input').setInputFiles([photo('qr-on-photo.jpg')]);
+    await page.locator('#file-input').setInputFiles([corpus('qr-on-photo.jpg')]);
     await addStep(page, 'qr');
     await page.getByRole('button', { name: 'Process images' }).click();
     const job = page.locator('article.job').first();
@@ -343,7 +312,7 @@ describe('console on a master with DIPS_TOKEN', () => {
   let worker: DipsProcess | undefined;
 
   beforeAll(async () => {
-    master = await startDips('master', ['--port', '0', '--data-dir', path.join(scratch, 'secured')], { DIPS_TOKEN: token });
+    master = await startDips(['master', '--port', '0', '--data-dir', path.join(scratch, 'secured')], { DIPS_TOKEN: token });
   });
 
   afterAll(async () => {
@@ -374,7 +343,7 @@ describe('console on a master with DIPS_TOKEN', () => {
     expect(await page.getByRole('button', { name: 'Change token' }).isVisible()).toBe(true);
 
     // No worker yet: the job cannot finish, so cancelling it is certain to happen before it does.
-    await page.locator('#file-input').setInputFiles([photo('ladybird.jpg')]);
+    await page.locator('#file-input').setInputFiles([corpus('ladybird.jpg')]);
     await addStep(page, 'invert');
     await page.getByRole('button', { name: 'Process images' }).click();
     const queued = page.locator('article.job').first();
@@ -386,7 +355,7 @@ describe('console on a master with DIPS_TOKEN', () => {
     const state = await fetch(`${master.url}/v1/jobs/${canceledId}`, { headers: { authorization: `Bearer ${token}` } });
     expect(((await state.json()) as { status: string }).status).toBe('canceled');
 
-    worker = await startDips('worker', ['--port', '0', '--master', master.url], { DIPS_TOKEN: token });
+    worker = await startDips(['worker', '--port', '0', '--master', master.url], { DIPS_TOKEN: token });
     await expect.poll(() => page.locator('#workers-body tr').count(), { timeout: 15_000 }).toBe(1);
 
     await page.getByRole('button', { name: 'Process images' }).click();

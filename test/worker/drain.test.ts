@@ -2,13 +2,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { corpus, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { corpus, getCluster, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { exited, killAll, startCluster } from '../helpers/processes.js';
 
 afterEach(killAll);
-
-const clusterOf = async (url: string) =>
-  (await (await fetch(`${url}/v1/cluster`)).json()) as { workers: Array<{ address: string; inflight: number }> };
 
 describe('worker shutdown', () => {
   it('on SIGTERM finishes the task it holds, leaves the master and exits 0', async () => {
@@ -29,6 +26,6 @@ describe('worker shutdown', () => {
     const job = await waitForJob(master.url, id, undefined, 5_000);
     expect(job.status).toBe('succeeded');
     expect(await metric(master.url, 'dips_retries_total')).toBe(0);
-    expect((await clusterOf(master.url)).workers).toEqual([]);
+    expect((await getCluster(master.url)).workers).toEqual([]);
   });
 });
