@@ -111,10 +111,7 @@ program
   .description('a job\'s state')
   .argument('<id>', 'job id')
   .option('--master <url>', 'master URL')
-  .action(async (id: string, options: { master?: string }) => {
-    const { MasterClient } = await import('./client.js');
-    printJson(await new MasterClient(options.master).json(`/v1/jobs/${encodeURIComponent(id)}`));
-  });
+  .action((id: string, options: { master?: string }) => printFromMaster(options.master, `/v1/jobs/${encodeURIComponent(id)}`));
 
 program
   .command('ops')
@@ -136,10 +133,7 @@ program
   .command('cluster')
   .description('workers, queue depth and desired capacity')
   .option('--master <url>', 'master URL')
-  .action(async (options: { master?: string }) => {
-    const { MasterClient } = await import('./client.js');
-    printJson(await new MasterClient(options.master).json('/v1/cluster'));
-  });
+  .action((options: { master?: string }) => printFromMaster(options.master, '/v1/cluster'));
 
 /**
  * Starts the master and, when given a scaling mode, its scaler (mode from the master's URL); Ctrl-C or
@@ -158,6 +152,12 @@ async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => 
 
 function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Prints the master's JSON answer to GET `apiPath`. */
+async function printFromMaster(masterUrl: string | undefined, apiPath: string): Promise<void> {
+  const { MasterClient } = await import('./client.js');
+  printJson(await new MasterClient(masterUrl).json(apiPath));
 }
 
 /** First SIGINT/SIGTERM: stop cleanly; a second one exits at once. */

@@ -17,8 +17,11 @@ export interface WorkUnit {
   kind: UnitKind;
   /** Pixels this unit processes: the backlog the scaler reads is measured in these. */
   pixels: number;
-  /** Builds the request body when a worker is ready, so queued units hold no image bytes. */
-  body(): Promise<Buffer>;
+  /**
+   * Builds the request body when a worker is ready, so queued units hold no image bytes. Its parts are
+   * streamed as they are: fetch would copy a single buffer body, and joining the parts is another copy.
+   */
+  body(): Promise<Buffer[]>;
   signal?: AbortSignal;
 }
 
@@ -73,7 +76,7 @@ const maxBackoffMs = 30_000;
  * Tasks sent per worker slot: the second one waits in the worker's queue, so a slot starts its next
  * task as soon as it answers instead of idling for a round trip to the master.
  */
-export const tasksPerSlot = 2;
+const tasksPerSlot = 2;
 
 /**
  * Sends units of work to workers, at most `tasksPerSlot` per worker slot at a time. Every dispatch is a lease
@@ -178,12 +181,13 @@ export class Dispatcher {
     let sent = 0;
     const started = performance.now();
     try {
-      const body = await unit.body();
+      const parts = await unit.body();
       if (lease.closed) return;
-      sent = body.length;
-      response = await fetch(`${worker.address}/v1/tasks/${unit.kind}`, {
+      sent = parts.reduce((sum, part) => sum + part.length, 0);
+      const request: RequestInit & { duplex: 'half' } = {
         method: 'POST',
-        body: body as Uint8Array<ArrayBuffer>,
+        body: streamOf(parts),
+        duplex: 'half',
         headers: {
           ...authHeaders(this.options.token),
           'content-type': 'application/octet-stream',
@@ -191,7 +195,8 @@ export class Dispatcher {
           'x-dips-unit': unit.id,
         },
         signal: lease.controller.signal,
-      });
+      };
+      response = await fetch(`${worker.address}/v1/tasks/${unit.kind}`, request);
     } catch (error) {
       if (lease.closed) return;
       this.attemptFailed(lease, `worker ${worker.id} unreachable: ${(error as Error).message}`);
@@ -336,4 +341,11 @@ export class Dispatcher {
     this.metrics.queueDepth.set(this.queue.length);
     this.metrics.inflight.set(this.leases.size);
   }
+}
+
+/** A request body fetch sends chunk by chunk, without copying the parts. */
+function streamOf(parts: readonly Buffer[]): RequestInit['body'] {
+  return (async function* () {
+    yield* parts;
+  })() as unknown as RequestInit['body'];
 }

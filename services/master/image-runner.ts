@@ -9,7 +9,7 @@ import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage, type TiledPlan } from '../image-core/planner.js';
 import { decodeTileResult, encodeTileTask } from '../image-core/tile-task.js';
 import { runTiledImage, type TiledRunCheckpoint, type TiledRunState } from '../image-core/tiled-run.js';
-import { PermanentTaskError, tasksPerSlot, type Dispatcher } from './dispatcher.js';
+import { PermanentTaskError, type Dispatcher } from './dispatcher.js';
 import type { ImageOutcome, ImageWork, JobStore } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
@@ -116,7 +116,7 @@ export class ImageRunner {
       imageIndex: work.index,
       kind: 'whole',
       pixels: work.width * work.height,
-      body: async () =>
+      body: async () => [
         encodeWholeTask(
           {
             name: work.name,
@@ -126,6 +126,7 @@ export class ImageRunner {
           },
           await storage.getBuffer(inputKey(work.jobId, work.index)),
         ),
+      ],
       signal,
     });
     if (!result.meta) throw new Error('worker answered without a result description');
@@ -159,8 +160,9 @@ export class ImageRunner {
       workDir,
       output: { format, ...(work.quality ? { quality: work.quality } : {}) },
       maxPixels: config.maxPixels,
-      // Enough tiles in flight to fill every worker's slots and queue one more behind each (the dispatcher's depth).
-      concurrency: Math.max(2, tasksPerSlot * registry.totalSlots()),
+      // Enough tiles in flight to fill every worker's slots, so the pool stays busy. Not more: twice as many
+      // (one queued behind each slot) raised the master's peak on a 100 MP image by ~110 MiB (docs/performance.md).
+      concurrency: Math.max(2, registry.totalSlots()),
       onProgress: ({ stage, stages, done, total }) =>
         this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * (stages - stage - (total > 0 ? done / total : 0))),
       checkpoint,
@@ -173,7 +175,7 @@ export class ImageRunner {
           imageIndex: work.index,
           kind: 'tile',
           pixels: task.tile.width * task.tile.height,
-          body: async () => Buffer.concat(encodeTileTask(task)),
+          body: async () => encodeTileTask(task),
           signal: tileSignal,
         });
         return decodeTileResult(data);

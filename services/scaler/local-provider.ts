@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
+import { loadWorkerConfig } from '../shared/config.js';
 import type { CapacityProvider, CapacityReport, WorkerSnapshot } from './capacity-provider.js';
 
 export interface LocalProviderOptions {
@@ -76,7 +76,7 @@ export class LocalCapacityProvider implements CapacityProvider {
 
   private startWorker(): LocalWorker {
     const child = spawn(process.execPath, [this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
-      env: workerEnvironment(this.options.env ?? process.env),
+      env: workerEnvironment(this.options.env ?? process.env, this.options.masterUrl),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const worker: LocalWorker = { process: child, startedAt: Date.now(), workerId: undefined, stopping: false, exited: Promise.resolve() };
@@ -114,7 +114,7 @@ export class LocalCapacityProvider implements CapacityProvider {
  * The worker's environment with libuv's thread pool sized for its slots: sharp needs a libuv thread per
  * task in flight or it serialises them (docs/cluster.md), and Node sizes the pool at start-up only.
  */
-function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const slots = Number(env.DIPS_WORKER_SLOTS ?? os.availableParallelism());
+function workerEnvironment(env: NodeJS.ProcessEnv, masterUrl: string): NodeJS.ProcessEnv {
+  const { slots } = loadWorkerConfig({ port: 0, masterUrl }, env);
   return { ...env, UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? String(Math.max(4, slots * 2)) };
 }

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { processImage } from '../../services/image-core/process-image.js';
-import { download, pixelsOf, postJob, submit, unzip, waitForJob, waitUntil } from '../helpers/api.js';
+import { download, meanDifference, pixelsOf, postJob, submit, unzip, waitForJob, waitUntil } from '../helpers/api.js';
 import {
   animatedGif,
   cmykJpeg,
@@ -72,13 +72,6 @@ async function referenceOf(input: Buffer, name: string) {
 }
 
 /** Mean absolute difference of two equally laid out pixel buffers. */
-function meanDifference(a: Buffer, b: Buffer): number {
-  expect(a.length).toBe(b.length);
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
-  return sum / a.length;
-}
-
 describe('rejected before anything is stored: a 4xx naming the problem', () => {
   it('empty, not an image, a cut header, a pixel bomb and tiny files declaring enormous frames', async () => {
     const cases: Array<[string, { name: string; data: Buffer }, number, string, RegExp]> = [

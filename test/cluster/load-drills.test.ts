@@ -5,9 +5,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { processImage } from '../../services/image-core/process-image.js';
-import { download, getCluster, metric, pixelsOf, postJob, waitForJob, waitUntil } from '../helpers/api.js';
+import { download, metric, pixelsOf, postJob, waitForJob, waitForWorker, waitUntil } from '../helpers/api.js';
 import { smallCrops } from '../helpers/hostile-corpus.js';
-import { exited, killAll, memoryOf, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
+import { exited, killAll, memoryOf, startCluster, startDips } from '../helpers/processes.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
 /** Distinct inputs, so a result delivered to the wrong job shows as wrong pixels or size. */
@@ -117,16 +117,6 @@ describe('load: 20 clients, 500 small jobs, a queue limit of 8 images', () => {
   });
 });
 
-/** Polls /v1/cluster until the worker is in the state (or holds work, for 'busy'). */
-async function waitForWorker(url: string, worker: DipsProcess, state: 'busy' | 'dead' | 'ready'): Promise<void> {
-  await waitUntil(
-    async () => (await getCluster(url)).workers,
-    (workers) => workers.some((w) => w.address === worker.url && (state === 'busy' ? w.state === 'ready' && w.inflight > 0 : w.state === state)),
-    30_000,
-    `worker ${worker.url} to be ${state}`,
-  );
-}
-
 describe('faults under load', () => {
   it('worker SIGKILL, worker SIGSTOP/SIGCONT, master SIGKILL and restart: every accepted job yields the reference pixels', async () => {
     const dataDir = path.join(tmp, 'faults');
@@ -146,15 +136,15 @@ describe('faults under load', () => {
     });
     const completed = () => metric(url, 'dips_units_completed_total');
 
-    await waitForWorker(url, workers[0]!, 'busy');
+    await waitForWorker(url, workers[0]!.url, 'busy');
     workers[0]!.child.kill('SIGKILL');
-    await waitForWorker(url, workers[0]!, 'dead');
+    await waitForWorker(url, workers[0]!.url, 'dead');
 
-    await waitForWorker(url, workers[1]!, 'busy');
+    await waitForWorker(url, workers[1]!.url, 'busy');
     workers[1]!.child.kill('SIGSTOP');
-    await waitForWorker(url, workers[1]!, 'dead');
+    await waitForWorker(url, workers[1]!.url, 'dead');
     workers[1]!.child.kill('SIGCONT');
-    await waitForWorker(url, workers[1]!, 'ready');
+    await waitForWorker(url, workers[1]!.url, 'ready');
     // Both lost workers held units: they were sent again.
     expect(await metric(url, 'dips_retries_total')).toBeGreaterThan(0);
 

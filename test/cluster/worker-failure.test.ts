@@ -2,8 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { corpus, download, getCluster, getJob, metric, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
-import { killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
+import { corpus, download, getCluster, getJob, metric, pixelsOf, submit, waitForJob, waitForWorker, waitUntil } from '../helpers/api.js';
+import { killAll, runDips, startCluster } from '../helpers/processes.js';
 
 const image = corpus('twowings-4k.jpg');
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 2 }, { op: 'sharpen' }, { op: 'gamma', value: 1.4 }]);
@@ -19,16 +19,6 @@ beforeAll(async () => {
 });
 afterEach(killAll);
 
-/** Waits until `worker` holds leases of a running job, so a failure now really hits it mid-job. */
-async function whenBusy(masterUrl: string, worker: DipsProcess): Promise<void> {
-  await waitUntil(
-    () => getCluster(masterUrl),
-    (cluster) => cluster.workers.some((w) => w.address === worker.url && w.inflight > 0),
-    60_000,
-    `worker ${worker.url} to hold work`,
-  );
-}
-
 async function expectReferencePixels(masterUrl: string, id: string): Promise<void> {
   const job = await waitForJob(masterUrl, id);
   expect(job.status, JSON.stringify(job)).toBe('succeeded');
@@ -42,7 +32,8 @@ describe('worker failures mid-job', () => {
   it('kill -9 of a worker: its tiles are re-queued and the job yields identical pixels', async () => {
     const { master, workers } = await startCluster({ workers: 3, dataDir: path.join(tmp, 'kill'), env });
     const id = await submit(master.url, [image], { pipeline, format: 'png' });
-    await whenBusy(master.url, workers[0]!);
+    // Busy: it holds leases of the running job, so the failure really hits it mid-job.
+    await waitForWorker(master.url, workers[0]!.url, 'busy', 60_000);
     workers[0]!.child.kill('SIGKILL');
     expect((await getJob(master.url, id)).status).toBe('running');
 
@@ -56,14 +47,9 @@ describe('worker failures mid-job', () => {
     const { master, workers } = await startCluster({ workers: 3, dataDir: path.join(tmp, 'stop'), env });
     const stopped = workers[1]!;
     const id = await submit(master.url, [image], { pipeline, format: 'png' });
-    await whenBusy(master.url, stopped);
+    await waitForWorker(master.url, stopped.url, 'busy', 60_000);
     stopped.child.kill('SIGSTOP');
-    await waitUntil(
-      () => getCluster(master.url),
-      (cluster) => cluster.workers.some((w) => w.address === stopped.url && w.state === 'dead'),
-      30_000,
-      'the stopped worker to be declared dead',
-    );
+    await waitForWorker(master.url, stopped.url, 'dead');
     stopped.child.kill('SIGCONT');
 
     await expectReferencePixels(master.url, id);
@@ -71,11 +57,6 @@ describe('worker failures mid-job', () => {
     await waitUntil(() => metric(master.url, 'dips_late_results_total'), (late) => late > 0, 30_000, 'a late result');
     await expectReferencePixels(master.url, id);
     // Back to heartbeating, it is a ready worker again.
-    await waitUntil(
-      () => getCluster(master.url),
-      (cluster) => cluster.workers.some((w) => w.address === stopped.url && w.state === 'ready'),
-      10_000,
-      'the resumed worker to be ready',
-    );
+    await waitForWorker(master.url, stopped.url, 'ready', 10_000);
   });
 });

@@ -76,6 +76,16 @@ export async function waitUntil<T>(read: () => Promise<T>, done: (value: T) => b
   throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(last)}`);
 }
 
+/** Polls /v1/cluster until the worker at `address` is in the state (or, for 'busy', ready and holding work). */
+export async function waitForWorker(masterUrl: string, address: string, state: 'busy' | 'dead' | 'ready', timeoutMs = 30_000): Promise<void> {
+  await waitUntil(
+    async () => (await getCluster(masterUrl)).workers,
+    (workers) => workers.some((w) => w.address === address && (state === 'busy' ? w.state === 'ready' && w.inflight > 0 : w.state === state)),
+    timeoutMs,
+    `worker ${address} to be ${state}`,
+  );
+}
+
 export function waitForJob(baseUrl: string, id: string, token?: string, timeoutMs = 90_000): Promise<JobView> {
   return waitUntil(() => getJob(baseUrl, id, token), (job) => ['succeeded', 'failed', 'canceled'].includes(job.status), timeoutMs, `job ${id} to finish`);
 }
@@ -90,6 +100,14 @@ export async function download(baseUrl: string, id: string, index: number, token
 export async function pixelsOf(image: Buffer | string) {
   const { data, info } = await sharp(image).raw().toBuffer({ resolveWithObject: true });
   return { width: info.width, height: info.height, channels: info.channels, data };
+}
+
+/** Mean absolute difference of two equally long sample buffers: 0 when identical, 255 at most. */
+export function meanDifference(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new Error(`cannot compare ${a.length} samples with ${b.length}`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+  return sum / a.length;
 }
 
 export async function metric(baseUrl: string, name: string): Promise<number> {

@@ -10,7 +10,7 @@ import {
 } from '../../services/image-core/encode.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { toRawImage } from '../../services/image-core/sharp-raw.js';
-import { corpus } from '../helpers/api.js';
+import { corpus, meanDifference } from '../helpers/api.js';
 
 let photo: RawImage;
 let withAlpha: RawImage;
@@ -45,10 +45,7 @@ describe('encodeImage', () => {
     const low = await encodeImage(photo, { format, quality: 20 });
     const high = await encodeImage(photo, { format, quality: 95 });
     expect(low.length).toBeLessThan(high.length);
-    const error = async (encoded: Buffer) => {
-      const decoded = await decode(encoded);
-      return decoded.data.reduce((sum, v, i) => sum + Math.abs(v - photo.data[i]), 0) / decoded.data.length;
-    };
+    const error = async (encoded: Buffer) => meanDifference((await decode(encoded)).data, photo.data);
     expect(await error(high)).toBeLessThan(await error(low));
     expect(await error(high)).toBeLessThan(3);
   });

@@ -7,8 +7,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Bundle, buildBundle } from '../../lib/bundle/build-bundle.js';
 import { repoRoot } from '../../lib/bundle/repo-root.js';
+import { corpus, getCluster, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { type DipsProcess, killAll, launchDips } from '../helpers/processes.js';
-import { corpus } from '../helpers/api.js';
 
 const REPO = repoRoot();
 const PHOTO = corpus('ladybird.jpg');
@@ -84,19 +84,8 @@ async function startFromBundle(root: string, args: string[]): Promise<DipsProces
   return bundled;
 }
 
-async function api(url: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(url, { ...init, headers: { ...init.headers, authorization: `Bearer ${TOKEN}` } });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`timed out waiting for ${what}:\n${started.map((each) => each.log()).join('\n')}`);
-}
+/** What the bundled processes wrote, for failure messages. */
+const logs = () => started.map((each) => each.log()).join('\n');
 
 it('runs a master and a worker from an empty folder and processes a photo over HTTP', async () => {
   const root = path.join(scratch, 'unpacked');
@@ -105,37 +94,23 @@ it('runs a master and a worker from an empty folder and processes a photo over H
 
   const { url: masterUrl } = await startFromBundle(root, ['master', '--port', '0', '--data-dir', path.join(root, 'data')]);
   await startFromBundle(root, ['worker', '--port', '0', '--master', masterUrl]);
-  await waitFor('the worker to register', async () => {
-    const cluster = (await (await api(`${masterUrl}/v1/cluster`)).json()) as { workers: unknown[] };
-    return cluster.workers.length === 1 ? true : undefined;
-  });
+  await waitUntil(() => getCluster(masterUrl, TOKEN), (cluster) => cluster.workers.length === 1, 60_000, `the worker to register\n${logs()}`);
 
-  const form = new FormData();
-  form.append('pipeline', JSON.stringify([{ op: 'grayscale' }]));
-  form.append('format', 'png');
-  form.append('images', new Blob([readFileSync(PHOTO)], { type: 'image/jpeg' }), path.basename(PHOTO));
-  const submitted = await api(`${masterUrl}/v1/jobs`, { method: 'POST', body: form });
-  expect(submitted.status).toBe(202);
-  const { id } = (await submitted.json()) as { id: string };
+  const id = await submit(masterUrl, [PHOTO], { pipeline: JSON.stringify([{ op: 'grayscale' }]), format: 'png' }, TOKEN);
+  const job = await waitForJob(masterUrl, id, TOKEN, 60_000);
+  expect(job, `${JSON.stringify(job)}\n${logs()}`).toMatchObject({ status: 'succeeded' });
 
-  const job = await waitFor('the job to finish', async () => {
-    const state = (await (await api(`${masterUrl}/v1/jobs/${id}`)).json()) as { status: string };
-    return ['succeeded', 'failed', 'canceled'].includes(state.status) ? state : undefined;
-  });
-  expect(job, JSON.stringify(job)).toMatchObject({ status: 'succeeded' });
-
-  const result = await api(`${masterUrl}/v1/jobs/${id}/images/0`);
+  const result = await fetch(`${masterUrl}/v1/jobs/${id}/images/0`, { headers: { authorization: `Bearer ${TOKEN}` } });
   expect(result.status).toBe(200);
   expect(result.headers.get('content-type')).toBe('image/png');
-  const pixels = await sharp(Buffer.from(await result.arrayBuffer())).raw().toBuffer({ resolveWithObject: true });
+  const { width, height, channels, data } = await pixelsOf(Buffer.from(await result.arrayBuffer()));
   const input = await sharp(PHOTO).metadata();
-  expect([pixels.info.width, pixels.info.height]).toEqual([input.width, input.height]);
+  expect([width, height]).toEqual([input.width, input.height]);
   // Grey: every pixel's channels agree; and not blank: the photo's detail survived.
-  const { data, info } = pixels;
   let colouredPixels = 0;
   let spread = 0;
-  for (let offset = 0; offset < data.length; offset += info.channels) {
-    for (let channel = 1; channel < Math.min(info.channels, 3); channel++) if (data[offset + channel] !== data[offset]) colouredPixels++;
+  for (let offset = 0; offset < data.length; offset += channels) {
+    for (let channel = 1; channel < Math.min(channels, 3); channel++) if (data[offset + channel] !== data[offset]) colouredPixels++;
     spread = Math.max(spread, Math.abs(data[offset]! - data[0]!));
   }
   expect(colouredPixels).toBe(0);
