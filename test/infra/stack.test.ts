@@ -188,6 +188,13 @@ describe('workers', () => {
     expect(group.Properties).not.toHaveProperty('DesiredCapacity');
   });
 
+  it('have no scaling policy or scheduled action: the scaler of the master alone sets the desired capacity', () => {
+    const competing = Object.values(resources).filter((resource) =>
+      ['AWS::AutoScaling::ScalingPolicy', 'AWS::AutoScaling::ScheduledAction', 'AWS::ApplicationAutoScaling::ScalingPolicy'].includes(resource.Type),
+    );
+    expect(competing).toEqual([]);
+  });
+
   it('launch Ubuntu micro instances with IMDSv2 and encrypted volumes', () => {
     const [, group] = only('AWS::AutoScaling::AutoScalingGroup');
     const templateId = group.Properties.LaunchTemplate.LaunchTemplateId.Ref as string;
