@@ -6,7 +6,7 @@ import path from 'node:path';
 
 export const cliPath = path.resolve(import.meta.dirname, '../services/cli/main.js');
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -6,8 +6,6 @@ export const API_PORT = 8080;
 export const WORKER_PORT = 12345;
 /** Canonical's public SSM parameter: resolves at deploy time, so synth needs no AWS lookup. */
 export const UBUNTU_AMI_PARAMETER = '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id';
-/** Where the bundle is unpacked on the instances. */
-export const INSTALL_DIR = '/opt/dips';
 /** The master's local data directory (SQLite job store, intermediates). */
 export const MASTER_DATA_DIR = '/var/lib/dips';
 /** Key prefix of job data in the bucket; the master's write access is limited to it. */

@@ -2,7 +2,7 @@ import sharp, { type Metadata, type Sharp } from 'sharp';
 import type { Channels, RawImage } from './raw-image.js';
 import { toRawImage } from './sharp-raw.js';
 
-export const inputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'gif'] as const;
+const inputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'gif'] as const;
 export type InputFormat = (typeof inputFormats)[number];
 
 export type InputErrorCode = 'unsupported_format' | 'corrupt_image' | 'too_many_pixels' | 'missing_file';
@@ -61,7 +61,7 @@ export function inputErrorFrom(error: unknown, name: string): InputError {
  * 1 GB while decoding, a 2 kB AVIF at 2.2 GB. These formats get a lower limit (25 MP: 6000x4000 photos
  * still pass, decoding peaks at about 270 MB for WebP and 540 MB for AVIF).
  */
-export const maxWholeFramePixels = 25_000_000;
+const maxWholeFramePixels = 25_000_000;
 const decodedWhole: ReadonlySet<InputFormat> = new Set(['gif', 'webp', 'avif']);
 
 /**

@@ -12,7 +12,7 @@ export interface EncodeOptions {
 }
 
 /** Quality used when none is given, per lossy format. */
-export const defaultQuality = { jpeg: 90, webp: 85, avif: 60 } as const;
+const defaultQuality = { jpeg: 90, webp: 85, avif: 60 } as const;
 
 const contentTypes: Record<OutputFormat, string> = {
   jpeg: 'image/jpeg',

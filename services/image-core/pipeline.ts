@@ -8,7 +8,7 @@ export interface Step {
   params: Record<string, unknown>;
 }
 
-export const MAX_PIPELINE_STEPS = 32;
+const MAX_PIPELINE_STEPS = 32;
 
 /** A pipeline that cannot run; the message names the step and parameter at fault. */
 export class PipelineError extends Error {

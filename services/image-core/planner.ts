@@ -3,7 +3,7 @@ import type { Step } from './pipeline.js';
 import type { Rect } from './raw-image.js';
 
 /** Memory of the smallest worker we plan for (an AWS micro instance). */
-export const DEFAULT_WORKER_MEMORY_BYTES = 1024 ** 3;
+const DEFAULT_WORKER_MEMORY_BYTES = 1024 ** 3;
 /** Share of a worker's memory one image's pixels may use; the rest is Node, sharp and a second task. */
 const PIXEL_MEMORY_SHARE = 0.75;
 /** Bytes per sample a step needs while it runs: its input, its output and sharp's working copies. */
@@ -11,7 +11,7 @@ const WORKING_BYTES_PER_SAMPLE = 8;
 /** Tasks a worker runs at once (sharp's throughput comes from images in flight; see sharp-facts.md). */
 const TASKS_PER_WORKER = 2;
 /** Images up to this size go whole to one worker: tiling pays off only when several workers share one image. */
-export const WHOLE_IMAGE_MAX_PIXELS = 4096 * 4096;
+const WHOLE_IMAGE_MAX_PIXELS = 4096 * 4096;
 /** Aim for about this many tiles per image, within the edge bounds below. */
 const TARGET_TILES = 16;
 const MIN_TILE_EDGE = 512;

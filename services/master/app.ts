@@ -174,7 +174,7 @@ function finishedImage(master: Master, jobId: string, indexText: string): ImageR
 }
 
 /** The result's file name: the upload's name with the output format's extension. */
-export function outputName(image: Pick<ImageRow, 'name' | 'out_format'>): string {
+function outputName(image: Pick<ImageRow, 'name' | 'out_format'>): string {
   const stem = image.name.replace(/\.[^.]*$/, '') || image.name;
   return `${stem}.${extensionFor(image.out_format as OutputFormat)}`;
 }

@@ -109,7 +109,7 @@ export async function discard(files: readonly UploadedFile[]): Promise<void> {
 }
 
 /** The last path segment, without control characters, at most 200 characters; never empty. */
-export function displayName(filename: string | undefined, index: number): string {
+function displayName(filename: string | undefined, index: number): string {
   const base = (filename ?? '').split(/[\\/]/).pop() ?? '';
   const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 200);
   return clean === '' || clean === '.' || clean === '..' ? `image-${index + 1}` : clean;

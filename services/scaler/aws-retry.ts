@@ -35,7 +35,7 @@ interface AwsErrorShape {
 }
 
 /** Throttling, server-side faults and network failures are worth retrying; validation errors are not. */
-export function isTransientAwsError(error: unknown): boolean {
+function isTransientAwsError(error: unknown): boolean {
   const shape = error as AwsErrorShape;
   if (shape.$retryable) return true;
   if (transientErrorNames.has(shape.name ?? '')) return true;

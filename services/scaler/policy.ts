@@ -47,7 +47,7 @@ export interface ScalingDecision {
 
 export const initialPolicyMemory: PolicyMemory = { overSizedSince: null };
 
-export function backlogUnits(backlog: Backlog): number {
+function backlogUnits(backlog: Backlog): number {
   return backlog.queuedUnits + backlog.inflightUnits;
 }
 

@@ -8,7 +8,7 @@ const digest = (value: string): Buffer => createHash('sha256').update(value).dig
  * Whether an Authorization header carries the shared secret. Both sides are hashed first so the
  * comparison takes the same time whatever the length or content of the presented value.
  */
-export function bearerMatches(header: string | undefined, token: string): boolean {
+function bearerMatches(header: string | undefined, token: string): boolean {
   const presented = header?.startsWith('Bearer ') ? header.slice('Bearer '.length) : '';
   return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
 }

@@ -106,7 +106,7 @@ const workerEnv: Record<keyof WorkerConfig, string> = {
 };
 
 /** A configuration that cannot be used; the message names the flag or variable. */
-export class ConfigError extends Error {
+class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 

@@ -6,7 +6,7 @@ import { outputFormats } from '../image-core/encode.js';
  * the encoded input image exactly as uploaded. The answer is the encoded output, with its description
  * in the x-dips-result header.
  */
-export const wholeTaskHeader = z.object({
+const wholeTaskHeader = z.object({
   name: z.string(),
   pipeline: z.array(z.record(z.string(), z.unknown())),
   format: z.enum(outputFormats).optional(),
@@ -14,7 +14,7 @@ export const wholeTaskHeader = z.object({
 });
 export type WholeTaskHeader = z.infer<typeof wholeTaskHeader>;
 
-export const wholeTaskResult = z.object({
+const wholeTaskResult = z.object({
   width: z.number().int(),
   height: z.number().int(),
   format: z.enum(outputFormats),

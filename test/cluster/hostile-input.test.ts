@@ -1,7 +1,9 @@
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
@@ -149,6 +151,33 @@ describe('rejected before anything is stored: a 4xx naming the problem', () => {
     await waitUntil(spooled, (files) => files > 0, 10_000, 'the upload to be spooled');
     request.destroy();
     await waitUntil(spooled, (files) => files === 0, 10_000, 'the spooled part to be removed');
+  });
+});
+
+describe('a client slowed down by machine load', () => {
+  it('still gets an answer on a kept-alive connection it reuses 6 s after the previous answer', async () => {
+    // A client reuses an idle connection without knowing whether the server has closed it in the
+    // meantime; with Node's default 5 s keep-alive, the second request below met a closed socket.
+    const { hostname, port } = new URL(master.url);
+    const socket = net.connect(Number(port), hostname);
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('latin1');
+      });
+      // Answers follow each other on the connection without a line break between a body and the next status line.
+      const answers = () => received.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+      const request = 'GET /healthz HTTP/1.1\r\nHost: dips\r\n\r\n';
+      socket.write(request);
+      await waitUntil(async () => answers().length, (count) => count === 1, 5_000, 'the first answer');
+      await sleep(6_000);
+      expect(socket.readableEnded, 'the master closed the idle connection').toBe(false);
+      socket.write(request);
+      await waitUntil(async () => answers().length, (count) => count === 2, 5_000, 'the second answer');
+      expect(answers()).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    } finally {
+      socket.destroy();
+    }
   });
 });
 

@@ -48,8 +48,8 @@ describe('pixel moves', () => {
   });
 
   test.each([
-    { angle: 90, source: (x: number, y: number, w: number, h: number) => [y, h - 1 - x] },
-    { angle: -270, source: (x: number, y: number, w: number, h: number) => [y, h - 1 - x] },
+    { angle: 90, source: (x: number, y: number, _w: number, h: number) => [y, h - 1 - x] },
+    { angle: -270, source: (x: number, y: number, _w: number, h: number) => [y, h - 1 - x] },
     { angle: 180, source: (x: number, y: number, w: number, h: number) => [w - 1 - x, h - 1 - y] },
     { angle: 270, source: (x: number, y: number, w: number) => [w - 1 - y, x] },
     { angle: -90, source: (x: number, y: number, w: number) => [w - 1 - y, x] },

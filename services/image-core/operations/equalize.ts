@@ -10,7 +10,7 @@ function roundHalfEven(value: number): number {
 }
 
 /** OpenCV equalizeHist's table, in its single-precision arithmetic so levels round the same way. */
-export function equalizationTable(histogram: Uint32Array): Uint8Array {
+function equalizationTable(histogram: Uint32Array): Uint8Array {
   const table = new Uint8Array(256);
   let first = 0;
   while (first < 255 && histogram[first] === 0) first++;

@@ -8,7 +8,7 @@ type Extreme = 'min' | 'max';
  * OpenCV turns `iterations` passes of a full size×size rectangle into one pass of a larger rectangle
  * with a scaled anchor; with borders ignored both give the same pixels, and one pass is cheaper.
  */
-export function morphologyWindow(size: number, iterations: number): { length: number; anchor: number } {
+function morphologyWindow(size: number, iterations: number): { length: number; anchor: number } {
   return { length: size + (iterations - 1) * (size - 1), anchor: Math.floor(size / 2) * iterations };
 }
 
@@ -99,7 +99,7 @@ function minimumAlongColumns(data: Uint8Array, rowBytes: number, height: number,
  * Grey-level min (erode) or max (dilate) over a rectangle of `length` pixels with the given anchor,
  * per colour channel; alpha is kept. A maximum is 255 minus the minimum of 255 minus the samples.
  */
-export function rectangleFilter(image: RawImage, extreme: Extreme, length: number, anchor: number): RawImage {
+function rectangleFilter(image: RawImage, extreme: Extreme, length: number, anchor: number): RawImage {
   if (length <= 1) return image;
   const flipped = extreme === 'max' ? { ...image, data: invertAll(image.data) } : image;
   const rows = minimumAlongRows(flipped, length, anchor);
