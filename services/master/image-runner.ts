@@ -141,6 +141,9 @@ export class ImageRunner {
    */
   private async runTiled(work: ImageWork, plan: TiledPlan, workDir: string, signal: AbortSignal): Promise<ImageOutcome> {
     const { store, storage, dispatcher, registry, config } = this.deps;
+    // Counted from the start: downloading and decoding come before the first progress report, and a
+    // scaler deciding in between must still see this image's work (it is no longer "waiting").
+    this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * plan.stages.length);
     const checkpoint: TiledRunCheckpoint = {
       load: async () => {
         const saved = store.loadCheckpoint(work.jobId, work.index);
