@@ -51,8 +51,12 @@ export function inputErrorFrom(error: unknown, name: string): InputError {
   if (/input file is missing/i.test(reason)) return new InputError('missing_file', `${name}: file not found`);
   if (/pixel limit/i.test(reason)) return new InputError('too_many_pixels', `${name}: ${reason}`);
   if (/buffer is empty/i.test(reason)) return new InputError('corrupt_image', `${name}: the file is empty`);
-  // libvips repeats its decoder's complaints line after line; the first says what is wrong.
-  return new InputError('corrupt_image', `${name}: cannot decode the image (${reason.trim().split('\n')[0]})`);
+  // libvips repeats its decoder's complaints line after line; the first says what is wrong. Its error
+  // buffer is shared by the whole process, so with several decodes failing at once the detail can be
+  // gone and only the generic fail-on line is left: then say what that line means.
+  const detail = reason.trim().split('\n')[0]!;
+  const described = /warning treated as error/i.test(detail) ? 'the data is truncated or corrupt' : detail;
+  return new InputError('corrupt_image', `${name}: cannot decode the image (${described})`);
 }
 
 /**
