@@ -18,8 +18,8 @@ export interface Annotations {
 
 /**
  * Statistics operations are split so tiles can run them: each tile reports the histogram of its core,
- * the master adds them up, and every tile then applies the same pointwise mapping.
- * apply(image) of the declaration must equal applyWithHistogram(image, histogram(image)).
+ * the master adds them up, and every tile then applies the same pointwise mapping. Declare them with
+ * defineStatisticsOperation, which derives the whole-image apply from these two, so both paths agree.
  */
 export interface StatisticsDeclaration<Params> {
   /** Histogram (any fixed length, summed element-wise across tiles) of the op's input pixels. */
@@ -59,4 +59,24 @@ export function defineOperation<Schema extends z.ZodObject>(
   declaration: OperationDeclaration<Schema>,
 ): OperationDeclaration<Schema> {
   return declaration;
+}
+
+/**
+ * A statistics operation: pointwise given a whole-image histogram, so it tiles exactly with no halo. Its
+ * whole-image apply is derived (histogram of the image, then the mapping), the same two functions the
+ * tiled path runs.
+ */
+export function defineStatisticsOperation<Schema extends z.ZodObject>(
+  declaration: Pick<OperationDeclaration<Schema>, 'name' | 'description' | 'params'> & {
+    statistics: StatisticsDeclaration<z.output<Schema>>;
+  },
+): OperationDeclaration<Schema> {
+  const { statistics } = declaration;
+  return {
+    ...declaration,
+    kind: 'statistics',
+    tileable: true,
+    halo: () => 0,
+    apply: async (image, params) => statistics.applyWithHistogram(image, params, statistics.histogram(image, params)),
+  };
 }

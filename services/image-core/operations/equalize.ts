@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
+import { defineStatisticsOperation } from '../operation.js';
 import type { RawImage } from '../raw-image.js';
 import { greyHistogram } from './threshold.js';
 
@@ -69,16 +69,12 @@ function equalizeWith(image: RawImage, table: Uint8Array): RawImage {
   return { ...image, data: out };
 }
 
-export const equalize = defineOperation({
+export const equalize = defineStatisticsOperation({
   name: 'equalize',
   description:
     'Histogram equalisation of the whole image (OpenCV equalizeHist on grey; on colour, equalizeHist of Y ' +
     'in OpenCV\'s YCrCb, converted back); alpha is kept.',
   params: z.object({}).strict(),
-  kind: 'statistics',
-  tileable: true,
-  halo: () => 0,
-  apply: async (image) => equalizeWith(image, equalizationTable(lumaHistogram(image))),
   statistics: {
     histogram: (image) => lumaHistogram(image),
     applyWithHistogram: (image, _params, histogram) => equalizeWith(image, equalizationTable(histogram)),

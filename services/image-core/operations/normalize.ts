@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
+import { defineStatisticsOperation } from '../operation.js';
 import { hasAlpha, lookupTable, mapColourSamples, type RawImage } from '../raw-image.js';
 
 /** Histogram of every colour sample (all colour channels together, alpha ignored). */
@@ -19,16 +19,12 @@ function stretch(image: RawImage, histogram: Uint32Array): RawImage {
   return mapColourSamples(image, lookupTable((value) => ((value - low) * 255) / (high - low)));
 }
 
-export const normalize = defineOperation({
+export const normalize = defineStatisticsOperation({
   name: 'normalize',
   description:
     'Stretches the colour samples linearly so the darkest becomes 0 and the brightest 255 (OpenCV normalize ' +
     'NORM_MINMAX over all colour channels together, so hues are kept); a flat image is left as it is; alpha is kept.',
   params: z.object({}).strict(),
-  kind: 'statistics',
-  tileable: true,
-  halo: () => 0,
-  apply: async (image) => stretch(image, colourSampleHistogram(image)),
   statistics: {
     histogram: (image) => colourSampleHistogram(image),
     applyWithHistogram: (image, _params, histogram) => stretch(image, histogram),

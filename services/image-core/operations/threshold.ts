@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
+import { defineStatisticsOperation } from '../operation.js';
 import type { RawImage } from '../raw-image.js';
 import { toGrey } from './grayscale.js';
 
@@ -46,7 +46,7 @@ export function otsuThreshold(histogram: Uint32Array): number {
   return best;
 }
 
-export const threshold = defineOperation({
+export const threshold = defineStatisticsOperation({
   name: 'threshold',
   description:
     'Binary threshold of the grey image as OpenCV THRESH_BINARY: grey > value becomes 255, else 0; ' +
@@ -59,13 +59,6 @@ export const threshold = defineOperation({
         .describe('grey level 0-255 (samples above it become white), or "otsu" to choose it from the histogram'),
     })
     .strict(),
-  kind: 'statistics',
-  tileable: true,
-  halo: () => 0,
-  apply: async (image, params) => {
-    const grey = toGrey(image);
-    return applyThreshold(grey, params.value === 'otsu' ? otsuThreshold(greyHistogram(grey)) : params.value);
-  },
   statistics: {
     histogram: (image) => greyHistogram(toGrey(image)),
     applyWithHistogram: (image, params, histogram) =>
