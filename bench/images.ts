@@ -2,8 +2,8 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp, { type OverlayOptions } from 'sharp';
 
-/** Where the shared corpus of real photographs lives, beside the checkout. */
-export const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/corpus');
+/** The repository's photographs (test/fixtures/corpus, from dist/bench two levels up), or DIPS_CORPUS_DIR. */
+export const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../test/fixtures/corpus');
 
 export async function corpusPhotos(): Promise<string[]> {
   const names = (await readdir(corpusDir)).filter((name) => name.endsWith('.jpg') && !name.startsWith('qr-'));

@@ -2,7 +2,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -29,19 +28,13 @@ export function defaultWorkDir(repoRoot: string): string {
 /** Path of the CLI inside the bundle (and inside /opt/dips on the instances). */
 const BUNDLE_CLI = 'dist/services/cli/main.js';
 const BUNDLE_NODE = 'bin/node';
-/** Where better-sqlite3 keeps the addon it compiles at install time. */
-const NATIVE_ADDON = 'node_modules/better-sqlite3/build/Release/better_sqlite3.node';
-/** The addon compiled by this machine's own `npm ci`, for the Node that runs the bundler (and is bundled). */
-const installedNativeAddon = (): string =>
-  path.join(path.dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json')), 'build', 'Release', 'better_sqlite3.node');
-
 /**
  * Builds the archive the instances run from. Reproducible: entries sorted, mtimes, owners and
  * gzip header fixed, so the same inputs give the same bytes and CDK uploads it only when it changed.
  */
 export async function buildBundle(options: BundleOptions): Promise<Bundle> {
   const { repoRoot, workDir } = options;
-  // Native modules (sharp, better-sqlite3) are installed for the build machine: it must match the instances.
+  // sharp's binaries are installed for the build machine: it must match the instances.
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(`the bundle must be built on linux-x64 like the instances, not ${process.platform}-${process.arch}`);
   }
@@ -97,9 +90,8 @@ async function productionManifest(repoRoot: string): Promise<string> {
 
 /**
  * `npm ci --omit=dev` in a folder of its own, cached by lock file, Node ABI and platform. Install
- * scripts are skipped: the one native addon that builds at install (better-sqlite3) is copied from
- * the repository's own install, compiled for this same Node, instead of compiling it again (a minute).
- * sharp's binaries come as ordinary packages (@img/sharp-linux-x64) and need no script.
+ * scripts are skipped: nothing compiles (SQLite is Node's own), and sharp's binaries come as ordinary
+ * packages (@img/sharp-linux-x64).
  */
 async function productionDependencies(repoRoot: string, workDir: string): Promise<string> {
   const lock = await readFile(path.join(repoRoot, 'package-lock.json'));
@@ -125,8 +117,6 @@ async function productionDependencies(repoRoot: string, workDir: string): Promis
     await rm(folder, { recursive: true, force: true });
     throw new Error(`npm ci --omit=dev failed in ${folder}:\n${npm.stderr || npm.error?.message}`);
   }
-  await mkdir(path.dirname(path.join(folder, NATIVE_ADDON)), { recursive: true });
-  await copyFile(installedNativeAddon(), path.join(folder, NATIVE_ADDON));
   // Installs for older lock files are dead weight (about 130 MB each).
   for (const entry of await readdir(workDir)) {
     if (entry.startsWith('dependencies-') && entry !== path.basename(folder)) await rm(path.join(workDir, entry), { recursive: true, force: true });

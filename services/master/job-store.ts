@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
 export type ImageStatus = JobStatus;
@@ -106,6 +106,16 @@ interface JobRow {
   finished_at: number | null;
 }
 
+type Parameters = SQLInputValue[];
+interface Statement {
+  run(...params: Parameters): { changes: number };
+  get(...params: Parameters): unknown;
+  all(...params: Parameters): unknown[];
+}
+
+/** SQLite's extended result code for a violated foreign key (the job was deleted meanwhile). */
+const SQLITE_CONSTRAINT_FOREIGNKEY = 787;
+
 const terminal = new Set<ImageStatus>(['succeeded', 'failed', 'canceled']);
 export const isTerminal = (status: JobStatus): boolean => terminal.has(status);
 
@@ -164,16 +174,14 @@ CREATE TABLE IF NOT EXISTS checkpoints (
  * Emits 'job' with the job id whenever a job's visible state changes.
  */
 export class JobStore extends EventEmitter<{ job: [string] }> {
-  private readonly db: Database.Database;
-  private readonly statements = new Map<string, Database.Statement>();
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, Statement>();
 
   constructor(dataDir: string) {
     super();
     this.setMaxListeners(0);
-    this.db = new Database(path.join(dataDir, 'dips.sqlite'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
+    this.db = new DatabaseSync(path.join(dataDir, 'dips.sqlite'));
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     this.db.exec(schema);
   }
 
@@ -181,14 +189,36 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.db.close();
   }
 
-  /** Compiles each statement once: preparing one costs more than running it (the lease journal runs per tile). */
-  private prepare(sql: string): Database.Statement {
+  /**
+   * Compiles each statement once: preparing one costs more than running it (the lease journal runs per
+   * tile). Rows come back as `unknown` for the caller to name, since SQLite's own row type says nothing
+   * about this schema.
+   */
+  private prepare(sql: string): Statement {
     let statement = this.statements.get(sql);
     if (!statement) {
-      statement = this.db.prepare(sql);
+      const compiled = this.db.prepare(sql);
+      statement = {
+        run: (...params) => ({ changes: Number(compiled.run(...params).changes) }),
+        get: (...params) => compiled.get(...params),
+        all: (...params) => compiled.all(...params),
+      };
       this.statements.set(sql, statement);
     }
     return statement;
+  }
+
+  /** Runs `work` in one transaction: all of its writes land together, or none do. */
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   createJob(job: NewJob): void {
@@ -199,12 +229,12 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format)
        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`,
     );
-    this.db.transaction(() => {
+    this.transaction(() => {
       insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, Date.now());
       job.images.forEach((image, index) =>
         insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format),
       );
-    })();
+    });
     this.emit('job', job.id);
   }
 
@@ -243,13 +273,13 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       .all(limit) as Array<ImageRow & { pipeline: string; format: string | null; quality: number | null }>;
     const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
     const touched = new Set<string>();
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const row of rows) {
         markRunning.run(row.job_id, row.idx);
         touched.add(row.job_id);
       }
       for (const jobId of touched) this.refreshJobStatus(jobId);
-    })();
+    });
     for (const jobId of touched) this.emit('job', jobId);
     return rows.map((row) => ({
       jobId: row.job_id,
@@ -279,7 +309,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
    * finished the job (for the latency metric).
    */
   finishImage(jobId: string, index: number, outcome: ImageOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
-    const result = this.db.transaction(() => {
+    const result = this.transaction(() => {
       const before = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
         | Pick<JobRow, 'status' | 'created_at'>
         | undefined;
@@ -302,14 +332,14 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
       const status = this.refreshJobStatus(jobId);
       return { status, finished: !isTerminal(before.status) && isTerminal(status), ageMs: Date.now() - before.created_at };
-    })();
+    });
     this.emit('job', jobId);
     return result;
   }
 
   /** Cancels a job: images not yet finished become canceled. False when the job is unknown. */
   cancelJob(jobId: string): boolean {
-    const changed = this.db.transaction(() => {
+    const changed = this.transaction(() => {
       const job = this.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'> | undefined;
       if (!job) return false;
       if (isTerminal(job.status)) return true;
@@ -318,7 +348,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
         .run(jobId);
       this.prepare("UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?").run(Date.now(), jobId);
       return true;
-    })();
+    });
     if (changed) this.emit('job', jobId);
     return changed;
   }
@@ -378,7 +408,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   recordTasks(tasks: readonly TaskRecord[]): Array<{ task: TaskRecord; error: unknown }> {
     const upsert = this.prepare(
       `INSERT INTO tasks (id, job_id, idx, state, attempts, worker_id, lease_id, lease_deadline, error, updated_at)
-       VALUES (@id, @jobId, @index, @state, @attempts, @workerId, @leaseId, @leaseDeadline, @error, @now)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
          worker_id = excluded.worker_id, lease_id = excluded.lease_id, lease_deadline = excluded.lease_deadline,
          error = excluded.error, updated_at = excluded.updated_at`,
@@ -386,17 +416,28 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
     const skipped: Array<{ task: TaskRecord; error: unknown }> = [];
     const started = new Set<string>();
-    this.db.transaction(() => {
+    this.transaction(() => {
       for (const task of tasks) {
         try {
-          upsert.run({ workerId: null, leaseId: null, leaseDeadline: null, error: null, ...task, now: task.at });
+          upsert.run(
+            task.id,
+            task.jobId,
+            task.index,
+            task.state,
+            task.attempts,
+            task.workerId ?? null,
+            task.leaseId ?? null,
+            task.leaseDeadline ?? null,
+            task.error ?? null,
+            task.at,
+          );
           if (task.state === 'leased' && markStarted.run(task.at, task.jobId, task.index).changes > 0) started.add(task.jobId);
         } catch (error) {
-          if ((error as { code?: string }).code !== 'SQLITE_CONSTRAINT_FOREIGNKEY') throw error;
+          if ((error as { errcode?: number }).errcode !== SQLITE_CONSTRAINT_FOREIGNKEY) throw error;
           skipped.push({ task, error });
         }
       }
-    })();
+    });
     for (const jobId of started) this.emit('job', jobId);
     return skipped;
   }

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import yauzl from 'yauzl';
 
-const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../../../shared/corpus');
-/** A photograph of the shared test corpus (DIPS_CORPUS_DIR, by default the one beside the repository). */
+const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../fixtures/corpus');
+/** A photograph of the repository's test corpus (test/fixtures/corpus, or DIPS_CORPUS_DIR). */
 export const corpus = (name: string): string => path.join(corpusDir, name);
 
 export interface JobView {
