@@ -1,44 +1,17 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { paint } from '../../services/image-core/draw.js';
 import { decodeImage } from '../../services/image-core/decode.js';
 import { encodeImage } from '../../services/image-core/encode.js';
 import { contours, findOuterContours } from '../../services/image-core/operations/contours.js';
 import { edges } from '../../services/image-core/operations/edges.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
+import { outerContoursDrawn } from './opencv/reference.js';
 import { corpus, difference } from './tiling-support.js';
 
-/** OpenCV itself (Debian's python3-opencv) draws the reference: RETR_EXTERNAL contours of a binary map. */
-const OPENCV_DRAW = `
-import sys, cv2
-binary = cv2.imread(sys.argv[1], cv2.IMREAD_GRAYSCALE)
-canvas = cv2.imread(sys.argv[2], cv2.IMREAD_COLOR)
-found, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-cv2.drawContours(canvas, found, -1, (0, 255, 0), 1)
-cv2.imwrite(sys.argv[3], canvas)
-print(len(found))
-`;
-
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'dips-contours-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
 /** OpenCV's drawing of the outer contours of `binary` over `canvas` (RGB), as PNG bytes, and the contour count. */
-async function openCvContours(binary: RawImage, canvas: RawImage, name: string) {
-  const paths = ['binary', 'canvas', 'drawn'].map((what) => join(dir, `${name}-${what}.png`));
-  await encodeImage(binary, { format: 'png' }).then((png) => sharp(png).toFile(paths[0]));
-  await encodeImage(canvas, { format: 'png' }).then((png) => sharp(png).toFile(paths[1]));
-  const { stdout } = await promisify(execFile)('/usr/bin/python3', ['-c', OPENCV_DRAW, ...paths]);
-  return { drawn: await sharp(paths[2]).png().toBuffer(), count: Number(stdout.trim()) };
+async function openCvContours(binary: RawImage, canvas: RawImage) {
+  const { drawn, count } = await outerContoursDrawn(binary, canvas);
+  return { drawn: await encodeImage(drawn, { format: 'png' }), count };
 }
 
 describe('contours', () => {
@@ -46,7 +19,7 @@ describe('contours', () => {
     const image = await decodeImage(corpus(name), { maxPixels: 10_000_000, name });
     const params = contours.params.parse({});
     const edgeMap = await edges.apply(image, params, {});
-    const reference = await openCvContours(edgeMap, image, name);
+    const reference = await openCvContours(edgeMap, image);
     expect(reference.count).toBeGreaterThan(10);
     expect(findOuterContours(edgeMap)).toHaveLength(reference.count);
     const drawn = await contours.apply(image, params, {});
@@ -73,7 +46,7 @@ describe('contours', () => {
     // The block's border is its 30 outer pixels, not its interior.
     expect(new Set(found.flat().map(({ x, y }) => `${x},${y}`))).not.toContain('24,22');
     const canvas: RawImage = { data: Buffer.alloc(width * height * 3, 90), width, height, channels: 3 };
-    const reference = await openCvContours(binary, canvas, 'synthetic');
+    const reference = await openCvContours(binary, canvas);
     expect(reference.count).toBe(4);
     for (const { x, y } of found.flat()) paint(canvas, x, y, [0, 255, 0]);
     expect(await difference(await encodeImage(canvas, { format: 'png' }), reference.drawn)).toBe('identical');
