@@ -64,21 +64,6 @@ export interface ImageOutcome {
   qr?: string[];
 }
 
-/** One entry of the lease journal. */
-export interface TaskRecord {
-  id: string;
-  jobId: string;
-  index: number;
-  state: 'queued' | 'leased' | 'done' | 'failed';
-  attempts: number;
-  workerId?: string;
-  leaseId?: string;
-  leaseDeadline?: number;
-  error?: string;
-  /** When the state changed (epoch ms). */
-  at: number;
-}
-
 export interface ImageRow {
   job_id: string;
   idx: number;
@@ -113,9 +98,6 @@ interface Statement {
   all(...params: Parameters): unknown[];
 }
 
-/** SQLite's extended result code for a violated foreign key (the job was deleted meanwhile). */
-const SQLITE_CONSTRAINT_FOREIGNKEY = 787;
-
 const terminal = new Set<ImageStatus>(['succeeded', 'failed', 'canceled']);
 export const isTerminal = (status: JobStatus): boolean => terminal.has(status);
 
@@ -148,18 +130,8 @@ CREATE TABLE IF NOT EXISTS images (
   PRIMARY KEY (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS images_by_status ON images(status);
-CREATE TABLE IF NOT EXISTS tasks (
-  id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-  idx INTEGER NOT NULL,
-  state TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  worker_id TEXT,
-  lease_id TEXT,
-  lease_deadline INTEGER,
-  error TEXT,
-  updated_at INTEGER NOT NULL
-);
+-- the lease journal of earlier versions: leases live in the dispatcher, restarts resume from images and checkpoints
+DROP TABLE IF EXISTS tasks;
 CREATE TABLE IF NOT EXISTS checkpoints (
   job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
   idx INTEGER NOT NULL,
@@ -169,7 +141,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 `;
 
 /**
- * Jobs, images, leases and tiling checkpoints in SQLite (WAL) in the data dir: a job answered with 202
+ * Jobs, images and tiling checkpoints in SQLite (WAL) in the data dir: a job answered with 202
  * is committed here first, so a restarted master finds every unfinished image and runs it again.
  * Emits 'job' with the job id whenever a job's visible state changes.
  */
@@ -299,7 +271,6 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   requeueInterruptedImages(): number {
     const jobs = this.prepare("SELECT DISTINCT job_id FROM images WHERE status = 'running'").all() as Array<{ job_id: string }>;
     const changed = this.prepare("UPDATE images SET status = 'queued' WHERE status = 'running'").run().changes;
-    this.prepare("UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL WHERE state = 'leased'").run();
     for (const { job_id } of jobs) this.refreshJobStatus(job_id);
     return changed;
   }
@@ -400,46 +371,15 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.prepare('DELETE FROM jobs WHERE id = ?').run(jobId);
   }
 
-  /**
-   * Writes entries of the lease journal (one row per unit of work: whole image or tile, its state and
-   * attempts) in one transaction: one commit per entry cost more than the rest of a small tile's
-   * dispatch. Entries for jobs deleted meanwhile (retention) are skipped and returned.
-   */
-  recordTasks(tasks: readonly TaskRecord[]): Array<{ task: TaskRecord; error: unknown }> {
-    const upsert = this.prepare(
-      `INSERT INTO tasks (id, job_id, idx, state, attempts, worker_id, lease_id, lease_deadline, error, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
-         worker_id = excluded.worker_id, lease_id = excluded.lease_id, lease_deadline = excluded.lease_deadline,
-         error = excluded.error, updated_at = excluded.updated_at`,
-    );
+  /** Images whose first unit a worker took (in one transaction per batch): they show as running from now. */
+  markImagesStarted(images: ReadonlyArray<{ jobId: string; index: number }>): void {
     const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
-    const skipped: Array<{ task: TaskRecord; error: unknown }> = [];
+    const now = Date.now();
     const started = new Set<string>();
     this.transaction(() => {
-      for (const task of tasks) {
-        try {
-          upsert.run(
-            task.id,
-            task.jobId,
-            task.index,
-            task.state,
-            task.attempts,
-            task.workerId ?? null,
-            task.leaseId ?? null,
-            task.leaseDeadline ?? null,
-            task.error ?? null,
-            task.at,
-          );
-          if (task.state === 'leased' && markStarted.run(task.at, task.jobId, task.index).changes > 0) started.add(task.jobId);
-        } catch (error) {
-          if ((error as { errcode?: number }).errcode !== SQLITE_CONSTRAINT_FOREIGNKEY) throw error;
-          skipped.push({ task, error });
-        }
-      }
+      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) started.add(jobId);
     });
     for (const jobId of started) this.emit('job', jobId);
-    return skipped;
   }
 
   /** Tiling progress of one image, so a restarted master resumes instead of starting over. */

@@ -22,19 +22,20 @@ const byteRange = z.object({ start: z.number().int().min(0), end: z.number().int
 /**
  * Where bytes are. `file`: a path on a file system the worker shares with the master (a co-located
  * worker with local storage reads and writes it directly; outputs are written beside and renamed).
- * `url`: an HTTP(S) URL, a presigned S3 URL or one the master serves; GET reads (with a Range header
- * when `range` is set), PUT writes. `headers` are sent as they are (the master's own URLs carry the
- * worker credential there; presigned URLs need none).
+ * `url`: an HTTP(S) URL, e.g. a presigned S3 URL; GET reads (with a Range header when `range` is set),
+ * PUT writes, `headers` are sent as they are. `master`: a path the master serves itself
+ * (/v1/blobs/...), fetched from the worker's master URL with the worker credential.
  */
 export const location = z.discriminatedUnion('via', [
   z.object({ via: z.literal('file'), path: z.string().min(1), range: byteRange.optional() }),
   z.object({ via: z.literal('url'), url: z.url(), headers: z.record(z.string(), z.string()).optional(), range: byteRange.optional() }),
+  z.object({ via: z.literal('master'), path: z.string().regex(/^\/v1\/blobs\/[A-Za-z0-9._-]+\/(in|out)$/), range: byteRange.optional() }),
 ]);
 export type Location = z.infer<typeof location>;
 
-/** Encode one whole image: decode the input, run the pipeline, encode. */
+/** One whole image: decode the input, run the pipeline, encode. */
 export const imageSpec = z.object({
-  kind: z.literal('image'),
+  kind: z.literal('whole'),
   name: z.string(),
   pipeline: z.array(z.record(z.string(), z.unknown())),
   format: outputFormat.optional(),
