@@ -36,14 +36,13 @@ export const errorBody = z.object({
   error: z.object({
     code: z.string(),
     message: z.string(),
-    /** Present on answers between DIPS processes; clients may ignore it. */
-    permanent: z.boolean().optional(),
   }),
 });
 export type ErrorBody = z.infer<typeof errorBody>;
 
+/** The contract's error body: code and message. Whether it is permanent follows from the status. */
 export function toErrorBody(error: ApiError): ErrorBody {
-  return { error: { code: error.code, message: error.message, permanent: error.permanent } };
+  return { error: { code: error.code, message: error.message } };
 }
 
 /** Turns a non-2xx answer of another DIPS process back into the ApiError it was built from. */
