@@ -182,12 +182,15 @@ export class Dispatcher {
     if (this.closed) return;
     const now = Date.now();
     const leased: WorkUnit[] = [];
+    // A unit that failed on a worker goes to another one when there is another: a second opinion is what
+    // tells a deterministic failure from a worker's trouble.
+    const alternatives = this.registry.list().filter((worker) => worker.state === 'ready').length > 1;
     for (const worker of this.registry.withFreeSlots(tasksPerSlot)) {
       const room = Math.min(maxTasksPerBatch, worker.slots * tasksPerSlot - worker.inflight);
       const batch: Lease[] = [];
       for (let index = 0; index < this.queue.length && batch.length < room; ) {
         const pending = this.queue[index]!;
-        if (pending.readyAt > now) {
+        if (pending.readyAt > now || (alternatives && pending.lastFailure?.worker === worker.id)) {
           index += 1;
           continue;
         }
@@ -195,7 +198,7 @@ export class Dispatcher {
         batch.push(this.lease(pending, worker));
         leased.push(pending.unit);
       }
-      if (batch.length === 0) break;
+      if (batch.length === 0) continue;
       this.registry.reserve(worker, batch.length);
       void this.send(worker, batch);
     }
