@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { corpus, download, getJob, pixelsOf, submit, waitForJob, waitForWorker } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
-import { startS3Server } from '../helpers/s3-server.js';
+import { startS3Server } from '../../bench/s3-server.js';
 
 /* The cluster with DIPS_STORAGE=s3 against a real S3-protocol server on loopback. Workers get no AWS
    settings at all: they read and write through the URLs the master presigns. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Storage } from '../../services/master/s3-storage.js';
-import { startS3Server } from '../helpers/s3-server.js';
+import { startS3Server } from '../../bench/s3-server.js';
 
 /* S3Storage against a real S3-protocol server on loopback, through the real SDK: what workers and
    clients do with the URLs it presigns is plain HTTP, with no AWS credentials. */
