@@ -83,6 +83,7 @@ export class ImageRunner {
     const log = logger.child({ job: work.jobId, image: work.index });
     const workDir = path.join(this.deps.workDir, `${work.jobId}-${work.index}`);
     let outcome: ImageOutcome;
+    let tiled = false;
     try {
       const steps = parsePipeline(work.pipeline);
       const plan = planImage(work, steps, {
@@ -90,6 +91,7 @@ export class ImageRunner {
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
       });
       log.debug({ mode: plan.mode }, 'image started');
+      tiled = plan.mode === 'tiled';
       outcome = plan.mode === 'whole' ? await this.runWhole(work, signal) : await this.runTiled(work, plan, workDir, signal);
     } catch (error) {
       outcome = signal.aborted
@@ -101,7 +103,8 @@ export class ImageRunner {
     }
     // A stopping master leaves the image running in the store (and its tiling work dir) for the next start.
     if (this.stopped) return;
-    await fs.rm(workDir, { recursive: true, force: true });
+    // Only tiled runs have a work dir: a whole image costs the master no file system call.
+    if (tiled) await fs.rm(workDir, { recursive: true, force: true });
     if (outcome.status === 'failed') log.warn({ reason: outcome.error }, 'image failed');
     const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
     metrics.imagesFinished.inc({ status: outcome.status });

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export type ImageStatus = JobStatus;
+export type { ImageStatus, ImageView, JobStatus, JobView };
 
 export interface NewImage {
   name: string;
@@ -19,26 +19,6 @@ export interface NewJob {
   format?: string;
   quality?: number;
   images: NewImage[];
-}
-
-/** A job as GET /v1/jobs/{id} shows it (the contract's shape). */
-export interface JobView {
-  id: string;
-  status: JobStatus;
-  progress: { done: number; total: number };
-  images: ImageView[];
-  createdAt: string;
-  finishedAt?: string;
-}
-
-export interface ImageView {
-  index: number;
-  name: string;
-  status: ImageStatus;
-  error?: string;
-  width?: number;
-  height?: number;
-  qr?: string[];
 }
 
 /** What the runner needs to process one image. */
@@ -98,8 +78,7 @@ interface Statement {
   all(...params: Parameters): unknown[];
 }
 
-const terminal = new Set<ImageStatus>(['succeeded', 'failed', 'canceled']);
-export const isTerminal = (status: JobStatus): boolean => terminal.has(status);
+export const isTerminal = isTerminalStatus;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS jobs (

@@ -8,7 +8,16 @@ import { checkKey, type Storage } from './storage.js';
 
 /** Storage in a directory of the local file system (the default). */
 export class LocalStorage implements Storage {
+  /** Directories known to exist: a job's output directory is made once, not once per image. */
+  private readonly made = new Set<string>();
+
   constructor(private readonly root: string) {}
+
+  private async mkdirOnce(dir: string): Promise<void> {
+    if (this.made.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.made.add(dir);
+  }
 
   private pathOf(key: string): string {
     return path.join(this.root, checkKey(key));
@@ -62,14 +71,16 @@ export class LocalStorage implements Storage {
   }
 
   async deletePrefix(prefix: string): Promise<void> {
-    await fs.rm(this.pathOf(prefix), { recursive: true, force: true });
+    const dir = this.pathOf(prefix);
+    for (const made of this.made) if (made === dir || made.startsWith(`${dir}${path.sep}`)) this.made.delete(made);
+    await fs.rm(dir, { recursive: true, force: true });
   }
 
   async locate(key: string, access: 'get' | 'put', worker: { colocated: boolean }): Promise<Location | undefined> {
     if (!worker.colocated) return undefined;
     const file = this.pathOf(key);
     // The worker writes beside the target and renames; the directory must exist for that.
-    if (access === 'put') await fs.mkdir(path.dirname(file), { recursive: true });
+    if (access === 'put') await this.mkdirOnce(path.dirname(file));
     return { via: 'file', path: path.resolve(file) };
   }
 

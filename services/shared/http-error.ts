@@ -4,7 +4,6 @@ import type { Logger } from './logger.js';
 
 /** The error type every route throws (services/protocol/errors.ts): status, code, public message. */
 export { ApiError as HttpError } from '../protocol/errors.js';
-export type { ErrorBody } from '../protocol/errors.js';
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new ApiError(404, 'not_found', `no route ${req.method} ${req.path}`));
