@@ -115,12 +115,15 @@ const tasksPerSlot = 2;
  */
 export class Dispatcher {
   private readonly queue: Pending[] = [];
-  /** Open leases by id; an expired lease leaves this map but may still receive its (ignored) late answer. */
+  /** Open leases by id; an expired lease leaves this map but may still receive its late answer. */
   private readonly leases = new Map<string, Lease>();
+  /** Leases that expired within the late-result grace: their answer still counts if the unit is not out again. */
+  private readonly expired = new Map<string, Lease>();
   private wakeTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
   private closed = false;
   private readonly random: () => number;
+  private readonly doneListeners: Array<(unit: WorkUnit, result: UnitResult) => void> = [];
 
   constructor(
     private readonly registry: WorkerRegistry,
@@ -145,6 +148,11 @@ export class Dispatcher {
       this.queue.push(pending);
       this.schedulePump();
     });
+  }
+
+  /** Called for every unit a worker completed, with its result (processingMs: the scaler's service time). */
+  onUnitDone(listener: (unit: WorkUnit, result: UnitResult) => void): void {
+    this.doneListeners.push(listener);
   }
 
   backlog(): Backlog {
@@ -314,22 +322,44 @@ export class Dispatcher {
   }
 
   private resultArrived(worker: WorkerRecord, result: TaskResult, started: number): void {
+    const late = this.expired.get(result.lease);
+    if (late && result.ok && this.reclaim(late.pending)) {
+      // A slow worker (a loaded machine, a stalled heartbeat) finished before the unit went out again:
+      // its result is as good as any, and running the unit again would only add load.
+      this.expired.delete(result.lease);
+      this.logger.info({ worker: worker.id, lease: result.lease }, 'late result taken: the unit was waiting for its retry');
+      return this.succeed(late.pending, result, started);
+    }
     const lease = this.leases.get(result.lease);
     if (!lease || lease.closed) {
       this.metrics.lateResults.inc();
       this.logger.info({ worker: worker.id, lease: result.lease }, 'late result ignored');
       return;
     }
-    const { pending } = lease;
-    const { unit } = pending;
     if (!result.ok) return this.taskFailed(lease, result.error);
     this.closeLease(lease);
+    this.succeed(lease.pending, result, started);
+  }
+
+  /** Takes a unit waiting in the queue for its retry back out of it; false if it is not waiting there. */
+  private reclaim(pending: Pending): boolean {
+    if (pending.settled || pending.lease) return false;
+    const index = this.queue.indexOf(pending);
+    if (index < 0) return false;
+    this.queue.splice(index, 1);
+    return true;
+  }
+
+  private succeed(pending: Pending, result: Extract<TaskResult, { ok: true }>, started: number): void {
+    const { unit } = pending;
     this.metrics.unitsCompleted.inc({ kind: unit.kind });
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'in' }, result.bytesIn);
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'out' }, result.bytesOut);
     this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
     const { lease: id, processingMs, bytesIn, bytesOut, image } = result;
-    this.settle(pending, () => pending.resolve({ lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}) }));
+    const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}) };
+    for (const listener of this.doneListeners) listener(unit, done);
+    this.settle(pending, () => pending.resolve(done));
   }
 
   /**
@@ -361,9 +391,11 @@ export class Dispatcher {
     if (lease.closed) return;
     const { batch } = lease;
     this.attemptFailed(lease, reason);
-    // Keep listening a while so a late answer is seen (and ignored), then give up on the connection
-    // unless other leases of the batch are still open on it.
+    this.expired.set(lease.id, lease);
+    // Keep listening a while so a late answer is seen, then give up on the connection unless other
+    // leases of the batch are still open on it.
     setTimeout(() => {
+      this.expired.delete(lease.id);
       if (![...this.leases.values()].some((other) => other.batch === batch)) batch.abort();
     }, this.options.lateResultGraceMs).unref();
   }

@@ -30,8 +30,12 @@ export class S3Storage implements Storage {
     return `${this.prefix}${checkKey(key)}`;
   }
 
+  /** A spooled file has a known size: one PUT, streamed from disk (S3 takes up to 5 GB so). */
   async putFile(key: string, localPath: string): Promise<void> {
-    await this.putStream(key, createReadStream(localPath));
+    const { size } = await fs.stat(localPath);
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), Body: createReadStream(localPath), ContentLength: size }),
+    );
     await fs.rm(localPath, { force: true });
   }
 

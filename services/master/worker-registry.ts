@@ -30,8 +30,8 @@ export class WorkerRegistry extends EventEmitter<{ dead: [WorkerRecord]; availab
     private readonly heartbeatTimeoutMs: number,
     /** The master's own filesId (services/shared/files-id.ts). */
     private readonly masterFilesId: string,
-    /** Dead workers stay listed this long so /v1/cluster shows what happened. */
-    private readonly forgetAfterMs = heartbeatTimeoutMs * 10,
+    /** Dead workers stay listed this long (at least 5 minutes) so /v1/cluster shows what happened. */
+    private readonly forgetAfterMs = Math.max(heartbeatTimeoutMs * 10, 5 * 60_000),
   ) {
     super();
     this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.floor(heartbeatTimeoutMs / 4)));

@@ -63,6 +63,8 @@ const settle = () => new Promise((resolve) => setImmediate(resolve)).then(() => 
 describe('dispatcher', () => {
   it('sends the units queued in one turn as one batch, and resolves each from its own result line', async () => {
     beat(1);
+    const reported: Array<[string, number]> = [];
+    dispatcher.onUnitDone((done, result) => reported.push([done.id, result.processingMs]));
     const results = ['a', 'b', 'c'].map((id) => dispatcher.run(unit(id)));
     await settle();
     expect(calls).toHaveLength(1);
@@ -74,6 +76,7 @@ describe('dispatcher', () => {
     const resolved = await Promise.all(results);
     expect(resolved.map((result) => result.lease)).toEqual(call!.batch.tasks.map((task) => task.lease));
     expect(resolved[0]!.processingMs).toBe(5);
+    expect(reported).toEqual([['c', 5], ['b', 5], ['a', 5]]);
     expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 0, inflightUnits: 0 });
   });
 
@@ -95,6 +98,31 @@ describe('dispatcher', () => {
     await settle();
     expect(calls).toHaveLength(2);
     expect(calls[1]!.batch.tasks[0]!.lease).not.toBe(lease);
+  });
+
+  it('takes a late result when the unit is still waiting for its retry, and ignores one when it went out again', async () => {
+    beat(1);
+    const slow = dispatcher.run(unit('slow'));
+    await settle();
+    const first = calls[0]!;
+    // No heartbeat renews it: the lease runs out, and the unit waits out its backoff.
+    await vi.advanceTimersByTimeAsync(leaseMs + 1);
+    first.answer(done(first.batch.tasks[0]!.lease));
+    await expect(slow).resolves.toMatchObject({ lease: first.batch.tasks[0]!.lease });
+    await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5) + 1);
+    await settle();
+    expect(calls).toHaveLength(1);
+
+    const other = dispatcher.run(unit('other'));
+    await settle();
+    const second = calls[1]!;
+    await vi.advanceTimersByTimeAsync(leaseMs + 1 + retryDelay(100, 1, 0.5) + 1);
+    await settle();
+    expect(calls).toHaveLength(3);
+    second.answer(done(second.batch.tasks[0]!.lease));
+    const third = calls[2]!;
+    third.answer(done(third.batch.tasks[0]!.lease));
+    await expect(other).resolves.toMatchObject({ lease: third.batch.tasks[0]!.lease });
   });
 
   it('retries a transient failure after a jittered backoff, on another worker', async () => {
