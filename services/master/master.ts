@@ -160,6 +160,12 @@ export class Master {
 }
 
 function defaultStorage(config: MasterConfig): Storage {
-  if (config.storage === 's3') return new S3Storage(new S3Client({}), config.s3Bucket!, config.s3Prefix);
+  if (config.storage === 's3') return new S3Storage(
+      // Checksums only where S3 requires them: a streamed upload with a trailing checksum is not
+      // understood by every S3-compatible server, and TLS already guards the bytes in transit.
+      new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED' }),
+      config.s3Bucket!,
+      config.s3Prefix,
+    );
   return new LocalStorage(path.join(config.dataDir, 'files'));
 }
