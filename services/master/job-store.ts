@@ -141,7 +141,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   }
 
   /**
-   * Compiles each statement once: preparing one costs more than running it (the lease journal runs per
+   * Compiles each statement once: preparing one costs more than running it (some run per image or
    * tile). Rows come back as `unknown` for the caller to name, since SQLite's own row type says nothing
    * about this schema.
    */
