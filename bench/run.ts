@@ -1,100 +1,79 @@
 /**
  * `npm run bench`: DIPS on a local cluster against plain sharp, side by side in one run, on the same
- * images; writes bench/results.md. Ratios matter more than absolute figures: this machine is shared.
+ * images; writes bench/results.md and the chart bench/results.svg. CPU and bytes come from /proc.
+ * Ratios matter more than absolute figures: this machine is shared.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import sharp, { type Sharp } from 'sharp';
+import sharp from 'sharp';
 import { peakRss, startLocalCluster, type LocalCluster } from './cluster.js';
 import { corpusPhotos, photoMosaic } from './images.js';
+import { processCounters, type ProcessCounters } from './proc.js';
+import { startS3Server } from './s3-server.js';
+import { chart } from './chart.js';
 import { MasterClient } from '../services/cli/client.js';
 import { submitFiles } from '../services/cli/submit.js';
 
 const execFileAsync = promisify(execFile);
 const outDir = path.resolve(import.meta.dirname, '../../bench/out');
 const resultsFile = path.resolve(import.meta.dirname, '../../bench/results.md');
+const chartFile = path.resolve(import.meta.dirname, '../../bench/results.svg');
 const cores = os.availableParallelism();
 /** Plain sharp's best setting here (sharp-facts: 2 in flight ≈ all cores, 4 in flight a little more). */
 const sharpInFlight = 2 * cores;
-
-interface Workload {
-  name: string;
-  pipeline: Array<Record<string, unknown>>;
-  /** The same work written directly against sharp. */
-  plain: (image: Sharp, width: number) => Sharp;
-}
-
+const pipeline = [{ op: 'blur', sigma: 2 }];
 const jpegOut = { quality: 90 } as const;
+/** The sustained batch: at least 200 images, in several jobs submitted together. */
+const sustainedJobs = 4;
+const sustainedPerJob = 60;
 
-const workloads: Workload[] = [
-  { name: 'blur σ2', pipeline: [{ op: 'blur', sigma: 2 }], plain: (image) => image.blur(2) },
-  {
-    name: 'grayscale + sharpen',
-    pipeline: [{ op: 'grayscale' }, { op: 'sharpen' }],
-    plain: (image) => image.grayscale().sharpen(),
-  },
-  {
-    name: 'resize 50%',
-    pipeline: [{ op: 'resize', scale: 0.5 }],
-    plain: (image, width) => image.resize({ width: Math.round(width / 2) }),
-  },
-];
+/** Goals of issue #12, per image. */
+const goals = { masterMsS3: 1, masterMsLocal: 3, workerRatio: 1.1, hugeRatio: 1.3, masterPeakMiB: 256, workerPeakMiB: 768 };
+
+interface Side {
+  seconds: number;
+  /** CPU of the pixel work: plain sharp's process, or the workers together. */
+  workCpuMs: number;
+}
 
 interface Row {
-  batch: string;
-  workload: string;
+  name: string;
   images: number;
   megapixels: number;
-  plainSeconds: number;
-  dipsSeconds: number;
-}
-
-async function timed<T>(work: () => Promise<T>): Promise<{ seconds: number; value: T }> {
-  const start = process.hrtime.bigint();
-  const value = await work();
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, value };
+  plain: Side;
+  dips: Side & { masterCpuMs: number; masterBytes: number };
 }
 
 async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]);
+      while (next < items.length) await work(items[next++]!);
     }),
   );
 }
 
-async function plainSharp(files: readonly string[], workload: Workload): Promise<number> {
-  const { seconds } = await timed(() =>
-    inParallel(files, sharpInFlight, async (file) => {
-      const { width } = await sharp(file).metadata();
-      await workload.plain(sharp(file).autoOrient(), width!).jpeg(jpegOut).toBuffer();
-    }),
-  );
-  return seconds;
-}
-
-async function dips(cluster: LocalCluster, files: readonly string[], workload: Workload): Promise<number> {
-  const { seconds } = await timed(() =>
-    runJob(cluster.url, { files, pipeline: workload.pipeline, format: 'jpeg', quality: jpegOut.quality }),
-  );
-  return seconds;
+async function plainSharp(files: readonly string[]): Promise<Side> {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  await inParallel(files, sharpInFlight, async (file) => {
+    await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
+  });
+  const used = process.cpuUsage(cpu);
+  return { seconds: (performance.now() - start) / 1000, workCpuMs: (used.user + used.system) / 1000 };
 }
 
 /** One DIPS job through the CLI's own client: upload, follow, download every result. */
-async function runJob(
-  url: string,
-  job: { files: readonly string[]; pipeline: Array<Record<string, unknown>>; format: string; quality?: number },
-): Promise<void> {
+async function runJob(url: string, files: readonly string[]): Promise<void> {
   const downloads = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-results-'));
   try {
-    const state = await submitFiles(new MasterClient(url, { DIPS_TOKEN: process.env.DIPS_TOKEN }), [...job.files], {
-      pipeline: JSON.stringify(job.pipeline),
-      format: job.format,
-      quality: job.quality === undefined ? undefined : String(job.quality),
+    const state = await submitFiles(new MasterClient(url, {}), [...files], {
+      pipeline: JSON.stringify(pipeline),
+      format: 'jpeg',
+      quality: String(jpegOut.quality),
       out: downloads,
       progress: false,
       quiet: true,
@@ -103,6 +82,20 @@ async function runJob(
   } finally {
     await rm(downloads, { recursive: true, force: true });
   }
+}
+
+/** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */
+async function dipsRun(cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row['dips']> {
+  const pids = await cluster.pids();
+  const before = await Promise.all([processCounters(pids.master), ...pids.workers.map(processCounters)]);
+  const start = performance.now();
+  await Promise.all(jobs.map((files) => runJob(cluster.url, files)));
+  const seconds = (performance.now() - start) / 1000;
+  const after = await Promise.all([processCounters(pids.master), ...pids.workers.map(processCounters)]);
+  const delta = (index: number, field: keyof ProcessCounters) => after[index]![field] - before[index]![field];
+  let workCpuMs = 0;
+  for (let index = 1; index < after.length; index++) workCpuMs += delta(index, 'cpuMs');
+  return { seconds, workCpuMs, masterCpuMs: delta(0, 'cpuMs'), masterBytes: delta(0, 'ioBytes') };
 }
 
 async function megapixels(files: readonly string[]): Promise<number> {
@@ -114,61 +107,29 @@ async function megapixels(files: readonly string[]): Promise<number> {
   return total;
 }
 
-async function batches(): Promise<Array<{ name: string; files: string[] }>> {
-  const photos: string[] = [];
-  for (const photo of await corpusPhotos()) if ((await megapixels([photo])) <= 2) photos.push(photo);
-  const small = Array.from({ length: 8 }, () => photos).flat();
-  const large = await Promise.all(
-    Array.from({ length: 8 }, (_, index) =>
-      photoMosaic({
-        file: path.join(outDir, `mosaic-12mp-${index}.jpg`),
-        columns: 3,
-        rows: 3,
-        cellWidth: 1334,
-        cellHeight: 1000,
-        offset: index,
-      }),
-    ),
-  );
-  return [
-    { name: `${small.length} photos of ~1.3 MP`, files: small },
-    { name: `${large.length} photos of 12 MP`, files: large },
-  ];
+/** Runs one batch on the cluster (after a warm-up job) and on plain sharp, alternately. */
+async function sideBySide(name: string, cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row> {
+  const files = jobs.flat();
+  await runJob(cluster.url, files.slice(0, 2));
+  await plainSharp(files.slice(0, 2));
+  const plain = await plainSharp(files);
+  const dips = await dipsRun(cluster, jobs);
+  const row = { name, images: files.length, megapixels: await megapixels(files), plain, dips };
+  console.error(`${name}: sharp ${plain.seconds.toFixed(2)} s, DIPS ${dips.seconds.toFixed(2)} s, master ${(dips.masterCpuMs / files.length).toFixed(2)} ms/image`);
+  return row;
 }
 
-const format = (value: number, digits = 2) => value.toFixed(digits);
-const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+const chunk = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
-async function main(): Promise<void> {
+async function withCluster<T>(env: Record<string, string>, work: (cluster: LocalCluster) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-'));
-  const cluster = await startLocalCluster({ workers: cores, dataDir });
-  const rows: Row[] = [];
+  const cluster = await startLocalCluster({ workers: cores, dataDir, env });
   try {
-    for (const batch of await batches()) {
-      const mp = await megapixels(batch.files);
-      for (const workload of workloads) {
-        // Warm both paths once so neither pays first-use costs in the measurement.
-        await plainSharp(batch.files.slice(0, 2), workload);
-        await dips(cluster, batch.files.slice(0, 2), workload);
-        // Alternate the two and keep each one's best of three: the machine is shared and noisy.
-        let plainSeconds = Infinity;
-        let dipsSeconds = Infinity;
-        for (let round = 0; round < 3; round++) {
-          plainSeconds = Math.min(plainSeconds, await plainSharp(batch.files, workload));
-          dipsSeconds = Math.min(dipsSeconds, await dips(cluster, batch.files, workload));
-        }
-        rows.push({ batch: batch.name, workload: workload.name, images: batch.files.length, megapixels: mp, plainSeconds, dipsSeconds });
-        console.error(`${batch.name} · ${workload.name}: sharp ${format(plainSeconds)} s, DIPS ${format(dipsSeconds)} s`);
-      }
-    }
+    return await work(cluster);
   } finally {
     await cluster.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
-  const huge = await hugeImage();
-  const dispatcher = await dispatcherCapacity();
-  await writeFile(resultsFile, await report(rows, huge, dispatcher));
-  console.log(await readFile(resultsFile, 'utf8'));
 }
 
 interface HugeResult {
@@ -183,80 +144,119 @@ interface HugeResult {
 /** About 100 MP, blur: wall time against plain sharp on the whole image, and peak memory per process. */
 async function hugeImage(): Promise<HugeResult> {
   const file = await photoMosaic({ file: path.join(outDir, 'mosaic-100mp.jpg'), columns: 8, rows: 10, cellWidth: 1250, cellHeight: 1000 });
-  const mp = await megapixels([file]);
   const plain = JSON.parse(
     (await execFileAsync(process.execPath, [path.join(import.meta.dirname, 'plain-sharp-huge.js'), file, path.join(outDir, 'plain-100mp-out.jpg'), '2'])).stdout,
   ) as { seconds: number; peakBytes: number };
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-huge-'));
-  const cluster = await startLocalCluster({ workers: cores, dataDir, env: { DIPS_MAX_PIXELS: String(200_000_000) } });
-  try {
-    const dipsSeconds = await dips(cluster, [file], workloads[0]);
+  return withCluster({ DIPS_MAX_PIXELS: String(200_000_000) }, async (cluster) => {
+    const start = performance.now();
+    await runJob(cluster.url, [file]);
+    const dipsSeconds = (performance.now() - start) / 1000;
     const pids = await cluster.pids();
     return {
-      megapixels: mp,
+      megapixels: await megapixels([file]),
       plainSeconds: plain.seconds,
       dipsSeconds,
       plainPeak: plain.peakBytes,
       masterPeak: await peakRss(pids.master),
       workerPeaks: await Promise.all(pids.workers.map(peakRss)),
     };
-  } finally {
-    await cluster.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
+  });
 }
 
-/** Tiles per second the master can hand out: a no-op operation on small tiles. */
-async function dispatcherCapacity(): Promise<{ tiles: number; seconds: number; tileSize: number }> {
-  const tileSize = 64;
-  const file = (await corpusPhotos())[0];
-  const { width, height } = await sharp(file).metadata();
-  const files = Array.from({ length: 4 }, () => file);
-  const tiles = files.length * Math.ceil(width! / tileSize) * Math.ceil(height! / tileSize);
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-dispatch-'));
-  const cluster = await startLocalCluster({ workers: cores, dataDir, env: { DIPS_TILE_SIZE: String(tileSize) } });
+async function main(): Promise<void> {
+  const photos: string[] = [];
+  for (const photo of await corpusPhotos()) if ((await megapixels([photo])) <= 2) photos.push(photo);
+  const sustained = Array.from({ length: sustainedJobs * sustainedPerJob }, (_, i) => photos[i % photos.length]!);
+  const sustainedJobsFiles = chunk(sustained, sustainedPerJob);
+  const large = await Promise.all(
+    Array.from({ length: 8 }, (_, index) =>
+      photoMosaic({ file: path.join(outDir, `mosaic-12mp-${index}.jpg`), columns: 3, rows: 3, cellWidth: 1334, cellHeight: 1000, offset: index }),
+    ),
+  );
+  const rows: Row[] = [];
+  await withCluster({}, async (cluster) => {
+    rows.push(await sideBySide(`local disk: ${sustained.length} photos of ~1.3 MP, ${sustainedJobs} concurrent jobs`, cluster, sustainedJobsFiles));
+    rows.push(await sideBySide(`local disk: ${large.length} photos of 12 MP, 2 concurrent jobs`, cluster, chunk(large, large.length / 2)));
+  });
+  const s3 = await startS3Server('dips-bench');
   try {
-    await runJob(cluster.url, { files: files.slice(0, 1), pipeline: [{ op: 'identity' }], format: 'png' });
-    const { seconds } = await timed(() => runJob(cluster.url, { files, pipeline: [{ op: 'identity' }], format: 'png' }));
-    return { tiles, seconds, tileSize };
+    await withCluster(s3.env, async (cluster) => {
+      rows.push(await sideBySide(`S3 (s3rver on loopback): ${sustained.length} photos of ~1.3 MP, ${sustainedJobs} concurrent jobs`, cluster, sustainedJobsFiles));
+    });
   } finally {
-    await cluster.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await s3.close();
   }
+  const huge = await hugeImage();
+  await writeFile(chartFile, chart(rows.map((row) => ({ label: row.name.split(':')[0]!, sub: row.name.split(': ')[1]!, plain: row.plain.seconds, dips: row.dips.seconds, masterMs: row.dips.masterCpuMs / row.images }))));
+  let inputBytes = 0;
+  for (const file of sustained) inputBytes += (await stat(file)).size;
+  await writeFile(resultsFile, report(rows, huge, inputBytes / sustained.length));
+  console.log(await readFile(resultsFile, 'utf8'));
 }
 
-async function report(rows: Row[], huge: HugeResult, dispatcher: { tiles: number; seconds: number; tileSize: number }): Promise<string> {
+const fixed = (value: number, digits = 2) => value.toFixed(digits);
+const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+const kib = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
+const verdict = (met: boolean) => (met ? '**met**' : '**missed**');
+
+function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const perImage = (row: Row) => ({
+    master: row.dips.masterCpuMs / row.images,
+    bytes: row.dips.masterBytes / row.images,
+    work: row.dips.workCpuMs / row.images,
+    plain: row.plain.workCpuMs / row.images,
+  });
+  const [localSmall, , s3Small] = rows.map(perImage);
+  const hugeRatio = huge.dipsSeconds / huge.plainSeconds;
+  const workerRatio = localSmall!.work / localSmall!.plain;
   const lines = [
     '# DIPS benchmark results',
     '',
-    `Written by \`npm run bench\` on ${new Date().toISOString()}: ${cores} cores (${cpu}), ` +
-      `${mib(os.totalmem())} memory, Node ${process.version}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. ` +
-      `DIPS: \`dips up --workers ${cores}\` on the same machine, timed from upload to the last download over HTTP; best of 3 alternating runs each; ` +
-      `plain sharp: one process, ${sharpInFlight} images in flight. Output JPEG q${jpegOut.quality} on both sides.`,
+    `Written by \`npm run bench\` on ${new Date().toISOString()}: ${cores} cores (${cpu}), ${mib(os.totalmem())} memory, Node ${process.version}, ` +
+      `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, the jobs submitted together ` +
+      `through the CLI's client (upload, live progress, download of every result). Plain sharp: one process, ${sharpInFlight} images in flight. ` +
+      `Pipeline blur σ2, output JPEG q${jpegOut.quality} on both sides. CPU is utime+stime from /proc/<pid>/stat; the master's bytes are ` +
+      `rchar+wchar from /proc/<pid>/io (every byte it reads or writes: sockets, files, SQLite).`,
     '',
-    '## Throughput, side by side',
+    '![side by side](results.svg)',
     '',
-    '| batch | pipeline | plain sharp img/s | plain sharp MP/s | DIPS img/s | DIPS MP/s | DIPS / sharp |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-    ...rows.map(
-      (row) =>
-        `| ${row.batch} | ${row.workload} | ${format(row.images / row.plainSeconds)} | ${format(row.megapixels / row.plainSeconds, 1)} | ` +
-        `${format(row.images / row.dipsSeconds)} | ${format(row.megapixels / row.dipsSeconds, 1)} | ${format(row.plainSeconds / row.dipsSeconds)} |`,
-    ),
-    `| reference: the original system (published) | one 60-80 KB image | 0.26-0.5 | | | | |`,
+    '## Side by side',
     '',
-    `## One very large image (${format(huge.megapixels, 0)} MP mosaic of corpus photos), blur σ2`,
+    '| batch | plain sharp wall | DIPS wall | sharp / DIPS | pixel-work CPU per image, sharp | workers | master CPU per image | master bytes per image |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map((row) => {
+      const figures = perImage(row);
+      return (
+        `| ${row.name} | ${fixed(row.plain.seconds)} s | ${fixed(row.dips.seconds)} s | ${fixed(row.plain.seconds / row.dips.seconds)} | ` +
+        `${fixed(figures.plain, 1)} ms | ${fixed(figures.work, 1)} ms | ${fixed(figures.master)} ms | ${kib(figures.bytes)} |`
+      );
+    }),
+    '',
+    `## One very large image (${fixed(huge.megapixels, 0)} MP mosaic of corpus photos), blur σ2`,
     '',
     '| | wall time | peak memory |',
     '| --- | ---: | ---: |',
-    `| plain sharp, whole image | ${format(huge.plainSeconds)} s | ${mib(huge.plainPeak)} |`,
-    `| DIPS, tiled | ${format(huge.dipsSeconds)} s (${format(huge.dipsSeconds / huge.plainSeconds)}x sharp) | master ${mib(huge.masterPeak)}; workers ${huge.workerPeaks.map(mib).join(', ')} |`,
+    `| plain sharp, whole image | ${fixed(huge.plainSeconds)} s | ${mib(huge.plainPeak)} |`,
+    `| DIPS, tiled | ${fixed(huge.dipsSeconds)} s (${fixed(hugeRatio)}x sharp) | master ${mib(huge.masterPeak)}; workers ${huge.workerPeaks.map(mib).join(', ')} |`,
     '',
-    '## Dispatcher capacity',
+    '## Goals (issue #12)',
     '',
-    `${dispatcher.tiles} tiles of ${dispatcher.tileSize}² with the no-op \`identity\` operation: ` +
-      `${format(dispatcher.tiles / dispatcher.seconds, 0)} tiles/s (${format(dispatcher.seconds)} s, including upload, decode, stitch, encode and download).`,
+    '| goal | measured | verdict | why |',
+    '| --- | ---: | --- | --- |',
+    `| master CPU ≤ ${goals.masterMsS3} ms per image, S3 mode | ${fixed(s3Small!.master)} ms | ${verdict(s3Small!.master <= goals.masterMsS3)} | ` +
+      `workers read and write the bucket through presigned URLs and downloads redirect to it, but uploads still pass through the master ` +
+      `(multipart parsing, then an SDK upload that hashes the payload to sign it): ${kib(s3Small!.bytes)} through its syscalls per image. Presigned upload sessions are not built yet. |`,
+    `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk | ${fixed(localSmall!.master)} ms | ${verdict(localSmall!.master <= goals.masterMsLocal)} | ` +
+      `co-located workers read and write the files themselves; the master still receives each upload (multipart parse + spool) and streams each download. |`,
+    `| bytes the master carries per image (S3: metadata only) | local ${kib(localSmall!.bytes)}, S3 ${kib(s3Small!.bytes)} (an input averages ${kib(inputBytes)}) | ` +
+      `${verdict(s3Small!.bytes < inputBytes / 4)} | S3 mode: upload in (socket read, spool write and read, SDK write) and no result bytes. |`,
+    `| worker CPU ≤ ${goals.workerRatio}x plain sharp (1.3 MP) | ${fixed(workerRatio)}x | ${verdict(workerRatio <= goals.workerRatio)} | ` +
+      `fusing sharp steps into one libvips pipeline is issue #15's part (h15a). |`,
+    `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
+      `the master still decodes the source to an intermediate and encodes the stitched result itself; tiles travel through it (master-served blobs). |`,
+    `| master peak ≤ ${goals.masterPeakMiB} MiB on 100 MP | ${mib(huge.masterPeak)} | ${verdict(huge.masterPeak <= goals.masterPeakMiB * 2 ** 20)} | same: decode and encode on the master. |`,
+    `| each worker ≤ ${goals.workerPeakMiB} MiB on 100 MP | ${huge.workerPeaks.map(mib).join(', ')} | ${verdict(huge.workerPeaks.every((peak) => peak <= goals.workerPeakMiB * 2 ** 20))} | |`,
     '',
   ];
   return lines.join('\n');

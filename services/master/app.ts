@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import express from 'express';
 import yazl from 'yazl';
-import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
@@ -11,17 +10,12 @@ import { isTerminal, type ImageRow, type JobView } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Master } from './master.js';
 import { validateSubmission } from './submission.js';
+import { workerRoutes } from './worker-routes.js';
 import { discard, receiveUpload } from './upload.js';
-
-const heartbeatBody = z.object({
-  address: z.url(),
-  slots: z.number().int().min(1).max(1024),
-  draining: z.boolean().optional(),
-});
 
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
-  const { config, store, storage, registry, runner, metrics, logger } = master;
+  const { config, store, storage, runner, metrics, logger } = master;
   const app = express();
   app.disable('x-powered-by');
 
@@ -105,7 +99,11 @@ export function createApp(master: Master) {
   api.get('/jobs/:id/images/:index', async (req, res) => {
     const image = finishedImage(master, req.params.id, req.params.index);
     const format = image.out_format!;
-    const stream = await storage.getStream(outputKey(image.job_id, image.idx));
+    const key = outputKey(image.job_id, image.idx);
+    // With S3 the client fetches the bytes from the bucket itself.
+    const direct = await storage.downloadUrl(key, { fileName: outputName(image), contentType: contentTypeFor(format as OutputFormat) });
+    if (direct) return res.redirect(302, direct);
+    const stream = await storage.getStream(key);
     res.attachment(outputName(image)).type(contentTypeFor(format as OutputFormat));
     stream.on('error', (error) => res.destroy(error));
     stream.pipe(res);
@@ -132,19 +130,8 @@ export function createApp(master: Master) {
     res.json(master.cluster());
   });
 
-  api.put('/workers/:id', express.json({ limit: '16kb' }), (req, res) => {
-    const parsed = heartbeatBody.safeParse(req.body);
-    if (!parsed.success) throw new HttpError(400, 'bad_heartbeat', `heartbeat body: ${z.prettifyError(parsed.error)}`);
-    const { draining, ...rest } = parsed.data;
-    const record = registry.heartbeat(req.params.id, { ...rest, ...(draining === undefined ? {} : { draining }) });
-    res.json({ id: record.id, state: record.state });
-  });
-
-  api.delete('/workers/:id', (req, res) => {
-    registry.remove(req.params.id);
-    res.status(204).end();
-  });
-
+  // Worker routes first: they take the worker credential, not the client token.
+  app.use('/v1', workerRoutes(master));
   app.use('/v1', api);
   if (existsSync(config.webDir)) app.use(express.static(config.webDir, { index: 'index.html' }));
   app.use(notFound);

@@ -1,37 +1,59 @@
 import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
 import { authHeaders } from '../shared/auth.js';
-import { describeErrorResponse } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
-import type { JobStore, TaskRecord } from './job-store.js';
+import { describeApiError, isPermanentStatus, readErrorResponse } from '../protocol/errors.js';
+import {
+  maxTasksPerBatch,
+  taskResult,
+  type ImageOutput,
+  type Location,
+  type Task,
+  type TaskBatch,
+  type TaskFailure,
+  type TaskKind,
+  type TaskResult,
+  type TaskSpec,
+} from '../protocol/tasks.js';
+import type { Blobs } from './blobs.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 
-export type UnitKind = 'whole' | 'tile';
+/** A unit's task for one lease: where the worker reads and writes, and what it does. */
+export interface PreparedTask {
+  input: Location;
+  output: Location;
+  spec: TaskSpec;
+}
 
 /** One piece of work for one worker: a whole small image, or one tile of a large one. */
 export interface WorkUnit {
-  /** Unique and stable across retries; used in logs and the lease journal. */
+  /** Unique and stable across retries; used in logs. */
   id: string;
   jobId: string;
   imageIndex: number;
-  kind: UnitKind;
+  kind: TaskKind;
   /** Pixels this unit processes: the backlog the scaler reads is measured in these. */
   pixels: number;
   /**
-   * Builds the request body when a worker is ready, so queued units hold no image bytes. Its parts are
-   * streamed as they are: fetch would copy a single buffer body, and joining the parts is another copy.
+   * Builds the task when a worker is ready, for that lease and worker: presigned URLs expire and
+   * master-served blobs belong to the lease, so queued units hold neither.
    */
-  body(): Promise<Buffer[]>;
+  prepare(lease: string, worker: WorkerRecord): Promise<PreparedTask>;
   signal?: AbortSignal;
 }
 
 export interface UnitResult {
-  data: Buffer;
-  /** The worker's x-dips-result header (JSON, URI-encoded), when it sent one. */
-  meta?: string;
+  /** The lease whose attempt succeeded (its blobs held the output). */
+  lease: string;
+  processingMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  image?: ImageOutput;
 }
 
-/** The worker rejected the input itself (it answered 4xx): retrying elsewhere cannot help. */
+/** The unit cannot succeed: the worker rejected its input, or two workers failed it identically. */
 export class PermanentTaskError extends Error {
   override readonly name = 'PermanentTaskError';
 }
@@ -44,11 +66,15 @@ export interface Backlog {
 }
 
 export interface DispatcherOptions {
+  /** How long a lease lives without renewal; every heartbeat that lists it renews it. */
   leaseMs: number;
   lateResultGraceMs: number;
   maxAttempts: number;
   retryBaseMs: number;
+  /** The worker credential the master sends with tasks. */
   token?: string;
+  /** Jitter source in [0, 1): tests fix it. */
+  random?: () => number;
 }
 
 interface Pending {
@@ -58,6 +84,8 @@ interface Pending {
   resolve(result: UnitResult): void;
   reject(error: unknown): void;
   lease?: Lease;
+  /** The last failure a worker reported for this unit, and which worker: the same failure on another worker is final. */
+  lastFailure?: { worker: string; signature: string };
   settled: boolean;
   onAbort: () => void;
 }
@@ -66,7 +94,7 @@ interface Lease {
   id: string;
   pending: Pending;
   worker: WorkerRecord;
-  controller: AbortController;
+  batch: AbortController;
   timer: NodeJS.Timeout;
   closed: boolean;
 }
@@ -79,29 +107,37 @@ const maxBackoffMs = 30_000;
 const tasksPerSlot = 2;
 
 /**
- * Sends units of work to workers, at most `tasksPerSlot` per worker slot at a time. Every dispatch is a lease
- * with a deadline; on a worker error, an expired lease or a worker that stops heartbeating, the unit
- * is re-queued with exponential backoff until the attempt limit. Only the current lease's result is
- * accepted: a late answer from an expired lease is counted and dropped.
+ * Sends units of work to workers in batches (one request per worker per turn carries every unit it has
+ * room for; results stream back one line each). Every unit sent is a lease: it expires unless the
+ * worker's heartbeats keep listing it, and on a worker error, an expired lease or a worker that stops
+ * heartbeating the unit is re-queued with jittered exponential backoff until the attempt limit. Only
+ * the current lease's result is accepted: a late answer from an expired lease is counted and dropped.
  */
 export class Dispatcher {
   private readonly queue: Pending[] = [];
-  /** Open leases; an expired lease leaves this set but may still receive its (ignored) late answer. */
-  private readonly leases = new Set<Lease>();
+  /** Open leases by id; an expired lease leaves this map but may still receive its late answer. */
+  private readonly leases = new Map<string, Lease>();
+  /** Leases that expired within the late-result grace: their answer still counts if the unit is not out again. */
+  private readonly expired = new Map<string, Lease>();
   private wakeTimer: NodeJS.Timeout | undefined;
-  private readonly journalEntries: TaskRecord[] = [];
-  private journalFlush: NodeJS.Immediate | undefined;
+  private pumpScheduled = false;
   private closed = false;
+  private readonly random: () => number;
+  private readonly doneListeners: Array<(unit: WorkUnit, result: UnitResult) => void> = [];
 
   constructor(
     private readonly registry: WorkerRegistry,
+    private readonly blobs: Blobs,
     private readonly options: DispatcherOptions,
-    private readonly store: JobStore,
     private readonly metrics: Metrics,
     private readonly logger: Logger,
+    /** Called once per turn with the units that were leased in it (the store marks their images started). */
+    private readonly onLeased: (units: readonly WorkUnit[]) => void = () => undefined,
   ) {
-    registry.on('available', () => this.pump());
+    this.random = options.random ?? Math.random;
+    registry.on('available', () => this.schedulePump());
     registry.on('dead', (worker) => this.workerLost(worker));
+    registry.on('heartbeat', (worker, held) => this.renew(worker, held));
   }
 
   run(unit: WorkUnit): Promise<UnitResult> {
@@ -109,147 +145,259 @@ export class Dispatcher {
       if (unit.signal?.aborted) return reject(unit.signal.reason);
       const pending: Pending = { unit, attempts: 0, readyAt: 0, resolve, reject, settled: false, onAbort: () => this.cancel(pending) };
       unit.signal?.addEventListener('abort', pending.onAbort, { once: true });
-      this.enqueue(pending);
+      this.queue.push(pending);
+      this.schedulePump();
     });
+  }
+
+  /** Called for every unit a worker completed, with its result (processingMs: the scaler's service time). */
+  onUnitDone(listener: (unit: WorkUnit, result: UnitResult) => void): void {
+    this.doneListeners.push(listener);
   }
 
   backlog(): Backlog {
     let queuedPixels = 0;
     for (const pending of this.queue) queuedPixels += pending.unit.pixels;
     let inflightPixels = 0;
-    for (const lease of this.leases) inflightPixels += lease.pending.unit.pixels;
+    for (const lease of this.leases.values()) inflightPixels += lease.pending.unit.pixels;
     return { queuedUnits: this.queue.length, queuedPixels, inflightUnits: this.leases.size, inflightPixels };
   }
 
   close(): void {
     this.closed = true;
     clearTimeout(this.wakeTimer);
-    this.flushJournal();
-    for (const lease of this.leases) {
+    for (const lease of this.leases.values()) {
       clearTimeout(lease.timer);
-      lease.controller.abort();
+      lease.batch.abort();
     }
     this.leases.clear();
   }
 
-  private enqueue(pending: Pending): void {
-    this.queue.push(pending);
-    this.journal(pending, 'queued');
-    this.pump();
+  /**
+   * Pumps once per turn of the event loop, so units queued together (a job's images, a stage's tiles)
+   * leave together in one batch per worker.
+   */
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.closed) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
   }
 
   private pump(): void {
     if (this.closed) return;
     const now = Date.now();
-    let nextWake = Infinity;
-    for (;;) {
-      const workers = this.registry.withFreeSlots(tasksPerSlot);
-      if (workers.length === 0) break;
-      const index = this.queue.findIndex((pending) => pending.readyAt <= now);
-      if (index < 0) break;
-      const [pending] = this.queue.splice(index, 1);
-      this.lease(pending!, workers[0]!);
+    const leased: WorkUnit[] = [];
+    // A unit that failed on a worker goes to another one when there is another: a second opinion is what
+    // tells a deterministic failure from a worker's trouble.
+    const alternatives = this.registry.list().filter((worker) => worker.state === 'ready').length > 1;
+    for (const worker of this.registry.withFreeSlots(tasksPerSlot)) {
+      const room = Math.min(maxTasksPerBatch, worker.slots * tasksPerSlot - worker.inflight);
+      const batch: Lease[] = [];
+      for (let index = 0; index < this.queue.length && batch.length < room; ) {
+        const pending = this.queue[index]!;
+        if (pending.readyAt > now || (alternatives && pending.lastFailure?.worker === worker.id)) {
+          index += 1;
+          continue;
+        }
+        this.queue.splice(index, 1);
+        batch.push(this.lease(pending, worker));
+        leased.push(pending.unit);
+      }
+      if (batch.length === 0) continue;
+      this.registry.reserve(worker, batch.length);
+      void this.send(worker, batch);
     }
+    let nextWake = Infinity;
     for (const pending of this.queue) if (pending.readyAt > now) nextWake = Math.min(nextWake, pending.readyAt);
     clearTimeout(this.wakeTimer);
-    if (nextWake < Infinity) this.wakeTimer = setTimeout(() => this.pump(), nextWake - now);
+    if (nextWake < Infinity) this.wakeTimer = setTimeout(() => this.schedulePump(), nextWake - now);
+    if (leased.length > 0) this.onLeased(leased);
     this.updateGauges();
   }
 
-  private lease(pending: Pending, worker: WorkerRecord): void {
-    const { unit } = pending;
-    worker.inflight += 1;
+  private lease(pending: Pending, worker: WorkerRecord): Lease {
     const lease: Lease = {
       id: randomUUID(),
       pending,
       worker,
-      controller: new AbortController(),
-      timer: setTimeout(() => this.expire(lease, `lease expired after ${this.options.leaseMs} ms on worker ${worker.id}`), this.options.leaseMs),
+      batch: new AbortController(),
+      timer: this.leaseTimer(() => lease),
       closed: false,
     };
     pending.lease = lease;
-    this.leases.add(lease);
-    this.journal(pending, 'leased', lease);
-    this.logger.debug({ unit: unit.id, job: unit.jobId, worker: worker.id, lease: lease.id }, 'leased');
-    void this.send(lease);
+    this.leases.set(lease.id, lease);
+    return lease;
   }
 
-  private async send(lease: Lease): Promise<void> {
-    const { pending, worker } = lease;
-    const { unit } = pending;
-    let response: Response;
-    let sent = 0;
+  private leaseTimer(lease: () => Lease): NodeJS.Timeout {
+    return setTimeout(() => this.expire(lease(), `lease expired after ${this.options.leaseMs} ms without renewal on worker ${lease().worker.id}`), this.options.leaseMs);
+  }
+
+  /** A heartbeat lists the leases its worker holds: each gets a fresh deadline. */
+  private renew(worker: WorkerRecord, held: readonly string[]): void {
+    for (const id of held) {
+      const lease = this.leases.get(id);
+      if (!lease || lease.closed || lease.worker.id !== worker.id) continue;
+      clearTimeout(lease.timer);
+      lease.timer = this.leaseTimer(() => lease);
+    }
+  }
+
+  private async send(worker: WorkerRecord, batch: Lease[]): Promise<void> {
     const started = performance.now();
+    // One controller for the request: aborting it (cancel, close) ends every task in it on the worker.
+    const controller = new AbortController();
+    for (const lease of batch) lease.batch = controller;
+    let tasks: Task[];
     try {
-      const parts = await unit.body();
-      if (lease.closed) return;
-      sent = parts.reduce((sum, part) => sum + part.length, 0);
-      const request: RequestInit & { duplex: 'half' } = {
-        method: 'POST',
-        body: streamOf(parts),
-        duplex: 'half',
-        headers: {
-          ...authHeaders(this.options.token),
-          'content-type': 'application/octet-stream',
-          'x-dips-lease': lease.id,
-          'x-dips-unit': unit.id,
-        },
-        signal: lease.controller.signal,
-      };
-      response = await fetch(`${worker.address}/v1/tasks/${unit.kind}`, request);
+      tasks = await Promise.all(
+        batch.map(async (lease) => ({ unit: lease.pending.unit.id, lease: lease.id, ...(await lease.pending.unit.prepare(lease.id, worker)) })),
+      );
     } catch (error) {
-      if (lease.closed) return;
-      this.attemptFailed(lease, `worker ${worker.id} unreachable: ${(error as Error).message}`);
-      // The connection itself failed (sent is set once the body is built): send this worker nothing more
-      // until it heartbeats again, or a crashed worker uses up every attempt of the units sent to it
-      // before its heartbeats time out.
-      if (sent > 0) this.registry.markDead(worker.id);
+      for (const lease of batch) if (!lease.closed) this.attemptFailed(lease, `task could not be prepared: ${(error as Error).message}`);
       return;
     }
-    if (response.ok) {
-      let data: Buffer;
-      try {
-        data = Buffer.from(await response.arrayBuffer());
-      } catch (error) {
-        if (!lease.closed) this.attemptFailed(lease, `worker ${worker.id} answer cut off: ${(error as Error).message}`);
-        return;
-      }
-      if (lease.closed) {
-        this.metrics.lateResults.inc();
-        this.logger.info({ unit: unit.id, job: unit.jobId, worker: worker.id, lease: lease.id }, 'late result ignored');
-        return;
-      }
-      this.closeLease(lease);
-      const meta = response.headers.get('x-dips-result') ?? undefined;
-      this.metrics.unitsCompleted.inc({ kind: unit.kind });
-      this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'sent' }, sent);
-      this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'received' }, data.length);
-      this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
-      this.settle(pending, 'done', () => pending.resolve({ data, ...(meta === undefined ? {} : { meta }) }));
+    const open = batch.filter((lease) => !lease.closed);
+    if (open.length === 0) return;
+    const body: TaskBatch = { tasks: tasks.filter((task) => this.leases.get(task.lease)?.closed === false) };
+    let response: Response;
+    try {
+      response = await fetch(`${worker.address}/v1/tasks`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { ...authHeaders(this.options.token), 'content-type': 'application/json' },
+        signal: controller.signal,
+      });
+    } catch (error) {
+      const reason = `worker ${worker.id} unreachable: ${(error as Error).message}`;
+      for (const lease of open) if (!lease.closed) this.attemptFailed(lease, reason);
+      // Send this worker nothing more until it heartbeats again, or a crashed worker uses up every
+      // attempt of the units sent to it before its heartbeats time out.
+      if (!controller.signal.aborted) this.registry.markDead(worker.id);
       return;
     }
-    const reason = await describeErrorResponse(response);
-    if (lease.closed) return;
-    if (response.status === 503) {
-      // The worker is draining: not the unit's fault, so no attempt is spent.
-      this.closeLease(lease);
-      worker.state = worker.state === 'dead' ? 'dead' : 'draining';
-      this.queue.unshift(pending);
-      this.journal(pending, 'queued');
-      this.pump();
-    } else if (response.status >= 400 && response.status < 500 && response.status !== 401 && response.status !== 408 && response.status !== 429) {
-      this.closeLease(lease);
-      this.settle(pending, 'failed', () => pending.reject(new PermanentTaskError(reason.replace(/^\d+ [a-z_]+: /, ''))), reason);
-    } else {
-      this.attemptFailed(lease, `worker ${worker.id} answered ${reason}`);
+    if (!response.ok) return this.batchRefused(worker, open, response);
+    const answered = new Set<string>();
+    try {
+      const lines = createInterface({ input: Readable.fromWeb(response.body! as never), crlfDelay: Infinity });
+      for await (const line of lines) {
+        if (line.trim() === '') continue;
+        const result = taskResult.parse(JSON.parse(line));
+        answered.add(result.lease);
+        this.resultArrived(worker, result, started);
+      }
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      this.logger.warn({ worker: worker.id, err: error }, 'result stream cut off');
+      // The connection broke under the worker's answers: it crashed or is unreachable (as above).
+      this.registry.markDead(worker.id);
     }
+    for (const lease of open) {
+      if (!answered.has(lease.id) && !lease.closed) this.attemptFailed(lease, `worker ${worker.id} closed the batch without answering ${lease.pending.unit.id}`);
+    }
+  }
+
+  /** The worker refused the whole batch. */
+  private async batchRefused(worker: WorkerRecord, open: Lease[], response: Response): Promise<void> {
+    const error = await readErrorResponse(response);
+    if (error.status === 503) {
+      // The worker is draining: not the units' fault, so no attempt is spent.
+      this.registry.markDraining(worker.id);
+      for (const lease of open) {
+        if (lease.closed) continue;
+        this.closeLease(lease);
+        this.queue.unshift(lease.pending);
+      }
+      this.schedulePump();
+      return;
+    }
+    for (const lease of open) {
+      if (lease.closed) continue;
+      if (error.permanent) this.fail(lease, new PermanentTaskError(error.message), describeApiError(error));
+      else this.attemptFailed(lease, `worker ${worker.id} answered ${describeApiError(error)}`);
+    }
+  }
+
+  private resultArrived(worker: WorkerRecord, result: TaskResult, started: number): void {
+    const late = this.expired.get(result.lease);
+    if (late && result.ok && this.reclaim(late.pending)) {
+      // A slow worker (a loaded machine, a stalled heartbeat) finished before the unit went out again:
+      // its result is as good as any, and running the unit again would only add load.
+      this.expired.delete(result.lease);
+      this.logger.info({ worker: worker.id, lease: result.lease }, 'late result taken: the unit was waiting for its retry');
+      return this.succeed(late.pending, result, started);
+    }
+    const lease = this.leases.get(result.lease);
+    if (!lease || lease.closed) {
+      this.metrics.lateResults.inc();
+      this.logger.info({ worker: worker.id, lease: result.lease }, 'late result ignored');
+      return;
+    }
+    if (!result.ok) return this.taskFailed(lease, result.error);
+    this.closeLease(lease);
+    this.succeed(lease.pending, result, started);
+  }
+
+  /** Takes a unit waiting in the queue for its retry back out of it; false if it is not waiting there. */
+  private reclaim(pending: Pending): boolean {
+    if (pending.settled || pending.lease) return false;
+    const index = this.queue.indexOf(pending);
+    if (index < 0) return false;
+    this.queue.splice(index, 1);
+    return true;
+  }
+
+  private succeed(pending: Pending, result: Extract<TaskResult, { ok: true }>, started: number): void {
+    const { unit } = pending;
+    this.metrics.unitsCompleted.inc({ kind: unit.kind });
+    this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'in' }, result.bytesIn);
+    this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'out' }, result.bytesOut);
+    this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
+    const { lease: id, processingMs, bytesIn, bytesOut, image } = result;
+    const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}) };
+    for (const listener of this.doneListeners) listener(unit, done);
+    this.settle(pending, () => pending.resolve(done));
+  }
+
+  /**
+   * A worker ran the task and it failed. A permanent failure (the input or pipeline is wrong) is final
+   * at once; another is retried, unless a second worker fails it the same way: then it is
+   * deterministic, and more attempts would only repeat it.
+   */
+  private taskFailed(lease: Lease, failure: TaskFailure): void {
+    const { pending, worker } = lease;
+    const reason = `${failure.status} ${failure.code}: ${failure.message}`;
+    if (isPermanentStatus(failure.status)) return this.fail(lease, new PermanentTaskError(failure.message), reason);
+    const signature = `${failure.code}: ${failure.message}`;
+    const previous = pending.lastFailure;
+    if (previous && previous.worker !== worker.id && previous.signature === signature) {
+      return this.fail(lease, new PermanentTaskError(`${failure.message} (the same on two workers)`), reason);
+    }
+    pending.lastFailure = { worker: worker.id, signature };
+    this.attemptFailed(lease, `worker ${worker.id} failed it: ${reason}`);
+  }
+
+  private fail(lease: Lease, error: Error, reason: string): void {
+    const { pending } = lease;
+    this.closeLease(lease);
+    this.logger.warn({ unit: pending.unit.id, job: pending.unit.jobId, worker: lease.worker.id, reason }, 'unit failed for good');
+    this.settle(pending, () => pending.reject(error));
   }
 
   private expire(lease: Lease, reason: string): void {
     if (lease.closed) return;
+    const { batch } = lease;
     this.attemptFailed(lease, reason);
-    // Keep listening a while so a late answer is seen (and ignored), then give up on the connection.
-    setTimeout(() => lease.controller.abort(), this.options.lateResultGraceMs).unref();
+    this.expired.set(lease.id, lease);
+    // Keep listening a while so a late answer is seen, then give up on the connection unless other
+    // leases of the batch are still open on it.
+    setTimeout(() => {
+      this.expired.delete(lease.id);
+      if (![...this.leases.values()].some((other) => other.batch === batch)) batch.abort();
+    }, this.options.lateResultGraceMs).unref();
   }
 
   private attemptFailed(lease: Lease, reason: string): void {
@@ -259,28 +407,27 @@ export class Dispatcher {
     this.logger.warn({ unit: pending.unit.id, job: pending.unit.jobId, worker: lease.worker.id, attempt: pending.attempts, reason }, 'attempt failed');
     if (pending.attempts >= this.options.maxAttempts) {
       const error = new Error(`failed after ${pending.attempts} attempts; last: ${reason}`);
-      this.settle(pending, 'failed', () => pending.reject(error), reason);
+      this.settle(pending, () => pending.reject(error));
       return;
     }
     this.metrics.retries.inc({ reason: reason.startsWith('lease expired') ? 'lease' : reason.includes('heartbeat') ? 'heartbeat' : 'error' });
-    const backoff = Math.min(maxBackoffMs, this.options.retryBaseMs * 2 ** (pending.attempts - 1));
-    pending.readyAt = Date.now() + backoff;
+    pending.readyAt = Date.now() + retryDelay(this.options.retryBaseMs, pending.attempts, this.random());
     this.queue.push(pending);
-    this.journal(pending, 'queued', undefined, reason);
-    this.pump();
+    this.schedulePump();
   }
 
   private closeLease(lease: Lease): void {
     lease.closed = true;
     clearTimeout(lease.timer);
-    if (lease.worker.inflight > 0) lease.worker.inflight -= 1;
+    this.registry.release(lease.worker);
+    this.blobs.drop(lease.id);
     lease.pending.lease = undefined;
-    this.leases.delete(lease);
-    this.pump();
+    this.leases.delete(lease.id);
+    this.schedulePump();
   }
 
   private workerLost(worker: WorkerRecord): void {
-    for (const lease of [...this.leases]) {
+    for (const lease of [...this.leases.values()]) {
       if (lease.worker.id === worker.id && !lease.closed) this.expire(lease, `worker ${worker.id} missed its heartbeats`);
     }
   }
@@ -288,53 +435,20 @@ export class Dispatcher {
   private cancel(pending: Pending): void {
     const index = this.queue.indexOf(pending);
     if (index >= 0) this.queue.splice(index, 1);
-    if (pending.lease) {
-      const { lease } = pending;
+    const { lease } = pending;
+    if (lease) {
       this.closeLease(lease);
-      lease.controller.abort();
+      if (![...this.leases.values()].some((other) => other.batch === lease.batch)) lease.batch.abort();
     }
-    this.settle(pending, 'failed', () => pending.reject(pending.unit.signal?.reason), 'canceled');
-    this.updateGauges();
+    this.settle(pending, () => pending.reject(pending.unit.signal?.reason));
   }
 
-  private settle(pending: Pending, state: 'done' | 'failed', finish: () => void, error?: string): void {
+  private settle(pending: Pending, finish: () => void): void {
     if (pending.settled) return;
     pending.settled = true;
     pending.unit.signal?.removeEventListener('abort', pending.onAbort);
-    this.journal(pending, state, undefined, error);
     finish();
     this.updateGauges();
-  }
-
-  /** Entries are written together once per turn of the event loop (one SQLite commit for all of them). */
-  private journal(pending: Pending, state: TaskRecord['state'], lease?: Lease, error?: string): void {
-    // After close the store is closing too: what settles now is not worth recording.
-    if (this.closed) return;
-    const { unit } = pending;
-    const now = Date.now();
-    const entries = this.journalEntries.push({
-      id: unit.id,
-      jobId: unit.jobId,
-      index: unit.imageIndex,
-      state,
-      attempts: pending.attempts,
-      at: now,
-      ...(lease ? { workerId: lease.worker.id, leaseId: lease.id, leaseDeadline: now + this.options.leaseMs } : {}),
-      ...(error === undefined ? {} : { error }),
-    });
-    if (entries === 1) this.journalFlush = setImmediate(() => this.flushJournal());
-  }
-
-  private flushJournal(): void {
-    clearImmediate(this.journalFlush);
-    const entries = this.journalEntries.splice(0);
-    if (entries.length === 0) return;
-    try {
-      // The job may have been deleted (retention) meanwhile; the journal is advisory.
-      for (const { task, error } of this.store.recordTasks(entries)) this.logger.debug({ unit: task.id, err: error }, 'lease journal write skipped');
-    } catch (error) {
-      this.logger.warn({ err: error, entries: entries.length }, 'lease journal write failed');
-    }
   }
 
   private updateGauges(): void {
@@ -343,9 +457,11 @@ export class Dispatcher {
   }
 }
 
-/** A request body fetch sends chunk by chunk, without copying the parts. */
-function streamOf(parts: readonly Buffer[]): RequestInit['body'] {
-  return (async function* () {
-    yield* parts;
-  })() as unknown as RequestInit['body'];
+/**
+ * Exponential backoff with "equal jitter": half the step is fixed, half random, so units that failed
+ * together (a worker died under them) do not all come back at the same moment, yet none retries at once.
+ */
+export function retryDelay(baseMs: number, attempt: number, random: number): number {
+  const step = Math.min(maxBackoffMs, baseMs * 2 ** (attempt - 1));
+  return Math.round(step / 2 + (step / 2) * random);
 }

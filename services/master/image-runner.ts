@@ -2,19 +2,20 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { MasterConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { decodeResultHeader, encodeWholeTask } from '../shared/whole-task.js';
 import type { InputFormat } from '../image-core/decode.js';
 import { outputFormatFor, type OutputFormat } from '../image-core/encode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage, type TiledPlan } from '../image-core/planner.js';
 import { decodeTileResult, encodeTileTask } from '../image-core/tile-task.js';
 import { runTiledImage, type TiledRunCheckpoint, type TiledRunState } from '../image-core/tiled-run.js';
+import type { Location } from '../protocol/tasks.js';
+import { bufferSink, bufferSource, type Blobs } from './blobs.js';
 import { PermanentTaskError, type Dispatcher } from './dispatcher.js';
 import type { ImageOutcome, ImageWork, JobStore } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
 import type { Storage } from './storage.js';
-import type { WorkerRegistry } from './worker-registry.js';
+import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 
 export interface ImageRunnerDeps {
   config: Pick<MasterConfig, 'maxActiveImages' | 'maxPixels' | 'tileSize' | 'workerMemoryBytes'>;
@@ -22,6 +23,7 @@ export interface ImageRunnerDeps {
   storage: Storage;
   dispatcher: Dispatcher;
   registry: WorkerRegistry;
+  blobs: Blobs;
   metrics: Metrics;
   logger: Logger;
   /** Scratch space for tiled runs (intermediates on local disk). */
@@ -81,6 +83,7 @@ export class ImageRunner {
     const log = logger.child({ job: work.jobId, image: work.index });
     const workDir = path.join(this.deps.workDir, `${work.jobId}-${work.index}`);
     let outcome: ImageOutcome;
+    let tiled = false;
     try {
       const steps = parsePipeline(work.pipeline);
       const plan = planImage(work, steps, {
@@ -88,6 +91,7 @@ export class ImageRunner {
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
       });
       log.debug({ mode: plan.mode }, 'image started');
+      tiled = plan.mode === 'tiled';
       outcome = plan.mode === 'whole' ? await this.runWhole(work, signal) : await this.runTiled(work, plan, workDir, signal);
     } catch (error) {
       outcome = signal.aborted
@@ -99,7 +103,8 @@ export class ImageRunner {
     }
     // A stopping master leaves the image running in the store (and its tiling work dir) for the next start.
     if (this.stopped) return;
-    await fs.rm(workDir, { recursive: true, force: true });
+    // Only tiled runs have a work dir: a whole image costs the master no file system call.
+    if (tiled) await fs.rm(workDir, { recursive: true, force: true });
     if (outcome.status === 'failed') log.warn({ reason: outcome.error }, 'image failed');
     const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
     metrics.imagesFinished.inc({ status: outcome.status });
@@ -107,32 +112,46 @@ export class ImageRunner {
     this.fill();
   }
 
-  /** Small images: the upload goes to one worker as it is and comes back encoded. */
+  /**
+   * Small images: one worker reads the upload from storage and writes the encoded result to storage
+   * itself; the master only hands it the two locations.
+   */
   private async runWhole(work: ImageWork, signal: AbortSignal): Promise<ImageOutcome> {
-    const { storage, dispatcher } = this.deps;
-    const result = await dispatcher.run({
+    const result = await this.deps.dispatcher.run({
       id: `${work.jobId}/${work.index}`,
       jobId: work.jobId,
       imageIndex: work.index,
       kind: 'whole',
       pixels: work.width * work.height,
-      body: async () => [
-        encodeWholeTask(
-          {
-            name: work.name,
-            pipeline: work.pipeline as Array<Record<string, unknown>>,
-            ...(work.format ? { format: work.format as OutputFormat } : {}),
-            ...(work.quality ? { quality: work.quality } : {}),
-          },
-          await storage.getBuffer(inputKey(work.jobId, work.index)),
-        ),
-      ],
+      prepare: async (lease, worker) => ({
+        input: await this.locate(inputKey(work.jobId, work.index), 'get', lease, worker),
+        output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
+        spec: {
+          kind: 'whole',
+          name: work.name,
+          pipeline: work.pipeline as Array<Record<string, unknown>>,
+          ...(work.format ? { format: work.format as OutputFormat } : {}),
+          ...(work.quality ? { quality: work.quality } : {}),
+        },
+      }),
       signal,
     });
-    if (!result.meta) throw new Error('worker answered without a result description');
-    const meta = decodeResultHeader(result.meta);
-    await storage.putBuffer(outputKey(work.jobId, work.index), result.data);
-    return { status: 'succeeded', width: meta.width, height: meta.height, outputFormat: meta.format, ...(meta.qr ? { qr: meta.qr } : {}) };
+    if (!result.image) throw new Error('worker answered without a result description');
+    const { width, height, format, qr } = result.image;
+    return { status: 'succeeded', width, height, outputFormat: format, ...(qr ? { qr } : {}) };
+  }
+
+  /**
+   * Where a worker reads or writes a stored object: directly when it can (presigned URL, shared file
+   * system), else through the master, which streams the object to or from storage for that lease.
+   */
+  private async locate(key: string, access: 'get' | 'put', lease: string, worker: WorkerRecord): Promise<Location> {
+    const { storage, blobs } = this.deps;
+    const direct = await storage.locate(key, access, worker);
+    if (direct) return direct;
+    return access === 'get'
+      ? blobs.offer(lease, 'in', { read: () => storage.getStream(key) })
+      : blobs.offer(lease, 'out', { write: (body) => storage.putStream(key, body) });
   }
 
   /**
@@ -140,7 +159,7 @@ export class ImageRunner {
    * run's progress is checkpointed in the store so a restarted master continues where it stopped.
    */
   private async runTiled(work: ImageWork, plan: TiledPlan, workDir: string, signal: AbortSignal): Promise<ImageOutcome> {
-    const { store, storage, dispatcher, registry, config } = this.deps;
+    const { store, storage, dispatcher, registry, blobs, config } = this.deps;
     // Counted from the start: downloading and decoding come before the first progress report, and a
     // scaler deciding in between must still see this image's work (it is no longer "waiting").
     this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * plan.stages.length);
@@ -172,16 +191,22 @@ export class ImageRunner {
       signal,
       runTile: async (task, tileSignal) => {
         const tile = tiles++;
-        const { data } = await dispatcher.run({
+        const outputs = new Map<string, () => Buffer>();
+        const result = await dispatcher.run({
           id: `${work.jobId}/${work.index}/tile-${tile}`,
           jobId: work.jobId,
           imageIndex: work.index,
           kind: 'tile',
           pixels: task.tile.width * task.tile.height,
-          body: async () => encodeTileTask(task),
+          // The tile's pixels are in the master's memory (the stage's intermediate): served per lease.
+          prepare: async (lease) => {
+            const sink = bufferSink(tileResultLimit(config.maxPixels));
+            outputs.set(lease, sink.result);
+            return { input: blobs.offer(lease, 'in', bufferSource(encodeTileTask(task))), output: blobs.offer(lease, 'out', sink.blob), spec: { kind: 'tile' } };
+          },
           signal: tileSignal,
         });
-        return decodeTileResult(data);
+        return decodeTileResult(outputs.get(result.lease)!());
       },
     });
     await storage.putBuffer(outputKey(work.jobId, work.index), result.data);
@@ -194,5 +219,11 @@ export class ImageRunner {
     };
   }
 }
+
+/**
+ * The most bytes a tile's answer may have: an image at the pixel limit, 4 bytes per pixel (RGBA, 8 bit),
+ * plus a header of annotations and histogram. A stage that resizes may return more than it was sent.
+ */
+const tileResultLimit = (maxPixels: number): number => maxPixels * 4 + 8 * 1024 * 1024;
 
 const keyOf = (jobId: string, index: number): string => `${jobId}/${index}`;

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export type ImageStatus = JobStatus;
+export type { ImageStatus, ImageView, JobStatus, JobView };
 
 export interface NewImage {
   name: string;
@@ -19,26 +19,6 @@ export interface NewJob {
   format?: string;
   quality?: number;
   images: NewImage[];
-}
-
-/** A job as GET /v1/jobs/{id} shows it (the contract's shape). */
-export interface JobView {
-  id: string;
-  status: JobStatus;
-  progress: { done: number; total: number };
-  images: ImageView[];
-  createdAt: string;
-  finishedAt?: string;
-}
-
-export interface ImageView {
-  index: number;
-  name: string;
-  status: ImageStatus;
-  error?: string;
-  width?: number;
-  height?: number;
-  qr?: string[];
 }
 
 /** What the runner needs to process one image. */
@@ -62,21 +42,6 @@ export interface ImageOutcome {
   height?: number;
   outputFormat?: string;
   qr?: string[];
-}
-
-/** One entry of the lease journal. */
-export interface TaskRecord {
-  id: string;
-  jobId: string;
-  index: number;
-  state: 'queued' | 'leased' | 'done' | 'failed';
-  attempts: number;
-  workerId?: string;
-  leaseId?: string;
-  leaseDeadline?: number;
-  error?: string;
-  /** When the state changed (epoch ms). */
-  at: number;
 }
 
 export interface ImageRow {
@@ -113,11 +78,7 @@ interface Statement {
   all(...params: Parameters): unknown[];
 }
 
-/** SQLite's extended result code for a violated foreign key (the job was deleted meanwhile). */
-const SQLITE_CONSTRAINT_FOREIGNKEY = 787;
-
-const terminal = new Set<ImageStatus>(['succeeded', 'failed', 'canceled']);
-export const isTerminal = (status: JobStatus): boolean => terminal.has(status);
+export const isTerminal = isTerminalStatus;
 
 const schema = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -148,18 +109,8 @@ CREATE TABLE IF NOT EXISTS images (
   PRIMARY KEY (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS images_by_status ON images(status);
-CREATE TABLE IF NOT EXISTS tasks (
-  id TEXT PRIMARY KEY,
-  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-  idx INTEGER NOT NULL,
-  state TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  worker_id TEXT,
-  lease_id TEXT,
-  lease_deadline INTEGER,
-  error TEXT,
-  updated_at INTEGER NOT NULL
-);
+-- the lease journal of earlier versions: leases live in the dispatcher, restarts resume from images and checkpoints
+DROP TABLE IF EXISTS tasks;
 CREATE TABLE IF NOT EXISTS checkpoints (
   job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
   idx INTEGER NOT NULL,
@@ -169,7 +120,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 `;
 
 /**
- * Jobs, images, leases and tiling checkpoints in SQLite (WAL) in the data dir: a job answered with 202
+ * Jobs, images and tiling checkpoints in SQLite (WAL) in the data dir: a job answered with 202
  * is committed here first, so a restarted master finds every unfinished image and runs it again.
  * Emits 'job' with the job id whenever a job's visible state changes.
  */
@@ -190,7 +141,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   }
 
   /**
-   * Compiles each statement once: preparing one costs more than running it (the lease journal runs per
+   * Compiles each statement once: preparing one costs more than running it (some run per image or
    * tile). Rows come back as `unknown` for the caller to name, since SQLite's own row type says nothing
    * about this schema.
    */
@@ -299,7 +250,6 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   requeueInterruptedImages(): number {
     const jobs = this.prepare("SELECT DISTINCT job_id FROM images WHERE status = 'running'").all() as Array<{ job_id: string }>;
     const changed = this.prepare("UPDATE images SET status = 'queued' WHERE status = 'running'").run().changes;
-    this.prepare("UPDATE tasks SET state = 'queued', lease_id = NULL, worker_id = NULL WHERE state = 'leased'").run();
     for (const { job_id } of jobs) this.refreshJobStatus(job_id);
     return changed;
   }
@@ -400,46 +350,15 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.prepare('DELETE FROM jobs WHERE id = ?').run(jobId);
   }
 
-  /**
-   * Writes entries of the lease journal (one row per unit of work: whole image or tile, its state and
-   * attempts) in one transaction: one commit per entry cost more than the rest of a small tile's
-   * dispatch. Entries for jobs deleted meanwhile (retention) are skipped and returned.
-   */
-  recordTasks(tasks: readonly TaskRecord[]): Array<{ task: TaskRecord; error: unknown }> {
-    const upsert = this.prepare(
-      `INSERT INTO tasks (id, job_id, idx, state, attempts, worker_id, lease_id, lease_deadline, error, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
-         worker_id = excluded.worker_id, lease_id = excluded.lease_id, lease_deadline = excluded.lease_deadline,
-         error = excluded.error, updated_at = excluded.updated_at`,
-    );
+  /** Images whose first unit a worker took (in one transaction per batch): they show as running from now. */
+  markImagesStarted(images: ReadonlyArray<{ jobId: string; index: number }>): void {
     const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
-    const skipped: Array<{ task: TaskRecord; error: unknown }> = [];
+    const now = Date.now();
     const started = new Set<string>();
     this.transaction(() => {
-      for (const task of tasks) {
-        try {
-          upsert.run(
-            task.id,
-            task.jobId,
-            task.index,
-            task.state,
-            task.attempts,
-            task.workerId ?? null,
-            task.leaseId ?? null,
-            task.leaseDeadline ?? null,
-            task.error ?? null,
-            task.at,
-          );
-          if (task.state === 'leased' && markStarted.run(task.at, task.jobId, task.index).changes > 0) started.add(task.jobId);
-        } catch (error) {
-          if ((error as { errcode?: number }).errcode !== SQLITE_CONSTRAINT_FOREIGNKEY) throw error;
-          skipped.push({ task, error });
-        }
-      }
+      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) started.add(jobId);
     });
     for (const jobId of started) this.emit('job', jobId);
-    return skipped;
   }
 
   /** Tiling progress of one image, so a restarted master resumes instead of starting over. */

@@ -1,12 +1,23 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Location } from '../protocol/tasks.js';
 import { checkKey, type Storage } from './storage.js';
 
 /** Storage in a directory of the local file system (the default). */
 export class LocalStorage implements Storage {
+  /** Directories known to exist: a job's output directory is made once, not once per image. */
+  private readonly made = new Set<string>();
+
   constructor(private readonly root: string) {}
+
+  private async mkdirOnce(dir: string): Promise<void> {
+    if (this.made.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.made.add(dir);
+  }
 
   private pathOf(key: string): string {
     return path.join(this.root, checkKey(key));
@@ -24,13 +35,25 @@ export class LocalStorage implements Storage {
     }
   }
 
+  async putStream(key: string, body: Readable): Promise<void> {
+    await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial)));
+  }
+
   async putBuffer(key: string, data: Buffer): Promise<void> {
+    await this.writeThenRename(key, (partial) => fs.writeFile(partial, data));
+  }
+
+  /** Write then rename so a crash never leaves a half-written object under the final key. */
+  private async writeThenRename(key: string, write: (partial: string) => Promise<void>): Promise<void> {
     const target = this.pathOf(key);
     await fs.mkdir(path.dirname(target), { recursive: true });
-    // Write then rename so a crash never leaves a half-written result under the final key.
-    const partial = `${target}.partial`;
-    await fs.writeFile(partial, data);
-    await fs.rename(partial, target);
+    const partial = `${target}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await write(partial);
+      await fs.rename(partial, target);
+    } finally {
+      await fs.rm(partial, { force: true });
+    }
   }
 
   async getStream(key: string): Promise<Readable> {
@@ -48,6 +71,20 @@ export class LocalStorage implements Storage {
   }
 
   async deletePrefix(prefix: string): Promise<void> {
-    await fs.rm(this.pathOf(prefix), { recursive: true, force: true });
+    const dir = this.pathOf(prefix);
+    for (const made of this.made) if (made === dir || made.startsWith(`${dir}${path.sep}`)) this.made.delete(made);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+
+  async locate(key: string, access: 'get' | 'put', worker: { colocated: boolean }): Promise<Location | undefined> {
+    if (!worker.colocated) return undefined;
+    const file = this.pathOf(key);
+    // The worker writes beside the target and renames; the directory must exist for that.
+    if (access === 'put') await this.mkdirOnce(path.dirname(file));
+    return { via: 'file', path: path.resolve(file) };
+  }
+
+  async downloadUrl(): Promise<undefined> {
+    return undefined;
   }
 }

@@ -2,7 +2,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { MasterConfig } from '../shared/config.js';
+import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
+import type { ClusterView } from '../protocol/api.js';
+import { Blobs } from './blobs.js';
 import { Dispatcher, type Backlog } from './dispatcher.js';
 import { ImageRunner } from './image-runner.js';
 import { JobStore } from './job-store.js';
@@ -11,6 +14,7 @@ import { LocalStorage } from './local-storage.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { S3Storage } from './s3-storage.js';
 import type { Storage } from './storage.js';
+import { WorkerAdmission } from './worker-admission.js';
 import { WorkerRegistry, type WorkerRecord } from './worker-registry.js';
 
 /** All the work the cluster holds, in units and pixels: what a scaler sizes the pool from. */
@@ -39,19 +43,16 @@ export interface MasterDeps {
   storage?: Storage;
 }
 
-export interface ClusterView {
-  workers: Array<{ id: string; address: string; state: string; inflight: number; slots: number; lastHeartbeat: string }>;
-  queueDepth: number;
-  desiredCapacity: number;
-  scaler?: object;
-}
-
 /** The master's parts wired together; app.ts serves it over HTTP and server.ts listens. */
 export class Master {
   readonly store: JobStore;
   readonly storage: Storage;
   readonly registry: WorkerRegistry;
   readonly dispatcher: Dispatcher;
+  readonly blobs = new Blobs();
+  readonly admission: WorkerAdmission;
+  /** The secret of the worker routes and of the master's requests to workers. */
+  readonly workerCredential: string | undefined;
   readonly runner: ImageRunner;
   readonly metrics: Metrics;
   readonly spoolDir: string;
@@ -68,13 +69,24 @@ export class Master {
     this.store = new JobStore(config.dataDir);
     this.storage = deps.storage ?? defaultStorage(config);
     this.spoolDir = path.join(config.dataDir, 'spool');
-    this.registry = new WorkerRegistry(config.heartbeatTimeoutMs);
+    this.admission = new WorkerAdmission(config.workerNetworks);
+    // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
+    this.workerCredential = config.workerToken ?? config.token;
+    if (config.token && !config.workerToken) logger.warn('DIPS_WORKER_TOKEN is not set: workers authenticate with the client token DIPS_TOKEN, so any client could register as a worker');
+    this.registry = new WorkerRegistry(config.heartbeatTimeoutMs, filesId());
     this.dispatcher = new Dispatcher(
       this.registry,
-      { leaseMs: config.leaseMs, lateResultGraceMs: config.lateResultGraceMs, maxAttempts: config.maxAttempts, retryBaseMs: config.retryBaseMs, ...(config.token ? { token: config.token } : {}) },
-      this.store,
+      this.blobs,
+      {
+        leaseMs: config.leaseMs,
+        lateResultGraceMs: config.lateResultGraceMs,
+        maxAttempts: config.maxAttempts,
+        retryBaseMs: config.retryBaseMs,
+        ...(this.workerCredential ? { token: this.workerCredential } : {}),
+      },
       this.metrics,
       logger,
+      (units) => this.store.markImagesStarted(units.map((unit) => ({ jobId: unit.jobId, index: unit.imageIndex }))),
     );
     this.runner = new ImageRunner({
       config,
@@ -82,6 +94,7 @@ export class Master {
       storage: this.storage,
       dispatcher: this.dispatcher,
       registry: this.registry,
+      blobs: this.blobs,
       metrics: this.metrics,
       logger,
       workDir: path.join(config.dataDir, 'work'),
@@ -122,7 +135,7 @@ export class Master {
       })),
       queueDepth: backlog.queuedUnits + backlog.waitingImages,
       desiredCapacity: this.scaler ? this.scaler.desiredCapacity(backlog, workers) : live.length,
-      ...(this.scaler?.status ? { scaler: this.scaler.status() } : {}),
+      ...(this.scaler?.status ? { scaler: this.scaler.status() as Record<string, unknown> } : {}),
     };
   }
 
@@ -147,6 +160,12 @@ export class Master {
 }
 
 function defaultStorage(config: MasterConfig): Storage {
-  if (config.storage === 's3') return new S3Storage(new S3Client({}), config.s3Bucket!, config.s3Prefix);
+  if (config.storage === 's3') return new S3Storage(
+      // Checksums only where S3 requires them: a streamed upload with a trailing checksum is not
+      // understood by every S3-compatible server, and TLS already guards the bytes in transit.
+      new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED' }),
+      config.s3Bucket!,
+      config.s3Prefix,
+    );
   return new LocalStorage(path.join(config.dataDir, 'files'));
 }

@@ -9,9 +9,16 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { checkKey, type Storage } from './storage.js';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { create as contentDisposition } from 'content-disposition';
+import type { Location } from '../protocol/tasks.js';
+import { checkKey, presignedSeconds, type Storage } from './storage.js';
 
-/** Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). */
+/**
+ * Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). Workers get
+ * presigned URLs, so they need no AWS permissions and their bytes never pass through the master.
+ */
 export class S3Storage implements Storage {
   constructor(
     private readonly client: S3Client,
@@ -23,12 +30,18 @@ export class S3Storage implements Storage {
     return `${this.prefix}${checkKey(key)}`;
   }
 
+  /** A spooled file has a known size: one PUT, streamed from disk (S3 takes up to 5 GB so). */
   async putFile(key: string, localPath: string): Promise<void> {
     const { size } = await fs.stat(localPath);
     await this.client.send(
       new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), Body: createReadStream(localPath), ContentLength: size }),
     );
     await fs.rm(localPath, { force: true });
+  }
+
+  /** Multipart for anything over one part (lib-storage), so memory stays at a few parts whatever the size. */
+  async putStream(key: string, body: Readable): Promise<void> {
+    await new Upload({ client: this.client, params: { Bucket: this.bucket, Key: this.keyOf(key), Body: body } }).done();
   }
 
   async putBuffer(key: string, data: Buffer): Promise<void> {
@@ -63,5 +76,21 @@ export class S3Storage implements Storage {
       }
       continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (continuationToken);
+  }
+
+  async locate(key: string, access: 'get' | 'put'): Promise<Location> {
+    const params = { Bucket: this.bucket, Key: this.keyOf(key) };
+    const command = access === 'get' ? new GetObjectCommand(params) : new PutObjectCommand(params);
+    return { via: 'url', url: await getSignedUrl(this.client, command, { expiresIn: presignedSeconds }) };
+  }
+
+  async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string> {
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: this.keyOf(key),
+      ResponseContentDisposition: contentDisposition(as.fileName),
+      ResponseContentType: as.contentType,
+    });
+    return getSignedUrl(this.client, command, { expiresIn: presignedSeconds });
   }
 }

@@ -13,11 +13,14 @@ function bearerMatches(header: string | undefined, token: string): boolean {
   return timingSafeEqual(digest(presented), digest(token)) && presented.length > 0;
 }
 
-/** Express middleware: 401 unless the request holds the token (no-op when no token is configured). */
-export function requireToken(token: string | undefined): RequestHandler {
+/**
+ * Express middleware: 401 unless the request holds the token (no-op when no token is configured).
+ * `secretName` tells the caller which secret was expected: the client's or the workers'.
+ */
+export function requireToken(token: string | undefined, secretName = 'DIPS_TOKEN'): RequestHandler {
   return (req, _res, next) => {
     if (token === undefined || bearerMatches(req.headers.authorization, token)) return next();
-    next(new HttpError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <DIPS_TOKEN>)'));
+    next(new HttpError(401, 'unauthorized', `missing or wrong bearer token (Authorization: Bearer <${secretName}>)`));
   };
 }
 

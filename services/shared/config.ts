@@ -28,6 +28,10 @@ const masterSchema = z.object({
   host: z.string().default('127.0.0.1'),
   dataDir: z.string().default('./.dips-data'),
   token: optionalText,
+  /** The workers' own secret (routes /v1/workers, /v1/blobs); unset, those routes take DIPS_TOKEN. */
+  workerToken: optionalText,
+  /** CIDR ranges (comma-separated) a worker may advertise addresses in besides its own connection's. */
+  workerNetworks: z.string().default(''),
   tileSize: positiveInt.optional(),
   storage: z.enum(['local', 's3']).default('local'),
   s3Bucket: optionalText,
@@ -54,6 +58,9 @@ const workerSchema = z.object({
   host: z.string().default('127.0.0.1'),
   masterUrl: z.url().default('http://127.0.0.1:8080'),
   token: optionalText,
+  workerToken: optionalText,
+  /** auto: read and write the master's files directly when on the same machine; off: always over HTTP. */
+  fileAccess: z.enum(['auto', 'off']).default('auto'),
   /** The address the master uses to reach this worker; defaults to http://host:port as listened. */
   advertisedAddress: z.url().optional(),
   slots: positiveInt.default(os.availableParallelism()),
@@ -72,6 +79,8 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   host: 'DIPS_HOST',
   dataDir: 'DIPS_DATA_DIR',
   token: 'DIPS_TOKEN',
+  workerToken: 'DIPS_WORKER_TOKEN',
+  workerNetworks: 'DIPS_WORKER_NETWORKS',
   tileSize: 'DIPS_TILE_SIZE',
   storage: 'DIPS_STORAGE',
   s3Bucket: 'DIPS_S3_BUCKET',
@@ -98,6 +107,8 @@ const workerEnv: Record<keyof WorkerConfig, string> = {
   host: 'DIPS_WORKER_HOST',
   masterUrl: 'DIPS_MASTER_URL',
   token: 'DIPS_TOKEN',
+  workerToken: 'DIPS_WORKER_TOKEN',
+  fileAccess: 'DIPS_WORKER_FILE_ACCESS',
   advertisedAddress: 'DIPS_WORKER_ADDRESS',
   slots: 'DIPS_WORKER_SLOTS',
   heartbeatMs: 'DIPS_HEARTBEAT_MS',

@@ -1,24 +1,35 @@
 import express, { type Request, type Response } from 'express';
+import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { decodeWholeTask, encodeResultHeader, WholeTaskError } from '../shared/whole-task.js';
-import { InputError } from '../image-core/decode.js';
-import { processImage } from '../image-core/process-image.js';
-import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
-import { executeTileTask } from '../image-core/execute-tile.js';
-import { decodeTileTask, encodeTileResult, TileWireError } from '../image-core/tile-task.js';
+import { taskBatch, type TaskResult } from '../protocol/tasks.js';
+import type { Reach } from './locations.js';
+import { asApiError, runTask } from './run-task.js';
 import type { Slots } from './slots.js';
 
 export interface WorkerState {
   slots: Slots;
   /** Set on SIGTERM: new work is refused with 503 so the master sends it elsewhere. */
   draining: boolean;
+  /** Leases of the tasks accepted and not yet answered: every heartbeat lists them, renewing them. */
+  leases: Set<string>;
 }
 
-/** The worker's HTTP API: tasks from the master (token-protected) and a health check. */
-export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels' | 'maxTaskBytes'>, state: WorkerState, logger: Logger) {
+/** A batch body: a few hundred tasks of small JSON each (locations, pipeline). */
+const maxBatchBytes = 4 * 1024 * 1024;
+
+/**
+ * The worker's HTTP API: task batches from the master (behind the worker credential) and a health
+ * check. A batch is answered with one NDJSON line per task as each finishes.
+ */
+export function createWorkerApp(
+  config: Pick<WorkerConfig, 'maxPixels' | 'maxTaskBytes'> & { credential?: string | undefined },
+  reach: Omit<Reach, 'maxBytes' | 'signal'>,
+  state: WorkerState,
+  logger: Logger,
+) {
   const app = express();
   app.disable('x-powered-by');
 
@@ -27,65 +38,55 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
   });
 
   const tasks = express.Router();
-  tasks.use(requireToken(config.token));
+  tasks.use(requireToken(config.credential, 'DIPS_WORKER_TOKEN'));
   tasks.use((_req, res, next) => {
     if (state.draining) return next(new HttpError(503, 'draining', 'worker is shutting down', 1));
     res.on('close', state.slots.accept());
     next();
   });
-  tasks.use(express.raw({ type: () => true, limit: config.maxTaskBytes }));
 
-  tasks.post('/tasks/whole', async (req, res) => {
-    const { header, image } = decodeWholeTask(bodyOf(req));
-    const steps = parsePipeline(header.pipeline);
+  tasks.post('/tasks', express.json({ limit: maxBatchBytes }), async (req, res) => {
+    const parsed = taskBatch.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_task', `task batch: ${z.prettifyError(parsed.error)}`);
     const signal = abortOnDisconnect(req, res);
-    const started = performance.now();
-    const result = await state.slots.use(() =>
-      processImage(
-        image,
-        steps,
-        { ...(header.format ? { format: header.format } : {}), ...(header.quality ? { quality: header.quality } : {}) },
-        { maxPixels: config.maxPixels, name: header.name, signal },
-      ),
+    res.status(200).type('application/x-ndjson');
+    res.flushHeaders();
+    const answer = (result: TaskResult) => {
+      if (!res.writableEnded) res.write(`${JSON.stringify(result)}\n`);
+    };
+    await Promise.all(
+      parsed.data.tasks.map(async (task) => {
+        state.leases.add(task.lease);
+        try {
+          const result = await state.slots.use(() =>
+            signal.aborted ? Promise.reject(signal.reason) : runTask(task, { ...reach, maxBytes: config.maxTaskBytes, signal }, config),
+          );
+          logger.debug({ unit: task.unit, lease: task.lease, ms: result.processingMs, ok: result.ok }, 'task done');
+          if (!result.ok) logger.info({ unit: task.unit, error: result.error }, 'task failed');
+          answer(result);
+        } catch (error) {
+          answer({ ok: false, lease: task.lease, processingMs: 0, error: { ...pick(asApiError(error)) } });
+        } finally {
+          state.leases.delete(task.lease);
+        }
+      }),
     );
-    logger.info({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: Math.round(performance.now() - started) }, 'whole image done');
-    res
-      .set('x-dips-result', encodeResultHeader({ width: result.width, height: result.height, format: result.format, ...(result.annotations.qr ? { qr: result.annotations.qr } : {}) }))
-      .type('application/octet-stream')
-      .send(result.data);
-  });
-
-  tasks.post('/tasks/tile', async (req, res) => {
-    const task = decodeTileTask(bodyOf(req));
-    const started = performance.now();
-    const result = await state.slots.use(() => executeTileTask(task));
-    logger.debug({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: Math.round(performance.now() - started) }, 'tile done');
-    res.type('application/octet-stream').send(Buffer.concat(encodeTileResult(result)));
+    res.end();
   });
 
   app.use('/v1', tasks);
   app.use(notFound);
-  app.use((error: unknown, _req: Request, _res: Response, next: (error?: unknown) => void) => {
-    // Problems with the image or pipeline are permanent (422): the master must not retry them.
-    if (error instanceof InputError) return next(new HttpError(422, error.code, error.message));
-    if (error instanceof PipelineError) return next(new HttpError(422, 'bad_pipeline', error.message));
-    if (error instanceof TileWireError || error instanceof WholeTaskError) return next(new HttpError(400, 'bad_task', error.message));
-    next(error);
-  });
   app.use(errorHandler(logger));
   return app;
 }
 
-function bodyOf(req: Request): Buffer {
-  if (!Buffer.isBuffer(req.body)) throw new HttpError(400, 'no_body', 'task body is missing');
-  return req.body;
-}
+const pick = ({ status, code, message }: { status: number; code: string; message: string }) => ({ status, code, message });
 
-/** Aborts the task when the master gives up on it (connection closed before we answered). */
+/** Aborts the batch's tasks when the master gives up on it (connection closed before we answered). */
 function abortOnDisconnect(req: Request, res: Response): AbortSignal {
   const controller = new AbortController();
   res.on('close', () => {
-    if (!res.writableFinished) controller.abort(new Error(`task ${req.get('x-dips-unit')} abandoned by the master`));
+    if (!res.writableFinished) controller.abort(new Error(`batch abandoned by the master (${req.socket.remoteAddress})`));
   });
   return controller.signal;
 }

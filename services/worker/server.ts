@@ -4,7 +4,9 @@ import os from 'node:os';
 import { once } from 'node:events';
 import { authHeaders } from '../shared/auth.js';
 import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
+import { filesId } from '../shared/files-id.js';
 import { describeErrorResponse } from '../shared/http-error.js';
+import type { Heartbeat } from '../protocol/tasks.js';
 import { keepConnectionsAlive } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { createWorkerApp, type WorkerState } from './app.js';
@@ -24,19 +26,23 @@ export interface RunningWorker {
 export async function startWorker(options: WorkerOptions = {}): Promise<RunningWorker> {
   const config = loadWorkerConfig(options);
   const logger = createLogger('dips-worker');
-  const state: WorkerState = { slots: new Slots(config.slots), draining: false };
+  const state: WorkerState = { slots: new Slots(config.slots), draining: false, leases: new Set() };
+  // The workers' own secret; without one, the client token (one secret for the whole cluster).
+  const credential = config.workerToken ?? config.token;
   // libuv sizes its pool before any JavaScript runs, so only the environment that starts us can fix it.
   const threadPool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
   if (threadPool < config.slots) {
     logger.warn({ slots: config.slots, UV_THREADPOOL_SIZE: threadPool }, 'libuv thread pool is smaller than the task slots: start the worker with UV_THREADPOOL_SIZE >= DIPS_WORKER_SLOTS');
   }
-  const server = keepConnectionsAlive(createWorkerApp(config, state, logger).listen(config.port, config.host));
+  const masterUrl = config.masterUrl.replace(/\/+$/, '');
+  const headers = { ...authHeaders(credential), 'content-type': 'application/json' };
+  const app = createWorkerApp({ ...config, credential }, { masterUrl, headers: authHeaders(credential) }, state, logger);
+  const server = keepConnectionsAlive(app.listen(config.port, config.host));
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const url = config.advertisedAddress ?? `http://${config.host}:${port}`;
   const id = `${os.hostname()}-${port}-${randomBytes(3).toString('hex')}`;
-  const masterUrl = config.masterUrl.replace(/\/+$/, '');
-  const headers = { ...authHeaders(config.token), 'content-type': 'application/json' };
+  const files = config.fileAccess === 'auto' ? { filesId: filesId() } : {};
   let lastWarning = '';
 
   const heartbeat = async (): Promise<void> => {
@@ -44,7 +50,7 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
       const response = await fetch(`${masterUrl}/v1/workers/${encodeURIComponent(id)}`, {
         method: 'PUT',
         headers,
-        body: JSON.stringify({ address: url, slots: config.slots, draining: state.draining }),
+        body: JSON.stringify({ address: url, slots: config.slots, draining: state.draining, leases: [...state.leases], ...files } satisfies Heartbeat),
         signal: AbortSignal.timeout(config.heartbeatMs * 2),
       });
       if (!response.ok) throw new Error(await describeErrorResponse(response));

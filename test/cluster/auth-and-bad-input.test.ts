@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorBody } from '../../services/protocol/errors.js';
 import { corpus, download, postJob, submit, waitForJob } from '../helpers/api.js';
 import { pngDeclaring } from '../helpers/hostile-corpus.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
@@ -47,23 +48,21 @@ describe('with DIPS_TOKEN set', () => {
   });
 
   it('the worker refuses tasks without the token', async () => {
-    for (const kind of ['whole', 'tile']) {
-      for (const headers of [{}, { authorization: 'Bearer wrong' }] as Array<Record<string, string>>) {
-        const response = await fetch(`${worker.url}/v1/tasks/${kind}`, { method: 'POST', headers, body: (await fs.readFile(corpus('aqua.jpg'))) as Uint8Array<ArrayBuffer> });
-        expect(response.status, `${kind} ${JSON.stringify(headers)}`).toBe(401);
-      }
+    for (const headers of [{}, { authorization: 'Bearer wrong' }] as Array<Record<string, string>>) {
+      const response = await fetch(`${worker.url}/v1/tasks`, { method: 'POST', headers, body: (await fs.readFile(corpus('aqua.jpg'))) as Uint8Array<ArrayBuffer> });
+      expect(response.status, JSON.stringify(headers)).toBe(401);
     }
   });
 
-  it('the worker answers a malformed task with 400 (so the master does not retry it)', async () => {
-    for (const kind of ['whole', 'tile']) {
-      const response = await fetch(`${worker.url}/v1/tasks/${kind}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}` },
-        body: 'not a task',
-      });
-      expect(response.status, kind).toBe(400);
-      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('bad_task');
+  it('the worker answers a malformed task batch with 400 (so the master does not retry it)', async () => {
+    const bodies = [
+      { body: 'not a task', type: 'application/octet-stream' },
+      { body: JSON.stringify({ tasks: [{ unit: 'u', lease: 'l', input: { via: 'ftp' } }] }), type: 'application/json' },
+    ];
+    for (const { body, type } of bodies) {
+      const response = await fetch(`${worker.url}/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': type }, body });
+      expect(response.status, body).toBe(400);
+      expect(errorBody.parse(await response.json()).error.code).toBe('bad_task');
     }
   });
 

@@ -10,6 +10,7 @@ import { createLogger } from '../../services/shared/logger.js';
 import { createApp } from '../../services/master/app.js';
 import { Master, type Scaler } from '../../services/master/master.js';
 import { startWorker, type RunningWorker } from '../../services/worker/server.js';
+import { filesId } from '../../services/shared/files-id.js';
 import { corpus, download, getJob, postJob, submit, unzip, waitForJob, waitUntil, type JobView } from '../helpers/api.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
@@ -155,7 +156,7 @@ describe('failures and retention', () => {
   it('fails an image with the reason after the attempt limit when its worker keeps erroring', async () => {
     const { url } = await startMaster({ maxAttempts: 3, retryBaseMs: 10 });
     let calls = 0;
-    const broken = express().post('/v1/tasks/whole', (_req, res) => {
+    const broken = express().post('/v1/tasks', (_req, res) => {
       calls += 1;
       res.status(500).json({ error: { code: 'internal', message: 'disk on fire' } });
     });
@@ -179,7 +180,8 @@ describe('failures and retention', () => {
 
   it('deletes finished jobs and their files after the retention period', async () => {
     const { master, url, dataDir } = await startMaster({ retentionSeconds: 1 });
-    master.registry.heartbeat(worker.id, { address: worker.url, slots: 2 });
+    // The worker heartbeats to another master; registered here by hand, as on this machine (it reads and writes the files directly).
+    master.registry.heartbeat(worker.id, { address: worker.url, slots: 2, filesId: filesId() });
     const id = await submit(url, [corpus('aqua.jpg')], { pipeline });
     expect((await waitForJob(url, id)).status).toBe('succeeded');
     const jobDir = path.join(dataDir, 'files', 'jobs', id);

@@ -1,0 +1,22 @@
+import { readFile } from 'node:fs/promises';
+
+export interface ProcessCounters {
+  /** utime + stime, in ms. */
+  cpuMs: number;
+  /** rchar + wchar: bytes the process passed through read/write system calls (sockets and files alike). */
+  ioBytes: number;
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux that Node supports. */
+const ticksPerSecond = 100;
+
+/** CPU and I/O counters of a live process, from /proc/<pid>/stat and /proc/<pid>/io. */
+export async function processCounters(pid: number): Promise<ProcessCounters> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  const counter = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? Number.NaN);
+  return { cpuMs, ioBytes: counter('rchar') + counter('wchar') };
+}

@@ -1,0 +1,4 @@
+/** The one protocol module: API responses, master<->worker messages, and the error model. */
+export * from './api.js';
+export * from './errors.js';
+export * from './tasks.js';

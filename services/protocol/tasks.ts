@@ -1,0 +1,115 @@
+import { z } from 'zod';
+import { outputFormat, quality, workerState } from './api.js';
+
+/**
+ * Master <-> worker wire messages. Every task kind has the same framing: a unit of work names where the
+ * worker reads its input and where it writes its output (a Location), plus the kind's own spec. The
+ * master sends tasks in batches (POST {worker}/v1/tasks, a TaskBatch); the worker answers with one
+ * TaskResult per task as each finishes (NDJSON lines, in completion order). Bytes never ride in these
+ * messages: they move between storage and the worker (docs/data-path.md).
+ */
+
+/** At most this many tasks in one batch: a worker holds two per slot, and slots are bounded below. */
+export const maxTasksPerBatch = 512;
+/**
+ * A worker may claim at most this many slots: a slot is one vCPU's worth of work, and the instance
+ * types DIPS deploys have far fewer. The bound keeps a bogus registration from drawing the whole queue.
+ */
+export const maxWorkerSlots = 256;
+
+const byteRange = z.object({ start: z.number().int().min(0), end: z.number().int().min(0) }).refine((r) => r.end >= r.start, 'range end before start');
+
+/**
+ * Where bytes are. `file`: a path on a file system the worker shares with the master (a co-located
+ * worker with local storage reads and writes it directly; outputs are written beside and renamed).
+ * `url`: an HTTP(S) URL, e.g. a presigned S3 URL; GET reads (with a Range header when `range` is set),
+ * PUT writes, `headers` are sent as they are. `master`: a path the master serves itself
+ * (/v1/blobs/...), fetched from the worker's master URL with the worker credential.
+ */
+export const location = z.discriminatedUnion('via', [
+  z.object({ via: z.literal('file'), path: z.string().min(1), range: byteRange.optional() }),
+  z.object({ via: z.literal('url'), url: z.url(), headers: z.record(z.string(), z.string()).optional(), range: byteRange.optional() }),
+  z.object({ via: z.literal('master'), path: z.string().regex(/^\/v1\/blobs\/[A-Za-z0-9._-]+\/(in|out)$/), range: byteRange.optional() }),
+]);
+export type Location = z.infer<typeof location>;
+
+/** One whole image: decode the input, run the pipeline, encode. */
+export const imageSpec = z.object({
+  kind: z.literal('whole'),
+  name: z.string(),
+  pipeline: z.array(z.record(z.string(), z.unknown())),
+  format: outputFormat.optional(),
+  quality: quality.optional(),
+});
+/** One tile of a tiled image: the input is a tile frame (services/image-core/tile-task.ts), so is the output. */
+export const tileSpec = z.object({ kind: z.literal('tile') });
+export const taskSpec = z.discriminatedUnion('kind', [imageSpec, tileSpec]);
+export type TaskSpec = z.infer<typeof taskSpec>;
+export type TaskKind = TaskSpec['kind'];
+
+export const task = z.object({
+  /** Stable across retries (logs). */
+  unit: z.string().min(1).max(300),
+  /** This attempt: results are matched by lease, and heartbeats renew leases by id. */
+  lease: z.string().min(1).max(100),
+  input: location,
+  output: location,
+  spec: taskSpec,
+});
+export type Task = z.infer<typeof task>;
+
+export const taskBatch = z.object({ tasks: z.array(task).min(1).max(maxTasksPerBatch) });
+export type TaskBatch = z.infer<typeof taskBatch>;
+
+/** What a whole image turned into (tiles report nothing: their output is the frame written). */
+export const imageOutput = z.object({
+  width: z.number().int(),
+  height: z.number().int(),
+  format: outputFormat,
+  qr: z.array(z.string()).optional(),
+});
+export type ImageOutput = z.infer<typeof imageOutput>;
+
+export const taskFailure = z.object({ status: z.number().int(), code: z.string(), message: z.string() });
+export type TaskFailure = z.infer<typeof taskFailure>;
+
+export const taskResult = z.discriminatedUnion('ok', [
+  z.object({
+    ok: z.literal(true),
+    lease: z.string(),
+    /** Worker wall time on the unit, input read to output written (the scaler's service time). */
+    processingMs: z.number().min(0),
+    /** Bytes the worker read and wrote, for the bench's accounting. */
+    bytesIn: z.number().int().min(0),
+    bytesOut: z.number().int().min(0),
+    image: imageOutput.optional(),
+  }),
+  z.object({ ok: z.literal(false), lease: z.string(), processingMs: z.number().min(0), error: taskFailure }),
+]);
+export type TaskResult = z.infer<typeof taskResult>;
+
+/**
+ * PUT /v1/workers/{id}: registration and heartbeat in one (a heartbeat registers). `leases` lists the
+ * tasks the worker holds, accepted and unanswered: each heartbeat renews their leases, so a long task
+ * needs no long fixed lease.
+ */
+export const heartbeat = z.object({
+  address: z.url(),
+  slots: z.number().int().min(1).max(maxWorkerSlots),
+  draining: z.boolean().optional(),
+  leases: z.array(z.string().max(100)).max(maxTasksPerBatch * 4).optional(),
+  /** Identity of the worker's machine and file system: equal to the master's, it gets `file` locations. */
+  filesId: z.string().max(200).optional(),
+});
+export type Heartbeat = z.infer<typeof heartbeat>;
+
+export const heartbeatAnswer = z.object({ id: z.string(), state: workerState });
+export type HeartbeatAnswer = z.infer<typeof heartbeatAnswer>;
+
+/** Worker GET /healthz. */
+export const workerHealth = z.object({
+  status: z.enum(['ok', 'draining']),
+  running: z.number().int(),
+  waiting: z.number().int(),
+  slots: z.number().int(),
+});

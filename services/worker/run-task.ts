@@ -1,0 +1,48 @@
+import { ApiError } from '../protocol/errors.js';
+import type { ImageOutput, Task, TaskResult } from '../protocol/tasks.js';
+import { InputError } from '../image-core/decode.js';
+import { executeTileTask } from '../image-core/execute-tile.js';
+import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
+import { processImage } from '../image-core/process-image.js';
+import { decodeTileTask, encodeTileResult, TileWireError } from '../image-core/tile-task.js';
+import { readLocation, writeLocation, type Reach } from './locations.js';
+
+/** Runs one task: read its input, do its kind's work, write its output, describe the outcome. */
+export async function runTask(task: Task, reach: Reach, limits: { maxPixels: number }): Promise<TaskResult> {
+  const started = performance.now();
+  const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
+  try {
+    const input = await readLocation(task.input, reach);
+    const { data, image } = await work(task, input, { ...limits, ...(reach.signal ? { signal: reach.signal } : {}) });
+    await writeLocation(task.output, data, reach);
+    return { ok: true, lease: task.lease, processingMs: elapsed(), bytesIn: input.length, bytesOut: data.length, ...(image ? { image } : {}) };
+  } catch (error) {
+    const failure = asApiError(error);
+    return { ok: false, lease: task.lease, processingMs: elapsed(), error: { status: failure.status, code: failure.code, message: failure.message } };
+  }
+}
+
+async function work(task: Task, input: Buffer, options: { maxPixels: number; signal?: AbortSignal }): Promise<{ data: Buffer; image?: ImageOutput }> {
+  const { spec } = task;
+  if (spec.kind === 'tile') return { data: Buffer.concat(encodeTileResult(await executeTileTask(decodeTileTask(input)))) };
+  const result = await processImage(
+    input,
+    parsePipeline(spec.pipeline),
+    { ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) },
+    { maxPixels: options.maxPixels, name: spec.name, ...(options.signal ? { signal: options.signal } : {}) },
+  );
+  const { width, height, format } = result;
+  return { data: result.data, image: { width, height, format, ...(result.annotations.qr ? { qr: result.annotations.qr } : {}) } };
+}
+
+/**
+ * The worker's errors in the one error model: problems with the image or pipeline are permanent (422,
+ * the master must not retry them); a malformed tile frame is the master's bug (400); the rest is 500.
+ */
+export function asApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof InputError) return new ApiError(422, error.code, error.message);
+  if (error instanceof PipelineError) return new ApiError(422, 'bad_pipeline', error.message);
+  if (error instanceof TileWireError) return new ApiError(400, 'bad_task', error.message);
+  return new ApiError(500, 'task_failed', (error as Error)?.message ?? String(error));
+}
