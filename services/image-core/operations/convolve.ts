@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 
 /** sharp (libvips conv through sharp) refuses kernels narrower or shorter than 3. */
 const MIN_KERNEL_EDGE = 3;
@@ -21,7 +20,7 @@ const kernelSchema = z
   )
   .describe(`the kernel as rows of weights, e.g. [[0,-1,0],[-1,5,-1],[0,-1,0]]; odd sizes from ${MIN_KERNEL_EDGE} to ${MAX_KERNEL_EDGE}`);
 
-export const convolve = defineOperation({
+export const convolve = defineSharpOperation({
   name: 'convolve',
   description:
     'Convolves every channel, alpha included, with the given kernel, divides by scale (default: the sum of ' +
@@ -43,13 +42,16 @@ export const convolve = defineOperation({
     })
     .strict(),
   tiling: { kind: 'neighbourhood', halo: ({ kernel }) => Math.floor(Math.max(kernel.length, kernel[0].length) / 2) },
-  apply: async (image, { kernel, scale, offset }) => {
-    const weights = kernel.flat();
-    const sum = weights.reduce((total, weight) => total + weight, 0);
-    const divisor = scale ?? (sum === 0 ? 1 : sum);
-    // libvips rounds the scale of an integer kernel: a fractional one is folded into the weights instead.
-    const [folded, kernelScale] = Number.isInteger(divisor) ? [weights, divisor] : [weights.map((w) => w / divisor), 1];
-    const options = { width: kernel[0].length, height: kernel.length, kernel: folded, scale: kernelScale, offset };
-    return applySharp(image, (pipeline) => pipeline.convolve(options));
+  sharp: {
+    alpha: 'process',
+    build: (pipeline, { kernel, scale, offset }) => {
+      const weights = kernel.flat();
+      const sum = weights.reduce((total, weight) => total + weight, 0);
+      const divisor = scale ?? (sum === 0 ? 1 : sum);
+      // libvips rounds the scale of an integer kernel: a fractional one is folded into the weights instead.
+      const [folded, kernelScale] = Number.isInteger(divisor) ? [weights, divisor] : [weights.map((w) => w / divisor), 1];
+      const options = { width: kernel[0].length, height: kernel.length, kernel: folded, scale: kernelScale, offset };
+      return pipeline.convolve(options);
+    },
   },
 });
