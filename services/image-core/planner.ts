@@ -11,11 +11,11 @@ const PIXEL_MEMORY_SHARE = 0.75;
 /** Bytes per sample a step needs while it runs: its input, its output and sharp's working copies. */
 const WORKING_BYTES_PER_SAMPLE = 8;
 /**
- * Bytes per sample of input plus output that a whole stage takes on a worker, measured (#17): resize of a
- * tiny JPEG to 16383x16383 (805 M output samples) took the worker from 331 MB to 1,869 MB, ~1.9 bytes per
- * sample (the raw result plus libvips' output buffer). A whole stage that would not fit is refused.
+ * Bytes per output sample of a step in a whole stage, measured (#17): resize of a tiny JPEG to
+ * 16383x16383 (805 M output samples) took the worker from 331 MB to 1,869 MB, ~1.9 bytes per sample (the
+ * raw result plus libvips' output buffer). Its input is held too, one byte per sample.
  */
-const WHOLE_STAGE_BYTES_PER_SAMPLE = 2;
+const WHOLE_STAGE_BYTES_PER_OUTPUT_SAMPLE = 2;
 /** Tasks a worker runs at once (sharp's throughput comes from images in flight; see sharp-facts.md). */
 const TASKS_PER_WORKER = 2;
 /** Images up to this size go whole to one worker: tiling pays off only when several workers share one image. */
@@ -150,9 +150,10 @@ export function planImage(
     return fits ? { mode: 'whole' } : { mode: 'tiled', tileSize: options.tileSize, stages };
   }
   const pixels = area(largest);
-  // Nothing to share among workers when no stage tiles; the whole stages were checked to fit one.
-  if (stages.every((stage) => stage.whole)) return { mode: 'whole' };
-  if (pixels <= Math.min(WHOLE_IMAGE_MAX_PIXELS, memory / bytesPerPixel)) return { mode: 'whole' };
+  // Whole stages were checked to fit one worker; tiling pays only if a stage that can tile handles an
+  // image too large for one (a 100 MP photo resized to 2 MP, then sharpened, runs whole).
+  const tiledPixels = Math.max(0, ...stageShapes(stages, shapes).flatMap(({ stage, shapes: own }) => (stage.whole ? [] : own.map(area))));
+  if (tiledPixels <= Math.min(WHOLE_IMAGE_MAX_PIXELS, memory / bytesPerPixel)) return { mode: 'whole' };
   const halo = Math.max(0, ...stages.map((stage) => stage.halo));
   const memoryEdge = Math.sqrt(memory / TASKS_PER_WORKER / bytesPerPixel) - 2 * halo;
   const wantedEdge = 2 ** Math.floor(Math.log2(Math.sqrt(pixels / TARGET_TILES)));
@@ -160,23 +161,31 @@ export function planImage(
   return { mode: 'tiled', tileSize, stages };
 }
 
+/** Each stage with the shapes of its input and of the output of each of its steps. */
+function stageShapes(stages: readonly Stage[], shapes: readonly ImageShape[]) {
+  let first = 0;
+  return stages.map((stage) => {
+    const own = shapes.slice(first, first + stage.steps.length + 1);
+    first += stage.steps.length;
+    return { stage, shapes: own };
+  });
+}
+
 /** Refuses a plan whose whole stage (its input and output on one worker at once) exceeds `memory`. */
 function checkWholeStagesFit(stages: readonly Stage[], shapes: readonly ImageShape[], memory: number): void {
-  let first = 0;
-  for (const stage of stages) {
-    const last = first + stage.steps.length;
+  for (const { stage, shapes: own } of stageShapes(stages, shapes)) {
     if (stage.whole) {
-      const samples = shapes.slice(first, last + 1).reduce((sum, s) => sum + s.width * s.height * s.channels, 0);
-      const bytes = samples * WHOLE_STAGE_BYTES_PER_SAMPLE;
+      const samples = own.map((shape) => shape.width * shape.height * shape.channels);
+      // The largest step of the stage: one image held as input, the next being made.
+      const bytes = Math.max(0, ...samples.slice(1).map((out, i) => samples[i] + out * WHOLE_STAGE_BYTES_PER_OUTPUT_SAMPLE));
       if (bytes > memory) {
         const names = stage.steps.map((step) => step.op.name).join(', ');
         throw new PipelineError(
           `the steps ${names} run on the whole image (they cannot be tiled), and for this image they need about ` +
-            `${Math.ceil(bytes / 2 ** 20)} MiB, more than the ${Math.floor(memory / 2 ** 20)} MiB a worker has for one image`,
+            `${Math.ceil(bytes / 2 ** 20)} MiB, more than the ${Math.floor(memory / 2 ** 20)} MiB a worker has for one image (DIPS_WORKER_MEMORY_BYTES)`,
         );
       }
     }
-    first = last;
   }
 }
 

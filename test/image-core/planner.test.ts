@@ -51,6 +51,13 @@ describe('planImage budgets by the largest image the pipeline makes (#17)', () =
     expect(planImage(tiny, parsePipeline([{ op: 'resize', width: 6000, height: 6000 }]))).toEqual({ mode: 'whole' });
   });
 
+  test('a large photo shrunk first runs whole; one shrunk only a little is tiled after the resize', () => {
+    const [photo, workerMemoryBytes] = [rgb(12_000, 8_400), 2 * 1024 ** 3];
+    expect(planImage(photo, parsePipeline([{ op: 'resize', width: 1600 }, { op: 'sharpen' }]), { workerMemoryBytes })).toEqual({ mode: 'whole' });
+    const plan = planImage(photo, parsePipeline([{ op: 'resize', scale: 0.8 }, { op: 'sharpen' }]), { workerMemoryBytes });
+    expect(plan.mode === 'tiled' && plan.stages.map((stage) => stage.whole)).toEqual([true, false]);
+  });
+
   test('a whole-image step that no worker could hold is refused', () => {
     const steps = parsePipeline([{ op: 'resize', width: 16_383, height: 16_383 }]);
     expect(() => planImage(tiny, steps)).toThrow(PipelineError);
