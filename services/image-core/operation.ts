@@ -76,7 +76,8 @@ export interface OperationDeclaration<Schema extends z.ZodObject = z.ZodObject> 
   /**
    * The output size for an input of `input` size (absent: unchanged). Throws PipelineError when the
    * parameters do not fit the image (a crop outside it), which the master reports at submission.
-   * Exact for every op that tiles; for whole ops it is what the planner budgets memory by.
+   * Exact for every op that tiles; for whole ops it may be an upper bound (a trim depends on the
+   * content), which is what the planner budgets memory by.
    */
   outputSize?(input: Size, params: z.output<Schema>): Size;
   /** The output's channel count for an input with `input` channels (absent: unchanged). */
