@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { operations } from '../../services/image-core/catalogue.js';
 import { openInput } from '../../services/image-core/decode.js';
@@ -17,7 +17,7 @@ let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dips-fusion-'));
   const region = sharp(corpus('wood.jpg')).extract({ left: 300, top: 120, width: 203, height: 151 });
-  const write = async (name: string, image: sharp.Sharp) => {
+  const write = async (name: string, image: Sharp) => {
     inputs[name] = join(dir, name);
     await image.toFile(inputs[name]);
   };
