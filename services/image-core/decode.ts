@@ -1,22 +1,12 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
+import { InputError, type InputErrorCode } from './errors.js';
 import type { Channels, RawImage } from './raw-image.js';
 import { toRawImage } from './sharp-raw.js';
 
 const inputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'gif'] as const;
 export type InputFormat = (typeof inputFormats)[number];
 
-export type InputErrorCode = 'unsupported_format' | 'corrupt_image' | 'too_many_pixels' | 'missing_file';
-
-/** An input that cannot be decoded; the message names the file and what is wrong with it. */
-export class InputError extends Error {
-  override readonly name = 'InputError';
-  constructor(
-    readonly code: InputErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { InputError, type InputErrorCode };
 
 export interface DecodeOptions {
   /** Largest accepted width × height, checked from the header before any pixel is decoded. */
@@ -34,6 +24,12 @@ export interface OpenedInput {
   /** Channels the pipeline yields: 1 grey, 3 sRGB, 4 sRGB+alpha (grey with alpha included). */
   channels: Channels;
   format: InputFormat;
+  /**
+   * The file already holds upright 8-bit sRGB (or grey) without an ICC profile, so the pipeline's
+   * conversions change nothing and sharp operations may be added to it with the same result as on the
+   * decoded pixels (the fusion in process-image.ts).
+   */
+  plain: boolean;
 }
 
 function formatOf(metadata: Metadata): InputFormat | undefined {
@@ -102,7 +98,13 @@ export async function openInput(input: Buffer | string, options: DecodeOptions):
     .autoOrient()
     // 16-bit and CMYK inputs come out as 8-bit sRGB (or grey), scaled rather than clipped.
     .toColourspace(grey ? 'b-w' : 'srgb');
-  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format };
+  const plain =
+    metadata.depth === 'uchar' &&
+    !metadata.hasProfile &&
+    (metadata.orientation ?? 1) === 1 &&
+    (metadata.space === 'srgb' || metadata.space === 'b-w') &&
+    (metadata.pages ?? 1) === 1;
+  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain };
 }
 
 /** Decodes a whole image to raw pixels (upright, 8-bit, first frame, alpha kept), as openInput describes. */

@@ -4,6 +4,7 @@ import { describeOperations } from './catalogue.js';
 interface ParamSchema {
   type?: string;
   const?: unknown;
+  enum?: unknown[];
   minimum?: number;
   maximum?: number;
   default?: unknown;
@@ -16,6 +17,7 @@ interface ParamSchema {
 function typeOf(schema: ParamSchema): string {
   if (schema.anyOf) return schema.anyOf.map(typeOf).join(' or ');
   if (schema.const !== undefined) return JSON.stringify(schema.const);
+  if (schema.enum) return `one of ${schema.enum.map((value) => JSON.stringify(value)).join(', ')}`;
   if (schema.type === 'array' && schema.items) {
     return `array${schema.maxItems === undefined ? '' : ` (≤ ${schema.maxItems})`} of ${typeOf(schema.items)}`;
   }
@@ -48,7 +50,7 @@ export function operationsMarkdown(): string {
     const params = Object.entries(schema.properties ?? {})
       .map(([name, param]) => describeParameter(name, param, schema.required?.includes(name) ?? false))
       .join('<br>');
-    return `| \`${op.name}\` | ${cell(params || '—')} | ${op.kind} | ${op.tileable ? 'yes' : 'no'} | ${cell(op.description)} |`;
+    return `| \`${op.name}\` | ${cell(params || '—')} | ${op.tiling} | ${op.tileable ? 'yes' : 'no'} | ${cell(op.description)} |`;
   });
-  return ['| operation | parameters | kind | tileable | description |', '| --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n';
+  return ['| operation | parameters | tiling | tileable | description |', '| --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n';
 }

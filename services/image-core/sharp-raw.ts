@@ -1,6 +1,13 @@
 import sharp, { type Sharp } from 'sharp';
+import type { z } from 'zod';
+import type { OperationDeclaration, SharpNative } from './operation.js';
 import { toGrey } from './operations/grayscale.js';
 import { hasAlpha, joinAlpha, rawDescriptor, rawImage, splitAlpha, type RawImage } from './raw-image.js';
+
+/**
+ * The one executor between raw pixels and sharp: operations never call sharp() themselves, they hand
+ * applySharp what to do. That keeps the channel rules in one place.
+ */
 
 /** Runs a sharp pipeline and returns its result as 8-bit raw pixels. */
 export async function toRawImage(pipeline: Sharp): Promise<RawImage> {
@@ -8,22 +15,46 @@ export async function toRawImage(pipeline: Sharp): Promise<RawImage> {
   return rawImage(data, info.width, info.height, info.channels);
 }
 
+export type SharpStepOptions = Pick<SharpNative<unknown>, 'alpha'>;
+
 /**
- * Runs one sharp operation on raw pixels (one sharp invocation per step: see docs/internals.md).
- * Grey images stay grey: sharp hands raw grey input back as sRGB with R = G = B (and its raw output
- * cannot carry grey + alpha), so the result is converted back, exactly. With alpha 'keep' the
- * operation sees only the colour channels and the alpha channel is put back unchanged; with
- * 'process' sharp treats alpha as it does (blur and convolve filter it too).
+ * Runs one sharp operation on raw pixels. Grey images stay grey: sharp hands raw grey input back as
+ * sRGB with R = G = B (and its raw output cannot carry grey + alpha), so the result is converted back,
+ * exactly.
  */
 export async function applySharp(
   image: RawImage,
   operation: (pipeline: Sharp) => Sharp,
-  options: { alpha: 'process' | 'keep' } = { alpha: 'process' },
+  options: SharpStepOptions = { alpha: 'process' },
 ): Promise<RawImage> {
   if (options.alpha === 'keep' && hasAlpha(image)) {
     const { colour, alpha } = splitAlpha(image);
     return joinAlpha(await applySharp(colour, operation), alpha);
   }
-  const result = await toRawImage(operation(sharp(image.data, rawDescriptor(image))));
-  return image.channels <= 2 && result.channels >= 3 ? toGrey(result) : result;
+  return rawResult(operation(rawPipeline(image)), image.channels);
+}
+
+/** A sharp pipeline reading raw pixels. */
+export function rawPipeline(image: RawImage): Sharp {
+  return sharp(image.data, rawDescriptor(image));
+}
+
+/** The raw result of a pipeline whose input had `inputChannels`; grey input stays grey (see applySharp). */
+export async function rawResult(pipeline: Sharp, inputChannels: number): Promise<RawImage> {
+  const result = await toRawImage(pipeline);
+  return inputChannels <= 2 && result.channels >= 3 ? toGrey(result) : result;
+}
+
+/**
+ * An operation that is one sharp call: its apply on raw pixels is derived from `sharp.build`, and
+ * processImage may fuse it with decode or encode (see fusion.ts).
+ */
+export function defineSharpOperation<Schema extends z.ZodObject>(
+  declaration: Omit<OperationDeclaration<Schema>, 'apply' | 'sharp'> & { sharp: SharpNative<z.output<Schema>> },
+): OperationDeclaration<Schema> {
+  const { build, alpha } = declaration.sharp;
+  return {
+    ...declaration,
+    apply: async (image, params) => applySharp(image, (pipeline) => build(pipeline, params, image), { alpha }),
+  };
 }

@@ -24,7 +24,7 @@ export async function runTask(task: Task, reach: Reach, limits: { maxPixels: num
 
 async function work(task: Task, input: Buffer, options: { maxPixels: number; signal?: AbortSignal }): Promise<{ data: Buffer; image?: ImageOutput }> {
   const { spec } = task;
-  if (spec.kind === 'tile') return { data: Buffer.concat(encodeTileResult(await executeTileTask(decodeTileTask(input)))) };
+  if (spec.kind === 'tile') return { data: Buffer.concat(encodeTileResult(await executeTileTask(decodeTileTask(input), options.signal))) };
   const result = await processImage(
     input,
     parsePipeline(spec.pipeline),

@@ -4,22 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { operations } from '../../services/image-core/catalogue.js';
-import { corpus, cropOf, difference, runTiled, runWhole } from './tiling-support.js';
-
-/** Parameters for operations whose parameters have no defaults, or whose defaults tile trivially. */
-const sampleParams: Record<string, Array<Record<string, unknown>>> = {
-  crop: [{ left: 37, top: 29, width: 211, height: 190 }],
-  rotate: [{ angle: 90 }, { angle: 180 }, { angle: -90 }, { angle: 33 }],
-  resize: [{ scale: 0.37 }],
-  blur: [{ sigma: 2 }, { sigma: 6.5 }],
-  threshold: [{ value: 128 }, { value: 'otsu' }],
-  median: [{ size: 3 }, { size: 7 }],
-  sharpen: [{}, { sigma: 2.5 }],
-  clahe: [{}, { width: 31, height: 17 }],
-  modulate: [{ brightness: 1.2, saturation: 0.5, hue: 40 }],
-  convolve: [{ kernel: [[1, 2, 1, 2, 1], [2, 4, 8, 4, 2], [1, 2, 1, 2, 1]] }],
-  erode: [{}, { size: 3, iterations: 4 }],
-};
+import { corpus, cropOf, difference, runTiled, runWhole, sampleParams } from './tiling-support.js';
 
 const everyOperation = operations.flatMap((op) =>
   (sampleParams[op.name] ?? [{}]).map((params) => ({

@@ -1,46 +1,38 @@
-import sharp from 'sharp';
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
 import type { PixelMove } from '../pixel-move.js';
-import { rawDescriptor, type RawImage } from '../raw-image.js';
-import { toRawImage } from '../sharp-raw.js';
+import type { RawImage } from '../raw-image.js';
+import { applySharp, defineSharpOperation } from '../sharp-raw.js';
 
-const mirrorVertically = async (image: RawImage) => toRawImage(sharp(image.data, rawDescriptor(image)).flip());
-const mirrorHorizontally = async (image: RawImage) => toRawImage(sharp(image.data, rawDescriptor(image)).flop());
+const mirrorVertically = async (image: RawImage) => applySharp(image, (pipeline) => pipeline.flip());
+const mirrorHorizontally = async (image: RawImage) => applySharp(image, (pipeline) => pipeline.flop());
 
 /** Top and bottom swap places; a tile's rectangle is mirrored the same way. */
 const verticalMirror: PixelMove = {
-  outputSize: (input) => input,
   forward: (rect, input) => ({ ...rect, y: input.height - rect.y - rect.height }),
   backward: (rect, input) => ({ ...rect, y: input.height - rect.y - rect.height }),
   applyToTile: mirrorVertically,
 };
 
 const horizontalMirror: PixelMove = {
-  outputSize: (input) => input,
   forward: (rect, input) => ({ ...rect, x: input.width - rect.x - rect.width }),
   backward: (rect, input) => ({ ...rect, x: input.width - rect.x - rect.width }),
   applyToTile: mirrorHorizontally,
 };
 
-export const flip = defineOperation({
+const always = 'every mirror only moves pixels';
+
+export const flip = defineSharpOperation({
   name: 'flip',
   description: 'Mirrors the image top to bottom (about the horizontal axis).',
   params: z.object({}).strict(),
-  kind: 'geometric',
-  tileable: true,
-  halo: () => 0,
-  apply: mirrorVertically,
-  pixelMove: () => verticalMirror,
+  tiling: { kind: 'move', pixelMove: () => verticalMirror, otherwise: always },
+  sharp: { build: (pipeline) => pipeline.flip(), alpha: 'process' },
 });
 
-export const flop = defineOperation({
+export const flop = defineSharpOperation({
   name: 'flop',
   description: 'Mirrors the image left to right (about the vertical axis).',
   params: z.object({}).strict(),
-  kind: 'geometric',
-  tileable: true,
-  halo: () => 0,
-  apply: mirrorHorizontally,
-  pixelMove: () => horizontalMirror,
+  tiling: { kind: 'move', pixelMove: () => horizontalMirror, otherwise: always },
+  sharp: { build: (pipeline) => pipeline.flop(), alpha: 'process' },
 });

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 
-export const modulate = defineOperation({
+export const modulate = defineSharpOperation({
   name: 'modulate',
   description:
     'Scales brightness and saturation and rotates the hue, in libvips LCh space; alpha is kept.',
@@ -13,8 +12,6 @@ export const modulate = defineOperation({
       hue: z.number().int().min(-360).max(360).default(0).describe('hue rotation in whole degrees'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: () => 0,
-  apply: async (image, params) => applySharp(image, (pipeline) => pipeline.modulate(params)),
+  tiling: { kind: 'pointwise' },
+  sharp: { build: (pipeline, params) => pipeline.modulate(params), alpha: 'keep' },
 });
