@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { authHeaders } from '../shared/auth.js';
 import { describeErrorResponse } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
+import { processingMsHeader } from '../shared/whole-task.js';
+import { type WorkItem, type WorkKind, workSignature } from '../scaler/work.js';
 import type { JobStore, TaskRecord } from './job-store.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
@@ -23,13 +25,20 @@ export interface WorkUnit {
    */
   body(): Promise<Buffer[]>;
   signal?: AbortSignal;
+  /** What the worker does to the unit's pixels: the scaler's cost model keys on it. */
+  work?: WorkKind;
 }
 
 export interface UnitResult {
   data: Buffer;
   /** The worker's x-dips-result header (JSON, URI-encoded), when it sent one. */
   meta?: string;
+  /** Milliseconds the unit ran in its worker slot, when the worker said. */
+  processingMs?: number;
 }
+
+/** Told of every unit a worker finished, with the time it ran there. */
+export type UnitDoneListener = (unit: WorkUnit, processingMs: number) => void;
 
 /** The worker rejected the input itself (it answered 4xx): retrying elsewhere cannot help. */
 export class PermanentTaskError extends Error {
@@ -69,6 +78,7 @@ interface Lease {
   controller: AbortController;
   timer: NodeJS.Timeout;
   closed: boolean;
+  leasedAt: number;
 }
 
 const maxBackoffMs = 30_000;
@@ -92,6 +102,7 @@ export class Dispatcher {
   private readonly journalEntries: TaskRecord[] = [];
   private journalFlush: NodeJS.Immediate | undefined;
   private closed = false;
+  private readonly unitDoneListeners: UnitDoneListener[] = [];
 
   constructor(
     private readonly registry: WorkerRegistry,
@@ -119,6 +130,34 @@ export class Dispatcher {
     let inflightPixels = 0;
     for (const lease of this.leases) inflightPixels += lease.pending.unit.pixels;
     return { queuedUnits: this.queue.length, queuedPixels, inflightUnits: this.leases.size, inflightPixels };
+  }
+
+  /**
+   * Whole-image units queued or on workers, as the scaler's backlog lists them (tiles are counted by
+   * their image, ImageRunner.tiledWork). Units queued with the same work are one item.
+   */
+  wholeWork(now = Date.now()): WorkItem[] {
+    const queued = new Map<string, WorkItem>();
+    for (const { unit } of this.queue) {
+      if (unit.kind !== 'whole') continue;
+      const kind = unit.work ?? { pipeline: [] };
+      const key = workSignature(kind);
+      const item = queued.get(key) ?? { kind, pixels: 0, units: 0, runningMs: 0 };
+      item.pixels += unit.pixels;
+      item.units += 1;
+      queued.set(key, item);
+    }
+    const running: WorkItem[] = [];
+    for (const { pending, leasedAt } of this.leases) {
+      if (pending.unit.kind !== 'whole') continue;
+      running.push({ kind: pending.unit.work ?? { pipeline: [] }, pixels: pending.unit.pixels, units: 1, runningMs: now - leasedAt });
+    }
+    return [...queued.values(), ...running];
+  }
+
+  /** Listens to finished units (the scaler learns what work costs from them). */
+  onUnitDone(listener: UnitDoneListener): void {
+    this.unitDoneListeners.push(listener);
   }
 
   close(): void {
@@ -166,6 +205,7 @@ export class Dispatcher {
       controller: new AbortController(),
       timer: setTimeout(() => this.expire(lease, `lease expired after ${this.options.leaseMs} ms on worker ${worker.id}`), this.options.leaseMs),
       closed: false,
+      leasedAt: Date.now(),
     };
     pending.lease = lease;
     this.leases.add(lease);
@@ -225,7 +265,11 @@ export class Dispatcher {
       this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'sent' }, sent);
       this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'received' }, data.length);
       this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
-      this.settle(pending, 'done', () => pending.resolve({ data, ...(meta === undefined ? {} : { meta }) }));
+      const processingMs = Number(response.headers.get(processingMsHeader) ?? Number.NaN);
+      if (Number.isFinite(processingMs)) for (const listener of this.unitDoneListeners) listener(unit, processingMs);
+      this.settle(pending, 'done', () =>
+        pending.resolve({ data, ...(meta === undefined ? {} : { meta }), ...(Number.isFinite(processingMs) ? { processingMs } : {}) }),
+      );
       return;
     }
     const reason = await describeErrorResponse(response);

@@ -49,5 +49,8 @@ export function decodeWholeTask(body: Buffer): { header: WholeTaskHeader; image:
   return { header: parsed.data, image: body.subarray(4 + length) };
 }
 
+/** Response header of every task answer: milliseconds the unit ran in its worker slot (the scaler learns costs from it). */
+export const processingMsHeader = 'x-dips-processing-ms';
+
 export const encodeResultHeader = (result: WholeTaskResult): string => encodeURIComponent(JSON.stringify(result));
 export const decodeResultHeader = (value: string): WholeTaskResult => wholeTaskResult.parse(JSON.parse(decodeURIComponent(value)));

@@ -3,7 +3,7 @@ import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { decodeWholeTask, encodeResultHeader, WholeTaskError } from '../shared/whole-task.js';
+import { decodeWholeTask, encodeResultHeader, processingMsHeader, WholeTaskError } from '../shared/whole-task.js';
 import { InputError } from '../image-core/decode.js';
 import { processImage } from '../image-core/process-image.js';
 import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
@@ -39,17 +39,19 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
     const { header, image } = decodeWholeTask(bodyOf(req));
     const steps = parsePipeline(header.pipeline);
     const signal = abortOnDisconnect(req, res);
-    const started = performance.now();
-    const result = await state.slots.use(() =>
-      processImage(
-        image,
-        steps,
-        { ...(header.format ? { format: header.format } : {}), ...(header.quality ? { quality: header.quality } : {}) },
-        { maxPixels: config.maxPixels, name: header.name, signal },
+    const { result, processingMs } = await state.slots.use(() =>
+      timed(() =>
+        processImage(
+          image,
+          steps,
+          { ...(header.format ? { format: header.format } : {}), ...(header.quality ? { quality: header.quality } : {}) },
+          { maxPixels: config.maxPixels, name: header.name, signal },
+        ),
       ),
     );
-    logger.info({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: Math.round(performance.now() - started) }, 'whole image done');
+    logger.info({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: processingMs }, 'whole image done');
     res
+      .set(processingMsHeader, String(processingMs))
       .set('x-dips-result', encodeResultHeader({ width: result.width, height: result.height, format: result.format, ...(result.annotations.qr ? { qr: result.annotations.qr } : {}) }))
       .type('application/octet-stream')
       .send(result.data);
@@ -57,10 +59,9 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
 
   tasks.post('/tasks/tile', async (req, res) => {
     const task = decodeTileTask(bodyOf(req));
-    const started = performance.now();
-    const result = await state.slots.use(() => executeTileTask(task));
-    logger.debug({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: Math.round(performance.now() - started) }, 'tile done');
-    res.type('application/octet-stream').send(Buffer.concat(encodeTileResult(result)));
+    const { result, processingMs } = await state.slots.use(() => timed(() => executeTileTask(task)));
+    logger.debug({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: processingMs }, 'tile done');
+    res.set(processingMsHeader, String(processingMs)).type('application/octet-stream').send(Buffer.concat(encodeTileResult(result)));
   });
 
   app.use('/v1', tasks);
@@ -74,6 +75,16 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
   });
   app.use(errorHandler(logger));
   return app;
+}
+
+/**
+ * Runs a task inside its slot and measures it there: processingMs is the time the unit ran, not the
+ * time it waited behind another task, which is what the master's scaler learns costs from.
+ */
+async function timed<T>(task: () => Promise<T>): Promise<{ result: T; processingMs: number }> {
+  const started = performance.now();
+  const result = await task();
+  return { result, processingMs: Math.round(performance.now() - started) };
 }
 
 function bodyOf(req: Request): Buffer {
