@@ -1,33 +1,67 @@
 /**
- * `npm run simulate`: replays a bursty, day-long synthetic workload through the real scaling policy
- * (services/scaler/policy.ts) with a model of EC2 start-up time, and compares worker-hours and waits
- * with a fixed pool sized for the peak. The workload is seeded, so every run prints the same figures.
+ * `npm run simulate`: replays a bursty, day-long workload of mixed pipelines through the real scaling
+ * code (services/scaler: cost model, boot clock, policy) with a model of EC2 start-up time, and compares
+ * three pools: the pixel-only policy (one fixed 80 MP/s per worker, 30 s target: the policy before
+ * #14), the cost-aware policy (learned costs from calibrated defaults, target = measured boot time) and a
+ * fixed pool of --max workers. Seeded: every run prints the same figures.
  *
  * Workload (one day, per second):
- * - steady traffic: Poisson arrivals at 2 images/s at night rising to 40 images/s at 14:00 (a squared
- *   sine between 06:00 and 22:00); 90% phone photos of 1.3 MP, 10% camera photos of 12 MP;
- * - daytime batches (08:00-20:00): on average one an hour, log-normal size (median 2,000 images,
- *   capped at 20,000), of 12 MP photos, arriving all at once (an upload of a shoot);
- * - a nightly re-processing batch at 02:00 of 30,000 images of 1.3 MP.
- * Model: work is fluid (a worker drains pixels at a fixed rate, images finish in arrival order); the
+ * - steady traffic: Poisson arrivals at 0.5 images/s at night rising to 6 images/s at 14:00 (a squared
+ *   sine between 06:00 and 22:00), each image drawing its pipeline from `steadyMix` (cheap thumbnails
+ *   and grey conversions interleaved with expensive median and sharpen pipelines);
+ * - daytime batches (08:00-20:00): on average one an hour, log-normal size (median 200 images, capped
+ *   at 2,000), of 12 MP photos, alternately a cheap (grayscale) and an expensive (blur σ8 + median 5)
+ *   pipeline, arriving all at once;
+ * - a nightly re-processing batch at 02:00 of 5,000 thumbnails of 1.3 MP.
+ * Costs: each pipeline truly costs its calibrated default (services/scaler/cost-calibration.json, from
+ * `npm run bench`) times a seeded factor of 0.5-2 (the calibration sums steps timed one by one; real
+ * workers fuse or contend), which the cost-aware policy has to learn from finished images.
+ * Model: work is fluid (a worker's 2 slots drain slot-milliseconds, images finish in arrival order); the
  * scaler ticks every `tick` seconds; a new instance serves after a uniform 60-90 s (EC2 boot plus
  * service start) and is billed from launch, at least 60 s (per-second billing).
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_TARGET_SECONDS_PER_WORKER, DEFAULT_WORKER_MEGAPIXELS_PER_SECOND, parseScalingPolicy } from '../services/scaler/config.js';
-import { type PolicyMemory, type ScalingPolicy, decideCapacity, initialPolicyMemory } from '../services/scaler/policy.js';
+import { BootClock } from '../services/scaler/boot-clock.js';
+import { DEFAULT_BOOT_SECONDS, parseScalingPolicy } from '../services/scaler/config.js';
+import { defaultMsPerMegapixel } from '../services/scaler/cost-defaults.js';
+import { type BacklogEstimate, CostModel, estimateBacklog } from '../services/scaler/cost-model.js';
+import { type PolicyMemory, type ScalingPolicy, type Target, decideCapacity, initialPolicyMemory } from '../services/scaler/policy.js';
+import type { WorkItem, WorkKind } from '../services/scaler/work.js';
 
 const DAY_SECONDS = 24 * 3600;
 const MINIMUM_BILLED_SECONDS = 60;
+/** Slots per worker: a 2-vCPU instance runs one task per core. */
+const SLOTS = 2;
+/** The pixel-only policy as it was: 80 MP/s per worker (blur σ2 on 2 cores) and 30 s of backlog per worker. */
+const PIXEL_ONLY = { pixelsPerSecond: 80e6, targetSeconds: 30 };
 
-/** Arrivals of one second (or one batch) that share an image size; drained in order. */
+interface Pipeline {
+  name: string;
+  kind: WorkKind;
+  megapixels: number;
+}
+
+const jpeg = (pipeline: WorkKind['pipeline'], megapixels: number, name: string): Pipeline => ({ name, megapixels, kind: { pipeline, decode: 'jpeg', encode: 'jpeg' } });
+const thumbnail = jpeg([{ op: 'resize', width: 320, fit: 'inside' }], 1.3, 'thumbnail');
+const grey = jpeg([{ op: 'grayscale' }], 1.3, 'grey');
+const soft = jpeg([{ op: 'blur', sigma: 2 }], 1.3, 'blur σ2');
+const denoise = jpeg([{ op: 'median', size: 5 }], 1.3, 'median 5');
+const crisp = jpeg([{ op: 'sharpen', sigma: 1 }], 1.3, 'sharpen');
+const batchCheap = jpeg([{ op: 'grayscale' }], 12, 'batch grey 12 MP');
+const batchExpensive = jpeg([{ op: 'blur', sigma: 8 }, { op: 'median', size: 5 }], 12, 'batch blur σ8 + median 5, 12 MP');
+/** Steady traffic: [pipeline, share of images]. */
+const steadyMix: Array<[Pipeline, number]> = [[thumbnail, 0.5], [grey, 0.2], [soft, 0.15], [denoise, 0.1], [crisp, 0.05]];
+
+/** Arrivals of one second (or one batch) that share a pipeline; drained in order. */
 interface Cohort {
   arrival: number;
-  pixelsPerImage: number;
+  pipeline: Pipeline;
+  images: number;
   remainingPixels: number;
 }
 
 interface Instance {
+  id: string;
   launchedAt: number;
   readyAt: number;
   stoppedAt: number | undefined;
@@ -46,6 +80,12 @@ interface Outcome {
   peakWorkers: number;
   scaleOuts: number;
   waits: WaitHistogram;
+}
+
+/** What a policy sees each tick and what it may learn from. */
+interface Pool {
+  desired(work: WorkItem[], current: number, serving: Instance[], second: number): number;
+  finished(pipeline: Pipeline, images: number, msPerMegapixel: number, second: number): void;
 }
 
 /** mulberry32: small, fast, good enough for a workload generator, and reproducible from a seed. */
@@ -76,8 +116,8 @@ function gaussian(random: () => number): number {
 /** Images per second of steady traffic at a time of day. */
 function steadyRate(second: number): number {
   const hour = second / 3600;
-  const night = 2;
-  const peak = 40;
+  const night = 0.5;
+  const peak = 6;
   if (hour < 6 || hour > 22) return night;
   return night + (peak - night) * Math.sin((Math.PI * (hour - 6)) / 16) ** 2;
 }
@@ -86,21 +126,32 @@ function steadyRate(second: number): number {
 function generateWorkload(seed: number): Cohort[][] {
   const random = seededRandom(seed);
   const arrivals: Cohort[][] = Array.from({ length: DAY_SECONDS }, () => []);
-  const add = (second: number, images: number, megapixels: number) => {
-    if (images > 0) arrivals[second].push({ arrival: second, pixelsPerImage: megapixels * 1e6, remainingPixels: images * megapixels * 1e6 });
+  const add = (second: number, images: number, pipeline: Pipeline) => {
+    if (images > 0) arrivals[second]!.push({ arrival: second, pipeline, images, remainingPixels: images * pipeline.megapixels * 1e6 });
   };
+  let batches = 0;
   for (let second = 0; second < DAY_SECONDS; second++) {
-    const images = poisson(random, steadyRate(second));
-    const camera = poisson(random, images * 0.1);
-    add(second, Math.max(0, images - camera), 1.3);
-    add(second, Math.min(images, camera), 12);
+    let images = poisson(random, steadyRate(second));
+    for (const [pipeline, share] of steadyMix) {
+      const some = Math.min(images, poisson(random, images * share));
+      add(second, some, pipeline);
+      images -= some;
+    }
+    add(second, images, thumbnail);
     const hour = second / 3600;
     if (hour >= 8 && hour < 20 && random() < 1 / 3600) {
-      add(second, Math.min(20_000, Math.round(2000 * Math.exp(gaussian(random)))), 12);
+      add(second, Math.min(2000, Math.round(200 * Math.exp(gaussian(random)))), batches++ % 2 ? batchExpensive : batchCheap);
     }
   }
-  add(2 * 3600, 30_000, 1.3);
+  add(2 * 3600, 5000, thumbnail);
   return arrivals;
+}
+
+/** The true cost of each pipeline: its calibrated default times a seeded factor of 0.5-2. */
+function trueCosts(seed: number): Map<Pipeline, number> {
+  const random = seededRandom(seed ^ 0xc057);
+  const pipelines = [...new Set([...steadyMix.map(([pipeline]) => pipeline), thumbnail, batchCheap, batchExpensive])];
+  return new Map(pipelines.map((pipeline) => [pipeline, defaultMsPerMegapixel(pipeline.kind) * 2 ** (2 * random() - 1)]));
 }
 
 /** Image-weighted waits at one-second resolution. */
@@ -135,21 +186,13 @@ class WaitHistogram {
 }
 
 /**
- * Runs the day. `capacityAt` is asked once per tick for the pool size wanted, given the backlog; the
- * fleet model launches (ready after boot) or stops instances to follow it.
+ * Runs the day. The pool is asked once per tick for the size wanted; the fleet model launches (ready
+ * after boot) or stops instances to follow it, and tells the pool what finished and what it cost.
  */
-function simulate(
-  name: string,
-  arrivals: Cohort[][],
-  workerPixelsPerSecond: number,
-  settings: SimulationSettings,
-  desiredCapacity: (backlog: { pixels: number; images: number }, current: number, second: number) => number,
-): Outcome {
+function simulate(name: string, arrivals: Cohort[][], costs: Map<Pipeline, number>, settings: SimulationSettings, pool: Pool): Outcome {
   const bootRandom = seededRandom(settings.seed ^ 0x5eed);
   const queue: Cohort[] = [];
   let head = 0;
-  let queuedPixels = 0;
-  let queuedImages = 0;
   const fleet: Instance[] = [];
   let desired = 0;
   let peakWorkers = 0;
@@ -158,66 +201,89 @@ function simulate(
   const live = () => fleet.filter((instance) => instance.stoppedAt === undefined);
 
   // Run past midnight until the day's work is done, so every image has a wait.
-  for (let second = 0; second < DAY_SECONDS || queuedPixels > 0; second++) {
-    for (const cohort of arrivals[second] ?? []) {
-      queue.push({ ...cohort });
-      queuedPixels += cohort.remainingPixels;
-      queuedImages += cohort.remainingPixels / cohort.pixelsPerImage;
-    }
+  for (let second = 0; second < DAY_SECONDS || (head < queue.length && second < 2 * DAY_SECONDS); second++) {
+    for (const cohort of arrivals[second] ?? []) queue.push({ ...cohort });
+    const serving = fleet.filter((instance) => instance.stoppedAt === undefined && instance.readyAt <= second);
     if (second % settings.tickSeconds === 0) {
-      const wanted = desiredCapacity({ pixels: queuedPixels, images: queuedImages }, desired, second);
+      const work: WorkItem[] = queue.slice(head).map((cohort) => ({
+        kind: cohort.pipeline.kind,
+        pixels: cohort.remainingPixels,
+        units: Math.ceil(cohort.remainingPixels / (cohort.pipeline.megapixels * 1e6) - 1e-9),
+        runningMs: 0,
+      }));
+      const wanted = pool.desired(work, desired, serving, second);
       if (wanted > desired) scaleOuts += 1;
       desired = wanted;
       const running = live();
       for (let launch = running.length; launch < desired; launch++) {
         const boot = settings.bootMinSeconds + bootRandom() * (settings.bootMaxSeconds - settings.bootMinSeconds);
-        fleet.push({ launchedAt: second, readyAt: second + boot, stoppedAt: undefined });
+        fleet.push({ id: `i-${fleet.length}`, launchedAt: second, readyAt: second + boot, stoppedAt: undefined });
       }
       // Stop instances still booting first (they hold no work), newest first; then the others.
       const stopOrder = running.sort((a, b) => b.readyAt - a.readyAt);
-      for (let stop = 0; stop < running.length - desired; stop++) stopOrder[stop].stoppedAt = second;
+      for (let stop = 0; stop < running.length - desired; stop++) stopOrder[stop]!.stoppedAt = second;
     }
-    const serving = fleet.filter((instance) => instance.stoppedAt === undefined && instance.readyAt <= second).length;
-    peakWorkers = Math.max(peakWorkers, serving);
-    let budget = serving * workerPixelsPerSecond;
-    while (budget > 0 && head < queue.length) {
-      const cohort = queue[head];
-      const done = Math.min(budget, cohort.remainingPixels);
-      cohort.remainingPixels -= done;
-      budget -= done;
-      queuedPixels -= done;
-      queuedImages -= done / cohort.pixelsPerImage;
-      waits.record(second + 1 - cohort.arrival, done / cohort.pixelsPerImage);
-      if (cohort.remainingPixels <= 1e-6) head += 1;
+    peakWorkers = Math.max(peakWorkers, serving.length);
+    let budgetMs = serving.length * SLOTS * 1000;
+    while (budgetMs > 1e-6 && head < queue.length) {
+      const cohort = queue[head]!;
+      const msPerMegapixel = costs.get(cohort.pipeline)!;
+      const donePixels = Math.min(cohort.remainingPixels, (budgetMs / msPerMegapixel) * 1e6);
+      cohort.remainingPixels -= donePixels;
+      budgetMs -= (donePixels / 1e6) * msPerMegapixel;
+      const images = donePixels / (cohort.pipeline.megapixels * 1e6);
+      waits.record(second + 1 - cohort.arrival, images);
+      pool.finished(cohort.pipeline, images, msPerMegapixel, second);
+      if (cohort.remainingPixels <= 1) head += 1;
     }
     if (head > 4096) {
       queue.splice(0, head);
       head = 0;
     }
-    if (queuedPixels < 1) queuedPixels = 0;
   }
   const end = Math.max(DAY_SECONDS, ...fleet.map((instance) => instance.stoppedAt ?? 0));
-  const billedSeconds = fleet.reduce(
-    (sum, instance) => sum + Math.max(MINIMUM_BILLED_SECONDS, (instance.stoppedAt ?? end) - instance.launchedAt),
-    0,
-  );
+  const billedSeconds = fleet.reduce((sum, instance) => sum + Math.max(MINIMUM_BILLED_SECONDS, (instance.stoppedAt ?? end) - instance.launchedAt), 0);
   return { name, workerHours: billedSeconds / 3600, peakWorkers, scaleOuts, waits };
 }
 
-function autoscaled(policy: ScalingPolicy) {
+/** The policy with an estimator: pixel-only (fixed MP/s) or cost-aware (cost model and boot clock). */
+function autoscaled(policy: ScalingPolicy, estimate: (work: WorkItem[], second: number) => BacklogEstimate, target: () => Target, booted?: BootClock): Pool {
   let memory: PolicyMemory = initialPolicyMemory;
-  return (backlog: { pixels: number; images: number }, current: number, second: number): number => {
-    const decision = decideCapacity(
-      {
-        backlog: { queuedPixels: backlog.pixels, queuedUnits: Math.ceil(backlog.images - 1e-6), inflightPixels: 0, inflightUnits: 0 },
-        current,
-        now: second * 1000,
-      },
-      policy,
-      memory,
-    );
-    memory = decision.memory;
-    return decision.desired;
+  return {
+    desired(work, current, serving, second) {
+      const decision = decideCapacity({ backlog: estimate(work, second), target: target(), current, busy: 0, now: second * 1000 }, policy, memory);
+      memory = decision.memory;
+      booted?.update(decision.desired, serving.map((instance) => ({ id: instance.id, lastHeartbeat: instance.readyAt * 1000 })), second * 1000);
+      return decision.desired;
+    },
+    finished() {},
+  };
+}
+
+function pixelOnly(policy: ScalingPolicy): Pool {
+  const estimate = (work: WorkItem[]): BacklogEstimate => {
+    const pixels = work.reduce((sum, item) => sum + item.pixels, 0);
+    const seconds = pixels / PIXEL_ONLY.pixelsPerSecond;
+    return { workerSeconds: seconds, learnedWorkerSeconds: 0, defaultWorkerSeconds: seconds, units: work.reduce((sum, item) => sum + item.units, 0), pixels };
+  };
+  return autoscaled(policy, estimate, () => ({ secondsPerWorker: PIXEL_ONLY.targetSeconds, source: 'fixed' }));
+}
+
+function costAware(policy: ScalingPolicy, bootSeconds: number): Pool {
+  const costs = new CostModel();
+  const boot = new BootClock(bootSeconds);
+  const pool = autoscaled(
+    policy,
+    (work, second) => estimateBacklog(work, costs, SLOTS, second * 1000),
+    () => ({ secondsPerWorker: boot.estimate().seconds, source: 'boot' }),
+    boot,
+  );
+  return {
+    ...pool,
+    // Workers report per image: one observation per whole image finished (fluid work reports fractions).
+    finished(pipeline, images, msPerMegapixel, second) {
+      if (images >= 1e-3) costs.observe(pipeline.kind, images * pipeline.megapixels * 1e6, images * pipeline.megapixels * msPerMegapixel, second * 1000);
+    },
   };
 }
 
@@ -228,53 +294,37 @@ function positiveNumber(text: string): number {
 }
 
 const program = new Command('simulate')
-  .description('Replay a synthetic bursty day through the scaling policy and compare with a fixed pool')
+  .description('Replay a synthetic bursty day of mixed pipelines through the scaling policies and compare with a fixed pool')
   .option('--seed <n>', 'workload seed', positiveNumber, 20_260_301)
-  .option('--worker-mpps <n>', 'megapixels per second one worker processes', positiveNumber, DEFAULT_WORKER_MEGAPIXELS_PER_SECOND)
-  .option('--target-seconds <n>', 'seconds of backlog per worker before scaling out', positiveNumber, DEFAULT_TARGET_SECONDS_PER_WORKER)
   .option('--scale-in-after <n>', 'seconds over-sized before scaling in (DIPS_SCALE_IN_AFTER)', positiveNumber, 120)
   .option('--min <n>', 'fewest workers', positiveNumber, 1)
-  .option('--max <n>', 'most workers; the fixed pool has this many', positiveNumber, 16)
+  .option('--max <n>', 'most workers; the fixed pool has this many', positiveNumber, 40)
   .option('--tick <n>', 'seconds between scaler decisions', positiveNumber, 15)
   .option('--boot-min <n>', 'fastest instance start, seconds', positiveNumber, 60)
   .option('--boot-max <n>', 'slowest instance start, seconds', positiveNumber, 90);
 program.parse();
-const flags = program.opts<{
-  seed: number;
-  workerMpps: number;
-  targetSeconds: number;
-  scaleInAfter: number;
-  min: number;
-  max: number;
-  tick: number;
-  bootMin: number;
-  bootMax: number;
-}>();
+const flags = program.opts<{ seed: number; scaleInAfter: number; min: number; max: number; tick: number; bootMin: number; bootMax: number }>();
 
 const settings: SimulationSettings = { seed: flags.seed, tickSeconds: Math.max(1, Math.round(flags.tick)), bootMinSeconds: flags.bootMin, bootMaxSeconds: flags.bootMax };
-const policy = parseScalingPolicy({
-  min: flags.min,
-  max: flags.max,
-  targetSecondsPerWorker: flags.targetSeconds,
-  workerPixelsPerSecond: flags.workerMpps * 1e6,
-  scaleInAfterSeconds: flags.scaleInAfter,
-});
+const policy = parseScalingPolicy({ min: flags.min, max: flags.max, scaleInAfterSeconds: flags.scaleInAfter });
 const arrivals = generateWorkload(flags.seed);
-const workerPixelsPerSecond = flags.workerMpps * 1e6;
+const costs = trueCosts(flags.seed);
 
 const outcomes = [
-  simulate(`autoscaled ${policy.min}..${policy.max}`, arrivals, workerPixelsPerSecond, settings, autoscaled(policy)),
+  simulate(`pixel-only ${policy.min}..${policy.max}`, arrivals, costs, settings, pixelOnly(policy)),
+  simulate(`cost-aware ${policy.min}..${policy.max}`, arrivals, costs, settings, costAware(policy, DEFAULT_BOOT_SECONDS.aws)),
   // Booted before the day starts: the fixed pool never waits for an instance.
-  simulate(`fixed ${policy.max} (peak)`, arrivals, workerPixelsPerSecond, { ...settings, bootMinSeconds: 0, bootMaxSeconds: 0 }, () => policy.max),
+  simulate(`fixed ${policy.max} (peak)`, arrivals, costs, { ...settings, bootMinSeconds: 0, bootMaxSeconds: 0 }, { desired: () => policy.max, finished() {} }),
 ];
 
-const totalImages = outcomes[0].waits.count;
-const totalPixels = arrivals.flat().reduce((sum, cohort) => sum + cohort.remainingPixels, 0);
+const all = arrivals.flat();
+const images = all.reduce((sum, cohort) => sum + cohort.images, 0);
+const workerHoursOfWork = all.reduce((sum, cohort) => sum + (cohort.remainingPixels / 1e6) * costs.get(cohort.pipeline)!, 0) / 1000 / SLOTS / 3600;
 console.log(
-  `workload: seed ${flags.seed}, ${Math.round(totalImages).toLocaleString('en')} images, ${(totalPixels / 1e12).toFixed(2)} TP; ` +
-    `worker ${flags.workerMpps} MP/s, target ${policy.targetSecondsPerWorker} s/worker, scale-in after ${policy.scaleInAfterSeconds} s, ` +
-    `tick ${settings.tickSeconds} s, boot ${flags.bootMin}-${flags.bootMax} s`,
+  `workload: seed ${flags.seed}, ${images.toLocaleString('en')} images, ${workerHoursOfWork.toFixed(1)} worker-hours of work; ` +
+    `scale-in after ${policy.scaleInAfterSeconds} s, tick ${settings.tickSeconds} s, boot ${flags.bootMin}-${flags.bootMax} s`,
 );
+console.table([...costs].map(([pipeline, ms]) => ({ pipeline: pipeline.name, 'default ms/MP': Math.round(defaultMsPerMegapixel(pipeline.kind)), 'true ms/MP': Math.round(ms) })));
 console.table(
   outcomes.map((outcome) => ({
     pool: outcome.name,

@@ -16,6 +16,7 @@ import {
   type TaskResult,
   type TaskSpec,
 } from '../protocol/tasks.js';
+import { type WorkItem, type WorkKind, workSignature } from '../scaler/work.js';
 import type { Blobs } from './blobs.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
@@ -42,6 +43,8 @@ export interface WorkUnit {
    */
   prepare(lease: string, worker: WorkerRecord): Promise<PreparedTask>;
   signal?: AbortSignal;
+  /** What the worker does to the unit's pixels: the scaler's cost model keys on it. */
+  work?: WorkKind;
 }
 
 export interface UnitResult {
@@ -97,6 +100,7 @@ interface Lease {
   batch: AbortController;
   timer: NodeJS.Timeout;
   closed: boolean;
+  leasedAt: number;
 }
 
 const maxBackoffMs = 30_000;
@@ -151,6 +155,29 @@ export class Dispatcher {
   }
 
   /** Called for every unit a worker completed, with its result (processingMs: the scaler's service time). */
+  /**
+   * Whole-image units queued or on workers, as the scaler's backlog lists them (tiles are counted by
+   * their image, ImageRunner.tiledWork). Units queued with the same work are one item.
+   */
+  wholeWork(now = Date.now()): WorkItem[] {
+    const queued = new Map<string, WorkItem>();
+    for (const { unit } of this.queue) {
+      if (unit.kind !== 'whole') continue;
+      const kind = unit.work ?? { pipeline: [] };
+      const key = workSignature(kind);
+      const item = queued.get(key) ?? { kind, pixels: 0, units: 0, runningMs: 0 };
+      item.pixels += unit.pixels;
+      item.units += 1;
+      queued.set(key, item);
+    }
+    const running: WorkItem[] = [];
+    for (const { pending, leasedAt } of this.leases.values()) {
+      if (pending.unit.kind !== 'whole') continue;
+      running.push({ kind: pending.unit.work ?? { pipeline: [] }, pixels: pending.unit.pixels, units: 1, runningMs: now - leasedAt });
+    }
+    return [...queued.values(), ...running];
+  }
+
   onUnitDone(listener: (unit: WorkUnit, result: UnitResult) => void): void {
     this.doneListeners.push(listener);
   }
@@ -226,6 +253,7 @@ export class Dispatcher {
       batch: new AbortController(),
       timer: this.leaseTimer(() => lease),
       closed: false,
+      leasedAt: Date.now(),
     };
     pending.lease = lease;
     this.leases.set(lease.id, lease);

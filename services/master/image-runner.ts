@@ -4,7 +4,7 @@ import type { MasterConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { InputFormat } from '../image-core/decode.js';
 import { outputFormatFor, type OutputFormat } from '../image-core/encode.js';
-import { parsePipeline } from '../image-core/pipeline.js';
+import { parsePipeline, serializePipeline } from '../image-core/pipeline.js';
 import { planImage, type TiledPlan } from '../image-core/planner.js';
 import { decodeTileResult, encodeTileTask } from '../image-core/tile-task.js';
 import { runTiledImage, type TiledRunCheckpoint, type TiledRunState } from '../image-core/tiled-run.js';
@@ -16,6 +16,16 @@ import { inputKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
 import type { Storage } from './storage.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
+import type { WorkItem, WorkKind } from '../scaler/work.js';
+
+/** An active tiled image's work still to do, for the scaler: its stages' steps and where the run is. */
+interface TiledProgress {
+  pixels: number;
+  stages: Array<Array<Record<string, unknown>>>;
+  /** Stage in progress and the share of its tiles done. */
+  stage: number;
+  done: number;
+}
 
 export interface ImageRunnerDeps {
   config: Pick<MasterConfig, 'maxActiveImages' | 'maxPixels' | 'tileSize' | 'workerMemoryBytes'>;
@@ -36,8 +46,8 @@ export interface ImageRunnerDeps {
  */
 export class ImageRunner {
   private readonly active = new Map<string, AbortController>();
-  /** Pixels of work left in each active tiled image (stages to go plus the current stage's unfinished share), for the scaler. */
-  private readonly tiledPixelsLeft = new Map<string, number>();
+  /** Progress of each active tiled image, for the scaler. */
+  private readonly tiledProgress = new Map<string, TiledProgress>();
   private stopped = false;
 
   constructor(private readonly deps: ImageRunnerDeps) {}
@@ -59,11 +69,19 @@ export class ImageRunner {
     }
   }
 
-  /** Work of active tiled images that only a few tiles at a time show in the dispatcher's queue. */
-  tiledBacklogPixels(): number {
-    let pixels = 0;
-    for (const left of this.tiledPixelsLeft.values()) pixels += left;
-    return pixels;
+  /**
+   * Work of active tiled images (only a few of their tiles at a time are in the dispatcher): the rest
+   * of the current stage and every later stage, each as the tiles its steps make.
+   */
+  tiledWork(): WorkItem[] {
+    const items: WorkItem[] = [];
+    for (const { pixels, stages, stage, done } of this.tiledProgress.values()) {
+      for (let index = stage; index < stages.length; index++) {
+        const left = index === stage ? 1 - done : 1;
+        items.push({ kind: { pipeline: stages[index]! }, pixels: pixels * left, units: 1, runningMs: 0 });
+      }
+    }
+    return items;
   }
 
   /** Stops the job's running images; the store has already marked them canceled. */
@@ -99,7 +117,7 @@ export class ImageRunner {
         : { status: 'failed', error: error instanceof PermanentTaskError ? error.message : `${(error as Error).message}` };
     } finally {
       this.active.delete(keyOf(work.jobId, work.index));
-      this.tiledPixelsLeft.delete(keyOf(work.jobId, work.index));
+      this.tiledProgress.delete(keyOf(work.jobId, work.index));
     }
     // A stopping master leaves the image running in the store (and its tiling work dir) for the next start.
     if (this.stopped) return;
@@ -117,12 +135,14 @@ export class ImageRunner {
    * itself; the master only hands it the two locations.
    */
   private async runWhole(work: ImageWork, signal: AbortSignal): Promise<ImageOutcome> {
+    const encode = (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat);
     const result = await this.deps.dispatcher.run({
       id: `${work.jobId}/${work.index}`,
       jobId: work.jobId,
       imageIndex: work.index,
       kind: 'whole',
       pixels: work.width * work.height,
+      work: { pipeline: work.pipeline as WorkKind['pipeline'], decode: work.inputFormat, encode },
       prepare: async (lease, worker) => ({
         input: await this.locate(inputKey(work.jobId, work.index), 'get', lease, worker),
         output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
@@ -162,7 +182,8 @@ export class ImageRunner {
     const { store, storage, dispatcher, registry, blobs, config } = this.deps;
     // Counted from the start: downloading and decoding come before the first progress report, and a
     // scaler deciding in between must still see this image's work (it is no longer "waiting").
-    this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * plan.stages.length);
+    const progress: TiledProgress = { pixels: work.width * work.height, stages: plan.stages.map((stage) => serializePipeline(stage.steps)), stage: 0, done: 0 };
+    this.tiledProgress.set(keyOf(work.jobId, work.index), progress);
     const checkpoint: TiledRunCheckpoint = {
       load: async () => {
         const saved = store.loadCheckpoint(work.jobId, work.index);
@@ -185,8 +206,7 @@ export class ImageRunner {
       // Enough tiles in flight to fill every worker's slots, so the pool stays busy. Not more: twice as many
       // (one queued behind each slot) raised the master's peak on a 100 MP image by ~110 MiB (docs/performance.md).
       concurrency: Math.max(2, registry.totalSlots()),
-      onProgress: ({ stage, stages, done, total }) =>
-        this.tiledPixelsLeft.set(keyOf(work.jobId, work.index), work.width * work.height * (stages - stage - (total > 0 ? done / total : 0))),
+      onProgress: ({ stage, done, total }) => Object.assign(progress, { stage, done: total > 0 ? done / total : 0 }),
       checkpoint,
       signal,
       runTile: async (task, tileSignal) => {
@@ -198,6 +218,7 @@ export class ImageRunner {
           imageIndex: work.index,
           kind: 'tile',
           pixels: task.tile.width * task.tile.height,
+          work: { pipeline: task.steps },
           // The tile's pixels are in the master's memory (the stage's intermediate): served per lease.
           prepare: async (lease) => {
             const sink = bufferSink(tileResultLimit(config.maxPixels));

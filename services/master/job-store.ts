@@ -2,6 +2,9 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
+import type { InputFormat } from '../image-core/decode.js';
+import { outputFormatFor } from '../image-core/encode.js';
+import type { WorkItem } from '../scaler/work.js';
 
 export type { ImageStatus, ImageView, JobStatus, JobView };
 
@@ -337,6 +340,27 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       )
       .get() as { count: number; pixels: number; queued: number; queuedPixels: number };
     return row;
+  }
+
+  /**
+   * Images accepted and not yet started, grouped by what will be done to them (pipeline, input and
+   * output format): the scaler's backlog prices each group at its own cost.
+   */
+  waitingWork(): WorkItem[] {
+    const rows = this
+      .prepare(
+        `SELECT j.pipeline AS pipeline, i.in_format AS decode, j.format AS format, COUNT(*) AS units, SUM(i.in_width * i.in_height) AS pixels
+         FROM images i JOIN jobs j ON j.id = i.job_id
+         WHERE i.status = 'queued'
+         GROUP BY j.pipeline, i.in_format, j.format`,
+      )
+      .all() as Array<{ pipeline: string; decode: string; format: string | null; units: number; pixels: number }>;
+    return rows.map((row) => ({
+      kind: { pipeline: JSON.parse(row.pipeline), decode: row.decode, encode: row.format ?? outputFormatFor(row.decode as InputFormat) },
+      pixels: row.pixels,
+      units: row.units,
+      runningMs: 0,
+    }));
   }
 
   /** Finished jobs older than the cutoff (epoch ms). */

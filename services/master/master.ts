@@ -16,14 +16,17 @@ import { S3Storage } from './s3-storage.js';
 import type { Storage } from './storage.js';
 import { WorkerAdmission } from './worker-admission.js';
 import { WorkerRegistry, type WorkerRecord } from './worker-registry.js';
+import type { WorkItem } from '../scaler/work.js';
 
-/** All the work the cluster holds, in units and pixels: what a scaler sizes the pool from. */
+/** All the work the cluster holds. */
 export interface ClusterBacklog extends Backlog {
   /** Images accepted and not yet started (not yet cut into units). */
   waitingImages: number;
-  waitingPixels: number;
-  /** Work left in active tiled images (it includes their few tiles in the dispatcher's figures). */
-  tiledPixels: number;
+  /**
+   * The one figure a scaler sizes the pool from: every kind of work and how much of it, each counted
+   * once (waiting images, whole images queued or on workers, the rest of active tiled images).
+   */
+  work: WorkItem[];
 }
 
 /**
@@ -114,7 +117,11 @@ export class Master {
 
   backlog(): ClusterBacklog {
     const waiting = this.store.pendingImages();
-    return { ...this.dispatcher.backlog(), waitingImages: waiting.queued, waitingPixels: waiting.queuedPixels, tiledPixels: this.runner.tiledBacklogPixels() };
+    return {
+      ...this.dispatcher.backlog(),
+      waitingImages: waiting.queued,
+      work: [...this.store.waitingWork(), ...this.dispatcher.wholeWork(), ...this.runner.tiledWork()],
+    };
   }
 
   cluster(): ClusterView {

@@ -5,6 +5,10 @@ export interface WorkerSnapshot {
   address: string;
   /** Units of work the worker holds right now. */
   inflight: number;
+  /** Tasks it runs at once. */
+  slots?: number;
+  /** When it last heartbeated (ms since epoch): at first sight, about when it registered. */
+  lastHeartbeat?: number;
 }
 
 export interface CapacityReport {

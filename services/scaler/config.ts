@@ -1,21 +1,18 @@
 import { z } from 'zod';
+import { DEFAULT_COST_HALF_LIFE_SECONDS } from './cost-model.js';
 import type { ScalingPolicy } from './policy.js';
 
 /**
- * Default worker throughput: decode + blur σ2 + JPEG encode with 2 images in flight on a 2-core
- * machine measured 75-86 MP/s (see docs/scaling.md); 80 MP/s is about 60 images of 1.3 MP per second.
- * Override with DIPS_WORKER_MPPS once the benchmark has measured the real pipeline.
+ * How long a new worker takes to be useful until the scaler has timed one (DIPS_BOOT_SECONDS):
+ * a local `dips worker` process starts and heartbeats in 1-3 s on a loaded 2-core machine; an EC2
+ * worker boots, starts the service and heartbeats in 60-90 s (docs/scaling.md).
  */
-export const DEFAULT_WORKER_MEGAPIXELS_PER_SECOND = 80;
-/** About the time a new EC2 worker needs to boot: less backlog than this per worker drains before help arrives. */
-export const DEFAULT_TARGET_SECONDS_PER_WORKER = 30;
+export const DEFAULT_BOOT_SECONDS = { local: 3, aws: 75 } as const;
 
 const policySchema = z
   .object({
     min: z.number().int('min must be a whole number of workers').min(0, 'min must be 0 or more'),
     max: z.number().int('max must be a whole number of workers').min(1, 'max must be at least 1'),
-    targetSecondsPerWorker: z.number().positive('the target seconds of backlog per worker must be positive'),
-    workerPixelsPerSecond: z.number().positive('worker throughput must be positive'),
     scaleInAfterSeconds: z.number().min(0, 'DIPS_SCALE_IN_AFTER must be 0 or more seconds'),
   })
   .refine((policy) => policy.min <= policy.max, { message: 'min must not exceed max', path: ['min'] });
@@ -36,26 +33,35 @@ export function parseScalingPolicy(input: ScalingPolicy): ScalingPolicy {
   return parsed.data;
 }
 
-function numberFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+function positiveFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const text = env[name];
   if (text === undefined || text.trim() === '') return fallback;
   const value = Number(text);
-  if (!Number.isFinite(value)) throw new ScalingConfigError(`${name} must be a number, got "${text}"`);
+  if (!Number.isFinite(value) || value <= 0) throw new ScalingConfigError(`${name} must be a positive number of seconds, got "${text}"`);
   return value;
 }
 
+export interface ScalingSettings {
+  policy: ScalingPolicy;
+  /** The boot time assumed until one is measured. */
+  bootSeconds: number;
+  /** Half-life of a learned cost that is not seen again. */
+  costHalfLifeSeconds: number;
+}
+
 /**
- * The policy from the bounds (flags), the scale-in delay (DIPS_SCALE_IN_AFTER, read by the master's
- * configuration) and the environment: DIPS_SCALE_TARGET_SECONDS (seconds of backlog per worker) and
- * DIPS_WORKER_MPPS (megapixels per second one worker processes).
+ * The settings from the bounds (flags), the scale-in delay (DIPS_SCALE_IN_AFTER, read by the master's
+ * configuration) and the environment: DIPS_BOOT_SECONDS (boot time assumed until measured) and
+ * DIPS_COST_HALF_LIFE (seconds for an unused learned cost to lose half its weight).
  */
-export function scalingPolicyFromEnv(
-  settings: { min: number; max: number; scaleInAfterSeconds: number },
+export function scalingSettingsFromEnv(
+  provider: keyof typeof DEFAULT_BOOT_SECONDS,
+  bounds: { min: number; max: number; scaleInAfterSeconds: number },
   env: NodeJS.ProcessEnv = process.env,
-): ScalingPolicy {
-  return parseScalingPolicy({
-    ...settings,
-    targetSecondsPerWorker: numberFromEnv(env, 'DIPS_SCALE_TARGET_SECONDS', DEFAULT_TARGET_SECONDS_PER_WORKER),
-    workerPixelsPerSecond: numberFromEnv(env, 'DIPS_WORKER_MPPS', DEFAULT_WORKER_MEGAPIXELS_PER_SECOND) * 1e6,
-  });
+): ScalingSettings {
+  return {
+    policy: parseScalingPolicy(bounds),
+    bootSeconds: positiveFromEnv(env, 'DIPS_BOOT_SECONDS', DEFAULT_BOOT_SECONDS[provider]),
+    costHalfLifeSeconds: positiveFromEnv(env, 'DIPS_COST_HALF_LIFE', DEFAULT_COST_HALF_LIFE_SECONDS),
+  };
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { loadWorkerConfig } from '../shared/config.js';
@@ -28,13 +29,16 @@ interface LocalWorker {
 }
 
 const workerAnnouncement = /^DIPS worker (\S+): /;
+/** Beside this file with its extension: .js in dist/, .ts when tests load the sources (Node runs it by type stripping). */
+const exitWithMaster = pathToFileURL(path.resolve(import.meta.dirname, `exit-with-master${path.extname(import.meta.filename)}`)).href;
 const DEFAULT_STOP_GRACE_MS = 120_000;
 const DEFAULT_REGISTER_GRACE_MS = 30_000;
 
 /**
  * Local worker processes (`dips worker --port 0 --master URL`). Scale-in sends SIGTERM to idle
- * workers first: a worker drains (finishes what it holds, leaves the master) before exiting. A worker
- * that dies is forgotten and replaced on the next tick.
+ * workers only: a worker drains (finishes what it holds, leaves the master) before exiting; one that
+ * holds leases is left until it is idle (a later tick). A worker that dies is forgotten and replaced on
+ * the next tick; a worker whose master dies stops too (exit-with-master.ts).
  */
 export class LocalCapacityProvider implements CapacityProvider {
   readonly kind = 'local';
@@ -46,16 +50,18 @@ export class LocalCapacityProvider implements CapacityProvider {
     this.cliPath = options.cliPath ?? path.resolve(import.meta.dirname, '../cli/main.js');
   }
 
+  /** Idle workers to stop for `excess` too many: a worker holding leases is never stopped (its work would be retried elsewhere). */
+  private idleToStop(running: readonly LocalWorker[], registered: readonly WorkerSnapshot[], excess: number): LocalWorker[] {
+    const inflight = new Map(registered.map((worker) => [worker.id, worker.inflight]));
+    // A process still starting holds nothing, and is the cheapest to give up.
+    return running.filter((worker) => !worker.workerId || !inflight.get(worker.workerId)).sort((a, b) => Number(!!a.workerId) - Number(!!b.workerId)).slice(0, excess);
+  }
+
   async apply(desired: number, registered: readonly WorkerSnapshot[]): Promise<CapacityReport> {
     const running = [...this.workers].filter((worker) => !worker.stopping);
     for (let count = running.length; count < desired && !this.closed; count++) running.push(this.startWorker());
     if (running.length > desired) {
-      const inflight = new Map(registered.map((worker) => [worker.id, worker.inflight]));
-      // Idle first, then the least busy; a process still starting holds nothing.
-      const byLoad = running
-        .map((worker) => ({ worker, load: (worker.workerId && inflight.get(worker.workerId)) || 0 }))
-        .sort((a, b) => a.load - b.load);
-      for (const { worker } of byLoad.slice(0, running.length - desired)) this.stopWorker(worker);
+      for (const worker of this.idleToStop(running, registered, running.length - desired)) this.stopWorker(worker);
     }
     const ids = new Set(registered.map((worker) => worker.id));
     const registerGraceMs = this.options.registerGraceMs ?? DEFAULT_REGISTER_GRACE_MS;
@@ -75,10 +81,13 @@ export class LocalCapacityProvider implements CapacityProvider {
   }
 
   private startWorker(): LocalWorker {
-    const child = spawn(process.execPath, [this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
+    const child = spawn(process.execPath, ['--import', exitWithMaster, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
       env: workerEnvironment(this.options.env ?? process.env, this.options.masterUrl),
-      stdio: ['ignore', 'pipe', 'inherit'],
+      // The IPC channel is how the worker notices this process is gone (exit-with-master.ts).
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
+    // Nothing is sent over it: it must not keep the master alive either.
+    child.channel?.unref();
     const worker: LocalWorker = { process: child, startedAt: Date.now(), workerId: undefined, stopping: false, exited: Promise.resolve() };
     worker.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {

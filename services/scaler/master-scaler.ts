@@ -1,6 +1,9 @@
+import os from 'node:os';
 import type { Master } from '../master/master.js';
+import { BootClock } from './boot-clock.js';
 import type { CapacityProvider } from './capacity-provider.js';
-import { ScalingConfigError, scalingPolicyFromEnv } from './config.js';
+import { ScalingConfigError, scalingSettingsFromEnv } from './config.js';
+import { CostModel } from './cost-model.js';
 import { LocalCapacityProvider } from './local-provider.js';
 import { Scaler } from './scaler.js';
 
@@ -13,8 +16,9 @@ export type ScalingMode =
 const TICK_MS = { local: 1_000, aws: 10_000 } as const;
 
 /**
- * Starts the scaling loop for a master: backlog from its dispatcher and job store, workers from its
- * registry, figures on its /metrics and /v1/cluster (through the master's scaler injection point).
+ * Starts the scaling loop for a master: backlog from its one backlog figure, costs learned from the
+ * processing times its dispatcher sees, workers from its registry, figures on its /metrics and
+ * /v1/cluster (through the master's scaler injection point).
  */
 export async function startMasterScaler(master: Master, mode: ScalingMode, env: NodeJS.ProcessEnv = process.env): Promise<Scaler> {
   const logger = master.logger.child({ component: 'scaler' });
@@ -31,22 +35,20 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
     provider = aws;
     bounds = await aws.describeGroup();
   }
-  const policy = scalingPolicyFromEnv({ min: bounds.min, max: bounds.max, scaleInAfterSeconds: master.config.scaleInAfter }, env);
+  const settings = scalingSettingsFromEnv(mode.provider, { min: bounds.min, max: bounds.max, scaleInAfterSeconds: master.config.scaleInAfter }, env);
+  const costs = new CostModel(settings.costHalfLifeSeconds * 1000);
+  master.dispatcher.onUnitDone((unit, { processingMs }) => {
+    if (unit.work) costs.observe(unit.work, unit.pixels, processingMs, Date.now());
+  });
   const scaler = new Scaler({
-    policy,
+    policy: settings.policy,
     provider,
-    backlog: () => {
-      const cluster = master.backlog();
-      // Images not yet started, and the untiled rest of large images in progress, are work too.
-      // (The few tiles of those images already in the dispatcher count twice: a slight over-estimate.)
-      return {
-        queuedPixels: cluster.queuedPixels + cluster.waitingPixels + cluster.tiledPixels,
-        queuedUnits: cluster.queuedUnits + cluster.waitingImages,
-        inflightPixels: cluster.inflightPixels,
-        inflightUnits: cluster.inflightUnits,
-      };
-    },
+    backlog: () => master.backlog().work,
     workers: () => master.registry.list().filter((worker) => worker.state !== 'dead'),
+    costs,
+    boot: new BootClock(settings.bootSeconds),
+    // Workers not yet registered are assumed to run one task per core, like the worker's own default.
+    defaultSlots: os.availableParallelism(),
     logger,
     registry: master.metrics.registry,
     intervalMs: TICK_MS[mode.provider],
@@ -54,6 +56,6 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
   });
   master.scaler = scaler;
   scaler.start();
-  logger.info({ provider: mode.provider, ...policy }, 'scaler started');
+  logger.info({ provider: mode.provider, ...settings.policy, bootSeconds: settings.bootSeconds, costHalfLifeSeconds: settings.costHalfLifeSeconds }, 'scaler started');
   return scaler;
 }

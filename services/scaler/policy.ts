@@ -1,28 +1,23 @@
 /**
- * The scaling policy: a pure function from (backlog, current capacity, time, memory) to a decision.
- * The same function drives local worker processes, the AWS worker group and the simulator.
+ * The scaling policy: a pure function from (backlog in worker-seconds, target, current capacity, time,
+ * memory) to a decision. The same function drives local worker processes, the AWS worker group and the
+ * simulator; what differs is how the backlog was estimated (cost-model.ts) and the target (boot-clock.ts).
  */
-
-/** Work queued for, or held by, workers, as the dispatcher reports it. */
-export interface Backlog {
-  /** Pixels of images or tiles waiting for a worker. */
-  queuedPixels: number;
-  /** Pixels of work handed to workers and not yet finished. */
-  inflightPixels: number;
-  queuedUnits: number;
-  inflightUnits: number;
-}
+import type { BacklogEstimate } from './cost-model.js';
 
 export interface ScalingPolicy {
   /** Fewest workers; 0 lets the pool sleep until a job arrives. */
   min: number;
   max: number;
-  /** Seconds of backlog one worker may hold before the pool grows. */
-  targetSecondsPerWorker: number;
-  /** Estimated pixels per second one worker processes; turns pixels into seconds of work. */
-  workerPixelsPerSecond: number;
   /** Seconds the pool must stay over-sized before it shrinks (DIPS_SCALE_IN_AFTER). */
   scaleInAfterSeconds: number;
+}
+
+/** Seconds of backlog one worker may hold before the pool grows, and where that figure comes from. */
+export interface Target {
+  secondsPerWorker: number;
+  /** e.g. "measured boot", "configured boot". */
+  source: string;
 }
 
 /** What the policy remembers between calls; the caller keeps it and passes it back. */
@@ -36,50 +31,58 @@ export type ScalingAction = 'scale-out' | 'scale-in' | 'hold';
 export interface ScalingDecision {
   action: ScalingAction;
   desired: number;
-  /** Workers the backlog alone calls for, before min/max and the scale-in delay. */
+  /** Workers the backlog alone calls for, before min/max, leases and the scale-in delay. */
   needed: number;
-  /** The backlog as seconds of work for one worker. */
-  backlogSeconds: number;
-  /** One human-readable sentence: what was measured and why this capacity. */
+  /** One human-readable sentence: the estimate, where it came from, and why this capacity. */
   reason: string;
   memory: PolicyMemory;
 }
 
-export const initialPolicyMemory: PolicyMemory = { overSizedSince: null };
-
-function backlogUnits(backlog: Backlog): number {
-  return backlog.queuedUnits + backlog.inflightUnits;
+export interface PolicyInput {
+  backlog: BacklogEstimate;
+  target: Target;
+  /** The capacity last decided. */
+  current: number;
+  /** Workers holding leases right now: scale-in never goes below them. */
+  busy: number;
+  now: number;
 }
 
-export function backlogPixels(backlog: Backlog): number {
-  return backlog.queuedPixels + backlog.inflightPixels;
+export const initialPolicyMemory: PolicyMemory = { overSizedSince: null };
+
+/** "≈ 24.3 worker-s (learned 20.1 s, default 4.2 s)": the estimate and what it rests on. */
+export function describeBacklog(backlog: BacklogEstimate): string {
+  const parts = [
+    backlog.learnedWorkerSeconds > 0 ? `learned ${backlog.learnedWorkerSeconds.toFixed(1)} s` : '',
+    backlog.defaultWorkerSeconds > 0 ? `default ${backlog.defaultWorkerSeconds.toFixed(1)} s` : '',
+  ].filter(Boolean);
+  return (
+    `backlog ${backlog.units} unit(s), ${(backlog.pixels / 1e6).toFixed(1)} MP ≈ ${backlog.workerSeconds.toFixed(1)} worker-s` +
+    (parts.length ? ` (${parts.join(', ')})` : '')
+  );
 }
 
 /**
- * Decides the pool size. Out: at once, in proportion to the backlog (seconds of work divided by the
- * target per worker). In: only once the pool has been larger than needed for scaleInAfterSeconds,
- * so a short lull between bursts does not throw away warm workers. Always within [min, max]; any
- * work at all needs at least one worker, which is how a job wakes a pool scaled to zero.
+ * Decides the pool size. Out: at once, in proportion to the backlog (worker-seconds divided by the
+ * target per worker, which follows how long a new worker takes to start), and never more workers than
+ * units (a unit runs on one worker). In: only once the pool has been larger than needed for
+ * scaleInAfterSeconds, so a short lull between bursts does not throw away warm workers, and never
+ * below the workers holding leases. Always within [min, max]; any work at all needs at least one
+ * worker, which is how a job wakes a pool scaled to zero.
  */
-export function decideCapacity(
-  input: { backlog: Backlog; current: number; now: number },
-  policy: ScalingPolicy,
-  memory: PolicyMemory,
-): ScalingDecision {
-  const { backlog, current, now } = input;
-  const backlogSeconds = backlogPixels(backlog) / policy.workerPixelsPerSecond;
-  const units = backlogUnits(backlog);
-  const needed = Math.max(Math.ceil(backlogSeconds / policy.targetSecondsPerWorker), units > 0 ? 1 : 0);
+export function decideCapacity(input: PolicyInput, policy: ScalingPolicy, memory: PolicyMemory): ScalingDecision {
+  const { backlog, target: perWorker, current, busy, now } = input;
+  const byWork = Math.ceil(backlog.workerSeconds / perWorker.secondsPerWorker);
+  const needed = backlog.units > 0 ? Math.max(1, Math.min(byWork, backlog.units)) : 0;
   const target = Math.min(policy.max, Math.max(policy.min, needed));
   const measured =
-    `backlog ${units} unit(s), ${(backlogPixels(backlog) / 1e6).toFixed(1)} MP ≈ ${backlogSeconds.toFixed(1)} s of work ` +
-    `(target ${policy.targetSecondsPerWorker} s per worker) needs ${needed} worker(s)`;
+    `${describeBacklog(backlog)}; target ${perWorker.secondsPerWorker.toFixed(1)} s per worker (${perWorker.source}) ` +
+    `needs ${needed} worker(s)`;
   const bounds = needed !== target ? `, kept within min ${policy.min} / max ${policy.max}` : '';
   const decide = (action: ScalingAction, desired: number, why: string, overSizedSince: number | null): ScalingDecision => ({
     action,
     desired,
     needed,
-    backlogSeconds,
     reason: `${measured}${bounds}; ${why}`,
     memory: { overSizedSince },
   });
@@ -94,13 +97,16 @@ export function decideCapacity(
 
   const since = memory.overSizedSince ?? now;
   const overSizedFor = (now - since) / 1000;
-  if (overSizedFor >= policy.scaleInAfterSeconds) {
-    return decide('scale-in', target, `over-sized for ${overSizedFor.toFixed(0)} s: scale in from ${current} to ${target}`, null);
+  if (overSizedFor < policy.scaleInAfterSeconds) {
+    return decide(
+      'hold',
+      current,
+      `over-sized for ${overSizedFor.toFixed(0)} s of ${policy.scaleInAfterSeconds} s before scaling in to ${target}`,
+      since,
+    );
   }
-  return decide(
-    'hold',
-    current,
-    `over-sized for ${overSizedFor.toFixed(0)} s of ${policy.scaleInAfterSeconds} s before scaling in to ${target}`,
-    since,
-  );
+  const keep = Math.max(target, Math.min(current, busy));
+  if (keep >= current) return decide('hold', current, `over-sized, but all ${current} hold leases: none is stopped`, since);
+  const leases = keep > target ? ` (${keep} hold leases)` : '';
+  return decide('scale-in', keep, `over-sized for ${overSizedFor.toFixed(0)} s: scale in from ${current} to ${keep}${leases}`, keep > target ? since : null);
 }

@@ -1,23 +1,24 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CapacityProvider, WorkerSnapshot } from './capacity-provider.js';
-import {
-  type Backlog,
-  type PolicyMemory,
-  type ScalingAction,
-  type ScalingPolicy,
-  backlogPixels,
-  decideCapacity,
-  initialPolicyMemory,
-} from './policy.js';
+import type { BootClock } from './boot-clock.js';
+import { type BacklogEstimate, type CostModel, emptyEstimate, estimateBacklog } from './cost-model.js';
+import { type PolicyMemory, type ScalingAction, type ScalingPolicy, type Target, decideCapacity, initialPolicyMemory } from './policy.js';
+import type { WorkItem } from './work.js';
 
 export interface ScalerOptions {
   policy: ScalingPolicy;
   provider: CapacityProvider;
-  /** Queued and in-flight work, from the dispatcher. */
-  backlog: () => Backlog;
+  /** The master's one backlog figure: every kind of work it holds and how much. */
+  backlog: () => readonly WorkItem[];
   /** Registered (heartbeating) workers, from the master's registry. */
   workers: () => readonly WorkerSnapshot[];
+  /** What work costs: learned from workers' processing times, defaults from the calibration. */
+  costs: CostModel;
+  /** How long a new worker takes to heartbeat; the target backlog per worker follows it. */
+  boot: BootClock;
+  /** Slots of a worker not yet seen (the registry tells the rest). */
+  defaultSlots: number;
   logger: Logger;
   /** The master's /metrics registry; gauges are read at scrape time. */
   registry: Registry;
@@ -43,7 +44,10 @@ export interface ScalerStatus {
   max: number;
   desiredCapacity: number;
   actualCapacity: number;
-  backlog: Backlog & { seconds: number };
+  /** The backlog in worker-seconds, split by where its costs came from. */
+  backlog: BacklogEstimate;
+  /** Seconds of backlog per worker before the pool grows, and its source. */
+  target: Target;
   /** The latest decision, often "hold". */
   lastDecision: ScalerDecisionRecord | null;
   /** The latest decision that changed capacity. */
@@ -54,7 +58,11 @@ export interface ScalerStatus {
   silentWorkers: string[];
 }
 
-const emptyBacklog: Backlog = { queuedPixels: 0, inflightPixels: 0, queuedUnits: 0, inflightUnits: 0 };
+/**
+ * The target never drops below two ticks: a worker asked for at this tick is seen at the next at the
+ * earliest, so less work per worker than that is gone before the pool could have grown.
+ */
+const MIN_TARGET_TICKS = 2;
 
 /**
  * The scaling loop: on every tick it reads the backlog, asks the policy, and hands the decision to the
@@ -65,7 +73,8 @@ export class Scaler {
   private desired: number;
   private actual = 0;
   private memory: PolicyMemory = initialPolicyMemory;
-  private lastBacklog: Backlog = emptyBacklog;
+  private lastBacklog: BacklogEstimate = emptyEstimate;
+  private lastTarget: Target;
   private lastDecision: ScalerDecisionRecord | null = null;
   private lastChange: ScalerDecisionRecord | null = null;
   private lastError: ScalerStatus['lastError'] = null;
@@ -81,6 +90,7 @@ export class Scaler {
   constructor(private readonly options: ScalerOptions) {
     this.desired = options.initialDesired ?? options.policy.min;
     this.now = options.now ?? Date.now;
+    this.lastTarget = this.target();
     const registers = [options.registry];
     this.decisionsTotal = new Counter({ name: 'dips_scaler_decisions_total', help: 'Scaling decisions by action', labelNames: ['action'], registers });
     this.errorsTotal = new Counter({ name: 'dips_scaler_errors_total', help: 'Capacity provider calls that failed after their retries', registers });
@@ -114,10 +124,15 @@ export class Scaler {
   async tick(): Promise<void> {
     const { policy, provider, logger } = this.options;
     try {
-      this.lastBacklog = this.options.backlog();
-      const decision = decideCapacity({ backlog: this.lastBacklog, current: this.desired, now: this.now() }, policy, this.memory);
+      const now = this.now();
+      const workers = this.options.workers();
+      this.lastBacklog = estimateBacklog(this.options.backlog(), this.options.costs, this.slotsPerWorker(workers), now);
+      this.lastTarget = this.target();
+      const busy = workers.filter((worker) => worker.inflight > 0).length;
+      const decision = decideCapacity({ backlog: this.lastBacklog, target: this.lastTarget, current: this.desired, busy, now }, policy, this.memory);
       this.memory = decision.memory;
       this.desired = decision.desired;
+      this.options.boot.update(this.desired, workers, now);
       const record: ScalerDecisionRecord = {
         at: new Date(this.now()).toISOString(),
         action: decision.action,
@@ -131,7 +146,7 @@ export class Scaler {
         this.lastChange = record;
         logger.info({ action: decision.action, desired: decision.desired, needed: decision.needed }, decision.reason);
       }
-      const report = await provider.apply(this.desired, this.options.workers());
+      const report = await provider.apply(this.desired, workers);
       this.actual = report.actual;
       this.silent = report.silent;
       this.lastError = null;
@@ -156,12 +171,27 @@ export class Scaler {
       max: policy.max,
       desiredCapacity: this.desired,
       actualCapacity: this.actual,
-      backlog: { ...this.lastBacklog, seconds: backlogPixels(this.lastBacklog) / policy.workerPixelsPerSecond },
+      backlog: this.lastBacklog,
+      target: this.lastTarget,
       lastDecision: this.lastDecision,
       lastChange: this.lastChange,
       lastError: this.lastError,
       silentWorkers: this.silent,
     };
+  }
+
+  private target(): Target {
+    const boot = this.options.boot.estimate();
+    const floor = (MIN_TARGET_TICKS * this.options.intervalMs) / 1000;
+    if (boot.seconds < floor) return { secondsPerWorker: floor, source: `${MIN_TARGET_TICKS} scaler ticks; ${boot.source} boot ${boot.seconds.toFixed(1)} s` };
+    return { secondsPerWorker: boot.seconds, source: `${boot.source} boot` };
+  }
+
+  /** Slots per worker: the registered workers' average, or the default before any registers. */
+  private slotsPerWorker(workers: readonly WorkerSnapshot[]): number {
+    const known = workers.filter((worker) => worker.slots !== undefined && worker.slots > 0);
+    if (known.length === 0) return this.options.defaultSlots;
+    return known.reduce((sum, worker) => sum + worker.slots!, 0) / known.length;
   }
 
   private registerGauges(registry: Registry): void {
@@ -171,21 +201,20 @@ export class Scaler {
       new Gauge({ name, help, registers, collect() { this.set(value()); } });
     gauge('dips_scaler_desired_capacity', 'Workers the scaler wants', () => scaler.desired);
     gauge('dips_scaler_actual_capacity', 'Workers running (processes or instances)', () => scaler.actual);
-    gauge('dips_scaler_backlog_seconds', 'Queued and in-flight work in seconds of one worker', () => scaler.status().backlog.seconds);
+    gauge('dips_scaler_target_seconds', 'Seconds of backlog one worker may hold before the pool grows (follows the boot time)', () => scaler.lastTarget.secondsPerWorker);
     gauge('dips_scaler_silent_workers', 'Running workers (past their start-up grace) that do not heartbeat', () => scaler.silent.length);
-    const byState = (name: string, help: string, queued: () => number, inflight: () => number) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['state'],
-        registers,
-        collect() {
-          this.set({ state: 'queued' }, queued());
-          this.set({ state: 'inflight' }, inflight());
-        },
-      });
-    byState('dips_scaler_backlog_pixels', 'Work the scaler sees, in pixels', () => scaler.lastBacklog.queuedPixels, () => scaler.lastBacklog.inflightPixels);
-    byState('dips_scaler_backlog_units', 'Work the scaler sees, in images or tiles', () => scaler.lastBacklog.queuedUnits, () => scaler.lastBacklog.inflightUnits);
+    new Gauge({
+      name: 'dips_scaler_backlog_seconds',
+      help: 'Queued and running work in seconds of one worker, by where its cost came from (learned or default)',
+      labelNames: ['source'],
+      registers,
+      collect() {
+        this.set({ source: 'learned' }, scaler.lastBacklog.learnedWorkerSeconds);
+        this.set({ source: 'default' }, scaler.lastBacklog.defaultWorkerSeconds);
+      },
+    });
+    gauge('dips_scaler_backlog_pixels', 'Work the scaler sees, in pixels', () => scaler.lastBacklog.pixels);
+    gauge('dips_scaler_backlog_units', 'Work the scaler sees, in images or tiles', () => scaler.lastBacklog.units);
     new Gauge({
       name: 'dips_scaler_last_decision_info',
       help: 'The latest scaling decision: value is the desired capacity, the reason is in a label',

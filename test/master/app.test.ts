@@ -103,12 +103,14 @@ describe('the web console', () => {
   });
 });
 
+const pixelsOfWork = (work: ReadonlyArray<{ pixels: number }>) => work.reduce((sum, item) => sum + item.pixels, 0);
+
 describe('a master without workers', () => {
   it('keeps jobs queued, cancels them on DELETE, and reports the backlog to a scaler', async () => {
     const seen: number[] = [];
     const scaler: Scaler = {
       desiredCapacity: (backlog) => {
-        seen.push(backlog.queuedPixels + backlog.waitingPixels);
+        seen.push(pixelsOfWork(backlog.work));
         return 7;
       },
     };
@@ -116,7 +118,7 @@ describe('a master without workers', () => {
     const id = await submit(url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline });
     expect((await getJob(url, id)).status).toBe('queued');
     const backlog = master.backlog();
-    expect(backlog.queuedPixels + backlog.waitingPixels).toBe(1400 * 875 + 1400 * 933);
+    expect(pixelsOfWork(backlog.work)).toBe(1400 * 875 + 1400 * 933);
     expect(backlog.inflightUnits).toBe(0);
     const cluster = (await (await fetch(`${url}/v1/cluster`)).json()) as { queueDepth: number; desiredCapacity: number };
     expect(cluster).toMatchObject({ queueDepth: 2, desiredCapacity: 7 });

@@ -78,7 +78,7 @@ describe('LocalCapacityProvider', () => {
     }
   });
 
-  it('stops idle workers first, with SIGTERM', async () => {
+  it('stops only idle workers, with SIGTERM; a worker holding leases is stopped once it is idle', async () => {
     await provider.apply(3, []);
     await eventually(async () => expect(await ids('started')).toHaveLength(3));
     const [busy, idle, lightlyBusy] = await ids('started');
@@ -91,7 +91,12 @@ describe('LocalCapacityProvider', () => {
     await eventually(async () => expect((await provider.apply(3, registered)).silent).toEqual([]));
 
     const report = await provider.apply(1, registered);
-    expect(report.actual).toBe(1);
+    expect(report.actual).toBe(2);
+    await eventually(async () => expect(await ids('stopped')).toEqual([idle]));
+
+    // The lightly busy worker finishes its unit: the next tick stops it; the busy one keeps running.
+    const later = await provider.apply(1, [registered[0]!, { ...registered[2]!, inflight: 0 }]);
+    expect(later.actual).toBe(1);
     await eventually(async () => expect((await ids('stopped')).sort()).toEqual([idle, lightlyBusy].sort()));
   });
 

@@ -1,0 +1,10 @@
+/**
+ * Preloaded (`node --import`) into the worker processes the local provider starts, which it gives an
+ * IPC channel. The channel closes when the master process goes, however it goes (kill -9 included),
+ * so the worker then stops itself the way Ctrl-C would stop it (SIGTERM: drain, then exit) instead
+ * of outliving its master. The channel is unreferenced: it never keeps a finished worker alive.
+ */
+if (process.channel) {
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+}
