@@ -80,6 +80,7 @@ export class Workers extends Construct {
       healthChecks: autoscaling.HealthChecks.ec2({ gracePeriod: BOOT_TIMEOUT }),
     });
     this.group.addLifecycleHook('Drain', {
+      lifecycleHookName: 'dips-drain',
       lifecycleTransition: autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
       heartbeatTimeout: DRAIN_TIMEOUT,
       defaultResult: autoscaling.DefaultResult.CONTINUE,
@@ -102,10 +103,11 @@ export class Workers extends Construct {
       bundleParameterName: props.release.parameterName,
       secrets: { DIPS_WORKER_TOKEN: props.workerToken.secretArn },
       serviceArgs: `worker --port ${WORKER_PORT} --master ${props.masterUrl}`,
-      serviceEnv: { DIPS_WORKER_HOST: '0.0.0.0', AWS_REGION: Aws.REGION, DIPS_ASG_NAME: props.groupName },
+      serviceEnv: { DIPS_WORKER_HOST: '0.0.0.0', AWS_REGION: Aws.REGION },
       healthUrl: `http://127.0.0.1:${WORKER_PORT}/healthz`,
       logGroupName: props.logGroupName,
       advertisePort: WORKER_PORT,
+      workerGroupName: props.groupName,
     });
     Validations.of(this.group).acknowledge({
       id: 'AwsSolutions::AwsSolutions-AS3',

@@ -1,6 +1,8 @@
 # DIPS instance bootstrap. cloud-init runs it once as root on first boot (`boot`); it keeps a copy
 # as /usr/local/sbin/dips-boot, which the stack's SSM association runs as `dips-boot update` when
 # the bundle changes (in-place update: no new instance, the master's state stays).
+# Workers also run `dips-boot drain-watch` (a systemd unit): when the group terminates the instance,
+# the worker drains before the termination lifecycle hook is completed.
 # The stack's user data sets, above this text (names and ARNs only: nothing here changes with code):
 #   DIPS_ROLE              master | worker
 #   DIPS_STACK_NAME, DIPS_SIGNAL_RESOURCE   the stack and the resource this boot signals (CloudFormation)
@@ -12,6 +14,7 @@
 #   DIPS_ADVERTISE_PORT    workers only: the port the master reaches them on, at this instance's private IP
 #   DIPS_DATA_VOLUME_ID    master only: the EBS volume holding /var/lib/dips (survives the instance)
 #   DIPS_LOG_GROUP         CloudWatch Logs group for the boot log and the service log
+#   DIPS_WORKER_GROUP      workers only: their Auto Scaling group (to complete the drain lifecycle hook)
 # Canonical's image has neither the AWS CLI nor Node, and the bundle that brings Node sits in S3:
 # curl (>= 7.75) signs the AWS requests itself (SigV4) with the instance role's credentials from
 # IMDSv2. DIPS_IMDS_URL, DIPS_INSTALL_ROOT and DIPS_RETRY_* exist for tests.
@@ -52,6 +55,8 @@ aws_json() { # service target url body: the JSON 1.1 protocol of Secrets Manager
 # in the signal's unique id (at most 64 characters), which the stack's events show.
 signal() {
   local status=$1 reason=${2:-}
+  # A signal nobody waits for (a worker the scaler added later) is refused: try briefly only.
+  local retry=(--retry 2 --retry-all-errors --retry-max-time 20)
   [ "$mode" = boot ] && [ -n "${DIPS_SIGNAL_RESOURCE:-}" ] && [ -n "$credentials" ] || return 0
   local unique_id="$instance_id"
   [ -z "$reason" ] || unique_id="$instance_id ${reason//[^A-Za-z0-9 ._:\/-]/_}"
@@ -62,19 +67,36 @@ signal() {
 }
 
 fail() {
-  local reason="$step: $1"
+  local reason=$1
+  # In a command substitution the trap fires too: leave the report to the script itself.
+  [ "$BASHPID" = "$$" ] || exit 1
   echo "dips-boot: FAILED $reason" >&2
   signal FAILURE "$reason"
   exit 1
 }
 # Any failing command fails the boot loudly, naming the step it was in.
-trap 'fail "\"$BASH_COMMAND\" exited $?"' ERR
+trap 'fail "$step failed ($BASH_COMMAND: exit $?)"' ERR
 
 step='reading IMDSv2'
 imds_token=$(curl -fsS "${retry[@]}" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds_url/latest/api/token")
 imds() { curl -fsS "${retry[@]}" -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/$1"; }
 instance_id=$(imds instance-id)
 credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+
+if [ "$mode" = drain-watch ]; then
+  step='watching for termination'
+  # The group announces a termination in IMDS; the stop drains the worker (TimeoutStopSec below).
+  until [ "$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/autoscaling/target-lifecycle-state" 2>/dev/null)" = Terminated ]; do
+    sleep 5
+  done
+  step='draining'
+  systemctl stop "$unit" || echo "dips-boot: $unit did not stop cleanly" >&2
+  credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+  aws_curl autoscaling --data-urlencode 'Action=CompleteLifecycleAction' --data-urlencode 'Version=2011-01-01' \
+    --data-urlencode "AutoScalingGroupName=$DIPS_WORKER_GROUP" --data-urlencode 'LifecycleHookName=dips-drain' \
+    --data-urlencode "InstanceId=$instance_id" --data-urlencode 'LifecycleActionResult=CONTINUE' "$DIPS_AUTOSCALING_URL" >/dev/null
+  exit 0
+fi
 
 if [ "$mode" = boot ] && [ -z "$root" ]; then
   step='installing the CloudWatch agent'
@@ -98,7 +120,7 @@ AGENT
     # Nitro instances name EBS volumes by id; an unformatted volume is a new one: format it.
     device=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DIPS_DATA_VOLUME_ID/-/}
     for _ in $(seq 120); do [ -e "$device" ] && break; sleep 1; done
-    [ -e "$device" ] || fail "the volume did not appear as $device within 120 s"
+    [ -e "$device" ] || fail "data volume $DIPS_DATA_VOLUME_ID did not appear as $device within 120 s"
     blkid "$device" >/dev/null || mkfs.ext4 -q -L dips-data "$device"
     mkdir -p /var/lib/dips
     grep -q ' /var/lib/dips ' /etc/fstab || echo "$device /var/lib/dips ext4 defaults,nofail 0 2" >>/etc/fstab
@@ -110,8 +132,13 @@ AGENT
 fi
 
 step="reading the bundle version ($DIPS_BUNDLE_PARAMETER)"
+installed=$(cat "$install_dir/BUNDLE_SHA256" 2>/dev/null || true)
 version=$(aws_json ssm AmazonSSM.GetParameter "$DIPS_SSM_URL" "{\"Name\":\"$DIPS_BUNDLE_PARAMETER\"}" | json_field Parameter Value)
 read -r bundle_url bundle_sha256 <<<"$version"
+if [ "$mode" = update ] && [ "$bundle_sha256" = "$installed" ] && [ -z "${DIPS_FORCE_UPDATE:-}" ]; then
+  echo "dips-boot: bundle $bundle_sha256 is already installed"
+  exit 0
+fi
 
 step='downloading the bundle'
 archive=$(mktemp)
@@ -119,7 +146,7 @@ trap 'rm -f "$archive"' EXIT
 # S3 wants the payload's hash signed; a GET has the empty payload.
 aws_curl s3 -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' -o "$archive" "$bundle_url"
 echo "$bundle_sha256  $archive" | sha256sum --check --quiet --status ||
-  fail "the bundle's sha256 differs from the stack's: not installing it"
+  fail "bundle sha256 differs from the stack's: not installed"
 
 step='reading the secrets'
 secrets=''
@@ -179,17 +206,31 @@ PrivateTmp=yes
 WantedBy=multi-user.target
 UNIT
 
+if [ "$DIPS_ROLE" = worker ]; then
+  cat >"$root/etc/systemd/system/dips-drain.service" <<UNIT
+[Unit]
+Description=DIPS: drain the worker before the Auto Scaling group terminates this instance
+[Service]
+ExecStart=/usr/local/sbin/dips-boot drain-watch
+Restart=always
+RestartSec=5
+[Install]
+WantedBy=multi-user.target
+UNIT
+fi
+
 if [ -z "$root" ]; then
   step="starting $unit"
   systemctl daemon-reload
   systemctl enable "$unit" >/dev/null 2>&1
   systemctl restart "$unit"
+  [ "$DIPS_ROLE" != worker ] || systemctl enable --now dips-drain.service >/dev/null 2>&1
 fi
 
 step="waiting for $DIPS_HEALTH_URL"
 deadline=$((SECONDS + health_seconds))
 until curl -fsS -o /dev/null --max-time 5 "$DIPS_HEALTH_URL"; do
-  [ "$SECONDS" -lt "$deadline" ] || fail "no answer within $health_seconds s"
+  [ "$SECONDS" -lt "$deadline" ] || fail "service unhealthy: no answer from $DIPS_HEALTH_URL within $health_seconds s"
   sleep 2
 done
 echo "dips-boot: $DIPS_ROLE $mode done, bundle $bundle_sha256"

@@ -20,6 +20,8 @@ export interface BootUserDataProps {
   logGroupName: string;
   /** Workers: the port to advertise at the instance's private IP (DIPS_WORKER_ADDRESS, known at boot only). */
   advertisePort?: number;
+  /** Workers: their Auto Scaling group, whose termination hook they complete once drained. */
+  workerGroupName?: string;
   /** Master: the EBS volume that holds its data directory. */
   dataVolumeId?: string;
 }
@@ -46,11 +48,13 @@ export function addBootCommands(userData: ec2.UserData, props: BootUserDataProps
     `DIPS_SSM_URL='${endpoint('ssm')}'`,
     `DIPS_SECRETS_URL='${endpoint('secretsmanager')}'`,
     `DIPS_CFN_URL='${endpoint('cloudformation')}'`,
+    `DIPS_AUTOSCALING_URL='${endpoint('autoscaling')}'`,
     `DIPS_SERVICE_ARGS='${props.serviceArgs}'`,
     `DIPS_SERVICE_ENV='${lines(props.serviceEnv)}'`,
     `DIPS_HEALTH_URL='${props.healthUrl}'`,
     `DIPS_LOG_GROUP='${props.logGroupName}'`,
     ...(props.advertisePort === undefined ? [] : [`DIPS_ADVERTISE_PORT=${props.advertisePort}`]),
+    ...(props.workerGroupName === undefined ? [] : [`DIPS_WORKER_GROUP=${props.workerGroupName}`]),
     ...(props.dataVolumeId === undefined ? [] : [`DIPS_DATA_VOLUME_ID=${props.dataVolumeId}`]),
     readFileSync(BOOTSTRAP_SCRIPT, 'utf8'),
   );
