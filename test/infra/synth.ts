@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { App } from 'aws-cdk-lib';
 import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
@@ -22,6 +23,9 @@ export const LOOKUPS: Record<string, unknown> = {
   ),
 };
 
+/** cdk.json's feature flags, as the CDK CLI passes them (new App() reads no cdk.json by itself). */
+export const FEATURE_FLAGS = (JSON.parse(readFileSync(path.join(repoRoot(), 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
+
 export interface SynthOptions {
   context: Record<string, unknown>;
   /** The bundle version per architecture (what bundleInputsHash gives for the service code). */
@@ -34,7 +38,7 @@ export interface SynthOptions {
 /** Synthesizes the stack as bin/dips.ts does, with a stand-in builder that records each build. */
 export function synthesize(options: SynthOptions): { app: App; stack: DipsStack; config: DipsConfig; builds: string[] } {
   const app = new App({
-    context: { ...LOOKUPS, ...options.context, [BUNDLING_STACKS]: options.bundle ? ['**'] : [] },
+    context: { ...FEATURE_FLAGS, ...LOOKUPS, ...options.context, [BUNDLING_STACKS]: options.bundle ? ['**'] : [] },
     ...(options.outdir ? { outdir: options.outdir } : {}),
   });
   const config = readConfig(app.node);
