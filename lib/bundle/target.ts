@@ -11,9 +11,9 @@ export const ARCH_FACTS: Record<BundleArch, { ubuntuAmiParameter: string; elfMac
 
 /**
  * The architecture of an EC2 instance type, from its family name: Graviton families carry a "g"
- * after the generation digit (t4g, m7g, c7gn, r8g), x86 ones do not (t3, m7i, c7a, g5 is x86 with GPUs).
+ * after the generation digit (t4g, m7g, c7gn, r8g, g5g), x86 ones do not (t3, m7i, c7a, g5).
  */
 export function archOfInstanceType(instanceType: string): BundleArch {
   const family = instanceType.split('.')[0] ?? '';
-  return /^[a-z]+\d+g[a-z]*$/.test(family) && !/^(g|vt|inf|dl|trn|p)\d/.test(family) ? 'arm64' : 'x64';
+  return /^[a-z]+\d+g[a-z]*$/.test(family) ? 'arm64' : 'x64';
 }

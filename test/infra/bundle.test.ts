@@ -51,9 +51,20 @@ it('is reproducible: the same inputs give the same bytes', () => {
 });
 
 /** The entries of an archive: path, mode and mtime, as an unpacker sees them. */
-async function entriesOf(archive: string): Promise<{ path: string; mode: number; mtime: number; uid: number | undefined }[]> {
-  const entries: { path: string; mode: number; mtime: number; uid: number | undefined }[] = [];
-  await tar.t({ file: archive, onReadEntry: (entry) => entries.push({ path: entry.path, mode: entry.mode ?? 0, mtime: entry.mtime?.getTime() ?? -1, uid: entry.uid }) });
+interface ArchiveEntry {
+  path: string;
+  type: string;
+  mode: number;
+  mtime: number;
+  uid: number | undefined;
+}
+
+async function entriesOf(archive: string): Promise<ArchiveEntry[]> {
+  const entries: ArchiveEntry[] = [];
+  await tar.t({
+    file: archive,
+    onReadEntry: (entry) => entries.push({ path: entry.path, type: entry.type, mode: entry.mode ?? 0, mtime: entry.mtime?.getTime() ?? -1, uid: entry.uid }),
+  });
   return entries;
 }
 
@@ -81,7 +92,8 @@ describe.each(['x64', 'arm64'] as const)('the %s bundle', (arch) => {
     const entries = await entriesOf(bundles[arch].archivePath);
     const names = entries.map((entry) => entry.path.replace(/\/$/, ''));
     // Files carry mtime 0; folders none at all (portable mode), so the unpacker's clock fills them in.
-    expect(entries.filter((entry) => entry.uid || (entry.mtime !== 0 && !entry.path.endsWith('/')))).toEqual([]);
+    expect(entries.filter((entry) => entry.uid || (entry.mtime !== 0 && entry.type !== 'Directory'))).toEqual([]);
+    expect(entries.filter((entry) => entry.type === 'Directory' && entry.mode !== 0o755)).toEqual([]);
     expect(names).toContain('bin/node');
     expect(names).toContain('dist/services/cli/main.js');
     expect(entries.find((entry) => entry.path === 'bin/node')!.mode).toBe(0o755);
