@@ -2,8 +2,10 @@
 // CDK app: `npx cdk synth|deploy -c allowedCidr=203.0.113.7/32` (cdk.json builds first).
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { buildBundle, defaultWorkDir } from '../lib/bundle/build-bundle.js';
+import { bundleInputsHash } from '../lib/bundle/build-bundle.js';
 import { repoRoot } from '../lib/bundle/repo-root.js';
+import { BUNDLE_ARCHS, type BundleArch } from '../lib/bundle/target.js';
+import { buildBundleInChildProcess } from '../lib/bundle-release.js';
 import { DipsConfigError, readConfig } from '../lib/config.js';
 import { DipsStack } from '../lib/dips-stack.js';
 
@@ -11,8 +13,16 @@ const app = new App();
 try {
   const config = readConfig(app.node);
   const root = repoRoot();
-  const bundle = await buildBundle({ repoRoot: root, workDir: defaultWorkDir(root) });
-  new DipsStack(app, config.stackName, { config, bundle });
+  // Hashing the inputs is cheap; building is left to CDK's bundling, which cdk ls and cdk destroy skip.
+  const hashes = Object.fromEntries(await Promise.all(BUNDLE_ARCHS.map(async (arch) => [arch, await bundleInputsHash(root, arch)]))) as Record<BundleArch, string>;
+  new DipsStack(app, config.stackName, {
+    config,
+    repoRoot: root,
+    inputsHash: (arch) => hashes[arch],
+    builder: buildBundleInChildProcess(root),
+    // Looks up (once, then cdk.context.json) the pinned Ubuntu images and the availability zones.
+    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth();
 } catch (error) {

@@ -1,11 +1,10 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { ARCH_FACTS, archOfInstanceType } from './bundle/target.js';
 
 /** Fixed facts of the deployment that are not worth a context switch. */
 export const API_PORT = 8080;
 export const WORKER_PORT = 12345;
-/** Canonical's public SSM parameter: resolves at deploy time, so synth needs no AWS lookup. */
-export const UBUNTU_AMI_PARAMETER = '/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id';
 /** The master's local data directory (SQLite job store, intermediates). */
 export const MASTER_DATA_DIR = '/var/lib/dips';
 /** Key prefix of job data in the bucket; the master's write access is limited to it. */
@@ -21,27 +20,56 @@ const cidr = z
   .refine((value) => value !== '0.0.0.0/0', 'context "allowedCidr" must not be 0.0.0.0/0: name the network that may reach the API');
 const count = (name: string, fallback: number) =>
   z.coerce.number({ error: `context "${name}" must be a whole number` }).int(`context "${name}" must be a whole number`).min(0, `context "${name}" must be 0 or more`).default(fallback);
-const instanceType = (name: string) =>
-  z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, `context "${name}" must be an EC2 instance type such as t3.micro`).default('t3.micro');
+const instanceType = (name: string, fallback: string) =>
+  z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, `context "${name}" must be an EC2 instance type such as t4g.micro`).default(fallback);
+const amiId = (name: string) => z.string().regex(/^ami-[0-9a-f]{8,17}$/, `context "${name}" must be an AMI id such as ami-0123456789abcdef0`).optional();
 
-const configSchema = z
-  .object({
+const configObject = z.object({
     allowedCidr: cidr,
     stackName: z
       .string()
       .regex(/^[A-Za-z][A-Za-z0-9-]{0,100}$/, 'context "stackName" must start with a letter and hold only letters, digits and hyphens')
       .default('Dips'),
-    masterInstanceType: instanceType('masterInstanceType'),
-    workerInstanceType: instanceType('workerInstanceType'),
+    // Graviton (t4g) is about 20% cheaper than t3 for the same vCPUs and memory (docs/deploy.md).
+    // The master holds a decoded image in memory when it tiles one: 2 GiB for the 100 MP default below.
+    masterInstanceType: instanceType('masterInstanceType', 't4g.small'),
+    workerInstanceType: instanceType('workerInstanceType', 't4g.micro'),
+    /** Images declaring more pixels are refused at upload (DIPS_MAX_PIXELS); measured peak 740 MiB at 100 MP. */
+    maxImagePixels: count('maxImagePixels', 100_000_000),
+    /** The architecture the deployer means: when given, both instance types must agree with it. */
+    architecture: z.enum(['x64', 'arm64'], { error: 'context "architecture" must be x64 or arm64' }).optional(),
+    /** Pinned images (else looked up once and cached in cdk.context.json). */
+    masterAmi: amiId('masterAmi'),
+    workerAmi: amiId('workerAmi'),
+    /** The CDK bootstrap's customer-managed KMS key, when `cdk bootstrap --bootstrap-kms-key-id` made one. */
+    bootstrapKmsKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]+$/, 'context "bootstrapKmsKeyArn" must be a KMS key ARN').optional(),
+    logRetentionDays: count('logRetentionDays', 30),
     minWorkers: count('minWorkers', 1),
     maxWorkers: count('maxWorkers', 4),
     masterVolumeGiB: count('masterVolumeGiB', 20),
+    /** The master's data volume (SQLite job store, tiling scratch): kept across instance replacement. */
+    masterDataVolumeGiB: count('masterDataVolumeGiB', 20),
     workerVolumeGiB: count('workerVolumeGiB', 10),
     jobDataExpiryDays: count('jobDataExpiryDays', 7),
-  })
+  });
+const configShape = configObject.shape;
+const configSchema = configObject
   .refine((config) => config.maxWorkers >= config.minWorkers && config.maxWorkers >= 1, {
     message: 'context "maxWorkers" must be at least 1 and at least "minWorkers"',
     path: ['maxWorkers'],
+  })
+  .superRefine((config, context) => {
+    if (!config.architecture) return;
+    for (const key of ['masterInstanceType', 'workerInstanceType'] as const) {
+      const arch = archOfInstanceType(config[key]);
+      if (arch !== config.architecture) {
+        context.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `context "${key}" is ${config[key]}, an ${ARCH_FACTS[arch].label} type, but "architecture" is ${config.architecture}: pick a ${ARCH_FACTS[config.architecture].label} type (t4g.* is arm64, t3.* is x64) or drop "architecture"`,
+        });
+      }
+    }
   });
 
 /** Every tunable of the stack, read from CDK context (`cdk deploy -c name=value` or cdk.json). */
@@ -53,7 +81,7 @@ export class DipsConfigError extends Error {
 
 /** Reads and validates the tunables; throws a message naming each bad context value. */
 export function readConfig(node: Node): DipsConfig {
-  const raw = Object.fromEntries(Object.keys(configSchema.shape).map((key) => [key, node.tryGetContext(key)]));
+  const raw = Object.fromEntries(Object.keys(configShape).map((key) => [key, node.tryGetContext(key)]));
   const result = configSchema.safeParse(raw);
   if (!result.success) throw new DipsConfigError(result.error.issues.map((issue) => issue.message).join('\n'));
   return result.data;

@@ -1,34 +1,59 @@
-import { Validations } from 'aws-cdk-lib';
+import { Aws, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import type { BundleRelease } from './bundle-release.js';
 
 export interface InstanceRoleProps {
-  bundle: s3assets.Asset;
-  token: secretsmanager.ISecret;
+  release: BundleRelease;
+  /** The secrets this role's instances read at boot. */
+  secrets: secretsmanager.ISecret[];
+  logGroup: logs.ILogGroup;
+  /** The customer-managed key of the CDK bootstrap bucket, if any: the bundle object is encrypted with it. */
+  bootstrapKmsKeyArn?: string | undefined;
 }
 
 /**
- * What every DIPS instance may do: read the bundle object and the token, and be reached through
- * SSM Session Manager (admin access without SSH). Roles add their own statements on top.
+ * What every DIPS instance may do: read its bundle (object and version parameter) and its secrets,
+ * signal its own stack, write its logs, and be reached and updated through SSM (Session Manager and
+ * the update association). The SSM part is spelled out instead of AmazonSSMManagedInstanceCore,
+ * which also grants ssm:GetParameter* on every parameter of the account.
  */
 export function instanceRole(scope: Construct, props: InstanceRoleProps): iam.Role {
-  const role = new iam.Role(scope, 'Role', {
-    assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-    managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
-  });
-  role.addToPrincipalPolicy(
-    new iam.PolicyStatement({
-      sid: 'ReadBundle',
-      actions: ['s3:GetObject'],
-      resources: [props.bundle.bucket.arnForObjects(props.bundle.s3ObjectKey)],
-    }),
+  const role = new iam.Role(scope, 'Role', { assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com') });
+  const statement = (sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources, ...(conditions ? { conditions } : {}) }));
+
+  statement('ReadBundle', ['s3:GetObject'], [props.release.asset.bucket.arnForObjects(props.release.asset.s3ObjectKey)]);
+  statement('ReadBundleVersion', ['ssm:GetParameter'], [props.release.parameter.parameterArn]);
+  if (props.bootstrapKmsKeyArn) {
+    statement('DecryptBundle', ['kms:Decrypt'], [props.bootstrapKmsKeyArn], { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } });
+  }
+  for (const secret of props.secrets) secret.grantRead(role);
+  statement('SignalBoot', ['cloudformation:SignalResource'], [`arn:${Aws.PARTITION}:cloudformation:${Aws.REGION}:${Aws.ACCOUNT_ID}:stack/${Aws.STACK_NAME}/*`]);
+  statement('WriteLogs', ['logs:CreateLogStream', 'logs:PutLogEvents', 'logs:DescribeLogStreams'], [props.logGroup.logGroupArn]);
+  statement('SsmAgent', ['ssm:UpdateInstanceInformation', 'ssm:ListInstanceAssociations', 'ssm:UpdateInstanceAssociationStatus', 'ssm:PutInventory', 'ssm:PutComplianceItems'], [
+    `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:instance/*`,
+  ]);
+  statement('SsmAssociations', ['ssm:ListAssociations', 'ssm:DescribeAssociation', 'ssm:GetDocument', 'ssm:DescribeDocument'], ['*']);
+  statement('SessionManager', [
+    'ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel',
+    'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage', 'ec2messages:GetEndpoint', 'ec2messages:GetMessages', 'ec2messages:SendReply',
+  ], ['*']);
+  Validations.of(role).acknowledge(
+    {
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+      reason: 'ssmmessages, ec2messages and the SSM agent association reads support no resource-level permissions (the agent calls them per instance)',
+    },
+    {
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
+      reason: 'The SSM agent reports for the instance it runs on; instance ids are not known before launch',
+    },
+    {
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/<AWS::StackName>/*]',
+      reason: "The wildcard is the stack's generated id; the name pins it to this stack",
+    },
   );
-  props.token.grantRead(role);
-  Validations.of(role).acknowledge({
-    id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
-    reason: 'The AWS-maintained minimum for SSM Session Manager, the admin access that replaces SSH',
-  });
   return role;
 }

@@ -1,14 +1,15 @@
-import { Aws, type CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, type CfnElement, Duration, RemovalPolicy, Size, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { bootUserData } from './bundle/user-data.js';
-import { API_PORT, JOB_DATA_PREFIX, MASTER_DATA_DIR, UBUNTU_AMI_PARAMETER } from './config.js';
+import type { BundleRelease } from './bundle-release.js';
+import { addBootCommands } from './bundle/user-data.js';
+import { API_PORT, JOB_DATA_PREFIX, MASTER_DATA_DIR } from './config.js';
 import { instanceRole } from './instance-role.js';
 import { encryptedRootVolume } from './root-volume.js';
 
@@ -16,31 +17,50 @@ export interface MasterProps {
   vpc: ec2.IVpc;
   securityGroup: ec2.ISecurityGroup;
   instanceType: string;
-  volumeGiB: number;
+  machineImage: ec2.IMachineImage;
+  rootVolumeGiB: number;
+  dataVolumeGiB: number;
+  maxImagePixels: number;
   bucket: s3.IBucket;
-  token: secretsmanager.ISecret;
-  bundle: s3assets.Asset;
-  bundleSha256: string;
+  clientToken: secretsmanager.ISecret;
+  workerToken: secretsmanager.ISecret;
+  release: BundleRelease;
+  logGroup: logs.ILogGroup;
+  /** The log group's name as text (constant: it sits in user data). */
+  logGroupName: string;
+  bootstrapKmsKeyArn?: string | undefined;
   /** The workers' Auto Scaling group, by name: the master's scaler sets its desired capacity. */
   workerGroupName: string;
 }
 
-/** The master: one EC2 instance, recovered onto new hardware when its host fails. */
+/** How long CloudFormation waits for a new instance's boot to signal success. */
+export const BOOT_TIMEOUT = Duration.minutes(20);
+
+/**
+ * The master: one EC2 instance in a private subnet, recovered onto new hardware when its host fails.
+ * Its user data never changes with code (updates are in place, lib/in-place-update.ts), its image is
+ * pinned, and its data directory lives on an EBS volume of its own that outlives the instance.
+ */
 export class Master extends Construct {
   readonly instance: ec2.Instance;
   readonly role: iam.Role;
-  /** The API's public address: an Elastic IP, so it survives the instance's replacement on updates. */
-  readonly publicIp: string;
+  readonly dataVolume: ec2.Volume;
 
   constructor(scope: Construct, id: string, props: MasterProps) {
     super(scope, id);
 
-    this.role = instanceRole(this, { bundle: props.bundle, token: props.token });
+    this.role = instanceRole(this, {
+      release: props.release,
+      secrets: [props.clientToken, props.workerToken],
+      logGroup: props.logGroup,
+      bootstrapKmsKeyArn: props.bootstrapKmsKeyArn,
+    });
     const workerGroupArn = `arn:${Aws.PARTITION}:autoscaling:${Aws.REGION}:${Aws.ACCOUNT_ID}:autoScalingGroup:*:autoScalingGroupName/${props.workerGroupName}`;
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ScaleWorkerGroup',
-        actions: ['autoscaling:SetDesiredCapacity', 'autoscaling:SetInstanceProtection'],
+        // SetInstanceHealth: a worker that stopped heartbeating is marked unhealthy, and the group replaces it.
+        actions: ['autoscaling:SetDesiredCapacity', 'autoscaling:SetInstanceProtection', 'autoscaling:SetInstanceHealth'],
         resources: [workerGroupArn],
       }),
     );
@@ -74,31 +94,43 @@ export class Master extends Construct {
         reason: "The wildcard is the group's generated id; the name pins the statement to the workers' group",
       },
       {
-        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
-        reason: 'autoscaling:DescribeAutoScalingGroups and ec2:DescribeInstances support no resource-level permissions',
-      },
-      {
         id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${bucketLogicalId}.Arn>/${JOB_DATA_PREFIX}*]`,
         reason: 'The master stores and deletes job data under its prefix, object keys are generated per job',
       },
     );
 
+    // One subnet, so the instance and its data volume share an availability zone.
+    const subnet = props.vpc.privateSubnets[0]!;
+    this.dataVolume = new ec2.Volume(this, 'Data', {
+      availabilityZone: subnet.availabilityZone,
+      size: Size.gibibytes(props.dataVolumeGiB),
+      volumeType: ec2.EbsDeviceVolumeType.GP3,
+      encrypted: true,
+      // The job store outlives the stack too: `cdk destroy` leaves a snapshot of it.
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+
     this.instance = new ec2.Instance(this, 'Instance', {
       vpc: props.vpc,
-      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+      vpcSubnets: { subnets: [subnet] },
       securityGroup: props.securityGroup,
       instanceType: new ec2.InstanceType(props.instanceType),
-      machineImage: ec2.MachineImage.fromSsmParameter(UBUNTU_AMI_PARAMETER),
+      machineImage: props.machineImage,
       role: this.role,
       requireImdsv2: true,
-      // User data runs on first boot only: a new bundle needs a new instance to be installed.
-      userDataCausesReplacement: true,
-      blockDevices: encryptedRootVolume(props.volumeGiB),
-      userData: bootUserData({
+      // The user data is the same for every code version: new code arrives in place, not by replacement.
+      userDataCausesReplacement: false,
+      blockDevices: encryptedRootVolume(props.rootVolumeGiB),
+    });
+    const cfnInstance = this.instance.node.defaultChild as ec2.CfnInstance;
+    // Attached as part of the instance, so it is there when the boot script looks for it.
+    cfnInstance.volumes = [{ device: '/dev/sdf', volumeId: this.dataVolume.volumeId }];
+    cfnInstance.cfnOptions.creationPolicy = { resourceSignal: { count: 1, timeout: `PT${BOOT_TIMEOUT.toMinutes()}M` } };
+    addBootCommands(this.instance.userData, {
         role: 'master',
-        bundle: props.bundle,
-        bundleSha256: props.bundleSha256,
-        token: props.token,
+        signalResource: Stack.of(this).getLogicalId(cfnInstance),
+        bundleParameterName: props.release.parameterName,
+        secrets: { DIPS_TOKEN: props.clientToken.secretArn, DIPS_WORKER_TOKEN: props.workerToken.secretArn },
         serviceArgs: `master --port ${API_PORT} --data-dir ${MASTER_DATA_DIR}`,
         serviceEnv: {
           // The services listen on loopback unless told otherwise; the security group does the filtering.
@@ -107,16 +139,15 @@ export class Master extends Construct {
           DIPS_S3_BUCKET: props.bucket.bucketName,
           DIPS_S3_PREFIX: JOB_DATA_PREFIX,
           DIPS_ASG_NAME: props.workerGroupName,
+          DIPS_MAX_PIXELS: String(props.maxImagePixels),
           AWS_REGION: Aws.REGION,
         },
-      }),
+        healthUrl: `http://127.0.0.1:${API_PORT}/healthz`,
+        logGroupName: props.logGroupName,
+      dataVolumeId: this.dataVolume.volumeId,
     });
 
-    const address = new ec2.CfnEIP(this, 'PublicAddress', { domain: 'vpc' });
-    new ec2.CfnEIPAssociation(this, 'PublicAddressAssociation', { allocationId: address.attrAllocationId, instanceId: this.instance.instanceId });
-    this.publicIp = address.attrPublicIp;
-
-    // A failed host (not a failed OS) is fixed by moving the instance: same id, address and volume.
+    // A failed host (not a failed OS) is fixed by moving the instance: same id, address and volumes.
     new cloudwatch.Alarm(this, 'RecoverOnHostFailure', {
       alarmDescription: 'Recovers the DIPS master onto healthy hardware when its host fails',
       metric: new cloudwatch.Metric({
@@ -138,7 +169,7 @@ export class Master extends Construct {
       },
       {
         id: 'AwsSolutions::AwsSolutions-EC29',
-        reason: 'cdk destroy must be able to remove the master; host failures are handled by the recovery alarm',
+        reason: 'cdk destroy must be able to remove the master; its data volume is snapshotted, host failures are handled by the recovery alarm',
       },
     );
   }

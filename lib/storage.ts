@@ -8,10 +8,13 @@ export interface StorageProps {
   jobDataExpiryDays: number;
 }
 
-/** The job-data bucket and the cluster's shared token. */
+/** The job-data bucket and the cluster's two secrets: the clients' token and the master<->worker token. */
 export class Storage extends Construct {
   readonly bucket: s3.Bucket;
-  readonly token: secretsmanager.Secret;
+  /** DIPS_TOKEN: clients send it as a Bearer token to the API. */
+  readonly clientToken: secretsmanager.Secret;
+  /** DIPS_WORKER_TOKEN: master and workers authenticate each other with it; no client route accepts it. */
+  readonly workerToken: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
@@ -35,14 +38,19 @@ export class Storage extends Construct {
       reason: 'Job data is transient and only the master role touches it; access logs would need a second bucket that outlives the stack',
     });
 
-    this.token = new secretsmanager.Secret(this, 'Token', {
-      description: 'DIPS shared token: clients send it as a Bearer token, workers accept work only from a master holding it',
-      generateSecretString: { passwordLength: 48, excludePunctuation: true },
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    Validations.of(this.token).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-SMG4',
-      reason: 'Every instance reads the token once at boot and clients hold it; rotate by replacing the secret and the instances together',
-    });
+    const secret = (id: string, description: string) => {
+      const created = new secretsmanager.Secret(this, id, {
+        description,
+        generateSecretString: { passwordLength: 48, excludePunctuation: true },
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      Validations.of(created).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-SMG4',
+        reason: 'Instances read the secret at boot and on each update; rotation is a documented two-step (docs/deploy.md), not a Lambda',
+      });
+      return created;
+    };
+    this.clientToken = secret('Token', 'DIPS client token (DIPS_TOKEN): clients send it as a Bearer token to the API');
+    this.workerToken = secret('WorkerToken', 'DIPS worker token (DIPS_WORKER_TOKEN): the master and its workers authenticate each other with it');
   }
 }

@@ -1,56 +1,176 @@
-# DIPS instance bootstrap: cloud-init runs it once, as root, on the instance's first boot.
-# The stack's user data sets, above this text:
-#   DIPS_ROLE            master | worker
-#   DIPS_ASSET_URL       https URL of the bundle (a CDK asset in S3), DIPS_ASSET_SHA256 its checksum
-#   DIPS_TOKEN_SECRET_ID the shared token's secret (ARN), DIPS_SECRETS_URL the Secrets Manager endpoint
-#   AWS_REGION           the region, used to sign the requests
-#   DIPS_SERVICE_ARGS    the dips command line; DIPS_SERVICE_ENV its environment, one NAME=value a line
-#   DIPS_ADVERTISE_PORT  workers only: the port the master reaches them on, at this instance's private IP
+# DIPS instance bootstrap. cloud-init runs it once as root on first boot (`boot`); it keeps a copy
+# as /usr/local/sbin/dips-boot, which the stack's SSM association runs as `dips-boot update` when
+# the bundle changes (in-place update: no new instance, the master's state stays).
+# Workers also run `dips-boot drain-watch` (a systemd unit): when the group terminates the instance,
+# the worker drains before the termination lifecycle hook is completed.
+# The stack's user data sets, above this text (names and ARNs only: nothing here changes with code):
+#   DIPS_ROLE              master | worker
+#   DIPS_STACK_NAME, DIPS_SIGNAL_RESOURCE   the stack and the resource this boot signals (CloudFormation)
+#   DIPS_BUNDLE_PARAMETER  SSM parameter holding "<bundle https URL> <sha256>": the current bundle version
+#   DIPS_SECRET_IDS        NAME=secret ARN, one a line: each becomes NAME=<secret> in the service's environment
+#   AWS_REGION             the region, used to sign the requests; DIPS_*_URL its endpoints
+#   DIPS_SERVICE_ARGS      the dips command line; DIPS_SERVICE_ENV its environment, one NAME=value a line
+#   DIPS_HEALTH_URL        what must answer 200 before the boot counts as a success
+#   DIPS_ADVERTISE_PORT    workers only: the port the master reaches them on, at this instance's private IP
+#   DIPS_DATA_VOLUME_ID    master only: the EBS volume holding /var/lib/dips (survives the instance)
+#   DIPS_LOG_GROUP         CloudWatch Logs group for the boot log and the service log
+#   DIPS_WORKER_GROUP      workers only: their Auto Scaling group (to complete the drain lifecycle hook)
 # Canonical's image has neither the AWS CLI nor Node, and the bundle that brings Node sits in S3:
-# curl (>= 7.75) signs the two AWS requests itself (SigV4) with the instance role's credentials,
-# read from IMDSv2. DIPS_IMDS_URL and DIPS_INSTALL_ROOT exist for tests only.
-set -euo pipefail
+# curl (>= 7.75) signs the AWS requests itself (SigV4) with the instance role's credentials from
+# IMDSv2. DIPS_IMDS_URL, DIPS_INSTALL_ROOT and DIPS_RETRY_* exist for tests.
+set -Euo pipefail
+mode=${1:-boot}
 imds_url=${DIPS_IMDS_URL:-http://169.254.169.254}
 root=${DIPS_INSTALL_ROOT:-}
 install_dir=$root/opt/dips
 unit=dips-$DIPS_ROLE.service
+# Retries: a new instance profile's credentials and permissions can take seconds to appear (about
+# 30 s of curl's doubling backoff by default; DIPS_RETRY_MAX_SECONDS caps the wait of each request).
+retries=${DIPS_RETRY_COUNT:-10}
+retry_max=${DIPS_RETRY_MAX_SECONDS:-60}
+retry=(--retry "$retries" --retry-all-errors --retry-max-time "$retry_max")
+health_seconds=${DIPS_HEALTH_SECONDS:-180}
 
-# Retries: a new instance profile's credentials and permissions can take seconds to appear.
-imds_token=$(curl -fsS --retry 10 --retry-all-errors -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds_url/latest/api/token")
-imds() { curl -fsS --retry 10 --retry-all-errors -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/$1"; }
-json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+step='starting'
+instance_id=unknown
+credentials=''
+json_field() { python3 -c 'import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1:]: value = value[key]
+print(value)' "$@"; }
 
-credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
 # The credentials reach curl on stdin, not on its command line, so they never show in the process list.
 aws_curl() {
   local service=$1
   shift
   printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$(json_field AccessKeyId <<<"$credentials")" \
     "$(json_field SecretAccessKey <<<"$credentials")" "$(json_field Token <<<"$credentials")" |
-    curl -fsS --retry 5 --retry-all-errors --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" "$@"
+    curl -fsS "${retry[@]}" --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" "$@"
+}
+aws_json() { # service target url body: the JSON 1.1 protocol of Secrets Manager and SSM
+  aws_curl "$1" -X POST -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: $2" --data "$4" "$3"
 }
 
+# Tells CloudFormation how the boot went. SignalResource has no reason field, so the reason rides
+# in the signal's unique id (at most 64 characters), which the stack's events show.
+signal() {
+  local status=$1 reason=${2:-}
+  # A signal nobody waits for (a worker the scaler added later) is refused: try briefly only.
+  local retry=(--retry 2 --retry-all-errors --retry-max-time 20)
+  [ "$mode" = boot ] && [ -n "${DIPS_SIGNAL_RESOURCE:-}" ] && [ -n "$credentials" ] || return 0
+  local unique_id="$instance_id"
+  [ -z "$reason" ] || unique_id="$instance_id ${reason//[^A-Za-z0-9 ._:\/-]/_}"
+  aws_curl cloudformation --data-urlencode 'Action=SignalResource' --data-urlencode 'Version=2010-05-15' \
+    --data-urlencode "StackName=$DIPS_STACK_NAME" --data-urlencode "LogicalResourceId=$DIPS_SIGNAL_RESOURCE" \
+    --data-urlencode "UniqueId=${unique_id:0:64}" --data-urlencode "Status=$status" "$DIPS_CFN_URL" >/dev/null ||
+    echo "dips-boot: could not signal $status to CloudFormation" >&2
+}
+
+fail() {
+  local reason=$1
+  # In a command substitution the trap fires too: leave the report to the script itself.
+  [ "$BASHPID" = "$$" ] || exit 1
+  echo "dips-boot: FAILED $reason" >&2
+  signal FAILURE "$reason"
+  exit 1
+}
+# Any failing command fails the boot loudly, naming the step it was in.
+trap 'fail "$step failed ($BASH_COMMAND: exit $?)"' ERR
+
+step='reading IMDSv2'
+imds_token=$(curl -fsS "${retry[@]}" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds_url/latest/api/token")
+imds() { curl -fsS "${retry[@]}" -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/$1"; }
+instance_id=$(imds instance-id)
+credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+
+if [ "$mode" = drain-watch ]; then
+  step='watching for termination'
+  # The group announces a termination in IMDS; the stop drains the worker (TimeoutStopSec below).
+  until [ "$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/autoscaling/target-lifecycle-state" 2>/dev/null)" = Terminated ]; do
+    sleep 5
+  done
+  step='draining'
+  systemctl stop "$unit" || echo "dips-boot: $unit did not stop cleanly" >&2
+  credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+  aws_curl autoscaling --data-urlencode 'Action=CompleteLifecycleAction' --data-urlencode 'Version=2011-01-01' \
+    --data-urlencode "AutoScalingGroupName=$DIPS_WORKER_GROUP" --data-urlencode 'LifecycleHookName=dips-drain' \
+    --data-urlencode "InstanceId=$instance_id" --data-urlencode 'LifecycleActionResult=CONTINUE' "$DIPS_AUTOSCALING_URL" >/dev/null
+  exit 0
+fi
+
+if [ "$mode" = boot ] && [ -z "$root" ]; then
+  step='installing the CloudWatch agent'
+  # The boot log (this script's output, in cloud-init-output.log) and the service log, kept by the stack's log group.
+  agent_arch=$(dpkg --print-architecture)
+  curl -fsS "${retry[@]}" -o /tmp/cloudwatch-agent.deb \
+    "https://amazoncloudwatch-agent-$AWS_REGION.s3.$AWS_REGION.amazonaws.com/ubuntu/$agent_arch/latest/amazon-cloudwatch-agent.deb"
+  dpkg -i -E /tmp/cloudwatch-agent.deb >/dev/null
+  mkdir -p /var/log/dips
+  cat >/opt/aws/amazon-cloudwatch-agent/etc/dips.json <<AGENT
+{"logs": {"logs_collected": {"files": {"collect_list": [
+  {"file_path": "/var/log/cloud-init-output.log", "log_group_name": "$DIPS_LOG_GROUP", "log_stream_name": "{instance_id}/boot"},
+  {"file_path": "/var/log/dips/$DIPS_ROLE.log", "log_group_name": "$DIPS_LOG_GROUP", "log_stream_name": "{instance_id}/$DIPS_ROLE"}
+]}}}}
+AGENT
+  /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s \
+    -c file:/opt/aws/amazon-cloudwatch-agent/etc/dips.json >/dev/null
+
+  if [ -n "${DIPS_DATA_VOLUME_ID:-}" ]; then
+    step="mounting the data volume $DIPS_DATA_VOLUME_ID"
+    # Nitro instances name EBS volumes by id; an unformatted volume is a new one: format it.
+    device=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DIPS_DATA_VOLUME_ID/-/}
+    for _ in $(seq 120); do [ -e "$device" ] && break; sleep 1; done
+    [ -e "$device" ] || fail "data volume $DIPS_DATA_VOLUME_ID did not appear as $device within 120 s"
+    blkid "$device" >/dev/null || mkfs.ext4 -q -L dips-data "$device"
+    mkdir -p /var/lib/dips
+    grep -q ' /var/lib/dips ' /etc/fstab || echo "$device /var/lib/dips ext4 defaults,nofail 0 2" >>/etc/fstab
+    mountpoint -q /var/lib/dips || mount /var/lib/dips
+  fi
+  id dips >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dips
+  [ -z "${DIPS_DATA_VOLUME_ID:-}" ] || chown dips:dips /var/lib/dips
+  install -m 700 "$0" /usr/local/sbin/dips-boot
+fi
+
+step="reading the bundle version ($DIPS_BUNDLE_PARAMETER)"
+installed=$(cat "$install_dir/BUNDLE_SHA256" 2>/dev/null || true)
+version=$(aws_json ssm AmazonSSM.GetParameter "$DIPS_SSM_URL" "{\"Name\":\"$DIPS_BUNDLE_PARAMETER\"}" | json_field Parameter Value)
+read -r bundle_url bundle_sha256 <<<"$version"
+if [ "$mode" = update ] && [ "$bundle_sha256" = "$installed" ] && [ -z "${DIPS_FORCE_UPDATE:-}" ]; then
+  echo "dips-boot: bundle $bundle_sha256 is already installed"
+  exit 0
+fi
+
+step='downloading the bundle'
 archive=$(mktemp)
 trap 'rm -f "$archive"' EXIT
 # S3 wants the payload's hash signed; a GET has the empty payload.
-aws_curl s3 -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \
-  -o "$archive" "$DIPS_ASSET_URL"
-echo "$DIPS_ASSET_SHA256  $archive" | sha256sum --check --quiet --status ||
-  { echo "dips bootstrap: the bundle's sha256 differs from the one in the stack: not installing it" >&2; exit 1; }
-rm -rf "$install_dir"
-mkdir -p "$install_dir"
-tar -xzf "$archive" -C "$install_dir" --no-same-owner
+aws_curl s3 -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' -o "$archive" "$bundle_url"
+echo "$bundle_sha256  $archive" | sha256sum --check --quiet --status ||
+  fail "bundle sha256 differs from the stack's: not installed"
 
-token=$(aws_curl secretsmanager -X POST -H 'Content-Type: application/x-amz-json-1.1' \
-  -H 'X-Amz-Target: secretsmanager.GetSecretValue' --data "{\"SecretId\":\"$DIPS_TOKEN_SECRET_ID\"}" \
-  "$DIPS_SECRETS_URL" | json_field SecretString)
+step='reading the secrets'
+secrets=''
+while IFS='=' read -r name secret_id; do
+  [ -n "$name" ] || continue
+  value=$(aws_json secretsmanager secretsmanager.GetSecretValue "$DIPS_SECRETS_URL" "{\"SecretId\":\"$secret_id\"}" | json_field SecretString)
+  secrets+="$name=$value"$'\n'
+done <<<"$DIPS_SECRET_IDS"
 
-mkdir -p "$root/etc/dips" "$root/etc/systemd/system"
-# Only root (and systemd) reads the token: the service gets it through EnvironmentFile.
+step='installing the bundle'
+# Unpacked beside the running one, then swapped: an update never leaves a half-written /opt/dips.
+rm -rf "$install_dir.next"
+mkdir -p "$install_dir.next" "$root/etc/dips" "$root/etc/systemd/system"
+tar -xzf "$archive" -C "$install_dir.next" --no-same-owner
+rm -rf "$install_dir.previous"
+[ ! -e "$install_dir" ] || mv "$install_dir" "$install_dir.previous"
+mv "$install_dir.next" "$install_dir"
+echo "$bundle_sha256" >"$install_dir/BUNDLE_SHA256"
+
+# Only root (and systemd) reads the secrets: the service gets them through EnvironmentFile.
 (
   umask 077
   {
-    echo "DIPS_TOKEN=$token"
+    printf '%s' "$secrets"
     echo "$DIPS_SERVICE_ENV"
     if [ -n "${DIPS_ADVERTISE_PORT:-}" ]; then echo "DIPS_WORKER_ADDRESS=http://$(imds local-ipv4):$DIPS_ADVERTISE_PORT"; fi
     # A worker runs one sharp task per vCPU and each needs a libuv thread; Node sizes that pool at
@@ -70,6 +190,10 @@ EnvironmentFile=/etc/dips/dips.env
 ExecStart=/opt/dips/bin/node /opt/dips/dist/services/cli/main.js $DIPS_SERVICE_ARGS
 Restart=always
 RestartSec=2
+# A stopping worker drains (finishes what it holds); the master resumes from SQLite on restart.
+TimeoutStopSec=120
+StandardOutput=append:/var/log/dips/$DIPS_ROLE.log
+StandardError=append:/var/log/dips/$DIPS_ROLE.log
 StateDirectory=dips
 WorkingDirectory=/var/lib/dips
 LimitNOFILE=65536
@@ -82,8 +206,32 @@ PrivateTmp=yes
 WantedBy=multi-user.target
 UNIT
 
-if [ -z "$root" ]; then
-  id dips >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin dips
-  systemctl daemon-reload
-  systemctl enable --now "$unit"
+if [ "$DIPS_ROLE" = worker ]; then
+  cat >"$root/etc/systemd/system/dips-drain.service" <<UNIT
+[Unit]
+Description=DIPS: drain the worker before the Auto Scaling group terminates this instance
+[Service]
+ExecStart=/usr/local/sbin/dips-boot drain-watch
+Restart=always
+RestartSec=5
+[Install]
+WantedBy=multi-user.target
+UNIT
 fi
+
+if [ -z "$root" ]; then
+  step="starting $unit"
+  systemctl daemon-reload
+  systemctl enable "$unit" >/dev/null 2>&1
+  systemctl restart "$unit"
+  [ "$DIPS_ROLE" != worker ] || systemctl enable --now dips-drain.service >/dev/null 2>&1
+fi
+
+step="waiting for $DIPS_HEALTH_URL"
+deadline=$((SECONDS + health_seconds))
+until curl -fsS -o /dev/null --max-time 5 "$DIPS_HEALTH_URL"; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "service unhealthy: no answer from $DIPS_HEALTH_URL within $health_seconds s"
+  sleep 2
+done
+echo "dips-boot: $DIPS_ROLE $mode done, bundle $bundle_sha256"
+signal SUCCESS

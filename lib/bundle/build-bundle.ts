@@ -1,16 +1,20 @@
-import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { copyFile, cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { writeReproducibleArchive } from './archive.js';
+import { fetchNodeBinary, nodeRuntimePin, runNpm } from './node-runtime.js';
+import type { BundleArch } from './target.js';
 
 export interface BundleOptions {
-  /** The repository: its dist/, web/, package.json and package-lock.json go into the bundle. */
+  /** The repository: its dist/services, web/, package.json and package-lock.json go into the bundle. */
   repoRoot: string;
-  /** Work folder: the staging tree, the dependency cache and the archive. Keep it out of git. */
+  /** Work folder: staging trees, the dependency and runtime caches. Keep it out of git. */
   workDir: string;
+  /** The instances' CPU: picks the Node build and sharp's binaries. The build host's own does not matter. */
+  arch: BundleArch;
+  /** Where the archive goes (default: <workDir>/dips-bundle-<arch>.tar.gz). */
+  archivePath?: string;
 }
 
 export interface Bundle {
@@ -18,6 +22,7 @@ export interface Bundle {
   archivePath: string;
   /** sha256 of the archive, checked by the instances before unpacking. */
   sha256: string;
+  arch: BundleArch;
 }
 
 /** The work folder `cdk synth` and `npm run bundle` use: under cdk.out/, which git ignores. */
@@ -25,60 +30,66 @@ export function defaultWorkDir(repoRoot: string): string {
   return path.join(repoRoot, 'cdk.out', '.dips-bundle');
 }
 
+/** What goes into the bundle from the repository; the asset's version is their hash (see bundleInputsHash). */
+export const BUNDLE_INPUTS = ['dist/services', 'web', 'package.json', 'package-lock.json', 'lib/bundle/node-runtime.json'] as const;
+
 /** Path of the CLI inside the bundle (and inside /opt/dips on the instances). */
-const BUNDLE_CLI = 'dist/services/cli/main.js';
-const BUNDLE_NODE = 'bin/node';
+export const BUNDLE_CLI = 'dist/services/cli/main.js';
+
 /**
- * Builds the archive the instances run from. Reproducible: entries sorted, mtimes, owners and
- * gzip header fixed, so the same inputs give the same bytes and CDK uploads it only when it changed.
+ * Builds the archive the instances run, for `arch`, on any host: Node is the official Linux build
+ * from the npm registry (integrity-pinned), sharp's Linux binaries come from npm's --os/--cpu/--libc
+ * selection, and the archive is written in JavaScript. Reproducible: same inputs, same bytes.
  */
 export async function buildBundle(options: BundleOptions): Promise<Bundle> {
-  const { repoRoot, workDir } = options;
-  // sharp's binaries are installed for the build machine: it must match the instances.
-  if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new Error(`the bundle must be built on linux-x64 like the instances, not ${process.platform}-${process.arch}`);
-  }
+  const { repoRoot, workDir, arch } = options;
   const cli = path.join(repoRoot, BUNDLE_CLI);
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build" before bundling`);
 
-  const staging = path.join(workDir, 'staging');
+  const pin = await nodeRuntimePin();
+  const node = await fetchNodeBinary(arch, path.join(workDir, 'runtimes'), pin);
+  const staging = path.join(workDir, `staging-${arch}`);
   await rm(staging, { recursive: true, force: true });
   await mkdir(path.join(staging, 'bin'), { recursive: true });
   await cp(path.join(repoRoot, 'dist', 'services'), path.join(staging, 'dist', 'services'), { recursive: true });
   await cp(path.join(repoRoot, 'web'), path.join(staging, 'web'), { recursive: true });
   await writeFile(path.join(staging, 'package.json'), await productionManifest(repoRoot));
-  // The build machine's own Node: linux-x64 and the ABI node_modules were compiled for.
-  await copyFile(process.execPath, path.join(staging, BUNDLE_NODE));
+  await copyFile(node, path.join(staging, 'bin', 'node'));
   await writeFile(
     path.join(staging, 'bin', 'dips'),
-    '#!/bin/sh\n# The dips CLI on the bundled Node runtime.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/node" "$here/../dist/services/cli/main.js" "$@"\n',
+    `#!/bin/sh\n# The dips CLI on the bundled Node runtime.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/node" "$here/../${BUNDLE_CLI}" "$@"\n`,
   );
-  await chmod(path.join(staging, 'bin', 'dips'), 0o755);
+  const dependencies = await productionDependencies(repoRoot, workDir, arch);
+  await cp(path.join(dependencies, 'node_modules'), path.join(staging, 'node_modules'), { recursive: true });
+  // npm's own bookkeeping: it names the install folder, which differs between hosts.
+  await rm(path.join(staging, 'node_modules', '.package-lock.json'), { force: true });
 
-  const dependencies = await productionDependencies(repoRoot, workDir);
-  const archivePath = path.join(workDir, 'dips-bundle.tar.gz');
-  const partial = `${archivePath}.partial`;
-  const tar = spawn(
-    'tar',
-    [
-      '--create', '--format=gnu', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner',
-      '--mode=u+rw,go-w', '--file=-',
-      // Top-level entries in name order too, though they come from two folders.
-      '--directory', staging, 'bin', 'dist',
-      '--directory', dependencies, 'node_modules',
-      '--directory', staging, 'package.json', 'web',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let tarErrors = '';
-  tar.stderr.on('data', (chunk: Buffer) => (tarErrors += chunk.toString()));
-  const tarExit = new Promise<number | null>((resolve) => tar.on('close', resolve));
-  // Node's gzip header carries no timestamp or file name: reproducible by construction.
-  await pipeline(tar.stdout, createGzip({ level: 6 }), createWriteStream(partial));
-  const code = await tarExit;
-  if (code !== 0) throw new Error(`tar failed (exit ${code}): ${tarErrors.trim()}`);
-  await rename(partial, archivePath);
-  return { archivePath, sha256: await sha256File(archivePath) };
+  const archivePath = options.archivePath ?? path.join(workDir, `dips-bundle-${arch}.tar.gz`);
+  await writeReproducibleArchive(staging, archivePath);
+  await rm(staging, { recursive: true, force: true });
+  return { archivePath, sha256: await sha256File(archivePath), arch };
+}
+
+/**
+ * The bundle's version without building it: a hash of its inputs and target. CDK names the asset
+ * by it, so synth, diff and deploy build only when it changes (and ls/destroy never build).
+ */
+export async function bundleInputsHash(repoRoot: string, arch: BundleArch): Promise<string> {
+  const hash = createHash('sha256').update(`dips-bundle-v1\0${arch}\0`);
+  for (const input of BUNDLE_INPUTS) {
+    const full = path.join(repoRoot, input);
+    if (!existsSync(full)) throw new Error(`${full} is missing: run "npm run build" before synthesizing`);
+    const files = (await readdir(full, { recursive: true, withFileTypes: true }).catch(() => undefined))
+      ?.filter((entry) => entry.isFile())
+      .map((entry) => path.relative(full, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'))
+      .sort() ?? [''];
+    for (const file of files) {
+      hash.update(`${input}/${file}\0`);
+      hash.update(await readFile(file ? path.join(full, file) : full));
+      hash.update('\0');
+    }
+  }
+  return hash.digest('hex');
 }
 
 /** package.json without scripts: `npm ci` in staging must not run the repo's prepare (build) script. */
@@ -89,37 +100,32 @@ async function productionManifest(repoRoot: string): Promise<string> {
 }
 
 /**
- * `npm ci --omit=dev` in a folder of its own, cached by lock file, Node ABI and platform. Install
- * scripts are skipped: nothing compiles (SQLite is Node's own), and sharp's binaries come as ordinary
- * packages (@img/sharp-linux-x64).
+ * `npm ci --omit=dev` for Linux on `arch` with glibc, in a folder of its own cached by lock file and
+ * target. npm picks sharp's @img/sharp-linux-<arch> packages from the lock file by --os/--cpu/--libc;
+ * install scripts are skipped: nothing compiles (SQLite is Node's own). No .bin links (they differ per host).
  */
-async function productionDependencies(repoRoot: string, workDir: string): Promise<string> {
+async function productionDependencies(repoRoot: string, workDir: string, arch: BundleArch): Promise<string> {
   const lock = await readFile(path.join(repoRoot, 'package-lock.json'));
   const manifest = await productionManifest(repoRoot);
-  const key = createHash('sha256')
-    .update(lock)
-    .update(manifest)
-    .update(`${process.versions.modules}-${process.platform}-${process.arch}`)
-    .digest('hex')
-    .slice(0, 16);
-  const folder = path.join(workDir, `dependencies-${key}`);
+  const key = createHash('sha256').update(lock).update(manifest).update(`linux-${arch}-glibc`).digest('hex').slice(0, 16);
+  const folder = path.join(workDir, `dependencies-${arch}-${key}`);
   if (existsSync(path.join(folder, 'node_modules', '.package-lock.json'))) return folder;
 
   await rm(folder, { recursive: true, force: true });
   await mkdir(folder, { recursive: true });
   await writeFile(path.join(folder, 'package.json'), manifest);
   await copyFile(path.join(repoRoot, 'package-lock.json'), path.join(folder, 'package-lock.json'));
-  const npm = spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], {
-    cwd: folder,
-    encoding: 'utf8',
-  });
+  const npm = runNpm(
+    ['ci', '--omit=dev', '--ignore-scripts', '--no-bin-links', '--os=linux', `--cpu=${arch}`, '--libc=glibc', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'],
+    folder,
+  );
   if (npm.status !== 0) {
     await rm(folder, { recursive: true, force: true });
-    throw new Error(`npm ci --omit=dev failed in ${folder}:\n${npm.stderr || npm.error?.message}`);
+    throw new Error(`npm ci --omit=dev --cpu=${arch} failed in ${folder}:\n${npm.stderr}`);
   }
   // Installs for older lock files are dead weight (about 130 MB each).
   for (const entry of await readdir(workDir)) {
-    if (entry.startsWith('dependencies-') && entry !== path.basename(folder)) await rm(path.join(workDir, entry), { recursive: true, force: true });
+    if (entry.startsWith(`dependencies-${arch}-`) && entry !== path.basename(folder)) await rm(path.join(workDir, entry), { recursive: true, force: true });
   }
   return folder;
 }

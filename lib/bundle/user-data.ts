@@ -2,44 +2,60 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Aws } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import type * as s3assets from 'aws-cdk-lib/aws-s3-assets';
-import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { repoRoot } from './repo-root.js';
 
 export interface BootUserDataProps {
   role: 'master' | 'worker';
-  bundle: s3assets.Asset;
-  bundleSha256: string;
-  token: secretsmanager.ISecret;
+  /** The resource whose CreationPolicy or rolling update waits for this boot's signal (its logical id). */
+  signalResource: string;
+  /** Name of the SSM parameter naming the current bundle: constant, whatever the code. */
+  bundleParameterName: string;
+  /** Environment variable name -> secret ARN: each becomes NAME=<secret> in the service's environment. */
+  secrets: Record<string, string>;
   /** The dips command line, e.g. `worker --port 12345 --master http://10.0.0.5:8080`. */
   serviceArgs: string;
-  /** The service's environment besides DIPS_TOKEN, which boot reads from Secrets Manager. */
+  /** The service's environment besides the secrets. */
   serviceEnv: Record<string, string>;
+  healthUrl: string;
+  logGroupName: string;
   /** Workers: the port to advertise at the instance's private IP (DIPS_WORKER_ADDRESS, known at boot only). */
   advertisePort?: number;
+  /** Workers: their Auto Scaling group, whose termination hook they complete once drained. */
+  workerGroupName?: string;
+  /** Master: the EBS volume that holds its data directory. */
+  dataVolumeId?: string;
 }
 
 /** The shell script (lib/bundle/bootstrap.sh) that installs the bundle and starts the role's service. */
 export const BOOTSTRAP_SCRIPT = path.join(repoRoot(), 'lib', 'bundle', 'bootstrap.sh');
 
+const endpoint = (service: string) => `https://${service}.${Aws.REGION}.${Aws.URL_SUFFIX}/`;
+
 /**
- * User data: the bootstrap script with its inputs set in front. It carries names and ARNs only,
- * never the token: the instance reads that from Secrets Manager at boot.
+ * Adds the boot to `userData`: the bootstrap script with its inputs set in front. It carries names
+ * and ARNs only, never a secret and never the bundle's version, so a code change leaves it (and the
+ * master) alone.
  */
-export function bootUserData(props: BootUserDataProps): ec2.UserData {
-  const env = Object.entries(props.serviceEnv).map(([name, value]) => `${name}=${value}`);
-  const userData = ec2.UserData.forLinux();
+export function addBootCommands(userData: ec2.UserData, props: BootUserDataProps): void {
+  const lines = (record: Record<string, string>) => Object.entries(record).map(([name, value]) => `${name}=${value}`).join('\n');
   userData.addCommands(
     `DIPS_ROLE=${props.role}`,
-    `DIPS_ASSET_URL='https://${props.bundle.s3BucketName}.s3.${Aws.REGION}.${Aws.URL_SUFFIX}/${props.bundle.s3ObjectKey}'`,
-    `DIPS_ASSET_SHA256=${props.bundleSha256}`,
-    `DIPS_TOKEN_SECRET_ID='${props.token.secretArn}'`,
-    `DIPS_SECRETS_URL='https://secretsmanager.${Aws.REGION}.${Aws.URL_SUFFIX}/'`,
+    `DIPS_STACK_NAME=${Aws.STACK_NAME}`,
+    `DIPS_SIGNAL_RESOURCE=${props.signalResource}`,
+    `DIPS_BUNDLE_PARAMETER='${props.bundleParameterName}'`,
+    `DIPS_SECRET_IDS='${lines(props.secrets)}'`,
     `AWS_REGION=${Aws.REGION}`,
+    `DIPS_SSM_URL='${endpoint('ssm')}'`,
+    `DIPS_SECRETS_URL='${endpoint('secretsmanager')}'`,
+    `DIPS_CFN_URL='${endpoint('cloudformation')}'`,
+    `DIPS_AUTOSCALING_URL='${endpoint('autoscaling')}'`,
     `DIPS_SERVICE_ARGS='${props.serviceArgs}'`,
-    `DIPS_SERVICE_ENV='${env.join('\n')}'`,
+    `DIPS_SERVICE_ENV='${lines(props.serviceEnv)}'`,
+    `DIPS_HEALTH_URL='${props.healthUrl}'`,
+    `DIPS_LOG_GROUP='${props.logGroupName}'`,
     ...(props.advertisePort === undefined ? [] : [`DIPS_ADVERTISE_PORT=${props.advertisePort}`]),
+    ...(props.workerGroupName === undefined ? [] : [`DIPS_WORKER_GROUP=${props.workerGroupName}`]),
+    ...(props.dataVolumeId === undefined ? [] : [`DIPS_DATA_VOLUME_ID=${props.dataVolumeId}`]),
     readFileSync(BOOTSTRAP_SCRIPT, 'utf8'),
   );
-  return userData;
 }

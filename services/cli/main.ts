@@ -142,7 +142,19 @@ program
 async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => ScalingMode): Promise<string> {
   const { startMaster } = await import('../master/server.js');
   const running = await startMaster({ ...(flags.port === undefined ? {} : { port: flags.port }), ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
-  const scaler = scaling && (await (await import('../scaler/master-scaler.js')).startMasterScaler(running.master, scaling(running.url)));
+  // Retried with backoff (the group may not exist yet, IAM may be propagating); shown in /v1/cluster meanwhile.
+  // A scaler that never starts stops the master with a non-zero exit, so its supervisor sees it.
+  const { startMasterScaler } = await import('../scaler/master-scaler.js');
+  const { startScalerWithRetry } = await import('../scaler/startup.js');
+  const scaler =
+    scaling &&
+    (await startScalerWithRetry(running.master, () => startMasterScaler(running.master, scaling(running.url)), running.master.logger.child({ component: 'scaler' })).catch(
+      async (error: unknown) => {
+        process.stderr.write(`dips: ${(error as Error).message}\n`);
+        await running.close();
+        process.exit(1);
+      },
+    ));
   stopOnSignal(async () => {
     await scaler?.stop();
     await running.close();

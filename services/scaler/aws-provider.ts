@@ -2,6 +2,7 @@ import {
   AutoScalingClient,
   DescribeAutoScalingGroupsCommand,
   SetDesiredCapacityCommand,
+  SetInstanceHealthCommand,
   SetInstanceProtectionCommand,
 } from '@aws-sdk/client-auto-scaling';
 import { EC2Client, type Instance, paginateDescribeInstances } from '@aws-sdk/client-ec2';
@@ -48,7 +49,8 @@ export class AwsCapacityProvider implements CapacityProvider {
   private applied: number | undefined;
   /** Protection as last set by us, per instance id. */
   private readonly protection = new Map<string, boolean>();
-  private readonly reportedSilent = new Set<string>();
+  /** Instances already reported Unhealthy to the group (it replaces them; once is enough). */
+  private readonly markedUnhealthy = new Set<string>();
 
   constructor(private readonly options: AwsProviderOptions) {
     if (!options.groupName.trim()) throw new Error('the AWS capacity provider needs the Auto Scaling group name (DIPS_ASG_NAME)');
@@ -67,7 +69,9 @@ export class AwsCapacityProvider implements CapacityProvider {
     const byAddress = new Map(workers.map((worker) => [hostOf(worker.address), worker]));
     await this.updateProtection(instances, byAddress);
     if (!growing && desired !== this.applied) await this.setDesiredCapacity(desired);
-    return { actual: instances.length, silent: this.silentInstances(instances, byAddress) };
+    const silent = this.silentInstances(instances, byAddress);
+    await this.markUnhealthy(silent.filter((instance) => !this.markedUnhealthy.has(instance.id)));
+    return { actual: instances.length, silent: silent.map((instance) => instance.description) };
   }
 
   /**
@@ -171,22 +175,34 @@ export class AwsCapacityProvider implements CapacityProvider {
   }
 
   /** Instances past their boot grace that no registered worker runs on: a broken image, security group or token. */
-  private silentInstances(instances: RunningInstance[], byAddress: Map<string, WorkerSnapshot>): string[] {
-    const silent: string[] = [];
-    const running = new Set(instances.map((instance) => instance.id));
-    for (const id of this.reportedSilent) if (!running.has(id)) this.reportedSilent.delete(id);
+  private silentInstances(instances: RunningInstance[], byAddress: Map<string, WorkerSnapshot>): { id: string; description: string }[] {
+    const silent: { id: string; description: string }[] = [];
     for (const instance of instances) {
       const upForMs = this.now() - instance.launchedAt;
       if (upForMs < this.heartbeatGraceMs) continue;
       if (instance.privateAddress && byAddress.has(instance.privateAddress)) continue;
-      const description = `${instance.id} (${instance.privateAddress ?? 'no private address'}) running ${Math.round(upForMs / 1000)} s without a heartbeat`;
-      silent.push(description);
-      if (!this.reportedSilent.has(instance.id)) {
-        this.reportedSilent.add(instance.id);
-        this.options.logger.warn({ instanceId: instance.id, privateAddress: instance.privateAddress }, `no worker heartbeats from this instance: ${description}`);
-      }
+      silent.push({ id: instance.id, description: `${instance.id} (${instance.privateAddress ?? 'no private address'}) running ${Math.round(upForMs / 1000)} s without a heartbeat` });
     }
+    const running = new Set(instances.map((instance) => instance.id));
+    for (const id of this.markedUnhealthy) if (!running.has(id)) this.markedUnhealthy.delete(id);
     return silent;
+  }
+
+  /**
+   * Tells the group that silent instances are unhealthy, so it terminates and replaces them (its own
+   * EC2 health check sees a running instance, however broken the worker on it). Once per instance.
+   */
+  private async markUnhealthy(instances: { id: string; description: string }[]): Promise<void> {
+    for (const instance of instances) {
+      this.options.logger.warn({ instanceId: instance.id }, `no worker heartbeats from this instance, marking it Unhealthy for replacement: ${instance.description}`);
+      await withAwsRetry(
+        `SetInstanceHealth(${instance.id}, Unhealthy)`,
+        // Respecting the grace period: a worker still booting (and slow) is not cut short.
+        () => this.autoScaling.send(new SetInstanceHealthCommand({ InstanceId: instance.id, HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: true })),
+        this.retry,
+      );
+      this.markedUnhealthy.add(instance.id);
+    }
   }
 }
 

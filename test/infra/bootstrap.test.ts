@@ -14,9 +14,16 @@ import { BOOTSTRAP_SCRIPT } from '../../lib/bundle/user-data.js';
 const REGION = 'eu-west-3';
 const CREDENTIALS = { accessKeyId: 'AKIAEXAMPLE', secretAccessKey: randomBytes(20).toString('hex'), sessionToken: randomBytes(30).toString('base64') };
 const IMDS_TOKEN = randomBytes(16).toString('hex');
-const CLUSTER_TOKEN = randomBytes(24).toString('hex');
-const SECRET_ARN = `arn:aws:secretsmanager:${REGION}:123456789012:secret:dips-token-AbCdEf`;
+const CLIENT_TOKEN = randomBytes(24).toString('hex');
+const WORKER_TOKEN = randomBytes(24).toString('hex');
+const SECRETS: Record<string, string> = {
+  [`arn:aws:secretsmanager:${REGION}:123456789012:secret:dips-token-AbCdEf`]: CLIENT_TOKEN,
+  [`arn:aws:secretsmanager:${REGION}:123456789012:secret:dips-worker-token-GhIjKl`]: WORKER_TOKEN,
+};
+const [CLIENT_SECRET_ARN, WORKER_SECRET_ARN] = Object.keys(SECRETS) as [string, string];
 const PRIVATE_IP = '10.0.1.23';
+const INSTANCE_ID = 'i-0123456789abcdef0';
+const PARAMETER = '/DipsTest/bundle/x64';
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 const bytes = (data: SourceData) =>
@@ -41,7 +48,12 @@ let scratch: string;
 let server: Server;
 let baseUrl: string;
 let archive: Buffer;
+/** The bundle version the parameter names (its URL and sha256). */
+let bundleVersion: string;
+let healthy = true;
 const requests: string[] = [];
+/** The SignalResource calls CloudFormation received, as form fields. */
+const signals: Record<string, string>[] = [];
 
 async function readBody(request: IncomingMessage): Promise<string> {
   let body = '';
@@ -98,6 +110,7 @@ beforeAll(async () => {
         return reply(200, JSON.stringify({ Code: 'Success', AccessKeyId: CREDENTIALS.accessKeyId, SecretAccessKey: CREDENTIALS.secretAccessKey, Token: CREDENTIALS.sessionToken }));
       }
       if (item === 'local-ipv4') return reply(200, PRIVATE_IP);
+      if (item === 'instance-id') return reply(200, INSTANCE_ID);
       return reply(404, '');
     }
     if (url.pathname === '/asset-bucket/bundle.gz') {
@@ -105,35 +118,59 @@ beforeAll(async () => {
     }
     if (url.pathname === '/secretsmanager/') {
       const valid = (await signedCorrectly(request, 'secretsmanager', body)) && request.headers['x-amz-target'] === 'secretsmanager.GetSecretValue';
-      if (!valid || JSON.parse(body).SecretId !== SECRET_ARN) return reply(403, 'AccessDenied');
-      return reply(200, JSON.stringify({ ARN: SECRET_ARN, SecretString: CLUSTER_TOKEN }));
+      const secretId = valid ? (JSON.parse(body) as { SecretId: string }).SecretId : '';
+      if (!(secretId in SECRETS)) return reply(403, 'AccessDenied');
+      return reply(200, JSON.stringify({ ARN: secretId, SecretString: SECRETS[secretId] }));
     }
+    if (url.pathname === '/ssm/') {
+      const valid = (await signedCorrectly(request, 'ssm', body)) && request.headers['x-amz-target'] === 'AmazonSSM.GetParameter';
+      if (!valid || (JSON.parse(body) as { Name: string }).Name !== PARAMETER) return reply(400, 'ParameterNotFound');
+      return reply(200, JSON.stringify({ Parameter: { Name: PARAMETER, Type: 'String', Value: bundleVersion } }));
+    }
+    if (url.pathname === '/cloudformation/') {
+      if (!(await signedCorrectly(request, 'cloudformation', body))) return reply(403, 'SignatureDoesNotMatch');
+      signals.push(Object.fromEntries(new URLSearchParams(body)));
+      return reply(200, '<SignalResourceResponse/>');
+    }
+    if (url.pathname === '/healthz') return healthy ? reply(200, '{"ok":true}') : reply(503, '');
     return reply(404, '');
   });
   server.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256(archive)}`;
 });
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
   rmSync(scratch, { recursive: true, force: true });
 });
 
-function runBootstrap(root: string, overrides: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn('bash', [BOOTSTRAP_SCRIPT], {
+function runBootstrap(root: string, overrides: Record<string, string> = {}, mode = 'boot'): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn('bash', [BOOTSTRAP_SCRIPT, mode], {
     env: {
       PATH: '/usr/bin:/bin',
       DIPS_IMDS_URL: baseUrl,
       DIPS_INSTALL_ROOT: root,
+      // Refusals are retried, but briefly here: the real default waits about 30 s.
+      DIPS_RETRY_COUNT: '2',
+      DIPS_RETRY_MAX_SECONDS: '10',
+      DIPS_HEALTH_SECONDS: '3',
       DIPS_ROLE: 'worker',
-      DIPS_ASSET_URL: `${baseUrl}/asset-bucket/bundle.gz`,
-      DIPS_ASSET_SHA256: createHash('sha256').update(archive).digest('hex'),
-      DIPS_TOKEN_SECRET_ID: SECRET_ARN,
-      DIPS_SECRETS_URL: `${baseUrl}/secretsmanager/`,
+      DIPS_STACK_NAME: 'DipsTest',
+      DIPS_SIGNAL_RESOURCE: 'WorkersGroup1234ABCD',
+      DIPS_BUNDLE_PARAMETER: PARAMETER,
+      DIPS_SECRET_IDS: `DIPS_WORKER_TOKEN=${WORKER_SECRET_ARN}`,
       AWS_REGION: REGION,
+      DIPS_SSM_URL: `${baseUrl}/ssm/`,
+      DIPS_SECRETS_URL: `${baseUrl}/secretsmanager/`,
+      DIPS_CFN_URL: `${baseUrl}/cloudformation/`,
       DIPS_SERVICE_ARGS: 'worker --port 12345 --master http://10.0.0.5:8080',
       DIPS_SERVICE_ENV: 'DIPS_WORKER_HOST=0.0.0.0\nAWS_REGION=eu-west-3',
+      DIPS_HEALTH_URL: `${baseUrl}/healthz`,
+      DIPS_LOG_GROUP: '/dips/DipsTest',
       DIPS_ADVERTISE_PORT: '12345',
       ...overrides,
     },
@@ -144,18 +181,24 @@ function runBootstrap(root: string, overrides: Record<string, string> = {}): Pro
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));
 }
 
+/** The signals one run sent, from the index `before`. */
+const signalsSince = (before: number) => signals.slice(before).map((signal) => ({ ...signal }));
+
 describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
-  it('fetches the bundle and the token with signed requests, installs both and writes the unit', async () => {
+  it('reads the bundle version and the secret with signed requests, installs them, writes the units and signals SUCCESS', async () => {
     const root = path.join(scratch, 'instance');
+    const before = signals.length;
     const { code, stderr } = await runBootstrap(root);
     expect(code, stderr).toBe(0);
     expect(readFileSync(path.join(root, 'opt/dips/bin/node'), 'utf8')).toContain('stand-in runtime');
+    expect(readFileSync(path.join(root, 'opt/dips/BUNDLE_SHA256'), 'utf8').trim()).toBe(sha256(archive));
 
     const envFile = path.join(root, 'etc/dips/dips.env');
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
     expect(readFileSync(envFile, 'utf8').trim().split('\n').sort()).toEqual(
       [
-        `DIPS_TOKEN=${CLUSTER_TOKEN}`,
+        // The worker token only: a worker holds no client credential.
+        `DIPS_WORKER_TOKEN=${WORKER_TOKEN}`,
         'DIPS_WORKER_HOST=0.0.0.0',
         'AWS_REGION=eu-west-3',
         `DIPS_WORKER_ADDRESS=http://${PRIVATE_IP}:12345`,
@@ -167,34 +210,97 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
     expect(unit).toContain('ExecStart=/opt/dips/bin/node /opt/dips/dist/services/cli/main.js worker --port 12345 --master http://10.0.0.5:8080');
     expect(unit).toContain('Restart=always');
     expect(unit).toContain('EnvironmentFile=/etc/dips/dips.env');
-    expect(unit).not.toContain(CLUSTER_TOKEN);
+    expect(unit).toContain('StandardOutput=append:/var/log/dips/worker.log');
+    expect(unit).not.toContain(WORKER_TOKEN);
+    expect(readFileSync(path.join(root, 'etc/systemd/system/dips-drain.service'), 'utf8')).toContain('ExecStart=/usr/local/sbin/dips-boot drain-watch');
+    expect(signalsSince(before)).toEqual([
+      { Action: 'SignalResource', Version: '2010-05-15', StackName: 'DipsTest', LogicalResourceId: 'WorkersGroup1234ABCD', UniqueId: INSTANCE_ID, Status: 'SUCCESS' },
+    ]);
   });
 
-  it('sizes the libuv thread pool for the worker only', async () => {
+  it('gives the master both secrets, and no thread-pool sizing or drain watcher', async () => {
     const root = path.join(scratch, 'master-instance');
-    const { code, stderr } = await runBootstrap(root, { DIPS_ROLE: 'master', DIPS_SERVICE_ARGS: 'master --port 8080', DIPS_ADVERTISE_PORT: '' });
+    const { code, stderr } = await runBootstrap(root, {
+      DIPS_ROLE: 'master',
+      DIPS_SERVICE_ARGS: 'master --port 8080',
+      DIPS_ADVERTISE_PORT: '',
+      DIPS_SECRET_IDS: `DIPS_TOKEN=${CLIENT_SECRET_ARN}\nDIPS_WORKER_TOKEN=${WORKER_SECRET_ARN}`,
+    });
     expect(code, stderr).toBe(0);
-    expect(readFileSync(path.join(root, 'etc/dips/dips.env'), 'utf8')).not.toContain('UV_THREADPOOL_SIZE');
+    const env = readFileSync(path.join(root, 'etc/dips/dips.env'), 'utf8');
+    expect(env).toContain(`DIPS_TOKEN=${CLIENT_TOKEN}\n`);
+    expect(env).toContain(`DIPS_WORKER_TOKEN=${WORKER_TOKEN}\n`);
+    expect(env).not.toContain('UV_THREADPOOL_SIZE');
     expect(existsSync(path.join(root, 'etc/systemd/system/dips-master.service'))).toBe(true);
+    expect(existsSync(path.join(root, 'etc/systemd/system/dips-drain.service'))).toBe(false);
   });
 
-  it('refuses a bundle whose checksum differs, installing nothing', async () => {
+  it('refuses a bundle whose checksum differs, installing nothing, and signals FAILURE with the reason', async () => {
     const root = path.join(scratch, 'tampered');
-    const { code, stderr } = await runBootstrap(root, { DIPS_ASSET_SHA256: createHash('sha256').update('another archive').digest('hex') });
+    const before = signals.length;
+    const saved = bundleVersion;
+    bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256('another archive')}`;
+    const { code, stderr } = await runBootstrap(root).finally(() => (bundleVersion = saved));
     expect(code).not.toBe(0);
-    expect(stderr).toMatch(/sha256 differs/);
+    expect(stderr).toMatch(/FAILED bundle sha256 differs/);
     expect(existsSync(path.join(root, 'opt/dips'))).toBe(false);
     expect(existsSync(path.join(root, 'etc/dips/dips.env'))).toBe(false);
+    const sent = signalsSince(before);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ Status: 'FAILURE', LogicalResourceId: 'WorkersGroup1234ABCD' });
+    expect(sent[0]!.UniqueId).toBe(`${INSTANCE_ID} bundle sha256 differs from the stack_s: not installed`.slice(0, 64));
   });
 
-  // Slow by design: the script retries refusals with backoff (about 30 s) before giving up.
-  it('fails when AWS rejects the signature (credentials signed for another region)', async () => {
+  it('signals FAILURE naming the step when a command fails (a secret it may not read)', async () => {
+    const root = path.join(scratch, 'denied');
+    const before = signals.length;
+    const { code, stderr } = await runBootstrap(root, { DIPS_SECRET_IDS: `DIPS_WORKER_TOKEN=${WORKER_SECRET_ARN}-other` });
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/FAILED reading the secrets failed/);
+    expect(signalsSince(before)).toEqual([expect.objectContaining({ Status: 'FAILURE', UniqueId: expect.stringMatching(/^i-0123456789abcdef0 reading the secrets failed/) })]);
+    // The whole reason, command included, is in the boot log (CloudWatch Logs).
+    expect(stderr).toMatch(/reading the secrets failed \(value=\$\(aws_json secretsmanager .*: exit \d+\)/);
+  });
+
+  it('signals FAILURE when the service never answers its health check', async () => {
+    const root = path.join(scratch, 'unhealthy');
+    const before = signals.length;
+    healthy = false;
+    const { code, stderr } = await runBootstrap(root).finally(() => (healthy = true));
+    expect(code).not.toBe(0);
+    expect(stderr).toMatch(/FAILED service unhealthy: no answer from .*\/healthz within 3 s/);
+    expect(signalsSince(before)).toEqual([expect.objectContaining({ Status: 'FAILURE', UniqueId: expect.stringMatching(/^i-0123456789abcdef0 service unhealthy/) })]);
+  });
+
+  it('updates in place: a new version replaces the installed bundle and sends no boot signal; the same version is left alone', async () => {
+    const root = path.join(scratch, 'instance');
+    const before = signals.length;
+    const same = await runBootstrap(root, {}, 'update');
+    expect(same.code, same.stderr).toBe(0);
+    expect(existsSync(path.join(root, 'opt/dips.previous'))).toBe(false);
+
+    const content = path.join(scratch, 'content-v2');
+    mkdirSync(path.join(content, 'bin'), { recursive: true });
+    writeFileSync(path.join(content, 'bin', 'node'), '#!/bin/sh\necho stand-in runtime v2\n', { mode: 0o755 });
+    const secondArchive = path.join(scratch, 'bundle-v2.tar.gz');
+    expect(spawnSync('tar', ['-czf', secondArchive, '-C', content, 'bin']).status).toBe(0);
+    const saved = { archive, bundleVersion };
+    archive = readFileSync(secondArchive);
+    bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256(archive)}`;
+    const updated = await runBootstrap(root, {}, 'update').finally(() => ({ archive, bundleVersion } = saved));
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(readFileSync(path.join(root, 'opt/dips/bin/node'), 'utf8')).toContain('stand-in runtime v2');
+    expect(readFileSync(path.join(root, 'opt/dips.previous/bin/node'), 'utf8')).not.toContain('v2');
+    expect(signalsSince(before)).toEqual([]);
+  });
+
+  it('fails when AWS rejects the signature (credentials signed for another region), after retrying', async () => {
     const root = path.join(scratch, 'wrong-region');
     const before = requests.length;
     const { code } = await runBootstrap(root, { AWS_REGION: 'us-east-1' });
     expect(code).not.toBe(0);
     expect(existsSync(path.join(root, 'opt/dips'))).toBe(false);
     // Refusals are retried (IAM propagation), then given up on.
-    expect(requests.slice(before).filter((request) => request === 'GET /asset-bucket/bundle.gz').length).toBeGreaterThan(1);
-  }, 120_000);
+    expect(requests.slice(before).filter((request) => request === 'POST /ssm/').length).toBeGreaterThan(1);
+  }, 60_000);
 });

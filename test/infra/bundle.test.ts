@@ -1,39 +1,43 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync, closeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import * as tar from 'tar';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bundle, buildBundle } from '../../lib/bundle/build-bundle.js';
 import { repoRoot } from '../../lib/bundle/repo-root.js';
+import { ARCH_FACTS, type BundleArch } from '../../lib/bundle/target.js';
 import { corpus, getCluster, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { type DipsProcess, killAll, launchDips } from '../helpers/processes.js';
+import { ARM64_SYSROOT, ensureArm64Emulation, QEMU } from './qemu.js';
 
 const REPO = repoRoot();
 const PHOTO = corpus('ladybird.jpg');
 const TOKEN = randomBytes(24).toString('hex');
-// Kept between runs (gitignored): `npm ci --omit=dev` compiles native modules and takes a minute.
+const WORKER_TOKEN = randomBytes(24).toString('hex');
+// Kept between runs (gitignored): the Node tarballs and each architecture's `npm ci --omit=dev`.
 const WORK_DIR = path.join(REPO, 'cdk.out', '.dips-bundle-test');
 
 let scratch: string;
-let first: Bundle;
-let second: Bundle;
+const bundles = {} as Record<BundleArch, Bundle>;
 const started: DipsProcess[] = [];
+let rebuilt: Bundle;
 
 beforeAll(async () => {
+  ensureArm64Emulation();
   scratch = mkdtempSync(path.join(os.tmpdir(), 'dips-bundle-'));
   // A frozen copy of the build's inputs: other engineers may rebuild dist/ while this runs.
   const inputs = path.join(scratch, 'inputs');
-  mkdirSync(inputs);
-  for (const entry of ['dist/services', 'web', 'package.json', 'package-lock.json']) {
+  for (const entry of ['dist/services', 'web', 'package.json', 'package-lock.json', 'lib/bundle/node-runtime.json']) {
     cpSync(path.join(REPO, entry), path.join(inputs, entry), { recursive: true });
   }
-  first = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR });
-  const firstCopy = path.join(scratch, 'first.tar.gz');
-  cpSync(first.archivePath, firstCopy);
-  first = { ...first, archivePath: firstCopy };
-  second = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR });
+  // Both built here, on x86-64, one after the other (they share the runtime cache).
+  for (const arch of ['x64', 'arm64'] as const) {
+    bundles[arch] = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR, arch, archivePath: path.join(scratch, `bundle-${arch}.tar.gz`) });
+  }
+  rebuilt = await buildBundle({ repoRoot: inputs, workDir: WORK_DIR, arch: 'x64', archivePath: path.join(scratch, 'bundle-x64-again.tar.gz') });
 }, 600_000);
 
 afterAll(async () => {
@@ -42,43 +46,98 @@ afterAll(async () => {
 });
 
 it('is reproducible: the same inputs give the same bytes', () => {
-  expect(second.sha256).toBe(first.sha256);
-  expect(readFileSync(second.archivePath).equals(readFileSync(first.archivePath))).toBe(true);
+  expect(rebuilt.sha256).toBe(bundles.x64.sha256);
+  expect(readFileSync(rebuilt.archivePath).equals(readFileSync(bundles.x64.archivePath))).toBe(true);
 });
 
-it('holds sorted entries with fixed times and owners, the Node runtime and the production dependencies only', () => {
-  const listing = spawnSync('tar', ['--list', '--verbose', '--full-time', '--numeric-owner', '--file', first.archivePath], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  expect(listing.status).toBe(0);
-  const lines = listing.stdout.trim().split('\n');
-  const names = lines.map((line) => line.split(/\s+/).slice(5).join(' '));
-  expect(lines.every((line) => line.includes(' 0/0 ') && line.includes('1970-01-01 00:00:00'))).toBe(true);
-  // Sorted as tar walks: folder by folder, names in byte order within each folder.
-  const byFolder = (a: string, b: string) => {
-    const [left, right] = [a.replace(/\/$/, '').split('/'), b.replace(/\/$/, '').split('/')];
-    for (let index = 0; index < Math.min(left.length, right.length); index++) {
-      if (left[index] !== right[index]) return left[index]! < right[index]! ? -1 : 1;
+/** The entries of an archive: path, mode and mtime, as an unpacker sees them. */
+interface ArchiveEntry {
+  path: string;
+  type: string;
+  mode: number;
+  mtime: number;
+  uid: number | undefined;
+}
+
+async function entriesOf(archive: string): Promise<ArchiveEntry[]> {
+  const entries: ArchiveEntry[] = [];
+  await tar.t({
+    file: archive,
+    onReadEntry: (entry) => entries.push({ path: entry.path, type: entry.type, mode: entry.mode ?? 0, mtime: entry.mtime?.getTime() ?? -1, uid: entry.uid }),
+  });
+  return entries;
+}
+
+function unpack(arch: BundleArch): string {
+  const root = path.join(scratch, `unpacked-${arch}`);
+  mkdirSync(root, { recursive: true });
+  // The instances unpack with the system tar, as lib/bundle/bootstrap.sh does.
+  expect(spawnSync('tar', ['-xzf', bundles[arch].archivePath, '-C', root]).status).toBe(0);
+  return root;
+}
+
+const inFolder = (folder: string, pattern: RegExp) => readdirSync(folder).filter((name) => pattern.test(name)).map((name) => path.join(folder, name));
+
+/** e_machine of an ELF file (offset 18, little-endian), or undefined when it is no ELF file. */
+function elfMachine(file: string): number | undefined {
+  const header = Buffer.alloc(20);
+  const fd = openSync(file, 'r');
+  readSync(fd, header, 0, 20, 0);
+  closeSync(fd);
+  return header.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])) ? header.readUInt16LE(18) : undefined;
+}
+
+describe.each(['x64', 'arm64'] as const)('the %s bundle', (arch) => {
+  it('holds sorted entries with fixed times, no owners, Linux modes, and the production dependencies only', async () => {
+    const entries = await entriesOf(bundles[arch].archivePath);
+    const names = entries.map((entry) => entry.path.replace(/\/$/, ''));
+    // Files carry mtime 0; folders none at all (portable mode), so the unpacker's clock fills them in.
+    expect(entries.filter((entry) => entry.uid || (entry.mtime !== 0 && entry.type !== 'Directory'))).toEqual([]);
+    expect(entries.filter((entry) => entry.type === 'Directory' && entry.mode !== 0o755)).toEqual([]);
+    expect(names).toContain('bin/node');
+    expect(names).toContain('dist/services/cli/main.js');
+    expect(entries.find((entry) => entry.path === 'bin/node')!.mode).toBe(0o755);
+    expect(entries.find((entry) => entry.path === 'package.json')!.mode).toBe(0o644);
+    expect(names.some((name) => name.startsWith(`node_modules/@img/sharp-linux-${arch}/`))).toBe(true);
+    const otherArch = arch === 'x64' ? 'arm64' : 'x64';
+    expect(names.some((name) => name.includes(`sharp-linux-${otherArch}`) || name.includes('sharp-linuxmusl') || name.includes('sharp-darwin'))).toBe(false);
+    expect(names.some((name) => name.endsWith('.node') && !name.startsWith('node_modules/@img/')), 'a native addon besides sharp').toBe(false);
+    for (const devOnly of ['vitest', 'typescript', 'aws-cdk-lib', 'cdk-nag', '.bin']) {
+      expect(names.some((name) => name.startsWith(`node_modules/${devOnly}/`)), devOnly).toBe(false);
     }
-    return left.length - right.length;
-  };
-  expect(names).toEqual([...names].sort(byFolder));
-  expect(names).toContain('bin/node');
-  expect(names).toContain('dist/services/cli/main.js');
-  expect(names).toContain('package.json');
-  expect(names.some((name) => name.startsWith('node_modules/@img/sharp-linux-x64/'))).toBe(true);
-  expect(names.some((name) => name.endsWith('.node') && !name.startsWith('node_modules/@img/')), 'a native addon besides sharp').toBe(false);
-  for (const devOnly of ['vitest', 'typescript', 'aws-cdk-lib', 'cdk-nag']) {
-    expect(names.some((name) => name.startsWith(`node_modules/${devOnly}/`)), devOnly).toBe(false);
-  }
+  });
+
+  it(`carries node and sharp as ELF binaries for ${ARCH_FACTS[arch].label}`, () => {
+    const root = unpack(arch);
+    const expected = ARCH_FACTS[arch].elfMachine;
+    expect(elfMachine(path.join(root, 'bin', 'node'))).toBe(expected);
+    const binaries = [
+      ...inFolder(path.join(root, 'node_modules', '@img', `sharp-linux-${arch}`, 'lib'), /\.node$/),
+      ...inFolder(path.join(root, 'node_modules', '@img', `sharp-libvips-linux-${arch}`, 'lib'), /^libvips-cpp\.so/),
+    ];
+    expect(binaries).toHaveLength(2);
+    for (const binary of binaries) expect(elfMachine(binary), binary).toBe(expected);
+  });
 });
+
+/** The bundle's own Node, run natively for x64 and under qemu-user for arm64. */
+function bundledNode(arch: BundleArch, root: string): string {
+  const node = path.join(root, 'bin', 'node');
+  if (arch === 'x64') return node;
+  const wrapper = path.join(scratch, 'node-arm64');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ${QEMU} -L ${ARM64_SYSROOT} ${node} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  return wrapper;
+}
 
 /** Starts a bundled command with the bundle's own Node and resolves once it announces its URL. */
-async function startFromBundle(root: string, args: string[]): Promise<DipsProcess> {
+async function startFromBundle(arch: BundleArch, root: string, args: string[]): Promise<DipsProcess> {
   const bundled = await launchDips(args, {
-    node: path.join(root, 'bin', 'node'),
+    node: bundledNode(arch, root),
     cli: path.join(root, 'dist/services/cli/main.js'),
     cwd: root,
     // Nothing from the repository: no PATH entry, no NODE_PATH, not its working directory.
-    env: { PATH: '/usr/bin:/bin', HOME: root, DIPS_TOKEN: TOKEN, DIPS_SCALE_IN_AFTER: '3600' },
+    env: { PATH: '/usr/bin:/bin', HOME: root, DIPS_TOKEN: TOKEN, DIPS_WORKER_TOKEN: WORKER_TOKEN, DIPS_SCALE_IN_AFTER: '3600' },
   });
   started.push(bundled);
   return bundled;
@@ -87,17 +146,14 @@ async function startFromBundle(root: string, args: string[]): Promise<DipsProces
 /** What the bundled processes wrote, for failure messages. */
 const logs = () => started.map((each) => each.log()).join('\n');
 
-it('runs a master and a worker from an empty folder and processes a photo over HTTP', async () => {
-  const root = path.join(scratch, 'unpacked');
-  mkdirSync(root);
-  expect(spawnSync('tar', ['-xzf', first.archivePath, '-C', root]).status).toBe(0);
-
-  const { url: masterUrl } = await startFromBundle(root, ['master', '--port', '0', '--data-dir', path.join(root, 'data')]);
-  await startFromBundle(root, ['worker', '--port', '0', '--master', masterUrl]);
-  await waitUntil(() => getCluster(masterUrl, TOKEN), (cluster) => cluster.workers.length === 1, 60_000, `the worker to register\n${logs()}`);
+it.each(['x64', 'arm64'] as const)('the %s bundle runs a master and a worker from an empty folder and processes a photo over HTTP', async (arch) => {
+  const root = unpack(arch);
+  const { url: masterUrl } = await startFromBundle(arch, root, ['master', '--port', '0', '--data-dir', path.join(root, 'data')]);
+  await startFromBundle(arch, root, ['worker', '--port', '0', '--master', masterUrl]);
+  await waitUntil(() => getCluster(masterUrl, TOKEN), (cluster) => cluster.workers.length === 1, 120_000, `the worker to register\n${logs()}`);
 
   const id = await submit(masterUrl, [PHOTO], { pipeline: JSON.stringify([{ op: 'grayscale' }]), format: 'png' }, TOKEN);
-  const job = await waitForJob(masterUrl, id, TOKEN, 60_000);
+  const job = await waitForJob(masterUrl, id, TOKEN, 120_000);
   expect(job, `${JSON.stringify(job)}\n${logs()}`).toMatchObject({ status: 'succeeded' });
 
   const result = await fetch(`${masterUrl}/v1/jobs/${id}/images/0`, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -115,4 +171,6 @@ it('runs a master and a worker from an empty folder and processes a photo over H
   }
   expect(colouredPixels).toBe(0);
   expect(spread).toBeGreaterThan(50);
-}, 180_000);
+  await killAll();
+  started.length = 0;
+}, 300_000);

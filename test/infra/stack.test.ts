@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
@@ -8,31 +8,32 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allowedCidrFunction } from '../../lib/api-endpoint.js';
+import { archOfInstanceType } from '../../lib/bundle/target.js';
 import { readConfig } from '../../lib/config.js';
-import { DipsStack } from '../../lib/dips-stack.js';
+import { AMIS, standInArchive, synthesize } from './synth.js';
 
 const ALLOWED_CIDR = '203.0.113.0/24';
-const CONTEXT = { allowedCidr: ALLOWED_CIDR, minWorkers: '2', maxWorkers: '5', masterInstanceType: 't3.small' };
+// A Graviton master and x86 workers: both bundles, both images.
+const CONTEXT = { allowedCidr: ALLOWED_CIDR, minWorkers: '2', maxWorkers: '5', masterInstanceType: 't4g.small', workerInstanceType: 't3.micro', stackName: 'DipsTest' };
+const codeVersion = (version: string) => (arch: string) => createHash('sha256').update(`service code ${version} ${arch}`).digest('hex');
 
 type Json = Record<string, any>;
 let workDir: string;
-let bundle: { archivePath: string; sha256: string };
+let synthesized: ReturnType<typeof synthesize>;
 let template: Template;
 let resources: Record<string, Json>;
+/** The same stack after a change to the services' code only. */
+let updated: { resources: Record<string, Json>; builds: string[] };
+/** As `cdk ls` and `cdk destroy` synthesize it: bundling skipped. */
+let listed: { builds: string[] };
 
-function synthesize(context: Record<string, string>, withNag = false): { app: App; stack: DipsStack } {
-  const app = new App({ context, outdir: mkdtempSync(path.join(workDir, 'cdk.out-')) });
-  const stack = new DipsStack(app, 'DipsTest', { config: readConfig(app.node), bundle });
-  if (withNag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  return { app, stack };
+function ofType(type: string, from = resources): [string, Json][] {
+  return Object.entries(from).filter(([, resource]) => resource.Type === type);
 }
 
-function ofType(type: string): [string, Json][] {
-  return Object.entries(resources).filter(([, resource]) => resource.Type === type);
-}
-
-function only(type: string): [string, Json] {
-  const found = ofType(type);
+function only(type: string, from = resources): [string, Json] {
+  const found = ofType(type, from);
   expect(found, type).toHaveLength(1);
   return found[0]!;
 }
@@ -68,36 +69,135 @@ function policyStatements(roleLogicalId: string): Json[] {
 const securityGroupId = (description: string) =>
   ofType('AWS::EC2::SecurityGroup').find(([, group]) => String(group.Properties.GroupDescription).startsWith(description))![0];
 const roleOf = (pathPart: string) => ofType('AWS::IAM::Role').find(([id]) => id.startsWith(pathPart))![0];
+const masterInstance = (from = resources) => ofType('AWS::EC2::Instance', from).find(([id]) => id.startsWith('MasterInstance'))!;
+const workerLaunchTemplate = (from = resources) => {
+  const [, group] = only('AWS::AutoScaling::AutoScalingGroup', from);
+  return from[group.Properties.LaunchTemplate.LaunchTemplateId.Ref]!.Properties.LaunchTemplateData as Json;
+};
 
 beforeAll(() => {
   workDir = mkdtempSync(path.join(os.tmpdir(), 'dips-infra-'));
-  // The stack only uploads the archive: any bytes stand in for the real bundle here.
-  const archivePath = path.join(workDir, 'bundle.tar.gz');
-  writeFileSync(archivePath, 'stand-in bundle');
-  bundle = { archivePath, sha256: createHash('sha256').update('stand-in bundle').digest('hex') };
-  template = Template.fromStack(synthesize(CONTEXT).stack);
+  // Three synths in all, shared by every assertion below (each takes seconds).
+  synthesized = synthesize({ context: CONTEXT, bundle: true, inputsHash: codeVersion('v1'), outdir: path.join(workDir, 'first') });
+  Validations.of(synthesized.app).addPlugins(new AwsSolutionsChecks(synthesized.app));
+  template = Template.fromStack(synthesized.stack);
   resources = template.toJSON().Resources;
-});
+  const second = synthesize({ context: CONTEXT, bundle: true, inputsHash: codeVersion('v2'), outdir: path.join(workDir, 'second') });
+  updated = { resources: Template.fromStack(second.stack).toJSON().Resources, builds: second.builds };
+  listed = synthesize({ context: CONTEXT, bundle: false, outdir: path.join(workDir, 'listed') });
+}, 180_000);
 
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 describe('context', () => {
+  const configOf = (context: Record<string, string>) => () => readConfig(new App({ context }).node);
+
   it('refuses to synthesize without allowedCidr, naming it', () => {
-    expect(() => synthesize({})).toThrow(/context "allowedCidr" is required/);
+    expect(configOf({})).toThrow(/context "allowedCidr" is required/);
   });
 
   it('refuses 0.0.0.0/0 and malformed CIDRs', () => {
-    expect(() => synthesize({ allowedCidr: '0.0.0.0/0' })).toThrow(/must not be 0\.0\.0\.0\/0/);
-    expect(() => synthesize({ allowedCidr: '10.0.0.300/8' })).toThrow(/must be an IPv4 CIDR/);
+    expect(configOf({ allowedCidr: '0.0.0.0/0' })).toThrow(/must not be 0\.0\.0\.0\/0/);
+    expect(configOf({ allowedCidr: '10.0.0.300/8' })).toThrow(/must be an IPv4 CIDR/);
   });
 
   it('refuses a maximum below the minimum', () => {
-    expect(() => synthesize({ allowedCidr: ALLOWED_CIDR, minWorkers: '3', maxWorkers: '2' })).toThrow(/maxWorkers/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, minWorkers: '3', maxWorkers: '2' })).toThrow(/maxWorkers/);
+  });
+
+  it('refuses an instance type of the other architecture, naming both', () => {
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, architecture: 'arm64', workerInstanceType: 't3.micro' })).toThrow(
+      /"workerInstanceType" is t3\.micro, an x86-64 type, but "architecture" is arm64/,
+    );
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, architecture: 'arm64' })).not.toThrow();
+  });
+
+  it('tells the architecture from the instance type', () => {
+    expect(['t4g.micro', 'm7g.large', 'c7gn.xlarge', 'r8g.medium', 't3.micro', 'm7i.large', 'c7a.medium', 'g5.xlarge', 'g5g.xlarge'].map(archOfInstanceType)).toEqual([
+      'arm64', 'arm64', 'arm64', 'arm64', 'x64', 'x64', 'x64', 'x64', 'arm64',
+    ]);
+  });
+});
+
+describe('bundles', () => {
+  it('are built by CDK bundling for synth and deploy, one per architecture in use', () => {
+    expect(synthesized.builds.sort()).toEqual(['arm64', 'x64']);
+    const parameters = ofType('AWS::SSM::Parameter').map(([, parameter]) => parameter.Properties as Json);
+    for (const arch of ['x64', 'arm64']) {
+      const parameter = parameters.find((each) => each.Name === `/DipsTest/bundle/${arch}`)!;
+      const sha256 = createHash('sha256').update(standInArchive(arch, codeVersion('v1')(arch))).digest('hex');
+      expect(JSON.stringify(parameter.Value)).toMatch(new RegExp(`/[0-9a-f]{64}\\.gz ${sha256}"`));
+    }
+  });
+
+  it('are not built at all when CDK skips bundling (cdk ls, cdk destroy)', () => {
+    expect(listed.builds).toEqual([]);
+  });
+});
+
+describe('updates', () => {
+  it('keep the master: a change of service code leaves its image, user data, volumes and subnet as they were', () => {
+    const [, before] = masterInstance();
+    const [, after] = masterInstance(updated.resources);
+    for (const property of ['ImageId', 'UserData', 'Volumes', 'BlockDeviceMappings', 'SubnetId', 'InstanceType', 'LaunchTemplate']) {
+      expect(after.Properties[property], property).toEqual(before.Properties[property]);
+    }
+    expect(before.Properties.ImageId).toBe(AMIS.arm64);
+    const volume = (from: Record<string, Json>) => ofType('AWS::EC2::Volume', from).map(([id, each]) => [id, each.Properties]);
+    expect(volume(updated.resources)).toEqual(volume(resources));
+    // The workers' launch template too: no rolling replacement for new code.
+    expect(workerLaunchTemplate(updated.resources)).toEqual(workerLaunchTemplate());
+    expect(updated.builds.sort()).toEqual(['arm64', 'x64']);
+  });
+
+  it('deliver new code in place: the update association changes, runs on every instance of the stack and is waited for', () => {
+    const [, before] = only('AWS::SSM::Association');
+    const [, after] = only('AWS::SSM::Association', updated.resources);
+    expect(before.Properties).toMatchObject({
+      Name: 'AWS-RunShellScript',
+      Targets: [{ Key: 'tag:dips:stack', Values: ['DipsTest'] }],
+      MaxConcurrency: '1',
+      MaxErrors: '0',
+      WaitForSuccessTimeoutSeconds: 900,
+    });
+    expect(before.Properties.Parameters.commands[0]).toMatch(/^\/usr\/local\/sbin\/dips-boot update /);
+    expect(after.Properties.Parameters.commands).not.toEqual(before.Properties.Parameters.commands);
+    expect(before.DependsOn).toEqual(expect.arrayContaining([masterInstance()[0], only('AWS::AutoScaling::AutoScalingGroup')[0]]));
+  });
+
+  it("keep the master's data on a volume of its own, snapshotted rather than deleted", () => {
+    const [volumeId, volume] = only('AWS::EC2::Volume');
+    const [, instance] = masterInstance();
+    expect(instance.Properties.Volumes).toEqual([{ Device: '/dev/sdf', VolumeId: { Ref: volumeId } }]);
+    expect(volume.DeletionPolicy).toBe('Snapshot');
+    expect(volume.Properties).toMatchObject({ Encrypted: true, VolumeType: 'gp3', Size: 20 });
+    expect(userDataText(instance.Properties.UserData)).toContain(`DIPS_DATA_VOLUME_ID=\${Ref:${volumeId}}`);
+  });
+});
+
+describe('signals', () => {
+  it('the master is CREATE_COMPLETE only once its boot signals success', () => {
+    const [id, instance] = masterInstance();
+    expect(instance.CreationPolicy).toEqual({ ResourceSignal: { Count: 1, Timeout: 'PT20M' } });
+    expect(userDataText(instance.Properties.UserData)).toContain(`DIPS_SIGNAL_RESOURCE=${id}`);
+  });
+
+  it('the worker group waits for its workers at creation and in each rolling update, one worker at a time', () => {
+    const [id, group] = only('AWS::AutoScaling::AutoScalingGroup');
+    expect(group.CreationPolicy).toEqual({ ResourceSignal: { Count: 2, Timeout: 'PT20M' } });
+    expect(group.UpdatePolicy.AutoScalingRollingUpdate).toMatchObject({ MaxBatchSize: 1, MinInstancesInService: 1, WaitOnResourceSignals: true, PauseTime: 'PT20M' });
+    expect(userDataText(workerLaunchTemplate().UserData)).toContain(`DIPS_SIGNAL_RESOURCE=${id}`);
+  });
+
+  it('a terminating worker drains first (lifecycle hook), and the master may mark silent workers unhealthy', () => {
+    template.hasResourceProperties('AWS::AutoScaling::LifecycleHook', { LifecycleTransition: 'autoscaling:EC2_INSTANCE_TERMINATING', HeartbeatTimeout: 180, DefaultResult: 'CONTINUE' });
+    const scaling = policyStatements(roleOf('MasterRole')).find((statement) => [statement.Action].flat().includes('autoscaling:SetInstanceHealth'))!;
+    expect(JSON.stringify(scaling.Resource)).toContain(':autoScalingGroup:*:autoScalingGroupName/DipsTest-workers');
   });
 });
 
 describe('network', () => {
-  it('spans two availability zones with flow logs and an S3 gateway endpoint', () => {
+  it('spans two availability zones with flow logs and an S3 gateway endpoint, the master in a private subnet', () => {
     const zones = new Set(ofType('AWS::EC2::Subnet').map(([, subnet]) => JSON.stringify(subnet.Properties.AvailabilityZone)));
     expect(zones.size).toBe(2);
     template.hasResourceProperties('AWS::EC2::FlowLog', { ResourceType: 'VPC', TrafficType: 'ALL' });
@@ -106,6 +206,10 @@ describe('network', () => {
       ServiceName: Match.objectLike({ 'Fn::Join': Match.arrayWith([Match.arrayWith(['.s3'])]) }),
     });
     expect(ofType('AWS::EC2::NatGateway')).toHaveLength(0);
+    const [, instance] = masterInstance();
+    const subnet = resources[instance.Properties.SubnetId.Ref]!;
+    expect(subnet.Properties.MapPublicIpOnLaunch).toBe(false);
+    expect(ofType('AWS::EC2::EIP')).toHaveLength(0);
   });
 
   it('lets only the master reach the workers, on port 12345 only', () => {
@@ -116,30 +220,54 @@ describe('network', () => {
     ]);
   });
 
-  it('opens the API port to the allowed CIDR and the workers only, and no SSH anywhere', () => {
+  it('opens the API port to the VPC (CloudFront VPC origin) and the workers only, and no SSH anywhere', () => {
     const workerGroup = securityGroupId('DIPS workers');
     const masterGroup = securityGroupId('DIPS master');
+    const [vpcId] = only('AWS::EC2::VPC');
     const rules = ingressRules(masterGroup);
     expect(rules).toHaveLength(2);
-    expect(rules).toContainEqual(expect.objectContaining({ FromPort: 8080, ToPort: 8080, CidrIp: ALLOWED_CIDR }));
-    expect(rules).toContainEqual(
-      expect.objectContaining({ FromPort: 8080, ToPort: 8080, SourceSecurityGroupId: { 'Fn::GetAtt': [workerGroup, 'GroupId'] } }),
-    );
+    expect(rules).toContainEqual(expect.objectContaining({ FromPort: 8080, ToPort: 8080, CidrIp: { 'Fn::GetAtt': [vpcId, 'CidrBlock'] } }));
+    expect(rules).toContainEqual(expect.objectContaining({ FromPort: 8080, ToPort: 8080, SourceSecurityGroupId: { 'Fn::GetAtt': [workerGroup, 'GroupId'] } }));
     const allRules = [...ingressRules(masterGroup), ...ingressRules(workerGroup)];
     expect(allRules.filter((rule) => rule.FromPort <= 22 && rule.ToPort >= 22)).toEqual([]);
   });
 });
 
+describe('HTTPS endpoint', () => {
+  it('serves the API over HTTPS only through CloudFront, uncached, from a VPC origin on the master', () => {
+    const [originId, origin] = only('AWS::CloudFront::VpcOrigin');
+    expect(origin.Properties.VpcOriginEndpointConfig).toMatchObject({ HTTPPort: 8080, OriginProtocolPolicy: 'http-only' });
+    expect(JSON.stringify(origin.Properties.VpcOriginEndpointConfig.Arn)).toContain(masterInstance()[0]);
+    const [, distribution] = only('AWS::CloudFront::Distribution');
+    const behavior = distribution.Properties.DistributionConfig.DefaultCacheBehavior;
+    expect(behavior.ViewerProtocolPolicy).toBe('https-only');
+    expect(behavior.AllowedMethods).toEqual(expect.arrayContaining(['POST', 'DELETE']));
+    expect(behavior.CachePolicyId).toBe('4135ea2d-6df8-44a3-9df3-4b5a84be39ad'); // CachingDisabled
+    expect(JSON.stringify(distribution.Properties.DistributionConfig.Origins)).toContain(originId);
+  });
+
+  it('lets only allowedCidr through, at the edge', () => {
+    const [, fn] = only('AWS::CloudFront::Function');
+    expect(fn.Properties.FunctionCode).toBe(allowedCidrFunction(ALLOWED_CIDR));
+    // The function's own logic, run as CloudFront would run it.
+    const handler = new Function('event', `${allowedCidrFunction(ALLOWED_CIDR)}\nreturn handler(event);`) as (event: Json) => Json;
+    const request = { uri: '/v1/jobs' };
+    expect(handler({ viewer: { ip: '203.0.113.77' }, request })).toBe(request);
+    expect(handler({ viewer: { ip: '203.0.114.1' }, request })).toMatchObject({ statusCode: 403 });
+    expect(handler({ viewer: { ip: '2001:db8::1' }, request })).toMatchObject({ statusCode: 403 });
+  });
+});
+
 describe('master', () => {
-  it("runs Canonical's Ubuntu from the public SSM parameter, with the instance type from context", () => {
-    const [, instance] = only('AWS::EC2::Instance');
-    expect(instance.Properties.InstanceType).toBe('t3.small');
-    const parameter = template.toJSON().Parameters[instance.Properties.ImageId.Ref];
-    expect(parameter.Default).toBe('/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id');
+  it("runs the pinned Ubuntu image for its architecture, with the instance type from context", () => {
+    const [, instance] = masterInstance();
+    expect(instance.Properties.InstanceType).toBe('t4g.small');
+    expect(instance.Properties.ImageId).toBe(AMIS.arm64);
+    expect(workerLaunchTemplate().ImageId).toBe(AMIS.x64);
   });
 
   it('requires IMDSv2 and encrypts its volume', () => {
-    const [, instance] = only('AWS::EC2::Instance');
+    const [, instance] = masterInstance();
     const launchTemplate = ofType('AWS::EC2::LaunchTemplate').find(
       ([, candidate]) => JSON.stringify(candidate.Properties.LaunchTemplateName) === JSON.stringify(instance.Properties.LaunchTemplate.LaunchTemplateName),
     )![1];
@@ -152,19 +280,20 @@ describe('master', () => {
   });
 
   it('is recovered onto new hardware when StatusCheckFailed_System fires', () => {
-    const [instanceId] = only('AWS::EC2::Instance');
+    const [instanceId] = masterInstance();
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/EC2',
       MetricName: 'StatusCheckFailed_System',
       Dimensions: [{ Name: 'InstanceId', Value: { Ref: instanceId } }],
-      AlarmActions: [{ 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':automate:'), ':ec2:recover'])] }],
+      AlarmActions: [Match.stringLikeRegexp('^arn:aws:automate:eu-west-3:ec2:recover$')],
     });
   });
 
-  it('starts `dips master` with S3 storage, the group name and the region, and no token in clear', () => {
-    const [, instance] = only('AWS::EC2::Instance');
+  it('starts `dips master` with S3 storage, the group name, both secrets by ARN and no secret in clear', () => {
+    const [, instance] = masterInstance();
     const [bucketId] = only('AWS::S3::Bucket');
-    const [secretId] = only('AWS::SecretsManager::Secret');
+    // Logical ids: StorageToken<hash> (clients) and StorageWorkerToken<hash>.
+    const [clientSecret, workerSecret] = ['StorageToken', 'StorageWorkerToken'].map((prefix) => ofType('AWS::SecretsManager::Secret').find(([id]) => id.startsWith(prefix))![0]);
     const text = userDataText(instance.Properties.UserData);
     expect(text).toContain("DIPS_SERVICE_ARGS='master --port 8080 --data-dir /var/lib/dips'");
     expect(text).toContain('DIPS_HOST=0.0.0.0');
@@ -172,9 +301,10 @@ describe('master', () => {
     expect(text).toContain(`DIPS_S3_BUCKET=\${Ref:${bucketId}}`);
     expect(text).toContain('DIPS_S3_PREFIX=jobs/');
     expect(text).toContain('DIPS_ASG_NAME=DipsTest-workers');
+    expect(text).toContain('DIPS_MAX_PIXELS=100000000');
     expect(text).toContain('AWS_REGION=${Ref:AWS::Region}');
-    expect(text).toContain(`DIPS_TOKEN_SECRET_ID='\${Ref:${secretId}}'`);
-    expect(text).toContain(`DIPS_ASSET_SHA256=${bundle.sha256}`);
+    expect(text).toContain(`DIPS_SECRET_IDS='DIPS_TOKEN=\${Ref:${clientSecret}}\nDIPS_WORKER_TOKEN=\${Ref:${workerSecret}}'`);
+    expect(text).toContain("DIPS_BUNDLE_PARAMETER='/DipsTest/bundle/arm64'");
     expect(JSON.stringify(template.toJSON())).not.toContain('resolve:secretsmanager');
   });
 });
@@ -195,33 +325,27 @@ describe('workers', () => {
     expect(competing).toEqual([]);
   });
 
-  it('launch Ubuntu micro instances with IMDSv2 and encrypted volumes', () => {
-    const [, group] = only('AWS::AutoScaling::AutoScalingGroup');
-    const templateId = group.Properties.LaunchTemplate.LaunchTemplateId.Ref as string;
-    const data = resources[templateId]!.Properties.LaunchTemplateData;
+  it('launch the instance type from context with IMDSv2 and encrypted volumes', () => {
+    const data = workerLaunchTemplate();
     expect(data.InstanceType).toBe('t3.micro');
     expect(data.MetadataOptions.HttpTokens).toBe('required');
     expect(data.BlockDeviceMappings).toEqual([expect.objectContaining({ Ebs: expect.objectContaining({ Encrypted: true }) })]);
-    expect(data.ImageId.Ref).toMatch(/^SsmParameterValueawsservicecanonicalubuntu/);
   });
 
-  it("start `dips worker` pointed at the master's private address", () => {
-    const [, group] = only('AWS::AutoScaling::AutoScalingGroup');
-    const [instanceId] = only('AWS::EC2::Instance');
-    const data = resources[group.Properties.LaunchTemplate.LaunchTemplateId.Ref]!.Properties.LaunchTemplateData;
-    const text = userDataText(data.UserData);
+  it("start `dips worker` pointed at the master's private address, with the worker token only", () => {
+    const [instanceId] = masterInstance();
+    const text = userDataText(workerLaunchTemplate().UserData);
     expect(text).toContain(`DIPS_SERVICE_ARGS='worker --port 12345 --master http://\${GetAtt:${instanceId}.PrivateIp}:8080'`);
     expect(text).toContain('DIPS_ADVERTISE_PORT=12345');
     expect(text).toContain('DIPS_WORKER_HOST=0.0.0.0');
-    // The worker unit's environment sizes libuv's pool for sharp (2 x vCPUs, at least 4), written at boot.
+    expect(text).toMatch(/DIPS_SECRET_IDS='DIPS_WORKER_TOKEN=\$\{Ref:StorageWorkerToken[0-9A-F]+\}'\n/);
+    expect(text).toContain("DIPS_BUNDLE_PARAMETER='/DipsTest/bundle/x64'");
     expect(text).toContain('DIPS_ROLE=worker');
     expect(text).toContain('if [ "$DIPS_ROLE" = worker ]; then echo "UV_THREADPOOL_SIZE=$(( $(nproc) * 2 > 4 ? $(nproc) * 2 : 4 ))"; fi');
   });
 
   it('fit in EC2 user data (16 KB) as valid bash, for both roles', () => {
-    const [, group] = only('AWS::AutoScaling::AutoScalingGroup');
-    const [, instance] = only('AWS::EC2::Instance');
-    const scripts = [instance.Properties.UserData, resources[group.Properties.LaunchTemplate.LaunchTemplateId.Ref]!.Properties.LaunchTemplateData.UserData];
+    const scripts = [masterInstance()[1].Properties.UserData, workerLaunchTemplate().UserData];
     for (const script of scripts.map(userDataText)) {
       expect(script.startsWith('#!/bin/bash\n')).toBe(true);
       expect(Buffer.byteLength(script)).toBeLessThan(16 * 1024);
@@ -231,20 +355,13 @@ describe('workers', () => {
   });
 });
 
-describe('data and secrets', () => {
+describe('data, secrets and logs', () => {
   it('keeps job data in an encrypted, private, expiring bucket that cdk destroy empties and removes', () => {
     const [bucketId, bucket] = only('AWS::S3::Bucket');
     expect(bucket.DeletionPolicy).toBe('Delete');
     expect(bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm).toBe('AES256');
-    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
-      BlockPublicAcls: true,
-      BlockPublicPolicy: true,
-      IgnorePublicAcls: true,
-      RestrictPublicBuckets: true,
-    });
-    expect(bucket.Properties.LifecycleConfiguration.Rules).toContainEqual(
-      expect.objectContaining({ Prefix: 'jobs/', ExpirationInDays: 7, Status: 'Enabled' }),
-    );
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(bucket.Properties.LifecycleConfiguration.Rules).toContainEqual(expect.objectContaining({ Prefix: 'jobs/', ExpirationInDays: 7, Status: 'Enabled' }));
     template.hasResourceProperties('Custom::S3AutoDeleteObjects', { BucketName: { Ref: bucketId } });
   });
 
@@ -257,10 +374,20 @@ describe('data and secrets', () => {
     );
   });
 
-  it('generates the token in Secrets Manager', () => {
-    const [, secret] = only('AWS::SecretsManager::Secret');
-    expect(secret.Properties.GenerateSecretString).toEqual(expect.objectContaining({ PasswordLength: 48 }));
-    expect(secret.Properties).not.toHaveProperty('SecretString');
+  it('generates two separate secrets in Secrets Manager: the client token and the worker token', () => {
+    const secrets = ofType('AWS::SecretsManager::Secret');
+    expect(secrets).toHaveLength(2);
+    for (const [, secret] of secrets) {
+      expect(secret.Properties.GenerateSecretString).toEqual(expect.objectContaining({ PasswordLength: 48 }));
+      expect(secret.Properties).not.toHaveProperty('SecretString');
+    }
+  });
+
+  it('keeps the boot and service logs in CloudWatch Logs for the retention period', () => {
+    template.hasResourceProperties('AWS::Logs::LogGroup', { LogGroupName: '/dips/DipsTest', RetentionInDays: 30 });
+    const text = userDataText(masterInstance()[1].Properties.UserData);
+    expect(text).toContain('/var/log/cloud-init-output.log');
+    expect(text).toContain("DIPS_LOG_GROUP='/dips/DipsTest'");
   });
 });
 
@@ -268,10 +395,13 @@ describe('permissions', () => {
   it('let the master scale only its worker group, and describe with * only where AWS allows nothing narrower', () => {
     const statements = policyStatements(roleOf('MasterRole'));
     const scaling = statements.find((statement) => [statement.Action].flat().includes('autoscaling:SetDesiredCapacity'))!;
-    expect([scaling.Action].flat().sort()).toEqual(['autoscaling:SetDesiredCapacity', 'autoscaling:SetInstanceProtection']);
+    expect([scaling.Action].flat().sort()).toEqual(['autoscaling:SetDesiredCapacity', 'autoscaling:SetInstanceHealth', 'autoscaling:SetInstanceProtection']);
     expect(JSON.stringify(scaling.Resource)).toContain(':autoScalingGroup:*:autoScalingGroupName/DipsTest-workers');
     const wildcard = statements.filter((statement) => [statement.Resource].flat().includes('*'));
-    expect(wildcard.flatMap((statement) => [statement.Action].flat()).sort()).toEqual(['autoscaling:DescribeAutoScalingGroups', 'ec2:DescribeInstances']);
+    expect(wildcard.flatMap((statement) => [statement.Action].flat()).filter((action) => !/^(ssmmessages|ec2messages|ssm):/.test(action)).sort()).toEqual([
+      'autoscaling:DescribeAutoScalingGroups',
+      'ec2:DescribeInstances',
+    ]);
   });
 
   it('let the master read and write job data under its prefix only', () => {
@@ -284,40 +414,42 @@ describe('permissions', () => {
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': 'jobs/*' } });
   });
 
-  it('let the workers read the token and the bundle, and nothing else', () => {
-    const [secretId] = only('AWS::SecretsManager::Secret');
+  it('let the workers read their bundle, its version and the worker token, never the client token', () => {
     const statements = policyStatements(roleOf('WorkersRole'));
-    expect(statements).toHaveLength(2);
     const bundleRead = statements.find((statement) => statement.Action === 's3:GetObject')!;
-    expect(JSON.stringify(bundleRead.Resource)).toMatch(/\/[0-9a-f]{64}\.gz"\]\]\}$/);
+    expect(JSON.stringify(bundleRead.Resource)).toMatch(/\/[0-9a-f]{64}\.gz"$/);
     expect(JSON.stringify(bundleRead.Resource)).not.toContain('*');
-    const tokenRead = statements.find((statement) => statement !== bundleRead)!;
-    expect([tokenRead.Action].flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
-    expect(tokenRead.Resource).toEqual({ Ref: secretId });
+    const secretReads = statements.filter((statement) => [statement.Action].flat().includes('secretsmanager:GetSecretValue'));
+    expect(secretReads.map((statement) => statement.Resource)).toEqual([{ Ref: expect.stringMatching(/^StorageWorkerToken/) }]);
+    const parameterRead = statements.find((statement) => statement.Action === 'ssm:GetParameter')!;
+    expect(JSON.stringify(parameterRead.Resource)).toContain('Bundlex64');
   });
 
-  it('give both roles Session Manager access instead of SSH', () => {
+  it('give Session Manager and the SSM agent what they need, without the managed policy and its ssm:GetParameter* on *', () => {
     for (const role of [roleOf('MasterRole'), roleOf('WorkersRole')]) {
-      expect(JSON.stringify(resources[role]!.Properties.ManagedPolicyArns)).toContain('AmazonSSMManagedInstanceCore');
+      expect(resources[role]!.Properties.ManagedPolicyArns).toBeUndefined();
+      const statements = policyStatements(role);
+      const actions = statements.flatMap((statement) => [statement.Action].flat());
+      expect(actions).toEqual(expect.arrayContaining(['ssmmessages:OpenDataChannel', 'ec2messages:GetMessages', 'ssm:UpdateInstanceInformation']));
+      const onEverything = statements.filter((statement) => [statement.Resource].flat().includes('*')).flatMap((statement) => [statement.Action].flat());
+      expect(onEverything.filter((action) => action.startsWith('ssm:GetParameter'))).toEqual([]);
     }
   });
 });
 
-it('exports the API URL, the token secret name, the group name and the bucket name', () => {
+it('exports the HTTPS API URL, both secret names, the group, the bucket and the log group', () => {
   const outputs = template.toJSON().Outputs as Json;
-  const [instanceId] = only('AWS::EC2::Instance');
-  const [bucketId] = only('AWS::S3::Bucket');
-  const [addressId] = only('AWS::EC2::EIP');
-  template.hasResourceProperties('AWS::EC2::EIPAssociation', { AllocationId: { 'Fn::GetAtt': [addressId, 'AllocationId'] }, InstanceId: { Ref: instanceId } });
-  expect(outputs.ApiUrl.Value).toEqual({ 'Fn::Join': ['', ['http://', { 'Fn::GetAtt': [addressId, 'PublicIp'] }, ':8080']] });
-  expect(JSON.stringify(outputs.TokenSecretName.Value)).toContain(only('AWS::SecretsManager::Secret')[0]);
+  const [distributionId] = only('AWS::CloudFront::Distribution');
+  expect(outputs.ApiUrl.Value).toEqual({ 'Fn::Join': ['', ['https://', { 'Fn::GetAtt': [distributionId, 'DomainName'] }]] });
+  expect(JSON.stringify(outputs.TokenSecretName.Value)).toMatch(/StorageToken[0-9A-F]{8}"/);
+  expect(JSON.stringify(outputs.WorkerTokenSecretName.Value)).toContain('StorageWorkerToken');
   expect(outputs.WorkerGroupName.Value).toEqual({ Ref: only('AWS::AutoScaling::AutoScalingGroup')[0] });
-  expect(outputs.BucketName.Value).toEqual({ Ref: bucketId });
+  expect(outputs.BucketName.Value).toEqual({ Ref: only('AWS::S3::Bucket')[0] });
+  expect(outputs.LogGroupName).toBeDefined();
 });
 
 it('passes cdk-nag AwsSolutions, each acknowledged finding with its reason', () => {
-  const { app } = synthesize(CONTEXT, true);
-  expect(() => app.synth()).not.toThrow();
+  expect(() => synthesized.app.synth()).not.toThrow();
   const acknowledged: [id: string, reason: unknown][] = [];
   const visit = (construct: IConstruct) => {
     for (const entry of construct.node.metadata) {
@@ -325,7 +457,7 @@ it('passes cdk-nag AwsSolutions, each acknowledged finding with its reason', () 
     }
     construct.node.children.forEach(visit);
   };
-  visit(app);
+  visit(synthesized.app);
   expect(acknowledged.length).toBeGreaterThan(0);
   for (const [id, reason] of acknowledged) expect(reason, id).toMatch(/\w+ \w+ \w+/);
 });

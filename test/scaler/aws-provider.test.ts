@@ -4,6 +4,7 @@ import {
   AutoScalingServiceException,
   DescribeAutoScalingGroupsCommand,
   SetDesiredCapacityCommand,
+  SetInstanceHealthCommand,
   SetInstanceProtectionCommand,
 } from '@aws-sdk/client-auto-scaling';
 import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
@@ -53,6 +54,7 @@ beforeEach(() => {
   ec2.reset();
   autoScaling.on(SetDesiredCapacityCommand).resolves({});
   autoScaling.on(SetInstanceProtectionCommand).resolves({});
+  autoScaling.on(SetInstanceHealthCommand).resolves({});
 });
 afterEach(() => {
   autoScaling.reset();
@@ -136,6 +138,18 @@ describe('AwsCapacityProvider', () => {
     expect(report.silent[0]).toContain('i-2 (10.0.1.2)');
     expect(lines.join('')).toContain('i-2');
     expect(lines.join('')).not.toContain('i-3'); // still booting
+  });
+
+  it('marks an instance whose worker stopped heartbeating Unhealthy, once, so the group replaces it', async () => {
+    ec2.on(DescribeInstancesCommand).resolves({ Reservations: [{ Instances: [instance(1), instance(2), instance(3, 30)] }] });
+    const scaler = provider();
+    await scaler.apply(3, [worker(1, 0), worker(2, 0)]);
+    expect(autoScaling).not.toHaveReceivedCommand(SetInstanceHealthCommand);
+    // Worker 2 stops heartbeating: the registry drops it.
+    await scaler.apply(3, [worker(1, 0)]);
+    await scaler.apply(3, [worker(1, 0)]);
+    expect(autoScaling).toHaveReceivedCommandTimes(SetInstanceHealthCommand, 1);
+    expect(autoScaling).toHaveReceivedCommandWith(SetInstanceHealthCommand, { InstanceId: 'i-2', HealthStatus: 'Unhealthy', ShouldRespectGracePeriod: true });
   });
 
   it('retries a throttled SetDesiredCapacity and then succeeds', async () => {

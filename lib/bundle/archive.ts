@@ -1,0 +1,47 @@
+import { createWriteStream } from 'node:fs';
+import { lstat, readdir, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import * as tar from 'tar';
+
+/** Every path under `root`, relative and with forward slashes, folders before their contents, byte order. */
+async function walk(root: string, relative = ''): Promise<string[]> {
+  const entries = (await readdir(path.join(root, relative), { withFileTypes: true })).map((entry) => entry.name).sort();
+  const paths: string[] = [];
+  for (const name of entries) {
+    const child = relative ? `${relative}/${name}` : name;
+    paths.push(child);
+    if ((await lstat(path.join(root, child))).isDirectory()) paths.push(...(await walk(root, child)));
+  }
+  return paths;
+}
+
+/** Files that are executable for anyone on Linux, whatever the host's file system said (Windows has no modes). */
+const EXECUTABLE = /^bin\/|\.(node|so(\.\d+)*)$/;
+
+/**
+ * Writes `root` as a reproducible .tar.gz: entries in byte order, mtime 0, no owner, modes 755 for
+ * folders and executables and 644 otherwise, gzip without timestamp. Same tree, same bytes, on any host.
+ */
+export async function writeReproducibleArchive(root: string, archivePath: string): Promise<void> {
+  const paths = await walk(root);
+  const partial = `${archivePath}.partial`;
+  const pack = tar.c(
+    {
+      cwd: root,
+      portable: true,
+      noDirRecurse: true,
+      mtime: new Date(0),
+      onWriteEntry: (entry) => {
+        if (!entry.stat) return;
+        const executable = entry.type === 'Directory' || EXECUTABLE.test(entry.path);
+        entry.stat.mode = (entry.stat.mode & ~0o7777) | (executable ? 0o755 : 0o644);
+      },
+    },
+    paths,
+  );
+  // Node's gzip header carries no timestamp or file name.
+  await pipeline(pack, createGzip({ level: 6 }), createWriteStream(partial));
+  await rename(partial, archivePath);
+}

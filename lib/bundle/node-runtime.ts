@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import * as tar from 'tar';
+import { repoRoot } from './repo-root.js';
+import type { BundleArch } from './target.js';
+
+export interface NodeRuntimePin {
+  version: string;
+  integrity: Record<BundleArch, string>;
+}
+
+/** The pinned runtime (lib/bundle/node-runtime.json): one version, one integrity hash per architecture. */
+export async function nodeRuntimePin(): Promise<NodeRuntimePin> {
+  return JSON.parse(await readFile(path.join(repoRoot(), 'lib', 'bundle', 'node-runtime.json'), 'utf8')) as NodeRuntimePin;
+}
+
+/** npm's integrity string ("sha512-<base64>") of a file. */
+export async function integrityOf(file: string): Promise<string> {
+  const hash = createHash('sha512');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return `sha512-${hash.digest('base64')}`;
+}
+
+/** `npm` as the current platform runs it (npm.cmd on Windows needs a shell). */
+export function runNpm(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync('npm', args, { cwd, encoding: 'utf8', shell: process.platform === 'win32', maxBuffer: 16 * 1024 * 1024 });
+  return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr || result.error?.message || '' };
+}
+
+/**
+ * The official Linux build of Node for `arch`, from the npm registry's node-linux-<arch> package
+ * (fetched with `npm pack`, so npm's cache and proxy settings apply), checked against the pinned
+ * integrity hash before its bin/node is extracted. Cached in `cacheDir`; returns the binary's path.
+ */
+export async function fetchNodeBinary(arch: BundleArch, cacheDir: string, pin: NodeRuntimePin): Promise<string> {
+  const name = `node-linux-${arch}`;
+  const binary = path.join(cacheDir, `${name}-${pin.version}`, 'node');
+  const tarball = path.join(cacheDir, `${name}-${pin.version}.tgz`);
+  await mkdir(cacheDir, { recursive: true });
+  if (!existsSync(tarball)) {
+    const packed = runNpm(['pack', `${name}@${pin.version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
+    if (packed.status !== 0) throw new Error(`npm pack ${name}@${pin.version} failed:\n${packed.stderr}`);
+  }
+  const actual = await integrityOf(tarball);
+  if (actual !== pin.integrity[arch]) {
+    await rm(tarball, { force: true });
+    throw new Error(`${name}@${pin.version} has integrity ${actual}, not the pinned ${pin.integrity[arch]} (lib/bundle/node-runtime.json): refusing it`);
+  }
+  if (!existsSync(binary)) {
+    const folder = path.dirname(binary);
+    const partial = `${folder}.partial`;
+    await rm(partial, { recursive: true, force: true });
+    await mkdir(partial, { recursive: true });
+    await tar.x({ file: tarball, cwd: partial, strip: 2 }, ['package/bin/node']);
+    await rm(folder, { recursive: true, force: true });
+    await rename(partial, folder);
+  }
+  return binary;
+}
