@@ -65,8 +65,10 @@ export function describeOperations() {
   return operations.map((op) => ({
     name: op.name,
     description: op.description,
-    kind: op.kind,
-    tileable: op.tileable,
+    tiling: op.tiling.kind,
+    tileable: op.tiling.kind !== 'whole',
+    ...(op.tiling.kind === 'whole' ? { runsWholeBecause: op.tiling.reason } : {}),
+    ...(op.tiling.kind === 'move' ? { runsWholeWhen: op.tiling.otherwise } : {}),
     params: z.toJSONSchema(op.params, { io: 'input' }),
   }));
 }

@@ -1,22 +1,12 @@
 import sharp, { type Metadata, type Sharp } from 'sharp';
+import { InputError, type InputErrorCode } from './errors.js';
 import type { Channels, RawImage } from './raw-image.js';
 import { toRawImage } from './sharp-raw.js';
 
 const inputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'gif'] as const;
 export type InputFormat = (typeof inputFormats)[number];
 
-export type InputErrorCode = 'unsupported_format' | 'corrupt_image' | 'too_many_pixels' | 'missing_file';
-
-/** An input that cannot be decoded; the message names the file and what is wrong with it. */
-export class InputError extends Error {
-  override readonly name = 'InputError';
-  constructor(
-    readonly code: InputErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { InputError, type InputErrorCode };
 
 export interface DecodeOptions {
   /** Largest accepted width × height, checked from the header before any pixel is decoded. */

@@ -1,6 +1,9 @@
-import { hasAlpha, type RawImage } from './raw-image.js';
+import { hasAlpha, type Channels, type RawImage } from './raw-image.js';
 
 export type Rgb = readonly [number, number, number];
+
+/** The channels colourCopy gives: RGB, plus alpha if there was alpha. */
+export const colourChannels = (input: Channels): Channels => (input === 2 || input === 4 ? 4 : 3);
 
 /** The image with colour channels (grey becomes RGB, alpha kept), copied so marks can be drawn on it. */
 export function colourCopy(image: RawImage): RawImage {
@@ -13,6 +16,21 @@ export function colourCopy(image: RawImage): RawImage {
     if (alpha) out[o + 3] = image.data[i + 1];
   }
   return { data: out, width: image.width, height: image.height, channels };
+}
+
+/** The image as RGBA (grey expanded, opaque alpha added where there was none), e.g. for zxing. */
+export function colourCopyWithAlpha(image: RawImage): RawImage {
+  if (image.channels === 4) return image;
+  const colour = colourCopy(image);
+  if (colour.channels === 4) return colour;
+  const out = Buffer.allocUnsafe(image.width * image.height * 4);
+  for (let i = 0, o = 0; o < out.length; i += 3, o += 4) {
+    out[o] = colour.data[i];
+    out[o + 1] = colour.data[i + 1];
+    out[o + 2] = colour.data[i + 2];
+    out[o + 3] = 255;
+  }
+  return { data: out, width: image.width, height: image.height, channels: 4 };
 }
 
 /** Paints one pixel of a colour image (opaque); points outside the image are ignored. */

@@ -1,26 +1,27 @@
 import type { z } from 'zod';
-import type { PixelMove } from './pixel-move.js';
-import type { RawImage } from './raw-image.js';
+import type { PixelMove, Size } from './pixel-move.js';
+import type { Channels, RawImage, Rect } from './raw-image.js';
 
 /**
- * How an operation behaves under tiling; the planner reads this.
- * - local: an output pixel depends on a bounded neighbourhood (halo) of the input.
- * - statistics: pointwise, but driven by a whole-image reduction (a histogram) computed first.
- * - geometric: moves pixels (resize, rotate, crop, flip); the output size differs or pixels travel.
- * - whole-image: needs all pixels at once (QR decoding, contours); never tiled.
+ * How a step behaves when the image is cut into tiles; the planner reads nothing else. One union, so
+ * a declaration cannot say two contradicting things.
+ * - pointwise: an output pixel depends on the input pixel at the same place (and on `StepContext`).
+ * - neighbourhood: an output pixel depends on the input within `halo(params)` pixels of it.
+ * - statistics: pointwise given a whole-image histogram: tiles report the histogram of their core,
+ *   the master adds them up, every tile then applies the same mapping. Exact, no halo.
+ * - move: pixels only travel (crop, flip, quarter turns); `pixelMove(params)` maps rectangles, or is
+ *   undefined for parameters that resample (rotate by 33°): then the step runs whole, for `otherwise`.
+ * - whole: needs every pixel at once (Canny hysteresis, QR decoding, resampling); `reason` says why.
  */
-export type OperationKind = 'local' | 'statistics' | 'geometric' | 'whole-image';
+export type Tiling<Params> =
+  | { readonly kind: 'pointwise' }
+  | { readonly kind: 'neighbourhood'; halo(params: Params): number }
+  | ({ readonly kind: 'statistics' } & StatisticsDeclaration<Params>)
+  | { readonly kind: 'move'; pixelMove(params: Params): PixelMove | undefined; readonly otherwise: string }
+  | { readonly kind: 'whole'; readonly reason: string };
 
-/** Data an operation yields besides pixels; reported per image by the API. */
-export interface Annotations {
-  qr?: string[];
-}
+export type TilingKind = Tiling<unknown>['kind'];
 
-/**
- * Statistics operations are split so tiles can run them: each tile reports the histogram of its core,
- * the master adds them up, and every tile then applies the same pointwise mapping. Declare them with
- * defineStatisticsOperation, which derives the whole-image apply from these two, so both paths agree.
- */
 export interface StatisticsDeclaration<Params> {
   /** Histogram (any fixed length, summed element-wise across tiles) of the op's input pixels. */
   histogram(image: RawImage, params: Params): Uint32Array;
@@ -28,30 +29,59 @@ export interface StatisticsDeclaration<Params> {
   applyWithHistogram(image: RawImage, params: Params, histogram: Uint32Array): RawImage;
 }
 
+/**
+ * What the step loop tells a step besides its pixels. Every field is optional, so an operation can be
+ * called on its own with `{}` (tests do): then the image is a whole image and annotations go nowhere.
+ */
+export interface StepContext {
+  /**
+   * For a tile: its rectangle (halo included) in the image as it is at this step, so position-dependent
+   * pointwise ops (an overlay at a gravity) tile exactly. Absent: the image is the whole image.
+   */
+  region?: Rect;
+  /** Size of the whole image at this step (absent: the image's own size). */
+  imageSize?: Size;
+  signal?: AbortSignal;
+  /** Reports this step's annotation (annotations.<op name>); analysis ops call it once. */
+  annotate?(value: unknown): void;
+}
+
+/** Where the pixels given to a step lie, filling in the whole-image defaults of StepContext. */
+export function placeOf(image: RawImage, context: StepContext): { region: Rect; imageSize: Size } {
+  return {
+    region: context.region ?? { x: 0, y: 0, width: image.width, height: image.height },
+    imageSize: context.imageSize ?? { width: image.width, height: image.height },
+  };
+}
+
+/**
+ * What analysis steps report besides pixels, one entry per operation name: the API serves it as
+ * images[].annotations.<op>. Values are JSON. When an op runs more than once (or on several tiles),
+ * arrays are concatenated and other values replaced (see mergeAnnotation).
+ */
+export interface Annotations {
+  qr?: string[];
+  [op: string]: unknown;
+}
+
 export interface OperationDeclaration<Schema extends z.ZodObject = z.ZodObject> {
-  /** The name used in pipelines: {"op": name, ...params}. */
+  /** The name used in pipelines: {"op": name, ...params}. Also the key of its annotation. */
   readonly name: string;
-  /** One sentence for the catalogue, CLI, console and README. */
+  /** One sentence for the catalogue, CLI, console and README; says when channels or alpha change. */
   readonly description: string;
   /** Parameters with types, ranges and defaults; the single source of validation. */
   readonly params: Schema;
-  readonly kind: OperationKind;
+  readonly tiling: Tiling<z.output<Schema>>;
   /**
-   * Whether a tiled run reproduces the whole-image result pixel for pixel. When false the planner
-   * runs this step's stage on the whole image, and the catalogue says so.
+   * The output size for an input of `input` size (absent: unchanged). Throws PipelineError when the
+   * parameters do not fit the image (a crop outside it), which the master reports at submission.
+   * Exact for every op that tiles; for whole ops it is what the planner budgets memory by.
    */
-  readonly tileable: boolean;
-  /** Pixels of input context needed on every side of a tile (local ops; 0 for pointwise ones). */
-  halo(params: z.output<Schema>): number;
-  /** The whole-image (or tile) implementation. May add annotations (e.g. decoded QR texts). */
-  apply(image: RawImage, params: z.output<Schema>, annotations: Annotations): Promise<RawImage>;
-  /** Present exactly for kind 'statistics'. */
-  readonly statistics?: StatisticsDeclaration<z.output<Schema>>;
-  /**
-   * Geometric ops: how these parameters move pixels, when they only move them (then tiles run the step
-   * exactly); undefined when the step resamples, and its stage runs on the whole image.
-   */
-  pixelMove?(params: z.output<Schema>): PixelMove | undefined;
+  outputSize?(input: Size, params: z.output<Schema>): Size;
+  /** The output's channel count for an input with `input` channels (absent: unchanged). */
+  outputChannels?(input: Channels, params: z.output<Schema>): Channels;
+  /** The implementation, on a whole image or on a tile (see StepContext). */
+  apply(image: RawImage, params: z.output<Schema>, context: StepContext): Promise<RawImage>;
 }
 
 /** Identity helper that keeps the parameter type of each declaration precise. */
@@ -61,22 +91,65 @@ export function defineOperation<Schema extends z.ZodObject>(
   return declaration;
 }
 
+type Basics<Schema extends z.ZodObject> = Pick<
+  OperationDeclaration<Schema>,
+  'name' | 'description' | 'params' | 'outputChannels'
+>;
+
 /**
- * A statistics operation: pointwise given a whole-image histogram, so it tiles exactly with no halo. Its
- * whole-image apply is derived (histogram of the image, then the mapping), the same two functions the
- * tiled path runs.
+ * A statistics operation: its whole-image apply is derived (histogram of the image, then the mapping),
+ * the same two functions the tiled path runs, so both paths agree by construction.
  */
 export function defineStatisticsOperation<Schema extends z.ZodObject>(
-  declaration: Pick<OperationDeclaration<Schema>, 'name' | 'description' | 'params'> & {
-    statistics: StatisticsDeclaration<z.output<Schema>>;
-  },
+  declaration: Basics<Schema> & { statistics: StatisticsDeclaration<z.output<Schema>> },
 ): OperationDeclaration<Schema> {
-  const { statistics } = declaration;
+  const { statistics, ...rest } = declaration;
   return {
-    ...declaration,
-    kind: 'statistics',
-    tileable: true,
-    halo: () => 0,
+    ...rest,
+    tiling: { kind: 'statistics', ...statistics },
     apply: async (image, params) => statistics.applyWithHistogram(image, params, statistics.histogram(image, params)),
   };
+}
+
+/**
+ * An analysis operation: leaves the pixels alone and reports `analyse(...)` as annotations.<name>.
+ * It runs on the whole image unless it declares another tiling (and then its annotations are merged
+ * across tiles by mergeAnnotation).
+ */
+export function defineAnalysisOperation<Schema extends z.ZodObject>(
+  declaration: Omit<Basics<Schema>, 'outputChannels'> & {
+    tiling?: Tiling<z.output<Schema>>;
+    analyse(image: RawImage, params: z.output<Schema>, context: StepContext): Promise<unknown>;
+  },
+): OperationDeclaration<Schema> {
+  const { analyse, tiling, ...rest } = declaration;
+  return {
+    ...rest,
+    tiling: tiling ?? { kind: 'whole', reason: 'its result describes the whole image' },
+    apply: async (image, params, context) => {
+      context.annotate?.(await analyse(image, params, context));
+      return image;
+    },
+  };
+}
+
+/** Adds one operation's annotation: arrays are concatenated, anything else replaces what was there. */
+export function mergeAnnotation(into: Annotations, op: string, value: unknown): void {
+  const previous = into[op];
+  into[op] = Array.isArray(previous) && Array.isArray(value) ? [...previous, ...value] : value;
+}
+
+/** Adds every annotation of `from` (e.g. a tile's) to `into`. */
+export function mergeAnnotations(into: Annotations, from: Annotations): void {
+  for (const [op, value] of Object.entries(from)) mergeAnnotation(into, op, value);
+}
+
+/** The halo a step's tiles need on every side (0 unless it is a neighbourhood op). */
+export function haloOf<P>(tiling: Tiling<P>, params: P): number {
+  return tiling.kind === 'neighbourhood' ? tiling.halo(params) : 0;
+}
+
+/** The pixel move of a step that tiles as a move with these parameters, else undefined. */
+export function pixelMoveOf<P>(tiling: Tiling<P>, params: P): PixelMove | undefined {
+  return tiling.kind === 'move' ? tiling.pixelMove(params) : undefined;
 }

@@ -48,7 +48,7 @@ export function operationsMarkdown(): string {
     const params = Object.entries(schema.properties ?? {})
       .map(([name, param]) => describeParameter(name, param, schema.required?.includes(name) ?? false))
       .join('<br>');
-    return `| \`${op.name}\` | ${cell(params || '—')} | ${op.kind} | ${op.tileable ? 'yes' : 'no'} | ${cell(op.description)} |`;
+    return `| \`${op.name}\` | ${cell(params || '—')} | ${op.tiling} | ${op.tileable ? 'yes' : 'no'} | ${cell(op.description)} |`;
   });
-  return ['| operation | parameters | kind | tileable | description |', '| --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n';
+  return ['| operation | parameters | tiling | tileable | description |', '| --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n';
 }

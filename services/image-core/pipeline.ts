@@ -1,6 +1,10 @@
 import { findOperation, operations } from './catalogue.js';
-import type { Annotations, OperationDeclaration } from './operation.js';
-import type { RawImage } from './raw-image.js';
+import { PipelineError } from './errors.js';
+import { mergeAnnotation, pixelMoveOf, type Annotations, type OperationDeclaration } from './operation.js';
+import type { Size } from './pixel-move.js';
+import type { RawImage, Rect } from './raw-image.js';
+
+export { PipelineError };
 
 /** One validated step: the declaration and its parameters with defaults filled in. */
 export interface Step {
@@ -9,11 +13,6 @@ export interface Step {
 }
 
 const MAX_PIPELINE_STEPS = 32;
-
-/** A pipeline that cannot run; the message names the step and parameter at fault. */
-export class PipelineError extends Error {
-  override readonly name = 'PipelineError';
-}
 
 /** Parses a pipeline given as JSON text or as already-parsed JSON. */
 export function parsePipeline(input: unknown, maxSteps = MAX_PIPELINE_STEPS): Step[] {
@@ -26,7 +25,6 @@ export function parsePipeline(input: unknown, maxSteps = MAX_PIPELINE_STEPS): St
     }
   }
   if (!Array.isArray(value)) throw new PipelineError('pipeline must be a JSON array of steps such as [{"op":"blur","sigma":2}]');
-  if (value.length === 0) throw new PipelineError('pipeline has no steps');
   if (value.length > maxSteps) throw new PipelineError(`pipeline has ${value.length} steps; at most ${maxSteps} are allowed`);
   return value.map((raw, index) => parseStep(raw, index));
 }
@@ -57,17 +55,51 @@ export function serializePipeline(steps: readonly Step[]): Array<Record<string, 
   return steps.map((step) => ({ op: step.op.name, ...step.params }));
 }
 
-/** Applies steps in order to a whole image; cancellation is checked between steps. */
+/** Where a tile lies: its rectangle (halo included) in an image of `imageSize`. */
+export interface TilePlace {
+  region: Rect;
+  imageSize: Size;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  /** Set when `image` is a tile: pixel moves then move it and track where it lies. */
+  tile?: TilePlace;
+  /** The histogram merged over all tiles, for the first step (a statistics step on a tile). */
+  histogram?: Uint32Array;
+}
+
+/**
+ * The one step loop, for whole images and for tiles alike: applies the steps in order, checking
+ * cancellation before each, and collects the annotations of analysis steps under their op's name.
+ */
 export async function runSteps(
   image: RawImage,
   steps: readonly Step[],
-  options: { signal?: AbortSignal; annotations?: Annotations } = {},
-): Promise<{ image: RawImage; annotations: Annotations }> {
-  const annotations = options.annotations ?? {};
+  options: RunOptions = {},
+): Promise<{ image: RawImage; annotations: Annotations; place: TilePlace }> {
+  const annotations: Annotations = {};
   let current = image;
-  for (const step of steps) {
+  let place = options.tile ?? { region: { x: 0, y: 0, width: image.width, height: image.height }, imageSize: image };
+  for (const [index, { op, params }] of steps.entries()) {
     options.signal?.throwIfAborted();
-    current = await step.op.apply(current, step.params, annotations);
+    const move = options.tile && pixelMoveOf(op.tiling, params);
+    if (index === 0 && options.histogram) {
+      if (op.tiling.kind !== 'statistics') throw new PipelineError(`${op.name} is not a statistics operation`);
+      current = op.tiling.applyWithHistogram(current, params, options.histogram);
+    } else if (move) {
+      current = await move.applyToTile(current, place.region, place.imageSize);
+      place = { region: move.forward(place.region, place.imageSize), imageSize: outputSizeOf({ op, params }, place.imageSize) };
+    } else {
+      const annotate = (value: unknown) => mergeAnnotation(annotations, op.name, value);
+      current = await op.apply(current, params, { ...place, signal: options.signal, annotate });
+      if (!options.tile) place = { region: { x: 0, y: 0, width: current.width, height: current.height }, imageSize: current };
+    }
   }
-  return { image: current, annotations };
+  return { image: current, annotations, place };
+}
+
+/** A step's output size for an input of `input` size (see OperationDeclaration.outputSize). */
+export function outputSizeOf({ op, params }: Step, input: Size): Size {
+  return op.outputSize?.(input, params) ?? input;
 }

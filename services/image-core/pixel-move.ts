@@ -8,10 +8,9 @@ export interface Size {
 /**
  * A geometric step that only moves pixels (crop, flip, flop, rotate by a multiple of 90), so a tile
  * can run it exactly: the planner maps rectangles through it and the tile applies it to its pixels.
+ * The output size is the operation's `outputSize`.
  */
 export interface PixelMove {
-  /** The output size for an input of `input` size; throws a clear error when the step does not fit. */
-  outputSize(input: Size): Size;
   /** Where the input rectangle `rect` lands in the output (clipped to the output). */
   forward(rect: Rect, input: Size): Rect;
   /** The input rectangle whose pixels make up the output rectangle `rect`. */

@@ -1,5 +1,6 @@
+import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
-import type { Step } from './pipeline.js';
+import { outputSizeOf, type Step } from './pipeline.js';
 import type { Rect } from './raw-image.js';
 
 /** Memory of the smallest worker we plan for (an AWS micro instance). */
@@ -46,18 +47,15 @@ export interface PlanOptions {
   workerMemoryBytes?: number;
 }
 
-/** The pixel move of a geometric step that tiles exactly, or undefined. */
-export function pixelMoveOf(step: Step): PixelMove | undefined {
-  return step.op.tileable ? step.op.pixelMove?.(step.params) : undefined;
+/** The pixel move of a step that tiles as a move with its parameters, or undefined. */
+export function stepMove(step: Step): PixelMove | undefined {
+  return pixelMoveOf(step.op.tiling, step.params);
 }
 
-/** How a step runs under tiling. */
-function tilingOf(step: Step): 'local' | 'move' | 'statistics' | 'whole' {
-  const { op } = step;
-  if (!op.tileable || op.kind === 'whole-image') return 'whole';
-  if (op.kind === 'statistics') return op.statistics ? 'statistics' : 'whole';
-  if (op.kind === 'geometric') return pixelMoveOf(step) ? 'move' : 'whole';
-  return 'local';
+/** How a step runs under tiling: its declared kind, except a move whose parameters resample runs whole. */
+export function tilingOf(step: Step): TilingKind {
+  const { kind } = step.op.tiling;
+  return kind === 'move' && !stepMove(step) ? 'whole' : kind;
 }
 
 /** Cuts the steps into stages; see Stage. */
@@ -82,7 +80,7 @@ export function planStages(steps: readonly Step[]): Stage[] {
     } else {
       if (!current || current.whole) current = newStage([], false);
       current.steps.push(step);
-      if (tiling === 'local') current.halo += step.op.halo(step.params);
+      current.halo += haloOf(step.op.tiling, step.params);
     }
   }
   return stages;
@@ -123,9 +121,7 @@ export interface StageTile {
 /** The stage's output size for this input size; undefined when only running it tells (whole stages). */
 export function stageOutputSize(stage: Stage, input: Size): Size | undefined {
   if (stage.whole) return undefined;
-  let size = input;
-  for (const step of stage.steps) size = pixelMoveOf(step)?.outputSize(size) ?? size;
-  return size;
+  return stage.steps.reduce((size, step) => outputSizeOf(step, size), input);
 }
 
 const grow = ({ x, y, width, height }: Rect, by: number): Rect => ({
@@ -155,7 +151,7 @@ export function planStageTiles(stage: Stage, input: Size, tileSize: number): Sta
   const output = stageOutputSize(stage, input);
   if (!output) return [{ index: 0, source: { x: 0, y: 0, width: input.width, height: input.height } }];
   const sizes: Size[] = [input];
-  for (const step of stage.steps) sizes.push(pixelMoveOf(step)?.outputSize(sizes.at(-1)!) ?? sizes.at(-1)!);
+  for (const step of stage.steps) sizes.push(outputSizeOf(step, sizes.at(-1)!));
   const tiles: StageTile[] = [];
   for (const [y, height] of cuts(output.height, tileSize)) {
     for (const [x, width] of cuts(output.width, tileSize)) {
@@ -164,11 +160,11 @@ export function planStageTiles(stage: Stage, input: Size, tileSize: number): Sta
       for (let i = stage.steps.length - 1; i >= 0; i--) {
         const step = stage.steps[i];
         const before = sizes[i];
-        const move = pixelMoveOf(step);
+        const move = stepMove(step);
         if (move) {
           rect = move.backward(rect, before);
         } else {
-          rect = intersect(grow(rect, step.op.halo(step.params)), { x: 0, y: 0, ...before });
+          rect = intersect(grow(rect, haloOf(step.op.tiling, step.params)), { x: 0, y: 0, ...before });
         }
       }
       tiles.push({ index: tiles.length, source: rect, core });

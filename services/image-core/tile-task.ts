@@ -64,7 +64,7 @@ const taskHeader = z.object({
 const resultHeader = z.object({
   core: pixelLayout.optional(),
   histogram: histogram.optional(),
-  annotations: z.object({ qr: z.array(z.string()).optional() }),
+  annotations: z.record(z.string(), z.unknown()),
 });
 
 /** A message that is not a well-formed tile task or result; the message says what is wrong. */

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { inputErrorFrom, openInput } from './decode.js';
 import { encodePipeline, type OutputFormat } from './encode.js';
 import { Intermediate } from './intermediate.js';
-import type { Annotations } from './operation.js';
+import { mergeAnnotations, type Annotations } from './operation.js';
 import { serializePipeline } from './pipeline.js';
 import { planStageTiles, stageOutputSize, type Stage, type StageTile, type TiledPlan } from './planner.js';
 import type { TileResult, TileTask } from './tile-task.js';
@@ -201,10 +201,6 @@ function addHistogram(sum: Uint32Array | undefined, result: TileResult, tile: St
   const total = sum ?? new Uint32Array(part.length);
   for (let i = 0; i < total.length; i++) total[i] += part[i];
   return total;
-}
-
-function mergeAnnotations(into: Annotations, from: Annotations): void {
-  if (from.qr) into.qr = [...(into.qr ?? []), ...from.qr];
 }
 
 /**

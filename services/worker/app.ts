@@ -57,8 +57,9 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
 
   tasks.post('/tasks/tile', async (req, res) => {
     const task = decodeTileTask(bodyOf(req));
+    const signal = abortOnDisconnect(req, res);
     const started = performance.now();
-    const result = await state.slots.use(() => executeTileTask(task));
+    const result = await state.slots.use(() => executeTileTask(task, signal));
     logger.debug({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: Math.round(performance.now() - started) }, 'tile done');
     res.type('application/octet-stream').send(Buffer.concat(encodeTileResult(result)));
   });

@@ -44,8 +44,13 @@ describe('the catalogue', () => {
     for (const param of params) expect(declared).toContain(param);
   });
 
-  it('statistics operations, and only they, split into histogram and apply-with-histogram', () => {
-    for (const op of operations) expect(op.statistics !== undefined, op.name).toBe(op.kind === 'statistics');
+  it('states how each operation tiles, and why when it cannot', () => {
+    const tiling = Object.fromEntries(describeOperations().map((op) => [op.name, op.tiling]));
+    expect(tiling).toMatchObject({ invert: 'pointwise', blur: 'neighbourhood', equalize: 'statistics', crop: 'move', edges: 'whole' });
+    for (const op of describeOperations()) {
+      if (op.tiling === 'whole') expect(op.runsWholeBecause, op.name).toMatch(/\w{4}/);
+      else expect(op.runsWholeBecause, op.name).toBeUndefined();
+    }
   });
 
   it('has a description for every operation and every parameter', () => {
@@ -107,7 +112,7 @@ describe('the JSON Schema served by GET /v1/operations', () => {
     expect(threshold.params).toMatchObject({
       properties: { value: { default: 128, anyOf: [{ type: 'integer', minimum: 0, maximum: 255 }, { const: 'otsu' }] } },
     });
-    expect(describeOperations().find((op) => op.name === 'edges')).toMatchObject({ kind: 'whole-image', tileable: false });
+    expect(describeOperations().find((op) => op.name === 'edges')).toMatchObject({ tiling: 'whole', tileable: false });
   });
 });
 

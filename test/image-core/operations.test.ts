@@ -178,7 +178,8 @@ describe('statistics operations run per tile with the whole-image histogram', ()
         { x: 0, y: halfHeight, width: halfWidth, height: withAlpha.height - halfHeight },
         { x: halfWidth, y: halfHeight, width: withAlpha.width - halfWidth, height: withAlpha.height - halfHeight },
       ];
-      const statistics = declaration.statistics!;
+      const statistics = declaration.tiling;
+      if (statistics.kind !== 'statistics') throw new Error(`${op} is not a statistics operation`);
       const merged = new Uint32Array(statistics.histogram(withAlpha, parsed).length);
       for (const tile of tiles) statistics.histogram(extractRect(withAlpha, tile), parsed).forEach((count, i) => (merged[i] += count));
       for (const tile of tiles) {

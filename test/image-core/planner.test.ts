@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { haloOf } from '../../services/image-core/operation.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, planStages, planStageTiles, stageOutputSize, type Stage } from '../../services/image-core/planner.js';
 import type { Rect } from '../../services/image-core/raw-image.js';
@@ -48,7 +49,7 @@ describe('planStages', () => {
     const [stage, ...rest] = stagesOf([{ op: 'blur', sigma: 2 }, { op: 'grayscale' }, { op: 'median', size: 5 }]);
     expect(rest).toHaveLength(0);
     expect(names(stage)).toEqual(['blur', 'grayscale', 'median']);
-    expect(stage.halo).toBe(stage.steps.reduce((sum, step) => sum + step.op.halo(step.params), 0));
+    expect(stage.halo).toBe(stage.steps.reduce((sum, step) => sum + haloOf(step.op.tiling, step.params), 0));
     expect(stage.whole).toBe(false);
   });
 

@@ -11,8 +11,6 @@ export const blur = defineOperation({
   params: z
     .object({ sigma: z.number().min(0.3).max(100).default(2).describe('standard deviation of the Gaussian, in pixels') })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: ({ sigma }) => blurRadius(sigma),
+  tiling: { kind: 'neighbourhood', halo: ({ sigma }) => blurRadius(sigma) },
   apply: async (image, { sigma }) => applySharp(image, (pipeline) => pipeline.blur(sigma)),
 });

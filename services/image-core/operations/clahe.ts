@@ -20,9 +20,7 @@ export const clahe = defineOperation({
       maxSlope: z.number().int().min(0).max(100).default(3).describe('contrast limit; 0 means no limit'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: ({ width, height }) => Math.ceil(Math.max(width, height) / 2),
+  tiling: { kind: 'neighbourhood', halo: ({ width, height }) => Math.ceil(Math.max(width, height) / 2) },
   apply: async (image, { width, height, maxSlope }) => {
     // libvips refuses a window larger than the image (a small image, or a tile at an image corner),
     // so the mirrored border libvips would add itself is added here first, and cut off afterwards.

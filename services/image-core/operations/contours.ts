@@ -1,7 +1,8 @@
-import { colourCopy, paint, type Rgb } from '../draw.js';
+import { colourChannels, colourCopy, paint, type Rgb } from '../draw.js';
 import { defineOperation } from '../operation.js';
 import type { RawImage } from '../raw-image.js';
-import { edges } from './edges.js';
+import { canny, edges } from './edges.js';
+import { greyChannel } from './grayscale.js';
 
 const GREEN: Rgb = [0, 255, 0];
 
@@ -91,11 +92,10 @@ export const contours = defineOperation({
     'Draws in green, 1 pixel wide, the outer contours (OpenCV findContours RETR_EXTERNAL) of the Canny edges ' +
     '(low/high as for edges); grey images become RGB.',
   params: edges.params,
-  kind: 'whole-image',
-  tileable: false,
-  halo: () => 0,
-  apply: async (image, params, annotations) => {
-    const edgeMap = await edges.apply(image, params, annotations);
+  tiling: { kind: 'whole', reason: 'contours are traced across the whole edge map' },
+  outputChannels: colourChannels,
+  apply: async (image, { low, high }) => {
+    const edgeMap = canny(greyChannel(image), low, high);
     const marked = colourCopy(image);
     for (const contour of findOuterContours(edgeMap)) {
       for (const { x, y } of contour) paint(marked, x, y, GREEN);

@@ -35,9 +35,7 @@ export const convolve = defineOperation({
       offset: z.number().min(-255).max(255).default(0).describe('added after dividing by scale'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: ({ kernel }) => Math.floor(Math.max(kernel.length, kernel[0].length) / 2),
+  tiling: { kind: 'neighbourhood', halo: ({ kernel }) => Math.floor(Math.max(kernel.length, kernel[0].length) / 2) },
   apply: async (image, { kernel, scale, offset }) => {
     const weights = kernel.flat();
     const sum = weights.reduce((total, weight) => total + weight, 0);

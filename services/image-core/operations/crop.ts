@@ -1,14 +1,21 @@
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
 import { extractRect, intersect, type PixelMove, type Size } from '../pixel-move.js';
-import { PipelineError } from '../pipeline.js';
+import { PipelineError } from '../errors.js';
 import type { Rect } from '../raw-image.js';
 
 const edge = (what: string) => z.number().int().min(0).max(1_000_000).describe(what);
 const length = (what: string) => z.number().int().min(1).max(1_000_000).describe(what);
 
+interface CropParams {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
 /** The crop rectangle, checked against the size of the image it is applied to. */
-function cropRect(params: { left: number; top: number; width: number; height: number }, input: Size): Rect {
+function cropRect(params: CropParams, input: Size): Rect {
   const rect = { x: params.left, y: params.top, width: params.width, height: params.height };
   if (rect.x + rect.width > input.width || rect.y + rect.height > input.height) {
     throw new PipelineError(
@@ -30,15 +37,17 @@ export const crop = defineOperation({
       height: length('height of the rectangle, in pixels'),
     })
     .strict(),
-  kind: 'geometric',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'move', pixelMove: (params) => cropMove(params), otherwise: 'a crop only moves pixels' },
+  outputSize: (input, params) => {
+    const rect = cropRect(params, input);
+    return { width: rect.width, height: rect.height };
+  },
   apply: async (image, params) => extractRect(image, cropRect(params, image)),
-  pixelMove: (params): PixelMove => ({
-    outputSize: (input) => {
-      const rect = cropRect(params, input);
-      return { width: rect.width, height: rect.height };
-    },
+});
+
+/** A crop shifts the kept rectangle to the origin and cuts tiles at its edges. */
+function cropMove(params: CropParams): PixelMove {
+  return {
     forward: (rect, input) => {
       const kept = intersect(rect, cropRect(params, input));
       return { ...kept, x: kept.x - params.left, y: kept.y - params.top };
@@ -48,5 +57,5 @@ export const crop = defineOperation({
       const kept = intersect(rect, cropRect(params, input));
       return extractRect(tile, { ...kept, x: kept.x - rect.x, y: kept.y - rect.y });
     },
-  }),
-});
+  };
+}

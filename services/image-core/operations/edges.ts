@@ -136,9 +136,7 @@ export const edges = defineOperation({
     .object({ low: threshold('lower', 100), high: threshold('upper', 200) })
     .strict()
     .refine(({ low, high }) => low <= high, { message: 'low must not exceed high', path: ['low'] }),
-  // Hysteresis follows edges across any distance, so a tile cannot know its result: run it whole.
-  kind: 'whole-image',
-  tileable: false,
-  halo: () => 0,
+  tiling: { kind: 'whole', reason: 'hysteresis follows edges across any distance' },
+  outputChannels: () => 1,
   apply: async (image, { low, high }) => canny(greyChannel(image), low, high),
 });

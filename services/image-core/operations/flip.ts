@@ -1,46 +1,39 @@
-import sharp from 'sharp';
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
 import type { PixelMove } from '../pixel-move.js';
-import { rawDescriptor, type RawImage } from '../raw-image.js';
-import { toRawImage } from '../sharp-raw.js';
+import type { RawImage } from '../raw-image.js';
+import { applySharp } from '../sharp-raw.js';
 
-const mirrorVertically = async (image: RawImage) => toRawImage(sharp(image.data, rawDescriptor(image)).flip());
-const mirrorHorizontally = async (image: RawImage) => toRawImage(sharp(image.data, rawDescriptor(image)).flop());
+const mirrorVertically = async (image: RawImage) => applySharp(image, (pipeline) => pipeline.flip());
+const mirrorHorizontally = async (image: RawImage) => applySharp(image, (pipeline) => pipeline.flop());
 
 /** Top and bottom swap places; a tile's rectangle is mirrored the same way. */
 const verticalMirror: PixelMove = {
-  outputSize: (input) => input,
   forward: (rect, input) => ({ ...rect, y: input.height - rect.y - rect.height }),
   backward: (rect, input) => ({ ...rect, y: input.height - rect.y - rect.height }),
   applyToTile: mirrorVertically,
 };
 
 const horizontalMirror: PixelMove = {
-  outputSize: (input) => input,
   forward: (rect, input) => ({ ...rect, x: input.width - rect.x - rect.width }),
   backward: (rect, input) => ({ ...rect, x: input.width - rect.x - rect.width }),
   applyToTile: mirrorHorizontally,
 };
 
+const always = 'every mirror only moves pixels';
+
 export const flip = defineOperation({
   name: 'flip',
   description: 'Mirrors the image top to bottom (about the horizontal axis).',
   params: z.object({}).strict(),
-  kind: 'geometric',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'move', pixelMove: () => verticalMirror, otherwise: always },
   apply: mirrorVertically,
-  pixelMove: () => verticalMirror,
 });
 
 export const flop = defineOperation({
   name: 'flop',
   description: 'Mirrors the image left to right (about the vertical axis).',
   params: z.object({}).strict(),
-  kind: 'geometric',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'move', pixelMove: () => horizontalMirror, otherwise: always },
   apply: mirrorHorizontally,
-  pixelMove: () => horizontalMirror,
 });

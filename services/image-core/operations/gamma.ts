@@ -12,9 +12,7 @@ export const gamma = defineOperation({
       value: z.number().min(0.1).max(10).default(2.2).describe('gamma; output = 255·(input/255)^(1/value)'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'pointwise' },
   apply: async (image, { value }) =>
     mapColourSamples(image, lookupTable((sample) => 255 * (sample / 255) ** (1 / value))),
 });

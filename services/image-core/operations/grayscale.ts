@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
-import { hasAlpha, type RawImage } from '../raw-image.js';
+import { hasAlpha, type Channels, type RawImage } from '../raw-image.js';
 
 /**
  * OpenCV's COLOR_RGB2GRAY in its own fixed point (Y = 0.299 R + 0.587 G + 0.114 B; for 8-bit input
@@ -19,6 +19,9 @@ export function toGrey(image: RawImage): RawImage {
   return { data: out, width, height, channels: outChannels };
 }
 
+/** The channels toGrey gives: one grey channel, plus alpha if there was alpha. */
+export const greyChannels = (input: Channels): Channels => (input === 2 || input === 4 ? 2 : 1);
+
 /** The grey samples alone (alpha dropped): what grey-based operations such as Canny read. */
 export function greyChannel(image: RawImage): RawImage {
   const grey = toGrey(image);
@@ -32,8 +35,7 @@ export const grayscale = defineOperation({
   name: 'grayscale',
   description: 'Converts to one grey channel (OpenCV weights 0.299 R + 0.587 G + 0.114 B); alpha is kept.',
   params: z.object({}).strict(),
-  kind: 'local',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'pointwise' },
+  outputChannels: greyChannels,
   apply: async (image) => toGrey(image),
 });

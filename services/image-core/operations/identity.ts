@@ -6,8 +6,6 @@ export const identity = defineOperation({
   name: 'identity',
   description: 'Returns the image unchanged (for measuring dispatch and coding overhead).',
   params: z.object({}).strict(),
-  kind: 'local',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'pointwise' },
   apply: async (image) => image,
 });

@@ -8,8 +8,6 @@ export const invert = defineOperation({
   name: 'invert',
   description: 'Replaces every colour sample v by 255 - v; alpha is kept.',
   params: z.object({}).strict(),
-  kind: 'local',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'pointwise' },
   apply: async (image) => mapColourSamples(image, inverse),
 });

@@ -17,8 +17,6 @@ export const median = defineOperation({
         .describe('edge of the square window, an odd number of pixels'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: ({ size }) => Math.floor(size / 2),
+  tiling: { kind: 'neighbourhood', halo: ({ size }) => Math.floor(size / 2) },
   apply: async (image, { size }) => applySharp(image, (pipeline) => pipeline.median(size)),
 });

@@ -13,8 +13,6 @@ export const modulate = defineOperation({
       hue: z.number().int().min(-360).max(360).default(0).describe('hue rotation in whole degrees'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: () => 0,
+  tiling: { kind: 'pointwise' },
   apply: async (image, params) => applySharp(image, (pipeline) => pipeline.modulate(params)),
 });

@@ -130,11 +130,12 @@ function morphology(name: 'erode' | 'dilate', extreme: Extreme, effect: string) 
       `Grey-level ${extreme}imum over a size×size square, repeated iterations times (OpenCV ${name} with a ` +
       `rectangular kernel, default anchor and border): ${effect}; per colour channel, alpha is kept.`,
     params: morphologyParams,
-    kind: 'local',
-    tileable: true,
-    halo: ({ size, iterations }) => {
-      const { length, anchor } = morphologyWindow(size, iterations);
-      return Math.max(anchor, length - 1 - anchor);
+    tiling: {
+      kind: 'neighbourhood',
+      halo: ({ size, iterations }) => {
+        const { length, anchor } = morphologyWindow(size, iterations);
+        return Math.max(anchor, length - 1 - anchor);
+      },
     },
     apply: async (image, { size, iterations }) => {
       const { length, anchor } = morphologyWindow(size, iterations);

@@ -1,11 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import sharp from 'sharp';
 import { prepareZXingModule, readBarcodes, type ReadResult } from 'zxing-wasm/reader';
 import { z } from 'zod';
-import { colourCopy, drawLine, type Rgb } from '../draw.js';
+import { colourChannels, colourCopy, colourCopyWithAlpha, drawLine, type Rgb } from '../draw.js';
 import { defineOperation } from '../operation.js';
-import { rawDescriptor, type RawImage } from '../raw-image.js';
+import type { RawImage } from '../raw-image.js';
 
 const OUTLINE: Rgb = [255, 0, 0];
 
@@ -28,7 +27,7 @@ function prepareReader(): Promise<unknown> {
 /** Every QR code zxing finds in the image (it reads RGBA pixels). */
 async function findQrCodes(image: RawImage): Promise<ReadResult[]> {
   await prepareReader();
-  const rgba = await sharp(image.data, rawDescriptor(image)).toColourspace('srgb').ensureAlpha().raw().toBuffer();
+  const { data: rgba } = colourCopyWithAlpha(image);
   const data = new Uint8ClampedArray(rgba.buffer, rgba.byteOffset, rgba.byteLength);
   // zxing reads anything shaped like ImageData: Node has no ImageData class.
   const pixels = { data, width: image.width, height: image.height } as ImageData;
@@ -39,21 +38,20 @@ async function findQrCodes(image: RawImage): Promise<ReadResult[]> {
 export const qr = defineOperation({
   name: 'qr',
   description:
-    'Decodes every QR code (zxing); the texts are reported per image and each code is outlined in red.',
+    'Decodes every QR code (zxing); the texts are reported per image (annotations.qr) and each code is ' +
+    'outlined in red, so grey images become RGB.',
   params: z.object({}).strict(),
-  kind: 'whole-image',
-  tileable: false,
-  halo: () => 0,
-  apply: async (image, _params, annotations) => {
+  tiling: { kind: 'whole', reason: 'a code can lie anywhere and at any size' },
+  outputChannels: colourChannels,
+  apply: async (image, _params, context) => {
     const codes = await findQrCodes(image);
-    annotations.qr = [...(annotations.qr ?? []), ...codes.map((code) => code.text)];
-    if (codes.length === 0) return image;
     const marked = colourCopy(image);
     const thickness = Math.max(2, Math.round(Math.min(image.width, image.height) / 300));
     for (const { position: p } of codes) {
       const corners = [p.topLeft, p.topRight, p.bottomRight, p.bottomLeft];
       corners.forEach((corner, i) => drawLine(marked, corner, corners[(i + 1) % 4], OUTLINE, thickness));
     }
+    context.annotate?.(codes.map((code) => code.text));
     return marked;
   },
 });

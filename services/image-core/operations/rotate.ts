@@ -1,28 +1,25 @@
-import sharp from 'sharp';
 import { z } from 'zod';
 import { defineOperation } from '../operation.js';
-import type { PixelMove } from '../pixel-move.js';
-import { rawDescriptor, type RawImage } from '../raw-image.js';
-import { toRawImage } from '../sharp-raw.js';
+import type { PixelMove, Size } from '../pixel-move.js';
+import type { RawImage } from '../raw-image.js';
+import { applySharp } from '../sharp-raw.js';
 
-const rotateBy = (angle: number) => async (image: RawImage) =>
-  toRawImage(sharp(image.data, rawDescriptor(image)).rotate(angle));
+const rotateBy = (angle: number) => async (image: RawImage) => applySharp(image, (pipeline) => pipeline.rotate(angle));
+
+type QuarterTurn = 0 | 90 | 180 | 270;
 
 /** Rectangle maps of clockwise quarter turns; `input` is the size before the turn. */
-const quarterTurns: Record<0 | 90 | 180 | 270, Omit<PixelMove, 'applyToTile'>> = {
-  0: { outputSize: (input) => input, forward: (r) => r, backward: (r) => r },
+const quarterTurns: Record<QuarterTurn, Omit<PixelMove, 'applyToTile'>> = {
+  0: { forward: (r) => r, backward: (r) => r },
   90: {
-    outputSize: ({ width, height }) => ({ width: height, height: width }),
     forward: (r, input) => ({ x: input.height - r.y - r.height, y: r.x, width: r.height, height: r.width }),
     backward: (r, input) => ({ x: r.y, y: input.height - r.x - r.width, width: r.height, height: r.width }),
   },
   180: {
-    outputSize: (input) => input,
     forward: (r, input) => ({ ...r, x: input.width - r.x - r.width, y: input.height - r.y - r.height }),
     backward: (r, input) => ({ ...r, x: input.width - r.x - r.width, y: input.height - r.y - r.height }),
   },
   270: {
-    outputSize: ({ width, height }) => ({ width: height, height: width }),
     forward: (r, input) => ({ x: r.y, y: input.width - r.x - r.width, width: r.height, height: r.width }),
     backward: (r, input) => ({ x: input.width - r.y - r.height, y: r.x, width: r.height, height: r.width }),
   },
@@ -30,6 +27,20 @@ const quarterTurns: Record<0 | 90 | 180 | 270, Omit<PixelMove, 'applyToTile'>> =
 
 /** The angle as a clockwise turn in [0, 360). */
 const normalise = (angle: number): number => ((angle % 360) + 360) % 360;
+
+const isQuarterTurn = (turn: number): turn is QuarterTurn => turn % 90 === 0;
+
+/**
+ * The canvas of a rotation: quarter turns swap or keep the sides; other angles get the bounding box of
+ * the turned image, as libvips' rotate computes it (rounded up; what the planner budgets with).
+ */
+function rotatedSize({ width, height }: Size, angle: number): Size {
+  const turn = normalise(angle);
+  if (isQuarterTurn(turn)) return turn % 180 === 0 ? { width, height } : { width: height, height: width };
+  const radians = (turn * Math.PI) / 180;
+  const [cos, sin] = [Math.abs(Math.cos(radians)), Math.abs(Math.sin(radians))];
+  return { width: Math.ceil(width * cos + height * sin), height: Math.ceil(width * sin + height * cos) };
+}
 
 export const rotate = defineOperation({
   name: 'rotate',
@@ -39,13 +50,14 @@ export const rotate = defineOperation({
   params: z
     .object({ angle: z.number().min(-360).max(360).describe('clockwise angle in degrees (negative: anticlockwise)') })
     .strict(),
-  kind: 'geometric',
-  tileable: true,
-  halo: () => 0,
-  apply: (image, { angle }) => rotateBy(normalise(angle))(image),
-  pixelMove: ({ angle }) => {
-    const turn = normalise(angle);
-    if (turn !== 0 && turn !== 90 && turn !== 180 && turn !== 270) return undefined;
-    return { ...quarterTurns[turn], applyToTile: rotateBy(turn) };
+  tiling: {
+    kind: 'move',
+    pixelMove: ({ angle }) => {
+      const turn = normalise(angle);
+      return isQuarterTurn(turn) ? { ...quarterTurns[turn], applyToTile: rotateBy(turn) } : undefined;
+    },
+    otherwise: 'angles that are not multiples of 90 interpolate',
   },
+  outputSize: (input, { angle }) => rotatedSize(input, angle),
+  apply: (image, { angle }) => rotateBy(normalise(angle))(image),
 });

@@ -18,9 +18,7 @@ export const sharpen = defineOperation({
         .describe('standard deviation of the Gaussian mask, in pixels; omit for the fast 3×3 sharpen'),
     })
     .strict(),
-  kind: 'local',
-  tileable: true,
-  halo: ({ sigma }) => (sigma === undefined ? 1 : blurRadius(sigma)),
+  tiling: { kind: 'neighbourhood', halo: ({ sigma }) => (sigma === undefined ? 1 : blurRadius(sigma)) },
   apply: async (image, { sigma }) =>
     applySharp(image, (pipeline) => pipeline.sharpen(sigma === undefined ? undefined : { sigma }), { alpha: 'keep' }),
 });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineStatisticsOperation } from '../operation.js';
 import type { RawImage } from '../raw-image.js';
-import { toGrey } from './grayscale.js';
+import { greyChannels, toGrey } from './grayscale.js';
 
 /** Histogram of the grey samples (alpha ignored) of an image that is already grey. */
 export function greyHistogram(grey: RawImage): Uint32Array {
@@ -59,6 +59,7 @@ export const threshold = defineStatisticsOperation({
         .describe('grey level 0-255 (samples above it become white), or "otsu" to choose it from the histogram'),
     })
     .strict(),
+  outputChannels: greyChannels,
   statistics: {
     histogram: (image) => greyHistogram(toGrey(image)),
     applyWithHistogram: (image, params, histogram) =>
