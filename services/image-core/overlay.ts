@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RawImage } from './raw-image.js';
+import { hasAlpha, type RawImage, type Rect } from './raw-image.js';
 
 /**
  * Placing an RGBA overlay (a watermark, rendered text) on an image. Blending is pointwise: every output
@@ -12,6 +12,22 @@ export interface Rgba {
   data: Buffer;
   width: number;
   height: number;
+}
+
+/** Any raw image as RGBA (grey spread to R = G = B, opaque where it has no alpha). */
+export function rgbaOf(image: RawImage): Rgba {
+  const { data, width, height, channels } = image;
+  if (channels === 4) return { data, width, height };
+  const out = Buffer.allocUnsafe(width * height * 4);
+  const alpha = hasAlpha(image);
+  for (let i = 0, o = 0; o < out.length; i += channels, o += 4) {
+    const colour = channels >= 3;
+    out[o] = data[i]!;
+    out[o + 1] = data[colour ? i + 1 : i]!;
+    out[o + 2] = data[colour ? i + 2 : i]!;
+    out[o + 3] = alpha ? data[i + channels - 1]! : 255;
+  }
+  return { data: out, width, height };
 }
 
 export const gravities = ['northwest', 'north', 'northeast', 'west', 'centre', 'east', 'southwest', 'south', 'southeast'] as const;
@@ -48,43 +64,66 @@ export function overlayOrigin(
 }
 
 /**
- * Blends `overlay`, whose top-left corner lies at `origin` in image coordinates, "over" the pixels of
- * `base`, whose top-left corner lies at `baseOffset` (a tile's position; 0,0 for a whole image).
- * Integer arithmetic (exact and the same on every machine). Grey bases take the overlay's grey
- * (the grayscale operation's weights); a base with alpha gets the union of both coverages.
+ * Blends copies of `overlay` with their top-left corners at `origins` (image coordinates) "over" the
+ * pixels of `base`, whose own rectangle in the image is `region` (a tile's; the whole image's otherwise).
+ * Integer arithmetic, so exact and the same on every machine. Grey bases take the overlay's grey (the
+ * grayscale operation's weights); a base with alpha gets the union of both coverages.
  */
-export function blendOver(base: RawImage, baseOffset: { x: number; y: number }, overlay: Rgba, origin: { x: number; y: number }, opacity: number): RawImage {
+export function blendOver(base: RawImage, region: Rect, overlay: Rgba, origins: ReadonlyArray<{ x: number; y: number }>, opacity: number): RawImage {
   const out = Buffer.from(base.data);
   const { channels, width } = base;
   const colours = channels >= 3 ? 3 : 1;
-  const baseHasAlpha = channels === 2 || channels === 4;
+  const baseHasAlpha = hasAlpha(base);
   const strength = Math.round(opacity * 255); // 0..255
-  const x0 = Math.max(0, origin.x - baseOffset.x);
-  const y0 = Math.max(0, origin.y - baseOffset.y);
-  const x1 = Math.min(base.width, origin.x + overlay.width - baseOffset.x);
-  const y1 = Math.min(base.height, origin.y + overlay.height - baseOffset.y);
-  for (let y = y0; y < y1; y++) {
-    const oy = y + baseOffset.y - origin.y;
-    for (let x = x0; x < x1; x++) {
-      const o = (oy * overlay.width + (x + baseOffset.x - origin.x)) * 4;
-      const a = overlay.data[o + 3]! * strength; // overlay coverage, 0..65025
-      if (a === 0) continue;
-      const i = (y * width + x) * channels;
-      const r = overlay.data[o]!;
-      const g = overlay.data[o + 1]!;
-      const b = overlay.data[o + 2]!;
-      const source = colours === 3 ? [r, g, b] : [(r * 9798 + g * 19235 + b * 3735 + 16384) >> 15];
-      if (!baseHasAlpha) {
-        for (let c = 0; c < colours; c++) out[i + c] = Math.floor((source[c]! * a + out[i + c]! * (65025 - a) + 32512) / 65025);
-        continue;
+  for (const origin of origins) {
+    const x0 = Math.max(0, origin.x - region.x);
+    const y0 = Math.max(0, origin.y - region.y);
+    const x1 = Math.min(base.width, origin.x + overlay.width - region.x);
+    const y1 = Math.min(base.height, origin.y + overlay.height - region.y);
+    for (let y = y0; y < y1; y++) {
+      const overlayRow = (y + region.y - origin.y) * overlay.width;
+      for (let x = x0; x < x1; x++) {
+        const o = (overlayRow + x + region.x - origin.x) * 4;
+        const a = overlay.data[o + 3]! * strength; // overlay coverage, 0..65025
+        if (a === 0) continue;
+        const i = (y * width + x) * channels;
+        const r = overlay.data[o]!;
+        const g = overlay.data[o + 1]!;
+        const b = overlay.data[o + 2]!;
+        const grey = (r * 9798 + g * 19235 + b * 3735 + 16384) >> 15;
+        if (!baseHasAlpha) {
+          if (colours === 1) out[i] = Math.floor((grey * a + out[i]! * (65025 - a) + 32512) / 65025);
+          else {
+            out[i] = Math.floor((r * a + out[i]! * (65025 - a) + 32512) / 65025);
+            out[i + 1] = Math.floor((g * a + out[i + 1]! * (65025 - a) + 32512) / 65025);
+            out[i + 2] = Math.floor((b * a + out[i + 2]! * (65025 - a) + 32512) / 65025);
+          }
+          continue;
+        }
+        // "over" with straight alpha: outA = a + baseA(1 - a); outC = (C·a + baseC·baseA(1 - a)) / outA.
+        const below = Math.floor((out[i + colours]! * 255 * (65025 - a) + 32512) / 65025);
+        const outA = a + below;
+        const mix = (top: number, under: number) => Math.floor((top * a + under * below + Math.floor(outA / 2)) / outA);
+        if (colours === 1) out[i] = mix(grey, out[i]!);
+        else {
+          out[i] = mix(r, out[i]!);
+          out[i + 1] = mix(g, out[i + 1]!);
+          out[i + 2] = mix(b, out[i + 2]!);
+        }
+        out[i + colours] = Math.floor((outA + 127) / 255);
       }
-      // "over" with straight alpha: outA = a + bA(1 - a); outC = (C·a + bC·bA(1 - a)) / outA.
-      const baseA = out[i + colours]! * 255; // 0..65025
-      const below = Math.floor((baseA * (65025 - a) + 32512) / 65025);
-      const outA = a + below;
-      for (let c = 0; c < colours; c++) out[i + c] = Math.floor((source[c]! * a + out[i + c]! * below + Math.floor(outA / 2)) / outA);
-      out[i + colours] = Math.floor((outA + 127) / 255);
     }
   }
   return { ...base, data: out };
+}
+
+/** Origins of copies of a `size` overlay repeated from `first` so that they cover `region`. */
+export function repeatedOrigins(first: { x: number; y: number }, size: { width: number; height: number }, region: Rect): Array<{ x: number; y: number }> {
+  const startX = first.x - Math.ceil((first.x - region.x) / size.width) * size.width;
+  const startY = first.y - Math.ceil((first.y - region.y) / size.height) * size.height;
+  const origins = [];
+  for (let y = startY; y < region.y + region.height; y += size.height) {
+    for (let x = startX; x < region.x + region.width; x += size.width) origins.push({ x, y });
+  }
+  return origins;
 }

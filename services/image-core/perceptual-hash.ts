@@ -1,6 +1,6 @@
-import sharp from 'sharp';
 import { greyChannel } from './operations/grayscale.js';
-import { rawDescriptor, type RawImage } from './raw-image.js';
+import type { RawImage } from './raw-image.js';
+import { applySharp } from './sharp-raw.js';
 
 /**
  * DCT perceptual hash (the classic pHash recipe): the grey image shrunk to 32×32, its 2-D DCT-II, and
@@ -55,11 +55,8 @@ export function hashFromCoefficients(coefficients: Float64Array): string {
 /** The 64-bit perceptual hash of an image (alpha ignored), as 16 hex digits. */
 export async function perceptualHash(image: RawImage): Promise<string> {
   const grey = greyChannel(image);
-  const block = await sharp(grey.data, rawDescriptor(grey))
-    .resize(SAMPLE_EDGE, SAMPLE_EDGE, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer();
-  return hashFromCoefficients(lowFrequencies(block));
+  const block = await applySharp(grey, (pipeline) => pipeline.resize(SAMPLE_EDGE, SAMPLE_EDGE, { fit: 'fill', kernel: 'lanczos3' }));
+  return hashFromCoefficients(lowFrequencies(block.data));
 }
 
 /** Number of differing bits between two hashes of 16 hex digits (0 identical, 64 opposite). */

@@ -1,6 +1,7 @@
-import sharp from 'sharp';
 import { rgbaToThumbHash } from 'thumbhash';
-import { rawDescriptor, type RawImage } from './raw-image.js';
+import { rgbaOf } from './overlay.js';
+import type { RawImage } from './raw-image.js';
+import { applySharp } from './sharp-raw.js';
 
 /** ThumbHash encodes images of at most 100×100 pixels (its format's limit). */
 const THUMBHASH_MAX_EDGE = 100;
@@ -10,11 +11,7 @@ const THUMBHASH_MAX_EDGE = 100;
  * preview with the image's colours, alpha and aspect ratio (thumbhash's thumbHashToDataURL).
  */
 export async function thumbHashOf(image: RawImage): Promise<string> {
-  const { data, info } = await sharp(image.data, rawDescriptor(image))
-    .resize(THUMBHASH_MAX_EDGE, THUMBHASH_MAX_EDGE, { fit: 'inside' })
-    .toColourspace('srgb')
-    .ensureAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return Buffer.from(rgbaToThumbHash(info.width, info.height, data)).toString('base64');
+  const small = await applySharp(image, (pipeline) => pipeline.resize(THUMBHASH_MAX_EDGE, THUMBHASH_MAX_EDGE, { fit: 'inside' }));
+  const rgba = rgbaOf(small);
+  return Buffer.from(rgbaToThumbHash(rgba.width, rgba.height, rgba.data)).toString('base64');
 }

@@ -1,5 +1,5 @@
 import { decodeImage, type DecodeOptions } from './decode.js';
-import { encodeImage, outputFormatFor, type OutputFormat } from './encode.js';
+import { encodeImage, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 
@@ -19,14 +19,14 @@ export interface ProcessedImage {
 export async function processImage(
   input: Buffer | string,
   steps: readonly Step[],
-  output: { format?: OutputFormat; quality?: number },
+  output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
   options: DecodeOptions & { signal?: AbortSignal },
 ): Promise<ProcessedImage> {
   options.signal?.throwIfAborted();
   const decoded = await decodeImage(input, options);
-  const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal });
+  const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal, source: input });
   options.signal?.throwIfAborted();
   const format = output.format ?? outputFormatFor(decoded.format);
-  const data = await encodeImage(image, { format, quality: output.quality });
+  const data = await encodeImage(image, { ...output, format, source: input });
   return { data, width: image.width, height: image.height, format, annotations };
 }

@@ -110,3 +110,30 @@ export async function describeSource(input: Buffer | string): Promise<SourceMeta
     ...(latitude !== undefined && longitude !== undefined ? { location: { latitude, longitude } } : {}),
   };
 }
+
+/** Tags libvips writes itself from the output image, or that no longer describe it. */
+const REWRITTEN_TAGS = new Set([...POINTER_TAGS, 'Orientation', 'PixelXDimension', 'PixelYDimension', 'ImageWidth', 'ImageLength']);
+
+/** A date as EXIF writes it: "YYYY:MM:DD HH:MM:SS" (exif-reader reads it as UTC). */
+const exifDate = (date: Date) => date.toISOString().replace(/^(\d+)-(\d+)-(\d+)T(\d+:\d+:\d+).*$/, '$1:$2:$3 $4');
+
+/** sharp's withExif form (string values by IFD) of an EXIF block's main and Exif IFDs, GPS left out. */
+export function exifWithoutGps(exif: Buffer): { IFD0?: Record<string, string>; IFD2?: Record<string, string> } | undefined {
+  const parsed = parseExif(exif);
+  if (!parsed) return undefined;
+  const strings = (group: Record<string, unknown> | undefined) => {
+    const out: Record<string, string> = {};
+    for (const [tag, value] of Object.entries(group ?? {})) {
+      if (REWRITTEN_TAGS.has(tag) || Buffer.isBuffer(value)) continue;
+      if (value instanceof Date) {
+        if (!Number.isNaN(value.getTime())) out[tag] = exifDate(value);
+      } else if (Array.isArray(value)) out[tag] = value.join(' ');
+      else if (value !== undefined && value !== null) out[tag] = String(value);
+    }
+    return Object.keys(out).length ? out : undefined;
+  };
+  const IFD0 = strings(parsed.Image);
+  const IFD2 = strings(parsed.Photo);
+  if (!IFD0 && !IFD2) return undefined;
+  return { ...(IFD0 ? { IFD0 } : {}), ...(IFD2 ? { IFD2 } : {}) };
+}

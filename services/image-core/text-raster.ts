@@ -21,7 +21,7 @@ export type FontName = keyof typeof fontFiles;
 
 /** Baseline-to-baseline distance in font sizes, a common default for body text. */
 const LINE_SPACING = 1.2;
-/** Rasters larger than this are refused (a 2000 px font with 1000 characters would be 2 GB). */
+/** Text rasters larger than this are refused (a 2000 px font with 1000 characters would be 2 GB). */
 export const MAX_TEXT_PIXELS = 40_000_000;
 
 const loaded = new Map<FontName, fontkit.Font>();
@@ -87,9 +87,6 @@ export function textBox(style: TextStyle): { width: number; height: number } {
 export async function renderText(style: TextStyle): Promise<Rgba> {
   const face = font(style.font);
   const { width, height } = textBox(style);
-  if (width * height > MAX_TEXT_PIXELS) {
-    throw new RangeError(`text: the rendered text would be ${width}x${height} pixels; at most ${MAX_TEXT_PIXELS} are allowed`);
-  }
   const lineHeight = Math.ceil(style.size * LINE_SPACING);
   // Baseline of the first line: the ascent, centred in the line's extra spacing.
   const ascent = (face.ascent / face.unitsPerEm) * style.size;
