@@ -47,10 +47,15 @@ export const extend = defineOperation({
     const { channels } = image;
     const out = Buffer.allocUnsafe(width * height * channels);
     const pixel = fillPixel(image, params.colour, params.opacity);
-    for (let o = 0; o < out.length; o += channels) pixel.copy(out, o);
+    const fillRow = Buffer.allocUnsafe(width * channels);
+    for (let o = 0; o < fillRow.length; o += channels) pixel.copy(fillRow, o);
     const rowBytes = image.width * channels;
-    for (let y = 0; y < image.height; y++) {
-      image.data.copy(out, ((y + params.top) * width + params.left) * channels, y * rowBytes, (y + 1) * rowBytes);
+    for (let y = 0; y < height; y++) {
+      fillRow.copy(out, y * fillRow.length);
+      const sourceRow = y - params.top;
+      if (sourceRow >= 0 && sourceRow < image.height) {
+        image.data.copy(out, y * fillRow.length + params.left * channels, sourceRow * rowBytes, (sourceRow + 1) * rowBytes);
+      }
     }
     return { data: out, width, height, channels };
   },
