@@ -127,3 +127,21 @@ export function repeatedOrigins(first: { x: number; y: number }, size: { width: 
   }
   return origins;
 }
+
+/**
+ * `make` memoised by key in a map of at most `limit` entries (oldest dropped first), so the tiles of one
+ * image decode or render their overlay once; a failed promise is forgotten so a later call retries.
+ */
+export function memoised<T>(limit: number, make: (key: string) => Promise<T>): (key: string) => Promise<T> {
+  const cache = new Map<string, Promise<T>>();
+  return (key) => {
+    let value = cache.get(key);
+    if (!value) {
+      if (cache.size >= limit) cache.delete(cache.keys().next().value!);
+      value = make(key);
+      value.catch(() => cache.delete(key));
+      cache.set(key, value);
+    }
+    return value;
+  };
+}

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { decodeImage } from '../decode.js';
 import { InputError, PipelineError } from '../errors.js';
 import { defineOperation, placeOf } from '../operation.js';
-import { blendOver, overlayOrigin, placementParams, repeatedOrigins, rgbaOf, type Rgba } from '../overlay.js';
+import { blendOver, memoised, overlayOrigin, placementParams, repeatedOrigins, rgbaOf, type Rgba } from '../overlay.js';
 import { applySharp } from '../sharp-raw.js';
 
 /** A data URL holds the overlay; 1.3 M characters is about 1 MB of image, the master's field limit. */
@@ -26,10 +25,6 @@ const compositeParams = z
   .strict();
 type CompositeParams = z.output<typeof compositeParams>;
 
-/** Decoded overlays by content, so the tiles of one image (and repeated jobs) decode each once. */
-const decodedOverlays = new Map<string, Promise<Rgba>>();
-const MAX_CACHED_OVERLAYS = 8;
-
 async function decodeOverlay(params: Pick<CompositeParams, 'image' | 'width'>): Promise<Rgba> {
   const bytes = Buffer.from(dataUrl.exec(params.image)![2]!, 'base64');
   try {
@@ -45,17 +40,9 @@ async function decodeOverlay(params: Pick<CompositeParams, 'image' | 'width'>): 
   }
 }
 
-function overlayOf(params: CompositeParams): Promise<Rgba> {
-  const key = createHash('sha256').update(params.image).update(String(params.width)).digest('hex');
-  let overlay = decodedOverlays.get(key);
-  if (!overlay) {
-    if (decodedOverlays.size >= MAX_CACHED_OVERLAYS) decodedOverlays.delete(decodedOverlays.keys().next().value!);
-    overlay = decodeOverlay(params);
-    overlay.catch(() => decodedOverlays.delete(key));
-    decodedOverlays.set(key, overlay);
-  }
-  return overlay;
-}
+/** Decoded overlays by content (data URL and width), a handful at a time. */
+const cachedOverlay = memoised(8, (key) => decodeOverlay(JSON.parse(key) as Pick<CompositeParams, 'image' | 'width'>));
+const overlayOf = (params: CompositeParams) => cachedOverlay(JSON.stringify({ image: params.image, width: params.width }));
 
 export const composite = defineOperation({
   name: 'composite',

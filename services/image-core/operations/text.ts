@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineOperation, placeOf } from '../operation.js';
-import { blendOver, overlayOrigin, placementParams, type Rgba } from '../overlay.js';
+import { blendOver, memoised, overlayOrigin, placementParams } from '../overlay.js';
 import { renderText, textBox, textStyleParams, MAX_TEXT_PIXELS, type TextStyle } from '../text-raster.js';
 
 const textParams = z
@@ -11,21 +11,9 @@ const textParams = z
     return width * height <= MAX_TEXT_PIXELS;
   }, `the rendered text would exceed ${MAX_TEXT_PIXELS} pixels: use a smaller size or shorter lines`);
 
-/** Rendered rasters by style, so the tiles of one image render the text once. */
-const rendered = new Map<string, Promise<Rgba>>();
-const MAX_CACHED_TEXTS = 16;
-
-function rasterOf(style: TextStyle): Promise<Rgba> {
-  const key = JSON.stringify([style.text, style.size, style.font, style.colour]);
-  let raster = rendered.get(key);
-  if (!raster) {
-    if (rendered.size >= MAX_CACHED_TEXTS) rendered.delete(rendered.keys().next().value!);
-    raster = renderText(style);
-    raster.catch(() => rendered.delete(key));
-    rendered.set(key, raster);
-  }
-  return raster;
-}
+/** Rendered rasters by style, a handful at a time. */
+const cachedRaster = memoised(16, (key) => renderText(JSON.parse(key) as TextStyle));
+const rasterOf = (style: TextStyle) => cachedRaster(JSON.stringify({ text: style.text, size: style.size, font: style.font, colour: style.colour }));
 
 export const text = defineOperation({
   name: 'text',
