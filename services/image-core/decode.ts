@@ -24,6 +24,12 @@ export interface OpenedInput {
   /** Channels the pipeline yields: 1 grey, 3 sRGB, 4 sRGB+alpha (grey with alpha included). */
   channels: Channels;
   format: InputFormat;
+  /**
+   * The file already holds upright 8-bit sRGB (or grey) without an ICC profile, so the pipeline's
+   * conversions change nothing and sharp operations may be added to it with the same result as on the
+   * decoded pixels (the fusion in process-image.ts).
+   */
+  plain: boolean;
 }
 
 function formatOf(metadata: Metadata): InputFormat | undefined {
@@ -92,7 +98,13 @@ export async function openInput(input: Buffer | string, options: DecodeOptions):
     .autoOrient()
     // 16-bit and CMYK inputs come out as 8-bit sRGB (or grey), scaled rather than clipped.
     .toColourspace(grey ? 'b-w' : 'srgb');
-  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format };
+  const plain =
+    metadata.depth === 'uchar' &&
+    !metadata.hasProfile &&
+    (metadata.orientation ?? 1) === 1 &&
+    (metadata.space === 'srgb' || metadata.space === 'b-w') &&
+    (metadata.pages ?? 1) === 1;
+  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain };
 }
 
 /** Decodes a whole image to raw pixels (upright, 8-bit, first frame, alpha kept), as openInput describes. */

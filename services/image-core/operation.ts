@@ -1,3 +1,4 @@
+import type { Sharp } from 'sharp';
 import type { z } from 'zod';
 import type { PixelMove, Size } from './pixel-move.js';
 import type { Channels, RawImage, Rect } from './raw-image.js';
@@ -80,13 +81,27 @@ export interface OperationDeclaration<Schema extends z.ZodObject = z.ZodObject> 
   /**
    * The output size for an input of `input` size (absent: unchanged). Throws PipelineError when the
    * parameters do not fit the image (a crop outside it), which the master reports at submission.
-   * Exact for every op that tiles; for whole ops it is what the planner budgets memory by.
+   * Exact for every op that tiles; for whole ops it may be an upper bound (a trim depends on the
+   * content), which is what the planner budgets memory by.
    */
   outputSize?(input: Size, params: z.output<Schema>): Size;
   /** The output's channel count for an input with `input` channels (absent: unchanged). */
   outputChannels?(input: Channels, params: z.output<Schema>): Channels;
+  /**
+   * Present when the op is one sharp call (declare it with defineSharpOperation, which derives apply):
+   * the executor may then run it inside the decode or encode call instead of on raw pixels.
+   */
+  readonly sharp?: SharpNative<z.output<Schema>>;
   /** The implementation, on a whole image or on a tile (see StepContext). */
   apply(image: RawImage, params: z.output<Schema>, context: StepContext): Promise<RawImage>;
+}
+
+/** An operation libvips does in one sharp call on 8-bit pixels. */
+export interface SharpNative<Params> {
+  /** Adds the operation to a sharp pipeline whose image has size `input`. */
+  build(pipeline: Sharp, params: Params, input: Size): Sharp;
+  /** 'process': sharp treats alpha as it does; 'keep': the op sees the colour only, alpha is put back. */
+  alpha: 'process' | 'keep';
 }
 
 /** Identity helper that keeps the parameter type of each declaration precise. */

@@ -4,6 +4,7 @@ import { describeOperations } from './catalogue.js';
 interface ParamSchema {
   type?: string;
   const?: unknown;
+  enum?: unknown[];
   minimum?: number;
   maximum?: number;
   default?: unknown;
@@ -16,6 +17,7 @@ interface ParamSchema {
 function typeOf(schema: ParamSchema): string {
   if (schema.anyOf) return schema.anyOf.map(typeOf).join(' or ');
   if (schema.const !== undefined) return JSON.stringify(schema.const);
+  if (schema.enum) return `one of ${schema.enum.map((value) => JSON.stringify(value)).join(', ')}`;
   if (schema.type === 'array' && schema.items) {
     return `array${schema.maxItems === undefined ? '' : ` (≤ ${schema.maxItems})`} of ${typeOf(schema.items)}`;
   }

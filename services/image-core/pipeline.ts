@@ -82,7 +82,7 @@ export async function runSteps(
 ): Promise<{ image: RawImage; annotations: Annotations; place: TilePlace }> {
   const annotations: Annotations = {};
   let current = image;
-  let place = options.tile ?? { region: { x: 0, y: 0, width: image.width, height: image.height }, imageSize: image };
+  let place = options.tile ?? wholePlace(image);
   for (const [index, { op, params }] of steps.entries()) {
     options.signal?.throwIfAborted();
     const move = options.tile && pixelMoveOf(op.tiling, params);
@@ -94,14 +94,21 @@ export async function runSteps(
       place = { region: move.forward(place.region, place.imageSize), imageSize: outputSizeOf({ op, params }, place.imageSize) };
     } else {
       const annotate = (value: unknown) => mergeAnnotation(annotations, op.name, value);
+<<<<<<< HEAD
       current = await op.apply(current, params, { ...place, signal: options.signal, source: options.source, annotate });
       if (!options.tile) place = { region: { x: 0, y: 0, width: current.width, height: current.height }, imageSize: current };
+=======
+      current = await op.apply(current, params, { ...place, signal: options.signal, annotate });
+      if (!options.tile) place = wholePlace(current);
+>>>>>>> h15a
     }
   }
   return { image: current, annotations, place };
 }
 
+const wholePlace = ({ width, height }: Size): TilePlace => ({ region: { x: 0, y: 0, width, height }, imageSize: { width, height } });
+
 /** A step's output size for an input of `input` size (see OperationDeclaration.outputSize). */
 export function outputSizeOf({ op, params }: Step, input: Size): Size {
-  return op.outputSize?.(input, params) ?? input;
+  return op.outputSize?.(input, params) ?? { width: input.width, height: input.height };
 }

@@ -1,7 +1,8 @@
+import { PipelineError } from './errors.js';
 import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
 import { outputSizeOf, type Step } from './pipeline.js';
-import type { Rect } from './raw-image.js';
+import type { Channels, Rect } from './raw-image.js';
 
 /** Memory of the smallest worker we plan for (an AWS micro instance). */
 const DEFAULT_WORKER_MEMORY_BYTES = 1024 ** 3;
@@ -9,6 +10,12 @@ const DEFAULT_WORKER_MEMORY_BYTES = 1024 ** 3;
 const PIXEL_MEMORY_SHARE = 0.75;
 /** Bytes per sample a step needs while it runs: its input, its output and sharp's working copies. */
 const WORKING_BYTES_PER_SAMPLE = 8;
+/**
+ * Bytes per output sample of a step in a whole stage, measured (#17): resize of a tiny JPEG to
+ * 16383x16383 (805 M output samples) took the worker from 331 MB to 1,869 MB, ~1.9 bytes per sample (the
+ * raw result plus libvips' output buffer). Its input is held too, one byte per sample.
+ */
+const WHOLE_STAGE_BYTES_PER_OUTPUT_SAMPLE = 2;
 /** Tasks a worker runs at once (sharp's throughput comes from images in flight; see sharp-facts.md). */
 const TASKS_PER_WORKER = 2;
 /** Images up to this size go whole to one worker: tiling pays off only when several workers share one image. */
@@ -45,6 +52,33 @@ export interface PlanOptions {
   /** Tile edge in pixels (DIPS_TILE_SIZE): tiles any image larger than one tile. */
   tileSize?: number;
   workerMemoryBytes?: number;
+  /** Largest image (width × height) any step may produce (DIPS_MAX_PIXELS); default: no limit. */
+  maxPixels?: number;
+}
+
+/** An image's size and channel count, as it is before and after each step. */
+export interface ImageShape extends Size {
+  channels: Channels;
+}
+
+/**
+ * The shape of the image before the first step and after each step, from the declarations alone
+ * (outputSize, outputChannels). Throws PipelineError, naming the step, when one does not fit the image
+ * it gets (a crop outside it), so the master can refuse the job at submission.
+ */
+export function shapesThrough(steps: readonly Step[], input: ImageShape): ImageShape[] {
+  const shapes = [input];
+  for (const [index, step] of steps.entries()) {
+    const before = shapes.at(-1)!;
+    try {
+      const size = outputSizeOf(step, before);
+      shapes.push({ ...size, channels: step.op.outputChannels?.(before.channels, step.params) ?? before.channels });
+    } catch (error) {
+      if (error instanceof PipelineError) throw new PipelineError(`pipeline step ${index + 1} (${error.message})`);
+      throw error;
+    }
+  }
+  return shapes;
 }
 
 /** The pixel move of a step that tiles as a move with its parameters, or undefined. */
@@ -86,27 +120,73 @@ export function planStages(steps: readonly Step[]): Stage[] {
   return stages;
 }
 
-/** The plan for an image of this size: whole on one worker, or stages of tiles. */
+/**
+ * The plan for an image of this size: whole on one worker, or stages of tiles. Decided by the largest
+ * image the pipeline makes (an upscale of a small upload is budgeted by its output), not by the upload.
+ * Throws PipelineError when a step's image exceeds maxPixels, or a stage that must run whole would not fit
+ * a worker's memory: such a job can never run, and the master refuses it with 422 at submission.
+ */
 export function planImage(
   info: { width: number; height: number; channels: number },
   steps: readonly Step[],
   options: PlanOptions = {},
 ): Plan {
-  const pixels = info.width * info.height;
+  const shapes = shapesThrough(steps, { ...info, channels: info.channels as Channels });
   const memory = (options.workerMemoryBytes ?? DEFAULT_WORKER_MEMORY_BYTES) * PIXEL_MEMORY_SHARE;
-  // Steps may add channels (grey to RGB, alpha), so budget for four.
-  const bytesPerPixel = 4 * WORKING_BYTES_PER_SAMPLE;
+  const area = ({ width, height }: Size) => width * height;
+  const largest = shapes.reduce((big, shape) => (area(shape) > area(big) ? shape : big));
+  if (options.maxPixels !== undefined && area(largest) > options.maxPixels) {
+    const index = shapes.indexOf(largest);
+    throw new PipelineError(
+      `pipeline step ${index} (${steps[index - 1].op.name}) makes a ${largest.width}x${largest.height} image, ` +
+        `${area(largest)} pixels; at most ${options.maxPixels} are allowed`,
+    );
+  }
   const stages = planStages(steps);
+  checkWholeStagesFit(stages, shapes, memory);
+  const bytesPerPixel = Math.max(...shapes.map((shape) => shape.channels)) * WORKING_BYTES_PER_SAMPLE;
   if (options.tileSize !== undefined) {
-    const fits = info.width <= options.tileSize && info.height <= options.tileSize;
+    const fits = shapes.every(({ width, height }) => width <= options.tileSize! && height <= options.tileSize!);
     return fits ? { mode: 'whole' } : { mode: 'tiled', tileSize: options.tileSize, stages };
   }
-  if (pixels <= Math.min(WHOLE_IMAGE_MAX_PIXELS, memory / bytesPerPixel)) return { mode: 'whole' };
+  const pixels = area(largest);
+  // Whole stages were checked to fit one worker; tiling pays only if a stage that can tile handles an
+  // image too large for one (a 100 MP photo resized to 2 MP, then sharpened, runs whole).
+  const tiledPixels = Math.max(0, ...stageShapes(stages, shapes).flatMap(({ stage, shapes: own }) => (stage.whole ? [] : own.map(area))));
+  if (tiledPixels <= Math.min(WHOLE_IMAGE_MAX_PIXELS, memory / bytesPerPixel)) return { mode: 'whole' };
   const halo = Math.max(0, ...stages.map((stage) => stage.halo));
   const memoryEdge = Math.sqrt(memory / TASKS_PER_WORKER / bytesPerPixel) - 2 * halo;
   const wantedEdge = 2 ** Math.floor(Math.log2(Math.sqrt(pixels / TARGET_TILES)));
   const tileSize = Math.max(MIN_TILE_EDGE, Math.min(MAX_TILE_EDGE, wantedEdge, Math.floor(memoryEdge)));
   return { mode: 'tiled', tileSize, stages };
+}
+
+/** Each stage with the shapes of its input and of the output of each of its steps. */
+function stageShapes(stages: readonly Stage[], shapes: readonly ImageShape[]) {
+  let first = 0;
+  return stages.map((stage) => {
+    const own = shapes.slice(first, first + stage.steps.length + 1);
+    first += stage.steps.length;
+    return { stage, shapes: own };
+  });
+}
+
+/** Refuses a plan whose whole stage (its input and output on one worker at once) exceeds `memory`. */
+function checkWholeStagesFit(stages: readonly Stage[], shapes: readonly ImageShape[], memory: number): void {
+  for (const { stage, shapes: own } of stageShapes(stages, shapes)) {
+    if (stage.whole) {
+      const samples = own.map((shape) => shape.width * shape.height * shape.channels);
+      // The largest step of the stage: one image held as input, the next being made.
+      const bytes = Math.max(0, ...samples.slice(1).map((out, i) => samples[i] + out * WHOLE_STAGE_BYTES_PER_OUTPUT_SAMPLE));
+      if (bytes > memory) {
+        const names = stage.steps.map((step) => step.op.name).join(', ');
+        throw new PipelineError(
+          `the steps ${names} run on the whole image (they cannot be tiled), and for this image they need about ` +
+            `${Math.ceil(bytes / 2 ** 20)} MiB, more than the ${Math.floor(memory / 2 ** 20)} MiB a worker has for one image (DIPS_WORKER_MEMORY_BYTES)`,
+        );
+      }
+    }
+  }
 }
 
 /** One task of a stage: the input rectangle it reads and the output rectangle it produces. */
@@ -146,6 +226,17 @@ function cuts(length: number, tileSize: number): Array<[number, number]> {
   return pieces;
 }
 
+/**
+ * Tiles of the area of a `tileSize` square, so a thin image (1 x 100,000,000) makes as few tiles as a
+ * square one of the same pixel count: a side shorter than the tile edge gives the other side its area.
+ */
+export function tileShape(image: Size, tileSize: number): Size {
+  const area = tileSize * tileSize;
+  if (image.width < tileSize) return { width: image.width, height: Math.max(tileSize, Math.floor(area / image.width)) };
+  if (image.height < tileSize) return { width: Math.max(tileSize, Math.floor(area / image.height)), height: image.height };
+  return { width: tileSize, height: tileSize };
+}
+
 /** Cuts a stage's output into cores of `tileSize` and maps each back to the input it needs. */
 export function planStageTiles(stage: Stage, input: Size, tileSize: number): StageTile[] {
   const output = stageOutputSize(stage, input);
@@ -153,8 +244,9 @@ export function planStageTiles(stage: Stage, input: Size, tileSize: number): Sta
   const sizes: Size[] = [input];
   for (const step of stage.steps) sizes.push(outputSizeOf(step, sizes.at(-1)!));
   const tiles: StageTile[] = [];
-  for (const [y, height] of cuts(output.height, tileSize)) {
-    for (const [x, width] of cuts(output.width, tileSize)) {
+  const { width: tileWidth, height: tileHeight } = tileShape(output, tileSize);
+  for (const [y, height] of cuts(output.height, tileHeight)) {
+    for (const [x, width] of cuts(output.width, tileWidth)) {
       const core = { x, y, width, height };
       let rect: Rect = core;
       for (let i = stage.steps.length - 1; i >= 0; i--) {

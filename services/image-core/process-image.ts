@@ -1,7 +1,16 @@
+<<<<<<< HEAD
 import { decodeImage, type DecodeOptions } from './decode.js';
 import { encodeImage, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
+=======
+import sharp from 'sharp';
+import { openInput, inputErrorFrom, type DecodeOptions, type OpenedInput } from './decode.js';
+import { encodeImage, encodePipeline, outputFormatFor, type OutputFormat } from './encode.js';
+>>>>>>> h15a
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
+import { shapesThrough } from './planner.js';
+import { hasAlpha, type Channels } from './raw-image.js';
+import { rawPipeline, rawResult, toRawImage } from './sharp-raw.js';
 
 export interface ProcessedImage {
   /** The encoded result. */
@@ -12,9 +21,31 @@ export interface ProcessedImage {
   annotations: Annotations;
 }
 
+/** A step the executor can run inside a sharp call on pixels with `channels`. */
+function fusable(step: Step | undefined, channels: Channels): step is Step & { op: { sharp: object } } {
+  const native = step?.op.sharp;
+  return native !== undefined && (native.alpha === 'process' || !hasAlpha({ channels }));
+}
+
+/**
+ * Which steps run inside the decode and the encode call. A sharp pipeline applies its operations in
+ * sharp's own fixed order, whatever order they are added in, so each call takes at most one step: the
+ * first (with decode, when the file is `plain`: see OpenedInput) and the last (with encode). The steps
+ * between run on raw pixels. Everything else gives the same pixels as running every step on raw pixels.
+ */
+export function fusionOf(steps: readonly Step[], input: OpenedInput): { withDecode: number; withEncode: number } {
+  const shapes = shapesThrough(steps, input);
+  const withDecode = input.plain && fusable(steps[0], input.channels) ? 1 : 0;
+  const last = steps.length - 1;
+  const withEncode = last >= withDecode && fusable(steps[last], shapes[last].channels) ? 1 : 0;
+  return { withDecode, withEncode };
+}
+
 /**
  * The whole-image path: decode, run every step in order (cancellation checked between steps),
- * encode. Used by `dips process` and by workers for images that are not tiled.
+ * encode; sharp-native steps at either end run inside the decode or encode call (fusionOf), so a
+ * one-step pipeline such as a blur or a resize (with JPEG shrink-on-load) is one libvips pipeline.
+ * Used by `dips process` and by workers for images that are not tiled.
  */
 export async function processImage(
   input: Buffer | string,
@@ -22,6 +53,7 @@ export async function processImage(
   output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
   options: DecodeOptions & { signal?: AbortSignal },
 ): Promise<ProcessedImage> {
+<<<<<<< HEAD
   options.signal?.throwIfAborted();
   const decoded = await decodeImage(input, options);
   const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal, source: input });
@@ -29,4 +61,38 @@ export async function processImage(
   const format = output.format ?? outputFormatFor(decoded.format);
   const data = await encodeImage(image, { ...output, format, source: input });
   return { data, width: image.width, height: image.height, format, annotations };
+=======
+  const { signal, name } = options;
+  signal?.throwIfAborted();
+  const opened = await openInput(input, options);
+  const format = output.format ?? outputFormatFor(opened.format);
+  const encoding = { format, quality: output.quality };
+  const { withDecode, withEncode } = fusionOf(steps, opened);
+  const channelsOut = shapesThrough(steps, opened).at(-1)!.channels;
+  const decodeFailure = (error: unknown) => {
+    throw inputErrorFrom(error, name);
+  };
+
+  if (opened.plain && withDecode === steps.length) {
+    // Nothing left for raw pixels: one sharp call from the file to the encoded output.
+    const pipeline = withDecode ? steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened) : opened.pipeline;
+    const data = await encodePipeline(pipeline, { channels: channelsOut }, encoding).catch(decodeFailure);
+    const { width, height } = await sharp(data).metadata();
+    return { data, width: width!, height: height!, format, annotations: {} };
+  }
+  const decoded = withDecode
+    ? await rawResult(steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened), opened.channels).catch(decodeFailure)
+    : await toRawImage(opened.pipeline).catch(decodeFailure);
+  const middle = steps.slice(withDecode, steps.length - withEncode);
+  const { image, annotations } = await runSteps(decoded, middle, { signal });
+  signal?.throwIfAborted();
+  if (!withEncode) {
+    const data = await encodeImage(image, encoding);
+    return { data, width: image.width, height: image.height, format, annotations };
+  }
+  const last = steps.at(-1)!;
+  const data = await encodePipeline(last.op.sharp!.build(rawPipeline(image), last.params, image), { channels: channelsOut }, encoding);
+  const { width, height } = await sharp(data).metadata();
+  return { data, width: width!, height: height!, format, annotations };
+>>>>>>> h15a
 }

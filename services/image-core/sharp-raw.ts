@@ -1,4 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
+import type { z } from 'zod';
+import type { OperationDeclaration, SharpNative } from './operation.js';
 import { toGrey } from './operations/grayscale.js';
 import { hasAlpha, joinAlpha, rawDescriptor, rawImage, splitAlpha, type RawImage } from './raw-image.js';
 
@@ -13,13 +15,7 @@ export async function toRawImage(pipeline: Sharp): Promise<RawImage> {
   return rawImage(data, info.width, info.height, info.channels);
 }
 
-export interface SharpStepOptions {
-  /**
-   * 'process': sharp treats alpha as it does (blur and convolve filter it too, resize premultiplies);
-   * 'keep': the operation sees only the colour channels and alpha is put back unchanged.
-   */
-  alpha: 'process' | 'keep';
-}
+export type SharpStepOptions = Pick<SharpNative<unknown>, 'alpha'>;
 
 /**
  * Runs one sharp operation on raw pixels. Grey images stay grey: sharp hands raw grey input back as
@@ -35,6 +31,30 @@ export async function applySharp(
     const { colour, alpha } = splitAlpha(image);
     return joinAlpha(await applySharp(colour, operation), alpha);
   }
-  const result = await toRawImage(operation(sharp(image.data, rawDescriptor(image))));
-  return image.channels <= 2 && result.channels >= 3 ? toGrey(result) : result;
+  return rawResult(operation(rawPipeline(image)), image.channels);
+}
+
+/** A sharp pipeline reading raw pixels. */
+export function rawPipeline(image: RawImage): Sharp {
+  return sharp(image.data, rawDescriptor(image));
+}
+
+/** The raw result of a pipeline whose input had `inputChannels`; grey input stays grey (see applySharp). */
+export async function rawResult(pipeline: Sharp, inputChannels: number): Promise<RawImage> {
+  const result = await toRawImage(pipeline);
+  return inputChannels <= 2 && result.channels >= 3 ? toGrey(result) : result;
+}
+
+/**
+ * An operation that is one sharp call: its apply on raw pixels is derived from `sharp.build`, and
+ * processImage may fuse it with decode or encode (see fusion.ts).
+ */
+export function defineSharpOperation<Schema extends z.ZodObject>(
+  declaration: Omit<OperationDeclaration<Schema>, 'apply' | 'sharp'> & { sharp: SharpNative<z.output<Schema>> },
+): OperationDeclaration<Schema> {
+  const { build, alpha } = declaration.sharp;
+  return {
+    ...declaration,
+    apply: async (image, params) => applySharp(image, (pipeline) => build(pipeline, params, image), { alpha }),
+  };
 }

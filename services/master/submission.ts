@@ -2,13 +2,15 @@ import { HttpError } from '../shared/http-error.js';
 import type { MasterConfig } from '../shared/config.js';
 import { InputError, openInput, type InputErrorCode } from '../image-core/decode.js';
 import { outputFormats } from '../image-core/encode.js';
-import { parsePipeline, PipelineError, serializePipeline } from '../image-core/pipeline.js';
+import { PipelineError } from '../image-core/errors.js';
+import { parsePipeline, serializePipeline } from '../image-core/pipeline.js';
+import { planImage } from '../image-core/planner.js';
 import type { NewJob } from './job-store.js';
 import type { UploadedFile } from './upload.js';
 
 /** Checks everything about a submission before anything is stored; errors name the part at fault. */
 export async function validateSubmission(
-  config: Pick<MasterConfig, 'maxPipelineSteps' | 'maxPixels'>,
+  config: Pick<MasterConfig, 'maxPipelineSteps' | 'maxPixels' | 'workerMemoryBytes' | 'tileSize'>,
   files: UploadedFile[],
   fields: Record<string, string>,
 ): Promise<Omit<NewJob, 'id'>> {
@@ -49,6 +51,19 @@ export async function validateSubmission(
       images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format });
     } catch (error) {
       if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);
+      throw error;
+    }
+    // Steps whose parameters depend on the image size (a crop inside it, a resize the workers can hold)
+    // are checked against the header now, not when a worker fails later.
+    try {
+      const { width, height, channels } = images.at(-1)!;
+      planImage({ width, height, channels }, steps, {
+        maxPixels: config.maxPixels,
+        workerMemoryBytes: config.workerMemoryBytes,
+        ...(config.tileSize ? { tileSize: config.tileSize } : {}),
+      });
+    } catch (error) {
+      if (error instanceof PipelineError) throw new HttpError(422, 'bad_pipeline', `image "${file.name}": ${error.message}`);
       throw error;
     }
   }

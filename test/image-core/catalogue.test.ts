@@ -76,6 +76,10 @@ describe('parameter validation', () => {
     [{ op: 'convolve', kernel: [[1, 2], [3, 4]] }, /convolve\): kernel: kernel width and height must be odd/],
     [{ op: 'convolve', kernel: [[1, 2, 3], [4, 5]] }, /convolve\): kernel: every kernel row must have the same length/],
     [{ op: 'convolve', scale: 0 }, /convolve\): scale: scale must not be 0/],
+    [{ op: 'convolve', kernel: [[1]] }, /convolve\): kernel: .*3/],
+    [{ op: 'convolve', kernel: [[1, 1, 1]] }, /convolve\): kernel: .*3/],
+    [{ op: 'convolve', offset: 0.5 }, /convolve\): offset: .*int/i],
+    [{ op: 'resize', width: 10, fit: 'squash' }, /resize\): fit/],
     [{ op: 'modulate', saturation: -1 }, /modulate\): saturation/],
     [{ op: 'sharpen', radius: 3 }, /sharpen\): .*radius/],
   ])('rejects %j naming the parameter', (step, message) => {

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { decodeImage } from '../../services/image-core/decode.js';
 import { parsePipeline, PipelineError, runSteps } from '../../services/image-core/pipeline.js';
+import { toGrey } from '../../services/image-core/operations/grayscale.js';
+import { extractRect } from '../../services/image-core/pixel-move.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { corpus } from './tiling-support.js';
 
@@ -95,6 +97,44 @@ describe('resampling', () => {
     expect([stretched.width, stretched.height]).toEqual([300, 300]);
     const scaled = await run(photo, { op: 'resize', scale: 0.25 });
     expect([scaled.width, scaled.height]).toEqual([Math.round(photo.width / 4), Math.round(photo.height / 4)]);
+  });
+
+  test.each([
+    ['inside', [300, 200]],
+    ['outside', [450, 300]],
+    ['cover', [300, 300]],
+    ['contain', [300, 300]],
+    ['fill', [300, 300]],
+  ])('resize with fit %s into 300x300 gives %j (sharp fit)', async (fit, size) => {
+    const resized = await run(photo, { op: 'resize', width: 300, height: 300, fit });
+    expect([resized.width, resized.height]).toEqual(size);
+  });
+
+  test('cover keeps the part named by position: north is the top of the width-fitted copy', async () => {
+    const fitted = await run(photo, { op: 'resize', width: 300 });
+    const north = await run(photo, { op: 'resize', width: 300, height: 100, fit: 'cover', position: 'north' });
+    const south = await run(photo, { op: 'resize', width: 300, height: 100, fit: 'cover', position: 'south' });
+    const top = extractRect(fitted, { x: 0, y: 0, width: 300, height: 100 });
+    const bottom = extractRect(fitted, { x: 0, y: fitted.height - 100, width: 300, height: 100 });
+    // Resampled by a box factor not quite the fitted one's, so alike rather than identical.
+    const meanDifference = (a: RawImage, b: RawImage) => a.data.reduce((sum, v, i) => sum + Math.abs(v - b.data[i]), 0) / a.data.length;
+    expect(meanDifference(north, top)).toBeLessThan(2);
+    expect(meanDifference(south, bottom)).toBeLessThan(2);
+    expect(meanDifference(north, bottom)).toBeGreaterThan(10);
+  });
+
+  test('contain pads with black bars around the whole picture', async () => {
+    const boxed = await run(photo, { op: 'resize', width: 300, height: 300, fit: 'contain' });
+    expect(pixel(boxed, 150, 10)).toEqual([0, 0, 0]);
+    expect(pixel(boxed, 150, 289)).toEqual([0, 0, 0]);
+    expect(pixel(boxed, 150, 150)).not.toEqual([0, 0, 0]);
+  });
+
+  test('withoutEnlargement leaves a smaller image its size; grey stays grey', async () => {
+    const kept = await run(photo, { op: 'resize', width: 2000, withoutEnlargement: true });
+    expect([kept.width, kept.height]).toEqual([photo.width, photo.height]);
+    const grey = await run(toGrey(photo), { op: 'resize', width: 200 });
+    expect(grey.channels).toBe(1);
   });
 
   test('resize keeps the picture: a half-size copy resembles the original where it should', async () => {

@@ -297,6 +297,19 @@ describe('neighbourhood operations on sharp', () => {
     expect(Math.abs(sample(box, 30, 50) - sum / 9)).toBeLessThanOrEqual(0.5);
   });
 
+  it('convolve honours a fractional scale (libvips alone would round it)', async () => {
+    const kernel = [[1, 2, 1], [2, 4, 2], [1, 2, 1]];
+    const out = await run(grey, 'convolve', { kernel, scale: 16.4 });
+    for (const [x, y] of [[30, 50], [80, 60], [100, 20]]) {
+      let sum = 0;
+      for (let v = -1; v <= 1; v++) for (let u = -1; u <= 1; u++) sum += kernel[v + 1][u + 1] * sample(grey, x + u, y + v);
+      // libvips approximates fractional weights in its integer convolution: within one level.
+      expect(Math.abs(sample(out, x, y) - sum / 16.4), `at ${x},${y}`).toBeLessThanOrEqual(1);
+    }
+    const rounded = await run(grey, 'convolve', { kernel, scale: 16 });
+    expect(out.data.equals(rounded.data), 'scale 16.4 gives what scale 16 gives').toBe(false);
+  });
+
   it('sharpen raises local contrast', async () => {
     const laplacianEnergy = (image: RawImage) => {
       let energy = 0;

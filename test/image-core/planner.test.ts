@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { haloOf } from '../../services/image-core/operation.js';
-import { parsePipeline } from '../../services/image-core/pipeline.js';
+import { parsePipeline, PipelineError } from '../../services/image-core/pipeline.js';
 import { planImage, planStages, planStageTiles, stageOutputSize, type Stage } from '../../services/image-core/planner.js';
 import type { Rect } from '../../services/image-core/raw-image.js';
 
@@ -39,6 +39,47 @@ describe('planImage', () => {
   test('a forced tile size tiles any image larger than one tile, and only those', () => {
     expect(planImage(rgb(300, 200), steps, { tileSize: 256 })).toMatchObject({ mode: 'tiled', tileSize: 256 });
     expect(planImage(rgb(256, 256), steps, { tileSize: 256 })).toEqual({ mode: 'whole' });
+  });
+});
+
+describe('planImage budgets by the largest image the pipeline makes (#17)', () => {
+  const tiny = { width: 32, height: 32, channels: 3 };
+
+  test('an upscale of a small upload followed by a filter is tiled; the filter alone, or the upscale alone, is not', () => {
+    expect(planImage(tiny, parsePipeline([{ op: 'resize', width: 6000, height: 6000 }, { op: 'blur' }]))).toMatchObject({ mode: 'tiled' });
+    expect(planImage(tiny, parsePipeline([{ op: 'blur' }]))).toEqual({ mode: 'whole' });
+    expect(planImage(tiny, parsePipeline([{ op: 'resize', width: 6000, height: 6000 }]))).toEqual({ mode: 'whole' });
+  });
+
+  test('a large photo shrunk first runs whole; one shrunk only a little is tiled after the resize', () => {
+    const [photo, workerMemoryBytes] = [rgb(12_000, 8_400), 2 * 1024 ** 3];
+    expect(planImage(photo, parsePipeline([{ op: 'resize', width: 1600 }, { op: 'sharpen' }]), { workerMemoryBytes })).toEqual({ mode: 'whole' });
+    const plan = planImage(photo, parsePipeline([{ op: 'resize', scale: 0.8 }, { op: 'sharpen' }]), { workerMemoryBytes });
+    expect(plan.mode === 'tiled' && plan.stages.map((stage) => stage.whole)).toEqual([true, false]);
+  });
+
+  test('a whole-image step that no worker could hold is refused', () => {
+    const steps = parsePipeline([{ op: 'resize', width: 16_383, height: 16_383 }]);
+    expect(() => planImage(tiny, steps)).toThrow(PipelineError);
+    expect(() => planImage(tiny, steps)).toThrow(/resize run on the whole image.*MiB/);
+    expect(() => planImage(tiny, steps, { workerMemoryBytes: 16 * 1024 ** 3 })).not.toThrow();
+  });
+
+  test('an intermediate over the pixel limit is refused, naming the step', () => {
+    const steps = parsePipeline([{ op: 'rotate', angle: 90 }, { op: 'resize', scale: 4 }, { op: 'crop', left: 0, top: 0, width: 10, height: 10 }]);
+    expect(() => planImage(rgb(4000, 3000), steps, { maxPixels: 100_000_000 })).toThrow(/step 2 \(resize\) makes a 12000x16000 image/);
+  });
+
+  test.each([
+    [1, 100_000_000],
+    [100_000_000, 1],
+  ])('a %ix%i image makes a sane number of tiles of bounded area', (width, height) => {
+    const plan = planImage({ width, height, channels: 1 }, parsePipeline([{ op: 'blur', sigma: 2 }]));
+    if (plan.mode !== 'tiled') throw new Error('expected a tiled plan');
+    const tiles = planStageTiles(plan.stages[0], { width, height }, plan.tileSize);
+    expect(tiles.length).toBeGreaterThanOrEqual(8);
+    expect(tiles.length).toBeLessThanOrEqual(64);
+    for (const { core } of tiles) expect(core!.width * core!.height).toBeLessThan(2 * plan.tileSize ** 2);
   });
 });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { InputError } from '../../services/image-core/decode.js';
+import { executeTileTask } from '../../services/image-core/execute-tile.js';
 import { Intermediate } from '../../services/image-core/intermediate.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, planStageTiles, type TiledPlan } from '../../services/image-core/planner.js';
@@ -209,5 +210,28 @@ describe('tile wire format', () => {
     expect(() => decodeTileResult(bytes)).toThrow(/expected it to start with "DPR1"/);
     const badHeader = Buffer.concat(encodeTileTask({ ...task, source: { ...task.source, x: -1 } }));
     expect(() => decodeTileTask(badHeader)).toThrow(/source.x/);
+  });
+});
+
+describe('executeTileTask', () => {
+  const tile = { data: Buffer.alloc(8 * 8 * 3, 90), width: 8, height: 8, channels: 3 as const };
+  const task: TileTask = {
+    steps: [{ op: 'invert' }, { op: 'flip' }],
+    tile,
+    source: { x: 0, y: 0, width: 8, height: 8 },
+    imageSize: { width: 8, height: 16 },
+    core: { x: 0, y: 8, width: 8, height: 8 },
+    returnCore: true,
+  };
+
+  test('runs the steps through the shared step loop, tracking where a pixel move carries the tile', async () => {
+    const result = await executeTileTask(task);
+    expect(result.core).toMatchObject({ width: 8, height: 8, channels: 3 });
+    expect([...result.core!.data.subarray(0, 3)]).toEqual([165, 165, 165]);
+  });
+
+  test('an aborted task stops with the abort reason', async () => {
+    const reason = new Error('abandoned by the master');
+    await expect(executeTileTask(task, AbortSignal.abort(reason))).rejects.toBe(reason);
   });
 });

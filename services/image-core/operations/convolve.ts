@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 
+/** sharp (libvips conv through sharp) refuses kernels narrower or shorter than 3. */
+const MIN_KERNEL_EDGE = 3;
 const MAX_KERNEL_EDGE = 15;
 
 const kernelSchema = z
@@ -13,9 +14,13 @@ const kernelSchema = z
     (rows) => rows.length % 2 === 1 && rows[0].length % 2 === 1,
     'kernel width and height must be odd so it has a centre',
   )
-  .describe(`the kernel as rows of weights, e.g. [[0,-1,0],[-1,5,-1],[0,-1,0]]; odd sizes up to ${MAX_KERNEL_EDGE}`);
+  .refine(
+    (rows) => rows.length >= MIN_KERNEL_EDGE && rows[0].length >= MIN_KERNEL_EDGE,
+    `kernel width and height must be at least ${MIN_KERNEL_EDGE}`,
+  )
+  .describe(`the kernel as rows of weights, e.g. [[0,-1,0],[-1,5,-1],[0,-1,0]]; odd sizes from ${MIN_KERNEL_EDGE} to ${MAX_KERNEL_EDGE}`);
 
-export const convolve = defineOperation({
+export const convolve = defineSharpOperation({
   name: 'convolve',
   description:
     'Convolves every channel, alpha included, with the given kernel, divides by scale (default: the sum of ' +
@@ -32,14 +37,21 @@ export const convolve = defineOperation({
         .refine((scale) => scale !== 0, 'scale must not be 0')
         .optional()
         .describe('divisor of the weighted sum; default the sum of the weights, or 1 when that is 0'),
-      offset: z.number().min(-255).max(255).default(0).describe('added after dividing by scale'),
+      // libvips' integer convolution rounds the offset, so only whole offsets are accepted.
+      offset: z.number().int().min(-255).max(255).default(0).describe('whole number added after dividing by scale'),
     })
     .strict(),
   tiling: { kind: 'neighbourhood', halo: ({ kernel }) => Math.floor(Math.max(kernel.length, kernel[0].length) / 2) },
-  apply: async (image, { kernel, scale, offset }) => {
-    const weights = kernel.flat();
-    const sum = weights.reduce((total, weight) => total + weight, 0);
-    const options = { width: kernel[0].length, height: kernel.length, kernel: weights, scale: scale ?? (sum === 0 ? 1 : sum), offset };
-    return applySharp(image, (pipeline) => pipeline.convolve(options));
+  sharp: {
+    alpha: 'process',
+    build: (pipeline, { kernel, scale, offset }) => {
+      const weights = kernel.flat();
+      const sum = weights.reduce((total, weight) => total + weight, 0);
+      const divisor = scale ?? (sum === 0 ? 1 : sum);
+      // libvips rounds the scale of an integer kernel: a fractional one is folded into the weights instead.
+      const [folded, kernelScale] = Number.isInteger(divisor) ? [weights, divisor] : [weights.map((w) => w / divisor), 1];
+      const options = { width: kernel[0].length, height: kernel.length, kernel: folded, scale: kernelScale, offset };
+      return pipeline.convolve(options);
+    },
   },
 });

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
 import type { PixelMove } from '../pixel-move.js';
 import type { RawImage } from '../raw-image.js';
-import { applySharp } from '../sharp-raw.js';
+import { applySharp, defineSharpOperation } from '../sharp-raw.js';
 
 const mirrorVertically = async (image: RawImage) => applySharp(image, (pipeline) => pipeline.flip());
 const mirrorHorizontally = async (image: RawImage) => applySharp(image, (pipeline) => pipeline.flop());
@@ -22,18 +21,18 @@ const horizontalMirror: PixelMove = {
 
 const always = 'every mirror only moves pixels';
 
-export const flip = defineOperation({
+export const flip = defineSharpOperation({
   name: 'flip',
   description: 'Mirrors the image top to bottom (about the horizontal axis).',
   params: z.object({}).strict(),
   tiling: { kind: 'move', pixelMove: () => verticalMirror, otherwise: always },
-  apply: mirrorVertically,
+  sharp: { build: (pipeline) => pipeline.flip(), alpha: 'process' },
 });
 
-export const flop = defineOperation({
+export const flop = defineSharpOperation({
   name: 'flop',
   description: 'Mirrors the image left to right (about the vertical axis).',
   params: z.object({}).strict(),
   tiling: { kind: 'move', pixelMove: () => horizontalMirror, otherwise: always },
-  apply: mirrorHorizontally,
+  sharp: { build: (pipeline) => pipeline.flop(), alpha: 'process' },
 });

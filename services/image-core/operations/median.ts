@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 
-export const median = defineOperation({
+export const median = defineSharpOperation({
   name: 'median',
   description: 'Median of each size×size square, per channel, alpha included (libvips median, edges extended by copying).',
   params: z
@@ -18,5 +17,5 @@ export const median = defineOperation({
     })
     .strict(),
   tiling: { kind: 'neighbourhood', halo: ({ size }) => Math.floor(size / 2) },
-  apply: async (image, { size }) => applySharp(image, (pipeline) => pipeline.median(size)),
+  sharp: { build: (pipeline, { size }) => pipeline.median(size), alpha: 'process' },
 });

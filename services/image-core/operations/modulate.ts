@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 
-export const modulate = defineOperation({
+export const modulate = defineSharpOperation({
   name: 'modulate',
   description:
     'Scales brightness and saturation and rotates the hue, in libvips LCh space; alpha is kept.',
@@ -14,5 +13,5 @@ export const modulate = defineOperation({
     })
     .strict(),
   tiling: { kind: 'pointwise' },
-  apply: async (image, params) => applySharp(image, (pipeline) => pipeline.modulate(params)),
+  sharp: { build: (pipeline, params) => pipeline.modulate(params), alpha: 'keep' },
 });

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { PipelineError } from '../errors.js';
-import { defineOperation } from '../operation.js';
 import type { Size } from '../pixel-move.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 
 /** sharp's default input limit; a resize may not produce more than it would accept. */
 export const MAX_RESIZE_PIXELS = 268_402_689;
@@ -68,7 +67,7 @@ export function resizedSize(params: ResizeParams, input: Size): Size {
   return size;
 }
 
-export const resize = defineOperation({
+export const resize = defineSharpOperation({
   name: 'resize',
   description:
     'Resamples (Lanczos 3) to width and/or height, or by scale; one of width/height keeps the aspect ratio, ' +
@@ -79,16 +78,16 @@ export const resize = defineOperation({
   // shrinks by integer blocks first, so a tile cut anywhere but at block-aligned positions differs.
   tiling: { kind: 'whole', reason: 'resampling places its kernel by the global scale' },
   outputSize: (input, params) => resizedSize(params, input),
-  apply: async (image, params) => {
-    resizedSize(params, image);
-    return applySharp(image, (pipeline) => pipeline.resize(sharpResize(params, image)));
-  },
+  sharp: { build: (pipeline, params, input) => pipeline.resize(sharpResize(params, input)), alpha: 'process' },
 });
 
 /** sharp's resize options for these parameters. */
-export function sharpResize(params: ResizeParams, input: Size) {
+function sharpResize(params: ResizeParams, input: Size) {
+  const size = resizedSize(params, input); // refuses a result over the pixel limit
   const { width, height, fit, position, withoutEnlargement } = params;
   if (width !== undefined && height !== undefined) return { width, height, fit, position, withoutEnlargement };
-  // One side or a scale: the size is known, and fit does not matter.
-  return { ...resizedSize(params, input), fit: 'fill' as const };
+  // One side: sharp keeps the aspect ratio with one shrink factor for both axes (and shrink-on-load).
+  if (width !== undefined || height !== undefined) return { width, height, withoutEnlargement };
+  // A scale: the size is known, and fit does not matter.
+  return { ...size, fit: 'fill' as const };
 }

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
 import type { PixelMove, Size } from '../pixel-move.js';
 import type { RawImage } from '../raw-image.js';
-import { applySharp } from '../sharp-raw.js';
+import { applySharp, defineSharpOperation } from '../sharp-raw.js';
 
 const rotateBy = (angle: number) => async (image: RawImage) => applySharp(image, (pipeline) => pipeline.rotate(angle));
 
@@ -42,7 +41,7 @@ function rotatedSize({ width, height }: Size, angle: number): Size {
   return { width: Math.ceil(width * cos + height * sin), height: Math.ceil(width * sin + height * cos) };
 }
 
-export const rotate = defineOperation({
+export const rotate = defineSharpOperation({
   name: 'rotate',
   description:
     'Rotates clockwise by angle degrees. Multiples of 90 move pixels exactly (and are tiled); other angles ' +
@@ -59,5 +58,5 @@ export const rotate = defineOperation({
     otherwise: 'angles that are not multiples of 90 interpolate',
   },
   outputSize: (input, { angle }) => rotatedSize(input, angle),
-  apply: (image, { angle }) => rotateBy(normalise(angle))(image),
+  sharp: { build: (pipeline, { angle }) => pipeline.rotate(normalise(angle)), alpha: 'process' },
 });

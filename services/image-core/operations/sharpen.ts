@@ -1,9 +1,8 @@
 import { z } from 'zod';
-import { defineOperation } from '../operation.js';
-import { applySharp } from '../sharp-raw.js';
+import { defineSharpOperation } from '../sharp-raw.js';
 import { blurRadius } from './blur.js';
 
-export const sharpen = defineOperation({
+export const sharpen = defineSharpOperation({
   name: 'sharpen',
   description:
     'Unsharp mask on the lightness (libvips sharpen with a Gaussian of the given sigma); ' +
@@ -19,6 +18,5 @@ export const sharpen = defineOperation({
     })
     .strict(),
   tiling: { kind: 'neighbourhood', halo: ({ sigma }) => (sigma === undefined ? 1 : blurRadius(sigma)) },
-  apply: async (image, { sigma }) =>
-    applySharp(image, (pipeline) => pipeline.sharpen(sigma === undefined ? undefined : { sigma }), { alpha: 'keep' }),
+  sharp: { build: (pipeline, { sigma }) => pipeline.sharpen(sigma === undefined ? undefined : { sigma }), alpha: 'keep' },
 });
