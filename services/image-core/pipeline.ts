@@ -94,13 +94,8 @@ export async function runSteps(
       place = { region: move.forward(place.region, place.imageSize), imageSize: outputSizeOf({ op, params }, place.imageSize) };
     } else {
       const annotate = (value: unknown) => mergeAnnotation(annotations, op.name, value);
-<<<<<<< HEAD
       current = await op.apply(current, params, { ...place, signal: options.signal, source: options.source, annotate });
-      if (!options.tile) place = { region: { x: 0, y: 0, width: current.width, height: current.height }, imageSize: current };
-=======
-      current = await op.apply(current, params, { ...place, signal: options.signal, annotate });
       if (!options.tile) place = wholePlace(current);
->>>>>>> h15a
     }
   }
   return { image: current, annotations, place };

@@ -1,11 +1,6 @@
-<<<<<<< HEAD
-import { decodeImage, type DecodeOptions } from './decode.js';
-import { encodeImage, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
-=======
 import sharp from 'sharp';
 import { openInput, inputErrorFrom, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodeImage, encodePipeline, outputFormatFor, type OutputFormat } from './encode.js';
->>>>>>> h15a
+import { encodeImage, encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { shapesThrough } from './planner.js';
@@ -53,20 +48,11 @@ export async function processImage(
   output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
   options: DecodeOptions & { signal?: AbortSignal },
 ): Promise<ProcessedImage> {
-<<<<<<< HEAD
-  options.signal?.throwIfAborted();
-  const decoded = await decodeImage(input, options);
-  const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal, source: input });
-  options.signal?.throwIfAborted();
-  const format = output.format ?? outputFormatFor(decoded.format);
-  const data = await encodeImage(image, { ...output, format, source: input });
-  return { data, width: image.width, height: image.height, format, annotations };
-=======
   const { signal, name } = options;
   signal?.throwIfAborted();
   const opened = await openInput(input, options);
   const format = output.format ?? outputFormatFor(opened.format);
-  const encoding = { format, quality: output.quality };
+  const encoding = { ...output, format, source: input };
   const { withDecode, withEncode } = fusionOf(steps, opened);
   const channelsOut = shapesThrough(steps, opened).at(-1)!.channels;
   const decodeFailure = (error: unknown) => {
@@ -84,7 +70,7 @@ export async function processImage(
     ? await rawResult(steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened), opened.channels).catch(decodeFailure)
     : await toRawImage(opened.pipeline).catch(decodeFailure);
   const middle = steps.slice(withDecode, steps.length - withEncode);
-  const { image, annotations } = await runSteps(decoded, middle, { signal });
+  const { image, annotations } = await runSteps(decoded, middle, { signal, source: input });
   signal?.throwIfAborted();
   if (!withEncode) {
     const data = await encodeImage(image, encoding);
@@ -94,5 +80,4 @@ export async function processImage(
   const data = await encodePipeline(last.op.sharp!.build(rawPipeline(image), last.params, image), { channels: channelsOut }, encoding);
   const { width, height } = await sharp(data).metadata();
   return { data, width: width!, height: height!, format, annotations };
->>>>>>> h15a
 }
