@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import type { OperationDeclaration } from './operation.js';
+import { composite } from './operations/composite.js';
+import { extend } from './operations/extend.js';
+import { metadata } from './operations/metadata.js';
+import { phash } from './operations/phash.js';
+import { smartcrop } from './operations/smartcrop.js';
+import { text } from './operations/text.js';
+import { thumbhash } from './operations/thumbhash.js';
+import { trim } from './operations/trim.js';
 import { blur } from './operations/blur.js';
 import { clahe } from './operations/clahe.js';
 import { contours } from './operations/contours.js';
@@ -47,9 +55,18 @@ export const operations: readonly OperationDeclaration[] = [
   flip,
   flop,
   crop,
-  // whole-image analysis
+  smartcrop,
+  trim,
+  extend,
+  // overlays
+  composite,
+  text,
+  // analysis (pixels unchanged unless said)
   qr,
   contours,
+  phash,
+  thumbhash,
+  metadata,
   // benchmarking
   identity,
 ] as OperationDeclaration[];

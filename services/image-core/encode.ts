@@ -1,14 +1,50 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
+import { z } from 'zod';
 import type { InputFormat } from './decode.js';
 import { hasAlpha, rawDescriptor, type RawImage } from './raw-image.js';
+import { exifWithoutGps } from './source-metadata.js';
 
 export const outputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif'] as const;
 export type OutputFormat = (typeof outputFormats)[number];
 
-export interface EncodeOptions {
+/** Highest encoder effort per format that has one (sharp's ranges). */
+const maxEffort = { webp: 6, avif: 9, png: 10 } as const;
+
+/**
+ * Output options besides format and quality; one schema for the API field `output`, the CLI and presets.
+ * Defaults are today's behaviour: metadata stripped, baseline JPEG 4:2:0, lossy WebP/AVIF.
+ */
+export const outputOptions = z
+  .object({
+    metadata: z
+      .enum(['strip', 'icc', 'exif'])
+      .default('strip')
+      .describe('strip: no metadata; icc: keep the input\'s ICC profile; exif: keep the ICC profile and the EXIF tags except GPS'),
+    progressive: z.boolean().default(false).describe('progressive JPEG (interlaced PNG)'),
+    chromaSubsampling: z.enum(['4:2:0', '4:4:4']).default('4:2:0').describe('JPEG and AVIF chroma subsampling; 4:4:4 keeps colour edges sharp'),
+    lossless: z.boolean().default(false).describe('lossless WebP or AVIF (quality is then ignored)'),
+    effort: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .optional()
+      .describe(`encoder effort (CPU for smaller files): WebP 0-${maxEffort.webp} (default 4), AVIF 0-${maxEffort.avif} (default 2), PNG 1-${maxEffort.png} (palette only, unused)`),
+  })
+  .strict();
+export type OutputOptions = z.output<typeof outputOptions>;
+
+export interface EncodeOptions extends Partial<OutputOptions> {
   format: OutputFormat;
   /** 1-100 for the lossy formats (JPEG, WebP, AVIF); PNG and TIFF are lossless and ignore it. */
   quality?: number;
+  /** The input file (path or bytes), whose ICC profile and EXIF the metadata policy keeps. */
+  source?: Buffer | string;
 }
 
 /** Quality used when none is given, per lossy format. */
@@ -41,19 +77,51 @@ export function outputFormatFor(input: InputFormat): OutputFormat {
  * Encoder settings, explicit so speed and size do not change with sharp's defaults. JPEG skips
  * optimiseCoding (30% slower and twice the memory on large images, a few % smaller files).
  */
-function withEncoder(pipeline: Sharp, format: OutputFormat, quality: number | undefined): Sharp {
+function withEncoder(pipeline: Sharp, options: EncodeOptions): Sharp {
+  const { format, quality, progressive = false, chromaSubsampling = '4:2:0', lossless = false, effort } = options;
   switch (format) {
     case 'jpeg':
-      return pipeline.jpeg({ quality: quality ?? defaultQuality.jpeg, optimiseCoding: false, chromaSubsampling: '4:2:0' });
+      return pipeline.jpeg({ quality: quality ?? defaultQuality.jpeg, optimiseCoding: false, chromaSubsampling, progressive });
     case 'png':
-      return pipeline.png({ compressionLevel: 6, adaptiveFiltering: false, palette: false });
+      return pipeline.png({ compressionLevel: 6, adaptiveFiltering: false, palette: false, progressive });
     case 'webp':
-      return pipeline.webp({ quality: quality ?? defaultQuality.webp, effort: 4 });
+      return pipeline.webp({ quality: quality ?? defaultQuality.webp, effort: effort ?? 4, lossless });
     case 'tiff':
       return pipeline.tiff({ compression: 'lzw', predictor: 'horizontal' });
     case 'avif':
-      return pipeline.avif({ quality: quality ?? defaultQuality.avif, effort: 2 });
+      return pipeline.avif({ quality: quality ?? defaultQuality.avif, effort: effort ?? 2, lossless, chromaSubsampling });
   }
+}
+
+/**
+ * libvips reads ICC profiles from files only: the input's profile is written once per content into the
+ * temporary directory (a few kB; named by its hash, so concurrent writers write the same bytes).
+ */
+async function iccProfileFile(icc: Buffer): Promise<string> {
+  const file = path.join(os.tmpdir(), `dips-icc-${createHash('sha256').update(icc).digest('hex').slice(0, 32)}.icc`);
+  if (!existsSync(file)) {
+    const partial = `${file}.${process.pid}.${Date.now()}`;
+    await writeFile(partial, icc);
+    await rename(partial, file);
+  }
+  return file;
+}
+
+/**
+ * The metadata policy. Pixels were converted to sRGB at decode, so keeping the ICC profile converts them
+ * back into it (withIccProfile) and embeds it; EXIF is rewritten from the input's tags without the GPS
+ * block, with orientation 1 (pixels are already upright).
+ */
+async function withMetadataPolicy(pipeline: Sharp, options: EncodeOptions): Promise<Sharp> {
+  const policy = options.metadata ?? 'strip';
+  if (policy === 'strip' || options.source === undefined) return pipeline;
+  const meta = await sharp(options.source, { limitInputPixels: false }).metadata();
+  if (meta.icc) pipeline = pipeline.withIccProfile(await iccProfileFile(meta.icc));
+  if (policy === 'exif' && meta.exif) {
+    const exif = exifWithoutGps(meta.exif);
+    if (exif) pipeline = pipeline.withExif(exif);
+  }
+  return pipeline;
 }
 
 /**
@@ -66,14 +134,17 @@ export async function encodeImage(image: RawImage, options: EncodeOptions): Prom
 
 /** Encodes what a sharp pipeline yields, e.g. a large image streamed from disk, as encodeImage does. */
 export async function encodePipeline(pipeline: Sharp, image: Pick<RawImage, 'channels'>, options: EncodeOptions): Promise<Buffer> {
-  const { format, quality } = options;
+  const { format, quality, effort } = options;
   if (!(outputFormats as readonly string[]).includes(format)) {
     throw new RangeError(`output format "${format}" is not one of ${outputFormats.join(', ')}`);
   }
   if (quality !== undefined && (!Number.isInteger(quality) || quality < 1 || quality > 100)) {
     throw new RangeError(`quality ${quality} must be an integer from 1 to 100`);
   }
+  if (effort !== undefined && format in maxEffort && effort > maxEffort[format as keyof typeof maxEffort]) {
+    throw new RangeError(`effort ${effort} is above ${format.toUpperCase()}'s maximum of ${maxEffort[format as keyof typeof maxEffort]}`);
+  }
   if (format === 'jpeg' && hasAlpha(image)) pipeline = pipeline.flatten({ background: '#ffffff' });
   if (image.channels <= 2) pipeline = pipeline.toColourspace('b-w');
-  return withEncoder(pipeline, format, quality).toBuffer();
+  return withEncoder(await withMetadataPolicy(pipeline, options), options).toBuffer();
 }

@@ -43,6 +43,8 @@ export interface StepContext {
   /** Size of the whole image at this step (absent: the image's own size). */
   imageSize?: Size;
   signal?: AbortSignal;
+  /** The encoded input file (path or bytes) on the whole-image path; absent on tiles (the metadata op reads it). */
+  source?: Buffer | string;
   /** Reports this step's annotation (annotations.<op name>); analysis ops call it once. */
   annotate?(value: unknown): void;
 }
@@ -62,6 +64,9 @@ export function placeOf(image: RawImage, context: StepContext): { region: Rect; 
  */
 export interface Annotations {
   qr?: string[];
+  phash?: string;
+  thumbhash?: string;
+  metadata?: unknown;
   [op: string]: unknown;
 }
 

@@ -67,6 +67,8 @@ export interface RunOptions {
   tile?: TilePlace;
   /** The histogram merged over all tiles, for the first step (a statistics step on a tile). */
   histogram?: Uint32Array;
+  /** The encoded input file, for steps that read it (see StepContext.source). */
+  source?: Buffer | string;
 }
 
 /**
@@ -92,7 +94,7 @@ export async function runSteps(
       place = { region: move.forward(place.region, place.imageSize), imageSize: outputSizeOf({ op, params }, place.imageSize) };
     } else {
       const annotate = (value: unknown) => mergeAnnotation(annotations, op.name, value);
-      current = await op.apply(current, params, { ...place, signal: options.signal, annotate });
+      current = await op.apply(current, params, { ...place, signal: options.signal, source: options.source, annotate });
       if (!options.tile) place = wholePlace(current);
     }
   }

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { openInput, inputErrorFrom, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodeImage, encodePipeline, outputFormatFor, type OutputFormat } from './encode.js';
+import { encodeImage, encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { shapesThrough } from './planner.js';
@@ -45,14 +45,14 @@ export function fusionOf(steps: readonly Step[], input: OpenedInput): { withDeco
 export async function processImage(
   input: Buffer | string,
   steps: readonly Step[],
-  output: { format?: OutputFormat; quality?: number },
+  output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
   options: DecodeOptions & { signal?: AbortSignal },
 ): Promise<ProcessedImage> {
   const { signal, name } = options;
   signal?.throwIfAborted();
   const opened = await openInput(input, options);
   const format = output.format ?? outputFormatFor(opened.format);
-  const encoding = { format, quality: output.quality };
+  const encoding = { ...output, format, source: input };
   const { withDecode, withEncode } = fusionOf(steps, opened);
   const channelsOut = shapesThrough(steps, opened).at(-1)!.channels;
   const decodeFailure = (error: unknown) => {
@@ -70,7 +70,7 @@ export async function processImage(
     ? await rawResult(steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened), opened.channels).catch(decodeFailure)
     : await toRawImage(opened.pipeline).catch(decodeFailure);
   const middle = steps.slice(withDecode, steps.length - withEncode);
-  const { image, annotations } = await runSteps(decoded, middle, { signal });
+  const { image, annotations } = await runSteps(decoded, middle, { signal, source: input });
   signal?.throwIfAborted();
   if (!withEncode) {
     const data = await encodeImage(image, encoding);

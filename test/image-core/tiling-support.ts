@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ import { corpus } from '../helpers/api.js';
 
 export { corpus };
 
+const watermark = `data:image/png;base64,${readFileSync(join(import.meta.dirname, '../fixtures/watermark.png')).toString('base64')}`;
+
 /** Parameters for operations whose parameters have no defaults, or whose defaults tile trivially. */
 export const sampleParams: Record<string, Array<Record<string, unknown>>> = {
   crop: [{ left: 37, top: 29, width: 211, height: 190 }],
@@ -35,6 +38,10 @@ export const sampleParams: Record<string, Array<Record<string, unknown>>> = {
   modulate: [{ brightness: 1.2, saturation: 0.5, hue: 40 }],
   convolve: [{ kernel: [[1, 2, 1, 2, 1], [2, 4, 8, 4, 2], [1, 2, 1, 2, 1]] }],
   erode: [{}, { size: 3, iterations: 4 }],
+  composite: [{ image: watermark, gravity: 'centre', opacity: 0.7 }, { image: watermark, tile: true, opacity: 0.5, left: 7, top: 11 }],
+  text: [{ text: 'DIPS\nexact', size: 37, gravity: 'north', colour: '#ff2000', opacity: 0.8 }],
+  smartcrop: [{ width: 120, height: 150 }],
+  extend: [{ top: 3, left: 20, colour: '#ff8000', opacity: 0.5 }],
 };
 
 export const MAX_PIXELS = 300_000_000;
