@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { authHeaders } from '../shared/auth.js';
 import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
 import { describeErrorResponse } from '../shared/http-error.js';
-import { keepConnectionsAlive } from '../shared/http-server.js';
+import { createHttpServer, workerServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { createWorkerApp, type WorkerState } from './app.js';
 import { Slots } from './slots.js';
@@ -30,7 +30,7 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
   if (threadPool < config.slots) {
     logger.warn({ slots: config.slots, UV_THREADPOOL_SIZE: threadPool }, 'libuv thread pool is smaller than the task slots: start the worker with UV_THREADPOOL_SIZE >= DIPS_WORKER_SLOTS');
   }
-  const server = keepConnectionsAlive(createWorkerApp(config, state, logger).listen(config.port, config.host));
+  const server = createHttpServer(createWorkerApp(config, state, logger), workerServerLimits).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const url = config.advertisedAddress ?? `http://${config.host}:${port}`;
