@@ -54,7 +54,7 @@ export class Admission {
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     const { maxRequestBytes, maxQueuedImages, minFreeDiskBytes } = this.limits;
     if (declared !== undefined && declared > maxRequestBytes) {
-      throw new HttpError(413, 'request_too_large', `the request is ${declared} bytes; at most ${maxRequestBytes} are accepted (DIPS_MAX_REQUEST_BYTES)`);
+      throw new HttpError(413, 'request_too_large', `the request is ${declared} bytes; at most ${maxRequestBytes} bytes are accepted (DIPS_MAX_REQUEST_BYTES)`);
     }
     this.checkQueue(0);
     const free = await this.diskFree();
