@@ -51,11 +51,11 @@ export function createApp(master: Master) {
     try {
       reservation = await admission.admit(req);
     } catch (error) {
-      endRequestBody(req, res);
+      endRequestBody(req);
       throw error;
     }
     try {
-      const upload = await receiveUpload(req, res, master.spoolDir, config);
+      const upload = await receiveUpload(req, master.spoolDir, config);
       const id = randomUUID();
       try {
         const job = await validateSubmission(config, upload.files, upload.fields);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
-import type { Request, Response } from 'express';
+import type { Request } from 'express';
 import { HttpError } from '../shared/http-error.js';
 
 export interface UploadedFile {
@@ -43,10 +43,10 @@ const drainLimitBytes = 8 * 1024 * 1024;
  * removed, the rest of the body is drained (up to a bound, then the connection is closed) and an
  * HttpError naming the offending part is thrown, so the client gets its answer without waiting.
  */
-export async function receiveUpload(req: Request, res: Response, spoolDir: string, limits: UploadLimits): Promise<Upload> {
+export async function receiveUpload(req: Request, spoolDir: string, limits: UploadLimits): Promise<Upload> {
   const contentType = req.headers['content-type'] ?? '';
   if (!contentType.startsWith('multipart/form-data')) {
-    endRequestBody(req, res);
+    endRequestBody(req);
     throw new HttpError(400, 'not_multipart', 'POST /v1/jobs takes multipart/form-data with "images" file parts and a "pipeline" field');
   }
   let parser: busboy.Busboy;
@@ -58,7 +58,7 @@ export async function receiveUpload(req: Request, res: Response, spoolDir: strin
       limits: { fileSize: limits.maxUploadBytes, files: limits.maxFiles, fields: 10, fieldSize: 1024 * 1024, parts: limits.maxFiles + 10 },
     });
   } catch (error) {
-    endRequestBody(req, res);
+    endRequestBody(req);
     throw new HttpError(400, 'malformed_multipart', `malformed multipart request: ${(error as Error).message}`);
   }
   await fs.mkdir(spoolDir, { recursive: true });
@@ -77,7 +77,7 @@ export async function receiveUpload(req: Request, res: Response, spoolDir: strin
       settled = true;
       req.unpipe(parser);
       req.off('data', count);
-      endRequestBody(req, res);
+      endRequestBody(req);
       parser.destroy();
       for (const stream of open) stream.destroy(error);
       resolve();
@@ -135,12 +135,12 @@ export async function receiveUpload(req: Request, res: Response, spoolDir: strin
 }
 
 /**
- * Ends a request whose answer is given before its body was read: the answer closes the connection,
- * and what the client still sends is read and discarded up to drainLimitBytes, then the socket is
- * closed. Without this the client blocks on a full socket and only sees a reset much later.
+ * Ends a request whose answer is given before its body was read: what the client still sends is read
+ * and discarded up to drainLimitBytes (the connection then stays usable), beyond that the socket is
+ * closed. Without this the client blocks on a full socket and only sees a reset much later; closing at
+ * once instead would make a client that is still sending fail with EPIPE before it reads the answer.
  */
-export function endRequestBody(req: Request, res: Response): void {
-  if (!res.headersSent) res.setHeader('connection', 'close');
+export function endRequestBody(req: Request): void {
   if (req.complete) return;
   let drained = 0;
   req.on('data', (chunk: Buffer) => {
