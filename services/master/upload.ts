@@ -90,6 +90,8 @@ export async function receiveUpload(req: Request, spoolDir: string, limits: Uplo
     };
 
     parser.on('file', (field, stream, info) => {
+      // busboy may still emit parts it had parsed from the chunk in which the request failed.
+      if (settled) return void stream.resume();
       const name = displayName(info.filename, files.length);
       if (field !== fileField) {
         stream.resume();
@@ -109,6 +111,7 @@ export async function receiveUpload(req: Request, spoolDir: string, limits: Uplo
       );
     });
     parser.on('field', (field, value, info) => {
+      if (settled) return;
       if (!allowedFields.has(field)) fail(new HttpError(400, 'unexpected_field', `unexpected field "${field}"; known: ${[...allowedFields].join(', ')}`));
       else if (field in fields) fail(new HttpError(400, 'duplicate_field', `the field "${field}" is given more than once`));
       else if (info.valueTruncated) fail(new HttpError(413, 'field_too_large', `field "${field}" is too large`));
