@@ -51,9 +51,10 @@ export class ProgressStreams {
 
   /** Answers the request with the job's event stream; 404 for an unknown job, 503 over the stream caps. */
   subscribe(jobId: string, res: Response): void {
-    const job = this.store.getJob(jobId);
-    if (!job) throw new HttpError(404, 'job_not_found', `no job with id "${jobId}"`);
     let channel = this.channels.get(jobId);
+    // A job others already follow is not read again: the new subscriber gets the channel's current view.
+    const job = channel ? undefined : this.store.getJob(jobId);
+    if (!channel && !job) throw new HttpError(404, 'job_not_found', `no job with id "${jobId}"`);
     if (this.total >= this.limits.maxStreams) {
       throw new HttpError(503, 'too_many_streams', `the master serves ${this.limits.maxStreams} event streams already; poll GET /v1/jobs/${jobId} or retry later`, streamsRetryAfterSeconds);
     }
@@ -64,10 +65,11 @@ export class ProgressStreams {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close' });
     if (!channel) {
       channel = new Channel(jobId, this.store, this.limits.streamWriteTimeoutMs, () => this.channels.delete(jobId));
+      channel.rebuild(job!);
       this.channels.set(jobId, channel);
     }
     this.total += 1;
-    const subscriber = channel.add(res, job);
+    const subscriber = channel.add(res);
     res.on('close', () => {
       if (channel.remove(subscriber)) this.total -= 1;
     });
@@ -94,6 +96,8 @@ class Channel {
   private timer: NodeJS.Timeout | undefined;
   private lastBuiltAt = 0;
   private large = false;
+  /** The job has reached a final state: every stream ends after its last event. */
+  private finished = false;
 
   constructor(
     private readonly jobId: string,
@@ -106,12 +110,11 @@ class Channel {
     return this.subscribers.size;
   }
 
-  add(res: Response, job: JobView): Subscriber {
-    if (this.subscribers.size === 0) this.rebuild(job);
+  add(res: Response): Subscriber {
     const subscriber: Subscriber = { res, version: this.version, behind: false };
     this.subscribers.add(subscriber);
     this.write(subscriber, frame('progress', this.progressText));
-    if (isTerminal(job.status)) this.end(subscriber);
+    if (this.finished) this.end(subscriber);
     return subscriber;
   }
 
@@ -146,7 +149,10 @@ class Channel {
   private publish(): void {
     this.timer = undefined;
     const job = this.store.getJob(this.jobId);
-    if (!job) return this.endAll();
+    if (!job) {
+      this.finished = true; // purged: nothing more will come
+      return this.endAll();
+    }
     const before = this.progressText;
     const changedItems = this.rebuild(job);
     let frames = this.progressText === before ? '' : frame('progress', this.progressText);
@@ -158,11 +164,12 @@ class Channel {
         this.write(subscriber, frames);
       }
     }
-    if (isTerminal(job.status)) this.endAll();
+    if (this.finished) this.endAll();
   }
 
   /** Takes in the job's current view: a new version, and for large jobs the encoded items that changed. */
-  private rebuild(job: JobView): string[] {
+  rebuild(job: JobView): string[] {
+    this.finished = isTerminal(job.status);
     this.lastBuiltAt = Date.now();
     this.version += 1;
     this.large = job.progress.total > itemDeltaThreshold;

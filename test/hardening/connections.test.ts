@@ -34,6 +34,17 @@ describe('connection limits', () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 
+  it('closes a connection that sends nothing within the header timeout', async () => {
+    const headersTimeoutMs = 1_500;
+    const { url } = await hardenedMaster({ headersTimeoutMs });
+    const socket = await connect(url);
+    socket.on('error', () => undefined);
+    const started = Date.now();
+    await closed(socket);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(headersTimeoutMs - 100);
+    expect(Date.now() - started).toBeLessThan(headersTimeoutMs + 3_000);
+  });
+
   it('refuses connections beyond DIPS_MAX_CONNECTIONS and serves again once one closes', async () => {
     const { url } = await hardenedMaster({ maxConnections: 4 });
     const held = await Promise.all(Array.from({ length: 4 }, () => connect(url)));
