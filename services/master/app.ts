@@ -6,23 +6,28 @@ import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
-import { isTerminal, type ImageRow, type JobView } from './job-store.js';
-import { inputKey, outputKey } from './keys.js';
+import type { ImageRow, JobView } from './job-store.js';
+import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
 import type { Master } from './master.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
-import { discard, receiveUpload } from './upload.js';
+import { discard, endRequestBody, receiveUpload } from './upload.js';
+import { Admission, freeDiskBytes } from './admission.js';
+import { ProgressStreams } from './progress-stream.js';
 
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
   const { config, store, storage, runner, metrics, logger } = master;
+  const admission = new Admission(config, () => store.pendingImages().count, () => freeDiskBytes(config.dataDir));
+  const streams = new ProgressStreams(store, config);
   const app = express();
   app.disable('x-powered-by');
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/metrics', async (_req, res) => {
+  // A scraper on a private network may be given /metrics without the token (DIPS_METRICS_PUBLIC=true).
+  app.get('/metrics', config.metricsPublic ? [] : [requireToken(config.token)], async (_req: express.Request, res: express.Response) => {
     master.cluster(); // refreshes the worker gauges
     metrics.pendingImages.set(store.pendingImages().count);
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -36,26 +41,34 @@ export function createApp(master: Master) {
   });
 
   api.post('/jobs', async (req, res) => {
-    const retryAfter = 5;
-    if (store.pendingImages().count >= config.maxQueuedImages) {
-      req.resume();
-      throw new HttpError(429, 'saturated', `the queue holds ${config.maxQueuedImages} images; retry later`, retryAfter);
-    }
-    const upload = await receiveUpload(req, master.spoolDir, config);
+    let reservation;
     try {
-      const job = await validateSubmission(config, upload.files, upload.fields);
-      if (store.pendingImages().count + upload.files.length > config.maxQueuedImages) {
-        throw new HttpError(429, 'saturated', `the queue cannot take ${upload.files.length} more images; retry later`, retryAfter);
-      }
+      reservation = await admission.admit(req);
+    } catch (error) {
+      endRequestBody(req);
+      throw error;
+    }
+    try {
+      const upload = await receiveUpload(req, master.spoolDir, config);
       const id = randomUUID();
-      for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
-      store.createJob({ id, ...job });
+      try {
+        const job = await validateSubmission(config, upload.files, upload.fields);
+        reservation.reserveImages(job.images);
+        for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
+        store.createJob({ id, ...job });
+        reservation.release(); // the store counts the images from now on
+      } catch (error) {
+        await storage.deletePrefix(jobPrefix(id));
+        throw error;
+      } finally {
+        await discard(upload.files);
+      }
       logger.info({ job: id, images: upload.files.length }, 'job accepted');
       runner.fill();
       master.scaler?.wake?.();
       res.status(202).location(`/v1/jobs/${id}`).json({ id, status: 'queued' });
     } finally {
-      await discard(upload.files);
+      reservation.release();
     }
   });
 
@@ -63,37 +76,24 @@ export function createApp(master: Master) {
     res.json(jobOr404(master, req.params.id));
   });
 
-  api.delete('/jobs/:id', (req, res) => {
-    if (!store.cancelJob(req.params.id)) throw jobNotFound(req.params.id);
-    runner.cancelJob(req.params.id);
-    res.json(store.getJob(req.params.id));
+  // DELETE cancels (finished images stay downloadable; the inputs are removed); ?purge=true removes
+  // the job, its rows and all its files.
+  api.delete('/jobs/:id', async (req, res) => {
+    const id = req.params.id;
+    if (!store.cancelJob(id)) throw jobNotFound(id);
+    runner.cancelJob(id);
+    if (req.query.purge === 'true') {
+      await storage.deletePrefix(jobPrefix(id));
+      store.deleteJob(id);
+      res.status(204).end();
+      return;
+    }
+    await storage.deletePrefix(inputPrefix(id));
+    res.json(store.getJob(id));
   });
 
   api.get('/jobs/:id/events', (req, res) => {
-    const id = req.params.id;
-    jobOr404(master, id);
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    let last = '';
-    const send = () => {
-      const job = store.getJob(id);
-      if (!job) return close();
-      const text = JSON.stringify(job);
-      if (text !== last) res.write(`event: progress\ndata: ${text}\n\n`);
-      last = text;
-      if (isTerminal(job.status)) close();
-    };
-    const onJob = (changed: string) => {
-      if (changed === id) send();
-    };
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    const close = () => {
-      clearInterval(keepAlive);
-      store.off('job', onJob);
-      res.end();
-    };
-    store.on('job', onJob);
-    req.on('close', close);
-    send();
+    streams.subscribe(req.params.id, res);
   });
 
   api.get('/jobs/:id/images/:index', async (req, res) => {

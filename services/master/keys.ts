@@ -1,4 +1,6 @@
 /** Storage keys of a job's files: generated from ids and indexes only. */
 export const jobPrefix = (jobId: string): string => `jobs/${jobId}`;
+/** Every input of a job (what a cancelled or finished job no longer needs). */
+export const inputPrefix = (jobId: string): string => `jobs/${jobId}/in`;
 export const inputKey = (jobId: string, index: number): string => `jobs/${jobId}/in/${index}`;
 export const outputKey = (jobId: string, index: number): string => `jobs/${jobId}/out/${index}`;

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { loadMasterConfig, type MasterOptions } from '../shared/config.js';
-import { keepConnectionsAlive } from '../shared/http-server.js';
+import { createHttpServer, masterServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { createApp } from './app.js';
 import { Master, type MasterDeps } from './master.js';
@@ -19,7 +19,7 @@ export async function startMaster(options: MasterOptions = {}, deps: MasterDeps 
   const config = loadMasterConfig(options);
   const logger = createLogger('dips-master');
   const master = await Master.create(config, logger, deps);
-  const server = keepConnectionsAlive(createApp(master).listen(config.port, config.host));
+  const server = createHttpServer(createApp(master), masterServerLimits(config)).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host}:${port}`;

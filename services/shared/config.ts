@@ -51,6 +51,17 @@ const masterSchema = z.object({
   workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
   webDir: z.string().default(path.join(packageRoot(), 'web')),
   scaleInAfter: positiveInt.default(120),
+  // Hardening limits (services/master/admission.ts, progress-stream.ts, services/shared/http-server.ts).
+  maxRequestBytes: positiveInt.default(1024 * 1024 * 1024),
+  minFreeDiskBytes: z.coerce.number().int().nonnegative().default(1024 * 1024 * 1024),
+  maxJobPixels: positiveInt.default(4_000_000_000),
+  headersTimeoutMs: milliseconds.default(10_000),
+  minUploadBytesPerSecond: positiveInt.default(64 * 1024),
+  maxConnections: positiveInt.default(10_000),
+  maxStreamsPerJob: positiveInt.default(1_000),
+  maxStreams: positiveInt.default(5_000),
+  streamWriteTimeoutMs: milliseconds.default(10_000),
+  metricsPublic: z.union([z.boolean(), z.stringbool()]).default(false),
 });
 
 const workerSchema = z.object({
@@ -100,6 +111,16 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   workerMemoryBytes: 'DIPS_WORKER_MEMORY_BYTES',
   webDir: 'DIPS_WEB_DIR',
   scaleInAfter: 'DIPS_SCALE_IN_AFTER',
+  maxRequestBytes: 'DIPS_MAX_REQUEST_BYTES',
+  minFreeDiskBytes: 'DIPS_MIN_FREE_DISK_BYTES',
+  maxJobPixels: 'DIPS_MAX_JOB_PIXELS',
+  headersTimeoutMs: 'DIPS_HEADERS_TIMEOUT_MS',
+  minUploadBytesPerSecond: 'DIPS_MIN_UPLOAD_BYTES_PER_SECOND',
+  maxConnections: 'DIPS_MAX_CONNECTIONS',
+  maxStreamsPerJob: 'DIPS_MAX_STREAMS_PER_JOB',
+  maxStreams: 'DIPS_MAX_STREAMS',
+  streamWriteTimeoutMs: 'DIPS_STREAM_WRITE_TIMEOUT_MS',
+  metricsPublic: 'DIPS_METRICS_PUBLIC',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

@@ -1,4 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 
 /**
  * How long an idle keep-alive connection stays open. A client reuses an idle connection without knowing
@@ -10,16 +11,115 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 const keepAliveMs = 65_000;
 
 /**
- * Applies the keep-alive policy above to a master or worker HTTP server. Once the server is closing, a
- * connection is ended as soon as its answer is written: server.close() only closes connections idle at
- * the time of the call, and a long keep-alive must not hold a draining worker's exit for a minute.
+ * How often Node checks the header and request deadlines. Node's default of 30 s let a slowloris client
+ * hold its connection for the header timeout plus up to 30 s; checking every second cuts it within a
+ * second of the deadline, for the cost of one walk over the open connections per second.
  */
-export function keepConnectionsAlive(server: Server): Server {
-  server.keepAliveTimeout = keepAliveMs;
+const deadlineCheckMs = 1_000;
+
+/** What one HTTP server accepts from its clients before it cuts them off. */
+export interface ServerLimits {
+  /** A client must have sent its whole request head within this (slowloris). */
+  headersTimeoutMs: number;
+  /** ...and its whole body within this. Size it for the largest upload at the slowest honest rate. */
+  requestTimeoutMs: number;
+  /** A request body arriving slower than this, measured over rateWindowMs, is cut with 408 (slow body). */
+  minBytesPerSecond: number;
+  /** Open connections at most; beyond, new ones are closed at once (keeps file descriptors for the rest). */
+  maxConnections: number;
+}
+
+/**
+ * A worker's connections come from its master only: at most two tasks per slot plus a health check,
+ * and a task body of at most DIPS_MAX_TASK_BYTES (512 MiB) over a LAN or loopback.
+ */
+export const workerServerLimits: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 300_000,
+  minBytesPerSecond: 1024 * 1024,
+  maxConnections: 1_024,
+};
+
+/**
+ * The window over which a body's rate is measured: long enough that a pause of the client's (or of our
+ * own disk, which stops us reading) is not mistaken for a slow client, short enough that a trickling
+ * connection is gone well before it matters.
+ */
+const rateWindowMs = 10_000;
+
+/** The master's limits: a request may take as long as its largest accepted body needs at the minimum rate. */
+export function masterServerLimits(config: {
+  headersTimeoutMs: number;
+  maxRequestBytes: number;
+  minUploadBytesPerSecond: number;
+  maxConnections: number;
+}): ServerLimits {
+  return {
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.headersTimeoutMs + Math.ceil((config.maxRequestBytes / config.minUploadBytesPerSecond) * 1000),
+    minBytesPerSecond: config.minUploadBytesPerSecond,
+    maxConnections: config.maxConnections,
+  };
+}
+
+/**
+ * An HTTP server for a master or worker app with the limits above and the keep-alive policy. Once the
+ * server is closing, a connection is ended as soon as its answer is written: server.close() only closes
+ * connections idle at the time of the call, and a long keep-alive must not hold a draining worker's
+ * exit for a minute.
+ */
+export function createHttpServer(app: RequestListener, limits: ServerLimits): Server {
+  const server = http.createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: deadlineCheckMs,
+      keepAliveTimeout: keepAliveMs,
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
+  // Node's header timeout starts with the first byte: a connection that sends nothing at all would stay
+  // open for good (10,000 of them did), so it gets the same deadline for its first request.
+  const firstRequestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  server.on('connection', (socket: Socket) => {
+    const deadline = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+    deadline.unref();
+    firstRequestDeadlines.set(socket, deadline);
+    socket.once('close', () => clearTimeout(deadline));
+  });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    clearTimeout(firstRequestDeadlines.get(req.socket));
     res.on('finish', () => {
       if (!server.listening) req.socket.end();
     });
+    watchBodyRate(req, res, limits.minBytesPerSecond);
   });
   return server;
+}
+
+/**
+ * Cuts a request whose body trickles in below the minimum rate. It watches the socket's byte count,
+ * not the body stream, so the app still reads the body however it likes.
+ */
+function watchBodyRate(req: IncomingMessage, res: ServerResponse, minBytesPerSecond: number): void {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) return;
+  const socket = req.socket;
+  let seen = socket.bytesRead;
+  const timer = setInterval(() => {
+    if (req.complete || socket.destroyed) return clearInterval(timer);
+    const received = socket.bytesRead - seen;
+    seen = socket.bytesRead;
+    if (received >= (minBytesPerSecond * rateWindowMs) / 1000) return;
+    clearInterval(timer);
+    if (!res.headersSent) {
+      res.writeHead(408, { 'content-type': 'application/json', connection: 'close' });
+      res.end(JSON.stringify({ error: { code: 'request_too_slow', message: `the request body arrived slower than ${minBytesPerSecond} bytes/s` } }));
+    }
+    socket.destroySoon();
+  }, rateWindowMs);
+  timer.unref();
+  req.once('end', () => clearInterval(timer));
+  res.once('close', () => clearInterval(timer));
 }

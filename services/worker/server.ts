@@ -7,7 +7,7 @@ import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import { describeErrorResponse } from '../shared/http-error.js';
 import type { Heartbeat } from '../protocol/tasks.js';
-import { keepConnectionsAlive } from '../shared/http-server.js';
+import { createHttpServer, workerServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { createWorkerApp, type WorkerState } from './app.js';
 import { Slots } from './slots.js';
@@ -37,7 +37,7 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
   const masterUrl = config.masterUrl.replace(/\/+$/, '');
   const headers = { ...authHeaders(credential), 'content-type': 'application/json' };
   const app = createWorkerApp({ ...config, credential }, { masterUrl, headers: authHeaders(credential) }, state, logger);
-  const server = keepConnectionsAlive(app.listen(config.port, config.host));
+  const server = createHttpServer(app, workerServerLimits).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   const url = config.advertisedAddress ?? `http://${config.host}:${port}`;

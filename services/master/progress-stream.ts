@@ -1,0 +1,227 @@
+import type { Response } from 'express';
+import type { MasterConfig } from '../shared/config.js';
+import { HttpError } from '../shared/http-error.js';
+import { isTerminal, type ImageView, type JobStore, type JobView } from './job-store.js';
+
+export type StreamLimits = Pick<MasterConfig, 'maxStreamsPerJob' | 'maxStreams' | 'streamWriteTimeoutMs'>;
+
+/**
+ * Events per job at most every 250 ms (4/s): a progress bar looks live at that rate, and a job whose
+ * images finish by the hundred per second costs one view per quarter second, not one per image.
+ */
+const smallJobIntervalMs = 250;
+/**
+ * Jobs with more items than GET /v1/jobs/{id} lists (the contract: images for at most 1,000) send the
+ * items that changed as `items` events, and build their view at most once a second: one diff over
+ * 100,000 items costs tens of milliseconds.
+ */
+const itemDeltaThreshold = 1_000;
+const largeJobIntervalMs = 1_000;
+/** An SSE comment this often keeps proxies (and the client's idle timers) from closing a quiet stream. */
+const keepAliveMs = 15_000;
+/** Seconds a client refused for too many streams waits before trying again (or polls meanwhile). */
+const streamsRetryAfterSeconds = 5;
+
+const frame = (event: string, data: string): string => `event: ${event}\ndata: ${data}\n\n`;
+
+/**
+ * Live progress of jobs over Server-Sent Events (GET /v1/jobs/{id}/events), built to scale with the
+ * number of subscribers: each job's view is built and encoded once per change and the same bytes are
+ * written to every subscriber; changes are throttled per job; a subscriber that does not read is not
+ * buffered for (it is sent the latest state once it reads again) and is dropped after the write timeout.
+ */
+export class ProgressStreams {
+  private readonly channels = new Map<string, Channel>();
+  private total = 0;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly limits: StreamLimits,
+  ) {
+    store.on('job', (jobId) => this.channels.get(jobId)?.changed());
+    setInterval(() => {
+      for (const channel of this.channels.values()) channel.keepAlive();
+    }, keepAliveMs).unref();
+  }
+
+  /** Streams open now (all jobs). */
+  get open(): number {
+    return this.total;
+  }
+
+  /** Answers the request with the job's event stream; 404 for an unknown job, 503 over the stream caps. */
+  subscribe(jobId: string, res: Response): void {
+    let channel = this.channels.get(jobId);
+    // A job others already follow is not read again: the new subscriber gets the channel's current view.
+    const job = channel ? undefined : this.store.getJob(jobId);
+    if (!channel && !job) throw new HttpError(404, 'job_not_found', `no job with id "${jobId}"`);
+    if (this.total >= this.limits.maxStreams) {
+      throw new HttpError(503, 'too_many_streams', `the master serves ${this.limits.maxStreams} event streams already; poll GET /v1/jobs/${jobId} or retry later`, streamsRetryAfterSeconds);
+    }
+    if ((channel?.size ?? 0) >= this.limits.maxStreamsPerJob) {
+      throw new HttpError(503, 'too_many_streams', `job ${jobId} has ${this.limits.maxStreamsPerJob} event streams already; poll GET /v1/jobs/${jobId} or retry later`, streamsRetryAfterSeconds);
+    }
+    // The stream's end ends the connection too: a finished stream's socket is not kept for reuse.
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close' });
+    if (!channel) {
+      channel = new Channel(jobId, this.store, this.limits.streamWriteTimeoutMs, () => this.channels.delete(jobId));
+      channel.rebuild(job!);
+      this.channels.set(jobId, channel);
+    }
+    this.total += 1;
+    const subscriber = channel.add(res);
+    res.on('close', () => {
+      if (channel.remove(subscriber)) this.total -= 1;
+    });
+  }
+}
+
+/** One subscriber's stream: writes only while the client keeps up. */
+interface Subscriber {
+  res: Response;
+  /** The channel version this subscriber has been sent. */
+  version: number;
+  /** Waiting for 'drain': nothing more is written until then. */
+  behind: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+/** Everything subscribers of one job share: the last view, the changes since, the throttle. */
+class Channel {
+  private readonly subscribers = new Set<Subscriber>();
+  private version = 0;
+  private progressText = '';
+  /** Large jobs: each item's encoded view and the version it last changed in. */
+  private readonly items = new Map<number, { text: string; version: number }>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastBuiltAt = 0;
+  private large = false;
+  /** The job has reached a final state: every stream ends after its last event. */
+  private finished = false;
+
+  constructor(
+    private readonly jobId: string,
+    private readonly store: JobStore,
+    private readonly writeTimeoutMs: number,
+    private readonly onEmpty: () => void,
+  ) {}
+
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  add(res: Response): Subscriber {
+    const subscriber: Subscriber = { res, version: this.version, behind: false };
+    this.subscribers.add(subscriber);
+    this.write(subscriber, frame('progress', this.progressText));
+    if (this.finished) this.end(subscriber);
+    return subscriber;
+  }
+
+  /** Removes a closed subscriber; true the first time. */
+  remove(subscriber: Subscriber): boolean {
+    if (!this.subscribers.delete(subscriber)) return false;
+    clearTimeout(subscriber.timer);
+    if (this.subscribers.size === 0) {
+      clearTimeout(this.timer);
+      this.onEmpty();
+    }
+    return true;
+  }
+
+  /** The job changed: build the view now if the last one is old enough, else once the interval is over. */
+  changed(): void {
+    if (this.timer) return;
+    const interval = this.large ? largeJobIntervalMs : smallJobIntervalMs;
+    const wait = this.lastBuiltAt + interval - Date.now();
+    if (wait <= 0) this.publish();
+    else this.timer = setTimeout(() => this.publish(), wait);
+  }
+
+  keepAlive(): void {
+    for (const subscriber of this.subscribers) if (!subscriber.behind) this.write(subscriber, ': keep-alive\n\n');
+  }
+
+  endAll(): void {
+    for (const subscriber of this.subscribers) this.end(subscriber);
+  }
+
+  private publish(): void {
+    this.timer = undefined;
+    const job = this.store.getJob(this.jobId);
+    if (!job) {
+      this.finished = true; // purged: nothing more will come
+      return this.endAll();
+    }
+    const before = this.progressText;
+    const changedItems = this.rebuild(job);
+    let frames = this.progressText === before ? '' : frame('progress', this.progressText);
+    if (changedItems.length > 0) frames += frame('items', `{"items":[${changedItems.join(',')}]}`);
+    if (frames !== '') {
+      for (const subscriber of this.subscribers) {
+        if (subscriber.behind) continue; // it is sent the latest state once it drains
+        subscriber.version = this.version;
+        this.write(subscriber, frames);
+      }
+    }
+    if (this.finished) this.endAll();
+  }
+
+  /** Takes in the job's current view: a new version, and for large jobs the encoded items that changed. */
+  rebuild(job: JobView): string[] {
+    this.finished = isTerminal(job.status);
+    this.lastBuiltAt = Date.now();
+    this.version += 1;
+    this.large = job.progress.total > itemDeltaThreshold;
+    if (!this.large) {
+      this.progressText = JSON.stringify(job);
+      return [];
+    }
+    const { images, ...summary } = job;
+    this.progressText = JSON.stringify(summary);
+    return (images ?? []).flatMap((item: ImageView) => {
+      const text = JSON.stringify(item);
+      if (this.items.get(item.index)?.text === text) return [];
+      this.items.set(item.index, { text, version: this.version });
+      return [text];
+    });
+  }
+
+  /** What a subscriber that fell behind is sent when it reads again: the latest view and the items since. */
+  private catchUp(since: number): string {
+    let frames = frame('progress', this.progressText);
+    const items = [...this.items.values()].filter((item) => item.version > since).map((item) => item.text);
+    if (items.length > 0) frames += frame('items', `{"items":[${items.join(',')}]}`);
+    return frames;
+  }
+
+  private write(subscriber: Subscriber, text: string): void {
+    if (subscriber.res.write(text)) return;
+    subscriber.behind = true;
+    subscriber.timer = setTimeout(() => subscriber.res.destroy(), this.writeTimeoutMs);
+    subscriber.res.once('drain', () => {
+      clearTimeout(subscriber.timer);
+      subscriber.behind = false;
+      if (subscriber.version === this.version || subscriber.res.writableEnded) return;
+      const since = subscriber.version;
+      subscriber.version = this.version;
+      this.write(subscriber, this.catchUp(since));
+    });
+  }
+
+  /** Ends a stream; one whose client does not read the last bytes is destroyed after the write timeout. */
+  private end(subscriber: Subscriber): void {
+    if (subscriber.res.writableEnded) return;
+    if (subscriber.behind) {
+      // What it missed is sent first: the final state must reach a client that catches up.
+      subscriber.res.once('drain', () => subscriber.res.end());
+    } else {
+      subscriber.res.end();
+    }
+    clearTimeout(subscriber.timer);
+    subscriber.timer = setTimeout(() => {
+      if (!subscriber.res.writableFinished) subscriber.res.destroy();
+    }, this.writeTimeoutMs);
+    subscriber.timer.unref();
+  }
+}
