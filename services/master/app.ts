@@ -4,6 +4,7 @@ import express from 'express';
 import yazl from 'yazl';
 import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
+import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
@@ -129,7 +130,7 @@ export function createApp(master: Master) {
   });
 
   api.get('/cluster', (_req, res) => {
-    res.json(master.cluster());
+    res.json(withSummary(master.cluster()));
   });
 
   api.put('/workers/:id', express.json({ limit: '16kb' }), (req, res) => {

@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 
-export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
-export type ImageStatus = JobStatus;
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'partial' | 'failed' | 'canceled';
+export type ImageStatus = Exclude<JobStatus, 'partial'>;
 
 export interface NewImage {
   name: string;
@@ -116,7 +116,7 @@ interface Statement {
 /** SQLite's extended result code for a violated foreign key (the job was deleted meanwhile). */
 const SQLITE_CONSTRAINT_FOREIGNKEY = 787;
 
-const terminal = new Set<ImageStatus>(['succeeded', 'failed', 'canceled']);
+const terminal = new Set<JobStatus>(['succeeded', 'partial', 'failed', 'canceled']);
 export const isTerminal = (status: JobStatus): boolean => terminal.has(status);
 
 const schema = `
@@ -365,8 +365,9 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     if (count('queued') + count('running') > 0) {
       status = count('queued') === total ? 'queued' : 'running';
     } else {
-      // A job with any failed image is failed; its other images can still be downloaded.
-      status = count('failed') > 0 ? 'failed' : count('canceled') === total ? 'canceled' : 'succeeded';
+      // Some failed, some succeeded: partial (its results can be downloaded); failed means none succeeded.
+      if (count('failed') > 0) status = count('succeeded') > 0 ? 'partial' : 'failed';
+      else status = count('canceled') === total ? 'canceled' : 'succeeded';
     }
     if (status !== job.status) {
       this

@@ -17,7 +17,7 @@ const optionalText = z
   .transform((value) => (value === '' ? undefined : value));
 
 /** The checkout or installed package this file belongs to (the same from services/ and dist/services/). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = import.meta.dirname;
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
