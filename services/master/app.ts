@@ -11,8 +11,11 @@ import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/e
 import { isTerminal, type ImageRow, type JobView } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Master } from './master.js';
+import { openApiRouter } from './openapi-route.js';
+import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { discard, receiveUpload } from './upload.js';
+import { Webhooks } from './webhooks.js';
 
 const heartbeatBody = z.object({
   address: z.url(),
@@ -35,8 +38,11 @@ export function createApp(master: Master) {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  const webhooks = new Webhooks(master);
+  app.use('/v1', openApiRouter(config));
   const api = express.Router();
   api.use(requireToken(config.token));
+  api.use(processRouter(master));
 
   api.get('/operations', (_req, res) => {
     res.json(describeOperations());
@@ -51,12 +57,14 @@ export function createApp(master: Master) {
     const upload = await receiveUpload(req, master.spoolDir, config);
     try {
       const job = await validateSubmission(config, upload.files, upload.fields);
+      const webhook = webhooks.parse(upload.fields.webhook);
       if (store.pendingImages().count + upload.files.length > config.maxQueuedImages) {
         throw new HttpError(429, 'saturated', `the queue cannot take ${upload.files.length} more images; retry later`, retryAfter);
       }
       const id = randomUUID();
       for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
       store.createJob({ id, ...job });
+      webhooks.register(id, webhook);
       logger.info({ job: id, images: upload.files.length }, 'job accepted');
       runner.fill();
       master.scaler?.wake?.();

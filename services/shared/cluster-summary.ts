@@ -1,3 +1,5 @@
+import type { ClusterAnswer } from '../protocol/newcomer.js';
+
 /** The parts of GET /v1/cluster a summary reads (master.ts's ClusterView). */
 export interface ClusterFacts {
   workers: ReadonlyArray<{ state: string }>;
@@ -6,12 +8,8 @@ export interface ClusterFacts {
   scaler?: { backlog?: { seconds?: number } };
 }
 
-export interface ClusterSummary {
-  /** One line for people: "3 workers, 40 s of work queued, adding 1". */
-  summary: string;
-  /** Set when queued work cannot start now, saying why: what the CLI and console show beside a waiting job. */
-  waiting?: string;
-}
+/** What summarizeCluster adds to GET /v1/cluster (declared in services/protocol/newcomer.ts). */
+export type ClusterSummary = Pick<ClusterAnswer, 'summary' | 'waiting'>;
 
 /**
  * What the cluster's numbers mean to someone waiting for a job. Live workers are the ready ones

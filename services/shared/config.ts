@@ -47,6 +47,9 @@ const masterSchema = z.object({
   workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
   webDir: z.string().default(path.join(packageRoot(), 'web')),
   scaleInAfter: positiveInt.default(120),
+  webhookSecret: optionalText,
+  webhookAttempts: positiveInt.default(6),
+  webhookRetryMs: milliseconds.default(1_000),
 });
 
 const workerSchema = z.object({
@@ -91,6 +94,9 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   workerMemoryBytes: 'DIPS_WORKER_MEMORY_BYTES',
   webDir: 'DIPS_WEB_DIR',
   scaleInAfter: 'DIPS_SCALE_IN_AFTER',
+  webhookSecret: 'DIPS_WEBHOOK_SECRET',
+  webhookAttempts: 'DIPS_WEBHOOK_ATTEMPTS',
+  webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

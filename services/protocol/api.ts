@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { outputFormats } from '../image-core/encode.js';
+
+/**
+ * API responses of the master, as the contract (/v1/...) defines them. The master builds them with
+ * these types; the CLI, console helpers and tests parse them with these schemas (never an `as` cast).
+ */
+
+/** partial: some images failed and at least one succeeded; failed: none succeeded. */
+export const jobStatuses = ['queued', 'running', 'succeeded', 'partial', 'failed', 'canceled'] as const;
+export const jobStatus = z.enum(jobStatuses);
+export type JobStatus = z.infer<typeof jobStatus>;
+
+export const imageStatuses = ['queued', 'running', 'succeeded', 'failed', 'canceled'] as const;
+export const imageStatus = z.enum(imageStatuses);
+export type ImageStatus = z.infer<typeof imageStatus>;
+
+const terminalStatuses = new Set<string>(['succeeded', 'partial', 'failed', 'canceled']);
+export const isTerminalStatus = (status: JobStatus | ImageStatus): boolean => terminalStatuses.has(status);
+
+export const outputFormat = z.enum(outputFormats);
+/** Encoder quality for lossy formats (sharp's range). */
+export const quality = z.number().int().min(1).max(100);
+
+export const imageView = z.object({
+  index: z.number().int().min(0),
+  name: z.string(),
+  status: imageStatus,
+  error: z.string().optional(),
+  width: z.number().int().optional(),
+  height: z.number().int().optional(),
+  qr: z.array(z.string()).optional(),
+});
+export type ImageView = z.infer<typeof imageView>;
+
+/** GET /v1/jobs/{id}. */
+export const jobView = z.object({
+  id: z.string(),
+  status: jobStatus,
+  progress: z.object({ done: z.number().int(), total: z.number().int(), failed: z.number().int().optional() }),
+  images: z.array(imageView),
+  createdAt: z.string(),
+  finishedAt: z.string().optional(),
+});
+export type JobView = z.infer<typeof jobView>;
+
+/** 202 answer of POST /v1/jobs. */
+export const jobAccepted = z.object({ id: z.string(), status: jobStatus });
+export type JobAccepted = z.infer<typeof jobAccepted>;
+
+export const workerStates = ['ready', 'draining', 'dead'] as const;
+export const workerState = z.enum(workerStates);
+export type WorkerState = z.infer<typeof workerState>;
+
+export const workerView = z.object({
+  id: z.string(),
+  address: z.string(),
+  state: workerState,
+  inflight: z.number().int(),
+  slots: z.number().int(),
+  lastHeartbeat: z.string(),
+});
+export type WorkerView = z.infer<typeof workerView>;
+
+/** GET /v1/cluster. `scaler` is the scaler's own status object (services/scaler). */
+export const clusterView = z.object({
+  workers: z.array(workerView),
+  queueDepth: z.number().int(),
+  desiredCapacity: z.number().int(),
+  scaler: z.record(z.string(), z.unknown()).optional(),
+});
+export type ClusterView = z.infer<typeof clusterView>;
+
+/**
+ * Reads a JSON answer through its schema: a master of another version that answers something else
+ * fails here with what differs, not later with an undefined field.
+ */
+export async function parseResponse<Schema extends z.ZodType>(schema: Schema, response: Response): Promise<z.output<Schema>> {
+  const json: unknown = await response.json();
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Error(`unexpected answer from ${response.url}: ${z.prettifyError(parsed.error)}`);
+  return parsed.data;
+}

@@ -1,0 +1,28 @@
+import { z } from 'zod';
+import { clusterView, jobView } from './api.js';
+
+/**
+ * The answers added for newcomers (h16): the cluster's meaning in words, the webhook payload and the
+ * headers of POST /v1/process. The master builds them, the CLI and console read them, openapi.ts
+ * publishes them.
+ */
+
+/** GET /v1/cluster as served: the numbers and a summary of them. */
+export const clusterAnswer = clusterView.extend({
+  summary: z.string().meta({ description: 'the numbers in words: "3 workers, 40 s of work queued, adding 1"' }),
+  waiting: z.string().optional().meta({ description: 'present when queued work cannot start now, saying why (no worker registered, workers starting)' }),
+});
+export type ClusterAnswer = z.infer<typeof clusterAnswer>;
+
+/** The body POSTed to a job's webhook URL when the job finishes. */
+export const webhookEvent = z.object({
+  event: z.literal('job.finished'),
+  job: jobView,
+});
+export type WebhookEvent = z.infer<typeof webhookEvent>;
+
+/** Headers of a POST /v1/process answer besides the content type. */
+export const processHeaders = {
+  'X-DIPS-Job': 'the id of the one-image job that produced the answer (GET /v1/jobs/{id})',
+  'X-DIPS-QR': 'the decoded QR texts as a JSON array, when the pipeline has a qr step',
+} as const;
