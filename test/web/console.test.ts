@@ -363,6 +363,11 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     const card = (await job.boundingBox())!;
     expect(card.x).toBeGreaterThan(form.x + form.width);
     expect(card.y + 120).toBeLessThan(DESKTOP.height);
+    // The cluster panel sits in the form's column: its workers table keeps every column there too.
+    for (const cell of await page.locator('#workers-body tr').first().locator('th, td').all()) {
+      const box = (await cell.boundingBox())!;
+      expect(box.x + box.width).toBeLessThanOrEqual(form.x + form.width);
+    }
     await expect.poll(() => page.locator('#cluster-line').textContent()).toMatch(/^2 workers, (nothing queued|\d+ (s of work|units) queued)/);
     const details = page.locator('#scaler-details');
     expect(await details.evaluate((element) => (element as HTMLDetailsElement).open)).toBe(false);
