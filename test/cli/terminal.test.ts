@@ -59,3 +59,25 @@ describe('dips submit in a terminal (tmux)', () => {
     expect((await readdir(out)).sort()).toEqual([...photos].sort());
   });
 });
+
+describe('dips up in a terminal', () => {
+  it('logs for people (not JSON) and exits 0 on Ctrl-C, its workers too', async () => {
+    const session = openTerminal([process.execPath, dipsBin, 'up', '--workers', '1', '--port', '0', '--data-dir', path.join(work, 'up-data')], {
+      columns: 160,
+      rows: 40,
+      env: { ...fastClusterEnv, DIPS_LOG_LEVEL: 'info', DIPS_TOKEN: '' },
+      cwd: work,
+    });
+    sessions.push(session);
+    await session.waitFor(/worker listening/, 30_000);
+    session.keys('C-c');
+    const screen = await session.waitFor(/^EXIT=\d+$/, 30_000);
+    expect(screen.filter((row) => /^EXIT=/.test(row)), screen.join('\n')).toEqual(['EXIT=0']);
+    // pino-pretty lines ("[12:00:00] INFO (dips-master): master listening"), no JSON objects.
+    expect(screen.some((row) => /^\[\d\d:\d\d:\d\d\] INFO \(dips-master\): master listening/.test(row)), screen.join('\n')).toBe(true);
+    expect(screen.filter((row) => row.trimStart().startsWith('{"level"')), screen.join('\n')).toEqual([]);
+    // The worker drained and stopped cleanly: the master's provider saw it exit with code 0.
+    expect(screen.some((row) => /local worker stopped/.test(row))).toBe(true);
+    expect(screen.join('\n')).not.toMatch(/code: [1-9]|exited unexpectedly/);
+  });
+});

@@ -35,7 +35,8 @@ export function openTerminal(command: string[], options: { columns: number; rows
   const socket = `dips-test-${randomBytes(4).toString('hex')}`;
   const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
   const exports = Object.entries(options.env).map(([name, value]) => `${name}=${quote(value)}`);
-  const script = `cd ${quote(options.cwd)} && env ${exports.join(' ')} ${command.map(quote).join(' ')}; echo EXIT=$?; sleep 3600`;
+  // The shell outlives a Ctrl-C meant for the command (a trap with an action resets to default in children).
+  const script = `trap true INT; cd ${quote(options.cwd)} && env ${exports.join(' ')} ${command.map(quote).join(' ')}; echo EXIT=$?; sleep 3600`;
   tmux('-f', '/dev/null', 'new-session', '-d', '-x', String(options.columns), '-y', String(options.rows), 'sh', '-c', script);
   const screen = () => tmux('capture-pane', '-p').split('\n').map((row) => row.trimEnd()).slice(0, options.rows);
   return {
