@@ -4,7 +4,7 @@ import pretty from 'pino-pretty';
 export type { Logger };
 
 /** The secret under each name it goes by (config field, header, environment variable), up to three levels deep. */
-const secretPaths = ['token', 'authorization', 'DIPS_TOKEN', 'DIPS_WORKER_TOKEN', 'DIPS_WEBHOOK_SECRET'].flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]);
+const secretPaths = ['token', 'authorization', 'DIPS_TOKEN', 'DIPS_WEBHOOK_SECRET'].flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]);
 
 const levels = [...Object.keys(pino.levels.values), 'silent'];
 
