@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clusterAnswer } from '../../services/protocol/newcomer.js';
 import { corpus, getCluster, waitUntil } from '../helpers/api.js';
-import { dipsBin, killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
+import { dipsBin, killAll, runDips, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
 
 const version = (JSON.parse(await readFile(path.resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
 let work: string;
@@ -79,6 +79,21 @@ describe('dips submit', () => {
     const replaced = await runDips([...args, '--overwrite'], env);
     expect(replaced.code, replaced.stderr).toBe(0);
     expect((await readFile(mine)).subarray(0, 2)).toEqual(Buffer.from([0xff, 0xd8]));
+  });
+});
+
+describe('dips submit to a master with no worker', () => {
+  it('says the job is waiting because no worker is registered, and how to start one', async () => {
+    const lonely = await startDips(['master', '--port', '0', '--data-dir', path.join(work, 'lonely')]);
+    const child = spawn(process.execPath, [dipsBin, 'submit', corpus('aqua.jpg'), '--pipeline', '[{"op":"invert"}]', '--master', lonely.url], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DIPS_TOKEN: '' } });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      await waitUntil(async () => stderr, (text) => /the job is waiting/.test(text), 30_000, 'the waiting message');
+      expect(stderr).toContain(`the job is waiting: no worker is registered with the master: start one with \`dips worker --master ${lonely.url}\`, or run \`dips up\``);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
 

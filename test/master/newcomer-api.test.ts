@@ -103,8 +103,9 @@ describe('job webhooks', () => {
     await once(receiver, 'listening');
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/dips`;
     try {
-      const refused = await postJob(master.url, [corpus('aqua.jpg')], { pipeline: '[]', webhook: 'ftp://example.invalid/' });
+      const refused = await postJob(master.url, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]', webhook: 'ftp://example.invalid/' });
       expect(refused.status).toBe(422);
+      expect(errorBody.parse(await refused.json()).error).toMatchObject({ code: 'bad_webhook', message: 'webhook "ftp://example.invalid/" is not an http(s) URL' });
       const id = await submit(master.url, [corpus('aqua.jpg'), await truncatedJpeg()], { pipeline: '[{"op":"grayscale"}]', webhook: url });
       await waitUntil(async () => calls.length, (count) => count >= 2, 30_000, 'the webhook to be retried');
       // Acknowledged: no third call.
@@ -172,7 +173,7 @@ describe('saying when nothing can run', () => {
 
     const form = new FormData();
     form.set('image', new Blob([await readFile(corpus('aqua.jpg'))]), 'aqua.jpg');
-    form.set('pipeline', '[]');
+    form.set('pipeline', '[{"op":"invert"}]');
     const sync = await fetch(`${lonely.url}/v1/process`, { method: 'POST', body: form });
     expect(sync.status).toBe(503);
     expect(sync.headers.get('retry-after')).toBe('10');
