@@ -3,15 +3,20 @@ import { existsSync } from 'node:fs';
 import express from 'express';
 import yazl from 'yazl';
 import { requireToken } from '../shared/auth.js';
+import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
+import type { OperationList } from '../protocol/newcomer.js';
 import { isTerminal, type ImageRow, type JobView } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Master } from './master.js';
+import { openApiRouter } from './openapi-route.js';
+import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
 import { discard, receiveUpload } from './upload.js';
+import { Webhooks } from './webhooks.js';
 
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
@@ -28,11 +33,15 @@ export function createApp(master: Master) {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  const webhooks = new Webhooks(master);
+  app.use('/v1', openApiRouter(config));
   const api = express.Router();
   api.use(requireToken(config.token));
+  api.use(processRouter(master));
 
   api.get('/operations', (_req, res) => {
-    res.json(describeOperations());
+    const catalogue: OperationList = describeOperations();
+    res.json(catalogue);
   });
 
   api.post('/jobs', async (req, res) => {
@@ -44,12 +53,14 @@ export function createApp(master: Master) {
     const upload = await receiveUpload(req, master.spoolDir, config);
     try {
       const job = await validateSubmission(config, upload.files, upload.fields);
+      const webhook = webhooks.parse(upload.fields.webhook);
       if (store.pendingImages().count + upload.files.length > config.maxQueuedImages) {
         throw new HttpError(429, 'saturated', `the queue cannot take ${upload.files.length} more images; retry later`, retryAfter);
       }
       const id = randomUUID();
       for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
       store.createJob({ id, ...job });
+      webhooks.register(id, webhook);
       logger.info({ job: id, images: upload.files.length }, 'job accepted');
       runner.fill();
       master.scaler?.wake?.();
@@ -127,7 +138,7 @@ export function createApp(master: Master) {
   });
 
   api.get('/cluster', (_req, res) => {
-    res.json(master.cluster());
+    res.json(withSummary(master.cluster()));
   });
 
   // Worker routes first: they take the worker credential, not the client token.

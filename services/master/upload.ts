@@ -25,8 +25,7 @@ export interface UploadLimits {
   maxFiles: number;
 }
 
-const fileField = 'images';
-const allowedFields = new Set(['pipeline', 'format', 'quality']);
+const allowedFields = new Set(['pipeline', 'format', 'quality', 'webhook']);
 
 /**
  * Reads a multipart job submission with busboy, spooling each image to its own file so memory stays
@@ -34,11 +33,11 @@ const allowedFields = new Set(['pipeline', 'format', 'quality']);
  * the offending part is thrown (after the rest of the request has been drained, so the client always
  * gets the answer).
  */
-export async function receiveUpload(req: Request, spoolDir: string, limits: UploadLimits): Promise<Upload> {
+export async function receiveUpload(req: Request, spoolDir: string, limits: UploadLimits, fileField = 'images'): Promise<Upload> {
   const contentType = req.headers['content-type'] ?? '';
   if (!contentType.startsWith('multipart/form-data')) {
     req.resume();
-    throw new HttpError(400, 'not_multipart', 'POST /v1/jobs takes multipart/form-data with "images" file parts and a "pipeline" field');
+    throw new HttpError(400, 'not_multipart', `${req.method} ${req.originalUrl} takes multipart/form-data with "${fileField}" file parts and a "pipeline" field`);
   }
   await fs.mkdir(spoolDir, { recursive: true });
   const files: UploadedFile[] = [];

@@ -17,7 +17,7 @@ const optionalText = z
   .transform((value) => (value === '' ? undefined : value));
 
 /** The checkout or installed package this file belongs to (the same from services/ and dist/services/). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = import.meta.dirname;
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
@@ -51,6 +51,9 @@ const masterSchema = z.object({
   workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
   webDir: z.string().default(path.join(packageRoot(), 'web')),
   scaleInAfter: positiveInt.default(120),
+  webhookSecret: optionalText,
+  webhookAttempts: positiveInt.default(6),
+  webhookRetryMs: milliseconds.default(1_000),
 });
 
 const workerSchema = z.object({
@@ -100,6 +103,9 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   workerMemoryBytes: 'DIPS_WORKER_MEMORY_BYTES',
   webDir: 'DIPS_WEB_DIR',
   scaleInAfter: 'DIPS_SCALE_IN_AFTER',
+  webhookSecret: 'DIPS_WEBHOOK_SECRET',
+  webhookAttempts: 'DIPS_WEBHOOK_ATTEMPTS',
+  webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {
