@@ -22,7 +22,9 @@ export class TerminalOutput {
     this.bars = options.progress && stderr.isTTY
       ? new cliProgress.MultiBar(
           // linewrap off: a bar wider than the terminal is cut, never wrapped onto a second row it cannot clear.
-          { format: 'processing [{bar}] {value}/{total} images | {status}', stream: stderr, hideCursor: true, linewrap: false, autopadding: true },
+          // forceRedraw: a logged line overwrites the bar's row, and cli-progress skips drawing an unchanged
+          // bar, so without it lines logged after the last change (final downloads) leave no bar on screen.
+          { format: 'processing [{bar}] {value}/{total} images | {status}', stream: stderr, hideCursor: true, linewrap: false, autopadding: true, forceRedraw: true },
           cliProgress.Presets.shades_classic,
         )
       : undefined;
