@@ -4,7 +4,7 @@ import { createFilePicker } from './file-picker.js';
 import { createJobList, shortId } from './jobs.js';
 import { createPipelineEditor, validateWhileTyping } from './pipeline-editor.js';
 import { describeParam, parseParam } from './params.js';
-import { h } from './dom.js';
+import { formatBytes, h } from './dom.js';
 import { createTokenPrompt } from './token-dialog.js';
 
 const $ = (id) => document.getElementById(id);
@@ -33,12 +33,17 @@ const editor = createPipelineEditor({
   preview: $('pipeline-preview'),
 });
 const cluster = createClusterView({
+  line: $('cluster-line'),
+  waiting: $('cluster-waiting'),
   summary: $('cluster-summary'),
+  details: $('scaler-details'),
+  detailsBody: $('scaler-body'),
   workersBody: $('workers-body'),
   workersNote: $('workers-note'),
   chartContainer: $('throughput'),
   status: $('connection'),
   fallbackFinishedImages: jobList.finishedImages,
+  onWaiting: (reason) => jobList.setWaitingReason(reason),
 });
 
 async function loadOperations() {
@@ -82,8 +87,9 @@ function showFormErrors(errors) {
 async function submit(event) {
   event.preventDefault();
   const errors = [];
-  const files = filePicker.files();
-  if (files.length === 0) errors.push({ input: $('file-input'), message: 'Choose at least one image.' });
+  // Files are checked by decoding them in the browser; the ones it cannot decode are flagged and left out.
+  const files = await filePicker.checkedFiles();
+  if (files.length === 0) errors.push({ input: $('file-input'), message: filePicker.count() > 0 ? 'None of the chosen files can be sent: remove the flagged ones and choose images.' : 'Choose at least one image.' });
   if (editor.count() === 0) errors.push({ input: $('op-picker'), message: 'Add at least one pipeline step.' });
   const { pipeline, errors: paramErrors } = editor.collect({ showErrors: true });
   errors.push(...paramErrors);
@@ -98,15 +104,31 @@ async function submit(event) {
   const button = $('submit-button');
   const status = $('submit-status');
   button.disabled = true;
-  status.textContent = `Uploading ${files.length} image${files.length === 1 ? '' : 's'}…`;
+  status.textContent = '';
+  const upload = new AbortController();
+  const cancel = () => upload.abort();
+  const noun = `${files.length} image${files.length === 1 ? '' : 's'}`;
+  const showUpload = (sent, total) => {
+    const percent = total > 0 ? Math.round((sent / total) * 100) : 0;
+    $('upload-bar').value = percent;
+    $('upload-text').textContent = `Uploading ${noun}: ${percent}% (${formatBytes(sent)} of ${formatBytes(total)})`;
+  };
+  showUpload(0, files.reduce((sum, file) => sum + file.size, 0));
+  $('upload-progress').hidden = false;
+  $('upload-cancel').addEventListener('click', cancel, { once: true });
   try {
-    const job = await jobList.submit({ files, pipeline, format, quality: quality.value });
+    const job = await jobList.submit({ files, pipeline, format, quality: quality.value, onProgress: showUpload, signal: upload.signal });
     status.replaceChildren(`Job ${shortId(job.entry.id)} submitted. `, h('a', { href: `#job-${job.entry.id}` }, 'Follow its progress'));
   } catch (error) {
-    status.textContent = '';
-    showFormErrors([{ message: `The master did not accept the job: ${error.message}` }]);
-    $('form-errors').focus();
+    if (error.name === 'AbortError') {
+      status.textContent = 'Upload cancelled: nothing was submitted.';
+    } else {
+      showFormErrors([{ message: `The master did not accept the job: ${error.message}` }]);
+      $('form-errors').focus();
+    }
   } finally {
+    $('upload-cancel').removeEventListener('click', cancel);
+    $('upload-progress').hidden = true;
     button.disabled = false;
   }
 }

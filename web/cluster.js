@@ -5,7 +5,8 @@ import { createThroughputChart } from './throughput-chart.js';
 const POLL_INTERVAL_MS = 3000;
 /** The master's counter of finished images (all outcomes, one series per status label). */
 const FINISHED_IMAGES_COUNTER = 'dips_images_total';
-const KNOWN_FIELDS = new Set(['workers', 'queueDepth', 'desiredCapacity']);
+/** Shown as sentences above the tiles, not as tiles. */
+const SENTENCE_FIELDS = new Set(['summary', 'waiting']);
 const WORKER_COLUMNS = ['id', 'address', 'state', 'inflight', 'lastHeartbeat'];
 
 /** "desiredCapacity" → "Desired capacity". */
@@ -52,7 +53,7 @@ function finishedImagesFromMetrics(text) {
  * The cluster panel: summary tiles (every top-level field the master reports), the workers table,
  * and the throughput chart. Polls while the page is visible.
  */
-export function createClusterView({ summary, workersBody, workersNote, chartContainer, status, fallbackFinishedImages }) {
+export function createClusterView({ line, waiting, summary, details, detailsBody, workersBody, workersNote, chartContainer, status, fallbackFinishedImages, onWaiting }) {
   const chart = createThroughputChart(chartContainer);
   let timer = null;
   let metricsAvailable = true;
@@ -82,8 +83,8 @@ export function createClusterView({ summary, workersBody, workersNote, chartCont
       }
       metricsAvailable = count !== null;
     }
-    if (count !== null) chart.record(count, 'all clients, from /metrics');
-    else chart.record(fallbackFinishedImages(), 'jobs in this console');
+    if (count !== null) chart.record(count, "all clients: the master's /metrics counter, sampled by this page");
+    else chart.record(fallbackFinishedImages(), 'only the jobs in this console');
   }
 
   /** A number gets a small tile; an object (say the scaler's status) a full-width one, a line per field. */
@@ -91,30 +92,38 @@ export function createClusterView({ summary, workersBody, workersNote, chartCont
     return h('div', { class: `tile ${isRecord(value) ? 'tile-detail' : ''}`, 'data-field': key }, h('dt', {}, humanize(key)), h('dd', {}, renderValue(key, value)));
   }
 
+  /**
+   * The master's summary ("3 workers, 40 s of work queued, adding 1") and why queued work waits, then a
+   * tile per number; objects (the scaler's internals) fold away in a details element.
+   */
   function render(cluster) {
     const workers = Array.isArray(cluster.workers) ? cluster.workers : [];
-    const tiles = [
-      ['workers', workers.length],
-      ['queueDepth', cluster.queueDepth],
-      ['desiredCapacity', cluster.desiredCapacity],
-      ...Object.entries(cluster).filter(([key]) => !KNOWN_FIELDS.has(key)),
-    ];
+    line.textContent = cluster.summary ?? '';
+    waiting.hidden = !cluster.waiting;
+    waiting.textContent = cluster.waiting ? `Nothing can run now: ${cluster.waiting.replace('<master URL>', location.origin)}` : '';
+    onWaiting?.(cluster.waiting?.replace('<master URL>', location.origin));
+    const fields = Object.entries(cluster).filter(([key]) => key !== 'workers' && !SENTENCE_FIELDS.has(key));
+    const tiles = [['workers', workers.length], ...fields.filter(([, value]) => !isRecord(value))];
     summary.replaceChildren(...tiles.map(([key, value]) => renderTile(key, value)));
+    const internals = fields.filter(([, value]) => isRecord(value));
+    details.hidden = internals.length === 0;
+    detailsBody.replaceChildren(...internals.map(([key, value]) => h('div', { 'data-field': key }, h('h4', {}, humanize(key)), renderValue(key, value))));
     const extraColumns = [...new Set(workers.flatMap((worker) => Object.keys(worker)))].filter((key) => !WORKER_COLUMNS.includes(key));
     const head = workersBody.closest('table').querySelector('thead tr');
     head.replaceChildren(...[...WORKER_COLUMNS, ...extraColumns].map((key) => h('th', { scope: 'col' }, key === 'inflight' ? 'In flight' : humanize(key))));
     workersBody.replaceChildren(
       ...workers.map((worker) =>
+        // data-label: on a narrow screen each row becomes a card whose cells name their column.
         h('tr', { 'data-worker-id': worker.id },
-          h('th', { scope: 'row' }, String(worker.id ?? '')),
-          h('td', {}, String(worker.address ?? '')),
-          h('td', {}, h('span', { class: `badge badge-${worker.state}` }, String(worker.state ?? 'unknown'))),
-          h('td', { class: 'number' }, String(worker.inflight ?? '')),
-          h('td', { title: String(worker.lastHeartbeat ?? '') }, formatValue('lastHeartbeat', worker.lastHeartbeat)),
-          extraColumns.map((key) => h('td', {}, formatValue(key, worker[key])))),
+          h('th', { scope: 'row', 'data-label': 'Id' }, String(worker.id ?? '')),
+          h('td', { 'data-label': 'Address' }, String(worker.address ?? '')),
+          h('td', { 'data-label': 'State' }, h('span', { class: `badge badge-${worker.state}` }, String(worker.state ?? 'unknown'))),
+          h('td', { class: 'number', 'data-label': 'In flight' }, String(worker.inflight ?? '')),
+          h('td', { title: String(worker.lastHeartbeat ?? ''), 'data-label': 'Last heartbeat' }, formatValue('lastHeartbeat', worker.lastHeartbeat)),
+          extraColumns.map((key) => h('td', { 'data-label': humanize(key) }, formatValue(key, worker[key])))),
       ),
     );
-    workersNote.textContent = workers.length ? '' : 'No workers registered yet. Start one with: dips worker --master <this address>';
+    workersNote.textContent = workers.length ? '' : `No workers registered yet. Start one with: dips worker --master ${location.origin}`;
   }
 
   function schedule() {

@@ -1,8 +1,23 @@
 import { formatBytes, h } from './dom.js';
 
+/** Browsers do not decode TIFF, the master does: such files are sent without a preview. */
+const isTiff = (file) => file.type === 'image/tiff' || /\.tiff?$/i.test(file.name);
+
+/** Whether the browser can decode the file as an image (what a broken thumbnail would show too late). */
+async function decodable(file) {
+  if (isTiff(file)) return true;
+  try {
+    (await createImageBitmap(file)).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The images to submit: chosen with the file input or dropped on the drop zone, listed with a
- * thumbnail, size and a remove button. Files that are not images are refused with a message.
+ * thumbnail, size and a remove button. Files that are not images are refused with a message; files
+ * named as images that the browser cannot decode are flagged in the list and not sent.
  */
 export function createFilePicker({ input, dropZone, list, summary, clearButton, message }) {
   const entries = [];
@@ -24,7 +39,14 @@ export function createFilePicker({ input, dropZone, list, summary, clearButton, 
         h('span', { class: 'muted file-size' }, formatBytes(file.size)),
         removeButton,
       );
-      const entry = { file, url, element };
+      const entry = { file, url, element, decodable: decodable(file) };
+      entry.decodable.then((ok) => {
+        if (ok) return;
+        element.dataset.flagged = 'true';
+        element.querySelector('img').replaceWith(h('span', { class: 'file-flag', 'aria-hidden': 'true' }, '!'));
+        element.querySelector('.file-name').after(h('span', { class: 'file-flag-text' }, 'not a readable image: will not be sent'));
+        changed();
+      });
       removeButton.addEventListener('click', () => remove(entry));
       entries.push(entry);
       list.append(element);
@@ -57,7 +79,10 @@ export function createFilePicker({ input, dropZone, list, summary, clearButton, 
 
   function changed() {
     const bytes = entries.reduce((sum, entry) => sum + entry.file.size, 0);
-    summary.textContent = entries.length ? `${entries.length} image${entries.length === 1 ? '' : 's'}, ${formatBytes(bytes)}` : 'No images chosen yet.';
+    const flagged = list.querySelectorAll('[data-flagged]').length;
+    summary.textContent = entries.length
+      ? `${entries.length} image${entries.length === 1 ? '' : 's'}, ${formatBytes(bytes)}${flagged ? ` · ${flagged} flagged, not sent` : ''}`
+      : 'No images chosen yet.';
     clearButton.hidden = entries.length === 0;
   }
 
@@ -84,5 +109,11 @@ export function createFilePicker({ input, dropZone, list, summary, clearButton, 
   });
   changed();
 
-  return { files: () => entries.map((entry) => entry.file) };
+  /** The files to send: every chosen one the browser could decode. */
+  async function checkedFiles() {
+    const checked = await Promise.all(entries.map(async (entry) => ((await entry.decodable) ? entry.file : null)));
+    return checked.filter(Boolean);
+  }
+
+  return { checkedFiles, count: () => entries.length };
 }

@@ -3,8 +3,9 @@ import { createCompareView } from './compare.js';
 import { announce, h, saveBlob } from './dom.js';
 import { forgetJob, loadJobs, rememberJob } from './job-store.js';
 import { readEventStream } from './sse.js';
+import { uploadForm } from './upload.js';
 
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+const FINISHED = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 /** Browsers allow 6 HTTP/1.1 connections per host; leave most for everything else. */
 const MAX_EVENT_STREAMS = 3;
 const POLL_INTERVAL_MS = 1000;
@@ -34,18 +35,19 @@ const sleep = (ms, signal) =>
 export function createJobList({ container, compareDialog }) {
   const jobs = new Map();
   let openStreams = 0;
+  /** Why queued work cannot start now (the master's cluster summary), shown on queued jobs. */
+  let waitingReason = '';
   const visibility = new IntersectionObserver((entries) => {
     for (const entry of entries) if (entry.isIntersecting) entry.target.dispatchEvent(new Event('dips:visible'));
   }, { rootMargin: '200px' });
 
-  async function submit({ files, pipeline, format, quality }) {
+  async function submit({ files, pipeline, format, quality, onProgress, signal }) {
     const form = new FormData();
     for (const file of files) form.append('images', file, file.name);
     form.append('pipeline', JSON.stringify(pipeline));
     if (format) form.append('format', format);
     if (quality !== undefined) form.append('quality', String(quality));
-    const response = await apiFetch('/v1/jobs', { method: 'POST', body: form });
-    const { id, status } = await response.json();
+    const { id, status } = await uploadForm('/v1/jobs', form, { onProgress, signal });
     const entry = { id, submittedAt: Date.now(), pipeline, format: format || 'same as input', names: files.map((file) => file.name) };
     rememberJob(entry);
     const job = track(entry, files, { newest: true });
@@ -151,7 +153,9 @@ export function createJobList({ container, compareDialog }) {
     const status = snapshot.status ?? 'unknown';
     const images = snapshot.images ?? [];
     const total = snapshot.progress?.total ?? images.length;
-    const done = snapshot.progress?.done ?? 0;
+    // Canceled images were not processed: the count says what really ran (from the images when listed).
+    const canceled = images.filter((image) => image.status === 'canceled').length;
+    const done = images.length > 0 ? images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length : snapshot.progress?.done ?? 0;
     const percent = total > 0 ? Math.round((done / total) * 100) : 0;
     view.card.dataset.status = status;
     view.badge.textContent = status;
@@ -159,7 +163,9 @@ export function createJobList({ container, compareDialog }) {
     view.progress.setAttribute('aria-valuenow', String(percent));
     view.progress.setAttribute('aria-valuetext', `${percent}% (${done} of ${total} images)`);
     view.bar.style.width = `${percent}%`;
-    view.progressText.textContent = `${done} of ${total} image${total === 1 ? '' : 's'} done · ${percent}%`;
+    view.progressText.textContent = `${done} of ${total} image${total === 1 ? '' : 's'} done · ${percent}%${canceled ? ` · ${canceled} canceled` : ''}`;
+    view.waiting.hidden = !(status === 'queued' && waitingReason);
+    view.waiting.textContent = waitingReason ? `Waiting: ${waitingReason}` : '';
     view.cancelButton.hidden = FINISHED.has(status);
     view.archiveButton.hidden = !(FINISHED.has(status) && images.some((image) => image.status === 'succeeded'));
     for (const image of images) renderImage(job, image);
@@ -343,7 +349,12 @@ export function createJobList({ container, compareDialog }) {
     return count;
   }
 
-  return { submit, restore, finishedImages };
+  function setWaitingReason(reason) {
+    waitingReason = reason ?? '';
+    for (const job of jobs.values()) if (job.snapshot) render(job, job.snapshot);
+  }
+
+  return { submit, restore, finishedImages, setWaitingReason };
 }
 
 function createJobView(entry) {
@@ -355,6 +366,7 @@ function createJobView(entry) {
     bar: h('div', { class: 'progress-bar' }),
     progressText: h('p', { class: 'progress-text' }),
     error: h('p', { class: 'job-error', role: 'alert', hidden: true }),
+    waiting: h('p', { class: 'job-waiting', hidden: true }),
     cancelButton: h('button', { type: 'button', class: 'secondary danger' }, 'Cancel job'),
     archiveButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Download all (.zip)'),
     removeButton: h('button', { type: 'button', class: 'link-button' }, 'Remove from list'),
@@ -373,6 +385,7 @@ function createJobView(entry) {
         .filter(Boolean).join(' · ')),
     view.progress,
     view.progressText,
+    view.waiting,
     view.error,
     h('div', { class: 'job-actions' }, view.cancelButton, view.archiveButton, view.removeButton),
     view.imageList,

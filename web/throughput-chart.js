@@ -57,8 +57,10 @@ export function createThroughputChart(container) {
     );
     const total = counts.reduce((sum, finished) => sum + finished, 0);
     const lastMinute = increments.filter(({ time }) => time > now - 60_000).reduce((sum, { finished }) => sum + finished, 0);
-    const observedMinutes = Math.min(5, Math.max(1, Math.ceil((now - firstSampleAt) / 60_000)));
-    const summary = `${total} image${total === 1 ? '' : 's'} finished in the last ${observedMinutes} min, ${lastMinute} in the last minute`;
+    // The counter is sampled from page load: before five minutes have passed, say so instead of implying more.
+    const observedMinutes = Math.max(1, Math.round((now - firstSampleAt) / 60_000));
+    const span = now - firstSampleAt < WINDOW_MS ? `since this page started counting (${observedMinutes} min)` : 'in the last 5 min';
+    const summary = `${total} image${total === 1 ? '' : 's'} finished ${span}, ${lastMinute} of them in the last minute`;
     chart.setAttribute('aria-label', `Throughput, one bar per 20 seconds: ${summary}`);
     scale.textContent = `max ${peak} per 20 s`;
     caption.textContent = `${summary} (${source}).`;

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ScalingMode } from '../scaler/master-scaler.js';
+import { packageRoot } from '../shared/config.js';
 
 /* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
 
@@ -16,10 +19,25 @@ interface MasterFlags {
   dataDir?: string;
 }
 
+// `dips ops | head` closes the pipe early: that is the reader's choice, not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
+const { version } = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command()
   .name('dips')
   .description('DIPS: distributed image processing on sharp')
-  .showHelpAfterError();
+  .version(version, '-V, --version', 'print the version (also -v)')
+  .showHelpAfterError()
+  .addHelpText(
+    'after',
+    '\nExit codes: 0 every image done; 2 the job ran but some images failed or were canceled (dips submit); 1 an error (bad input, master unreachable, job refused).',
+  );
 
 program
   .command('up')
@@ -87,31 +105,43 @@ program
 
 program
   .command('submit')
-  .description('submit images to a master, show progress, download results')
-  .argument('<files...>', 'input images')
+  .description('submit images (files or directories of images) to a master, show progress, download results')
+  .argument('<files...>', 'input images, or directories whose images are sent (split into jobs of at most DIPS_MAX_FILES)')
   .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
   .option('--out <dir>', 'download results here')
+  .option('--overwrite', 'replace result files that already exist in --out (default: keep them)')
   .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
   .option('--quality <q>', 'encoder quality 1-100')
   .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
-  .action(async (files: string[], options: { pipeline: string; out?: string; format?: string; quality?: string; master?: string }) => {
+  .action(async (args: string[], options: { pipeline: string; out?: string; overwrite?: boolean; format?: string; quality?: string; master?: string }) => {
+    const { collectInputs, chunk } = await import('./inputs.js');
+    const { files, problems } = await collectInputs(args);
+    if (problems.length > 0) throw new Error(`nothing was sent:\n  ${problems.join('\n  ')}`);
+    const { loadMasterConfig } = await import('../shared/config.js');
     const { MasterClient } = await import('./client.js');
-    const { submitFiles } = await import('./submit.js');
-    const job = await submitFiles(new MasterClient(options.master), files, { ...options, progress: process.stderr.isTTY === true });
-    for (const image of job.images) {
-      if (image.error) process.stderr.write(`${image.name}: ${image.status}: ${image.error}\n`);
-      if (image.qr?.length) process.stdout.write(`${image.name}\tqr: ${JSON.stringify(image.qr)}\n`);
-    }
-    process.stderr.write(`job ${job.id} ${job.status}\n`);
-    process.exitCode = job.status === 'succeeded' ? 0 : 1;
+    const { submitJobs, exitCodeFor, describeOutcome } = await import('./submit.js');
+    const { TerminalOutput } = await import('./terminal-output.js');
+    const output = new TerminalOutput({ progress: true });
+    const jobs = await submitJobs(new MasterClient(options.master), chunk(files, loadMasterConfig().maxFiles), { ...options, progress: true }, output);
+    for (const job of jobs) output.note(describeOutcome(job));
+    process.exitCode = exitCodeFor(jobs);
   });
 
 program
   .command('status')
-  .description('a job\'s state')
+  .description('a job\'s state: its images in a table')
   .argument('<id>', 'job id')
   .option('--master <url>', 'master URL')
-  .action((id: string, options: { master?: string }) => printFromMaster(options.master, `/v1/jobs/${encodeURIComponent(id)}`));
+  .option('--json', 'print the master\'s answer as JSON')
+  .action(async (id: string, options: { master?: string; json?: boolean }) => {
+    const { MasterClient } = await import('./client.js');
+    const { formatJob } = await import('./views.js');
+    const client = new MasterClient(options.master);
+    const job = await client.json<import('./submit.js').JobState>(`/v1/jobs/${encodeURIComponent(id)}`);
+    if (options.json) return printJson(job);
+    const cluster = job.status === 'queued' ? await client.json<import('../shared/cluster-summary.js').ClusterSummary>('/v1/cluster') : undefined;
+    process.stdout.write(`${formatJob(job, cluster?.waiting?.replace('<master URL>', client.baseUrl))}\n`);
+  });
 
 program
   .command('ops')
@@ -133,7 +163,15 @@ program
   .command('cluster')
   .description('workers, queue depth and desired capacity')
   .option('--master <url>', 'master URL')
-  .action((options: { master?: string }) => printFromMaster(options.master, '/v1/cluster'));
+  .option('--json', 'print the master\'s answer as JSON')
+  .action(async (options: { master?: string; json?: boolean }) => {
+    const { MasterClient } = await import('./client.js');
+    const { formatCluster } = await import('./views.js');
+    const client = new MasterClient(options.master);
+    const cluster = await client.json<Parameters<typeof formatCluster>[0]>('/v1/cluster');
+    if (options.json) return printJson(cluster);
+    process.stdout.write(`${formatCluster(cluster, client.baseUrl)}\n`);
+  });
 
 /**
  * Starts the master and, when given a scaling mode, its scaler (mode from the master's URL); Ctrl-C or
@@ -166,17 +204,18 @@ function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Prints the master's JSON answer to GET `apiPath`. */
-async function printFromMaster(masterUrl: string | undefined, apiPath: string): Promise<void> {
-  const { MasterClient } = await import('./client.js');
-  printJson(await new MasterClient(masterUrl).json(apiPath));
-}
-
-/** First SIGINT/SIGTERM: stop cleanly; a second one exits at once. */
+/**
+ * SIGINT (Ctrl-C) or SIGTERM: stop cleanly and exit 0. A second Ctrl-C exits at once (130, as shells
+ * report an interrupt); a SIGTERM during the stop is ignored, because that is `dips up` passing on the
+ * same Ctrl-C the terminal already sent its workers.
+ */
 function stopOnSignal(stop: () => Promise<void>): void {
   let stopping = false;
-  const onSignal = () => {
-    if (stopping) process.exit(1);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      if (signal === 'SIGINT') process.exit(130);
+      return;
+    }
     stopping = true;
     stop().then(
       () => process.exit(0),
@@ -190,7 +229,9 @@ function stopOnSignal(stop: () => Promise<void>): void {
   process.on('SIGTERM', onSignal);
 }
 
-program.parseAsync().catch((error: unknown) => {
+// -v is what many tools answer with their version; commander takes one short flag, so it is mapped here.
+const argv = process.argv.length === 3 && process.argv[2] === '-v' ? [...process.argv.slice(0, 2), '--version'] : process.argv;
+program.parseAsync(argv).catch((error: unknown) => {
   process.stderr.write(`dips: ${(error as Error).message}\n`);
   process.exitCode = 1;
 });

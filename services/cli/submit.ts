@@ -4,14 +4,17 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import cliProgress from 'cli-progress';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import type { ClusterSummary } from '../shared/cluster-summary.js';
 import { ApiError, type MasterClient } from './client.js';
+import { TerminalOutput } from './terminal-output.js';
 
 export interface SubmitOptions {
   pipeline: string;
   out?: string;
+  /** Replace result files that already exist in `out` (default: keep them and say so). */
+  overwrite?: boolean;
   format?: string;
   quality?: string;
   /** Draw the progress bar (off when stderr is not a terminal, e.g. in scripts). */
@@ -20,7 +23,7 @@ export interface SubmitOptions {
   quiet?: boolean;
 }
 
-interface ImageState {
+export interface ImageState {
   index: number;
   name: string;
   status: string;
@@ -28,45 +31,132 @@ interface ImageState {
   qr?: string[];
 }
 
-interface JobState {
+export interface JobState {
   id: string;
   status: string;
   progress: { done: number; total: number };
   images: ImageState[];
 }
 
-const terminal = new Set(['succeeded', 'failed', 'canceled']);
+const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 const maxSaturatedRetries = 60;
 const pollIntervalMs = 250;
+/** How often a job that has not started asks the cluster why (no worker, workers starting). */
+const waitingCheckMs = 2_000;
 /** Results downloaded at once while the job is still running. */
 const parallelDownloads = 4;
 
+/** Images that were really processed: succeeded or failed, not canceled before they ran. */
+export const processedCount = (job: JobState): number => job.images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length;
+
 /**
- * Submits files as one job, follows its progress (Server-Sent Events, polling if the stream breaks)
- * and downloads each result as soon as it is ready, while the rest are still being processed.
- * Returns the final state.
+ * The exit code of `dips submit` (README "Exit codes"): 0 when every image succeeded, 2 when the jobs
+ * ran to their end but some images failed or were canceled.
  */
+export function exitCodeFor(jobs: readonly JobState[]): 0 | 2 {
+  return jobs.every((job) => job.images.every((image) => image.status === 'succeeded')) ? 0 : 2;
+}
+
+/** One line per finished job: "job <id> partial: 8 succeeded, 1 failed". */
+export function describeOutcome(job: JobState): string {
+  const count = (status: string) => job.images.filter((image) => image.status === status).length;
+  const parts = [`${count('succeeded')} succeeded`, ...(['failed', 'canceled'] as const).filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`)];
+  return `job ${job.id} ${job.status}: ${parts.join(', ')}`;
+}
+
+/** Submits files as one job, follows it and downloads its results (the library form, used by the benchmarks). */
 export async function submitFiles(client: MasterClient, files: string[], options: SubmitOptions): Promise<JobState> {
-  const { id } = await postJob(client, files, options);
-  if (!options.quiet) process.stderr.write(`job ${id} accepted\n`);
-  const bar = options.progress
-    ? new cliProgress.SingleBar({ format: 'processing [{bar}] {value}/{total} images | {status}', stream: process.stderr }, cliProgress.Presets.shades_classic)
-    : undefined;
-  bar?.start(files.length, 0, { status: 'queued' });
-  const downloads = options.out ? new ResultDownloader(client, id, options.out, options.quiet === true) : undefined;
+  const [job] = await submitJobs(client, [files], options, new TerminalOutput({ progress: options.progress, quiet: options.quiet === true }));
+  return job!;
+}
+
+/**
+ * Submits each group of files as its own job (groups are kept under the master's file limit), follows
+ * them all with one progress bar (Server-Sent Events, polling if a stream breaks) and downloads each
+ * result as soon as it is ready. Returns the final states, in order.
+ */
+export async function submitJobs(client: MasterClient, groups: string[][], options: SubmitOptions, output: TerminalOutput): Promise<JobState[]> {
+  const ids: string[] = [];
+  for (const files of groups) {
+    const { id } = await postJob(client, files, options, output);
+    output.note(`job ${id} accepted (${files.length} image${files.length === 1 ? '' : 's'})`);
+    ids.push(id);
+  }
+  const total = groups.reduce((sum, files) => sum + files.length, 0);
+  const latest = new Map<string, JobState>();
+  const downloads = options.out ? new ResultDownloader(client, options.out, options.overwrite === true, output) : undefined;
+  const waiting = new WaitingReason(client, output);
+  const reported = new Set<string>();
+  output.startProgress(total, 'queued');
   const onState = (job: JobState) => {
-    bar?.update(job.progress.done, { status: job.status });
+    latest.set(job.id, job);
+    const states = [...latest.values()];
+    const done = states.reduce((sum, state) => sum + processedCount(state), 0);
+    const started = states.some((state) => state.status !== 'queued');
+    const status = started || !waiting.reason ? [...new Set(states.map((state) => state.status))].join(', ') : `waiting: ${waiting.reason}`;
+    output.progress(done, total, status);
     downloads?.offer(job);
+    for (const image of job.images) if (terminal.has(image.status)) reportImage(job, image, output, reported);
+    if (!started) waiting.check();
   };
+  try {
+    const jobs = await Promise.all(ids.map((id) => followJob(client, id, onState)));
+    // The last downloads land above the bar, which is then drawn one last time below them.
+    await downloads?.finished();
+    return jobs;
+  } finally {
+    output.stopProgress();
+  }
+}
+
+/** Prints each finished image's failure or QR texts once. */
+function reportImage(job: JobState, image: ImageState, output: TerminalOutput, reported: Set<string>): void {
+  const key = `${job.id}/${image.index}`;
+  if (reported.has(key)) return;
+  reported.add(key);
+  // The master's message names the image already ("x.jpg: cannot decode…").
+  if (image.error) output.note(`${image.status}: ${image.error.startsWith(image.name) ? '' : `${image.name}: `}${image.error}`);
+  if (image.qr?.length) output.result(`${image.name}\tqr: ${JSON.stringify(image.qr)}`);
+}
+
+async function followJob(client: MasterClient, id: string, onState: (job: JobState) => void): Promise<JobState> {
   let job = await followEvents(client, id, onState).catch(() => undefined);
   while (!job || !terminal.has(job.status)) {
     job = await client.json<JobState>(`/v1/jobs/${id}`);
     onState(job);
     if (!terminal.has(job.status)) await sleep(pollIntervalMs);
   }
-  bar?.stop();
-  await downloads?.finished();
   return job;
+}
+
+/**
+ * Why queued work does not start, from the master's cluster summary (no worker registered, workers
+ * starting); said once as a line, and shown in the bar while it holds.
+ */
+class WaitingReason {
+  reason: string | undefined;
+  private lastCheck = 0;
+  private said = new Set<string>();
+
+  constructor(
+    private readonly client: MasterClient,
+    private readonly output: TerminalOutput,
+  ) {}
+
+  check(): void {
+    if (Date.now() - this.lastCheck < waitingCheckMs) return;
+    this.lastCheck = Date.now();
+    this.client.json<ClusterSummary>('/v1/cluster').then(
+      ({ waiting }) => {
+        this.reason = waiting?.replace('<master URL>', this.client.baseUrl);
+        if (this.reason && !this.said.has(this.reason)) {
+          this.said.add(this.reason);
+          this.output.note(`the job is waiting: ${this.reason}`);
+        }
+      },
+      () => undefined,
+    );
+  }
 }
 
 /** Reads the job's event stream until it reports a final state; undefined if the stream ended early. */
@@ -88,50 +178,57 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
 }
 
 /** Posts the job, waiting as the master's Retry-After says while it is saturated. */
-async function postJob(client: MasterClient, files: string[], options: SubmitOptions): Promise<{ id: string }> {
+async function postJob(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
   for (let attempt = 0; ; attempt++) {
     const form = new FormData();
     form.set('pipeline', options.pipeline);
     if (options.format) form.set('format', options.format);
     if (options.quality) form.set('quality', options.quality);
     // openAsBlob streams the file from disk when the request is sent: nothing is read whole.
-    for (const file of files) form.append('images', await openAsBlob(file), path.basename(file));
+    for (const file of files) {
+      const blob = await openAsBlob(file).catch((error: Error) => {
+        throw new Error(`${file}: cannot be read: ${error.message}`);
+      });
+      form.append('images', blob, path.basename(file));
+    }
     try {
       return await client.json<{ id: string }>('/v1/jobs', { method: 'POST', body: form });
     } catch (error) {
       const saturated = error instanceof ApiError && (error.status === 429 || error.status === 503);
       if (!saturated || attempt >= maxSaturatedRetries) throw error;
       const waitSeconds = Number(error.retryAfter) || 1;
-      process.stderr.write(`master is busy; retrying in ${waitSeconds} s\n`);
+      output.note(`master is busy; retrying in ${waitSeconds} s`);
       await sleep(waitSeconds * 1000);
     }
   }
 }
 
 /**
- * Downloads every succeeded image once, a few at a time, as the job reports them. Files are named
- * like `dips process` names them (the master's Content-Disposition); a name that two images of the
- * job share gets the image's index, so no result overwrites another.
+ * Downloads every succeeded image once, a few at a time, as the jobs report them. Files are named
+ * like `dips process` names them (the master's Content-Disposition); a name that two images share gets
+ * the image's index, so no result overwrites another. A file already in the output directory is kept
+ * unless `overwrite` is set.
  */
 class ResultDownloader {
-  private readonly started = new Set<number>();
-  private readonly waiting: ImageState[] = [];
+  private readonly started = new Set<string>();
+  private readonly waiting: Array<{ jobId: string; image: ImageState }> = [];
   private readonly running = new Set<Promise<void>>();
   private readonly namesTaken = new Set<string>();
   private failure: unknown;
 
   constructor(
     private readonly client: MasterClient,
-    private readonly jobId: string,
     private readonly outDir: string,
-    private readonly quiet: boolean,
+    private readonly overwrite: boolean,
+    private readonly output: TerminalOutput,
   ) {}
 
   offer(job: JobState): void {
     for (const image of job.images) {
-      if (image.status !== 'succeeded' || this.started.has(image.index)) continue;
-      this.started.add(image.index);
-      this.waiting.push(image);
+      const key = `${job.id}/${image.index}`;
+      if (image.status !== 'succeeded' || this.started.has(key)) continue;
+      this.started.add(key);
+      this.waiting.push({ jobId: job.id, image });
     }
     this.pump();
   }
@@ -143,7 +240,8 @@ class ResultDownloader {
 
   private pump(): void {
     while (this.running.size < parallelDownloads && this.waiting.length > 0) {
-      const download = this.download(this.waiting.shift()!).catch((error: unknown) => {
+      const { jobId, image } = this.waiting.shift()!;
+      const download = this.download(jobId, image).catch((error: unknown) => {
         this.failure ??= error;
       });
       const tracked = download.finally(() => {
@@ -154,12 +252,23 @@ class ResultDownloader {
     }
   }
 
-  private async download(image: ImageState): Promise<void> {
+  private async download(jobId: string, image: ImageState): Promise<void> {
     await fs.mkdir(this.outDir, { recursive: true });
-    const response = await this.client.request(`/v1/jobs/${this.jobId}/images/${image.index}`);
+    const response = await this.client.request(`/v1/jobs/${jobId}/images/${image.index}`);
     const target = path.join(this.outDir, this.uniqueName(attachmentName(response.headers.get('content-disposition')) ?? `${image.index}`, image.index));
-    await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), createWriteStream(target));
-    if (!this.quiet) process.stdout.write(`${target}\n`);
+    let file;
+    try {
+      // 'wx' creates the file only if it does not exist: no result silently replaces an older one.
+      file = createWriteStream(target, { flags: this.overwrite ? 'w' : 'wx' });
+      await new Promise<void>((resolve, reject) => file!.once('open', () => resolve()).once('error', reject));
+    } catch (error) {
+      await response.body?.cancel();
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      this.output.note(`${target}: exists, kept (--overwrite replaces it)`);
+      return;
+    }
+    await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), file);
+    this.output.result(target);
   }
 
   private uniqueName(offered: string, index: number): string {

@@ -3,17 +3,22 @@ import { existsSync } from 'node:fs';
 import express from 'express';
 import yazl from 'yazl';
 import { requireToken } from '../shared/auth.js';
+import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
+import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
 import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
 import type { Master } from './master.js';
+import { openApiRouter } from './openapi-route.js';
+import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
 import { Admission, freeDiskBytes } from './admission.js';
 import { ProgressStreams } from './progress-stream.js';
+import { Webhooks } from './webhooks.js';
 
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
@@ -33,11 +38,15 @@ export function createApp(master: Master) {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
+  const webhooks = new Webhooks(master);
+  app.use('/v1', openApiRouter(config));
   const api = express.Router();
   api.use(requireToken(config.token));
+  api.use(processRouter(master));
 
   api.get('/operations', (_req, res) => {
-    res.json(describeOperations());
+    const catalogue: OperationList = describeOperations();
+    res.json(catalogue);
   });
 
   api.post('/jobs', async (req, res) => {
@@ -53,9 +62,11 @@ export function createApp(master: Master) {
       const id = randomUUID();
       try {
         const job = await validateSubmission(config, upload.files, upload.fields);
+        const webhook = webhooks.parse(upload.fields.webhook);
         reservation.reserveImages(job.images);
         for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
         store.createJob({ id, ...job });
+        webhooks.register(id, webhook);
         reservation.release(); // the store counts the images from now on
       } catch (error) {
         await storage.deletePrefix(jobPrefix(id));
@@ -127,7 +138,7 @@ export function createApp(master: Master) {
   });
 
   api.get('/cluster', (_req, res) => {
-    res.json(master.cluster());
+    res.json(withSummary(master.cluster()));
   });
 
   // Worker routes first: they take the worker credential, not the client token.

@@ -318,8 +318,9 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     if (count('queued') + count('running') > 0) {
       status = count('queued') === total ? 'queued' : 'running';
     } else {
-      // A job with any failed image is failed; its other images can still be downloaded.
-      status = count('failed') > 0 ? 'failed' : count('canceled') === total ? 'canceled' : 'succeeded';
+      // Some failed, some succeeded: partial (its results can be downloaded); failed means none succeeded.
+      if (count('failed') > 0) status = count('succeeded') > 0 ? 'partial' : 'failed';
+      else status = count('canceled') === total ? 'canceled' : 'succeeded';
     }
     if (status !== job.status) {
       this

@@ -28,8 +28,7 @@ export interface UploadLimits {
   maxRequestBytes: number;
 }
 
-const fileField = 'images';
-const allowedFields = new Set(['pipeline', 'format', 'quality']);
+const allowedFields = new Set(['pipeline', 'format', 'quality', 'webhook']);
 /**
  * What is still read and discarded after an early error answer, so a client that is still sending
  * reads its answer instead of a reset; beyond it the connection is closed. 8 MiB takes milliseconds on
@@ -43,11 +42,11 @@ const drainLimitBytes = 8 * 1024 * 1024;
  * removed, the rest of the body is drained (up to a bound, then the connection is closed) and an
  * HttpError naming the offending part is thrown, so the client gets its answer without waiting.
  */
-export async function receiveUpload(req: Request, spoolDir: string, limits: UploadLimits): Promise<Upload> {
+export async function receiveUpload(req: Request, spoolDir: string, limits: UploadLimits, fileField = 'images'): Promise<Upload> {
   const contentType = req.headers['content-type'] ?? '';
   if (!contentType.startsWith('multipart/form-data')) {
     endRequestBody(req);
-    throw new HttpError(400, 'not_multipart', 'POST /v1/jobs takes multipart/form-data with "images" file parts and a "pipeline" field');
+    throw new HttpError(400, 'not_multipart', `${req.method} ${req.originalUrl} takes multipart/form-data with "${fileField}" file parts and a "pipeline" field`);
   }
   let parser: busboy.Busboy;
   try {

@@ -17,7 +17,7 @@ const optionalText = z
   .transform((value) => (value === '' ? undefined : value));
 
 /** The checkout or installed package this file belongs to (the same from services/ and dist/services/). */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = import.meta.dirname;
   while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
@@ -62,6 +62,9 @@ const masterSchema = z.object({
   maxStreams: positiveInt.default(5_000),
   streamWriteTimeoutMs: milliseconds.default(10_000),
   metricsPublic: z.union([z.boolean(), z.stringbool()]).default(false),
+  webhookSecret: optionalText,
+  webhookAttempts: positiveInt.default(6),
+  webhookRetryMs: milliseconds.default(1_000),
 });
 
 const workerSchema = z.object({
@@ -121,6 +124,9 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   maxStreams: 'DIPS_MAX_STREAMS',
   streamWriteTimeoutMs: 'DIPS_STREAM_WRITE_TIMEOUT_MS',
   metricsPublic: 'DIPS_METRICS_PUBLIC',
+  webhookSecret: 'DIPS_WEBHOOK_SECRET',
+  webhookAttempts: 'DIPS_WEBHOOK_ATTEMPTS',
+  webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

@@ -1,21 +1,28 @@
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
 /** The secret under each name it goes by (config field, header, environment variable), up to three levels deep. */
-const secretPaths = ['token', 'authorization', 'DIPS_TOKEN'].flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]);
+const secretPaths = ['token', 'workerToken', 'webhookSecret', 'authorization', 'DIPS_TOKEN', 'DIPS_WORKER_TOKEN', 'DIPS_WEBHOOK_SECRET'].flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]);
+
+const levels = [...Object.keys(pino.levels.values), 'silent'];
+
+/** The DIPS_LOG_LEVEL value, checked: a typo names the variable and the levels it may take. */
+export function logLevelFrom(env: NodeJS.ProcessEnv = process.env): string {
+  const level = env.DIPS_LOG_LEVEL || 'info';
+  if (!levels.includes(level)) throw new Error(`invalid configuration: DIPS_LOG_LEVEL is "${level}"; use one of ${levels.join(', ')}`);
+  return level;
+}
 
 /**
- * Structured JSON logs on stderr (stdout stays for command output). Secrets are redacted wherever
- * they could appear: authorization headers, token fields and DIPS_TOKEN in a logged environment.
+ * Logs on stderr (stdout stays for command output): for people when stderr is a terminal (pino-pretty:
+ * one coloured line per event), JSON lines for machines otherwise (files, journald, CloudWatch).
+ * Secrets are redacted wherever they could appear: authorization headers, token fields and the
+ * secrets' variables in a logged environment.
  */
-export function createLogger(name: string, level = process.env.DIPS_LOG_LEVEL ?? 'info'): Logger {
-  return pino(
-    {
-      name,
-      level,
-      redact: { paths: secretPaths, censor: '[redacted]' },
-    },
-    pino.destination(2),
-  );
+export function createLogger(name: string, level = logLevelFrom(), terminal = process.stderr.isTTY === true): Logger {
+  const options = { name, level, redact: { paths: secretPaths, censor: '[redacted]' } };
+  if (!terminal) return pino(options, pino.destination(2));
+  return pino(options, pretty({ destination: 2, sync: true, colorize: true, ignore: 'pid,hostname', translateTime: 'HH:MM:ss' }));
 }

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -82,6 +82,24 @@ async function addStep(page: Page, operation: string): Promise<void> {
 /** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
 async function waitForWorkers(masterUrl: string, count: number): Promise<void> {
   await waitUntil(() => getCluster(masterUrl), ({ workers }) => workers.length === count, 30_000, `${masterUrl} to list ${count} workers`);
+}
+
+/** A 2x2 24-bit BMP: an image format browsers decode and the master does not. */
+function tinyBmp(): Buffer {
+  const rowBytes = 8;
+  const bmp = Buffer.alloc(54 + rowBytes * 2);
+  bmp.fill(200, 54);
+  bmp.write('BM', 0);
+  bmp.writeUInt32LE(bmp.length, 2);
+  bmp.writeUInt32LE(54, 10);
+  bmp.writeUInt32LE(40, 14);
+  bmp.writeInt32LE(2, 18);
+  bmp.writeInt32LE(2, 22);
+  bmp.writeUInt16LE(1, 26);
+  bmp.writeUInt16LE(24, 28);
+  bmp.writeUInt32LE(0, 30);
+  bmp.writeUInt32LE(rowBytes * 2, 34);
+  return bmp;
 }
 
 const pipelinePreview = (page: Page) => page.locator('#pipeline-preview').textContent();
@@ -177,7 +195,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     }
 
     // The throughput chart counted both images (from the master's /metrics).
-    await expect.poll(() => page.locator('.chart-caption').textContent(), { timeout: 10_000 }).toMatch(/^2 images finished in the last 1 min, 2 in the last minute/);
+    await expect.poll(() => page.locator('.chart-caption').textContent(), { timeout: 10_000 }).toMatch(/^2 images finished since this page started counting \(1 min\), 2 of them in the last minute \(all clients: the master's \/metrics counter, sampled by this page\)\.$/);
 
     // The job list comes back after a reload, refreshed from the master.
     const jobId = await job.getAttribute('data-job-id');
@@ -259,14 +277,13 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await expect.poll(() => page.locator('.step .field-error').isHidden()).toBe(true);
   });
 
-  test('an upload the master cannot decode shows the master\'s error naming the file', async () => {
-    const broken = path.join(scratch, 'broken.jpg');
-    await writeFile(broken, Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.from('this is not really a JPEG')]));
+  test('an upload the browser decodes but the master cannot shows the master\'s error naming the file', async () => {
+    // A BMP: Chromium decodes it (so it is not flagged), libvips has no BMP loader (so the master refuses it).
     const page = await openConsole(cluster.url);
-    await page.locator('#file-input').setInputFiles([broken]);
+    await page.locator('#file-input').setInputFiles([{ name: 'tiny.bmp', mimeType: 'image/bmp', buffer: tinyBmp() }]);
     await addStep(page, 'invert');
     await page.getByRole('button', { name: 'Process images' }).click();
-    await expect.poll(() => page.locator('#form-errors').textContent()).toMatch(/The master did not accept the job: .*broken\.jpg[^]*\(HTTP 4\d\d\)$/);
+    await expect.poll(() => page.locator('#form-errors').textContent()).toMatch(/The master did not accept the job: .*tiny\.bmp[^]*\(HTTP 4\d\d\)$/);
   });
 
   test('without the event stream the console polls; texts decoded by the qr step are shown on the image card', async () => {
@@ -289,6 +306,96 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await page.screenshot({ path: path.join(artifacts, 'qr-desktop.png'), fullPage: true });
   });
 
+  test('upload progress is shown while the images are sent, and cancelling it submits nothing', async () => {
+    const page = await openConsole(cluster.url);
+    // Chromium's own network throttling: about 5 s to send the three photos, so progress can be seen and cancelled.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
+    await page.locator('#file-input').setInputFiles([corpus('twowings-4k.jpg'), corpus('dune.jpg'), corpus('wood.jpg')]);
+    await addStep(page, 'invert');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const text = page.locator('#upload-text');
+    await expect.poll(() => text.textContent(), { timeout: 20_000 }).toMatch(/^Uploading 3 images: ([1-9]|[1-8]\d)% \([\d.]+ (kB|MB) of 1\.4 MB\)$/);
+    const percent = Number((await page.locator('#upload-bar').evaluate((bar) => (bar as HTMLProgressElement).value)));
+    expect(percent).toBeGreaterThan(0);
+    expect(percent).toBeLessThan(100);
+    await page.screenshot({ path: path.join(artifacts, 'upload-progress-desktop.png') });
+    await page.getByRole('button', { name: 'Cancel upload' }).click();
+    await expect.poll(() => page.locator('#submit-status').textContent()).toBe('Upload cancelled: nothing was submitted.');
+    expect(await page.locator('#upload-progress').isHidden()).toBe(true);
+    expect(await page.locator('article.job').count()).toBe(0);
+
+    await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    expect(await job.locator('.image-card').count()).toBe(3);
+  });
+
+  test('a file the browser cannot decode is flagged before upload, and the others are still sent', async () => {
+    const page = await openConsole(cluster.url);
+    await page.locator('#file-input').setInputFiles([
+      { name: 'fake.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('this is a text file, not a JPEG') },
+      { name: 'aqua.jpg', mimeType: 'image/jpeg', buffer: await readFile(corpus('aqua.jpg')) },
+    ]);
+    const fake = page.locator('.file', { hasText: 'fake.jpg' });
+    await expect.poll(() => fake.getAttribute('data-flagged')).toBe('true');
+    expect(await fake.locator('.file-flag-text').textContent()).toBe('not a readable image: will not be sent');
+    expect(await page.locator('.file', { hasText: 'aqua.jpg' }).getAttribute('data-flagged')).toBeNull();
+    await expect.poll(() => page.locator('#file-summary').textContent()).toMatch(/^2 images, .* · 1 flagged, not sent$/);
+    await addStep(page, 'grayscale');
+    await page.screenshot({ path: path.join(artifacts, 'flagged-file-desktop.png') });
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    expect(await job.locator('.image-name').allTextContents()).toEqual(['aqua.jpg']);
+    expect(await page.locator('#form-errors').isHidden()).toBe(true);
+  });
+
+  test('at 1280x900 the jobs sit beside the form, above the fold; the cluster reads as a sentence with the scaler folded away', async () => {
+    const page = await openConsole(cluster.url);
+    await page.locator('#file-input').setInputFiles([corpus('ladybird.jpg')]);
+    await addStep(page, 'invert');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    const form = (await page.locator('.new-job').boundingBox())!;
+    const card = (await job.boundingBox())!;
+    expect(card.x).toBeGreaterThan(form.x + form.width);
+    expect(card.y + 120).toBeLessThan(DESKTOP.height);
+    // The cluster panel sits in the form's column: its workers table keeps every column there too.
+    for (const cell of await page.locator('#workers-body tr').first().locator('th, td').all()) {
+      const box = (await cell.boundingBox())!;
+      expect(box.x + box.width).toBeLessThanOrEqual(form.x + form.width);
+    }
+    await expect.poll(() => page.locator('#cluster-line').textContent()).toMatch(/^2 workers, (nothing queued|\d+ (s of work|units) queued)/);
+    const details = page.locator('#scaler-details');
+    expect(await details.evaluate((element) => (element as HTMLDetailsElement).open)).toBe(false);
+    expect(await page.locator('#scaler-body').isVisible()).toBe(false);
+    await page.screenshot({ path: path.join(artifacts, 'layout-desktop.png') });
+    await details.locator('summary').click();
+    await expect.poll(() => page.locator('#scaler-body').isVisible()).toBe(true);
+    expect(await page.locator('#scaler-body').textContent()).toMatch(/Desired capacity/);
+    await page.locator('.cluster').screenshot({ path: path.join(artifacts, 'cluster-details-open.png') });
+  });
+
+  test('at 390 px every column of the workers table stays on screen', async () => {
+    const page = await openConsole(cluster.url, NARROW);
+    const rows = page.locator('#workers-body tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    for (const cell of await page.locator('#workers-body tr').first().locator('th, td').all()) {
+      const box = (await cell.boundingBox())!;
+      expect(box.width).toBeGreaterThan(0);
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(NARROW.width);
+      expect(await cell.evaluate((element) => getComputedStyle(element, '::before').content)).toMatch(/^"(Id|Address|State|In flight|Last heartbeat|Slots)"$/);
+    }
+    expect(await page.locator('#workers-body tr').first().locator('.badge').textContent()).toBe('ready');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(NARROW.width);
+    await page.locator('.cluster').scrollIntoViewIfNeeded();
+    await page.locator('.cluster').screenshot({ path: path.join(artifacts, 'cluster-narrow.png') });
+  });
+
   test('the cluster view lists the workers the master knows', async () => {
     const response = await fetch(`${cluster.url}/v1/cluster`);
     const state = (await response.json()) as { workers: Array<{ id: string; address: string }> } & Record<string, unknown>;
@@ -300,8 +407,13 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
       await expect.poll(() => page.locator(`#workers-body tr[data-worker-id="${worker.id}"] td`).first().textContent()).toBe(worker.address);
     }
     await expect.poll(() => page.locator('#cluster-summary [data-field="workers"] dd').textContent()).toBe('2');
-    // Every field the master reports has its tile, including ones the console does not know by name.
-    expect(await page.locator('#cluster-summary [data-field]').evaluateAll((tiles) => tiles.map((tile) => tile.getAttribute('data-field')))).toEqual(Object.keys(state));
+    // Every field the master reports is shown: its summary as a sentence, numbers as tiles (including ones the
+    // console does not know by name), objects (the scaler's internals) folded away under "Scaler details".
+    await expect.poll(() => page.locator('#cluster-line').textContent()).toBe(state.summary);
+    const numbers = Object.keys(state).filter((key) => typeof state[key] === 'number');
+    expect(await page.locator('#cluster-summary [data-field]').evaluateAll((tiles) => tiles.map((tile) => tile.getAttribute('data-field')))).toEqual(['workers', ...numbers]);
+    const objects = Object.keys(state).filter((key) => key !== 'workers' && typeof state[key] === 'object');
+    expect(await page.locator('#scaler-body > [data-field]').evaluateAll((parts) => parts.map((part) => part.getAttribute('data-field')))).toEqual(objects);
     await expect.poll(() => page.locator('#connection').textContent()).toBe('Master connected');
   });
 });
@@ -368,5 +480,35 @@ describe('console on a master with DIPS_TOKEN', () => {
     const card = done.locator('.image-card', { hasText: 'ladybird.jpg' });
     await expect.poll(() => card.locator('img').evaluateAll((images) => images.map((image) => (image as HTMLImageElement).naturalWidth > 0))).toEqual([true, true]);
     await page.screenshot({ path: path.join(artifacts, 'token-job-desktop.png'), fullPage: true });
+  });
+});
+
+describe('console on a master with no worker', () => {
+  let master: DipsProcess;
+
+  beforeAll(async () => {
+    master = await startDips(['master', '--port', '0', '--data-dir', path.join(scratch, 'lonely')]);
+  });
+
+  afterAll(async () => {
+    await master?.stop();
+  });
+
+  test('the cluster panel and the queued job say that nothing can run, and how to start a worker', async () => {
+    const page = await openConsole(master.url);
+    const waiting = page.locator('#cluster-waiting');
+    await expect.poll(() => waiting.textContent()).toBe(`Nothing can run now: no worker is registered with the master: start one with \`dips worker --master ${master.url}\`, or run \`dips up\``);
+    await page.locator('#file-input').setInputFiles([corpus('storm.jpg')]);
+    await addStep(page, 'invert');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-waiting').textContent(), { timeout: 10_000 }).toMatch(/^Waiting: no worker is registered with the master/);
+    expect(await job.locator('.job-head .badge').textContent()).toBe('queued');
+    await page.screenshot({ path: path.join(artifacts, 'no-worker-desktop.png'), fullPage: true });
+    await job.getByRole('button', { name: 'Cancel job' }).click();
+    await expect.poll(() => job.locator('.job-head .badge').textContent()).toBe('canceled');
+    // Nothing ran: the cancelled job does not claim its image as done.
+    expect(await job.locator('.progress-text').textContent()).toBe('0 of 1 image done · 0% · 1 canceled');
+    expect(await job.locator('.job-waiting').isHidden()).toBe(true);
   });
 });

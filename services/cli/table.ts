@@ -1,0 +1,19 @@
+/** A column of a text table: its heading and how to read a row's cell. */
+export interface Column<Row> {
+  heading: string;
+  cell: (row: Row) => string | number | undefined;
+  /** Numbers read best right-aligned. */
+  align?: 'left' | 'right';
+}
+
+/** Rows as a plain-text table: one header line, columns padded to their widest cell, two spaces apart. */
+export function formatTable<Row>(rows: readonly Row[], columns: ReadonlyArray<Column<Row>>): string {
+  const cells = rows.map((row) => columns.map((column) => String(column.cell(row) ?? '—')));
+  const widths = columns.map((column, index) => Math.max(column.heading.length, ...cells.map((line) => line[index]!.length)));
+  const line = (values: string[]) =>
+    values
+      .map((value, index) => (columns[index]!.align === 'right' ? value.padStart(widths[index]!) : value.padEnd(widths[index]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((column) => column.heading)), ...cells.map(line)].join('\n');
+}

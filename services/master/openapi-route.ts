@@ -1,0 +1,141 @@
+import express from 'express';
+import { z } from 'zod';
+import type { MasterConfig } from '../shared/config.js';
+import { jobAccepted, jobView, outputFormat, quality } from '../protocol/api.js';
+import { errorBody } from '../protocol/errors.js';
+import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
+import { heartbeat, heartbeatAnswer } from '../protocol/tasks.js';
+
+/** A binary file part of a multipart body. */
+const file = z.string().meta({ format: 'binary' });
+
+/** The multipart fields of a submission, with the master's own limits. */
+function submissionFields(config: Pick<MasterConfig, 'maxFiles' | 'maxPipelineSteps'>) {
+  return {
+    pipeline: z.string().meta({
+      description: `JSON array of at most ${config.maxPipelineSteps} steps {"op": name, ...parameters}; [] converts the format only`,
+      examples: ['[{"op":"blur","sigma":2},{"op":"grayscale"}]'],
+    }),
+    format: outputFormat.optional().meta({ description: "output format (default: the input's)" }),
+    quality: z.string().regex(/^\d{1,3}$/).optional().meta({ description: `encoder quality, an integer ${quality.minValue}-${quality.maxValue}` }),
+    images: z.array(file).min(1).max(config.maxFiles),
+  };
+}
+
+const schema = (type: z.ZodType) => z.toJSONSchema(type, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any' });
+const json = (type: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema: schema(type) } } });
+const binary = (contentType: string, description: string) => ({ description, content: { [contentType]: { schema: { type: 'string', format: 'binary' } } } });
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [String(status), { $ref: '#/components/responses/Error' }]));
+const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const workerId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+/** The worker routes take the worker credential, not the client token. */
+const workerSecurity = [{ workerToken: [] }];
+
+/**
+ * The master's API as an OpenAPI 3.1 document, generated from the zod schemas the master and its
+ * clients use (services/protocol) and the master's configured limits. A test checks real answers
+ * against it.
+ */
+export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipelineSteps' | 'maxUploadBytes'>) {
+  const fields = submissionFields(config);
+  const { images, ...options } = fields;
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'DIPS master',
+      version: '1',
+      description: `Distributed image processing. Each image part may hold at most ${config.maxUploadBytes} bytes. With DIPS_TOKEN set, every /v1 route needs "Authorization: Bearer <token>".`,
+    },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'DIPS_TOKEN' },
+        workerToken: { type: 'http', scheme: 'bearer', description: 'DIPS_WORKER_TOKEN (or DIPS_TOKEN when unset): workers only' },
+      },
+      responses: { Error: json(errorBody, 'an error naming what is wrong: 400 malformed, 401 token, 404 unknown, 413 too large, 415 not an image, 422 bad pipeline, 429/503 busy (Retry-After)') },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/jobs': {
+        post: {
+          summary: 'submit images and a pipeline',
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': {
+                schema: schema(z.object({ ...fields, webhook: z.url().optional().meta({ description: 'called once when the job finishes (README "Webhooks")' }) })),
+              },
+            },
+          },
+          responses: { '202': json(jobAccepted, 'accepted and queued'), ...errors(400, 401, 413, 415, 422, 429, 503) },
+          callbacks: {
+            finished: { '{$request.body#/webhook}': { post: { requestBody: { content: { 'application/json': { schema: schema(webhookEvent) } } }, responses: { '200': { description: 'any 2xx acknowledges' } } } } },
+          },
+        },
+      },
+      '/v1/jobs/{id}': {
+        parameters: [jobId],
+        get: { summary: "a job's state", responses: { '200': json(jobView, 'the job'), ...errors(401, 404) } },
+        delete: { summary: 'cancel a job', responses: { '200': json(jobView, 'the job, canceled'), ...errors(401, 404) } },
+      },
+      '/v1/jobs/{id}/events': {
+        parameters: [jobId],
+        get: {
+          summary: 'progress as Server-Sent Events',
+          responses: { '200': { description: '"progress" events whose data is the job, as GET /v1/jobs/{id}', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 404) },
+        },
+      },
+      '/v1/jobs/{id}/images/{index}': {
+        parameters: [jobId, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        get: { summary: 'one processed image', responses: { '200': binary('image/*', 'the image, with its content type'), ...errors(401, 404, 409) } },
+      },
+      '/v1/jobs/{id}/archive': {
+        parameters: [jobId],
+        get: { summary: 'a zip of all results', responses: { '200': binary('application/zip', 'the finished images'), ...errors(401, 404, 409) } },
+      },
+      '/v1/process': {
+        post: {
+          summary: 'one image in, the processed image out, synchronously',
+          requestBody: { required: true, content: { 'multipart/form-data': { schema: schema(z.object({ ...options, image: file })) } } },
+          responses: {
+            '200': { ...binary('image/*', 'the processed image'), headers: Object.fromEntries(Object.entries(processHeaders).map(([name, description]) => [name, { description, schema: { type: 'string' } }])) },
+            ...errors(400, 401, 413, 415, 422, 429, 503),
+          },
+        },
+      },
+      '/v1/operations': { get: { summary: 'the operation catalogue', responses: { '200': json(operationList, 'every operation'), ...errors(401) } } },
+      '/v1/cluster': { get: { summary: 'workers, backlog and scaling', responses: { '200': json(clusterAnswer, 'the cluster'), ...errors(401) } } },
+      '/v1/workers/{id}': {
+        parameters: [workerId],
+        put: {
+          summary: "a worker's registration and heartbeat",
+          security: workerSecurity,
+          requestBody: { required: true, content: { 'application/json': { schema: schema(heartbeat) } } },
+          responses: { '200': json(heartbeatAnswer, "the worker's state as the master sees it"), ...errors(400, 401, 403) },
+        },
+        delete: { summary: 'a worker leaves', security: workerSecurity, responses: { '204': { description: 'removed' }, ...errors(401) } },
+      },
+      '/v1/blobs/{lease}/{direction}': {
+        parameters: [
+          { name: 'lease', in: 'path', required: true, schema: { type: 'string' } },
+          { name: 'direction', in: 'path', required: true, schema: { type: 'string' } },
+        ],
+        get: { summary: "a leased task's input bytes, for workers that cannot reach storage", security: workerSecurity, responses: { '200': binary('application/octet-stream', 'the bytes'), ...errors(401, 404) } },
+        put: { summary: "a leased task's output bytes", security: workerSecurity, requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, responses: { '204': { description: 'stored' }, ...errors(401, 404) } },
+      },
+      '/v1/openapi.json': { get: { summary: 'this document', security: [], responses: { '200': { description: 'OpenAPI 3.1' } } } },
+      '/healthz': { get: { summary: 'liveness', security: [], responses: { '200': { description: '{"status":"ok"}' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+    },
+  };
+}
+
+/** GET /v1/openapi.json, mounted before the token check: describing the API gives nothing away. */
+export function openApiRouter(config: MasterConfig): express.Router {
+  const document = openApiDocument(config);
+  const router = express.Router();
+  router.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+  return router;
+}
