@@ -122,6 +122,22 @@ describe('a file:// batch job', () => {
   });
 });
 
+describe('maxFailures', () => {
+  it('stops a job that fails wholesale, says so, and runs none of the rest', async () => {
+    const dir = path.join(sources, 'all-broken');
+    const names = await writeImages(dir, 200);
+    for (const name of names) await fs.writeFile(path.join(dir, name), 'garbage');
+    const { id } = await submitBatch(master.url, { pipeline, inputs: { prefix: `file://${dir}` }, maxFailures: '1%' });
+    const job = await waitForBatch(master.url, id);
+    expect(job.status).toBe('failed');
+    expect(job.error).toMatch(/^stopped: \d+ items failed, more than maxFailures "1%" \(2 of 200\)/);
+    expect(job.progress.failed).toBeGreaterThan(2);
+    const canceled = (await allItems(master.url, id, '&status=canceled')).items;
+    expect(canceled.length).toBe(200 - job.progress.failed);
+    expect(canceled.length).toBeGreaterThan(100);
+  });
+});
+
 describe('roots and traversal', () => {
   it('refuses inputs and outputs outside DIPS_SOURCES / DIPS_DESTINATIONS with 403 naming the root, and ".." escapes', async () => {
     const cases: Array<[unknown, string]> = [
