@@ -4,7 +4,7 @@ import { announce, h, saveBlob } from './dom.js';
 import { forgetJob, loadJobs, rememberJob } from './job-store.js';
 import { readEventStream } from './sse.js';
 
-const FINISHED = new Set(['succeeded', 'failed', 'canceled']);
+const FINISHED = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 /** Browsers allow 6 HTTP/1.1 connections per host; leave most for everything else. */
 const MAX_EVENT_STREAMS = 3;
 const POLL_INTERVAL_MS = 1000;
