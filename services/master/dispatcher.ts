@@ -6,7 +6,7 @@ import type { JobStore, TaskRecord } from './job-store.js';
 import type { Metrics } from './metrics.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 
-export type UnitKind = 'whole' | 'tile';
+export type UnitKind = 'whole' | 'tile' | 'variants';
 
 /** One piece of work for one worker: a whole small image, or one tile of a large one. */
 export interface WorkUnit {
@@ -22,6 +22,8 @@ export interface WorkUnit {
    * streamed as they are: fetch would copy a single buffer body, and joining the parts is another copy.
    */
   body(): Promise<Buffer[]>;
+  /** Extra request headers (the variants task travels in one). */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
 }
 
@@ -189,6 +191,7 @@ export class Dispatcher {
         body: streamOf(parts),
         duplex: 'half',
         headers: {
+          ...unit.headers,
           ...authHeaders(this.options.token),
           'content-type': 'application/octet-stream',
           'x-dips-lease': lease.id,

@@ -130,3 +130,30 @@ export const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(200).optional(),
 });
+
+/**
+ * The variants task (master -> worker, POST /v1/tasks/variants): one input image, decoded once, the
+ * pipeline run once, then each output resized (largest width, never enlarged) and encoded. The task
+ * travels URI-encoded in the x-dips-task header, the encoded input as the body; the answer's body is
+ * the outputs one after another, their lengths in the x-dips-result header.
+ */
+export const variantsTask = z.object({
+  name: z.string().max(1024),
+  pipeline: z.array(z.record(z.string(), z.unknown())),
+  outputs: z
+    .array(z.object({ format: z.enum(outputFormats).optional(), quality: quality.optional(), width: z.number().int().min(1).max(65_535).optional() }))
+    .min(1)
+    .max(maxOutputsPerInput),
+});
+export type VariantsTask = z.infer<typeof variantsTask>;
+
+export const variantsResult = z.object({
+  width: z.number().int(),
+  height: z.number().int(),
+  annotations: annotations.optional(),
+  outputs: z.array(z.object({ format: z.enum(outputFormats), width: z.number().int(), height: z.number().int(), bytes: z.number().int() })),
+});
+export type VariantsResult = z.infer<typeof variantsResult>;
+
+export const encodeHeader = (value: unknown): string => encodeURIComponent(JSON.stringify(value));
+export const decodeHeader = <T>(schema: z.ZodType<T>, value: string): T => schema.parse(JSON.parse(decodeURIComponent(value)));

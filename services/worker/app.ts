@@ -10,6 +10,7 @@ import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
 import { executeTileTask } from '../image-core/execute-tile.js';
 import { decodeTileTask, encodeTileResult, TileWireError } from '../image-core/tile-task.js';
 import type { Slots } from './slots.js';
+import { variantsRoute } from './variants-route.js';
 
 export interface WorkerState {
   slots: Slots;
@@ -62,6 +63,8 @@ export function createWorkerApp(config: Pick<WorkerConfig, 'token' | 'maxPixels'
     logger.debug({ unit: req.get('x-dips-unit'), lease: req.get('x-dips-lease'), ms: Math.round(performance.now() - started) }, 'tile done');
     res.type('application/octet-stream').send(Buffer.concat(encodeTileResult(result)));
   });
+
+  tasks.post('/tasks/variants', variantsRoute(config, state.slots));
 
   app.use('/v1', tasks);
   app.use(notFound);

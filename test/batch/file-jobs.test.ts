@@ -122,6 +122,32 @@ describe('a file:// batch job', () => {
   });
 });
 
+describe('several outputs per input', () => {
+  it('sizes x formats from one decode: each output named, listed in /items and the manifest, and written', async () => {
+    const dir = path.join(sources, 'responsive');
+    await writeImages(dir, 3);
+    const { id } = await submitBatch(master.url, {
+      pipeline,
+      inputs: { prefix: `file://${dir}` },
+      output: { prefix: `file://${destinations}/responsive`, sizes: [16, 64], formats: ['webp', 'png'] },
+    });
+    const job = await waitForBatch(master.url, id);
+    expect(job).toMatchObject({ status: 'succeeded', progress: { done: 3, total: 3 } });
+    const out = `file://${destinations}/responsive/set-0/img-1`;
+    const { items } = await allItems(master.url, id);
+    expect(items.find((item) => item.name === 'set-0/img-1.png')!.outputs).toEqual([`${out}-16w.webp`, `${out}-16w.png`, `${out}-64w.webp`, `${out}-64w.png`]);
+    const line = (await manifestOf(master.url, id)).find((entry) => entry.input === `file://${dir}/set-0/img-1.png`)!;
+    expect(line.outputs).toHaveLength(4);
+    const file = (suffix: string) => path.join(destinations, 'responsive', 'set-0', `img-1${suffix}`);
+    expect(await sharp(file('-16w.webp')).metadata()).toMatchObject({ format: 'webp', width: 16, height: 16 });
+    // 64 px is wider than the 32 px input: not enlarged.
+    const wide = await sharp(file('-64w.png')).raw().toBuffer({ resolveWithObject: true });
+    expect(wide.info).toMatchObject({ width: 32, height: 32 });
+    const { r, g, b } = colourOf(1);
+    expect([...wide.data.subarray(0, 3)]).toEqual([255 - r, 255 - g, 255 - b]);
+  });
+});
+
 describe('maxFailures', () => {
   it('stops a job that fails wholesale, says so, and runs none of the rest', async () => {
     const dir = path.join(sources, 'all-broken');

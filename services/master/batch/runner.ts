@@ -9,10 +9,9 @@ import { InputError, openInput } from '../../image-core/decode.js';
 import type { OutputFormat } from '../../image-core/encode.js';
 import { parsePipeline, PipelineError, serializePipeline } from '../../image-core/pipeline.js';
 import { planImage } from '../../image-core/planner.js';
-import type { BatchJobBody, ManifestLine } from '../../protocol/batch.js';
+import { decodeHeader, encodeHeader, variantsResult, type BatchJobBody, type ManifestLine, type VariantsTask } from '../../protocol/batch.js';
 import { HttpError } from '../../shared/http-error.js';
 import type { Logger } from '../../shared/logger.js';
-import { decodeResultHeader, encodeWholeTask } from '../../shared/whole-task.js';
 import type { Dispatcher } from '../dispatcher.js';
 import type { ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
 import { isTerminal } from '../job-store.js';
@@ -298,33 +297,40 @@ export class BatchRunner {
     return opened.width * opened.height;
   }
 
-  /** The item's results, one per output (one when the job keeps results in the master's storage). */
+  /**
+   * The item's results, one per output (one when the job keeps results in the master's storage), from
+   * one variants task: the worker decodes once and encodes every size and format.
+   */
   private async render(work: ItemWork, resolved: ResolvedItem, pipeline: unknown[], data: Buffer, pixels: number, signal: AbortSignal) {
-    const targets: Array<Partial<OutputTarget>> = resolved.outputs.length > 0 ? resolved.outputs : [{}];
     const job = this.deps.store.batchJob(work.jobId);
-    const results = [];
-    for (const [index, target] of targets.entries()) {
-      const format = target.format ?? (job?.format as OutputFormat | undefined);
-      const quality = target.quality ?? job?.quality;
-      const steps = target.width === undefined ? pipeline : [...pipeline, { op: 'resize', width: target.width }];
-      const result = await this.deps.dispatcher.run({
-        id: `${work.jobId}/${work.index}${index > 0 ? `/${index}` : ''}`,
-        jobId: work.jobId,
-        imageIndex: work.index,
-        kind: 'whole',
-        pixels,
-        body: async () => [
-          encodeWholeTask(
-            { name: work.name, pipeline: steps as Array<Record<string, unknown>>, ...(format ? { format } : {}), ...(quality ? { quality } : {}) },
-            data,
-          ),
-        ],
-        signal,
-      });
-      if (!result.meta) throw new ItemError('transient', 'worker answered without a result description');
-      results.push({ ...decodeResultHeader(result.meta), data: result.data });
-    }
-    return results;
+    const targets: Array<Partial<OutputTarget>> = resolved.outputs.length > 0 ? resolved.outputs : [{}];
+    const task: VariantsTask = {
+      name: work.name,
+      pipeline: pipeline as VariantsTask['pipeline'],
+      outputs: targets.map((target) => {
+        const format = target.format ?? (job?.format as OutputFormat | undefined);
+        const quality = target.quality ?? job?.quality;
+        return { ...(format ? { format } : {}), ...(quality ? { quality } : {}), ...(target.width ? { width: target.width } : {}) };
+      }),
+    };
+    const result = await this.deps.dispatcher.run({
+      id: `${work.jobId}/${work.index}`,
+      jobId: work.jobId,
+      imageIndex: work.index,
+      kind: 'variants',
+      pixels: pixels * targets.length,
+      headers: { 'x-dips-task': encodeHeader(task) },
+      body: async () => [data],
+      signal,
+    });
+    if (!result.meta) throw new ItemError('transient', 'worker answered without a result description');
+    const described = decodeHeader(variantsResult, result.meta);
+    let offset = 0;
+    return described.outputs.map((output) => {
+      const bytes = result.data.subarray(offset, offset + output.bytes);
+      offset += output.bytes;
+      return { ...output, data: bytes, annotations: described.annotations };
+    });
   }
 
   /** Retries storage calls that failed transiently, with exponential backoff; permanent errors fail at once. */
@@ -417,6 +423,9 @@ export function failureLimit(maxFailures: number | string, total: number): numbe
   return Math.floor((Number(maxFailures.slice(0, -1)) / 100) * total);
 }
 
-function annotationsOf(result: { qr?: string[] | undefined }): Pick<ItemOutcome, 'qr' | 'annotations'> {
-  return result.qr ? { qr: result.qr } : {};
+/** Annotations of the pipeline's analysis steps; QR texts also where uploads keep them. */
+function annotationsOf(result: { annotations?: Record<string, unknown> | undefined }): Pick<ItemOutcome, 'qr' | 'annotations'> {
+  if (!result.annotations) return {};
+  const { qr, ...rest } = result.annotations;
+  return { ...(Array.isArray(qr) ? { qr: qr as string[] } : {}), ...(Object.keys(rest).length > 0 ? { annotations: rest } : {}) };
 }
