@@ -450,6 +450,12 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.prepare('UPDATE jobs SET manifest_written = 1 WHERE id = ?').run(jobId);
   }
 
+  /** A job's status and progress without its items: constant time whatever the job's size. */
+  jobSummary(id: string): JobView | undefined {
+    const job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return job && toSummary(job, this.progressOf(id));
+  }
+
   getJob(id: string): JobView | undefined {
     const job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     if (!job) return undefined;

@@ -52,7 +52,7 @@ export function batchRoutes(master: Master): express.Router {
     const retried = store.retryFailed(req.params.id) ?? 0;
     master.runner.fill();
     batch.fill();
-    res.status(202).json({ id: req.params.id, status: store.getJob(req.params.id)!.status, retried });
+    res.status(202).json({ id: req.params.id, status: store.jobSummary(req.params.id)!.status, retried });
   });
 
   router.get('/jobs/:id/manifest', async (req, res) => {
@@ -84,7 +84,7 @@ function guardCursor<T>(read: () => T): T {
 }
 
 function jobOr404(master: Master, id: string) {
-  const job = master.store.getJob(id);
+  const job = master.store.jobSummary(id);
   if (!job) throw new HttpError(404, 'job_not_found', `no job with id "${id}"`);
   return job;
 }

@@ -107,7 +107,7 @@ export class BatchRunner {
     const spec = { ...body, pipeline };
     const specKey = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
     const existing = store.unfinishedJobWithSpec(specKey);
-    if (existing) return { id: existing, status: store.getJob(existing)!.status, resumed: true };
+    if (existing) return { id: existing, status: store.jobSummary(existing)!.status, resumed: true };
     const id = randomUUID();
     const format = body.output?.format ?? body.format;
     const quality = body.output?.quality ?? body.quality;
@@ -154,7 +154,7 @@ export class BatchRunner {
         try {
           await this.listFrom(jobId, spec, job.listCursor);
           if (this.stopped) return;
-          const empty = store.getJob(jobId)?.progress.total === 0;
+          const empty = store.jobSummary(jobId)?.progress.total === 0;
           store.finishListing(jobId, empty ? `no inputs found in ${JSON.stringify(spec.inputs)}` : undefined);
           break;
         } catch (error) {
@@ -350,7 +350,7 @@ export class BatchRunner {
     const job = store.batchJob(jobId);
     if (!job) return;
     const spec = job.spec as BatchJobBody;
-    const view = store.getJob(jobId)!;
+    const view = store.jobSummary(jobId)!;
     if (spec.maxFailures !== undefined && job.error === undefined && !isTerminal(job.status)) {
       const limit = failureLimit(spec.maxFailures, view.progress.total);
       if (view.progress.failed > limit) {
