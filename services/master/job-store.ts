@@ -531,7 +531,8 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   }
 
   /**
-   * Marks up to limit queued items of one kind running, oldest job first. Jobs with queued items are
+   * Marks up to limit queued items of one kind running, oldest job first; batch jobs with fewer items
+   * running go first, so a small job is not stuck behind a 100,000-item one. Jobs with queued items are
    * found from job_counts, then each job's queued items by index: no scan over other jobs' rows.
    */
   private claim(kind: JobKind, limit: number): ImageRow[] {
@@ -539,7 +540,8 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     const jobs = this
       .prepare(
         `SELECT j.id FROM jobs j JOIN job_counts c ON c.job_id = j.id AND c.status = 'queued' AND c.n > 0
-         WHERE j.kind = ? ORDER BY j.created_at, j.id`,
+         LEFT JOIN job_counts r ON r.job_id = j.id AND r.status = 'running'
+         WHERE j.kind = ? ORDER BY CASE WHEN j.kind = 'batch' THEN COALESCE(r.n, 0) ELSE 0 END, j.created_at, j.id`,
       )
       .all(kind) as Array<{ id: string }>;
     const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);

@@ -5,18 +5,20 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../helpers/api.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
-import { allItems, colourOf, manifestOf, parseJsonLines, startS3Server, submitBatch, tempDir, waitForBatch, writeImages } from './support.js';
+import { allItems, colourOf, getBatchJob, manifestOf, parseJsonLines, startS3Server, submitBatch, tempDir, waitForBatch, writeImages } from './support.js';
 
 // A real S3-protocol server on loopback (s3rver), spoken to with the real AWS SDK by the test and the master.
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 let server: { endpoint: string; stop(): void };
+let s3Dir: string;
 let client: S3Client;
 let endpoint: string;
 let master: DipsProcess;
 
 beforeAll(async () => {
   const tmp = await tempDir('batch-s3');
-  server = await startS3Server(path.join(tmp, 's3'), ['photos', 'results']);
+  s3Dir = path.join(tmp, 's3');
+  server = await startS3Server(s3Dir, ['photos', 'results']);
   endpoint = server.endpoint;
   client = new S3Client({ endpoint, region: 'us-east-1', credentials, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
   const local = path.join(tmp, 'images');
@@ -38,6 +40,8 @@ beforeAll(async () => {
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      // Storage retries back off 0.3, 0.6, 1.2, 2.4 s: room for the S3 server to come back in the outage test.
+      DIPS_RETRY_BASE_MS: '300',
     },
   }));
 }, 180_000);
@@ -92,7 +96,7 @@ describe('an s3:// batch job against an S3-protocol server on loopback', () => {
     });
     const copy = parseJsonLines((await read('results', `run-1/manifest-${id}.jsonl`)).toString());
     expect(copy).toEqual(await manifestOf(master.url, id));
-  });
+  }, 240_000);
 
   it('a manifest (.csv) names inputs; one outside DIPS_SOURCES fails alone', async () => {
     const csv = ['url,label', 's3://photos/in/set-0/img-1.png,a', 's3://photos/in/set-0/img-2.png,b', 's3://results/run-1/set-0/img-3.webp,c', ''].join('\n');
@@ -107,5 +111,21 @@ describe('an s3:// batch job against an S3-protocol server on loopback', () => {
     expect(await keysUnder('results', 'from-csv/set-0/')).toEqual(['from-csv/set-0/img-1.png', 'from-csv/set-0/img-2.png']);
     const [failed] = (await allItems(master.url, id, '&status=failed')).items;
     expect(failed!.error).toMatch(/s3:\/\/results\/run-1\/set-0\/img-3\.webp is not under a root of DIPS_SOURCES \(allowed: DIPS_SOURCES=s3:\/\/photos\/in\//);
+  });
+
+  it('an S3 outage mid-job is a transient error: retried with backoff, no item fails', async () => {
+    const { id } = await submitBatch(master.url, {
+      pipeline: [{ op: 'blur', sigma: 2 }],
+      inputs: { prefix: 's3://photos/in/set-1/' },
+      output: { prefix: 's3://results/outage/', format: 'png' },
+    });
+    await waitUntil(() => getBatchJob(master.url, id), (job) => job.progress.done >= 50, 60_000, '50 items done');
+    server.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    server = await startS3Server(s3Dir, ['photos', 'results'], Number(new URL(endpoint).port));
+    const job = await waitForBatch(master.url, id);
+    expect(job).toMatchObject({ status: 'succeeded', progress: { done: 500, failed: 0, total: 500 } });
+    // Names are relative to the input prefix: outage/img-500.png ... outage/img-999.png, and the manifest.
+    expect((await keysUnder('results', 'outage/')).filter((key) => key.endsWith('.png'))).toHaveLength(500);
   });
 });
