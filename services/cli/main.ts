@@ -2,6 +2,7 @@
 import os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ScalingMode } from '../scaler/master-scaler.js';
+import { registerBatchCommands } from './batch.js';
 
 /* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
 
@@ -87,15 +88,26 @@ program
 
 program
   .command('submit')
-  .description('submit images to a master, show progress, download results')
-  .argument('<files...>', 'input images')
+  .description('submit images to a master, show progress, download results; or, with --from, a batch job read from storage')
+  .argument('[files...]', 'input images (or none, with --from)')
   .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
   .option('--out <dir>', 'download results here')
+  .option('--from <uri>', 'batch job: inputs under s3://bucket/prefix or file:///dir, or a .jsonl/.csv manifest')
+  .option('--to <uri>', 'batch job: write results under this s3:// or file:/// prefix')
+  .option('--max-failures <n>', 'batch job: stop after this many failed items (or a percentage, e.g. 5%)')
   .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
   .option('--quality <q>', 'encoder quality 1-100')
   .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
-  .action(async (files: string[], options: { pipeline: string; out?: string; format?: string; quality?: string; master?: string }) => {
+  .action(async (files: string[], options: { pipeline: string; out?: string; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; master?: string }) => {
     const { MasterClient } = await import('./client.js');
+    if (options.from) {
+      const { exitCodeFor, submitBatch } = await import('./batch.js');
+      const job = await submitBatch(new MasterClient(options.master), { ...options, from: options.from, progress: process.stderr.isTTY === true });
+      process.stderr.write(`job ${job.id} ${job.status}: ${job.progress.done} done, ${job.progress.failed} failed, ${job.progress.skipped ?? 0} skipped of ${job.progress.total}${job.error ? ` (${job.error})` : ''}\n`);
+      process.exitCode = exitCodeFor(job);
+      return;
+    }
+    if (files.length === 0) throw new Error('submit needs image files, or --from URI for a batch job');
     const { submitFiles } = await import('./submit.js');
     const job = await submitFiles(new MasterClient(options.master), files, { ...options, progress: process.stderr.isTTY === true });
     for (const image of job.images) {
@@ -105,6 +117,8 @@ program
     process.stderr.write(`job ${job.id} ${job.status}\n`);
     process.exitCode = job.status === 'succeeded' ? 0 : 1;
   });
+
+registerBatchCommands(program);
 
 program
   .command('status')

@@ -35,7 +35,7 @@ interface JobState {
   images: ImageState[];
 }
 
-const terminal = new Set(['succeeded', 'failed', 'canceled']);
+const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 const maxSaturatedRetries = 60;
 const pollIntervalMs = 250;
 /** Results downloaded at once while the job is still running. */

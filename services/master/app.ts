@@ -7,6 +7,7 @@ import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeOperations } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
 import { isTerminal, type ImageRow, type JobView } from './job-store.js';
+import { batchRoutes } from './batch/routes.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Master } from './master.js';
 import { validateSubmission } from './submission.js';
@@ -35,6 +36,7 @@ export function createApp(master: Master) {
     res.json(describeOperations());
   });
 
+  api.use(batchRoutes(master));
   api.post('/jobs', async (req, res) => {
     const retryAfter = 5;
     if (store.pendingImages().count >= config.maxQueuedImages) {

@@ -2,3 +2,4 @@
 export * from './api.js';
 export * from './errors.js';
 export * from './tasks.js';
+export * from './batch.js';

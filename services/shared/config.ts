@@ -51,6 +51,9 @@ const masterSchema = z.object({
   workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
   webDir: z.string().default(path.join(packageRoot(), 'web')),
   scaleInAfter: positiveInt.default(120),
+  /** Batch jobs: comma-separated s3:// and file:/// roots they may read from and write to (empty: none). */
+  sources: z.string().default(''),
+  destinations: z.string().default(''),
 });
 
 const workerSchema = z.object({
@@ -100,6 +103,8 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   workerMemoryBytes: 'DIPS_WORKER_MEMORY_BYTES',
   webDir: 'DIPS_WEB_DIR',
   scaleInAfter: 'DIPS_SCALE_IN_AFTER',
+  sources: 'DIPS_SOURCES',
+  destinations: 'DIPS_DESTINATIONS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

@@ -87,7 +87,7 @@ export async function waitForWorker(masterUrl: string, address: string, state: '
 }
 
 export function waitForJob(baseUrl: string, id: string, token?: string, timeoutMs = 90_000): Promise<JobView> {
-  return waitUntil(() => getJob(baseUrl, id, token), (job) => ['succeeded', 'failed', 'canceled'].includes(job.status), timeoutMs, `job ${id} to finish`);
+  return waitUntil(() => getJob(baseUrl, id, token), (job) => ['succeeded', 'partial', 'failed', 'canceled'].includes(job.status), timeoutMs, `job ${id} to finish`);
 }
 
 export async function download(baseUrl: string, id: string, index: number, token?: string): Promise<Buffer> {
