@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { imageStatus, jobStatus, outputFormat, progress, quality } from './api.js';
+import { imageStatus, jobStatus, jobView, outputFormat, quality } from './api.js';
 import { maxVariantsPerTask } from './tasks.js';
 
 /*
@@ -65,16 +65,8 @@ export const itemStatus = imageStatus;
 /** POST /v1/jobs (JSON) answer: 202; `resumed` when an unfinished job with the same body already existed. */
 export const batchAccepted = z.object({ id: z.string(), status: jobStatus, resumed: z.boolean().optional() });
 
-export const jobSummary = z.object({
-  id: z.string(),
-  status: jobStatus,
-  progress,
-  createdAt: z.string(),
-  finishedAt: z.string().optional(),
-  kind: z.enum(['upload', 'batch']),
-  /** Why the job stopped early (maxFailures) or could not list its inputs. */
-  error: z.string().optional(),
-});
+/** An entry of GET /v1/jobs: a job view without its images, and always saying its kind. */
+export const jobSummary = jobView.omit({ images: true }).required({ kind: true });
 export type JobSummary = z.infer<typeof jobSummary>;
 
 export const jobsPage = z.object({ jobs: z.array(jobSummary), next: z.string().optional() });
