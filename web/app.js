@@ -1,7 +1,7 @@
 import { allowTokenPrompt, getJson, setTokenPrompt, storedToken, storeToken, tokenWasDeclined } from './api.js';
 import { createClusterView } from './cluster.js';
 import { createFilePicker } from './file-picker.js';
-import { createJobList, shortId } from './jobs.js';
+import { createJobList, createMasterJobs, shortId } from './jobs.js';
 import { createPipelineEditor, validateWhileTyping } from './pipeline-editor.js';
 import { describeParam, parseParam } from './params.js';
 import { formatBytes, h } from './dom.js';
@@ -155,4 +155,5 @@ window.addEventListener('dips:token-state', showTokenButton);
 showTokenButton();
 loadOperations();
 jobList.restore();
+createMasterJobs({ container: $('master-jobs') }).start();
 cluster.start();

@@ -1,6 +1,6 @@
 import { ApiError, apiFetch, getJson, storedToken } from './api.js';
 import { createCompareView } from './compare.js';
-import { announce, h, saveBlob } from './dom.js';
+import { announce, formatAge, h, saveBlob } from './dom.js';
 import { forgetJob, loadJobs, rememberJob } from './job-store.js';
 import { readEventStream } from './sse.js';
 import { uploadForm } from './upload.js';
@@ -391,4 +391,104 @@ function createJobView(entry) {
     view.imageList,
   );
   return view;
+}
+
+/** How often the list of the master's jobs is refreshed; the open job's failed items with it. */
+const MASTER_JOBS_REFRESH_MS = 2000;
+/** Failed items shown on a job page (the manifest has them all). */
+const FAILED_ITEMS_SHOWN = 50;
+
+/**
+ * Every job the master holds (GET /v1/jobs), whoever submitted it, newest first. Opening one shows
+ * its progress and failed items with their errors, a retry button and the manifest.
+ */
+export function createMasterJobs({ container }) {
+  let openId = null;
+  let timer = null;
+  const table = h('table', { class: 'master-jobs-table' },
+    h('caption', { class: 'visually-hidden' }, 'Jobs on this master'),
+    h('thead', {}, h('tr', {}, ...['Job', 'Kind', 'Status', 'Done', 'Failed', 'Total', 'Created'].map((title) => h('th', { scope: 'col' }, title)))),
+  );
+  const body = h('tbody');
+  table.append(body);
+  const detail = h('div', { class: 'master-job-detail', hidden: true });
+  const message = h('p', { class: 'field-error', hidden: true, role: 'alert' });
+  container.append(message, table, detail);
+
+  async function refresh() {
+    try {
+      const { jobs } = await getJson('/v1/jobs?limit=50');
+      message.hidden = true;
+      body.replaceChildren(...jobs.map((job) => h('tr', { 'data-job': job.id, 'data-status': job.status },
+        h('td', {}, h('button', { type: 'button', class: 'link-button', onclick: () => open(job.id), 'aria-label': `Open job ${job.id}` }, shortId(job.id))),
+        h('td', {}, job.kind),
+        h('td', {}, h('span', { class: `badge badge-${job.status}` }, job.status)),
+        h('td', {}, String(job.progress.done)),
+        h('td', {}, String(job.progress.failed)),
+        h('td', {}, String(job.progress.total)),
+        h('td', {}, formatAge(job.createdAt)),
+      )));
+      if (openId) await renderDetail(openId);
+    } catch (error) {
+      message.textContent = `Cannot list the master's jobs: ${error.message}`;
+      message.hidden = false;
+    }
+  }
+
+  async function open(id) {
+    openId = id;
+    await renderDetail(id);
+    detail.querySelector('h3')?.focus();
+  }
+
+  async function renderDetail(id) {
+    const [job, failed] = await Promise.all([
+      getJson(`/v1/jobs/${encodeURIComponent(id)}`),
+      getJson(`/v1/jobs/${encodeURIComponent(id)}/items?status=failed&limit=${FAILED_ITEMS_SHOWN}`),
+    ]);
+    const { done, failed: failedCount, total, skipped = 0 } = job.progress;
+    detail.hidden = false;
+    detail.replaceChildren(
+      h('h3', { tabindex: -1 }, `Job ${shortId(job.id)}`),
+      h('p', { class: 'master-job-status' }, `${job.status}: ${done} done${skipped ? ` (${skipped} skipped, output already there)` : ''}, ${failedCount} failed, ${total} in all`),
+      job.error ? h('p', { class: 'field-error' }, job.error) : null,
+      h('div', { class: 'job-actions' },
+        h('button', { type: 'button', class: 'secondary', disabled: failedCount === 0 && !job.error, onclick: () => retry(job.id) }, 'Retry failed items'),
+        h('button', { type: 'button', class: 'secondary', onclick: () => downloadManifest(job.id) }, 'Download manifest'),
+      ),
+      failed.items.length === 0
+        ? h('p', { class: 'muted' }, 'No failed items.')
+        : h('table', { class: 'failed-items' },
+            h('caption', {}, `Failed items${failedCount > failed.items.length ? ` (first ${failed.items.length} of ${failedCount})` : ''}`),
+            h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Item'), h('th', { scope: 'col' }, 'Error'), h('th', { scope: 'col' }, 'Kind'))),
+            h('tbody', {}, ...failed.items.map((item) => h('tr', {}, h('td', {}, item.name), h('td', {}, item.error ?? ''), h('td', {}, item.errorKind ?? '')))),
+          ),
+    );
+  }
+
+  async function retry(id) {
+    try {
+      const answer = await getJson(`/v1/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' });
+      announce(`Job ${shortId(id)}: ${answer.retried} failed item${answer.retried === 1 ? '' : 's'} re-queued.`);
+      await refresh();
+    } catch (error) {
+      message.textContent = `Retry failed: ${error.message}`;
+      message.hidden = false;
+    }
+  }
+
+  async function downloadManifest(id) {
+    const response = await apiFetch(`/v1/jobs/${encodeURIComponent(id)}/manifest`);
+    saveBlob(await response.blob(), `manifest-${id}.jsonl`);
+  }
+
+  return {
+    start() {
+      void refresh();
+      timer = setInterval(() => void refresh(), MASTER_JOBS_REFRESH_MS);
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
 }

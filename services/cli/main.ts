@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ScalingMode } from '../scaler/master-scaler.js';
 import { packageRoot } from '../shared/config.js';
+import { registerBatchCommands } from './batch.js';
 
 /* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
 
@@ -105,15 +106,27 @@ program
 
 program
   .command('submit')
-  .description('submit images (files or directories of images) to a master, show progress, download results')
-  .argument('<files...>', 'input images, or directories whose images are sent (split into jobs of at most DIPS_MAX_FILES)')
+  .description('submit images (files or directories of images) to a master, show progress, download results; or, with --from, a batch job read from storage')
+  .argument('[files...]', 'input images, or directories whose images are sent (split into jobs of at most DIPS_MAX_FILES); none with --from')
   .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
   .option('--out <dir>', 'download results here')
   .option('--overwrite', 'replace result files that already exist in --out (default: keep them)')
+  .option('--from <uri>', 'batch job: inputs under s3://bucket/prefix or file:///dir, or a .jsonl/.csv manifest')
+  .option('--to <uri>', 'batch job: write results under this s3:// or file:/// prefix')
+  .option('--max-failures <n>', 'batch job: stop after this many failed items (or a percentage, e.g. 5%)')
   .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
   .option('--quality <q>', 'encoder quality 1-100')
   .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
-  .action(async (args: string[], options: { pipeline: string; out?: string; overwrite?: boolean; format?: string; quality?: string; master?: string }) => {
+  .action(async (args: string[], options: { pipeline: string; out?: string; overwrite?: boolean; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; master?: string }) => {
+    if (options.from) {
+      const { MasterClient } = await import('./client.js');
+      const { exitCodeFor, submitBatch } = await import('./batch.js');
+      const job = await submitBatch(new MasterClient(options.master), { ...options, from: options.from, progress: process.stderr.isTTY === true });
+      process.stderr.write(`job ${job.id} ${job.status}: ${job.progress.done} done, ${job.progress.failed} failed, ${job.progress.skipped ?? 0} skipped of ${job.progress.total}${job.error ? ` (${job.error})` : ''}\n`);
+      process.exitCode = exitCodeFor(job);
+      return;
+    }
+    if (args.length === 0) throw new Error('submit needs image files or directories, or --from URI for a batch job');
     const { collectInputs, chunk } = await import('./inputs.js');
     const { files, problems } = await collectInputs(args);
     if (problems.length > 0) throw new Error(`nothing was sent:\n  ${problems.join('\n  ')}`);
@@ -126,6 +139,8 @@ program
     for (const job of jobs) output.note(describeOutcome(job));
     process.exitCode = exitCodeFor(jobs);
   });
+
+registerBatchCommands(program);
 
 program
   .command('status')

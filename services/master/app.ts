@@ -10,6 +10,7 @@ import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/e
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
 import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
+import { batchRoutes } from './batch/routes.js';
 import type { Master } from './master.js';
 import { openApiRouter } from './openapi-route.js';
 import { processRouter } from './process-route.js';
@@ -49,6 +50,7 @@ export function createApp(master: Master) {
     res.json(catalogue);
   });
 
+  api.use(batchRoutes(master));
   api.post('/jobs', async (req, res) => {
     let reservation;
     try {

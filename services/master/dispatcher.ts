@@ -54,6 +54,8 @@ export interface UnitResult {
   bytesIn: number;
   bytesOut: number;
   image?: ImageOutput;
+  /** A variants unit's results, in the order the worker wrote them to its output. */
+  variants?: Extract<TaskResult, { ok: true }>['variants'];
 }
 
 /** The unit cannot succeed: the worker rejected its input, or two workers failed it identically. */
@@ -384,8 +386,8 @@ export class Dispatcher {
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'in' }, result.bytesIn);
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'out' }, result.bytesOut);
     this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
-    const { lease: id, processingMs, bytesIn, bytesOut, image } = result;
-    const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}) };
+    const { lease: id, processingMs, bytesIn, bytesOut, image, variants } = result;
+    const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}), ...(variants ? { variants } : {}) };
     for (const listener of this.doneListeners) listener(unit, done);
     this.settle(pending, () => pending.resolve(done));
   }

@@ -1,12 +1,19 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
+import { imageStatuses, isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
 import type { InputFormat } from '../image-core/decode.js';
 import { outputFormatFor } from '../image-core/encode.js';
 import type { WorkItem } from '../scaler/work.js';
+import type { ErrorKind } from './batch/item-error.js';
+import type { ItemView, JobSummary, JobsPage } from '../protocol/batch.js';
 
 export type { ImageStatus, ImageView, JobStatus, JobView };
+export type JobKind = 'upload' | 'batch';
+export type Progress = JobView['progress'];
+
+/** Jobs up to this many items list them all in GET /v1/jobs/{id}; larger ones page through /items (contract). */
+export const maxListedImages = 1000;
 
 export interface NewImage {
   name: string;
@@ -22,6 +29,64 @@ export interface NewJob {
   format?: string;
   quality?: number;
   images: NewImage[];
+}
+
+/** A job read from storage: its items are listed into it afterwards (addItems), page by page. */
+export interface NewBatchJob {
+  id: string;
+  pipeline: unknown[];
+  format?: string;
+  quality?: number;
+  /** The validated job body (inputs, output, maxFailures), JSON. */
+  spec: unknown;
+  /** Hash of the body: a second submission of the same body while this job is unfinished attaches to it. */
+  specKey: string;
+}
+
+export interface NewItem {
+  /** Input URI. */
+  source: string;
+  /** Path relative to the input prefix. */
+  name: string;
+}
+
+/** The batch fields of a finished item. */
+export interface ItemOutcome extends ImageOutcome {
+  errorKind?: ErrorKind;
+  /** Output URIs written (or found already there, when skipped). */
+  outputs?: string[];
+  skipped?: boolean;
+  annotations?: Record<string, unknown>;
+  /** Outputs to remember with their content key, so a resubmission can skip them. */
+  recorded?: OutputRecord[];
+}
+
+export interface OutputRecord {
+  uri: string;
+  contentKey: string;
+  fingerprint: string;
+}
+
+/** A batch job as its runner needs it. */
+export interface BatchJobRow {
+  id: string;
+  status: JobStatus;
+  pipeline: unknown[];
+  format?: string;
+  quality?: number;
+  spec: unknown;
+  listed: boolean;
+  listCursor?: string;
+  error?: string;
+  manifestWritten: boolean;
+}
+
+/** What the batch runner needs to process one item. */
+export interface ItemWork {
+  jobId: string;
+  index: number;
+  name: string;
+  source: string;
 }
 
 /** What the runner needs to process one image. */
@@ -53,15 +118,21 @@ export interface ImageRow {
   name: string;
   status: ImageStatus;
   error: string | null;
-  in_width: number;
-  in_height: number;
-  in_channels: number;
-  in_format: string;
+  // Known at upload; unknown (null) for batch items, which the master never decodes.
+  in_width: number | null;
+  in_height: number | null;
+  in_channels: number | null;
+  in_format: string | null;
   width: number | null;
   height: number | null;
   out_format: string | null;
   qr: string | null;
   started_at: number | null;
+  source: string | null;
+  outputs: string | null;
+  annotations: string | null;
+  skipped: number;
+  error_kind: ErrorKind | null;
 }
 
 interface JobRow {
@@ -72,6 +143,13 @@ interface JobRow {
   quality: number | null;
   created_at: number;
   finished_at: number | null;
+  kind: JobKind;
+  spec: string | null;
+  spec_key: string | null;
+  listed: number;
+  list_cursor: string | null;
+  error: string | null;
+  manifest_written: number;
 }
 
 type Parameters = SQLInputValue[];
@@ -81,7 +159,11 @@ interface Statement {
   all(...params: Parameters): unknown[];
 }
 
+/** SQLite's extended result code for a violated foreign key (the job was deleted meanwhile). */
+const SQLITE_CONSTRAINT_FOREIGNKEY = 787;
+
 export const isTerminal = isTerminalStatus;
+const itemStatuses = new Set<string>(imageStatuses);
 
 const schema = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -91,29 +173,74 @@ CREATE TABLE IF NOT EXISTS jobs (
   format TEXT,
   quality INTEGER,
   created_at INTEGER NOT NULL,
-  finished_at INTEGER
+  finished_at INTEGER,
+  kind TEXT NOT NULL DEFAULT 'upload',
+  -- batch jobs: the validated body, its hash, whether listing its inputs is complete and where it stopped
+  spec TEXT,
+  spec_key TEXT,
+  listed INTEGER NOT NULL DEFAULT 1,
+  list_cursor TEXT,
+  -- why the job stopped early (maxFailures) or could not list its inputs
+  error TEXT,
+  manifest_written INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS jobs_newest ON jobs(created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_spec ON jobs(spec_key) WHERE spec_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS images (
   job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
   idx INTEGER NOT NULL,
   name TEXT NOT NULL,
   status TEXT NOT NULL,
   error TEXT,
-  in_width INTEGER NOT NULL,
-  in_height INTEGER NOT NULL,
-  in_channels INTEGER NOT NULL,
-  in_format TEXT NOT NULL,
+  in_width INTEGER,
+  in_height INTEGER,
+  in_channels INTEGER,
+  in_format TEXT,
   width INTEGER,
   height INTEGER,
   out_format TEXT,
   qr TEXT,
   -- set when a worker first takes the image (or one of its tiles): until then it shows as queued
   started_at INTEGER,
+  -- batch items: input URI (NULL for uploads), output URIs (JSON), annotations (JSON), error kind
+  source TEXT,
+  outputs TEXT,
+  annotations TEXT,
+  skipped INTEGER NOT NULL DEFAULT 0,
+  error_kind TEXT,
   PRIMARY KEY (job_id, idx)
 );
-CREATE INDEX IF NOT EXISTS images_by_status ON images(status);
+CREATE INDEX IF NOT EXISTS images_by_status_source ON images(status, source);
+CREATE INDEX IF NOT EXISTS images_by_job_status ON images(job_id, status, idx);
+-- Items per job and status, kept by triggers: progress and job status of a 100,000-item job are read
+-- from here in constant time instead of counting its rows on every change.
+CREATE TABLE IF NOT EXISTS job_counts (
+  job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+  status TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  skipped INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (job_id, status)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS images_counted AFTER INSERT ON images BEGIN
+  INSERT INTO job_counts (job_id, status, n, skipped) VALUES (NEW.job_id, NEW.status, 1, NEW.skipped)
+    ON CONFLICT (job_id, status) DO UPDATE SET n = n + 1, skipped = skipped + NEW.skipped;
+END;
+CREATE TRIGGER IF NOT EXISTS images_recounted AFTER UPDATE OF status, skipped ON images
+  WHEN OLD.status <> NEW.status OR OLD.skipped <> NEW.skipped BEGIN
+  UPDATE job_counts SET n = n - 1, skipped = skipped - OLD.skipped WHERE job_id = OLD.job_id AND status = OLD.status;
+  INSERT INTO job_counts (job_id, status, n, skipped) VALUES (NEW.job_id, NEW.status, 1, NEW.skipped)
+    ON CONFLICT (job_id, status) DO UPDATE SET n = n + 1, skipped = skipped + NEW.skipped;
+END;
+-- Outputs written by batch jobs and the content key they were made with (see batch/content-key.ts),
+-- kept beyond their jobs so that a resubmission skips what is already there.
+CREATE TABLE IF NOT EXISTS outputs (
+  uri TEXT PRIMARY KEY,
+  content_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL
+) WITHOUT ROWID;
 -- the lease journal of earlier versions: leases live in the dispatcher, restarts resume from images and checkpoints
 DROP TABLE IF EXISTS tasks;
+DROP INDEX IF EXISTS images_by_status;
 CREATE TABLE IF NOT EXISTS checkpoints (
   job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
   idx INTEGER NOT NULL,
@@ -192,19 +319,153 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.emit('job', job.id);
   }
 
+  /** Creates a batch job with no items yet; listing adds them (addItems) and then finishListing. */
+  createBatchJob(job: NewBatchJob): void {
+    this
+      .prepare(
+        `INSERT INTO jobs (id, status, pipeline, format, quality, created_at, kind, spec, spec_key, listed)
+         VALUES (?, 'queued', ?, ?, ?, ?, 'batch', ?, ?, 0)`,
+      )
+      .run(job.id, JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, Date.now(), JSON.stringify(job.spec), job.specKey);
+    this.emit('job', job.id);
+  }
+
+  /** An unfinished batch job submitted with the same body, if any. */
+  unfinishedJobWithSpec(specKey: string): string | undefined {
+    const row = this
+      .prepare(`SELECT id FROM jobs WHERE spec_key = ? AND status IN ('queued', 'running') ORDER BY created_at DESC LIMIT 1`)
+      .get(specKey) as { id: string } | undefined;
+    return row?.id;
+  }
+
+  /** Appends listed items and the listing's new cursor in one transaction (a restart resumes after them). */
+  addItems(jobId: string, items: readonly NewItem[], cursor: string): void {
+    const insert = this.prepare(`INSERT INTO images (job_id, idx, name, status, source) VALUES (?, ?, ?, 'queued', ?)`);
+    this.transaction(() => {
+      const { next } = this.prepare('SELECT COALESCE(MAX(idx) + 1, 0) AS next FROM images WHERE job_id = ?').get(jobId) as { next: number };
+      items.forEach((item, offset) => insert.run(jobId, next + offset, item.name, item.source));
+      this.prepare('UPDATE jobs SET list_cursor = ? WHERE id = ?').run(cursor, jobId);
+      this.refreshJobStatus(jobId);
+    });
+    this.emit('job', jobId);
+  }
+
+  /** Every input is listed (or listing failed with `error`): the job may now finish. */
+  finishListing(jobId: string, error?: string): JobStatus | undefined {
+    const status = this.transaction(() => {
+      if (!this.prepare('UPDATE jobs SET listed = 1, error = COALESCE(?, error) WHERE id = ?').run(error ?? null, jobId).changes) return undefined;
+      return this.refreshJobStatus(jobId);
+    });
+    this.emit('job', jobId);
+    return status;
+  }
+
+  batchJob(id: string): BatchJobRow | undefined {
+    const row = this.prepare(`SELECT * FROM jobs WHERE id = ? AND kind = 'batch'`).get(id) as JobRow | undefined;
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      status: row.status,
+      pipeline: JSON.parse(row.pipeline) as unknown[],
+      ...(row.format === null ? {} : { format: row.format }),
+      ...(row.quality === null ? {} : { quality: row.quality }),
+      spec: JSON.parse(row.spec ?? 'null') as unknown,
+      listed: row.listed === 1,
+      ...(row.list_cursor === null ? {} : { listCursor: row.list_cursor }),
+      ...(row.error === null ? {} : { error: row.error }),
+      manifestWritten: row.manifest_written === 1,
+    };
+  }
+
+  /** Batch jobs whose inputs are not all listed yet (a restarted master resumes their listing). */
+  jobsBeingListed(): string[] {
+    return (this.prepare(`SELECT id FROM jobs WHERE kind = 'batch' AND listed = 0 AND status NOT IN ('canceled')`).all() as Array<{ id: string }>).map(
+      (row) => row.id,
+    );
+  }
+
+  /** Finished batch jobs whose manifest copy is not written yet. */
+  jobsAwaitingManifest(): string[] {
+    return (
+      this
+        .prepare(`SELECT id FROM jobs WHERE kind = 'batch' AND manifest_written = 0 AND status IN ('succeeded', 'partial', 'failed', 'canceled')`)
+        .all() as Array<{ id: string }>
+    ).map((row) => row.id);
+  }
+
+  markManifestWritten(jobId: string): void {
+    this.prepare('UPDATE jobs SET manifest_written = 1 WHERE id = ?').run(jobId);
+  }
+
+  /** A job's status and progress without its items: constant time whatever the job's size. */
+  jobSummary(id: string): JobView | undefined {
+    const job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return job && toSummary(job, this.progressOf(id));
+  }
+
   getJob(id: string): JobView | undefined {
     const job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     if (!job) return undefined;
+    const summary = toSummary(job, this.progressOf(id));
+    if (summary.progress.total > maxListedImages) return summary;
     const images = this.imagesOf(id).map(toImageView);
     // Claimed images wait in the dispatcher's queue until a worker takes them: still queued to the user.
-    const status = job.status === 'running' && images.every((image) => image.status === 'queued') ? 'queued' : job.status;
+    const status = job.status === 'running' && job.listed === 1 && images.every((image) => image.status === 'queued') ? 'queued' : summary.status;
+    return { ...summary, status, images };
+  }
+
+  /** GET /v1/jobs: every job, newest first, a page at a time. */
+  listJobs(query: { status?: JobStatus; limit: number; cursor?: string }): JobsPage {
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const rows = this
+      .prepare(
+        `SELECT * FROM jobs WHERE (? IS NULL OR status = ?) AND (? IS NULL OR created_at < ? OR (created_at = ? AND id < ?))
+         ORDER BY created_at DESC, id DESC LIMIT ?`,
+      )
+      .all(
+        query.status ?? null,
+        query.status ?? null,
+        after?.createdAt ?? null,
+        after?.createdAt ?? null,
+        after?.createdAt ?? null,
+        after?.id ?? null,
+        query.limit + 1,
+      ) as JobRow[];
+    const page = rows.slice(0, query.limit);
+    const last = page.at(-1);
     return {
-      id: job.id,
-      status,
-      progress: { done: images.filter((image) => isTerminal(image.status)).length, total: images.length },
-      images,
-      createdAt: new Date(job.created_at).toISOString(),
-      ...(job.finished_at === null ? {} : { finishedAt: new Date(job.finished_at).toISOString() }),
+      jobs: page.map((row) => toSummary(row, this.progressOf(row.id))),
+      ...(rows.length > query.limit && last ? { next: encodeCursor({ createdAt: last.created_at, id: last.id }) } : {}),
+    };
+  }
+
+  /** GET /v1/jobs/{id}/items: a page of items in index order, optionally of one status. */
+  itemsPage(jobId: string, query: { status?: ImageStatus; limit: number; cursor?: string }): { items: ItemView[]; next?: string } {
+    const after = query.cursor === undefined ? -1 : Number(query.cursor);
+    const rows = this
+      .prepare(`SELECT * FROM images WHERE job_id = ? AND idx > ? AND (? IS NULL OR status = ?) ORDER BY idx LIMIT ?`)
+      .all(jobId, Number.isInteger(after) ? after : -1, query.status ?? null, query.status ?? null, query.limit + 1) as ImageRow[];
+    const page = rows.slice(0, query.limit);
+    return {
+      items: page.map(toItemView),
+      ...(rows.length > query.limit ? { next: String(page.at(-1)!.idx) } : {}),
+    };
+  }
+
+  /** Counts per status from job_counts (kept by triggers). */
+  private progressOf(jobId: string): Progress & { queued: number; running: number; canceled: number; succeeded: number } {
+    const counts = this.prepare('SELECT status, n, skipped FROM job_counts WHERE job_id = ?').all(jobId) as Array<{ status: ImageStatus; n: number; skipped: number }>;
+    const count = (status: ImageStatus) => counts.find((c) => c.status === status)?.n ?? 0;
+    const succeeded = count('succeeded');
+    return {
+      done: succeeded,
+      failed: count('failed'),
+      total: counts.reduce((sum, c) => sum + c.n, 0),
+      skipped: counts.reduce((sum, c) => sum + c.skipped, 0),
+      queued: count('queued'),
+      running: count('running'),
+      canceled: count('canceled'),
+      succeeded,
     };
   }
 
@@ -216,37 +477,111 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     return this.prepare('SELECT * FROM images WHERE job_id = ? AND idx = ?').get(jobId, index) as ImageRow | undefined;
   }
 
-  /** Marks up to limit queued images running (oldest job first) and returns them. */
-  claimQueuedImages(limit: number): ImageWork[] {
+  /**
+   * Marks up to limit queued items of one kind running, oldest job first; batch jobs with fewer items
+   * running go first, so a small job is not stuck behind a 100,000-item one. Jobs with queued items are
+   * found from job_counts, then each job's queued items by index: no scan over other jobs' rows.
+   */
+  private claim(kind: JobKind, limit: number): ImageRow[] {
     if (limit <= 0) return [];
-    const rows = this
+    const jobs = this
       .prepare(
-        `SELECT i.*, j.pipeline, j.format, j.quality FROM images i JOIN jobs j ON j.id = i.job_id
-         WHERE i.status = 'queued' ORDER BY j.created_at, i.job_id, i.idx LIMIT ?`,
+        `SELECT j.id FROM jobs j JOIN job_counts c ON c.job_id = j.id AND c.status = 'queued' AND c.n > 0
+         LEFT JOIN job_counts r ON r.job_id = j.id AND r.status = 'running'
+         WHERE j.kind = ? ORDER BY CASE WHEN j.kind = 'batch' THEN COALESCE(r.n, 0) ELSE 0 END, j.created_at, j.id`,
       )
-      .all(limit) as Array<ImageRow & { pipeline: string; format: string | null; quality: number | null }>;
+      .all(kind) as Array<{ id: string }>;
+    const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);
     const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
+    const claimed: ImageRow[] = [];
     const touched = new Set<string>();
     this.transaction(() => {
-      for (const row of rows) {
-        markRunning.run(row.job_id, row.idx);
-        touched.add(row.job_id);
+      for (const { id } of jobs) {
+        if (claimed.length >= limit) break;
+        for (const row of select.all(id, limit - claimed.length) as ImageRow[]) {
+          markRunning.run(row.job_id, row.idx);
+          claimed.push(row);
+          touched.add(row.job_id);
+        }
       }
       for (const jobId of touched) this.refreshJobStatus(jobId);
     });
     for (const jobId of touched) this.emit('job', jobId);
-    return rows.map((row) => ({
-      jobId: row.job_id,
-      index: row.idx,
-      name: row.name,
-      width: row.in_width,
-      height: row.in_height,
-      channels: row.in_channels,
-      inputFormat: row.in_format,
-      pipeline: JSON.parse(row.pipeline) as unknown[],
-      ...(row.format === null ? {} : { format: row.format }),
-      ...(row.quality === null ? {} : { quality: row.quality }),
-    }));
+    return claimed;
+  }
+
+  /** Marks up to limit queued uploaded images running (oldest job first) and returns them. */
+  claimQueuedImages(limit: number): ImageWork[] {
+    const rows = this.claim('upload', limit);
+    const jobs = new Map<string, JobRow>();
+    const jobOf = (id: string) => {
+      let job = jobs.get(id);
+      if (!job) jobs.set(id, (job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow));
+      return job;
+    };
+    return rows.map((row) => {
+      const job = jobOf(row.job_id);
+      return {
+        jobId: row.job_id,
+        index: row.idx,
+        name: row.name,
+        width: row.in_width ?? 0,
+        height: row.in_height ?? 0,
+        channels: row.in_channels ?? 0,
+        inputFormat: row.in_format ?? '',
+        pipeline: JSON.parse(job.pipeline) as unknown[],
+        ...(job.format === null ? {} : { format: job.format }),
+        ...(job.quality === null ? {} : { quality: job.quality }),
+      };
+    });
+  }
+
+  /** Marks up to limit queued batch items running (oldest job first) and returns them. */
+  claimQueuedItems(limit: number): ItemWork[] {
+    return this.claim('batch', limit).map((row) => ({ jobId: row.job_id, index: row.idx, name: row.name, source: row.source ?? '' }));
+  }
+
+  /**
+   * Re-queues a job's failed items (and, for a job that maxFailures stopped, the items it never ran).
+   * Returns how many, or undefined for an unknown job.
+   */
+  retryFailed(jobId: string): number | undefined {
+    const retried = this.transaction(() => {
+      const job = this.prepare('SELECT status, error FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status' | 'error'> | undefined;
+      if (!job) return undefined;
+      const stopped = job.error !== null && job.status !== 'canceled';
+      const changed = this
+        .prepare(
+          `UPDATE images SET status = 'queued', error = NULL, error_kind = NULL, started_at = NULL
+           WHERE job_id = ? AND (status = 'failed' OR (? AND status = 'canceled'))`,
+        )
+        .run(jobId, stopped ? 1 : 0).changes;
+      if (changed > 0) {
+        this.prepare(`UPDATE jobs SET status = 'running', error = NULL, finished_at = NULL, manifest_written = 0 WHERE id = ?`).run(jobId);
+        this.refreshJobStatus(jobId);
+      }
+      return changed;
+    });
+    if (retried) this.emit('job', jobId);
+    return retried;
+  }
+
+  /** Stops a job that is failing wholesale: its queued items are canceled and the reason is kept. */
+  stopJob(jobId: string, reason: string): void {
+    this.transaction(() => {
+      this.prepare('UPDATE jobs SET error = ?, listed = 1 WHERE id = ?').run(reason, jobId);
+      this.prepare("UPDATE images SET status = 'canceled' WHERE job_id = ? AND status = 'queued'").run(jobId);
+      this.refreshJobStatus(jobId);
+    });
+    this.emit('job', jobId);
+  }
+
+  /** What a batch output was last written with, to skip rewriting it. */
+  outputRecord(uri: string): OutputRecord | undefined {
+    const row = this.prepare('SELECT uri, content_key, fingerprint FROM outputs WHERE uri = ?').get(uri) as
+      | { uri: string; content_key: string; fingerprint: string }
+      | undefined;
+    return row && { uri: row.uri, contentKey: row.content_key, fingerprint: row.fingerprint };
   }
 
   /** After a restart nothing is running: images that were mid-flight go back to the queue. */
@@ -261,7 +596,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
    * Records an image's outcome. Returns the job's status after the change and whether this change
    * finished the job (for the latency metric).
    */
-  finishImage(jobId: string, index: number, outcome: ImageOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
+  finishImage(jobId: string, index: number, outcome: ItemOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
     const result = this.transaction(() => {
       const before = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
         | Pick<JobRow, 'status' | 'created_at'>
@@ -269,7 +604,8 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       if (!before) return { status: 'canceled' as JobStatus, finished: false, ageMs: 0 };
       this
         .prepare(
-          `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?
+          `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
+             error_kind = ?, outputs = ?, skipped = ?, annotations = ?
            WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
         )
         .run(
@@ -279,9 +615,18 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
           outcome.height ?? null,
           outcome.outputFormat ?? null,
           outcome.qr ? JSON.stringify(outcome.qr) : null,
+          outcome.errorKind ?? null,
+          outcome.outputs ? JSON.stringify(outcome.outputs) : null,
+          outcome.skipped ? 1 : 0,
+          outcome.annotations ? JSON.stringify(outcome.annotations) : null,
           jobId,
           index,
         );
+      const remember = this.prepare(
+        `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
+         ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
+      );
+      for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
       this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
       const status = this.refreshJobStatus(jobId);
       return { status, finished: !isTerminal(before.status) && isTerminal(status), ageMs: Date.now() - before.created_at };
@@ -306,21 +651,24 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     return changed;
   }
 
+  /**
+   * A job is queued until an item runs, running while items are queued or running or inputs are still
+   * being listed; then succeeded (no failure), partial (some failed) or failed (none succeeded).
+   */
   private refreshJobStatus(jobId: string): JobStatus {
-    const job = this.prepare('SELECT status FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status'>;
+    const job = this.prepare('SELECT status, listed, error FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status' | 'listed' | 'error'>;
     if (job.status === 'canceled') return 'canceled';
-    const counts = this
-      .prepare('SELECT status, COUNT(*) AS n FROM images WHERE job_id = ? GROUP BY status')
-      .all(jobId) as Array<{ status: ImageStatus; n: number }>;
-    const count = (status: ImageStatus) => counts.find((c) => c.status === status)?.n ?? 0;
-    const total = counts.reduce((sum, c) => sum + c.n, 0);
+    const counts = this.progressOf(jobId);
+    const finished = counts.succeeded + counts.failed + counts.canceled;
     let status: JobStatus;
-    if (count('queued') + count('running') > 0) {
-      status = count('queued') === total ? 'queued' : 'running';
+    if (job.listed === 0 || counts.queued + counts.running > 0) {
+      status = counts.running === 0 && finished === 0 ? 'queued' : 'running';
+    } else if (counts.failed > 0) {
+      status = counts.succeeded > 0 ? 'partial' : 'failed';
+    } else if (job.error !== null) {
+      status = 'failed';
     } else {
-      // Some failed, some succeeded: partial (its results can be downloaded); failed means none succeeded.
-      if (count('failed') > 0) status = count('succeeded') > 0 ? 'partial' : 'failed';
-      else status = count('canceled') === total ? 'canceled' : 'succeeded';
+      status = counts.total > 0 && counts.canceled === counts.total ? 'canceled' : 'succeeded';
     }
     if (status !== job.status) {
       this
@@ -332,15 +680,22 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
 
   /** Images accepted but not finished, and their pixels: the admission limit and the scaler read it. */
   pendingImages(): { count: number; pixels: number; queued: number; queuedPixels: number } {
-    const row = this
+    const counts = this
       .prepare(
-        `SELECT COUNT(*) AS count, COALESCE(SUM(in_width * in_height), 0) AS pixels,
-                COALESCE(SUM(status = 'queued'), 0) AS queued,
-                COALESCE(SUM(CASE WHEN status = 'queued' THEN in_width * in_height ELSE 0 END), 0) AS queuedPixels
-         FROM images WHERE status IN ('queued', 'running')`,
+        `SELECT COALESCE(SUM(n), 0) AS count, COALESCE(SUM(CASE WHEN status = 'queued' THEN n ELSE 0 END), 0) AS queued
+         FROM job_counts WHERE status IN ('queued', 'running')`,
       )
-      .get() as { count: number; pixels: number; queued: number; queuedPixels: number };
-    return row;
+      .get() as { count: number; queued: number };
+    // Only uploads have known sizes (batch items are never decoded on the master); the index on
+    // (status, source) keeps this to their rows.
+    const pixels = this
+      .prepare(
+        `SELECT COALESCE(SUM(in_width * in_height), 0) AS pixels,
+                COALESCE(SUM(CASE WHEN status = 'queued' THEN in_width * in_height ELSE 0 END), 0) AS queuedPixels
+         FROM images WHERE status IN ('queued', 'running') AND source IS NULL`,
+      )
+      .get() as { pixels: number; queuedPixels: number };
+    return { ...counts, ...pixels };
   }
 
   /**
@@ -399,6 +754,54 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       .prepare('INSERT INTO checkpoints (job_id, idx, state) VALUES (?, ?, ?) ON CONFLICT(job_id, idx) DO UPDATE SET state = excluded.state')
       .run(jobId, index, state);
   }
+}
+
+function toSummary(job: JobRow, progress: Progress): JobSummary & JobView {
+  return {
+    id: job.id,
+    status: job.status,
+    progress: { done: progress.done, failed: progress.failed, total: progress.total, skipped: progress.skipped },
+    createdAt: new Date(job.created_at).toISOString(),
+    ...(job.finished_at === null ? {} : { finishedAt: new Date(job.finished_at).toISOString() }),
+    kind: job.kind,
+    ...(job.error === null ? {} : { error: job.error }),
+  };
+}
+
+function toItemView(row: ImageRow): ItemView {
+  const outputs = row.outputs === null ? [] : (JSON.parse(row.outputs) as string[]);
+  const annotations = {
+    ...(row.annotations === null ? {} : (JSON.parse(row.annotations) as Record<string, unknown>)),
+    ...(row.qr === null ? {} : { qr: JSON.parse(row.qr) as string[] }),
+  };
+  return {
+    ...toImageView(row),
+    ...(row.error_kind === null ? {} : { errorKind: row.error_kind }),
+    ...(row.source === null ? {} : { input: row.source }),
+    ...(outputs.length > 0 ? { output: outputs[0] } : {}),
+    ...(outputs.length > 1 ? { outputs } : {}),
+    ...(row.skipped ? { skipped: true } : {}),
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
+}
+
+/** Item statuses a query may filter on; anything else is a 400. */
+export function parseItemStatus(value: string | undefined): ImageStatus | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!itemStatuses.has(value)) throw new RangeError(`status "${value}" is not one of ${[...itemStatuses].join(', ')}`);
+  return value as ImageStatus;
+}
+
+const encodeCursor = (position: { createdAt: number; id: string }): string => Buffer.from(JSON.stringify(position)).toString('base64url');
+
+function decodeCursor(cursor: string): { createdAt: number; id: string } | undefined {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { createdAt?: unknown; id?: unknown };
+    if (typeof value.createdAt === 'number' && typeof value.id === 'string') return { createdAt: value.createdAt, id: value.id };
+  } catch {
+    // fall through: an unreadable cursor starts from the newest
+  }
+  throw new RangeError(`cursor "${cursor}" is not one this master gave out`);
 }
 
 function toImageView(row: ImageRow): ImageView {

@@ -5,6 +5,9 @@ import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClusterView } from '../protocol/api.js';
+import { BatchRunner } from './batch/runner.js';
+import { FileObjects, objectStores, S3Objects } from './batch/objects.js';
+import { Roots } from './batch/uri.js';
 import { Blobs } from './blobs.js';
 import { Dispatcher, type Backlog } from './dispatcher.js';
 import { ImageRunner } from './image-runner.js';
@@ -57,6 +60,7 @@ export class Master {
   /** The secret of the worker routes and of the master's requests to workers. */
   readonly workerCredential: string | undefined;
   readonly runner: ImageRunner;
+  readonly batch: BatchRunner;
   readonly metrics: Metrics;
   readonly spoolDir: string;
   scaler: Scaler | undefined;
@@ -102,6 +106,7 @@ export class Master {
       logger,
       workDir: path.join(config.dataDir, 'work'),
     });
+    this.batch = createBatchRunner(this, config, logger);
     this.retentionTimer = setInterval(() => void this.deleteExpiredJobs(), Math.min(60_000, config.retentionSeconds * 250));
     this.retentionTimer.unref();
   }
@@ -112,6 +117,7 @@ export class Master {
     await fs.rm(path.join(config.dataDir, 'spool'), { recursive: true, force: true });
     const master = new Master(config, logger, deps);
     master.runner.start();
+    master.batch.start();
     return master;
   }
 
@@ -160,10 +166,31 @@ export class Master {
   close(): void {
     clearInterval(this.retentionTimer);
     this.runner.stop();
+    this.batch.stop();
     this.dispatcher.close();
     this.registry.close();
     this.store.close();
   }
+}
+
+function createBatchRunner(master: Master, config: MasterConfig, logger: Logger): BatchRunner {
+  const sources = new Roots('DIPS_SOURCES', config.sources);
+  const destinations = new Roots('DIPS_DESTINATIONS', config.destinations);
+  return new BatchRunner({
+    store: master.store,
+    storage: master.storage,
+    dispatcher: master.dispatcher,
+    blobs: master.blobs,
+    registry: master.registry,
+    metrics: master.metrics,
+    stores: objectStores(new FileObjects([...sources.roots, ...destinations.roots]), () => new S3Objects()),
+    sources,
+    destinations,
+    logger,
+    config,
+    workDir: path.join(config.dataDir, 'work'),
+    retryBaseMs: config.retryBaseMs,
+  });
 }
 
 function defaultStorage(config: MasterConfig): Storage {

@@ -33,14 +33,25 @@ export const imageView = z.object({
 });
 export type ImageView = z.infer<typeof imageView>;
 
-/** GET /v1/jobs/{id}. */
+/** Done counts items that succeeded (skipped ones included); skipped: outputs already there (batch jobs). */
+export const progress = z.object({
+  done: z.number().int(),
+  failed: z.number().int(),
+  total: z.number().int(),
+  skipped: z.number().int().optional(),
+});
+
+/** GET /v1/jobs/{id}. `images` is present for jobs of at most 1,000 items; larger ones page through /items. */
 export const jobView = z.object({
   id: z.string(),
   status: jobStatus,
-  progress: z.object({ done: z.number().int(), total: z.number().int(), failed: z.number().int().optional() }),
-  images: z.array(imageView),
+  progress,
+  images: z.array(imageView).optional(),
   createdAt: z.string(),
   finishedAt: z.string().optional(),
+  kind: z.enum(['upload', 'batch']).optional(),
+  /** Why the job stopped early (maxFailures) or could not list its inputs. */
+  error: z.string().optional(),
 });
 export type JobView = z.infer<typeof jobView>;
 

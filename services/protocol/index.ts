@@ -3,3 +3,4 @@ export * from './api.js';
 export * from './errors.js';
 export * from './tasks.js';
 export * from './newcomer.js';
+export * from './batch.js';

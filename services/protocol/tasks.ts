@@ -43,7 +43,23 @@ export const imageSpec = z.object({
 });
 /** One tile of a tiled image: the input is a tile frame (services/image-core/tile-task.ts), so is the output. */
 export const tileSpec = z.object({ kind: z.literal('tile') });
-export const taskSpec = z.discriminatedUnion('kind', [imageSpec, tileSpec]);
+/** Most results one variants task gives (sizes x formats): each is a separate encode of the same decoded pixels. */
+export const maxVariantsPerTask = 12;
+/**
+ * One image, decoded once and the pipeline run once, then each variant resized (largest width, never
+ * enlarged) and encoded (batch jobs' sizes x formats). The output Location receives the variants one
+ * after another; the result's `variants` gives their lengths in that order.
+ */
+export const variantsSpec = z.object({
+  kind: z.literal('variants'),
+  name: z.string().max(1024),
+  pipeline: z.array(z.record(z.string(), z.unknown())),
+  variants: z
+    .array(z.object({ format: outputFormat.optional(), quality: quality.optional(), width: z.number().int().min(1).max(65_535).optional() }))
+    .min(1)
+    .max(maxVariantsPerTask),
+});
+export const taskSpec = z.discriminatedUnion('kind', [imageSpec, tileSpec, variantsSpec]);
 export type TaskSpec = z.infer<typeof taskSpec>;
 export type TaskKind = TaskSpec['kind'];
 
@@ -67,6 +83,8 @@ export const imageOutput = z.object({
   height: z.number().int(),
   format: outputFormat,
   qr: z.array(z.string()).optional(),
+  /** Every annotation of the pipeline's analysis steps (qr included), for results that keep them all. */
+  annotations: z.record(z.string(), z.unknown()).optional(),
 });
 export type ImageOutput = z.infer<typeof imageOutput>;
 
@@ -83,6 +101,8 @@ export const taskResult = z.discriminatedUnion('ok', [
     bytesIn: z.number().int().min(0),
     bytesOut: z.number().int().min(0),
     image: imageOutput.optional(),
+    /** A variants task's results, in the order they were written to its output. */
+    variants: z.array(z.object({ format: outputFormat, width: z.number().int(), height: z.number().int(), bytes: z.number().int().min(0) })).optional(),
   }),
   z.object({ ok: z.literal(false), lease: z.string(), processingMs: z.number().min(0), error: taskFailure }),
 ]);

@@ -65,6 +65,9 @@ const masterSchema = z.object({
   webhookSecret: optionalText,
   webhookAttempts: positiveInt.default(6),
   webhookRetryMs: milliseconds.default(1_000),
+  /** Batch jobs: comma-separated s3:// and file:/// roots they may read from and write to (empty: none). */
+  sources: z.string().default(''),
+  destinations: z.string().default(''),
 });
 
 const workerSchema = z.object({
@@ -127,6 +130,8 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   webhookSecret: 'DIPS_WEBHOOK_SECRET',
   webhookAttempts: 'DIPS_WEBHOOK_ATTEMPTS',
   webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
+  sources: 'DIPS_SOURCES',
+  destinations: 'DIPS_DESTINATIONS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

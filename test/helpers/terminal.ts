@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureDebianPackages } from './debian-packages.js';
 
 /**
  * A real pseudo-terminal for CLI tests: a detached tmux session of a fixed size runs the command, and
@@ -8,9 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * when it is missing and we are root it is installed, otherwise the error names the command to run.
  */
 export function requireTmux(): void {
-  if (spawnSync('tmux', ['-V']).status === 0) return;
-  if (process.getuid?.() !== 0) throw new Error('the terminal tests need tmux: run `apt-get install -y tmux`');
-  execFileSync('apt-get', ['install', '-y', 'tmux'], { stdio: 'ignore' });
+  ensureDebianPackages({ packages: ['tmux'], purpose: 'the terminal tests', present: () => spawnSync('tmux', ['-V']).status === 0 });
 }
 
 const quote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;

@@ -1,0 +1,46 @@
+import sharp from 'sharp';
+import { decodeImage, type DecodeOptions } from './decode.js';
+import { encodePipeline, outputFormatFor, type OutputFormat } from './encode.js';
+import type { Annotations } from './operation.js';
+import { runSteps, type Step } from './pipeline.js';
+import { rawDescriptor } from './raw-image.js';
+
+export interface VariantSpec {
+  format?: OutputFormat;
+  quality?: number;
+  /** Largest width in pixels; a narrower image is not enlarged. */
+  width?: number;
+}
+
+export interface Variant {
+  data: Buffer;
+  format: OutputFormat;
+  width: number;
+  height: number;
+}
+
+/**
+ * Several results from one decode (responsive images): the image is decoded and the pipeline run
+ * once, then each variant is resized (Lanczos 3, aspect kept, never enlarged) and encoded.
+ */
+export async function processVariants(
+  input: Buffer,
+  steps: readonly Step[],
+  variants: readonly VariantSpec[],
+  options: DecodeOptions & { signal?: AbortSignal },
+): Promise<{ width: number; height: number; annotations: Annotations; variants: Variant[] }> {
+  const decoded = await decodeImage(input, options);
+  const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal });
+  const results: Variant[] = [];
+  for (const variant of variants) {
+    options.signal?.throwIfAborted();
+    const format = variant.format ?? outputFormatFor(decoded.format);
+    const width = variant.width === undefined ? image.width : Math.min(variant.width, image.width);
+    const height = width === image.width ? image.height : Math.max(1, Math.round((image.height * width) / image.width));
+    let pipeline = sharp(image.data, rawDescriptor(image));
+    if (width !== image.width) pipeline = pipeline.resize({ width, height, fit: 'fill', kernel: 'lanczos3' });
+    const data = await encodePipeline(pipeline, image, { format, ...(variant.quality ? { quality: variant.quality } : {}) });
+    results.push({ data, format, width, height });
+  }
+  return { width: image.width, height: image.height, annotations, variants: results };
+}

@@ -1,0 +1,87 @@
+import { createInterface } from 'node:readline';
+import { parse as parseCsv } from 'csv-parse';
+import { z } from 'zod';
+import type { BatchInputs } from '../../protocol/batch.js';
+import { HttpError } from '../../shared/http-error.js';
+import type { ObjectStores } from './objects.js';
+import { formatUri, isUnder, parseUri, relativeTo, type Location, type Roots } from './uri.js';
+
+/** One input of a job as its listing found it. */
+export interface ListedInput {
+  /** The input URI as written; checked against DIPS_SOURCES when the item runs (a manifest's lines are only read then). */
+  uri: string;
+  /** Its path relative to the input prefix (or to its source root): the item's name and its output's name. */
+  name: string;
+  /** Where to resume listing after this input. */
+  cursor: string;
+}
+
+const manifestLine = z.object({ url: z.string() });
+
+/**
+ * Streams the inputs of a job from where `cursor` left off: a prefix listed page by page, a list of
+ * URLs, or a manifest read line by line. Nothing is held beyond the page being read.
+ */
+export async function* listInputs(
+  inputs: BatchInputs,
+  deps: { stores: ObjectStores; sources: Roots; exclude?: Location },
+  cursor?: string,
+): AsyncIterable<ListedInput> {
+  if ('prefix' in inputs) {
+    const prefix = parseUri(inputs.prefix, 'input prefix');
+    for await (const object of deps.stores.for(prefix).list(prefix, cursor)) {
+      // Results written under the input prefix are not inputs of the next run.
+      if (deps.exclude && isUnder(object.location, deps.exclude)) continue;
+      const uri = formatUri(object.location);
+      yield { uri, name: relativeTo(object.location, prefix), cursor: object.cursor };
+    }
+    return;
+  }
+  const start = cursor === undefined ? 0 : Number(cursor);
+  const named = (uri: string, position: number): ListedInput => ({ uri, name: nameUnderRoot(uri, deps.sources), cursor: String(position) });
+  if ('urls' in inputs) {
+    for (let index = start; index < inputs.urls.length; index++) yield named(inputs.urls[index]!, index + 1);
+    return;
+  }
+  const manifest = parseUri(inputs.manifest, 'manifest');
+  let position = 0;
+  for await (const uri of manifestUrls(await deps.stores.for(manifest).readStream(manifest), inputs.manifest)) {
+    position += 1;
+    if (position > start) yield named(uri, position);
+  }
+}
+
+/** The URLs of a `.jsonl` manifest (`{"url": ...}` per line) or a `.csv` one (a `url` column). */
+async function* manifestUrls(stream: NodeJS.ReadableStream, name: string): AsyncIterable<string> {
+  if (/\.csv$/i.test(name)) {
+    for await (const record of stream.pipe(parseCsv({ columns: true, skip_empty_lines: true, trim: true })) as AsyncIterable<Record<string, string>>) {
+      if (record.url === undefined) throw new HttpError(422, 'bad_manifest', `manifest ${name} has no "url" column`);
+      yield record.url;
+    }
+    return;
+  }
+  let line = 0;
+  for await (const text of createInterface({ input: stream, crlfDelay: Infinity })) {
+    line += 1;
+    if (text.trim() === '') continue;
+    let parsed;
+    try {
+      parsed = manifestLine.safeParse(JSON.parse(text));
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed?.success) throw new HttpError(422, 'bad_manifest', `manifest ${name} line ${line} is not a JSON object with a "url"`);
+    yield parsed.data.url;
+  }
+}
+
+/** A URL's name: its path under the source root that allows it, or its last segment when none does. */
+function nameUnderRoot(uri: string, sources: Roots): string {
+  try {
+    const location = parseUri(uri);
+    const root = sources.roots.find((candidate) => isUnder(location, candidate));
+    return root ? relativeTo(location, root) : relativeTo(location, location);
+  } catch {
+    return uri;
+  }
+}

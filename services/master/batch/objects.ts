@@ -1,0 +1,220 @@
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ItemError } from './item-error.js';
+import { formatUri, isUnder, type Location } from './uri.js';
+
+/** What identifies one version of an object: its ETag in S3, size + mtime + inode on disk. */
+export interface ObjectInfo {
+  fingerprint: string;
+  size: number;
+}
+
+export interface ListedObject {
+  location: Location;
+  /** Where to resume the listing after this object (opaque to callers). */
+  cursor: string;
+}
+
+/** Reading, writing and listing of job inputs and outputs under the allowed roots, for one URI scheme. */
+export interface ObjectStore {
+  /** undefined when there is no object. */
+  stat(location: Location): Promise<ObjectInfo | undefined>;
+  read(location: Location): Promise<Buffer>;
+  readStream(location: Location): Promise<Readable>;
+  /** Writes the whole object (replacing any); a reader never sees half of it. Returns what was written. */
+  write(location: Location, data: Buffer | { file: string }): Promise<ObjectInfo>;
+  /** Every object under the prefix, one page at a time, resuming after `cursor`. */
+  list(prefix: Location, cursor?: string): AsyncIterable<ListedObject>;
+}
+
+/** S3 keys asked for per list request (the API's maximum). */
+const listPageSize = 1000;
+
+/**
+ * Objects in S3 buckets. The SDK reads credentials and region as usual; with a custom endpoint
+ * (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, e.g. an S3-compatible server) it uses path-style URLs,
+ * which such servers expect.
+ */
+export class S3Objects implements ObjectStore {
+  constructor(private readonly client: S3Client = defaultS3Client()) {}
+
+  async stat(location: Location): Promise<ObjectInfo | undefined> {
+    const { bucket, key } = s3Of(location);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      return { fingerprint: head.ETag ?? '', size: head.ContentLength ?? 0 };
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+  }
+
+  async read(location: Location): Promise<Buffer> {
+    const { Body } = await this.get(location);
+    return Buffer.from(await Body!.transformToByteArray());
+  }
+
+  async readStream(location: Location): Promise<Readable> {
+    const { Body } = await this.get(location);
+    return Body instanceof Readable ? Body : Readable.fromWeb(Body!.transformToWebStream() as never);
+  }
+
+  private async get(location: Location) {
+    const { bucket, key } = s3Of(location);
+    try {
+      const answer = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      if (!answer.Body) throw new ItemError('transient', `${formatUri(location)} came back without a body`);
+      return answer;
+    } catch (error) {
+      if ((error as Error).name === 'NoSuchKey') throw new ItemError('permanent', `${formatUri(location)} does not exist`);
+      throw error;
+    }
+  }
+
+  async write(location: Location, data: Buffer | { file: string }): Promise<ObjectInfo> {
+    const { bucket, key } = s3Of(location);
+    const size = Buffer.isBuffer(data) ? data.length : (await fs.stat(data.file)).size;
+    const body = Buffer.isBuffer(data) ? data : createReadStream(data.file);
+    const put = await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: size }));
+    return { fingerprint: put.ETag ?? '', size };
+  }
+
+  async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
+    const { bucket, key } = s3Of(prefix);
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: listPageSize, ContinuationToken: token, ...(token || !cursor ? {} : { StartAfter: cursor }) }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (!object.Key || object.Key.endsWith('/')) continue;
+        yield { location: { scheme: 's3', bucket, key: object.Key }, cursor: object.Key };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+}
+
+function defaultS3Client(): S3Client {
+  const customEndpoint = Boolean(process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL);
+  // Checksums only where S3 requires them: S3-compatible servers do not all read the newer trailers.
+  return new S3Client({ forcePathStyle: customEndpoint, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+}
+
+function s3Of(location: Location): { bucket: string; key: string } {
+  if (location.scheme !== 's3') throw new Error(`${formatUri(location)} is not an S3 location`);
+  return location;
+}
+
+/**
+ * Files under the allowed roots. A path is checked again after the file system resolves it, so a
+ * symbolic link inside a root that points outside every root is refused (per item, permanently).
+ */
+export class FileObjects implements ObjectStore {
+  /** Roots as the file system resolves them (computed once; a root that does not exist yet is taken as written). */
+  private resolvedRoots: Promise<Location[]> | undefined;
+
+  constructor(private readonly roots: readonly Location[]) {}
+
+  private async checkResolved(location: Location, resolvedPath: string): Promise<void> {
+    this.resolvedRoots ??= Promise.all(
+      this.roots.map(async (root) => (root.scheme === 'file' ? { scheme: 'file' as const, path: await fs.realpath(root.path).catch(() => root.path) } : root)),
+    );
+    const resolved: Location = { scheme: 'file', path: resolvedPath };
+    if (!(await this.resolvedRoots).some((root) => isUnder(resolved, root))) {
+      throw new ItemError('permanent', `${formatUri(location)} resolves to ${resolvedPath}, outside every allowed root (a symbolic link out of its root)`);
+    }
+  }
+
+  /** The real path of an existing file, checked against the roots. */
+  private async resolveExisting(location: Location): Promise<string> {
+    const real = await fs.realpath(fileOf(location));
+    await this.checkResolved(location, real);
+    return real;
+  }
+
+  async stat(location: Location): Promise<ObjectInfo | undefined> {
+    let real: string;
+    try {
+      real = await this.resolveExisting(location);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    const stats = await fs.stat(real);
+    if (!stats.isFile()) throw new ItemError('permanent', `${formatUri(location)} is not a file`);
+    return { fingerprint: `${stats.size}:${stats.mtimeMs}:${stats.ino}`, size: stats.size };
+  }
+
+  async read(location: Location): Promise<Buffer> {
+    try {
+      return await fs.readFile(await this.resolveExisting(location));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new ItemError('permanent', `${formatUri(location)} does not exist`);
+      if (code === 'EISDIR') throw new ItemError('permanent', `${formatUri(location)} is not a file`);
+      throw error;
+    }
+  }
+
+  async readStream(location: Location): Promise<Readable> {
+    return createReadStream(await this.resolveExisting(location));
+  }
+
+  async write(location: Location, data: Buffer | { file: string }): Promise<ObjectInfo> {
+    const target = fileOf(location);
+    const dir = path.dirname(target);
+    await fs.mkdir(dir, { recursive: true });
+    await this.checkResolved(location, path.join(await fs.realpath(dir), path.basename(target)));
+    // Written beside the target, then renamed over it: a reader sees the old file or the new one, whole.
+    const partial = `${target}.${process.pid}.partial`;
+    if (Buffer.isBuffer(data)) await fs.writeFile(partial, data);
+    else await fs.copyFile(data.file, partial);
+    await fs.rename(partial, target);
+    const stats = await fs.stat(target);
+    return { fingerprint: `${stats.size}:${stats.mtimeMs}:${stats.ino}`, size: stats.size };
+  }
+
+  /**
+   * Walks the folder depth-first with fs.opendir, which reads directory entries a batch at a time, so
+   * a folder of 100,000 files is never held whole. The cursor counts the files already yielded: an
+   * unchanged folder lists in the same order again.
+   */
+  async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
+    let skip = cursor === undefined ? 0 : Number(cursor);
+    let yielded = 0;
+    const walk = async function* (dir: string): AsyncIterable<string> {
+      for await (const entry of await fs.opendir(dir)) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) yield* walk(full);
+        else if (entry.isFile() || entry.isSymbolicLink()) yield full;
+      }
+    };
+    for await (const full of walk(fileOf(prefix))) {
+      yielded += 1;
+      if (skip > 0) {
+        skip -= 1;
+        continue;
+      }
+      yield { location: { scheme: 'file', path: full }, cursor: String(yielded) };
+    }
+  }
+}
+
+function fileOf(location: Location): string {
+  if (location.scheme !== 'file') throw new Error(`${formatUri(location)} is not a local path`);
+  return location.path;
+}
+
+/** The object store for a location's scheme. */
+export interface ObjectStores {
+  for(location: Location): ObjectStore;
+}
+
+export function objectStores(files: FileObjects, s3: () => S3Objects): ObjectStores {
+  let s3Objects: S3Objects | undefined;
+  return { for: (location) => (location.scheme === 'file' ? files : (s3Objects ??= s3())) };
+}

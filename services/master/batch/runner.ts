@@ -1,0 +1,448 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pRetry from 'p-retry';
+import { InputError, openInput } from '../../image-core/decode.js';
+import type { OutputFormat } from '../../image-core/encode.js';
+import { parsePipeline, PipelineError, serializePipeline } from '../../image-core/pipeline.js';
+import { planImage } from '../../image-core/planner.js';
+import type { BatchJobBody, ManifestLine } from '../../protocol/batch.js';
+import type { TaskSpec } from '../../protocol/tasks.js';
+import { HttpError } from '../../shared/http-error.js';
+import type { Logger } from '../../shared/logger.js';
+import { bufferSink, bufferSource, type Blobs } from '../blobs.js';
+import type { Dispatcher } from '../dispatcher.js';
+import type { ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
+import { isTerminal } from '../job-store.js';
+import { outputKey } from '../keys.js';
+import type { Metrics } from '../metrics.js';
+import type { Storage } from '../storage.js';
+import type { WorkerRegistry } from '../worker-registry.js';
+import { listInputs } from './inputs.js';
+import { errorKindOf, ItemError } from './item-error.js';
+import { contentKey, resolveItem, type OutputTarget, type ResolvedItem } from './locations.js';
+import type { ObjectStores } from './objects.js';
+import { formatUri, joinUnder, parseUri, type Location, type Roots } from './uri.js';
+
+export interface BatchRunnerDeps {
+  store: JobStore;
+  /** The master's own storage: results of jobs without an output prefix. */
+  storage: Storage;
+  dispatcher: Dispatcher;
+  /** Serves an item's bytes to the worker and takes its results (lease-scoped). */
+  blobs: Blobs;
+  registry: WorkerRegistry;
+  stores: ObjectStores;
+  sources: Roots;
+  destinations: Roots;
+  metrics: Metrics;
+  logger: Logger;
+  config: { maxPixels: number; maxPipelineSteps: number; workerMemoryBytes: number; tileSize?: number | undefined };
+  /** Scratch space for manifest copies. */
+  workDir: string;
+  /** Base delay of the storage retries (transient errors); doubled per attempt. */
+  retryBaseMs: number;
+}
+
+/** Items listed per transaction: large enough that listing 100,000 keys takes a hundred commits, small enough to stream. */
+const listPage = 1000;
+/** Tries of one storage read or write before the item fails as transient (with the base delay doubled each time). */
+const storageRetries = 4;
+/** Tries of a listing that breaks off (it resumes from the last page committed). */
+const listingAttempts = 5;
+/**
+ * Items in flight per worker slot: two wait at the worker (the dispatcher sends two per slot), two more
+ * are being read from or written to storage by the master meanwhile.
+ */
+const itemsPerSlot = 4;
+/** Items in flight even before workers register (they wait in the dispatcher's queue, holding their bytes). */
+const minItemsInFlight = 8;
+
+/**
+ * Runs batch jobs: lists their inputs into the store page by page, then takes queued items a bounded
+ * number at a time: reads the input, has a worker process it, writes the results, records the outcome.
+ */
+export class BatchRunner {
+  private readonly active = new Map<string, AbortController>();
+  private readonly listing = new Set<string>();
+  private stopped = false;
+
+  constructor(private readonly deps: BatchRunnerDeps) {}
+
+  /** Resumes listings and manifest copies a previous master left unfinished, then takes work. */
+  start(): void {
+    for (const jobId of this.deps.store.jobsBeingListed()) void this.list(jobId);
+    for (const jobId of this.deps.store.jobsAwaitingManifest()) void this.writeManifestCopy(jobId);
+    this.fill();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const controller of this.active.values()) controller.abort(new Error('master stopping'));
+  }
+
+  /** Validates a JSON job body and creates the job (or finds the unfinished one with the same body). */
+  async submit(body: BatchJobBody): Promise<{ id: string; status: JobStatus; resumed?: boolean }> {
+    const { store, sources, destinations, stores } = this.deps;
+    if (body.pipeline.length > this.deps.config.maxPipelineSteps) {
+      throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${body.pipeline.length} steps; at most ${this.deps.config.maxPipelineSteps} are allowed`);
+    }
+    let pipeline;
+    try {
+      pipeline = serializePipeline(parsePipeline(body.pipeline, this.deps.config.maxPipelineSteps));
+    } catch (error) {
+      if (error instanceof PipelineError) throw new HttpError(422, 'bad_pipeline', error.message);
+      throw error;
+    }
+    if ('prefix' in body.inputs) await this.checkFolder(parseUri(body.inputs.prefix, 'input prefix'), sources, 'input prefix');
+    if ('urls' in body.inputs) for (const url of body.inputs.urls) sources.rootOf(parseUri(url, 'input'), 'input');
+    if ('manifest' in body.inputs) {
+      const manifest = parseUri(body.inputs.manifest, 'manifest');
+      sources.rootOf(manifest, 'manifest');
+      const found = await stores.for(manifest).stat(manifest).catch((error: unknown) => {
+        throw new HttpError(403, 'outside_root', (error as Error).message);
+      });
+      if (!found) throw new HttpError(422, 'manifest_not_found', `manifest ${body.inputs.manifest} does not exist`);
+    }
+    if (body.output) await this.checkFolder(parseUri(body.output.prefix, 'output prefix'), destinations, 'output prefix');
+    const spec = { ...body, pipeline };
+    const specKey = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
+    const existing = store.unfinishedJobWithSpec(specKey);
+    if (existing) return { id: existing, status: store.jobSummary(existing)!.status, resumed: true };
+    const id = randomUUID();
+    const format = body.output?.format ?? body.format;
+    const quality = body.output?.quality ?? body.quality;
+    store.createBatchJob({ id, pipeline, spec, specKey, ...(format ? { format } : {}), ...(quality ? { quality } : {}) });
+    this.deps.logger.info({ job: id, inputs: body.inputs }, 'batch job accepted');
+    void this.list(id);
+    return { id, status: 'queued' };
+  }
+
+  /** A prefix must lie under a root, also once symbolic links are resolved (403 otherwise). */
+  private async checkFolder(location: Location, roots: Roots, what: string): Promise<void> {
+    roots.rootOf(location, what);
+    if (location.scheme !== 'file') return;
+    let real: string;
+    try {
+      real = await fs.realpath(location.path);
+    } catch {
+      return; // not there (yet): an output folder is created; an input folder lists nothing
+    }
+    roots.rootOf({ scheme: 'file', path: real }, `${what} ${formatUri(location)}, resolved,`);
+  }
+
+  /** Takes as many queued items as the bound allows. */
+  fill(): void {
+    if (this.stopped) return;
+    const bound = Math.max(minItemsInFlight, this.deps.registry.totalSlots() * itemsPerSlot);
+    for (const work of this.deps.store.claimQueuedItems(bound - this.active.size)) {
+      const controller = new AbortController();
+      this.active.set(`${work.jobId}/${work.index}`, controller);
+      void this.run(work, controller.signal);
+    }
+  }
+
+  /** Lists a job's inputs into the store, resuming after its last committed page. */
+  private async list(jobId: string): Promise<void> {
+    if (this.listing.has(jobId)) return;
+    this.listing.add(jobId);
+    const { store, logger } = this.deps;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const job = store.batchJob(jobId);
+        if (!job || job.listed || job.status === 'canceled' || this.stopped) return;
+        const spec = job.spec as BatchJobBody;
+        try {
+          await this.listFrom(jobId, spec, job.listCursor);
+          if (this.stopped) return;
+          const empty = store.jobSummary(jobId)?.progress.total === 0;
+          store.finishListing(jobId, empty ? `no inputs found in ${JSON.stringify(spec.inputs)}` : undefined);
+          break;
+        } catch (error) {
+          if (this.stopped) return;
+          const message = (error as Error).message;
+          if (errorKindOf(error) === 'permanent' || error instanceof HttpError || attempt >= listingAttempts) {
+            store.finishListing(jobId, `listing the inputs failed: ${message}`);
+            break;
+          }
+          logger.warn({ job: jobId, attempt, err: error }, 'listing broke off; resuming');
+          await sleep(this.deps.retryBaseMs * 2 ** (attempt - 1));
+        }
+      }
+    } finally {
+      this.listing.delete(jobId);
+    }
+    this.fill();
+    await this.afterChange(jobId);
+  }
+
+  private async listFrom(jobId: string, spec: BatchJobBody, cursor: string | undefined): Promise<void> {
+    const { store, stores, sources } = this.deps;
+    const exclude = spec.output ? parseUri(spec.output.prefix) : undefined;
+    let page: NewItem[] = [];
+    let last = cursor;
+    const commit = () => {
+      if (page.length === 0) return;
+      store.addItems(jobId, page, last!);
+      page = [];
+      this.fill();
+    };
+    for await (const input of listInputs(spec.inputs, { stores, sources, ...(exclude ? { exclude } : {}) }, cursor)) {
+      if (this.stopped) return;
+      page.push({ source: input.uri, name: input.name });
+      last = input.cursor;
+      if (page.length >= listPage) {
+        commit();
+        const status = store.batchJob(jobId)?.status;
+        if (!status || status === 'canceled' || store.batchJob(jobId)?.listed) return;
+      }
+    }
+    commit();
+  }
+
+  private async run(work: ItemWork, signal: AbortSignal): Promise<void> {
+    const { store, metrics, logger } = this.deps;
+    let outcome: ItemOutcome;
+    try {
+      const job = store.batchJob(work.jobId);
+      if (!job) throw new ItemError('permanent', `job ${work.jobId} is gone`);
+      outcome = await this.process(work, job.spec as BatchJobBody, job.pipeline, signal);
+    } catch (error) {
+      outcome = signal.aborted
+        ? { status: 'canceled' }
+        : { status: 'failed', error: (error as Error).message, errorKind: errorKindOf(error) };
+    } finally {
+      this.active.delete(`${work.jobId}/${work.index}`);
+    }
+    if (this.stopped) return;
+    if (outcome.status === 'failed') logger.warn({ job: work.jobId, item: work.index, reason: outcome.error, kind: outcome.errorKind }, 'item failed');
+    const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
+    metrics.imagesFinished.inc({ status: outcome.skipped ? 'skipped' : outcome.status });
+    if (finished) metrics.jobLatency.observe(ageMs / 1000);
+    this.fill();
+    await this.afterChange(work.jobId);
+  }
+
+  /** Reads, processes and writes one item; the seam that h12's data path replaces (workers read and write). */
+  private async process(work: ItemWork, spec: BatchJobBody, pipeline: unknown[], signal: AbortSignal): Promise<ItemOutcome> {
+    const resolved = resolveItem(spec, work);
+    const { source } = resolved;
+    try {
+      this.deps.sources.rootOf(source, 'input');
+      for (const output of resolved.outputs) this.deps.destinations.rootOf(output.location, 'output');
+    } catch (error) {
+      throw new ItemError('permanent', (error as Error).message);
+    }
+    const store = this.deps.stores.for(source);
+    const info = await this.retrying(() => store.stat(source), signal);
+    if (!info) throw new ItemError('permanent', `${work.source} does not exist`);
+    const key = contentKey({ uri: work.source, fingerprint: info.fingerprint }, pipeline, resolved.outputs);
+    if (resolved.outputs.length > 0 && (await this.alreadyWritten(resolved.outputs, key, signal))) {
+      return { status: 'succeeded', skipped: true, outputs: resolved.outputs.map((output) => formatUri(output.location)) };
+    }
+    const data = await this.retrying(() => store.read(source), signal);
+    const pixels = await this.checkWhole(data, work.name, pipeline);
+    const results = await this.render(work, resolved, pipeline, data, pixels, signal);
+    const first = results[0]!;
+    if (resolved.outputs.length === 0) {
+      await this.deps.storage.putBuffer(outputKey(work.jobId, work.index), first.data);
+      return { status: 'succeeded', width: first.width, height: first.height, outputFormat: first.format, ...annotationsOf(first) };
+    }
+    const recorded: OutputRecord[] = [];
+    for (const [index, output] of resolved.outputs.entries()) {
+      const written = await this.retrying(() => this.deps.stores.for(output.location).write(output.location, results[index]!.data), signal);
+      recorded.push({ uri: formatUri(output.location), contentKey: key, fingerprint: written.fingerprint });
+    }
+    return {
+      status: 'succeeded',
+      width: first.width,
+      height: first.height,
+      outputFormat: first.format,
+      outputs: recorded.map((record) => record.uri),
+      recorded,
+      ...annotationsOf(first),
+    };
+  }
+
+  /** True when every output is there, written with this content key, and unchanged since. */
+  private async alreadyWritten(outputs: readonly OutputTarget[], key: string, signal: AbortSignal): Promise<boolean> {
+    for (const output of outputs) {
+      const record = this.deps.store.outputRecord(formatUri(output.location));
+      if (!record || record.contentKey !== key) return false;
+      const now = await this.retrying(() => this.deps.stores.for(output.location).stat(output.location), signal);
+      if (now?.fingerprint !== record.fingerprint) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Reads the image's header on the master (no pixels decoded): a file that is not an image, or a pixel
+   * bomb, fails here without a worker round trip. Batch items run whole; an image the planner would
+   * tile is refused with its size, so no worker is handed more than its memory.
+   */
+  private async checkWhole(data: Buffer, name: string, pipeline: unknown[]): Promise<number> {
+    let opened;
+    try {
+      opened = await openInput(data, { maxPixels: this.deps.config.maxPixels, name });
+    } catch (error) {
+      if (error instanceof InputError) throw new ItemError('permanent', error.message);
+      throw error;
+    }
+    const plan = planImage(opened, parsePipeline(pipeline), {
+      ...(this.deps.config.tileSize ? { tileSize: this.deps.config.tileSize } : {}),
+      workerMemoryBytes: this.deps.config.workerMemoryBytes,
+    });
+    if (plan.mode !== 'whole') {
+      throw new ItemError('permanent', `${name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do yet; submit it as an upload`);
+    }
+    return opened.width * opened.height;
+  }
+
+  /**
+   * The item's results, one per output (one when the job keeps results in the master's storage), from
+   * one variants task: the worker decodes once and encodes every size and format.
+   */
+  private async render(work: ItemWork, resolved: ResolvedItem, pipeline: unknown[], data: Buffer, pixels: number, signal: AbortSignal) {
+    const job = this.deps.store.batchJob(work.jobId);
+    const targets: Array<Partial<OutputTarget>> = resolved.outputs.length > 0 ? resolved.outputs : [{}];
+    const spec: Extract<TaskSpec, { kind: 'variants' }> = {
+      kind: 'variants',
+      name: work.name,
+      pipeline: pipeline as Array<Record<string, unknown>>,
+      variants: targets.map((target) => {
+        const format = target.format ?? (job?.format as OutputFormat | undefined);
+        const quality = target.quality ?? job?.quality;
+        return { ...(format ? { format } : {}), ...(quality ? { quality } : {}), ...(target.width ? { width: target.width } : {}) };
+      }),
+    };
+    const { blobs, config } = this.deps;
+    const sinks = new Map<string, () => Buffer>();
+    const result = await this.deps.dispatcher.run({
+      id: `${work.jobId}/${work.index}`,
+      jobId: work.jobId,
+      imageIndex: work.index,
+      kind: 'variants',
+      pixels: pixels * targets.length,
+      // The item's bytes are in the master's memory (read from its source): served per lease.
+      prepare: async (lease) => {
+        const sink = bufferSink(variantsResultLimit(config.maxPixels, targets.length));
+        sinks.set(lease, sink.result);
+        return { input: blobs.offer(lease, 'in', bufferSource([data])), output: blobs.offer(lease, 'out', sink.blob), spec };
+      },
+      signal,
+    });
+    if (!result.variants || !result.image) throw new ItemError('transient', 'worker answered without a result description');
+    const written = sinks.get(result.lease)!();
+    const annotations = result.image.annotations;
+    let offset = 0;
+    return result.variants.map((output) => {
+      const bytes = written.subarray(offset, offset + output.bytes);
+      offset += output.bytes;
+      return { ...output, data: bytes, annotations };
+    });
+  }
+
+  /** Retries storage calls that failed transiently, with exponential backoff; permanent errors fail at once. */
+  private retrying<T>(call: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    return pRetry(call, {
+      retries: storageRetries,
+      minTimeout: this.deps.retryBaseMs,
+      factor: 2,
+      signal,
+      shouldRetry: ({ error }) => errorKindOf(error) === 'transient',
+    });
+  }
+
+  /** After an item or the listing changed a job: enforce maxFailures, write the manifest copy when it ends. */
+  private async afterChange(jobId: string): Promise<void> {
+    const { store } = this.deps;
+    const job = store.batchJob(jobId);
+    if (!job) return;
+    const spec = job.spec as BatchJobBody;
+    const view = store.jobSummary(jobId)!;
+    if (spec.maxFailures !== undefined && job.error === undefined && !isTerminal(job.status)) {
+      const limit = failureLimit(spec.maxFailures, view.progress.total);
+      if (view.progress.failed > limit) {
+        const reason = `stopped: ${view.progress.failed} items failed, more than maxFailures ${JSON.stringify(spec.maxFailures)}${typeof spec.maxFailures === 'string' ? ` (${limit} of ${view.progress.total})` : ''}`;
+        this.deps.logger.warn({ job: jobId, failed: view.progress.failed }, reason);
+        store.stopJob(jobId, reason);
+        for (const [key, controller] of this.active) if (key.startsWith(`${jobId}/`)) controller.abort(new Error(reason));
+      }
+    }
+    const after = store.batchJob(jobId);
+    if (after && isTerminal(after.status) && !after.manifestWritten) await this.writeManifestCopy(jobId);
+  }
+
+  /** The job's manifest, one line per item, read from the store a page at a time. */
+  async *manifestLines(jobId: string): AsyncIterable<ManifestLine> {
+    let cursor: string | undefined;
+    do {
+      const page = this.deps.store.itemsPage(jobId, { limit: listPage, ...(cursor ? { cursor } : {}) });
+      for (const item of page.items) {
+        yield {
+          input: item.input ?? item.name,
+          ...(item.output ? { output: item.output } : item.status === 'succeeded' ? { output: `/v1/jobs/${jobId}/images/${item.index}` } : {}),
+          ...(item.outputs ? { outputs: item.outputs } : {}),
+          status: item.skipped ? 'skipped' : item.status,
+          ...(item.error ? { error: item.error } : {}),
+          ...(item.annotations ? { annotations: item.annotations } : {}),
+        };
+      }
+      cursor = page.next;
+    } while (cursor);
+  }
+
+  /** With an output prefix, a copy of the manifest goes next to the results: `<prefix>manifest-<job id>.jsonl`. */
+  private async writeManifestCopy(jobId: string): Promise<void> {
+    const { store, stores, logger } = this.deps;
+    const job = store.batchJob(jobId);
+    const spec = job?.spec as BatchJobBody | undefined;
+    if (!job || !spec?.output) {
+      if (job) store.markManifestWritten(jobId);
+      return;
+    }
+    const target = manifestLocation(spec.output.prefix, jobId);
+    const scratch = path.join(this.deps.workDir, `manifest-${jobId}-${randomUUID()}.jsonl`);
+    try {
+      await fs.mkdir(this.deps.workDir, { recursive: true });
+      const file = createWriteStream(scratch);
+      for await (const line of this.manifestLines(jobId)) {
+        if (!file.write(`${JSON.stringify(line)}\n`)) await once(file, 'drain');
+      }
+      file.end();
+      await once(file, 'finish');
+      await stores.for(target).write(target, { file: scratch });
+      store.markManifestWritten(jobId);
+      logger.info({ job: jobId, manifest: formatUri(target) }, 'manifest written');
+    } catch (error) {
+      logger.warn({ job: jobId, err: error }, 'manifest copy not written');
+    } finally {
+      await fs.rm(scratch, { force: true });
+    }
+  }
+}
+
+export function manifestLocation(outputPrefix: string, jobId: string): Location {
+  return joinUnder(parseUri(outputPrefix), `manifest-${jobId}.jsonl`);
+}
+
+/** maxFailures as a count: a number as it is, a percentage of the items listed so far. */
+export function failureLimit(maxFailures: number | string, total: number): number {
+  if (typeof maxFailures === 'number') return maxFailures;
+  return Math.floor((Number(maxFailures.slice(0, -1)) / 100) * total);
+}
+
+/** Bytes a variants result may take: each variant at most 4 bytes per pixel of the largest image allowed, plus headers. */
+function variantsResultLimit(maxPixels: number, variants: number): number {
+  return variants * (maxPixels * 4 + 1024 * 1024);
+}
+
+/** Annotations of the pipeline's analysis steps; QR texts also where uploads keep them. */
+function annotationsOf(result: { annotations?: Record<string, unknown> | undefined }): Pick<ItemOutcome, 'qr' | 'annotations'> {
+  if (!result.annotations) return {};
+  const { qr, ...rest } = result.annotations;
+  return { ...(Array.isArray(qr) ? { qr: qr as string[] } : {}), ...(Object.keys(rest).length > 0 ? { annotations: rest } : {}) };
+}

@@ -1,0 +1,60 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dipsBin, exited, killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
+import { filesUnder, tempDir, writeImages } from './support.js';
+
+let master: DipsProcess;
+let sources: string;
+let destinations: string;
+const env = () => ({ DIPS_MASTER_URL: master.url });
+
+beforeAll(async () => {
+  const tmp = await tempDir('batch-cli');
+  sources = path.join(tmp, 'in');
+  destinations = path.join(tmp, 'out');
+  await writeImages(path.join(sources, 'quick'), 40);
+  await writeImages(path.join(sources, 'slow'), 300);
+  ({ master } = await startCluster({ workers: 1, dataDir: path.join(tmp, 'data'), env: { DIPS_SOURCES: `file://${sources}`, DIPS_DESTINATIONS: `file://${destinations}` } }));
+}, 60_000);
+
+afterAll(killAll);
+
+describe('dips submit --from, dips jobs, dips retry', () => {
+  it('submit --from/--to runs the job to the end and reports the counts; jobs lists it; retry says nothing failed', async () => {
+    const run = await runDips(['submit', '--from', `file://${sources}/quick`, '--to', `file://${destinations}/quick/`, '--pipeline', '[{"op":"grayscale"}]', '--format', 'png'], env());
+    expect(run.code, run.stderr).toBe(0);
+    const id = /accepted job (\S+)/.exec(run.stderr)?.[1];
+    expect(run.stderr).toContain(`job ${id} succeeded: 40 done, 0 failed, 0 skipped of 40`);
+    expect((await filesUnder(path.join(destinations, 'quick'))).filter((name) => name.endsWith('.png'))).toHaveLength(40);
+
+    const jobs = await runDips(['jobs'], env());
+    expect(jobs.code, jobs.stderr).toBe(0);
+    expect(jobs.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+DONE\s+FAILED\s+KIND\s+CREATED$/);
+    expect(jobs.stdout).toMatch(new RegExp(`${id}\\s+succeeded\\s+40/40\\s+0\\s+batch`));
+
+    const retry = await runDips(['retry', id!], env());
+    expect(retry.code, retry.stderr).toBe(0);
+    expect(retry.stdout).toContain(`job ${id}: 0 failed items re-queued (succeeded)`);
+  });
+
+  it('is resumable: run again after Ctrl-C, it attaches to the same job and follows it to the end', async () => {
+    const args = [dipsBin, 'submit', '--from', `file://${sources}/slow`, '--to', `file://${destinations}/slow`, '--pipeline', '[{"op":"median","size":7},{"op":"blur","sigma":4}]', '--format', 'png'];
+    const first = spawn(process.execPath, args, { env: { ...process.env, ...env() }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const id = await new Promise<string>((resolve) =>
+      createInterface({ input: first.stderr! }).on('line', (line) => {
+        const found = /accepted job (\S+)/.exec(line)?.[1];
+        if (found) resolve(found);
+      }),
+    );
+    first.kill('SIGINT');
+    await exited(first);
+    const second = await runDips(args.slice(1), env());
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain(`attached to unfinished job ${id}`);
+    expect(second.stderr).toContain(`job ${id} succeeded: 300 done`);
+    expect((await fs.readdir(path.join(destinations, 'slow'), { recursive: true })).filter((name) => name.endsWith('.png'))).toHaveLength(300);
+  });
+});
