@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchBrowser } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
 import { submitBatch, tempDir, waitForBatch, writeImages } from './support.js';
@@ -17,7 +18,7 @@ beforeAll(async () => {
   await writeImages(sources, 6);
   await fs.writeFile(path.join(sources, 'set-0', 'img-4.png'), 'this is not a PNG');
   ({ master } = await startCluster({ workers: 1, dataDir: path.join(tmp, 'data'), env: { DIPS_SOURCES: `file://${sources}`, DIPS_DESTINATIONS: `file://${destinations}` } }));
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+  browser = await launchBrowser();
 }, 60_000);
 
 afterAll(async () => {
