@@ -220,18 +220,25 @@ function printJson(value: unknown): void {
 }
 
 /**
+ * A SIGINT this soon after the first signal is the same Ctrl-C arriving by a second path (the terminal
+ * signals a worker directly while `dips up` passes SIGTERM on, in either order); a person's second
+ * press takes longer.
+ */
+const sameInterruptMs = 500;
+
+/**
  * SIGINT (Ctrl-C) or SIGTERM: stop cleanly and exit 0. A second Ctrl-C exits at once (130, as shells
  * report an interrupt); a SIGTERM during the stop is ignored, because that is `dips up` passing on the
  * same Ctrl-C the terminal already sent its workers.
  */
 function stopOnSignal(stop: () => Promise<void>): void {
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      if (signal === 'SIGINT') process.exit(130);
+    if (stoppingSince !== undefined) {
+      if (signal === 'SIGINT' && Date.now() - stoppingSince > sameInterruptMs) process.exit(130);
       return;
     }
-    stopping = true;
+    stoppingSince = Date.now();
     stop().then(
       () => process.exit(0),
       (error: unknown) => {
