@@ -76,7 +76,7 @@ describe('progress streams', () => {
       master.store.finishImage(id, index, { status: 'failed', error: `x${'e'.repeat(400_000)}` });
       await sleep(260);
     }
-    expect((await reader).at(-1)).toMatchObject({ status: 'failed', progress: { done: 12, total: 12 } });
+    expect((await reader).at(-1)).toMatchObject({ status: 'failed', progress: { done: 0, failed: 12, total: 12 } });
     await sleep(1_000); // twice the write timeout
     // Reading now, the stalled client finds the stream cut: it ends without the job's final state.
     const received: Buffer[] = [];
@@ -88,6 +88,6 @@ describe('progress streams', () => {
     expect(Date.now() - resumedAt).toBeLessThan(5_000);
     const text = Buffer.concat(received).toString();
     expect(text).toMatch(/^HTTP\/1.1 200/);
-    expect(text).not.toContain('"done":12');
+    expect(text).not.toContain('"failed":12');
   });
 });
