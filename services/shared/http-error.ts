@@ -10,7 +10,7 @@ export const notFound: RequestHandler = (req, _res, next) => {
 };
 
 /**
- * The one place errors become responses: {"error":{"code","message","permanent"}}. Errors that are not
+ * The one place errors become responses: {"error":{"code","message"}} (whether it is permanent follows from the status). Errors that are not
  * ApiErrors are unexpected: they become 500 and are logged.
  */
 export function errorHandler(logger: Logger, translate: (error: unknown) => ApiError | undefined = () => undefined): ErrorRequestHandler {
