@@ -21,7 +21,8 @@ export async function validateSubmission(
 ): Promise<Omit<NewJob, 'id'>> {
   if (files.length === 0) throw new HttpError(400, 'no_images', 'the request has no file parts named "images"');
   const recipe = recipeOf(presets, {
-    pipeline: fields.pipeline,
+    // An empty field is an absent one (an HTML form sends every field it has).
+    pipeline: fields.pipeline === '' ? undefined : fields.pipeline,
     preset: fields.preset === '' ? undefined : fields.preset,
     format: formatField(fields.format),
     quality: qualityField(fields.quality),

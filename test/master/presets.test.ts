@@ -4,7 +4,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { presetList } from '../../services/protocol/presets.js';
-import { corpus, download, postJob, submit, waitForJob } from '../helpers/api.js';
+import { processImage } from '../../services/image-core/process-image.js';
+import { parsePipeline } from '../../services/image-core/pipeline.js';
+import { corpus, download, pixelsOf, postJob, submit, waitForJob } from '../helpers/api.js';
 import { killAll, runDips, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
 
 /* Presets on a real master and worker: CRUD, jobs naming a preset, the refusals, presets-only mode, restart. */
@@ -69,6 +71,18 @@ describe('/v1/presets', () => {
     expect(await codeOf(unknown)).toMatchObject({ code: 'unknown_preset', message: expect.stringContaining('sepia-thumb') });
   });
 
+  it('a preset keeps a watermark (a composite step\'s data URL): jobs naming it get the same pixels as the pipeline run here', async () => {
+    const watermark = `data:image/png;base64,${(await fs.readFile(path.resolve(import.meta.dirname, '../fixtures/watermark.png'))).toString('base64')}`;
+    const pipeline = [{ op: 'composite', image: watermark, width: 64, opacity: 0.5 }];
+    expect((await put(master.url, 'branded', { pipeline, format: 'png' })).status).toBe(201);
+    const id = await submit(master.url, [photo], { preset: 'branded' });
+    expect((await waitForJob(master.url, id)).status).toBe('succeeded');
+    const served = await pixelsOf(await download(master.url, id, 0));
+    const reference = await processImage(photo, parsePipeline(pipeline), { format: 'png' }, { maxPixels: 1e8 });
+    expect(served.data.equals((await pixelsOf(reference.data)).data)).toBe(true);
+    expect(served.data.equals((await pixelsOf(await sharp(photo).png().toBuffer())).data)).toBe(false);
+  });
+
   it('dips presets put/list and dips submit --preset work against the master', async () => {
     const env = { DIPS_MASTER_URL: master.url, DIPS_TOKEN: '' };
     const putOut = await runDips(['presets', 'put', 'grey', '--pipeline', '[{"op":"grayscale"}]', '--format', 'png', '--description', 'grey PNG'], env);
@@ -85,7 +99,7 @@ describe('/v1/presets', () => {
     await master.stop();
     master = await startDips(['master', '--port', '0', '--data-dir', path.join(tmp, 'data')]);
     const list = presetList.parse(await (await fetch(`${master.url}/v1/presets`)).json());
-    expect(list.presets.map((p) => p.name)).toEqual(['grey', 'thumb']);
+    expect(list.presets.map((p) => p.name)).toEqual(['branded', 'grey', 'thumb']);
   });
 });
 
