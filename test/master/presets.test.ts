@@ -78,7 +78,7 @@ describe('/v1/presets', () => {
     const id = await submit(master.url, [photo], { preset: 'branded' });
     expect((await waitForJob(master.url, id)).status).toBe('succeeded');
     const served = await pixelsOf(await download(master.url, id, 0));
-    const reference = await processImage(photo, parsePipeline(pipeline), { format: 'png' }, { maxPixels: 1e8 });
+    const reference = await processImage(photo, parsePipeline(pipeline), { format: 'png' }, { maxPixels: 1e8, name: 'aqua.jpg' });
     expect(served.data.equals((await pixelsOf(reference.data)).data)).toBe(true);
     expect(served.data.equals((await pixelsOf(await sharp(photo).png().toBuffer())).data)).toBe(false);
   });
