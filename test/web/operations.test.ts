@@ -1,0 +1,151 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { corpus, pixelsOf } from '../helpers/api.js';
+import { launchBrowser } from '../helpers/browser.js';
+import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
+import { operationList } from '../../services/protocol/newcomer.js';
+import { accessibilityViolations, addStep, artifacts, closePages, DESKTOP, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
+
+/** One 1.3 MP photo through a few steps on a shared 2-core machine: seconds, with room for a busy CI. */
+const JOB_TIMEOUT_MS = 60_000;
+
+let browser: Browser;
+let scratch: string;
+let cluster: DipsProcess;
+
+beforeAll(async () => {
+  scratch = await mkdtemp(path.join(os.tmpdir(), 'dips-web-ops-'));
+  await mkdir(artifacts, { recursive: true });
+  [browser, cluster] = await Promise.all([launchBrowser(), startDips(['up', '--workers', '1', '--port', '0', '--data-dir', path.join(scratch, 'data')])]);
+  await waitForWorkers(cluster.url, 1);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await cluster?.stop();
+  await killAll();
+  await rm(scratch, { recursive: true, force: true });
+});
+
+afterEach(closePages);
+
+const openConsole = (viewport = DESKTOP): Promise<Page> => openPage(browser, cluster.url, viewport);
+
+/** GET /v1/operations as the master serves it, through the one schema of that answer. */
+async function servedOperations() {
+  return operationList.parse(await (await fetch(`${cluster.url}/v1/operations`)).json());
+}
+
+/** A flat colour as PNG with alpha, or JPEG: overlays small enough to pass on a command line too. */
+const swatch = (width: number, height: number, rgb: [number, number, number], format: 'png' | 'jpeg') =>
+  sharp({ create: { width, height, channels: format === 'png' ? 4 : 3, background: { r: rgb[0], g: rgb[1], b: rgb[2], alpha: 1 } } })[format]().toBuffer();
+
+const dataUrl = (bytes: Buffer, type: string) => `data:${type};base64,${bytes.toString('base64')}`;
+
+/** The step card of step `index` (1-based) in the editor. */
+const stepCard = (page: Page, index: number) => page.locator('#step-list > li').nth(index - 1);
+
+describe('console: the operations of GET /v1/operations', () => {
+  test('every served operation is offered with one input per parameter of its schema', async () => {
+    const catalogue = await servedOperations();
+    const page = await openConsole();
+    const picker = page.getByLabel('Operation', { exact: true });
+    await expect.poll(() => picker.locator('option').allTextContents()).toEqual(catalogue.map((op) => op.name));
+    for (const op of catalogue) await addStep(page, op.name);
+    for (const [index, op] of catalogue.entries()) {
+      const names = Object.keys((op.params as { properties?: object }).properties ?? {});
+      const card = stepCard(page, index + 1);
+      expect(await card.locator('.step-title').textContent()).toBe(`${index + 1}. ${op.name}`);
+      expect(await card.locator('.param > label').evaluateAll((labels) => labels.map((label) => label.lastChild?.textContent)), op.name).toEqual(names);
+    }
+    // The schema decides the control: a file input for an image data URL, a colour picker for #rrggbb.
+    const composite = stepCard(page, catalogue.findIndex((op) => op.name === 'composite') + 1);
+    expect(await composite.getByLabel('image').getAttribute('type')).toBe('file');
+    expect(await composite.getByLabel('image').getAttribute('accept')).toBe('image/png,image/jpeg,image/webp,image/gif,image/avif,image/tiff');
+    expect(await composite.getByLabel('gravity').locator('option').count()).toBe(10);
+    const text = stepCard(page, catalogue.findIndex((op) => op.name === 'text') + 1);
+    expect(await text.getByLabel('colour').getAttribute('type')).toBe('color');
+    await page.setViewportSize(NARROW);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(NARROW.width);
+  });
+
+  test('two uploaded overlays: a too-large file is refused, the result carries both watermarks, pixel for pixel', async () => {
+    const red = await swatch(40, 30, [255, 0, 0], 'png');
+    const blue = await swatch(24, 24, [0, 0, 255], 'jpeg');
+    // Noise does not compress: well over the 1 MB the composite schema allows for the overlay.
+    const noise = await sharp(Buffer.from(Array.from({ length: 800 * 800 * 3 }, (_, i) => (i * 7919) % 251)), { raw: { width: 800, height: 800, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+    expect(noise.length).toBeGreaterThan(1_100_000);
+
+    const page = await openConsole();
+    await page.locator('#file-input').setInputFiles([corpus('ladybird.jpg')]);
+    await addStep(page, 'composite');
+    await addStep(page, 'composite');
+    const first = stepCard(page, 1);
+    const second = stepCard(page, 2);
+
+    await first.getByLabel('image').setInputFiles({ name: 'noise.png', mimeType: 'image/png', buffer: noise });
+    await expect.poll(() => first.locator('.field-error:not([hidden])').textContent()).toBe(`image must be at most 1.0 MB (noise.png is ${(noise.length / 1024 / 1024).toFixed(1)} MB)`);
+    expect(await first.getByLabel('image').getAttribute('aria-invalid')).toBe('true');
+    await page.screenshot({ path: path.join(artifacts, 'overlay-too-large-desktop.png'), fullPage: true });
+
+    await first.getByLabel('image').setInputFiles({ name: 'red.png', mimeType: 'image/png', buffer: red });
+    await expect.poll(() => first.locator('.overlay-caption').textContent()).toBe(`red.png · 40 × 30 · ${red.length} B`);
+    expect(await first.locator('.field-error:not([hidden])').count()).toBe(0);
+    expect(await first.locator('.overlay-thumbnail').evaluate((image: HTMLImageElement) => image.naturalWidth)).toBe(40);
+    await first.getByLabel('gravity').selectOption('northwest');
+    await first.getByLabel('margin').fill('0');
+
+    await second.getByLabel('image').setInputFiles({ name: 'blue.jpg', mimeType: 'image/jpeg', buffer: blue });
+    await expect.poll(() => second.locator('.overlay-caption').textContent()).toMatch(/^blue\.jpg · 24 × 24 · /);
+    await second.getByLabel('opacity').fill('0.5');
+    await second.getByLabel('tile').check();
+
+    const pipeline = [
+      { op: 'composite', image: dataUrl(red, 'image/png'), gravity: 'northwest', margin: 0, opacity: 1, tile: false },
+      { op: 'composite', image: dataUrl(blue, 'image/jpeg'), gravity: 'southeast', margin: 16, opacity: 0.5, tile: true },
+    ];
+    // The JSON preview shortens the data URLs (they run to a megabyte) and says so.
+    await expect.poll(async () => JSON.parse((await page.locator('#pipeline-preview').textContent())!)[0].image).toBe(`${pipeline[0]!.image.slice(0, 40)}…(${pipeline[0]!.image.length} characters)`);
+    await page.locator('.pipeline-json summary').click();
+    expect(await page.locator('#pipeline-preview-note').isVisible()).toBe(true);
+    await page.getByLabel('Format').selectOption('png');
+    const reference = path.join(scratch, 'overlay-reference');
+    const referenceDone = runDips(['process', corpus('ladybird.jpg'), '--pipeline', JSON.stringify(pipeline), '--out', reference, '--format', 'png']);
+    await page.getByRole('button', { name: 'Process images' }).click();
+
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    expect(await job.locator('.job-meta').textContent()).toMatch(/^composite \(image "data:image\/png;base64,.{18}…\(\d+ characters\)", gravity "northwest"/);
+    const downloadPromise = page.waitForEvent('download');
+    await job.getByRole('button', { name: 'Download result of ladybird.jpg' }).click();
+    const downloaded = path.join(scratch, 'ladybird-watermarked.png');
+    await (await downloadPromise).saveAs(downloaded);
+
+    const result = await pixelsOf(downloaded);
+    const original = await pixelsOf(corpus('ladybird.jpg'));
+    const at = (image: typeof result, x: number, y: number) => [...image.data.subarray((y * image.width + x) * image.channels, (y * image.width + x) * image.channels + 3)];
+    // The red overlay covers the top-left 40×30 at full opacity (and the blue tiles over it, half-transparent).
+    expect(at(result, 0, 0)[0]).toBeGreaterThan(120);
+    expect(at(result, 0, 0)[1]).toBeLessThan(10);
+    // Outside the red, the tiled blue at 0.5 opacity: blue half of 255 over the photo's own pixel.
+    const [x, y] = [700, 500];
+    const photo = at(original, x, y);
+    const blended = at(result, x, y);
+    for (const [channel, overlay] of [0, 0, 255].entries()) expect(Math.abs(blended[channel]! - (photo[channel]! + overlay) / 2), `channel ${channel}`).toBeLessThanOrEqual(3);
+    const referenceRun = await referenceDone;
+    expect(referenceRun.code, referenceRun.stderr).toBe(0);
+    const expected = await pixelsOf(path.join(reference, 'ladybird.png'));
+    expect({ ...result, data: undefined }).toEqual({ ...expected, data: undefined });
+    expect(result.data.equals(expected.data)).toBe(true);
+
+    await page.screenshot({ path: path.join(artifacts, 'overlay-job-desktop.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await page.setViewportSize(NARROW);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(NARROW.width);
+    await page.screenshot({ path: path.join(artifacts, 'overlay-job-narrow.png'), fullPage: true });
+  });
+});
