@@ -125,7 +125,7 @@ async function submit(event) {
   if (files.length === 0) errors.push({ input: $('file-input'), message: filePicker.count() > 0 ? 'None of the chosen files can be sent: remove the flagged ones and choose images.' : 'Choose at least one image.' });
   // A chosen preset replaces the steps; in presets-only mode there are no steps to build.
   const preset = presets.selected();
-  let pipeline = preset?.pipeline;
+  let pipeline;
   if (!preset && presets.presetsOnly()) errors.push({ input: $('preset-picker'), message: 'Choose a preset: this master runs only its presets.' });
   else if (!preset) {
     if (editor.count() === 0) errors.push({ input: $('op-picker'), message: 'Add at least one pipeline step.' });
@@ -156,7 +156,7 @@ async function submit(event) {
   $('upload-progress').hidden = false;
   $('upload-cancel').addEventListener('click', cancel, { once: true });
   try {
-    const job = await jobList.submit({ files, pipeline, preset: preset?.name, format, quality, options, onProgress: showUpload, signal: upload.signal });
+    const job = await jobList.submit({ files, pipeline, preset, format, quality, options, onProgress: showUpload, signal: upload.signal });
     status.replaceChildren(`Job ${shortId(job.entry.id)} submitted. `, h('a', { href: `#job-${job.entry.id}` }, 'Follow its progress'));
   } catch (error) {
     if (error.name === 'AbortError') {

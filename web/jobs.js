@@ -43,18 +43,30 @@ export function createJobList({ container, compareDialog }) {
     for (const entry of entries) if (entry.isIntersecting) entry.target.dispatchEvent(new Event('dips:visible'));
   }, { rootMargin: '200px' });
 
-  /** A job of a pipeline, or of a preset (by name; `pipeline` is then its steps, for the card). */
+  /**
+   * A job of a pipeline, or of a preset (GET /v1/presets entry; sent by name). Format, quality and
+   * options given with a preset override its own.
+   */
   async function submit({ files, pipeline, preset, format, quality, options, onProgress, signal }) {
     const form = new FormData();
     for (const file of files) form.append('images', file, file.name);
-    if (preset) form.append('preset', preset);
+    if (preset) form.append('preset', preset.name);
     else form.append('pipeline', JSON.stringify(pipeline));
     if (format) form.append('format', format);
     if (quality !== undefined) form.append('quality', String(quality));
     if (options) form.append('options', JSON.stringify(options));
     const { id, status } = await uploadForm('/v1/jobs', form, { onProgress, signal });
     // Remembered in localStorage (a few MB per site): overlays are kept as their start only.
-    const entry = { id, submittedAt: Date.now(), pipeline: shortenDataUrls(pipeline), preset, options, format: format || 'same as input', names: files.map((file) => file.name) };
+    const applied = { ...preset?.options, ...options };
+    const entry = {
+      id,
+      submittedAt: Date.now(),
+      pipeline: shortenDataUrls(preset?.pipeline ?? pipeline),
+      preset: preset?.name,
+      options: Object.keys(applied).length ? applied : undefined,
+      format: format || preset?.format || 'same as input',
+      names: files.map((file) => file.name),
+    };
     rememberJob(entry);
     const job = track(entry, files, { newest: true });
     render(job, {

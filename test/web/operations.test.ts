@@ -149,3 +149,123 @@ describe('console: the operations of GET /v1/operations', () => {
     await page.screenshot({ path: path.join(artifacts, 'overlay-job-narrow.png'), fullPage: true });
   });
 });
+
+describe('console: annotations and the duplicates report', () => {
+  test('phash, thumbhash and metadata of three photos are shown per image, GPS flagged; the near-duplicates are grouped', async () => {
+    // A re-encoded, slightly smaller copy of aqua.jpg carrying a GPS location: a near-duplicate with a privacy issue.
+    const copy = await sharp(corpus('aqua.jpg'))
+      .resize({ width: 1200 })
+      .withExif({ IFD0: { Make: 'DIPS' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1', GPSLongitudeRef: 'W', GPSLongitude: '0/1 7/1 30/1' } })
+      .jpeg({ quality: 80 })
+      .toBuffer();
+    const page = await openConsole();
+    await page.locator('#file-input').setInputFiles([
+      corpus('aqua.jpg'),
+      { name: 'aqua-copy.jpg', mimeType: 'image/jpeg', buffer: copy },
+      corpus('storm.jpg'),
+    ]);
+    for (const op of ['phash', 'thumbhash', 'metadata']) await addStep(page, op);
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    const id = (await job.getAttribute('data-job-id'))!;
+    const view = (await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { images: Array<{ name: string; annotations?: { phash?: string; thumbhash?: string } }> };
+
+    for (const image of view.images) {
+      const card = job.locator('.image-card', { has: page.locator('.image-name', { hasText: new RegExp(`^${image.name}$`) }) });
+      expect(image.annotations?.phash).toMatch(/^[0-9a-f]{16}$/);
+      await expect.poll(() => card.locator('[data-annotation="phash"] code').textContent()).toBe(image.annotations!.phash);
+      expect(await card.locator('[data-annotation="thumbhash"] code').textContent()).toBe(image.annotations!.thumbhash);
+      // The placeholder decodes to the photo's shape and colours: its mean is near the photo's.
+      const placeholder = card.getByRole('img', { name: `ThumbHash placeholder of ${image.name}` });
+      const drawn = await placeholder.evaluate(async (img: HTMLImageElement) => {
+        await img.decode();
+        const canvas = Object.assign(document.createElement('canvas'), { width: img.naturalWidth, height: img.naturalHeight });
+        const context = canvas.getContext('2d')!;
+        context.drawImage(img, 0, 0);
+        const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+        const mean = [0, 1, 2].map((channel) => data.filter((_, i) => i % 4 === channel).reduce((sum, value) => sum + value, 0) / (data.length / 4));
+        return { width: img.naturalWidth, height: img.naturalHeight, mean };
+      });
+      const photo = image.name === 'aqua-copy.jpg' ? copy : corpus(image.name);
+      const { width, height } = await sharp(photo).metadata();
+      expect(drawn.width / drawn.height).toBeCloseTo(width / height, 0);
+      const { channels } = await sharp(photo).stats();
+      for (const [channel, stats] of channels.slice(0, 3).entries()) expect(Math.abs(drawn.mean[channel]! - stats.mean), `${image.name} channel ${channel}`).toBeLessThan(25);
+
+      const metadata = card.locator('[data-annotation="metadata"]');
+      expect(await metadata.locator('tr', { hasText: 'format' }).locator('td').textContent()).toBe('jpeg');
+      expect(await metadata.locator('tr', { hasText: 'size' }).locator('td').textContent()).toBe(`${width} × ${height}`);
+      const gps = metadata.locator('tr[data-field="gps"]');
+      if (image.name === 'aqua-copy.jpg') {
+        expect(await gps.locator('td').textContent()).toBe('location in file 51.50000, -0.12500');
+        expect(await gps.getAttribute('class')).toBe('gps-flag');
+      } else {
+        expect(await gps.locator('td').textContent()).toBe('none');
+      }
+    }
+
+    const report = (await (await fetch(`${cluster.url}/v1/jobs/${id}/duplicates`)).json()) as { threshold: number; groups: Array<{ items: Array<{ name: string }> }> };
+    expect(report.groups.map((group) => group.items.map((item) => item.name).sort())).toEqual([['aqua-copy.jpg', 'aqua.jpg']]);
+    const duplicates = job.locator('.duplicates');
+    await expect.poll(() => duplicates.locator('h4').textContent()).toBe(`Near-duplicates (phash within ${report.threshold} bits)`);
+    expect(await duplicates.locator('.duplicate-groups > li').count()).toBe(1);
+    expect((await duplicates.locator('.duplicate-name').allTextContents()).sort()).toEqual(['aqua-copy.jpg', 'aqua.jpg']);
+
+    await job.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(artifacts, 'annotations-desktop.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
+    await page.setViewportSize(NARROW);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(NARROW.width);
+    await job.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(artifacts, 'annotations-narrow.png'), fullPage: true });
+  });
+});
+
+describe('console: presets and output options', () => {
+  test('the steps and output options are saved as a preset, a job runs by the preset, then it is replaced and deleted', async () => {
+    const page = await openConsole();
+    await addStep(page, 'invert');
+    await page.getByLabel('Format').selectOption('jpeg');
+    await page.getByLabel('Output option: progressive').check();
+    await page.getByLabel('Output option: chromaSubsampling').selectOption('4:4:4');
+    await page.locator('#save-preset summary').click();
+    await page.getByLabel('Preset name').fill('negative-444');
+    await page.getByLabel('Description').fill('Negative, progressive, full colour resolution');
+    await page.getByRole('button', { name: 'Save preset' }).click();
+    await expect.poll(() => page.locator('#save-preset-status').textContent()).toBe('Preset negative-444 saved: choose it above to run it.');
+    const stored = (await (await fetch(`${cluster.url}/v1/presets/negative-444`)).json()) as Record<string, unknown>;
+    expect(stored).toMatchObject({ name: 'negative-444', pipeline: [{ op: 'invert' }], format: 'jpeg', options: { progressive: true, chromaSubsampling: '4:4:4' }, description: 'Negative, progressive, full colour resolution' });
+
+    // Choosing the preset replaces the step editor; the form's output settings are left at their defaults.
+    const picker = page.getByLabel('Preset', { exact: true });
+    await picker.selectOption('negative-444');
+    expect(await page.locator('#pipeline-builder').isHidden()).toBe(true);
+    expect(await page.locator('#preset-hint').textContent()).toBe('Negative, progressive, full colour resolution Runs [{"op":"invert"}]; output jpeg, progressive true, chromaSubsampling "4:4:4".');
+    await page.getByLabel('Format').selectOption('');
+    await page.getByLabel('Output option: progressive').uncheck();
+    await page.getByLabel('Output option: chromaSubsampling').selectOption('4:2:0');
+    await page.locator('#file-input').setInputFiles([corpus('wood.jpg')]);
+    await page.getByRole('button', { name: 'Process images' }).click();
+    const job = page.locator('article.job').first();
+    await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
+    expect(await job.locator('.job-meta').textContent()).toMatch(/^preset negative-444 \(invert\) · output jpeg \(progressive true, chromaSubsampling "4:4:4"\) · 1 image/);
+    const downloadPromise = page.waitForEvent('download');
+    await job.getByRole('button', { name: 'Download result of wood.jpg' }).click();
+    const download = await downloadPromise;
+    expect(download.suggestedFilename()).toBe('wood.jpg');
+    const result = await sharp(await download.path()).metadata();
+    expect({ format: result.format, isProgressive: result.isProgressive, chromaSubsampling: result.chromaSubsampling }).toEqual({ format: 'jpeg', isProgressive: true, chromaSubsampling: '4:4:4' });
+    await page.screenshot({ path: path.join(artifacts, 'preset-job-desktop.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
+
+    // Saving under the same name replaces it; deleting removes it from the master and the picker.
+    await picker.selectOption('');
+    await page.getByRole('button', { name: 'Save preset' }).click();
+    await expect.poll(() => page.locator('#save-preset-status').textContent()).toBe('Preset negative-444 replaced: choose it above to run it.');
+    await picker.selectOption('negative-444');
+    await page.getByRole('button', { name: 'Delete preset negative-444' }).click();
+    await expect.poll(() => picker.locator('option').allTextContents()).toEqual(['None: build the pipeline below']);
+    expect((await fetch(`${cluster.url}/v1/presets/negative-444`)).status).toBe(404);
+  });
+});
