@@ -1,9 +1,11 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { getCluster, waitUntil } from '../helpers/api.js';
-import { launchDips } from '../helpers/processes.js';
+import { launchBrowser } from '../helpers/browser.js';
+import { killAll, launchDips, type DipsProcess } from '../helpers/processes.js';
 
 /** What the console tests share: how the console is opened, looked at and checked. */
 export const artifacts = path.resolve(import.meta.dirname, '../../test-artifacts/web');
@@ -62,4 +64,32 @@ export async function addStep(page: Page, operation: string): Promise<void> {
 /** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
 export async function waitForWorkers(masterUrl: string, count: number): Promise<void> {
   await waitUntil(() => getCluster(masterUrl), ({ workers }) => workers.length === count, 30_000, `${masterUrl} to list ${count} workers`);
+}
+
+/** A browser and a one-worker `dips up` with its data in a scratch folder: what one console test file needs. */
+export interface ConsoleCluster {
+  browser: Browser;
+  cluster: DipsProcess;
+  scratch: string;
+  close(): Promise<void>;
+}
+
+/** Starts a ConsoleCluster; `environment` may write files into the scratch folder and name them to the master. */
+export async function startConsoleCluster(environment: (scratch: string) => Promise<NodeJS.ProcessEnv> = async () => ({})): Promise<ConsoleCluster> {
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'dips-web-'));
+  await mkdir(artifacts, { recursive: true });
+  const env = await environment(scratch);
+  const [browser, cluster] = await Promise.all([launchBrowser(), startDips(['up', '--workers', '1', '--port', '0', '--data-dir', path.join(scratch, 'data')], env)]);
+  await waitForWorkers(cluster.url, 1);
+  return {
+    browser,
+    cluster,
+    scratch,
+    async close() {
+      await browser.close();
+      await cluster.stop();
+      await killAll();
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
 }

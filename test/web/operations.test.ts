@@ -1,39 +1,30 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Browser, type Page } from 'playwright-core';
+import { type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { corpus, pixelsOf } from '../helpers/api.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
+import { runDips, type DipsProcess } from '../helpers/processes.js';
 import { operationList } from '../../services/protocol/newcomer.js';
-import { accessibilityViolations, addStep, artifacts, closePages, DESKTOP, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
+import { accessibilityViolations, addStep, artifacts, closePages, type ConsoleCluster, DESKTOP, NARROW, openConsole as openPage, startConsoleCluster } from './console-page.js';
 
 /** One 1.3 MP photo through a few steps on a shared 2-core machine: seconds, with room for a busy CI. */
 const JOB_TIMEOUT_MS = 60_000;
 
-let browser: Browser;
-let scratch: string;
+let setup: ConsoleCluster;
 let cluster: DipsProcess;
+let scratch: string;
 
 beforeAll(async () => {
-  scratch = await mkdtemp(path.join(os.tmpdir(), 'dips-web-ops-'));
-  await mkdir(artifacts, { recursive: true });
-  [browser, cluster] = await Promise.all([launchBrowser(), startDips(['up', '--workers', '1', '--port', '0', '--data-dir', path.join(scratch, 'data')])]);
-  await waitForWorkers(cluster.url, 1);
+  setup = await startConsoleCluster();
+  ({ cluster, scratch } = setup);
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await cluster?.stop();
-  await killAll();
-  await rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => setup?.close());
 
 afterEach(closePages);
 
-const openConsole = (viewport = DESKTOP): Promise<Page> => openPage(browser, cluster.url, viewport);
+const openConsole = (viewport = DESKTOP): Promise<Page> => openPage(setup.browser, cluster.url, viewport);
 
 /** GET /v1/operations as the master serves it, through the one schema of that answer. */
 async function servedOperations() {
@@ -159,11 +150,8 @@ describe('console: annotations and the duplicates report', () => {
       .jpeg({ quality: 80 })
       .toBuffer();
     const page = await openConsole();
-    await page.locator('#file-input').setInputFiles([
-      corpus('aqua.jpg'),
-      { name: 'aqua-copy.jpg', mimeType: 'image/jpeg', buffer: copy },
-      corpus('storm.jpg'),
-    ]);
+    const file = async (name: string) => ({ name, mimeType: 'image/jpeg', buffer: await readFile(corpus(name)) });
+    await page.locator('#file-input').setInputFiles([await file('aqua.jpg'), { name: 'aqua-copy.jpg', mimeType: 'image/jpeg', buffer: copy }, await file('storm.jpg')]);
     for (const op of ['phash', 'thumbhash', 'metadata']) await addStep(page, op);
     await page.getByRole('button', { name: 'Process images' }).click();
     const job = page.locator('article.job').first();

@@ -94,7 +94,7 @@ describe('console parameter validation (web/params.js)', () => {
 
   test('a data-URL image parameter gets a file input whose size limit keeps the data URL within the schema', async () => {
     const image = field('composite', 'image');
-    const schema = (operation('composite').params as { properties: { image: { maxLength: number } } }).properties.image;
+    const schema = (operation('composite').params as unknown as { properties: { image: { maxLength: number } } }).properties.image;
     expect(image.control).toBe('image');
     expect(image.accept).toEqual(['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/avif', 'image/tiff']);
     // base64 makes 4 characters of each 3 bytes; the longest prefix is data:image/jpeg;base64, or /webp, /avif, /tiff.

@@ -1,13 +1,9 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { corpus } from '../helpers/api.js';
-import { launchBrowser } from '../helpers/browser.js';
-import { killAll, type DipsProcess } from '../helpers/processes.js';
-import { accessibilityViolations, artifacts, closePages, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
+import { accessibilityViolations, artifacts, closePages, type ConsoleCluster, NARROW, openConsole, startConsoleCluster } from './console-page.js';
 
 /** One 1.3 MP photo resized on a shared 2-core machine: seconds, with room for a busy CI. */
 const JOB_TIMEOUT_MS = 60_000;
@@ -20,34 +16,23 @@ const menu = {
   ],
 };
 
-let browser: Browser;
-let scratch: string;
-let cluster: DipsProcess;
+let setup: ConsoleCluster;
 
 beforeAll(async () => {
-  scratch = await mkdtemp(path.join(os.tmpdir(), 'dips-web-presets-'));
-  await mkdir(artifacts, { recursive: true });
-  const presetsFile = path.join(scratch, 'presets.json');
-  await writeFile(presetsFile, JSON.stringify(menu));
-  const env = { DIPS_PRESETS_ONLY: 'true', DIPS_PRESETS_FILE: presetsFile };
-  [browser, cluster] = await Promise.all([launchBrowser(), startDips(['up', '--workers', '1', '--port', '0', '--data-dir', path.join(scratch, 'data')], env)]);
-  await waitForWorkers(cluster.url, 1);
+  setup = await startConsoleCluster(async (scratch) => {
+    const presetsFile = path.join(scratch, 'presets.json');
+    await writeFile(presetsFile, JSON.stringify(menu));
+    return { DIPS_PRESETS_ONLY: 'true', DIPS_PRESETS_FILE: presetsFile };
+  });
 });
 
-afterAll(async () => {
-  await browser?.close();
-  await cluster?.stop();
-  await killAll();
-  await rm(scratch, { recursive: true, force: true });
-});
+afterAll(() => setup?.close());
 
 afterEach(closePages);
 
-const openConsole = (viewport = NARROW): Promise<Page> => openPage(browser, cluster.url, viewport);
-
 describe('console on a master in presets-only mode', () => {
   test('only the preset picker is offered; a job without a preset is refused, one with a preset runs', async () => {
-    const page = await openConsole();
+    const page = await openConsole(setup.browser, setup.cluster.url, NARROW);
     const picker = page.getByLabel('Preset', { exact: true });
     await expect.poll(() => picker.locator('option').allTextContents()).toEqual(['Choose a preset', 'thumbnail', 'grey']);
     expect(await page.locator('#presets-only-note').textContent()).toBe('This master runs only its presets: choose one.');
