@@ -47,6 +47,7 @@ export function createParamField(spec, { onChange }) {
     input = h('select', common, spec.required ? null : h('option', { value: '' }, '(default)'), spec.choices.map((choice) => h('option', { value: choice }, String(choice))));
     input.value = String(spec.initial);
   } else if (spec.control === 'json') input = h('textarea', { ...common, rows: 3, spellcheck: false, value: spec.initial });
+  else if (spec.control === 'multiline') input = h('textarea', { ...common, rows: 2, value: spec.initial });
   else if (spec.control === 'number') input = h('input', { ...common, type: 'number', inputMode: 'decimal', min: spec.min, max: spec.max, step: spec.step, value: spec.initial });
   else if (spec.control === 'colour') input = h('input', { ...common, type: 'color', value: spec.initial || '#000000' });
   else {

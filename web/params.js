@@ -70,7 +70,8 @@ function rangeText(schema) {
  * How to present one parameter:
  * control 'number' (number or integer), 'checkbox', 'select' (only fixed choices), 'json' (arrays and
  * objects, e.g. a convolution kernel), 'image' (a file read into a data URL, e.g. an overlay),
- * 'colour' (#rrggbb), 'text' (strings and number-or-keyword unions such as threshold's value).
+ * 'colour' (#rrggbb), 'multiline' (free text, which may hold line breaks: text's text), 'text' (other
+ * strings and number-or-keyword unions such as threshold's value).
  */
 export function describeParam(name, schema, required) {
   const types = typesOf(schema);
@@ -84,6 +85,7 @@ export function describeParam(name, schema, required) {
   else if (types.length === 1 && types[0] === 'boolean') control = 'checkbox';
   else if (numeric && choices.length === 0) control = 'number';
   else if (!numeric && choices.length > 0) control = 'select';
+  else if (types.length === 1 && types[0] === 'string' && schema.pattern === undefined) control = 'multiline';
   const range = rangeText(schema);
   const numericSchema = alternatives(schema).find((alt) => alt.type === 'number' || alt.type === 'integer');
   const hintParts = [];

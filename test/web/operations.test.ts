@@ -47,19 +47,22 @@ describe('console: the operations of GET /v1/operations', () => {
     const picker = page.getByLabel('Operation', { exact: true });
     await expect.poll(() => picker.locator('option').allTextContents()).toEqual(catalogue.map((op) => op.name));
     for (const op of catalogue) await addStep(page, op.name);
-    for (const [index, op] of catalogue.entries()) {
-      const names = Object.keys((op.params as { properties?: object }).properties ?? {});
-      const card = stepCard(page, index + 1);
-      expect(await card.locator('.step-title').textContent()).toBe(`${index + 1}. ${op.name}`);
-      expect(await card.locator('.param > label').evaluateAll((labels) => labels.map((label) => label.lastChild?.textContent)), op.name).toEqual(names);
-    }
+    // Each step's title and parameter labels (the label's text after its screen-reader prefix).
+    const shown = await page.locator('#step-list > li').evaluateAll((steps) => steps.map((step) => [
+      step.querySelector('.step-title')!.textContent,
+      [...step.querySelectorAll('.param > label')].map((label) => label.lastChild!.textContent),
+    ]));
+    expect(shown).toEqual(catalogue.map((op, index) => [`${index + 1}. ${op.name}`, Object.keys((op.params as { properties?: object }).properties ?? {})]));
     // The schema decides the control: a file input for an image data URL, a colour picker for #rrggbb.
     const composite = stepCard(page, catalogue.findIndex((op) => op.name === 'composite') + 1);
     expect(await composite.getByLabel('image').getAttribute('type')).toBe('file');
     expect(await composite.getByLabel('image').getAttribute('accept')).toBe('image/png,image/jpeg,image/webp,image/gif,image/avif,image/tiff');
     expect(await composite.getByLabel('gravity').locator('option').count()).toBe(10);
-    const text = stepCard(page, catalogue.findIndex((op) => op.name === 'text') + 1);
+    const textStep = catalogue.findIndex((op) => op.name === 'text') + 1;
+    const text = stepCard(page, textStep);
     expect(await text.getByLabel('colour').getAttribute('type')).toBe('color');
+    // Free text may hold line breaks (the text op draws one line per line).
+    expect(await text.getByLabel(`Step ${textStep} (text): text`, { exact: true }).evaluate((input) => input.tagName)).toBe('TEXTAREA');
     await page.setViewportSize(NARROW);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(NARROW.width);
   });
@@ -181,9 +184,10 @@ describe('console: annotations and the duplicates report', () => {
       const { channels } = await sharp(photo).stats();
       for (const [channel, stats] of channels.slice(0, 3).entries()) expect(Math.abs(drawn.mean[channel]! - stats.mean), `${image.name} channel ${channel}`).toBeLessThan(25);
 
-      const metadata = card.locator('[data-annotation="metadata"]');
-      expect(await metadata.locator('tr', { hasText: 'format' }).locator('td').textContent()).toBe('jpeg');
-      expect(await metadata.locator('tr', { hasText: 'size' }).locator('td').textContent()).toBe(`${width} × ${height}`);
+      const metadata = card.getByRole('table', { name: 'Metadata' });
+      const cell = (name: string) => metadata.locator('tr', { has: page.locator('th', { hasText: new RegExp(`^${name}$`) }) }).locator('td');
+      expect(await cell('format').textContent()).toBe('jpeg');
+      expect(await cell('size').textContent()).toBe(`${width} × ${height}`);
       const gps = metadata.locator('tr[data-field="gps"]');
       if (image.name === 'aqua-copy.jpg') {
         expect(await gps.locator('td').textContent()).toBe('location in file 51.50000, -0.12500');
