@@ -46,7 +46,14 @@ describe('console: the operations of GET /v1/operations', () => {
     const page = await openConsole();
     const picker = page.getByLabel('Operation', { exact: true });
     await expect.poll(() => picker.locator('option').allTextContents()).toEqual(catalogue.map((op) => op.name));
-    for (const op of catalogue) await addStep(page, op.name);
+    // All of them added in one go through the picker and the button (one by one takes 29 round trips).
+    await page.evaluate((names) => {
+      const select = document.querySelector<HTMLSelectElement>('#op-picker')!;
+      for (const name of names) {
+        select.value = name;
+        document.querySelector<HTMLButtonElement>('#add-step')!.click();
+      }
+    }, catalogue.map((op) => op.name));
     // Each step's title and parameter labels (the label's text after its screen-reader prefix).
     const shown = await page.locator('#step-list > li').evaluateAll((steps) => steps.map((step) => [
       step.querySelector('.step-title')!.textContent,
