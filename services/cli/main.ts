@@ -163,10 +163,10 @@ program
   .description('the operation catalogue')
   .option('--json', 'print the catalogue as JSON (as GET /v1/operations serves it)')
   .action(async (options: { json?: boolean }) => {
-    const { describeOperations } = await import('../image-core/catalogue.js');
-    const catalogue = describeOperations();
+    const { describeCatalogue } = await import('../image-core/catalogue.js');
+    const catalogue = describeCatalogue();
     if (options.json) return printJson(catalogue);
-    for (const op of catalogue) {
+    for (const op of catalogue.operations) {
       const params = Object.entries((op.params as { properties?: Record<string, { type?: string; default?: unknown }> }).properties ?? {})
         .map(([name, schema]) => `${name}${schema.default === undefined ? '' : `=${JSON.stringify(schema.default)}`}`)
         .join(', ');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { outputOptions } from './encode.js';
 import type { OperationDeclaration } from './operation.js';
 import { composite } from './operations/composite.js';
 import { extend } from './operations/extend.js';
@@ -88,4 +89,12 @@ export function describeOperations() {
     ...(op.tiling.kind === 'move' ? { runsWholeWhen: op.tiling.otherwise } : {}),
     params: z.toJSONSchema(op.params, { io: 'input' }),
   }));
+}
+
+/**
+ * GET /v1/operations (and `dips ops --json`): the operations, and the JSON Schema of the output options a
+ * job may give (encode.ts), so a client renders both its pipeline editor and its output form from one answer.
+ */
+export function describeCatalogue() {
+  return { operations: describeOperations(), outputOptions: z.toJSONSchema(outputOptions, { io: 'input' }) };
 }

@@ -15,19 +15,29 @@ export type OutputFormat = (typeof outputFormats)[number];
 /** Highest encoder effort per format that has one (sharp's ranges). */
 const maxEffort = { webp: 6, avif: 9, png: 10 } as const;
 
+/** What the encoder does when an output option is not given: metadata stripped, baseline JPEG 4:2:0, lossy WebP/AVIF. */
+const outputDefaults = { metadata: 'strip', progressive: false, chromaSubsampling: '4:2:0', lossless: false } as const;
+
 /**
- * Output options besides format and quality; one schema for the API field `output`, the CLI and presets.
- * Defaults are today's behaviour: metadata stripped, baseline JPEG 4:2:0, lossy WebP/AVIF.
+ * Output options besides format and quality; one schema for the job field `options`, batch bodies,
+ * presets and the tasks workers get. Every field is optional and nothing is filled in on parsing, so
+ * a job's options can override a preset's key by key; the encoder applies `outputDefaults`.
  */
 export const outputOptions = z
   .object({
     metadata: z
       .enum(['strip', 'icc', 'exif'])
-      .default('strip')
-      .describe('strip: no metadata; icc: keep the input\'s ICC profile; exif: keep the ICC profile and the EXIF tags except GPS'),
-    progressive: z.boolean().default(false).describe('progressive JPEG (interlaced PNG)'),
-    chromaSubsampling: z.enum(['4:2:0', '4:4:4']).default('4:2:0').describe('JPEG and AVIF chroma subsampling; 4:4:4 keeps colour edges sharp'),
-    lossless: z.boolean().default(false).describe('lossless WebP or AVIF (quality is then ignored)'),
+      .optional()
+      .meta({
+        default: outputDefaults.metadata,
+        description: "strip: no metadata; icc: keep the input's ICC profile; exif: keep the ICC profile and the EXIF tags except GPS",
+      }),
+    progressive: z.boolean().optional().meta({ default: outputDefaults.progressive, description: 'progressive JPEG (interlaced PNG)' }),
+    chromaSubsampling: z
+      .enum(['4:2:0', '4:4:4'])
+      .optional()
+      .meta({ default: outputDefaults.chromaSubsampling, description: 'JPEG and AVIF chroma subsampling; 4:4:4 keeps colour edges sharp' }),
+    lossless: z.boolean().optional().meta({ default: outputDefaults.lossless, description: 'lossless WebP or AVIF (quality is then ignored)' }),
     effort: z
       .number()
       .int()
@@ -39,7 +49,7 @@ export const outputOptions = z
   .strict();
 export type OutputOptions = z.output<typeof outputOptions>;
 
-export interface EncodeOptions extends Partial<OutputOptions> {
+export interface EncodeOptions extends OutputOptions {
   format: OutputFormat;
   /** 1-100 for the lossy formats (JPEG, WebP, AVIF); PNG and TIFF are lossless and ignore it. */
   quality?: number;
@@ -78,7 +88,14 @@ export function outputFormatFor(input: InputFormat): OutputFormat {
  * optimiseCoding (30% slower and twice the memory on large images, a few % smaller files).
  */
 function withEncoder(pipeline: Sharp, options: EncodeOptions): Sharp {
-  const { format, quality, progressive = false, chromaSubsampling = '4:2:0', lossless = false, effort } = options;
+  const {
+    format,
+    quality,
+    effort,
+    progressive = outputDefaults.progressive,
+    chromaSubsampling = outputDefaults.chromaSubsampling,
+    lossless = outputDefaults.lossless,
+  } = options;
   switch (format) {
     case 'jpeg':
       return pipeline.jpeg({ quality: quality ?? defaultQuality.jpeg, optimiseCoding: false, chromaSubsampling, progressive });
@@ -113,7 +130,7 @@ async function iccProfileFile(icc: Buffer): Promise<string> {
  * block, with orientation 1 (pixels are already upright).
  */
 async function withMetadataPolicy(pipeline: Sharp, options: EncodeOptions): Promise<Sharp> {
-  const policy = options.metadata ?? 'strip';
+  const policy = options.metadata ?? outputDefaults.metadata;
   if (policy === 'strip' || options.source === undefined) return pipeline;
   const meta = await sharp(options.source, { limitInputPixels: false }).metadata();
   if (meta.icc) pipeline = pipeline.withIccProfile(await iccProfileFile(meta.icc));
@@ -122,6 +139,13 @@ async function withMetadataPolicy(pipeline: Sharp, options: EncodeOptions): Prom
     if (exif) pipeline = pipeline.withExif(exif);
   }
   return pipeline;
+}
+
+/** Why `effort` does not suit the format (above its encoder's maximum), or undefined when it does. */
+export function effortRefusal(format: OutputFormat, effort: number | undefined): string | undefined {
+  if (effort === undefined || !(format in maxEffort)) return undefined;
+  const most = maxEffort[format as keyof typeof maxEffort];
+  return effort > most ? `effort ${effort} is above ${format.toUpperCase()}'s maximum of ${most}` : undefined;
 }
 
 /**
@@ -141,9 +165,8 @@ export async function encodePipeline(pipeline: Sharp, image: Pick<RawImage, 'cha
   if (quality !== undefined && (!Number.isInteger(quality) || quality < 1 || quality > 100)) {
     throw new RangeError(`quality ${quality} must be an integer from 1 to 100`);
   }
-  if (effort !== undefined && format in maxEffort && effort > maxEffort[format as keyof typeof maxEffort]) {
-    throw new RangeError(`effort ${effort} is above ${format.toUpperCase()}'s maximum of ${maxEffort[format as keyof typeof maxEffort]}`);
-  }
+  const refused = effortRefusal(format, effort);
+  if (refused) throw new RangeError(refused);
   if (format === 'jpeg' && hasAlpha(image)) pipeline = pipeline.flatten({ background: '#ffffff' });
   if (image.channels <= 2) pipeline = pipeline.toColourspace('b-w');
   return withEncoder(await withMetadataPolicy(pipeline, options), options).toBuffer();

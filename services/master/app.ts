@@ -6,7 +6,7 @@ import yazl from 'yazl';
 import { requireToken } from '../shared/auth.js';
 import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
-import { describeOperations } from '../image-core/catalogue.js';
+import { describeCatalogue } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
@@ -14,6 +14,7 @@ import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
 import { batchRoutes } from './batch/routes.js';
 import type { Master } from './master.js';
 import { openApiRouter } from './openapi-route.js';
+import { presetRoutes } from './presets-routes.js';
 import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
@@ -47,9 +48,10 @@ export function createApp(master: Master) {
   api.use(processRouter(master));
 
   api.get('/operations', (_req, res) => {
-    const catalogue: OperationList = describeOperations();
+    const catalogue: OperationList = describeCatalogue();
     res.json(catalogue);
   });
+  api.use(presetRoutes(master));
 
   api.use(batchRoutes(master));
   api.post('/jobs', async (req, res) => {
@@ -64,7 +66,7 @@ export function createApp(master: Master) {
       const upload = await receiveUpload(req, master.spoolDir, config);
       const id = randomUUID();
       try {
-        const job = await validateSubmission(config, upload.files, upload.fields);
+        const job = await validateSubmission(config, master.presets, upload.files, upload.fields);
         const webhook = webhooks.parse(upload.fields.webhook);
         reservation.reserveImages(job.images);
         for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);

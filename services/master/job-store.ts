@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { imageStatuses, isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
 import type { InputFormat } from '../image-core/decode.js';
-import { outputFormatFor } from '../image-core/encode.js';
+import { outputFormatFor, type OutputOptions } from '../image-core/encode.js';
 import type { WorkItem } from '../scaler/work.js';
 import type { ErrorKind } from './batch/item-error.js';
 import type { ItemView, JobSummary, JobsPage } from '../protocol/batch.js';
@@ -28,6 +28,8 @@ export interface NewJob {
   pipeline: unknown[];
   format?: string;
   quality?: number;
+  /** Encoder options as the job (or its preset) gave them. */
+  options?: OutputOptions;
   images: NewImage[];
 }
 
@@ -56,7 +58,6 @@ export interface ItemOutcome extends ImageOutcome {
   /** Output URIs written (or found already there, when skipped). */
   outputs?: string[];
   skipped?: boolean;
-  annotations?: Record<string, unknown>;
   /** Outputs to remember with their content key, so a resubmission can skip them. */
   recorded?: OutputRecord[];
 }
@@ -101,6 +102,7 @@ export interface ImageWork {
   pipeline: unknown[];
   format?: string;
   quality?: number;
+  options?: OutputOptions;
 }
 
 export interface ImageOutcome {
@@ -110,6 +112,8 @@ export interface ImageOutcome {
   height?: number;
   outputFormat?: string;
   qr?: string[];
+  /** The analysis steps' results besides qr (phash, thumbhash, metadata...). */
+  annotations?: Record<string, unknown>;
 }
 
 export interface ImageRow {
@@ -141,6 +145,7 @@ interface JobRow {
   pipeline: string;
   format: string | null;
   quality: number | null;
+  options: string | null;
   created_at: number;
   finished_at: number | null;
   kind: JobKind;
@@ -182,7 +187,9 @@ CREATE TABLE IF NOT EXISTS jobs (
   list_cursor TEXT,
   -- why the job stopped early (maxFailures) or could not list its inputs
   error TEXT,
-  manifest_written INTEGER NOT NULL DEFAULT 0
+  manifest_written INTEGER NOT NULL DEFAULT 0,
+  -- encoder options (JSON) as the job gave them
+  options TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_newest ON jobs(created_at DESC, id DESC);
 CREATE INDEX IF NOT EXISTS jobs_by_spec ON jobs(spec_key) WHERE spec_key IS NOT NULL;
@@ -264,6 +271,16 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.db = new DatabaseSync(path.join(dataDir, 'dips.sqlite'));
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     this.db.exec(schema);
+    this.addMissingColumns();
+  }
+
+  /** Columns added after their table first shipped: a data dir of an earlier version gets them when opened. */
+  private addMissingColumns(): void {
+    const added = [{ table: 'jobs', column: 'options', type: 'TEXT' }] as const;
+    for (const { table, column, type } of added) {
+      const present = (this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).some((info) => info.name === column);
+      if (!present) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+    }
   }
 
   close(): void {
@@ -304,14 +321,14 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
 
   createJob(job: NewJob): void {
     const insertJob = this.prepare(
-      'INSERT INTO jobs (id, status, pipeline, format, quality, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      'INSERT INTO jobs (id, status, pipeline, format, quality, options, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     const insertImage = this.prepare(
       `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format)
        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`,
     );
     this.transaction(() => {
-      insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, Date.now());
+      insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, job.options ? JSON.stringify(job.options) : null, Date.now());
       job.images.forEach((image, index) =>
         insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format),
       );
@@ -532,6 +549,7 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
         pipeline: JSON.parse(job.pipeline) as unknown[],
         ...(job.format === null ? {} : { format: job.format }),
         ...(job.quality === null ? {} : { quality: job.quality }),
+        ...(job.options === null ? {} : { options: JSON.parse(job.options) as OutputOptions }),
       };
     });
   }
@@ -770,10 +788,6 @@ function toSummary(job: JobRow, progress: Progress): JobSummary & JobView {
 
 function toItemView(row: ImageRow): ItemView {
   const outputs = row.outputs === null ? [] : (JSON.parse(row.outputs) as string[]);
-  const annotations = {
-    ...(row.annotations === null ? {} : (JSON.parse(row.annotations) as Record<string, unknown>)),
-    ...(row.qr === null ? {} : { qr: JSON.parse(row.qr) as string[] }),
-  };
   return {
     ...toImageView(row),
     ...(row.error_kind === null ? {} : { errorKind: row.error_kind }),
@@ -781,7 +795,6 @@ function toItemView(row: ImageRow): ItemView {
     ...(outputs.length > 0 ? { output: outputs[0] } : {}),
     ...(outputs.length > 1 ? { outputs } : {}),
     ...(row.skipped ? { skipped: true } : {}),
-    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
   };
 }
 
@@ -804,7 +817,17 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } | undef
   throw new RangeError(`cursor "${cursor}" is not one this master gave out`);
 }
 
+/** An item's annotations: every analysis step's result by op name, QR texts (also kept in `qr`) included. */
+function annotationsOf(row: ImageRow): Record<string, unknown> | undefined {
+  const annotations = {
+    ...(row.annotations === null ? {} : (JSON.parse(row.annotations) as Record<string, unknown>)),
+    ...(row.qr === null ? {} : { qr: JSON.parse(row.qr) as string[] }),
+  };
+  return Object.keys(annotations).length > 0 ? annotations : undefined;
+}
+
 function toImageView(row: ImageRow): ImageView {
+  const annotations = annotationsOf(row);
   return {
     index: row.idx,
     name: row.name,
@@ -813,5 +836,6 @@ function toImageView(row: ImageRow): ImageView {
     ...(row.width === null ? {} : { width: row.width }),
     ...(row.height === null ? {} : { height: row.height }),
     ...(row.qr === null ? {} : { qr: JSON.parse(row.qr) as string[] }),
+    ...(annotations ? { annotations } : {}),
   };
 }

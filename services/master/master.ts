@@ -15,6 +15,7 @@ import { JobStore } from './job-store.js';
 import { jobPrefix } from './keys.js';
 import { LocalStorage } from './local-storage.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { openPresets, type Presets } from './presets.js';
 import { S3Storage } from './s3-storage.js';
 import type { Storage } from './storage.js';
 import { WorkerAdmission } from './worker-admission.js';
@@ -62,6 +63,7 @@ export class Master {
   readonly runner: ImageRunner;
   readonly batch: BatchRunner;
   readonly metrics: Metrics;
+  readonly presets: Presets;
   readonly spoolDir: string;
   scaler: Scaler | undefined;
   private readonly retentionTimer: NodeJS.Timeout;
@@ -74,6 +76,7 @@ export class Master {
     this.scaler = deps.scaler;
     this.metrics = createMetrics();
     this.store = new JobStore(config.dataDir);
+    this.presets = openPresets(config);
     this.storage = deps.storage ?? defaultStorage(config);
     this.spoolDir = path.join(config.dataDir, 'spool');
     this.admission = new WorkerAdmission(config.workerNetworks);
@@ -170,6 +173,7 @@ export class Master {
     this.dispatcher.close();
     this.registry.close();
     this.store.close();
+    this.presets.close();
   }
 }
 

@@ -1,26 +1,39 @@
 import { HttpError } from '../shared/http-error.js';
 import type { MasterConfig } from '../shared/config.js';
-import { InputError, openInput, type InputErrorCode } from '../image-core/decode.js';
-import { outputFormats } from '../image-core/encode.js';
+import { InputError, openInput, type InputErrorCode, type InputFormat } from '../image-core/decode.js';
+import { effortRefusal, outputFormatFor, outputFormats, type OutputFormat } from '../image-core/encode.js';
 import { PipelineError } from '../image-core/errors.js';
 import { parsePipeline, serializePipeline } from '../image-core/pipeline.js';
 import { planImage } from '../image-core/planner.js';
 import type { NewJob } from './job-store.js';
+import { parseOptionsField, recipeOf, type Presets } from './presets.js';
 import type { UploadedFile } from './upload.js';
 
-/** Checks everything about a submission before anything is stored; errors name the part at fault. */
+/**
+ * Checks everything about a submission before anything is stored; errors name the part at fault. A job
+ * names a pipeline or a preset (whose format, quality and options the job's own fields override).
+ */
 export async function validateSubmission(
   config: Pick<MasterConfig, 'maxPipelineSteps' | 'maxPixels' | 'workerMemoryBytes' | 'tileSize'>,
+  presets: Presets,
   files: UploadedFile[],
   fields: Record<string, string>,
 ): Promise<Omit<NewJob, 'id'>> {
   if (files.length === 0) throw new HttpError(400, 'no_images', 'the request has no file parts named "images"');
-  if (fields.pipeline === undefined) throw new HttpError(400, 'missing_pipeline', 'the "pipeline" field is missing');
-  let pipelineJson: unknown;
-  try {
-    pipelineJson = JSON.parse(fields.pipeline);
-  } catch (error) {
-    throw new HttpError(400, 'malformed_pipeline', `the "pipeline" field is not valid JSON: ${(error as Error).message}`);
+  const recipe = recipeOf(presets, {
+    pipeline: fields.pipeline,
+    preset: fields.preset === '' ? undefined : fields.preset,
+    format: formatField(fields.format),
+    quality: qualityField(fields.quality),
+    options: parseOptionsField(fields.options),
+  });
+  let pipelineJson: unknown = recipe.pipeline;
+  if (typeof recipe.pipeline === 'string') {
+    try {
+      pipelineJson = JSON.parse(recipe.pipeline);
+    } catch (error) {
+      throw new HttpError(400, 'malformed_pipeline', `the "pipeline" field is not valid JSON: ${(error as Error).message}`);
+    }
   }
   if (Array.isArray(pipelineJson) && pipelineJson.length > config.maxPipelineSteps) {
     throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${pipelineJson.length} steps; at most ${config.maxPipelineSteps} are allowed`);
@@ -32,17 +45,7 @@ export async function validateSubmission(
     if (error instanceof PipelineError) throw new HttpError(422, 'bad_pipeline', error.message);
     throw error;
   }
-  const format = fields.format === undefined || fields.format === '' ? undefined : fields.format;
-  if (format !== undefined && !(outputFormats as readonly string[]).includes(format)) {
-    throw new HttpError(422, 'bad_format', `format "${format}" is not one of ${outputFormats.join(', ')}`);
-  }
-  let quality: number | undefined;
-  if (fields.quality !== undefined && fields.quality !== '') {
-    quality = Number(fields.quality);
-    if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
-      throw new HttpError(422, 'bad_quality', `quality "${fields.quality}" must be an integer from 1 to 100`);
-    }
-  }
+  const { format, quality, options } = recipe;
   const images = [];
   for (const file of files) {
     if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
@@ -53,6 +56,8 @@ export async function validateSubmission(
       if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);
       throw error;
     }
+    const refused = effortRefusal(format ?? outputFormatFor(images.at(-1)!.format as InputFormat), options?.effort);
+    if (refused) throw new HttpError(422, 'bad_options', `image "${file.name}": ${refused}`);
     // Steps whose parameters depend on the image size (a crop inside it, a resize the workers can hold)
     // are checked against the header now, not when a worker fails later.
     try {
@@ -67,7 +72,20 @@ export async function validateSubmission(
       throw error;
     }
   }
-  return { pipeline: serializePipeline(steps), images, ...(format ? { format } : {}), ...(quality ? { quality } : {}) };
+  return { pipeline: serializePipeline(steps), images, ...(format ? { format } : {}), ...(quality ? { quality } : {}), ...(options ? { options } : {}) };
+}
+
+function formatField(text: string | undefined): OutputFormat | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!(outputFormats as readonly string[]).includes(text)) throw new HttpError(422, 'bad_format', `format "${text}" is not one of ${outputFormats.join(', ')}`);
+  return text as OutputFormat;
+}
+
+function qualityField(text: string | undefined): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  const quality = Number(text);
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) throw new HttpError(422, 'bad_quality', `quality "${text}" must be an integer from 1 to 100`);
+  return quality;
 }
 
 /** A pixel bomb is too large (413); anything else about the file means it is not a usable image (415). */

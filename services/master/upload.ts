@@ -28,7 +28,7 @@ export interface UploadLimits {
   maxRequestBytes: number;
 }
 
-const allowedFields = new Set(['pipeline', 'format', 'quality', 'webhook']);
+const allowedFields = new Set(['pipeline', 'preset', 'format', 'quality', 'options', 'webhook']);
 /**
  * What is still read and discarded after an early error answer, so a client that is still sending
  * reads its answer instead of a reset; beyond it the connection is closed. 8 MiB takes milliseconds on

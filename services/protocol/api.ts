@@ -22,6 +22,9 @@ export const outputFormat = z.enum(outputFormats);
 /** Encoder quality for lossy formats (sharp's range). */
 export const quality = z.number().int().min(1).max(100);
 
+/** What the pipeline's analysis steps found, by op name (phash, thumbhash, metadata, qr...). */
+export const annotations = z.record(z.string(), z.unknown());
+
 export const imageView = z.object({
   index: z.number().int().min(0),
   name: z.string(),
@@ -30,6 +33,7 @@ export const imageView = z.object({
   width: z.number().int().optional(),
   height: z.number().int().optional(),
   qr: z.array(z.string()).optional(),
+  annotations: annotations.optional(),
 });
 export type ImageView = z.infer<typeof imageView>;
 

@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { imageStatus, jobStatus, jobView, outputFormat, quality } from './api.js';
+import { annotations, imageStatus, jobStatus, jobView, outputFormat, quality } from './api.js';
+import { outputOptions } from '../image-core/encode.js';
+import { presetName } from './presets.js';
 import { maxVariantsPerTask } from './tasks.js';
 
 /*
@@ -48,17 +50,22 @@ export type BatchOutput = z.infer<typeof batchOutput>;
 /** A count of failed items, or a percentage of the job's items such as "5%". */
 export const maxFailures = z.union([z.number().int().min(0), z.string().regex(/^\d+(\.\d+)?%$/, 'a count or a percentage such as "5%"')]);
 
+/** `pipeline` or `preset` (a name of GET /v1/presets, whose format, quality and options the body's override). */
 export const batchJobBody = z
   .object({
-    pipeline: z.array(z.record(z.string(), z.unknown())),
+    pipeline: z.array(z.record(z.string(), z.unknown())).optional(),
+    preset: presetName.optional(),
     inputs: batchInputs,
     output: batchOutput.optional(),
     format: outputFormat.optional(),
     quality: quality.optional(),
+    options: outputOptions.optional(),
     maxFailures: maxFailures.optional(),
   })
   .strict();
 export type BatchJobBody = z.infer<typeof batchJobBody>;
+/** A body once its preset is resolved: the pipeline it runs, the preset's settings under the body's. */
+export type ResolvedBatchJobBody = Omit<BatchJobBody, 'preset' | 'pipeline'> & { pipeline: NonNullable<BatchJobBody['pipeline']> };
 
 export const itemStatus = imageStatus;
 
@@ -71,8 +78,6 @@ export type JobSummary = z.infer<typeof jobSummary>;
 
 export const jobsPage = z.object({ jobs: z.array(jobSummary), next: z.string().optional() });
 export type JobsPage = z.infer<typeof jobsPage>;
-
-export const annotations = z.record(z.string(), z.unknown());
 
 export const itemView = z.object({
   index: z.number().int(),

@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './tasks.js';
 export * from './newcomer.js';
 export * from './batch.js';
+export * from './presets.js';

@@ -7,18 +7,22 @@ import { clusterView, jobView } from './api.js';
  * publishes them.
  */
 
-/** GET /v1/operations: each operation of the catalogue (services/image-core/catalogue.ts describeOperations). */
-export const operationList = z.array(
-  z.object({
-    name: z.string(),
-    description: z.string(),
-    tiling: z.enum(['pointwise', 'neighbourhood', 'statistics', 'move', 'whole']).meta({ description: 'how the planner splits the step across tiles' }),
-    tileable: z.boolean(),
-    runsWholeBecause: z.string().optional().meta({ description: 'present when tiling is "whole": why the step needs the whole image' }),
-    runsWholeWhen: z.string().optional().meta({ description: 'present when tiling is "move": which parameters make the step run whole' }),
-    params: z.record(z.string(), z.unknown()).meta({ description: "JSON Schema of the step's parameters (type, range, default)" }),
-  }),
-);
+/** An operation of the catalogue as served (services/image-core/catalogue.ts describeOperations). */
+export const operationDescription = z.object({
+  name: z.string(),
+  description: z.string(),
+  tiling: z.enum(['pointwise', 'neighbourhood', 'statistics', 'move', 'whole']).meta({ description: 'how the planner splits the step across tiles' }),
+  tileable: z.boolean(),
+  runsWholeBecause: z.string().optional().meta({ description: 'present when tiling is "whole": why the step needs the whole image' }),
+  runsWholeWhen: z.string().optional().meta({ description: 'present when tiling is "move": which parameters make the step run whole' }),
+  params: z.record(z.string(), z.unknown()).meta({ description: "JSON Schema of the step's parameters (type, range, default)" }),
+});
+
+/** GET /v1/operations: every operation, and the JSON Schema of a job's output options (field `options`). */
+export const operationList = z.object({
+  operations: z.array(operationDescription),
+  outputOptions: z.record(z.string(), z.unknown()).meta({ description: 'JSON Schema of the "options" a job, batch body or preset may give (metadata, progressive, ...)' }),
+});
 export type OperationList = z.infer<typeof operationList>;
 
 /** GET /v1/cluster as served: the numbers and a summary of them. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { outputOptions } from '../image-core/encode.js';
 import { outputFormat, quality, workerState } from './api.js';
 
 /**
@@ -40,6 +41,7 @@ export const imageSpec = z.object({
   pipeline: z.array(z.record(z.string(), z.unknown())),
   format: outputFormat.optional(),
   quality: quality.optional(),
+  options: outputOptions.optional(),
 });
 /** One tile of a tiled image: the input is a tile frame (services/image-core/tile-task.ts), so is the output. */
 export const tileSpec = z.object({ kind: z.literal('tile') });
@@ -54,6 +56,8 @@ export const variantsSpec = z.object({
   kind: z.literal('variants'),
   name: z.string().max(1024),
   pipeline: z.array(z.record(z.string(), z.unknown())),
+  /** Encoder options of every variant (the job's). */
+  options: outputOptions.optional(),
   variants: z
     .array(z.object({ format: outputFormat.optional(), quality: quality.optional(), width: z.number().int().min(1).max(65_535).optional() }))
     .min(1)

@@ -68,6 +68,9 @@ const masterSchema = z.object({
   /** Batch jobs: comma-separated s3:// and file:/// roots they may read from and write to (empty: none). */
   sources: z.string().default(''),
   destinations: z.string().default(''),
+  /** Presets-only mode: jobs must name a preset, and the presets are those of presetsFile (services/master/presets.ts). */
+  presetsOnly: z.union([z.boolean(), z.stringbool()]).default(false),
+  presetsFile: optionalText,
 });
 
 const workerSchema = z.object({
@@ -132,6 +135,8 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
   sources: 'DIPS_SOURCES',
   destinations: 'DIPS_DESTINATIONS',
+  presetsOnly: 'DIPS_PRESETS_ONLY',
+  presetsFile: 'DIPS_PRESETS_FILE',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeOperations } from '../../services/image-core/catalogue.js';
+import { describeCatalogue, describeOperations } from '../../services/image-core/catalogue.js';
 import { corpus, getCluster, pixelsOf, waitUntil } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
 
@@ -15,7 +15,7 @@ describe('dips ops', () => {
     expect(text.code).toBe(0);
     for (const op of describeOperations()) expect(text.stdout).toMatch(new RegExp(`^${op.name}\\b`, 'm'));
     const json = await runDips(['ops', '--json']);
-    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(describeOperations())));
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(describeCatalogue())));
   });
 });
 

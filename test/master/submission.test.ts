@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { openPresets, type Presets } from '../../services/master/presets.js';
 import { validateSubmission } from '../../services/master/submission.js';
 import { HttpError } from '../../services/shared/http-error.js';
 import { corpus } from '../helpers/api.js';
@@ -12,18 +13,21 @@ const config = { maxPipelineSteps: 32, maxPixels: 268_402_689, workerMemoryBytes
 
 let dir: string;
 let tinyJpeg: string;
+let presets: Presets;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'dips-submission-'));
+  presets = openPresets({ dataDir: dir, presetsOnly: false, presetsFile: undefined, maxPipelineSteps: config.maxPipelineSteps });
   tinyJpeg = join(dir, 'tiny.jpg');
   await writeFile(tinyJpeg, await sharp(corpus('ladybird.jpg')).resize(32, 32).jpeg({ quality: 50 }).toBuffer());
 });
 afterAll(async () => {
+  presets.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 async function submit(path: string, pipeline: unknown) {
   const file = { name: path.split('/').at(-1)!, path, bytes: (await stat(path)).size };
-  return validateSubmission(config, [file], { pipeline: JSON.stringify(pipeline) });
+  return validateSubmission(config, presets, [file], { pipeline: JSON.stringify(pipeline) });
 }
 
 async function refusal(path: string, pipeline: unknown): Promise<HttpError> {

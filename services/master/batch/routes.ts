@@ -6,6 +6,7 @@ import { batchJobBody, pageQuery } from '../../protocol/batch.js';
 import { HttpError } from '../../shared/http-error.js';
 import { parseItemStatus } from '../job-store.js';
 import type { Master } from '../master.js';
+import { resolveBatchBody } from '../presets.js';
 
 /** Largest JSON job body: 10,000 URLs of up to ~1 kB each; longer lists go in a manifest. */
 const maxJsonBody = '12mb';
@@ -22,7 +23,7 @@ export function batchRoutes(master: Master): express.Router {
     if (!req.is('application/json')) return next();
     const parsed = batchJobBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_job', `job body: ${z.prettifyError(parsed.error)}`);
-    const accepted = await batch.submit(parsed.data);
+    const accepted = await batch.submit(resolveBatchBody(master.presets, parsed.data));
     master.scaler?.wake?.();
     res.status(202).location(`/v1/jobs/${accepted.id}`).json(accepted);
   });

@@ -9,7 +9,7 @@ import { InputError, openInput } from '../../image-core/decode.js';
 import type { OutputFormat } from '../../image-core/encode.js';
 import { parsePipeline, PipelineError, serializePipeline } from '../../image-core/pipeline.js';
 import { planImage } from '../../image-core/planner.js';
-import type { BatchJobBody, ManifestLine } from '../../protocol/batch.js';
+import type { BatchJobBody, ManifestLine, ResolvedBatchJobBody } from '../../protocol/batch.js';
 import type { TaskSpec } from '../../protocol/tasks.js';
 import { HttpError } from '../../shared/http-error.js';
 import type { Logger } from '../../shared/logger.js';
@@ -85,7 +85,7 @@ export class BatchRunner {
   }
 
   /** Validates a JSON job body and creates the job (or finds the unfinished one with the same body). */
-  async submit(body: BatchJobBody): Promise<{ id: string; status: JobStatus; resumed?: boolean }> {
+  async submit(body: ResolvedBatchJobBody): Promise<{ id: string; status: JobStatus; resumed?: boolean }> {
     const { store, sources, destinations, stores } = this.deps;
     if (body.pipeline.length > this.deps.config.maxPipelineSteps) {
       throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${body.pipeline.length} steps; at most ${this.deps.config.maxPipelineSteps} are allowed`);
@@ -312,6 +312,7 @@ export class BatchRunner {
       kind: 'variants',
       name: work.name,
       pipeline: pipeline as Array<Record<string, unknown>>,
+      ...optionsOf(job?.spec),
       variants: targets.map((target) => {
         const format = target.format ?? (job?.format as OutputFormat | undefined);
         const quality = target.quality ?? job?.quality;
@@ -438,6 +439,12 @@ export function failureLimit(maxFailures: number | string, total: number): numbe
 /** Bytes a variants result may take: each variant at most 4 bytes per pixel of the largest image allowed, plus headers. */
 function variantsResultLimit(maxPixels: number, variants: number): number {
   return variants * (maxPixels * 4 + 1024 * 1024);
+}
+
+/** The job's encoder options (from its body or preset), for its variants tasks. */
+function optionsOf(spec: unknown): Pick<Extract<TaskSpec, { kind: 'variants' }>, 'options'> {
+  const { options } = (spec ?? {}) as ResolvedBatchJobBody;
+  return options ? { options } : {};
 }
 
 /** Annotations of the pipeline's analysis steps; QR texts also where uploads keep them. */
