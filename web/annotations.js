@@ -81,8 +81,9 @@ export function duplicatesView({ threshold, groups }) {
   if (groups.length === 0) return h('section', { class: 'duplicates' }, title, h('p', { class: 'muted' }, 'No two images are that close.'));
   return h('section', { class: 'duplicates' }, title,
     h('ol', { class: 'duplicate-groups' }, groups.map((group, index) => h('li', { 'aria-label': `Group ${index + 1}` },
-      h('ul', {}, group.items.map((item) => h('li', { 'data-index': item.index },
+      h('ul', {}, group.items.map((item, position) => h('li', { 'data-index': item.index },
         h('span', { class: 'duplicate-name' }, item.name), ' ',
-        h('code', {}, item.phash), ' ',
-        h('span', { class: 'muted' }, item.distance === 0 ? 'identical hash' : `${item.distance} bit${item.distance === 1 ? '' : 's'} apart`))))))));
+        h('code', {}, item.phash),
+        // distance: bits that differ from the group's first item.
+        position === 0 ? null : h('span', { class: 'muted' }, ` ${item.distance} bit${item.distance === 1 ? '' : 's'} from ${group.items[0].name}`))))))));
 }

@@ -48,7 +48,7 @@ export function createPresets({ row, picker, hint, deleteButton, message, builde
     deleteButton.hidden = presetsOnly || preset === null;
     if (preset) deleteButton.setAttribute('aria-label', `Delete preset ${preset.name}`);
     hint.replaceChildren(...(preset
-      ? [preset.description ? `${preset.description} ` : '', 'Runs ', h('code', {}, JSON.stringify(shortenDataUrls(preset.pipeline))), describeOutput(preset) ? `; ${describeOutput(preset)}.` : '.']
+      ? [preset.description ? `${preset.description} — steps ` : 'Steps ', h('code', {}, JSON.stringify(shortenDataUrls(preset.pipeline))), describeOutput(preset) ? `; ${describeOutput(preset)}.` : '.']
       : []));
     onSelect(preset);
   }

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { corpus, pixelsOf, unzip } from '../helpers/api.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
+import { operationList } from '../../services/protocol/newcomer.js';
 import { accessibilityViolations, addStep, artifacts, closePages, DESKTOP, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
 
 /** Processing two 1.3 MP photos on a shared 2-core machine: seconds, with room for a busy CI. */
@@ -166,8 +167,9 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     // Focus lands on the new step's first parameter, ready for typing, filled from the catalogue.
     const sigma = page.getByLabel('sigma');
     expect(await sigma.evaluate((input) => input === document.activeElement)).toBe(true);
-    const catalogue = (await (await fetch(`${cluster.url}/v1/operations`)).json()) as Array<{ name: string; params: { properties: Record<string, { default: number; minimum: number; maximum: number; description: string }> } }>;
-    const sigmaSchema = catalogue.find((op) => op.name === 'blur')!.params.properties.sigma!;
+    const { operations } = operationList.parse(await (await fetch(`${cluster.url}/v1/operations`)).json());
+    const blurParams = operations.find((op) => op.name === 'blur')!.params as { properties: Record<string, { default: number; minimum: number; maximum: number; description: string }> };
+    const sigmaSchema = blurParams.properties.sigma!;
     expect(await sigma.evaluate((input: HTMLInputElement) => [Number(input.value), Number(input.min), Number(input.max)])).toEqual([sigmaSchema.default, sigmaSchema.minimum, sigmaSchema.maximum]);
     expect(await page.locator(`#${await sigma.getAttribute('id')}-hint`).textContent()).toContain(sigmaSchema.description);
     for (const operation of ['grayscale', 'invert']) {

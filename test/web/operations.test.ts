@@ -28,7 +28,7 @@ const openConsole = (viewport = DESKTOP): Promise<Page> => openPage(setup.browse
 
 /** GET /v1/operations as the master serves it, through the one schema of that answer. */
 async function servedOperations() {
-  return operationList.parse(await (await fetch(`${cluster.url}/v1/operations`)).json());
+  return operationList.parse(await (await fetch(`${cluster.url}/v1/operations`)).json()).operations;
 }
 
 /** A flat colour as PNG with alpha, or JPEG: overlays small enough to pass on a command line too. */
@@ -57,7 +57,7 @@ describe('console: the operations of GET /v1/operations', () => {
     // Each step's title and parameter labels (the label's text after its screen-reader prefix).
     const shown = await page.locator('#step-list > li').evaluateAll((steps) => steps.map((step) => [
       step.querySelector('.step-title')!.textContent,
-      [...step.querySelectorAll('.param > label')].map((label) => label.lastChild!.textContent),
+      Array.from(step.querySelectorAll('.param > label'), (label) => label.lastChild!.textContent),
     ]));
     expect(shown).toEqual(catalogue.map((op, index) => [`${index + 1}. ${op.name}`, Object.keys((op.params as { properties?: object }).properties ?? {})]));
     // The schema decides the control: a file input for an image data URL, a colour picker for #rrggbb.
@@ -240,7 +240,7 @@ describe('console: presets and output options', () => {
     const picker = page.getByLabel('Preset', { exact: true });
     await picker.selectOption('negative-444');
     expect(await page.locator('#pipeline-builder').isHidden()).toBe(true);
-    expect(await page.locator('#preset-hint').textContent()).toBe('Negative, progressive, full colour resolution Runs [{"op":"invert"}]; output jpeg, progressive true, chromaSubsampling "4:4:4".');
+    expect(await page.locator('#preset-hint').textContent()).toBe('Negative, progressive, full colour resolution — steps [{"op":"invert"}]; output jpeg, progressive true, chromaSubsampling "4:4:4".');
     await page.getByLabel('Format').selectOption('');
     await page.getByLabel('Output option: progressive').uncheck();
     await page.getByLabel('Output option: chromaSubsampling').selectOption('4:2:0');

@@ -34,7 +34,7 @@ describe('console on a master in presets-only mode', () => {
   test('only the preset picker is offered; a job without a preset is refused, one with a preset runs', async () => {
     const page = await openConsole(setup.browser, setup.cluster.url, NARROW);
     const picker = page.getByLabel('Preset', { exact: true });
-    await expect.poll(() => picker.locator('option').allTextContents()).toEqual(['Choose a preset', 'thumbnail', 'grey']);
+    await expect.poll(() => picker.locator('option').allTextContents()).toEqual(['Choose a preset', 'grey', 'thumbnail']);
     expect(await page.locator('#presets-only-note').textContent()).toBe('This master runs only its presets: choose one.');
     // No step editor and no way to save a preset: the menu is the deployer's.
     expect(await page.getByLabel('Operation', { exact: true }).isVisible()).toBe(false);
@@ -48,7 +48,7 @@ describe('console on a master in presets-only mode', () => {
     expect(await page.locator('article.job').count()).toBe(0);
 
     await picker.selectOption('thumbnail');
-    expect(await page.locator('#preset-hint').textContent()).toBe('A 320 px wide WebP thumbnail Runs [{"op":"resize","width":320}]; output webp.');
+    expect(await page.locator('#preset-hint').textContent()).toBe('A 320 px wide WebP thumbnail — steps [{"op":"resize","width":320}]; output webp.');
     await page.getByRole('button', { name: 'Process images' }).click();
     const job = page.locator('article.job').first();
     await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
