@@ -7,7 +7,11 @@ import type { MasterClient } from './client.js';
 export interface BatchSubmitOptions {
   from: string;
   to?: string;
-  pipeline: string;
+  /** Steps as JSON, or a preset's name. */
+  pipeline?: string;
+  preset?: string;
+  /** Output options as JSON. */
+  options?: string;
   format?: string;
   quality?: string;
   maxFailures?: string;
@@ -20,17 +24,22 @@ const pollIntervalMs = 500;
 
 /** The job body for `--from URI [--to URI]`: a .jsonl/.csv file is a manifest, anything else a prefix. */
 export function batchBody(options: Omit<BatchSubmitOptions, 'progress'>): BatchJobBody {
-  let pipeline: BatchJobBody['pipeline'];
-  try {
-    pipeline = JSON.parse(options.pipeline) as BatchJobBody['pipeline'];
-  } catch (error) {
-    throw new Error(`--pipeline is not valid JSON: ${(error as Error).message}`);
-  }
+  const json = (text: string | undefined, flag: string): unknown => {
+    try {
+      return text === undefined ? undefined : JSON.parse(text);
+    } catch (error) {
+      throw new Error(`${flag} is not valid JSON: ${(error as Error).message}`);
+    }
+  };
+  const pipeline = json(options.pipeline, '--pipeline') as BatchJobBody['pipeline'];
+  const outputOptions = json(options.options, '--options') as BatchJobBody['options'];
   const format = options.format as NonNullable<BatchJobBody['output']>['format'];
   const quality = options.quality === undefined ? undefined : Number(options.quality);
   const maxFailures = options.maxFailures === undefined ? undefined : /%$/.test(options.maxFailures) ? options.maxFailures : Number(options.maxFailures);
   return {
-    pipeline,
+    ...(pipeline ? { pipeline } : {}),
+    ...(options.preset ? { preset: options.preset } : {}),
+    ...(outputOptions ? { options: outputOptions } : {}),
     inputs: /\.(jsonl|csv)$/i.test(options.from) ? { manifest: options.from } : { prefix: options.from },
     ...(options.to ? { output: { prefix: options.to, ...(format ? { format } : {}), ...(quality ? { quality } : {}) } } : {}),
     ...(!options.to && format ? { format } : {}),

@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { ScalingMode } from '../scaler/master-scaler.js';
 import { packageRoot } from '../shared/config.js';
 import { registerBatchCommands } from './batch.js';
+import { registerPresetCommands } from './presets.js';
 
 /* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
 
@@ -108,7 +109,9 @@ program
   .command('submit')
   .description('submit images (files or directories of images) to a master, show progress, download results; or, with --from, a batch job read from storage')
   .argument('[files...]', 'input images, or directories whose images are sent (split into jobs of at most DIPS_MAX_FILES); none with --from')
-  .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
+  .option('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
+  .option('--preset <name>', 'run a preset of the master instead of --pipeline (dips presets)')
+  .option('--options <json>', 'output options, e.g. \'{"metadata":"exif","progressive":true}\' (dips ops --json: outputOptions)')
   .option('--out <dir>', 'download results here')
   .option('--overwrite', 'replace result files that already exist in --out (default: keep them)')
   .option('--from <uri>', 'batch job: inputs under s3://bucket/prefix or file:///dir, or a .jsonl/.csv manifest')
@@ -117,7 +120,8 @@ program
   .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
   .option('--quality <q>', 'encoder quality 1-100')
   .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
-  .action(async (args: string[], options: { pipeline: string; out?: string; overwrite?: boolean; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; master?: string }) => {
+  .action(async (args: string[], options: { pipeline?: string; preset?: string; options?: string; out?: string; overwrite?: boolean; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; master?: string }) => {
+    if ((options.pipeline === undefined) === (options.preset === undefined)) throw new Error('give --pipeline JSON or --preset NAME (one of them)');
     if (options.from) {
       const { MasterClient } = await import('./client.js');
       const { exitCodeFor, submitBatch } = await import('./batch.js');
@@ -141,6 +145,7 @@ program
   });
 
 registerBatchCommands(program);
+registerPresetCommands(program);
 
 program
   .command('status')

@@ -11,7 +11,11 @@ import { ApiError, type MasterClient } from './client.js';
 import { TerminalOutput } from './terminal-output.js';
 
 export interface SubmitOptions {
-  pipeline: string;
+  /** Steps as JSON, or the name of one of the master's presets. */
+  pipeline?: string;
+  preset?: string;
+  /** Output options as JSON (GET /v1/operations: outputOptions). */
+  options?: string;
   out?: string;
   /** Replace result files that already exist in `out` (default: keep them and say so). */
   overwrite?: boolean;
@@ -181,7 +185,7 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
 async function postJob(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
   for (let attempt = 0; ; attempt++) {
     const form = new FormData();
-    form.set('pipeline', options.pipeline);
+    for (const field of ['pipeline', 'preset', 'options'] as const) if (options[field] !== undefined) form.set(field, options[field]);
     if (options.format) form.set('format', options.format);
     if (options.quality) form.set('quality', options.quality);
     // openAsBlob streams the file from disk when the request is sent: nothing is read whole.

@@ -2,7 +2,7 @@ import { link, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { inputErrorFrom, openInput } from './decode.js';
-import { encodePipeline, type OutputFormat } from './encode.js';
+import { encodePipeline, type EncodeOptions } from './encode.js';
 import { Intermediate } from './intermediate.js';
 import { mergeAnnotations, type Annotations } from './operation.js';
 import { serializePipeline } from './pipeline.js';
@@ -47,7 +47,8 @@ export interface TiledRunOptions {
   name?: string;
   /** Directory for the uncompressed intermediates, one per stage boundary; the caller removes it. */
   workDir: string;
-  output: { format: OutputFormat; quality?: number };
+  /** Format, quality, output options; `source` (the input file) for the metadata they keep. */
+  output: EncodeOptions;
   maxPixels: number;
   /** Runs one task somewhere (in this process, or on a worker with retries). */
   runTile: (task: TileTask, signal: AbortSignal) => Promise<TileResult>;

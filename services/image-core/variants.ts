@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { decodeImage, type DecodeOptions } from './decode.js';
-import { encodePipeline, outputFormatFor, type OutputFormat } from './encode.js';
+import { encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { rawDescriptor } from './raw-image.js';
@@ -21,16 +21,17 @@ export interface Variant {
 
 /**
  * Several results from one decode (responsive images): the image is decoded and the pipeline run
- * once, then each variant is resized (Lanczos 3, aspect kept, never enlarged) and encoded.
+ * once, then each variant is resized (Lanczos 3, aspect kept, never enlarged) and encoded with the
+ * same output options (`output`; the input's metadata kept as they say).
  */
 export async function processVariants(
   input: Buffer,
   steps: readonly Step[],
   variants: readonly VariantSpec[],
-  options: DecodeOptions & { signal?: AbortSignal },
+  options: DecodeOptions & { signal?: AbortSignal; output?: OutputOptions },
 ): Promise<{ width: number; height: number; annotations: Annotations; variants: Variant[] }> {
   const decoded = await decodeImage(input, options);
-  const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal });
+  const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal, source: input });
   const results: Variant[] = [];
   for (const variant of variants) {
     options.signal?.throwIfAborted();
@@ -39,7 +40,7 @@ export async function processVariants(
     const height = width === image.width ? image.height : Math.max(1, Math.round((image.height * width) / image.width));
     let pipeline = sharp(image.data, rawDescriptor(image));
     if (width !== image.width) pipeline = pipeline.resize({ width, height, fit: 'fill', kernel: 'lanczos3' });
-    const data = await encodePipeline(pipeline, image, { format, ...(variant.quality ? { quality: variant.quality } : {}) });
+    const data = await encodePipeline(pipeline, image, { ...options.output, format, ...(variant.quality ? { quality: variant.quality } : {}), source: input });
     results.push({ data, format, width, height });
   }
   return { width: image.width, height: image.height, annotations, variants: results };

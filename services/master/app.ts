@@ -13,6 +13,7 @@ import type { ImageRow, JobView } from './job-store.js';
 import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
 import { batchRoutes } from './batch/routes.js';
 import type { Master } from './master.js';
+import { duplicatesRoutes } from './duplicates.js';
 import { openApiRouter } from './openapi-route.js';
 import { presetRoutes } from './presets-routes.js';
 import { processRouter } from './process-route.js';
@@ -52,6 +53,7 @@ export function createApp(master: Master) {
     res.json(catalogue);
   });
   api.use(presetRoutes(master));
+  api.use(duplicatesRoutes(master));
 
   api.use(batchRoutes(master));
   api.post('/jobs', async (req, res) => {

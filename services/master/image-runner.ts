@@ -11,7 +11,7 @@ import { runTiledImage, type TiledRunCheckpoint, type TiledRunState } from '../i
 import type { Location } from '../protocol/tasks.js';
 import { bufferSink, bufferSource, type Blobs } from './blobs.js';
 import { PermanentTaskError, type Dispatcher } from './dispatcher.js';
-import type { ImageOutcome, ImageWork, JobStore } from './job-store.js';
+import { splitAnnotations, type ImageOutcome, type ImageWork, type JobStore } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
 import type { Storage } from './storage.js';
@@ -152,13 +152,14 @@ export class ImageRunner {
           pipeline: work.pipeline as Array<Record<string, unknown>>,
           ...(work.format ? { format: work.format as OutputFormat } : {}),
           ...(work.quality ? { quality: work.quality } : {}),
+          ...(work.options ? { options: work.options } : {}),
         },
       }),
       signal,
     });
     if (!result.image) throw new Error('worker answered without a result description');
-    const { width, height, format, qr } = result.image;
-    return { status: 'succeeded', width, height, outputFormat: format, ...(qr ? { qr } : {}) };
+    const { width, height, format, annotations } = result.image;
+    return { status: 'succeeded', width, height, outputFormat: format, ...splitAnnotations(annotations ?? {}) };
   }
 
   /**
@@ -201,7 +202,7 @@ export class ImageRunner {
       plan,
       source,
       workDir,
-      output: { format, ...(work.quality ? { quality: work.quality } : {}) },
+      output: { ...work.options, format, ...(work.quality ? { quality: work.quality } : {}), source },
       maxPixels: config.maxPixels,
       // Enough tiles in flight to fill every worker's slots, so the pool stays busy. Not more: twice as many
       // (one queued behind each slot) raised the master's peak on a 100 MP image by ~110 MiB (docs/performance.md).
@@ -236,7 +237,7 @@ export class ImageRunner {
       width: result.width,
       height: result.height,
       outputFormat: format,
-      ...(result.annotations.qr ? { qr: result.annotations.qr } : {}),
+      ...splitAnnotations(result.annotations),
     };
   }
 }

@@ -486,6 +486,23 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     };
   }
 
+  /**
+   * The duplicates report's input: whether the job's pipeline hashes (a phash step), and up to `limit`
+   * items with their hash, in index order (`truncated` when there are more). Undefined for an unknown job.
+   */
+  phashesOf(jobId: string, limit: number): { hashing: boolean; items: Array<{ index: number; name: string; phash: string }>; truncated: boolean } | undefined {
+    const job = this.prepare('SELECT pipeline FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'pipeline'> | undefined;
+    if (!job) return undefined;
+    const hashing = (JSON.parse(job.pipeline) as Array<{ op?: unknown }>).some((step) => step.op === 'phash');
+    const items = this
+      .prepare(
+        `SELECT idx AS "index", name, json_extract(annotations, '$.phash') AS phash FROM images
+         WHERE job_id = ? AND status = 'succeeded' AND json_extract(annotations, '$.phash') IS NOT NULL ORDER BY idx LIMIT ?`,
+      )
+      .all(jobId, limit + 1) as Array<{ index: number; name: string; phash: string }>;
+    return { hashing, items: items.slice(0, limit), truncated: items.length > limit };
+  }
+
   imagesOf(jobId: string): ImageRow[] {
     return this.prepare('SELECT * FROM images WHERE job_id = ? ORDER BY idx').all(jobId) as ImageRow[];
   }
@@ -815,6 +832,13 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } | undef
     // fall through: an unreadable cursor starts from the newest
   }
   throw new RangeError(`cursor "${cursor}" is not one this master gave out`);
+}
+
+/** An outcome's annotations as the store keeps them: QR texts in their own column (the contract's images[].qr), the rest together. */
+export function splitAnnotations(annotations: Record<string, unknown> | undefined): Pick<ImageOutcome, 'qr' | 'annotations'> {
+  if (!annotations) return {};
+  const { qr, ...rest } = annotations;
+  return { ...(Array.isArray(qr) ? { qr: qr as string[] } : {}), ...(Object.keys(rest).length > 0 ? { annotations: rest } : {}) };
 }
 
 /** An item's annotations: every analysis step's result by op name, QR texts (also kept in `qr`) included. */

@@ -4,6 +4,7 @@ import { InputError } from '../image-core/decode.js';
 import { executeTileTask } from '../image-core/execute-tile.js';
 import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
 import type { OutputFormat } from '../image-core/encode.js';
+import type { Annotations } from '../image-core/operation.js';
 import { processImage } from '../image-core/process-image.js';
 import { processVariants } from '../image-core/variants.js';
 import { decodeTileTask, encodeTileResult, TileWireError } from '../image-core/tile-task.js';
@@ -31,6 +32,7 @@ async function work(task: Task, input: Buffer, options: { maxPixels: number; sig
   if (spec.kind === 'tile') return { data: Buffer.concat(encodeTileResult(await executeTileTask(decodeTileTask(input), options.signal))) };
   if (spec.kind === 'variants') {
     const result = await processVariants(input, parsePipeline(spec.pipeline), spec.variants, {
+      ...(spec.options ? { output: spec.options } : {}),
       maxPixels: options.maxPixels,
       name: spec.name,
       ...(options.signal ? { signal: options.signal } : {}),
@@ -46,11 +48,19 @@ async function work(task: Task, input: Buffer, options: { maxPixels: number; sig
   const result = await processImage(
     input,
     parsePipeline(spec.pipeline),
-    { ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) },
+    { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) },
     { maxPixels: options.maxPixels, name: spec.name, ...(options.signal ? { signal: options.signal } : {}) },
   );
-  const { width, height, format } = result;
-  return { data: result.data, image: { width, height, format, ...(result.annotations.qr ? { qr: result.annotations.qr } : {}) } };
+  const { width, height, format, annotations } = result;
+  return { data: result.data, image: { width, height, format, ...imageAnnotations(annotations) } };
+}
+
+/** A result's annotations as imageOutput carries them: all of them, and the QR texts also on their own. */
+function imageAnnotations(annotations: Annotations): Pick<ImageOutput, 'qr' | 'annotations'> {
+  return {
+    ...(annotations.qr ? { qr: annotations.qr } : {}),
+    ...(Object.keys(annotations).length > 0 ? { annotations: annotations as Record<string, unknown> } : {}),
+  };
 }
 
 /**

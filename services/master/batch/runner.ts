@@ -16,7 +16,7 @@ import type { Logger } from '../../shared/logger.js';
 import { bufferSink, bufferSource, type Blobs } from '../blobs.js';
 import type { Dispatcher } from '../dispatcher.js';
 import type { ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
-import { isTerminal } from '../job-store.js';
+import { isTerminal, splitAnnotations } from '../job-store.js';
 import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage.js';
@@ -249,7 +249,7 @@ export class BatchRunner {
     const first = results[0]!;
     if (resolved.outputs.length === 0) {
       await this.deps.storage.putBuffer(outputKey(work.jobId, work.index), first.data);
-      return { status: 'succeeded', width: first.width, height: first.height, outputFormat: first.format, ...annotationsOf(first) };
+      return { status: 'succeeded', width: first.width, height: first.height, outputFormat: first.format, ...splitAnnotations(first.annotations) };
     }
     const recorded: OutputRecord[] = [];
     for (const [index, output] of resolved.outputs.entries()) {
@@ -263,7 +263,7 @@ export class BatchRunner {
       outputFormat: first.format,
       outputs: recorded.map((record) => record.uri),
       recorded,
-      ...annotationsOf(first),
+      ...splitAnnotations(first.annotations),
     };
   }
 
@@ -447,9 +447,3 @@ function optionsOf(spec: unknown): Pick<Extract<TaskSpec, { kind: 'variants' }>,
   return options ? { options } : {};
 }
 
-/** Annotations of the pipeline's analysis steps; QR texts also where uploads keep them. */
-function annotationsOf(result: { annotations?: Record<string, unknown> | undefined }): Pick<ItemOutcome, 'qr' | 'annotations'> {
-  if (!result.annotations) return {};
-  const { qr, ...rest } = result.annotations;
-  return { ...(Array.isArray(qr) ? { qr: qr as string[] } : {}), ...(Object.keys(rest).length > 0 ? { annotations: rest } : {}) };
-}
