@@ -13,8 +13,9 @@ export const duplicateThreshold = 10;
 
 /**
  * Most hashed items a report compares. Grouping compares each item with the later ones (n²/2 pairs at
- * worst, a few ns each): 5,000 items keep one report under about 0.3 s of the master's event loop, and
- * the hashes take 8 bytes each. A larger job answers 413 instead of stalling the master.
+ * worst, when nothing is a duplicate): 5,000 random hashes took 0.4-0.6 s on the loaded 2-core
+ * development machine (docs/operations.md "Duplicates"), the longest the master's event loop should
+ * stall for one request; the hashes take 8 bytes each. A larger job answers 413 instead.
  */
 export const maxReportedItems = 5_000;
 

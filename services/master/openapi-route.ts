@@ -4,6 +4,7 @@ import type { MasterConfig } from '../shared/config.js';
 import { jobAccepted, jobView, outputFormat, quality } from '../protocol/api.js';
 import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
+import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
 import { heartbeat, heartbeatAnswer } from '../protocol/tasks.js';
 
 /** A binary file part of a multipart body. */
@@ -12,10 +13,15 @@ const file = z.string().meta({ format: 'binary' });
 /** The multipart fields of a submission, with the master's own limits. */
 function submissionFields(config: Pick<MasterConfig, 'maxFiles' | 'maxPipelineSteps'>) {
   return {
-    pipeline: z.string().meta({
-      description: `JSON array of at most ${config.maxPipelineSteps} steps {"op": name, ...parameters}; [] converts the format only`,
-      examples: ['[{"op":"blur","sigma":2},{"op":"grayscale"}]'],
-    }),
+    pipeline: z
+      .string()
+      .optional()
+      .meta({
+        description: `JSON array of at most ${config.maxPipelineSteps} steps {"op": name, ...parameters}; [] converts the format only. Give this or "preset".`,
+        examples: ['[{"op":"blur","sigma":2},{"op":"grayscale"}]'],
+      }),
+    preset: presetName.optional().meta({ description: 'the name of a preset (GET /v1/presets) to run instead of a pipeline' }),
+    options: z.string().optional().meta({ description: 'output options as JSON, the schema "outputOptions" of GET /v1/operations', examples: ['{"metadata":"exif","progressive":true}'] }),
     format: outputFormat.optional().meta({ description: "output format (default: the input's)" }),
     quality: z.string().regex(/^\d{1,3}$/).optional().meta({ description: `encoder quality, an integer ${quality.minValue}-${quality.maxValue}` }),
     images: z.array(file).min(1).max(config.maxFiles),
@@ -104,6 +110,21 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
         },
       },
       '/v1/operations': { get: { summary: 'the operation catalogue', responses: { '200': json(operationList, 'every operation'), ...errors(401) } } },
+      '/v1/presets': { get: { summary: 'every preset, and whether the master runs only presets', responses: { '200': json(presetList, 'the presets'), ...errors(401) } } },
+      '/v1/presets/{name}': {
+        parameters: [{ name: 'name', in: 'path', required: true, schema: schema(presetName) }],
+        get: { summary: 'one preset', responses: { '200': json(preset, 'the preset'), ...errors(401, 404) } },
+        put: {
+          summary: 'create or replace a preset',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(presetBody) } } },
+          responses: { '200': json(preset, 'replaced'), '201': json(preset, 'created'), ...errors(400, 401, 403, 409, 413, 422) },
+        },
+        delete: { summary: 'delete a preset', responses: { '204': { description: 'deleted' }, ...errors(401, 403, 404) } },
+      },
+      '/v1/jobs/{id}/duplicates': {
+        parameters: [jobId],
+        get: { summary: "groups of a job's items with close perceptual hashes (a phash step)", responses: { '200': json(duplicatesReport, 'the groups'), ...errors(401, 404, 409, 413) } },
+      },
       '/v1/cluster': { get: { summary: 'workers, backlog and scaling', responses: { '200': json(clusterAnswer, 'the cluster'), ...errors(401) } } },
       '/v1/workers/{id}': {
         parameters: [workerId],
