@@ -2,8 +2,11 @@ import { allowTokenPrompt, getJson, setTokenPrompt, storedToken, storeToken, tok
 import { createClusterView } from './cluster.js';
 import { createFilePicker } from './file-picker.js';
 import { createJobList, createMasterJobs, shortId } from './jobs.js';
-import { createPipelineEditor, validateWhileTyping } from './pipeline-editor.js';
+import { createOutputOptions } from './output-options.js';
+import { validateWhileTyping } from './param-field.js';
+import { createPipelineEditor } from './pipeline-editor.js';
 import { describeParam, parseParam } from './params.js';
+import { createPresets } from './presets.js';
 import { formatBytes, h } from './dom.js';
 import { createTokenPrompt } from './token-dialog.js';
 
@@ -31,6 +34,24 @@ const editor = createPipelineEditor({
   addButton: $('add-step'),
   pickerHint: $('op-hint'),
   preview: $('pipeline-preview'),
+  previewNote: $('pipeline-preview-note'),
+});
+const outputOptions = createOutputOptions({ container: $('output-options') });
+const presets = createPresets({
+  row: $('preset-row'),
+  picker: $('preset-picker'),
+  hint: $('preset-hint'),
+  deleteButton: $('delete-preset'),
+  message: $('presets-error'),
+  builder: $('pipeline-builder'),
+  modeNote: $('presets-only-note'),
+  save: { details: $('save-preset'), name: $('preset-name'), description: $('preset-description'), button: $('save-preset-button'), status: $('save-preset-status') },
+  current: () => {
+    const { pipeline, errors } = editor.collect({ showErrors: true });
+    const output = collectOutput();
+    return { pipeline, ...output, errors: [...errors, ...output.errors] };
+  },
+  onSelect: () => showFormErrors([]),
 });
 const cluster = createClusterView({
   line: $('cluster-line'),
@@ -46,11 +67,14 @@ const cluster = createClusterView({
   onWaiting: (reason) => jobList.setWaitingReason(reason),
 });
 
+/** The operations and, beside them, the output options' schema (GET /v1/operations); then the presets. */
 async function loadOperations() {
   $('ops-error').hidden = true;
+  void presets.load();
   try {
     const catalogue = await getJson('/v1/operations');
     editor.setOperations(Array.isArray(catalogue) ? catalogue : catalogue.operations ?? []);
+    outputOptions.setSchema(Array.isArray(catalogue) ? undefined : catalogue.outputOptions);
   } catch (error) {
     $('ops-error-text').textContent = `Could not load the operations: ${error.message}`;
     $('ops-error').hidden = false;
@@ -84,18 +108,33 @@ function showFormErrors(errors) {
   );
 }
 
+/** Format, quality and output options as the form has them, with their problems. */
+function collectOutput() {
+  const format = $('format').value;
+  const quality = LOSSLESS_FORMATS.has(format) ? { value: undefined } : checkQuality();
+  const { options, errors } = outputOptions.collect();
+  if (quality.error) errors.unshift({ input: $('quality'), message: quality.error });
+  return { format, quality: quality.value, options, errors };
+}
+
 async function submit(event) {
   event.preventDefault();
   const errors = [];
   // Files are checked by decoding them in the browser; the ones it cannot decode are flagged and left out.
   const files = await filePicker.checkedFiles();
   if (files.length === 0) errors.push({ input: $('file-input'), message: filePicker.count() > 0 ? 'None of the chosen files can be sent: remove the flagged ones and choose images.' : 'Choose at least one image.' });
-  if (editor.count() === 0) errors.push({ input: $('op-picker'), message: 'Add at least one pipeline step.' });
-  const { pipeline, errors: paramErrors } = editor.collect({ showErrors: true });
-  errors.push(...paramErrors);
-  const format = $('format').value;
-  const quality = LOSSLESS_FORMATS.has(format) ? { value: undefined } : checkQuality();
-  if (quality.error) errors.push({ input: $('quality'), message: quality.error });
+  // A chosen preset replaces the steps; in presets-only mode there are no steps to build.
+  const preset = presets.selected();
+  let pipeline;
+  if (!preset && presets.presetsOnly()) errors.push({ input: $('preset-picker'), message: 'Choose a preset: this master runs only its presets.' });
+  else if (!preset) {
+    if (editor.count() === 0) errors.push({ input: $('op-picker'), message: 'Add at least one pipeline step.' });
+    const collected = editor.collect({ showErrors: true });
+    pipeline = collected.pipeline;
+    errors.push(...collected.errors);
+  }
+  const { format, quality, options, errors: outputErrors } = collectOutput();
+  errors.push(...outputErrors);
   showFormErrors(errors);
   if (errors.length > 0) {
     (errors[0].input ?? $('form-errors')).focus();
@@ -117,7 +156,7 @@ async function submit(event) {
   $('upload-progress').hidden = false;
   $('upload-cancel').addEventListener('click', cancel, { once: true });
   try {
-    const job = await jobList.submit({ files, pipeline, format, quality: quality.value, onProgress: showUpload, signal: upload.signal });
+    const job = await jobList.submit({ files, pipeline, preset, format, quality, options, onProgress: showUpload, signal: upload.signal });
     status.replaceChildren(`Job ${shortId(job.entry.id)} submitted. `, h('a', { href: `#job-${job.entry.id}` }, 'Follow its progress'));
   } catch (error) {
     if (error.name === 'AbortError') {

@@ -2,7 +2,7 @@
 const STORAGE_KEY = 'dips.jobs';
 const MAX_REMEMBERED_JOBS = 50;
 
-/** Entries: { id, submittedAt, pipeline, format, names }. Newest first. */
+/** Entries: { id, submittedAt, pipeline (data URLs shortened), preset?, options?, format, names }. Newest first. */
 export function loadJobs() {
   try {
     const entries = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? '[]');

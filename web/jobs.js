@@ -1,7 +1,9 @@
+import { annotationsView, duplicatesView, hasPhash } from './annotations.js';
 import { ApiError, apiFetch, getJson, storedToken } from './api.js';
 import { createCompareView } from './compare.js';
 import { announce, formatAge, h, saveBlob } from './dom.js';
 import { forgetJob, loadJobs, rememberJob } from './job-store.js';
+import { shortenDataUrls } from './params.js';
 import { readEventStream } from './sse.js';
 import { uploadForm } from './upload.js';
 
@@ -41,14 +43,30 @@ export function createJobList({ container, compareDialog }) {
     for (const entry of entries) if (entry.isIntersecting) entry.target.dispatchEvent(new Event('dips:visible'));
   }, { rootMargin: '200px' });
 
-  async function submit({ files, pipeline, format, quality, onProgress, signal }) {
+  /**
+   * A job of a pipeline, or of a preset (GET /v1/presets entry; sent by name). Format, quality and
+   * options given with a preset override its own.
+   */
+  async function submit({ files, pipeline, preset, format, quality, options, onProgress, signal }) {
     const form = new FormData();
     for (const file of files) form.append('images', file, file.name);
-    form.append('pipeline', JSON.stringify(pipeline));
+    if (preset) form.append('preset', preset.name);
+    else form.append('pipeline', JSON.stringify(pipeline));
     if (format) form.append('format', format);
     if (quality !== undefined) form.append('quality', String(quality));
+    if (options) form.append('options', JSON.stringify(options));
     const { id, status } = await uploadForm('/v1/jobs', form, { onProgress, signal });
-    const entry = { id, submittedAt: Date.now(), pipeline, format: format || 'same as input', names: files.map((file) => file.name) };
+    // Remembered in localStorage (a few MB per site): overlays are kept as their start only.
+    const applied = { ...preset?.options, ...options };
+    const entry = {
+      id,
+      submittedAt: Date.now(),
+      pipeline: shortenDataUrls(preset?.pipeline ?? pipeline),
+      preset: preset?.name,
+      options: Object.keys(applied).length ? applied : undefined,
+      format: format || preset?.format || 'same as input',
+      names: files.map((file) => file.name),
+    };
     rememberJob(entry);
     const job = track(entry, files, { newest: true });
     render(job, {
@@ -169,6 +187,7 @@ export function createJobList({ container, compareDialog }) {
     view.cancelButton.hidden = FINISHED.has(status);
     view.archiveButton.hidden = !(FINISHED.has(status) && images.some((image) => image.status === 'succeeded'));
     for (const image of images) renderImage(job, image);
+    if (FINISHED.has(status) && !job.duplicates && hasPhash(images)) showDuplicates(job);
     if (previousStatus && previousStatus !== status && FINISHED.has(status)) {
       announce(`Job ${shortId(snapshot.id ?? job.entry.id)} ${status}.`);
     }
@@ -189,9 +208,16 @@ export function createJobList({ container, compareDialog }) {
     item.size.textContent = image.width && image.height ? `${image.width} × ${image.height}` : '';
     item.error.hidden = !image.error;
     item.error.textContent = image.error ? `Error: ${image.error}` : '';
-    const texts = image.qr ?? [];
+    const texts = image.annotations?.qr ?? image.qr ?? [];
     item.qr.hidden = texts.length === 0;
     item.qrList.replaceChildren(...texts.map((text) => h('li', {}, h('q', {}, text))));
+    const annotations = JSON.stringify(image.annotations ?? {});
+    if (annotations !== item.shownAnnotations) {
+      item.shownAnnotations = annotations;
+      const parts = annotationsView(image.annotations, item.name);
+      item.annotations.hidden = !parts;
+      item.annotations.replaceChildren(...(parts ?? []));
+    }
     const succeeded = status === 'succeeded';
     item.downloadButton.hidden = !succeeded;
     item.enlargeButton.hidden = !succeeded;
@@ -213,6 +239,8 @@ export function createJobList({ container, compareDialog }) {
       size: h('span', { class: 'muted image-size' }),
       error: h('p', { class: 'image-error', hidden: true }),
       qrList: h('ul', { class: 'qr-list' }),
+      annotations: h('div', { class: 'annotations', hidden: true }),
+      shownAnnotations: '{}',
       downloadButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Download'),
       enlargeButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Compare'),
     };
@@ -231,6 +259,7 @@ export function createJobList({ container, compareDialog }) {
         h('div', { class: 'image-meta' }, item.badge, item.size),
         item.error,
         item.qr,
+        item.annotations,
         h('div', { class: 'image-actions' }, item.downloadButton, item.enlargeButton)),
     );
     // Results are fetched only once their card scrolls into view: a 500-image job stays light.
@@ -283,6 +312,18 @@ export function createJobList({ container, compareDialog }) {
     compareDialog.querySelector('.dialog-title').textContent = item.name;
     compareDialog.querySelector('.dialog-body').replaceChildren(createCompareView({ originalUrl: item.originalUrl, resultUrl: url, name: item.name, large: true }));
     compareDialog.showModal();
+  }
+
+  /** Fetches the job's duplicates report once it has finished with perceptual hashes. */
+  function showDuplicates(job) {
+    job.duplicates = getJson(`/v1/jobs/${encodeURIComponent(job.entry.id)}/duplicates`, { signal: job.abort.signal })
+      .then((report) => job.view.duplicates.replaceChildren(duplicatesView(report)))
+      .catch((error) => {
+        if (!job.abort.signal.aborted) job.view.duplicates.replaceChildren(h('p', { class: 'job-error' }, `Could not load the duplicates report: ${error.message}`));
+      })
+      .finally(() => {
+        job.view.duplicates.hidden = false;
+      });
   }
 
   async function downloadArchive(job) {
@@ -359,7 +400,9 @@ export function createJobList({ container, compareDialog }) {
 
 function createJobView(entry) {
   const titleId = `job-${entry.id}-title`;
-  const pipeline = Array.isArray(entry.pipeline) ? entry.pipeline.map(describeStep).join(' → ') : '';
+  const steps = Array.isArray(entry.pipeline) ? entry.pipeline.map(describeStep).join(' → ') : '';
+  const pipeline = entry.preset ? `preset ${entry.preset}${steps ? ` (${steps})` : ''}` : steps;
+  const options = entry.options ? Object.entries(entry.options).map(([name, value]) => `${name} ${JSON.stringify(value)}`).join(', ') : '';
   const names = entry.names ?? [];
   const view = {
     badge: h('span', { class: 'badge' }, 'loading'),
@@ -371,6 +414,7 @@ function createJobView(entry) {
     archiveButton: h('button', { type: 'button', class: 'secondary', hidden: true }, 'Download all (.zip)'),
     removeButton: h('button', { type: 'button', class: 'link-button' }, 'Remove from list'),
     imageList: h('ul', { class: 'image-list' }),
+    duplicates: h('div', { class: 'duplicates-report', hidden: true }),
   };
   view.progress = h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': 0, 'aria-labelledby': titleId }, view.bar);
   view.removeButton.setAttribute('aria-label', `Remove from list: job ${shortId(entry.id)}`);
@@ -381,7 +425,7 @@ function createJobView(entry) {
       h('h3', { id: titleId }, 'Job ', h('code', { title: entry.id }, shortId(entry.id))),
       view.badge),
     h('p', { class: 'job-meta muted' },
-      [pipeline, `output ${entry.format ?? 'same as input'}`, names.length ? `${names.length} image${names.length === 1 ? '' : 's'}` : null, entry.submittedAt ? `submitted ${new Date(entry.submittedAt).toLocaleString()}` : null]
+      [pipeline, `output ${entry.format ?? 'same as input'}${options ? ` (${options})` : ''}`, names.length ? `${names.length} image${names.length === 1 ? '' : 's'}` : null, entry.submittedAt ? `submitted ${new Date(entry.submittedAt).toLocaleString()}` : null]
         .filter(Boolean).join(' · ')),
     view.progress,
     view.progressText,
@@ -389,6 +433,7 @@ function createJobView(entry) {
     view.error,
     h('div', { class: 'job-actions' }, view.cancelButton, view.archiveButton, view.removeButton),
     view.imageList,
+    view.duplicates,
   );
   return view;
 }

@@ -3,11 +3,33 @@
  * parameter gets, what the user is told about its range, and validation with messages that name the
  * parameter. The master validates again with the same zod schema; this only catches mistakes early.
  */
+import { formatBytes } from './dom.js';
 
 /** Bounds this large are zod's "any safe integer", not a range worth showing. */
 const UNBOUNDED = 1e15;
 
 const humanList = (values) => values.map((value) => JSON.stringify(value)).join(', ');
+
+/**
+ * A string parameter that holds an image as a base64 data URL (composite's overlay) says so in its
+ * pattern, `^data:image\/(png|jpeg|…);base64,…`: it gets a file input. Group 1 lists the image types.
+ */
+const IMAGE_DATA_URL = /^\^data:image\\\/\(([a-z|]+)\);base64,/;
+/** The pattern of a "#rrggbb" colour, exactly what <input type="color"> produces. */
+const HEX_COLOUR = '^#[0-9a-fA-F]{6}$';
+
+/** The image types a data-URL parameter accepts (["image/png", …]), or null for any other parameter. */
+function imageTypesOf(schema) {
+  const match = schema.type === 'string' && typeof schema.pattern === 'string' ? IMAGE_DATA_URL.exec(schema.pattern) : null;
+  return match ? match[1].split('|').map((type) => `image/${type}`) : null;
+}
+
+/** The largest file whose data URL fits in maxLength: base64 turns each 3 bytes into 4 characters. */
+function largestFileFor(maxLength, types) {
+  if (maxLength === undefined) return undefined;
+  const prefix = Math.max(...types.map((type) => `data:${type};base64,`.length));
+  return Math.floor((maxLength - prefix) / 4) * 3;
+}
 
 /** The alternatives of a union schema, or the schema itself. */
 function alternatives(schema) {
@@ -47,23 +69,29 @@ function rangeText(schema) {
 /**
  * How to present one parameter:
  * control 'number' (number or integer), 'checkbox', 'select' (only fixed choices), 'json' (arrays and
- * objects, e.g. a convolution kernel), 'text' (strings and number-or-keyword unions such as
- * threshold's value).
+ * objects, e.g. a convolution kernel), 'image' (a file read into a data URL, e.g. an overlay),
+ * 'colour' (#rrggbb), 'multiline' (free text, which may hold line breaks: text's text), 'text' (other
+ * strings and number-or-keyword unions such as threshold's value).
  */
 export function describeParam(name, schema, required) {
   const types = typesOf(schema);
   const choices = choicesOf(schema);
   const numeric = types.includes('number') || types.includes('integer');
+  const imageTypes = imageTypesOf(schema);
   let control = 'text';
-  if (types.includes('array') || types.includes('object')) control = 'json';
+  if (imageTypes) control = 'image';
+  else if (schema.pattern === HEX_COLOUR) control = 'colour';
+  else if (types.includes('array') || types.includes('object')) control = 'json';
   else if (types.length === 1 && types[0] === 'boolean') control = 'checkbox';
   else if (numeric && choices.length === 0) control = 'number';
   else if (!numeric && choices.length > 0) control = 'select';
+  else if (types.length === 1 && types[0] === 'string' && schema.pattern === undefined) control = 'multiline';
   const range = rangeText(schema);
   const numericSchema = alternatives(schema).find((alt) => alt.type === 'number' || alt.type === 'integer');
   const hintParts = [];
   if (numeric) hintParts.push([types.includes('integer') && !types.includes('number') ? 'whole number' : 'number', range].filter(Boolean).join(' '));
   if (choices.length > 0 && control !== 'select') hintParts.push(`or ${humanList(choices)}`);
+  if (imageTypes) hintParts.push(`${imageTypes.map((type) => type.slice('image/'.length).toUpperCase()).join(', ')}${schema.maxLength === undefined ? '' : ` up to ${formatBytes(largestFileFor(schema.maxLength, imageTypes))}`}`);
   if (schema.default !== undefined) hintParts.push(`default ${JSON.stringify(schema.default)}`);
   else hintParts.push(required ? 'required' : 'optional');
   return {
@@ -78,6 +106,8 @@ export function describeParam(name, schema, required) {
     max: bound(numericSchema?.maximum),
     step: numericSchema?.type === 'integer' ? 1 : numericSchema?.multipleOf ?? 'any',
     initial: schema.default === undefined ? '' : control === 'json' ? JSON.stringify(schema.default) : schema.default,
+    accept: imageTypes ?? undefined,
+    maxBytes: imageTypes ? largestFileFor(schema.maxLength, imageTypes) : undefined,
   };
 }
 
@@ -114,6 +144,9 @@ function violation(schema, value) {
   if (typeof value === 'string') {
     if (schema.minLength !== undefined && value.length < schema.minLength) return `needs at least ${schema.minLength} characters`;
     if (schema.maxLength !== undefined && value.length > schema.maxLength) return `allows at most ${schema.maxLength} characters`;
+    if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(value)) {
+      return schema.pattern === HEX_COLOUR ? 'must be a colour as #rrggbb' : `must match ${schema.pattern}`;
+    }
   }
   return null;
 }
@@ -175,4 +208,13 @@ export function describeParams(operation) {
   const properties = operation.params?.properties ?? {};
   const required = new Set(operation.params?.required ?? []);
   return Object.entries(properties).map(([name, schema]) => describeParam(name, schema, required.has(name)));
+}
+
+/** Characters of a data URL that previews and job cards show: its type and the start of its bytes. */
+const DATA_URL_SHOWN = 40;
+
+/** A copy of a pipeline with each long data URL (an overlay: up to a megabyte) cut to its start and length. */
+export function shortenDataUrls(pipeline) {
+  return JSON.parse(JSON.stringify(pipeline, (_key, value) =>
+    typeof value === 'string' && value.startsWith('data:') && value.length > DATA_URL_SHOWN ? `${value.slice(0, DATA_URL_SHOWN)}…(${value.length} characters)` : value));
 }

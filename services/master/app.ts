@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import yazl from 'yazl';
 import { requireToken } from '../shared/auth.js';
@@ -151,6 +152,8 @@ export function createApp(master: Master) {
   app.use('/v1', workerRoutes(master));
   app.use('/v1', api);
   if (existsSync(config.webDir)) app.use(express.static(config.webDir, { index: 'index.html' }));
+  // The console decodes ThumbHash placeholders with the thumbhash package's own ES module.
+  app.get('/vendor/thumbhash.js', (_req, res) => res.sendFile(fileURLToPath(import.meta.resolve('thumbhash'))));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

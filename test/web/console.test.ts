@@ -1,16 +1,15 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { corpus, getCluster, pixelsOf, unzip, waitUntil } from '../helpers/api.js';
+import { corpus, pixelsOf, unzip } from '../helpers/api.js';
 import { launchBrowser } from '../helpers/browser.js';
-import { killAll, launchDips, runDips, type DipsProcess } from '../helpers/processes.js';
+import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
+import { operationList } from '../../services/protocol/newcomer.js';
+import { accessibilityViolations, addStep, artifacts, closePages, DESKTOP, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
 
-const artifacts = path.resolve(import.meta.dirname, '../../test-artifacts/web');
-const DESKTOP = { width: 1280, height: 900 };
-const NARROW = { width: 390, height: 844 };
 /** Processing two 1.3 MP photos on a shared 2-core machine: seconds, with room for a busy CI. */
 const JOB_TIMEOUT_MS = 60_000;
 
@@ -29,58 +28,9 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-/** `dips <args>` with the default timings and logs (the console is looked at as a user runs it), no token unless given. */
-const startDips = (args: string[], env: NodeJS.ProcessEnv = {}) => launchDips(args, { env: { ...process.env, DIPS_TOKEN: '', ...env } });
+afterEach(closePages);
 
-/**
- * A fresh browser profile on the console. Records page errors and every request that leaves the
- * master (the console must load nothing from elsewhere), both checked after each test.
- */
-const opened: Array<{ context: BrowserContext; pageErrors: string[]; foreignRequests: string[] }> = [];
-async function openConsole(masterUrl: string, viewport = DESKTOP): Promise<Page> {
-  // Reduced motion (the console honours it) so screenshots show the progress bar where it ends.
-  const context = await browser.newContext({ viewport, acceptDownloads: true, reducedMotion: 'reduce' });
-  const record = { context, pageErrors: [] as string[], foreignRequests: [] as string[] };
-  opened.push(record);
-  context.on('request', (request) => {
-    const url = request.url();
-    if (!url.startsWith(`${masterUrl}/`) && !url.startsWith('blob:') && !url.startsWith('data:')) record.foreignRequests.push(url);
-  });
-  const page = await context.newPage();
-  page.on('pageerror', (error) => record.pageErrors.push(error.message));
-  await page.goto(`${masterUrl}/`);
-  return page;
-}
-
-afterEach(async () => {
-  for (const { context, pageErrors, foreignRequests } of opened.splice(0)) {
-    await context.close();
-    expect(pageErrors).toEqual([]);
-    expect(foreignRequests).toEqual([]);
-  }
-});
-
-const axeSource = readFile(path.resolve(import.meta.dirname, '../../node_modules/axe-core/axe.min.js'), 'utf8');
-
-/** axe-core's WCAG 2.x A/AA and best-practice rules on the page as it is now: "rule: element" per problem. */
-async function accessibilityViolations(page: Page): Promise<string[]> {
-  await page.addScriptTag({ content: await axeSource });
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document, options: object): Promise<{ violations: Array<{ id: string; nodes: Array<{ target: string[] }> }> }> } }).axe;
-    const { violations } = await axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] });
-    return violations.flatMap((violation) => violation.nodes.map((node) => `${violation.id}: ${node.target.join(' ')}`));
-  });
-}
-
-async function addStep(page: Page, operation: string): Promise<void> {
-  await page.getByLabel('Operation', { exact: true }).selectOption(operation);
-  await page.getByRole('button', { name: 'Add step' }).click();
-}
-
-/** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
-async function waitForWorkers(masterUrl: string, count: number): Promise<void> {
-  await waitUntil(() => getCluster(masterUrl), ({ workers }) => workers.length === count, 30_000, `${masterUrl} to list ${count} workers`);
-}
+const openConsole = (masterUrl: string, viewport = DESKTOP): Promise<Page> => openPage(browser, masterUrl, viewport);
 
 /** A 2x2 24-bit BMP: an image format browsers decode and the master does not. */
 function tinyBmp(): Buffer {
@@ -217,8 +167,9 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     // Focus lands on the new step's first parameter, ready for typing, filled from the catalogue.
     const sigma = page.getByLabel('sigma');
     expect(await sigma.evaluate((input) => input === document.activeElement)).toBe(true);
-    const catalogue = (await (await fetch(`${cluster.url}/v1/operations`)).json()) as Array<{ name: string; params: { properties: Record<string, { default: number; minimum: number; maximum: number; description: string }> } }>;
-    const sigmaSchema = catalogue.find((op) => op.name === 'blur')!.params.properties.sigma!;
+    const { operations } = operationList.parse(await (await fetch(`${cluster.url}/v1/operations`)).json());
+    const blurParams = operations.find((op) => op.name === 'blur')!.params as { properties: Record<string, { default: number; minimum: number; maximum: number; description: string }> };
+    const sigmaSchema = blurParams.properties.sigma!;
     expect(await sigma.evaluate((input: HTMLInputElement) => [Number(input.value), Number(input.min), Number(input.max)])).toEqual([sigmaSchema.default, sigmaSchema.minimum, sigmaSchema.maximum]);
     expect(await page.locator(`#${await sigma.getAttribute('id')}-hint`).textContent()).toContain(sigmaSchema.description);
     for (const operation of ['grayscale', 'invert']) {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
 import { describe, expect, test } from 'vitest';
 import { describeOperations } from '../../services/image-core/catalogue.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
@@ -10,13 +11,16 @@ interface Field {
   control: string;
   initial: unknown;
   required: boolean;
+  accept?: string[];
+  maxBytes?: number;
 }
 interface ParamsModule {
   describeParams(operation: unknown): Field[];
   parseParam(field: Field, raw: unknown): { value?: unknown; error?: string };
+  shortenDataUrls<T>(pipeline: T): T;
 }
 const paramsModule = pathToFileURL(path.resolve(import.meta.dirname, '../../web/params.js')).href;
-const { describeParams, parseParam } = (await import(paramsModule)) as ParamsModule;
+const { describeParams, parseParam, shortenDataUrls } = (await import(paramsModule)) as ParamsModule;
 
 const catalogue = describeOperations();
 const operation = (name: string) => catalogue.find((op) => op.name === name)!;
@@ -86,5 +90,29 @@ describe('console parameter validation (web/params.js)', () => {
     expect(parseParam(field('convolve', 'kernel'), '[[1,"a"]]')).toEqual({ error: 'kernel entry 1 entry 2 must be a number' });
     expect(parseParam(field('crop', 'left'), '')).toEqual({ error: 'left is required' });
     expect(parseParam(field('resize', 'width'), '')).toEqual({ value: undefined });
+  });
+
+  test('a data-URL image parameter gets a file input whose size limit keeps the data URL within the schema', async () => {
+    const image = field('composite', 'image');
+    const schema = (operation('composite').params as unknown as { properties: { image: { maxLength: number } } }).properties.image;
+    expect(image.control).toBe('image');
+    expect(image.accept).toEqual(['image/png', 'image/jpeg', 'image/webp', 'image/gif', 'image/avif', 'image/tiff']);
+    // base64 makes 4 characters of each 3 bytes; the longest prefix is data:image/jpeg;base64, or /webp, /avif, /tiff.
+    const dataUrlLength = (bytes: number) => 'data:image/jpeg;base64,'.length + 4 * Math.ceil(bytes / 3);
+    expect(dataUrlLength(image.maxBytes!)).toBeLessThanOrEqual(schema.maxLength);
+    expect(dataUrlLength(image.maxBytes! + 3)).toBeGreaterThan(schema.maxLength);
+    const png = await sharp({ create: { width: 4, height: 4, channels: 4, background: '#ff000080' } }).png().toBuffer();
+    const overlay = `data:image/png;base64,${png.toString('base64')}`;
+    expect(parseParam(image, overlay)).toEqual({ value: overlay });
+    expect(() => parsePipeline([{ op: 'composite', image: overlay }])).not.toThrow();
+    expect(parseParam(image, '')).toEqual({ error: 'image is required' });
+    const shortened = shortenDataUrls([{ op: 'composite', image: overlay }]);
+    expect(shortened).toEqual([{ op: 'composite', image: `${overlay.slice(0, 40)}…(${overlay.length} characters)` }]);
+  });
+
+  test('a #rrggbb parameter gets a colour input and other strings are checked against their pattern', () => {
+    expect(field('text', 'colour').control).toBe('colour');
+    expect(parseParam(field('text', 'colour'), '#1a2b3c')).toEqual({ value: '#1a2b3c' });
+    expect(parseParam(field('extend', 'colour'), 'red')).toEqual({ error: 'colour must be a colour as #rrggbb' });
   });
 });
