@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import * as fontkit from 'fontkit';
+import type * as Fontkit from 'fontkit';
 import sharp from 'sharp';
 import { z } from 'zod';
 import type { Rgba } from './overlay.js';
@@ -24,20 +24,23 @@ const LINE_SPACING = 1.2;
 /** Text rasters larger than this are refused (a 2000 px font with 1000 characters would be 2 GB). */
 export const MAX_TEXT_PIXELS = 40_000_000;
 
-const loaded = new Map<FontName, fontkit.Font>();
+const loaded = new Map<FontName, Fontkit.Font>();
 const require = createRequire(import.meta.url);
+/** Loaded on the first text step: every master and worker imports the catalogue, few ever draw text. */
+let fontkit: typeof Fontkit | undefined;
 
-function font(name: FontName): fontkit.Font {
+function font(name: FontName): Fontkit.Font {
   let parsed = loaded.get(name);
   if (!parsed) {
-    parsed = fontkit.openSync(require.resolve(`dejavu-fonts-ttf/ttf/${fontFiles[name]}`)) as fontkit.Font;
+    fontkit ??= require('fontkit') as typeof Fontkit;
+    parsed = fontkit.openSync(require.resolve(`dejavu-fonts-ttf/ttf/${fontFiles[name]}`)) as Fontkit.Font;
     loaded.set(name, parsed);
   }
   return parsed;
 }
 
 /** SVG paths of one line of text with its baseline at y, starting at x = 0, in pixels. */
-function linePaths(face: fontkit.Font, line: string, baseline: number, size: number): string {
+function linePaths(face: Fontkit.Font, line: string, baseline: number, size: number): string {
   const scale = size / face.unitsPerEm;
   const run = face.layout(line);
   let pen = 0;
