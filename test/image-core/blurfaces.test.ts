@@ -38,7 +38,7 @@ function compare(input: RawImage, output: RawImage, box: Rect, boxes: Rect[], co
 
 /** The astronaut photo with an alpha channel that varies across the image. */
 async function astronautWithAlpha(): Promise<RawImage> {
-  const rgb = await decode('astronaut.jpg');
+  const rgb = await decode('faces/astronaut.jpg');
   const data = Buffer.alloc(rgb.width * rgb.height * 4);
   for (let p = 0; p < rgb.width * rgb.height; p++) {
     rgb.data.copy(data, p * 4, p * 3, p * 3 + 3);
@@ -80,7 +80,7 @@ describe('blurfaces', () => {
   });
 
   it('keeps a grey photo grey and blurs the face in it', async () => {
-    const input = await decode('cameraman.jpg');
+    const input = await decode('faces/cameraman.jpg');
     expect(input.channels).toBe(1);
     const { output, faces } = await blurfaces(input);
     expect(output.channels).toBe(1);
