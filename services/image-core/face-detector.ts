@@ -3,7 +3,6 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as Tf from '@tensorflow/tfjs-core';
 import type { Config, Human } from '@vladmandic/human';
-import { extractRect } from './pixel-move.js';
 import type { RawImage, Rect } from './raw-image.js';
 import { applySharp } from './sharp-raw.js';
 
@@ -121,9 +120,13 @@ export function detectionWindows(width: number, height: number): Rect[] {
   return windows;
 }
 
-/** The window as the detector's RGB input: resized to its square with sharp, grey repeated, alpha dropped. */
+/**
+ * The window as the detector's RGB input: cut and resized to its square by libvips (which reads only
+ * the window, so a huge image is not copied), grey repeated, alpha dropped.
+ */
 async function detectorInput(image: RawImage, window: Rect): Promise<Int32Array> {
-  const square = await applySharp(extractRect(image, window), (pipeline) => pipeline.resize(DETECTOR_SIDE, DETECTOR_SIDE, { fit: 'fill' }), { alpha: 'keep' });
+  const area = { left: window.x, top: window.y, width: window.width, height: window.height };
+  const square = await applySharp(image, (pipeline) => pipeline.extract(area).resize(DETECTOR_SIDE, DETECTOR_SIDE, { fit: 'fill' }));
   const colour = square.channels >= 3;
   const rgb = new Int32Array(DETECTOR_SIDE * DETECTOR_SIDE * 3);
   for (let p = 0, i = 0; p < rgb.length; p += 3, i += square.channels) {
