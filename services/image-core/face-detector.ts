@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as Tf from '@tensorflow/tfjs-core';
 import type { Config, Human } from '@vladmandic/human';
 import type { RawImage, Rect } from './raw-image.js';
@@ -10,8 +11,8 @@ import { applySharp } from './sharp-raw.js';
  * Face detection with the models and runtime of @vladmandic/human on TensorFlow.js' WebAssembly backend:
  * plain JS and .wasm, the same on x64 and arm64, nothing compiled or downloaded. BlazeFace proposes
  * boxes and FaceMesh confirms each one; a face's score is the lower of the two, since each alone takes
- * some ladybirds, petals or QR codes for faces. The weights are read from the installed package (its models/ folder), once
- * per process, on first use.
+ * some ladybirds, petals or QR codes for faces. The weights are read from the installed package (its
+ * models/ folder), once per process, on first use.
  */
 
 export interface DetectedFace extends Rect {
@@ -32,6 +33,7 @@ const WINDOW_LEVELS = 2;
 /** A level whose windows would be smaller than this is skipped (upscaling finds nothing new). */
 const SMALLEST_WINDOW = 128;
 
+// CommonJS, as Human's build loads tfjs: the load router must be registered on that same tfjs instance.
 const require = createRequire(import.meta.url);
 type HumanModule = { Human: new (config: Partial<Config>) => Human };
 
@@ -52,7 +54,7 @@ function fileModelRouter(tf: typeof Tf): Parameters<typeof Tf.io.registerLoadRou
   return (url) => {
     // tfjs' router contract: null means "not mine" (its type says IOHandler only).
     if (typeof url !== 'string' || !url.startsWith('file://')) return null as unknown as Tf.io.IOHandler;
-    const modelFile = new URL(url).pathname;
+    const modelFile = fileURLToPath(url);
     return {
       load: async () => {
         const modelJson = JSON.parse(await readFile(modelFile, 'utf8')) as Tf.io.ModelJSON;
@@ -72,14 +74,14 @@ function loadDetector(): Promise<{ human: Human; tf: typeof Tf }> {
     const tf = require('@tensorflow/tfjs-core') as typeof Tf;
     require('@tensorflow/tfjs-backend-wasm');
     tf.io.registerLoadRouter(fileModelRouter(tf));
-    // The package's exports map names no WebAssembly entry: it lies beside the Node one.
+    // Its exports map cannot name the WebAssembly build (the keys lack './'): it lies beside the Node entry.
     const { Human } = require(packageFile('@vladmandic/human', 'human.node-wasm.js')) as HumanModule;
     const off = { enabled: false };
     const human = new Human({
       backend: 'wasm',
       wasmPath: `${packageFile('@tensorflow/tfjs-backend-wasm')}${path.sep}`,
       wasmPlatformFetch: false,
-      modelBasePath: `file://${packageFile('@vladmandic/human', '..', 'models')}/`,
+      modelBasePath: `${pathToFileURL(packageFile('@vladmandic/human', '..', 'models')).href}/`,
       debug: false,
       // Every image is judged on its own: no reuse of the previous "frame"'s boxes.
       cacheSensitivity: 0,
@@ -90,7 +92,7 @@ function loadDetector(): Promise<{ human: Human; tf: typeof Tf }> {
         mesh: { enabled: true, modelPath: 'facemesh.json' }, iris: off, description: off, emotion: off, antispoof: off, liveness: off, attention: off, gear: off,
       },
       body: off, hand: off, object: off, gesture: off, segmentation: off,
-    } as Partial<Config>);
+    });
     await human.load();
     return { human, tf };
   })().catch((error: unknown) => {
