@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { outputOptions } from './encode.js';
 import type { OperationDeclaration } from './operation.js';
+import { blurfaces } from './operations/blurfaces.js';
 import { composite } from './operations/composite.js';
 import { extend } from './operations/extend.js';
 import { metadata } from './operations/metadata.js';
@@ -62,6 +63,7 @@ export const operations: readonly OperationDeclaration[] = [
   // overlays
   composite,
   text,
+  blurfaces,
   // analysis (pixels unchanged unless said)
   qr,
   contours,

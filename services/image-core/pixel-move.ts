@@ -44,3 +44,12 @@ export function extractRect(image: RawImage, rect: Rect): RawImage {
   }
   return { data: out, width: rect.width, height: rect.height, channels };
 }
+
+/** The inverse of extractRect: writes `piece` (same channels) into `image` with its top-left corner at x,y. */
+export function pasteRect(image: RawImage, piece: RawImage, at: { x: number; y: number }): void {
+  const { channels } = image;
+  const rowBytes = piece.width * channels;
+  for (let row = 0; row < piece.height; row++) {
+    piece.data.copy(image.data, ((at.y + row) * image.width + at.x) * channels, row * rowBytes, (row + 1) * rowBytes);
+  }
+}
