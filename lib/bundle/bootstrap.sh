@@ -6,7 +6,7 @@
 # The stack's user data sets, above this text (names and ARNs only: nothing here changes with code):
 #   DIPS_ROLE              master | worker
 #   DIPS_STACK_NAME, DIPS_SIGNAL_RESOURCE   the stack and the resource this boot signals (CloudFormation)
-#   DIPS_BUNDLE_PARAMETER  SSM parameter holding "<bundle https URL> <sha256>": the current bundle version
+#   DIPS_BUNDLE_PARAMETER  SSM parameter holding "<bundle https URL> <version>": the current bundle version
 #   DIPS_SECRET_IDS        NAME=secret ARN, one a line: each becomes NAME=<secret> in the service's environment
 #   AWS_REGION             the region, used to sign the requests; DIPS_*_URL its endpoints
 #   DIPS_SERVICE_ARGS      the dips command line; DIPS_SERVICE_ENV its environment, one NAME=value a line
@@ -132,21 +132,27 @@ AGENT
 fi
 
 step="reading the bundle version ($DIPS_BUNDLE_PARAMETER)"
-installed=$(cat "$install_dir/BUNDLE_SHA256" 2>/dev/null || true)
+installed=$(cat "$install_dir/BUNDLE_VERSION" 2>/dev/null || true)
 version=$(aws_json ssm AmazonSSM.GetParameter "$DIPS_SSM_URL" "{\"Name\":\"$DIPS_BUNDLE_PARAMETER\"}" | json_field Parameter Value)
-read -r bundle_url bundle_sha256 <<<"$version"
-if [ "$mode" = update ] && [ "$bundle_sha256" = "$installed" ] && [ -z "${DIPS_FORCE_UPDATE:-}" ]; then
-  echo "dips-boot: bundle $bundle_sha256 is already installed"
+read -r bundle_url bundle_version <<<"$version"
+if [ "$mode" = update ] && [ "$bundle_version" = "$installed" ] && [ -z "${DIPS_FORCE_UPDATE:-}" ]; then
+  echo "dips-boot: bundle $bundle_version is already installed"
   exit 0
 fi
 
 step='downloading the bundle'
 archive=$(mktemp)
-trap 'rm -f "$archive"' EXIT
+trap 'rm -f "$archive"; rm -rf "$install_dir.next"' EXIT
 # S3 wants the payload's hash signed; a GET has the empty payload.
 aws_curl s3 -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' -o "$archive" "$bundle_url"
-echo "$bundle_sha256  $archive" | sha256sum --check --quiet --status ||
-  fail "bundle sha256 differs from the stack's: not installed"
+# Unpacked beside the running one, then swapped: an update never leaves a half-written /opt/dips.
+rm -rf "$install_dir.next"
+mkdir -p "$install_dir.next"
+tar -xzf "$archive" -C "$install_dir.next" --no-same-owner
+# The archive names its own version (its inputs' hash, as the stack does): another object under
+# that key, or an archive built from inputs changed since synth, is refused.
+[ "$(cat "$install_dir.next/BUNDLE_VERSION" 2>/dev/null)" = "$bundle_version" ] ||
+  fail "bundle version differs from the stack's: not installed"
 
 step='reading the secrets'
 secrets=''
@@ -157,14 +163,10 @@ while IFS='=' read -r name secret_id; do
 done <<<"$DIPS_SECRET_IDS"
 
 step='installing the bundle'
-# Unpacked beside the running one, then swapped: an update never leaves a half-written /opt/dips.
-rm -rf "$install_dir.next"
-mkdir -p "$install_dir.next" "$root/etc/dips" "$root/etc/systemd/system"
-tar -xzf "$archive" -C "$install_dir.next" --no-same-owner
+mkdir -p "$root/etc/dips" "$root/etc/systemd/system"
 rm -rf "$install_dir.previous"
 [ ! -e "$install_dir" ] || mv "$install_dir" "$install_dir.previous"
 mv "$install_dir.next" "$install_dir"
-echo "$bundle_sha256" >"$install_dir/BUNDLE_SHA256"
 
 # Only root (and systemd) reads the secrets: the service gets them through EnvironmentFile.
 (
@@ -233,5 +235,5 @@ until curl -fsS -o /dev/null --max-time 5 "$DIPS_HEALTH_URL"; do
   [ "$SECONDS" -lt "$deadline" ] || fail "service unhealthy: no answer from $DIPS_HEALTH_URL within $health_seconds s"
   sleep 2
 done
-echo "dips-boot: $DIPS_ROLE $mode done, bundle $bundle_sha256"
+echo "dips-boot: $DIPS_ROLE $mode done, bundle $bundle_version"
 signal SUCCESS

@@ -31,27 +31,47 @@ export function runNpm(args: string[], cwd: string): { status: number | null; st
 }
 
 /**
- * The official Linux build of Node for `arch`, from the npm registry's node-linux-<arch> package
- * (fetched with `npm pack`, so npm's cache and proxy settings apply), checked against the pinned
- * integrity hash before its bin/node is extracted. Cached in `cacheDir`; returns the binary's path.
+ * The registry tarball of `name@version` in `cacheDir`, fetched with `npm pack` (so npm's cache,
+ * registry and proxy settings apply) and checked against `integrity` before anything uses it.
+ */
+async function packedTarball(name: string, version: string, integrity: string, cacheDir: string): Promise<string> {
+  await mkdir(cacheDir, { recursive: true });
+  // npm pack names the file after the package: @img/sharp-linux-arm64 -> img-sharp-linux-arm64-<version>.tgz.
+  const tarball = path.join(cacheDir, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`);
+  if (!existsSync(tarball)) {
+    const packed = runNpm(['pack', `${name}@${version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
+    if (packed.status !== 0 || !existsSync(tarball)) throw new Error(`npm pack ${name}@${version} failed:\n${packed.stderr}`);
+  }
+  const actual = await integrityOf(tarball);
+  if (actual !== integrity) {
+    await rm(tarball, { force: true });
+    throw new Error(`${name}@${version} has integrity ${actual}, not the expected ${integrity}: refusing it`);
+  }
+  return tarball;
+}
+
+/** Unpacks the registry package `name@version` (integrity-checked) into `destination`, as npm lays it out. */
+export async function fetchPackage(name: string, version: string, integrity: string, cacheDir: string, destination: string): Promise<void> {
+  const tarball = await packedTarball(name, version, integrity, cacheDir);
+  await rm(destination, { recursive: true, force: true });
+  await mkdir(destination, { recursive: true });
+  await tar.x({ file: tarball, cwd: destination, strip: 1 });
+}
+
+/**
+ * The official Linux build of Node for `arch`, from the npm registry's node-linux-<arch> package,
+ * checked against the pinned integrity hash before its bin/node is extracted. Cached in
+ * `cacheDir`; returns the binary's path.
  */
 export async function fetchNodeBinary(arch: BundleArch, cacheDir: string, pin: NodeRuntimePin): Promise<string> {
   const name = `node-linux-${arch}`;
   const binary = path.join(cacheDir, `${name}-${pin.version}`, 'node');
-  const tarball = path.join(cacheDir, `${name}-${pin.version}.tgz`);
-  await mkdir(cacheDir, { recursive: true });
-  if (!existsSync(tarball)) {
-    const packed = runNpm(['pack', `${name}@${pin.version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
-    if (packed.status !== 0) throw new Error(`npm pack ${name}@${pin.version} failed:\n${packed.stderr}`);
-  }
-  const actual = await integrityOf(tarball);
-  if (actual !== pin.integrity[arch]) {
-    await rm(tarball, { force: true });
-    throw new Error(`${name}@${pin.version} has integrity ${actual}, not the pinned ${pin.integrity[arch]} (lib/bundle/node-runtime.json): refusing it`);
-  }
+  const tarball = await packedTarball(name, pin.version, pin.integrity[arch], cacheDir).catch((error: Error) => {
+    throw new Error(`${error.message} (pinned in lib/bundle/node-runtime.json)`);
+  });
   if (!existsSync(binary)) {
     const folder = path.dirname(binary);
-    const partial = `${folder}.partial`;
+    const partial = `${folder}.partial-${process.pid}`;
     await rm(partial, { recursive: true, force: true });
     await mkdir(partial, { recursive: true });
     await tar.x({ file: tarball, cwd: partial, strip: 2 }, ['package/bin/node']);
