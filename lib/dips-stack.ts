@@ -69,6 +69,8 @@ export class DipsStack extends Stack {
       logGroupName,
       bootstrapKmsKeyArn: config.bootstrapKmsKeyArn,
       workerGroupName,
+      sources: config.sources,
+      destinations: config.destinations,
     });
     this.workers = new Workers(this, 'Workers', {
       vpc: network.vpc,

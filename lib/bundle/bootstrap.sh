@@ -12,12 +12,13 @@
 #   DIPS_SERVICE_ARGS      the dips command line; DIPS_SERVICE_ENV its environment, one NAME=value a line
 #   DIPS_HEALTH_URL        what must answer 200 before the boot counts as a success
 #   DIPS_ADVERTISE_PORT    workers only: the port the master reaches them on, at this instance's private IP
-#   DIPS_DATA_VOLUME_ID    master only: the EBS volume holding /var/lib/dips (survives the instance)
+#   DIPS_DATA_VOLUME_ID    master only: the EBS volume holding /var/lib/dips (survives the instance); this
+#                          script attaches it, taking it over from the master this one replaces
 #   DIPS_LOG_GROUP         CloudWatch Logs group for the boot log and the service log
 #   DIPS_WORKER_GROUP      workers only: their Auto Scaling group (to complete the drain lifecycle hook)
 # Canonical's image has neither the AWS CLI nor Node, and the bundle that brings Node sits in S3:
 # curl (>= 7.75) signs the AWS requests itself (SigV4) with the instance role's credentials from
-# IMDSv2. DIPS_IMDS_URL, DIPS_INSTALL_ROOT and DIPS_RETRY_* exist for tests.
+# IMDSv2. DIPS_IMDS_URL, DIPS_INSTALL_ROOT, DIPS_POLL_SECONDS and DIPS_RETRY_* exist for tests.
 set -Euo pipefail
 mode=${1:-boot}
 imds_url=${DIPS_IMDS_URL:-http://169.254.169.254}
@@ -33,6 +34,8 @@ health_seconds=${DIPS_HEALTH_SECONDS:-180}
 
 step='starting'
 instance_id=unknown
+# The master this boot took the data volume from, while the boot has not succeeded.
+taken_from=''
 credentials=''
 json_field() { python3 -c 'import json, sys
 value = json.load(sys.stdin)
@@ -70,7 +73,9 @@ fail() {
   local reason=$1
   # In a command substitution the trap fires too: leave the report to the script itself.
   [ "$BASHPID" = "$$" ] || exit 1
+  trap - ERR
   echo "dips-boot: FAILED $reason" >&2
+  [ -z "$taken_from" ] || give_back_data_volume || echo "dips-boot: could not give $DIPS_DATA_VOLUME_ID back to $taken_from" >&2
   signal FAILURE "$reason"
   exit 1
 }
@@ -96,6 +101,60 @@ if [ "$mode" = drain-watch ]; then
     --data-urlencode "AutoScalingGroupName=$DIPS_WORKER_GROUP" --data-urlencode 'LifecycleHookName=dips-drain' \
     --data-urlencode "InstanceId=$instance_id" --data-urlencode 'LifecycleActionResult=CONTINUE' "$DIPS_AUTOSCALING_URL" >/dev/null
   exit 0
+fi
+
+# The master's data volume is attached here, not by CloudFormation, which creates a replacement
+# master before it deletes the old one: the new master stops the old one (its service stops first,
+# so SQLite closes cleanly), detaches the volume and attaches it to itself. If this boot then fails,
+# the volume goes back and the old master is started again, so the rollback finds it as it was.
+# IAM lets the master do this to its own volume and to instances tagged as this stack's master only.
+poll=${DIPS_POLL_SECONDS:-5}
+ec2() { aws_curl ec2 --data-urlencode "Action=$1" --data-urlencode 'Version=2016-11-15' "${@:2}" "$DIPS_EC2_URL"; }
+xml_field() { python3 -c 'import sys, xml.etree.ElementTree as ET
+root = ET.fromstring(sys.stdin.read())
+for element in root.iter(): element.tag = element.tag.split("}")[-1]
+found = root.find(sys.argv[1])
+print("" if found is None else (found.text or ""))' "$1"; }
+volume_field() { ec2 DescribeVolumes --data-urlencode "VolumeId.1=$DIPS_DATA_VOLUME_ID" | xml_field "volumeSet/item/$1"; }
+instance_state() { ec2 DescribeInstances --data-urlencode "InstanceId.1=$1" | xml_field reservationSet/item/instancesSet/item/instanceState/name; }
+wait_until() { # what seconds wanted command...: polls until the command prints `wanted`
+  local what=$1 deadline=$((SECONDS + $2)) wanted=$3
+  shift 3
+  until [ "$("$@")" = "$wanted" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting for $what"
+    sleep "$poll"
+  done
+}
+move_data_volume() { # from to: detaches the volume from `from` (if any) and attaches it to `to`
+  if [ -n "$1" ]; then
+    ec2 DetachVolume --data-urlencode "VolumeId=$DIPS_DATA_VOLUME_ID" --data-urlencode "InstanceId=$1" >/dev/null
+    wait_until "$DIPS_DATA_VOLUME_ID to detach from $1" 300 available volume_field status
+  fi
+  ec2 AttachVolume --data-urlencode "VolumeId=$DIPS_DATA_VOLUME_ID" --data-urlencode "InstanceId=$2" --data-urlencode 'Device=/dev/sdf' >/dev/null
+  wait_until "$DIPS_DATA_VOLUME_ID to attach to $2" 300 attached volume_field attachmentSet/item/status
+}
+give_back_data_volume() {
+  local previous=$taken_from
+  taken_from=''
+  echo "dips-boot: giving $DIPS_DATA_VOLUME_ID back to $previous and starting it again"
+  if [ -z "$root" ]; then
+    systemctl stop "$unit" 2>/dev/null || true
+    ! mountpoint -q /var/lib/dips || umount /var/lib/dips
+  fi
+  move_data_volume "$instance_id" "$previous"
+  ec2 StartInstances --data-urlencode "InstanceId.1=$previous" >/dev/null
+}
+if [ "$mode" = boot ] && [ -n "${DIPS_DATA_VOLUME_ID:-}" ]; then
+  step="taking over the data volume $DIPS_DATA_VOLUME_ID"
+  holder=$(volume_field attachmentSet/item/instanceId)
+  if [ -n "$holder" ] && [ "$holder" != "$instance_id" ]; then
+    echo "dips-boot: stopping the previous master $holder, which holds $DIPS_DATA_VOLUME_ID"
+    ec2 StopInstances --data-urlencode "InstanceId.1=$holder" >/dev/null
+    taken_from=$holder
+    # Its service stops first (TimeoutStopSec), then the OS.
+    wait_until "the previous master $holder to stop" 600 stopped instance_state "$holder"
+  fi
+  [ "$holder" = "$instance_id" ] || move_data_volume "$holder" "$instance_id"
 fi
 
 if [ "$mode" = boot ] && [ -z "$root" ]; then
@@ -236,4 +295,5 @@ until curl -fsS -o /dev/null --max-time 5 "$DIPS_HEALTH_URL"; do
   sleep 2
 done
 echo "dips-boot: $DIPS_ROLE $mode done, bundle $bundle_version"
+taken_from=''
 signal SUCCESS

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { writeReproducibleArchive } from './archive.js';
@@ -69,22 +69,23 @@ export async function buildBundle(options: BundleOptions): Promise<Bundle> {
     nodeRuntimePin().then((pin) => fetchNodeBinary(arch, path.join(cacheDir, 'runtimes'), pin)),
     productionDependencies(repoRoot, cacheDir, arch),
   ]);
+  // The staging tree links to its parts instead of copying them (node_modules alone is 12,000 files):
+  // the archive follows the links at the top level only.
   const staging = await mkdtempIn(workDir, `staging-${arch}-`);
-  await mkdir(path.join(staging, 'bin'), { recursive: true });
+  await mkdir(path.join(staging, 'bin'));
+  await mkdir(path.join(staging, 'dist'));
   await Promise.all([
-    cp(path.join(repoRoot, 'dist', 'services'), path.join(staging, 'dist', 'services'), { recursive: true }),
-    cp(path.join(repoRoot, 'web'), path.join(staging, 'web'), { recursive: true }),
-    cp(path.join(dependencies, 'node_modules'), path.join(staging, 'node_modules'), { recursive: true }),
+    symlink(path.resolve(repoRoot, 'dist', 'services'), path.join(staging, 'dist', 'services')),
+    symlink(path.resolve(repoRoot, 'web'), path.join(staging, 'web')),
+    symlink(path.resolve(dependencies, 'node_modules'), path.join(staging, 'node_modules')),
+    symlink(path.resolve(node), path.join(staging, 'bin', 'node')),
     productionManifest(repoRoot).then((manifest) => writeFile(path.join(staging, 'package.json'), manifest)),
-    copyFile(node, path.join(staging, 'bin', 'node')),
     writeFile(path.join(staging, BUNDLE_VERSION_FILE), `${version}\n`),
     writeFile(
       path.join(staging, 'bin', 'dips'),
       `#!/bin/sh\n# The dips CLI on the bundled Node runtime.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/node" "$here/../${BUNDLE_CLI}" "$@"\n`,
     ),
   ]);
-  // npm's own bookkeeping: it names the install folder, which differs between hosts.
-  await rm(path.join(staging, 'node_modules', '.package-lock.json'), { force: true });
 
   const archivePath = options.archivePath ?? path.join(workDir, `dips-bundle-${arch}-${version}.tar.gz`);
   await writeReproducibleArchive(staging, archivePath);
@@ -150,13 +151,26 @@ const installsOn = (entry: LockedPackage, arch: BundleArch) => allows(entry.os, 
  * @img/sharp-linux-arm64 and its libvips) are fetched with `npm pack` and checked against the lock
  * file's integrity, as npm would. One install instead of one per architecture.
  */
-async function productionDependencies(repoRoot: string, cacheDir: string, arch: BundleArch): Promise<string> {
+function productionDependencies(repoRoot: string, cacheDir: string, arch: BundleArch): Promise<string> {
+  // Builds running at once (both architectures, in the tests) share one install.
+  const key = `${repoRoot}\0${cacheDir}\0${arch}`;
+  if (!installs.has(key)) {
+    const installing = installDependencies(repoRoot, cacheDir, arch);
+    installs.set(key, installing);
+    installing.catch(() => installs.delete(key));
+  }
+  return installs.get(key)!;
+}
+const installs = new Map<string, Promise<string>>();
+
+async function installDependencies(repoRoot: string, cacheDir: string, arch: BundleArch): Promise<string> {
   const lock = await readFile(path.join(repoRoot, 'package-lock.json'), 'utf8');
   const manifest = await productionManifest(repoRoot);
-  const key = createHash('sha256').update(lock).update(manifest).update('linux-glibc').digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(lock).update(manifest).update('linux-glibc v2').digest('hex').slice(0, 16);
   const base = path.join(cacheDir, `dependencies-${key}`);
   const folder = path.join(base, arch);
   if (existsSync(path.join(folder, 'node_modules'))) return folder;
+  await mkdir(cacheDir, { recursive: true });
 
   if (arch === FIRST_ARCH) {
     await publishOnce(folder, async (partial) => {
@@ -167,6 +181,8 @@ async function productionDependencies(repoRoot: string, cacheDir: string, arch: 
         partial,
       );
       if (npm.status !== 0) throw new Error(`npm ci --omit=dev --cpu=${arch} failed in ${partial}:\n${npm.stderr}`);
+      // npm's own bookkeeping: it names the install folder, which differs between hosts.
+      await rm(path.join(partial, 'node_modules', '.package-lock.json'));
     });
     await removeOtherKeys(cacheDir, base);
     return folder;
@@ -176,7 +192,7 @@ async function productionDependencies(repoRoot: string, cacheDir: string, arch: 
   const packages = (JSON.parse(lock) as { packages: Record<string, LockedPackage> }).packages;
   const constrained = Object.entries(packages).filter(([where, entry]) => where !== '' && !entry.dev && (entry.os || entry.cpu || entry.libc));
   await publishOnce(folder, async (partial) => {
-    await cp(path.join(first, 'node_modules'), path.join(partial, 'node_modules'), { recursive: true });
+    await linkTree(path.join(first, 'node_modules'), path.join(partial, 'node_modules'));
     for (const [where, entry] of constrained) {
       if (installsOn(entry, FIRST_ARCH) && !installsOn(entry, arch)) await rm(path.join(partial, where), { recursive: true, force: true });
     }
@@ -210,6 +226,23 @@ async function removeOtherKeys(cacheDir: string, keep: string): Promise<void> {
   for (const entry of await readdir(cacheDir)) {
     if (entry.startsWith('dependencies-') && !entry.includes('.partial-') && entry !== path.basename(keep)) await rm(path.join(cacheDir, entry), { recursive: true, force: true });
   }
+}
+
+/**
+ * Copies a tree as hard links (the cache's trees are never written after they are made), or as
+ * copies where the file system has no hard links to share.
+ */
+async function linkTree(source: string, destination: string): Promise<void> {
+  await mkdir(destination, { recursive: true });
+  await Promise.all(
+    (await readdir(source, { withFileTypes: true })).map(async (entry) => {
+      const from = path.join(source, entry.name);
+      const to = path.join(destination, entry.name);
+      if (entry.isDirectory()) return linkTree(from, to);
+      if (entry.isSymbolicLink()) return symlink(await readlink(from), to);
+      return link(from, to).catch(() => copyFile(from, to));
+    }),
+  );
 }
 
 async function mkdtempIn(parent: string, prefix: string): Promise<string> {

@@ -30,24 +30,34 @@ export function runNpm(args: string[], cwd: string): { status: number | null; st
   return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr || result.error?.message || '' };
 }
 
+/** Fetches in flight or done, by tarball path: builds running at once share one (the tests build both architectures together). */
+const fetches = new Map<string, Promise<string>>();
+
 /**
  * The registry tarball of `name@version` in `cacheDir`, fetched with `npm pack` (so npm's cache,
  * registry and proxy settings apply) and checked against `integrity` before anything uses it.
  */
-async function packedTarball(name: string, version: string, integrity: string, cacheDir: string): Promise<string> {
-  await mkdir(cacheDir, { recursive: true });
+function packedTarball(name: string, version: string, integrity: string, cacheDir: string): Promise<string> {
   // npm pack names the file after the package: @img/sharp-linux-arm64 -> img-sharp-linux-arm64-<version>.tgz.
   const tarball = path.join(cacheDir, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`);
-  if (!existsSync(tarball)) {
-    const packed = runNpm(['pack', `${name}@${version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
-    if (packed.status !== 0 || !existsSync(tarball)) throw new Error(`npm pack ${name}@${version} failed:\n${packed.stderr}`);
+  if (!fetches.has(tarball)) {
+    const fetching = (async () => {
+      await mkdir(cacheDir, { recursive: true });
+      if (!existsSync(tarball)) {
+        const packed = runNpm(['pack', `${name}@${version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
+        if (packed.status !== 0 || !existsSync(tarball)) throw new Error(`npm pack ${name}@${version} failed:\n${packed.stderr}`);
+      }
+      const actual = await integrityOf(tarball);
+      if (actual !== integrity) {
+        await rm(tarball, { force: true });
+        throw new Error(`${name}@${version} has integrity ${actual}, not the expected ${integrity}: refusing it`);
+      }
+      return tarball;
+    })();
+    fetches.set(tarball, fetching);
+    fetching.catch(() => fetches.delete(tarball));
   }
-  const actual = await integrityOf(tarball);
-  if (actual !== integrity) {
-    await rm(tarball, { force: true });
-    throw new Error(`${name}@${version} has integrity ${actual}, not the expected ${integrity}: refusing it`);
-  }
-  return tarball;
+  return fetches.get(tarball)!;
 }
 
 /** Unpacks the registry package `name@version` (integrity-checked) into `destination`, as npm lays it out. */
@@ -71,12 +81,12 @@ export async function fetchNodeBinary(arch: BundleArch, cacheDir: string, pin: N
   });
   if (!existsSync(binary)) {
     const folder = path.dirname(binary);
-    const partial = `${folder}.partial-${process.pid}`;
-    await rm(partial, { recursive: true, force: true });
+    const partial = `${folder}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
     await mkdir(partial, { recursive: true });
     await tar.x({ file: tarball, cwd: partial, strip: 2 }, ['package/bin/node']);
-    await rm(folder, { recursive: true, force: true });
-    await rename(partial, folder);
+    // Another build may have got there first: its binary is the same.
+    await rename(partial, folder).catch(() => undefined);
+    await rm(partial, { recursive: true, force: true });
   }
   return binary;
 }

@@ -49,6 +49,7 @@ export function addBootCommands(userData: ec2.UserData, props: BootUserDataProps
     `DIPS_SECRETS_URL='${endpoint('secretsmanager')}'`,
     `DIPS_CFN_URL='${endpoint('cloudformation')}'`,
     `DIPS_AUTOSCALING_URL='${endpoint('autoscaling')}'`,
+    `DIPS_EC2_URL='${endpoint('ec2')}'`,
     `DIPS_SERVICE_ARGS='${props.serviceArgs}'`,
     `DIPS_SERVICE_ENV='${lines(props.serviceEnv)}'`,
     `DIPS_HEALTH_URL='${props.healthUrl}'`,

@@ -15,7 +15,11 @@ import { AMIS, CLI_BUNDLING_STACKS, type CdkCommand, codeVersion, synthesize } f
 
 const ALLOWED_CIDR = '203.0.113.0/24';
 // A Graviton master and x86 workers: both bundles, both images.
-const CONTEXT = { allowedCidr: ALLOWED_CIDR, minWorkers: '2', maxWorkers: '5', masterInstanceType: 't4g.small', workerInstanceType: 't3.micro', stackName: 'DipsTest' };
+// Batch jobs may read two buckets' prefixes and write one.
+const CONTEXT = {
+  allowedCidr: ALLOWED_CIDR, minWorkers: '2', maxWorkers: '5', masterInstanceType: 't4g.small', workerInstanceType: 't3.micro', stackName: 'DipsTest',
+  sources: 's3://photos/in/,s3://other-bucket', destinations: 's3://photos/out',
+};
 
 type Json = Record<string, any>;
 let workDir: string;
@@ -136,6 +140,18 @@ describe('context', () => {
     expect(configOf({ allowedCidr: ALLOWED_CIDR, architecture: 'arm64' })).not.toThrow();
   });
 
+  it('refuses sources and destinations that are not s3:// URIs of valid bucket names, naming each', () => {
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, sources: 's3://photos/in/,/data/in' })).toThrow(/context "sources": "\/data\/in" is not an s3:\/\/bucket\/prefix URI/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, destinations: 's3://Photos/out/' })).toThrow(/context "destinations": "s3:\/\/Photos\/out\/" names the bucket "Photos": S3 bucket names are 3 to 63 lowercase/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, sources: 'file:///srv/in' })).toThrow(/"file:\/\/\/srv\/in" is not an s3:\/\/bucket\/prefix URI/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, destinations: 's3://photos/out/../in' })).toThrow(/"\.\." segment/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, sources: 's3://photos/in*' })).toThrow(/wildcard/);
+    expect(readConfig(new App({ context: { allowedCidr: ALLOWED_CIDR, sources: ' s3://photos/in , s3://other-bucket/' } }).node).sources).toEqual([
+      { uri: 's3://photos/in', bucket: 'photos', prefix: 'in/' },
+      { uri: 's3://other-bucket/', bucket: 'other-bucket', prefix: '' },
+    ]);
+  });
+
   it('tells the architecture from the instance type', () => {
     expect(['t4g.micro', 'm7g.large', 'c7gn.xlarge', 'r8g.medium', 't3.micro', 'm7i.large', 'c7a.medium', 'g5.xlarge', 'g5g.xlarge'].map(archOfInstanceType)).toEqual([
       'arm64', 'arm64', 'arm64', 'arm64', 'x64', 'x64', 'x64', 'x64', 'arm64',
@@ -200,13 +216,36 @@ describe('updates', () => {
     expect(before.DependsOn).toEqual(expect.arrayContaining([masterInstance()[0], only('AWS::AutoScaling::AutoScalingGroup')[0]]));
   });
 
-  it("keep the master's data on a volume of its own, snapshotted rather than deleted", () => {
+  it("keep the master's data on a volume of its own, snapshotted rather than deleted, that its boot attaches", () => {
     const [volumeId, volume] = only('AWS::EC2::Volume');
     const [, instance] = masterInstance();
-    expect(instance.Properties.Volumes).toEqual([{ Device: '/dev/sdf', VolumeId: { Ref: volumeId } }]);
+    // Not attached by CloudFormation: a replacement master is created while the old one holds the volume.
+    expect(instance.Properties.Volumes).toBeUndefined();
+    expect(ofType('AWS::EC2::VolumeAttachment')).toEqual([]);
     expect(volume.DeletionPolicy).toBe('Snapshot');
     expect(volume.Properties).toMatchObject({ Encrypted: true, VolumeType: 'gp3', Size: 20 });
     expect(userDataText(instance.Properties.UserData)).toContain(`DIPS_DATA_VOLUME_ID=\${Ref:${volumeId}}`);
+    expect(instance.Properties.Tags).toEqual(expect.arrayContaining([{ Key: 'dips:role', Value: 'master' }, { Key: 'dips:stack', Value: 'DipsTest' }]));
+  });
+
+  it('let a replacement master take the volume over: this volume, and instances tagged as this stack\'s master, only', () => {
+    const [volumeId] = only('AWS::EC2::Volume');
+    const statements = policyStatements(roleOf('MasterRole'));
+    const ec2Arn = (resource: unknown[]) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ...resource]] });
+    expect(statements.filter((statement) => /DataVolume/.test(statement.Sid))).toEqual([
+      { Sid: 'MoveDataVolume', Effect: 'Allow', Action: ['ec2:AttachVolume', 'ec2:DetachVolume'], Resource: ec2Arn([':volume/', { Ref: volumeId }]) },
+      {
+        Sid: 'MoveDataVolumeBetweenMasters',
+        Effect: 'Allow',
+        Action: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:StartInstances', 'ec2:StopInstances'],
+        Resource: ec2Arn([':instance/*']),
+        Condition: { StringEquals: { 'aws:ResourceTag/dips:stack': 'DipsTest', 'aws:ResourceTag/dips:role': 'master' } },
+      },
+      { Sid: 'DescribeDataVolume', Effect: 'Allow', Action: 'ec2:DescribeVolumes', Resource: '*' },
+    ]);
+    // Nothing else of the stack may stop, start or move volumes.
+    const elsewhere = ofType('AWS::IAM::Policy').flatMap(([, policy]) => policy.Properties.PolicyDocument.Statement as Json[]).filter((statement) => !/DataVolume/.test(statement.Sid));
+    expect(elsewhere.flatMap((statement) => [statement.Action].flat()).filter((action) => /^ec2:(Attach|Detach|Stop|Start)/.test(action))).toEqual([]);
   });
 });
 
@@ -436,6 +475,7 @@ describe('permissions', () => {
     expect(wildcard.flatMap((statement) => [statement.Action].flat()).filter((action) => !/^(ssmmessages|ec2messages|ssm):/.test(action)).sort()).toEqual([
       'autoscaling:DescribeAutoScalingGroups',
       'ec2:DescribeInstances',
+      'ec2:DescribeVolumes',
     ]);
   });
 
@@ -447,6 +487,27 @@ describe('permissions', () => {
     expect(objects.Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, '/jobs/*']] });
     const list = statements.find((statement) => statement.Action === 's3:ListBucket')!;
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': 'jobs/*' } });
+  });
+
+  it('let the master list, read and write exactly the batch prefixes named by context, and tell it them', () => {
+    const named = policyStatements(roleOf('MasterRole')).filter((statement) => /Batch/.test(statement.Sid));
+    const arn = (resource: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${resource}`]] });
+    expect(named).toEqual([
+      { Sid: 'ListBatchData0', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('photos'), Condition: { StringLike: { 's3:prefix': ['in/*', 'out/*'] } } },
+      { Sid: 'ListBatchData1', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('other-bucket'), Condition: { StringLike: { 's3:prefix': '*' } } },
+      { Sid: 'ReadBatchSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [arn('photos/in/*'), arn('other-bucket/*')] },
+      { Sid: 'WriteBatchDestinations', Effect: 'Allow', Action: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'], Resource: arn('photos/out/*') },
+    ]);
+    // No other statement of the master names those buckets.
+    const others = policyStatements(roleOf('MasterRole')).filter((statement) => !/Batch/.test(statement.Sid));
+    expect(others.filter((statement) => /photos|other-bucket/.test(JSON.stringify(statement)))).toEqual([]);
+    const text = userDataText(masterInstance()[1].Properties.UserData);
+    expect(text).toContain('DIPS_SOURCES=s3://photos/in/,s3://other-bucket\n');
+    expect(text).toContain('DIPS_DESTINATIONS=s3://photos/out\n');
+  });
+
+  it('let the workers read nothing of the batch buckets: the master hands them blobs', () => {
+    expect(JSON.stringify(policyStatements(roleOf('WorkersRole')))).not.toMatch(/photos|other-bucket/);
   });
 
   it('let the workers read their bundle, its version and the worker token, never the client token', () => {
