@@ -43,12 +43,18 @@ for key in sys.argv[1:]: value = value[key]
 print(value)' "$@"; }
 
 # The credentials reach curl on stdin, not on its command line, so they never show in the process list.
+# curl_credentials is curl's config for them, made once per credentials read (read_credentials).
+curl_credentials=''
+read_credentials() {
+  credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+  curl_credentials=$(python3 -c 'import json, sys
+value = json.load(sys.stdin)
+print("user = \"%s:%s\"\nheader = \"x-amz-security-token: %s\"" % (value["AccessKeyId"], value["SecretAccessKey"], value["Token"]))' <<<"$credentials")
+}
 aws_curl() {
   local service=$1
   shift
-  printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$(json_field AccessKeyId <<<"$credentials")" \
-    "$(json_field SecretAccessKey <<<"$credentials")" "$(json_field Token <<<"$credentials")" |
-    curl -fsS "${retry[@]}" --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" "$@"
+  curl -fsS "${retry[@]}" --config - --aws-sigv4 "aws:amz:$AWS_REGION:$service" "$@" <<<"$curl_credentials"
 }
 aws_json() { # service target url body: the JSON 1.1 protocol of Secrets Manager and SSM
   aws_curl "$1" -X POST -H 'Content-Type: application/x-amz-json-1.1' -H "X-Amz-Target: $2" --data "$4" "$3"
@@ -86,7 +92,7 @@ step='reading IMDSv2'
 imds_token=$(curl -fsS "${retry[@]}" -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 600' "$imds_url/latest/api/token")
 imds() { curl -fsS "${retry[@]}" -H "X-aws-ec2-metadata-token: $imds_token" "$imds_url/latest/meta-data/$1"; }
 instance_id=$(imds instance-id)
-credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+read_credentials
 
 if [ "$mode" = drain-watch ]; then
   step='watching for termination'
@@ -96,7 +102,7 @@ if [ "$mode" = drain-watch ]; then
   done
   step='draining'
   systemctl stop "$unit" || echo "dips-boot: $unit did not stop cleanly" >&2
-  credentials=$(imds "iam/security-credentials/$(imds iam/security-credentials/)")
+  read_credentials
   aws_curl autoscaling --data-urlencode 'Action=CompleteLifecycleAction' --data-urlencode 'Version=2011-01-01' \
     --data-urlencode "AutoScalingGroupName=$DIPS_WORKER_GROUP" --data-urlencode 'LifecycleHookName=dips-drain' \
     --data-urlencode "InstanceId=$instance_id" --data-urlencode 'LifecycleActionResult=CONTINUE' "$DIPS_AUTOSCALING_URL" >/dev/null

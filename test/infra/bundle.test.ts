@@ -14,7 +14,8 @@ import { type DipsProcess, killAll, launchDips } from '../helpers/processes.js';
 import { ARM64_SYSROOT, ensureArm64Emulation, QEMU } from './qemu.js';
 
 const REPO = repoRoot();
-const PHOTO = corpus('ladybird.jpg');
+// The corpus's smallest photo: under qemu every pixel is emulated.
+const PHOTO = corpus('aqua.jpg');
 const TOKEN = randomBytes(24).toString('hex');
 const WORKER_TOKEN = randomBytes(24).toString('hex');
 // Staging trees and archives of this run; the Node builds and production installs are cached between
@@ -145,7 +146,8 @@ async function startFromBundle(arch: BundleArch, root: string, args: string[]): 
     cli: path.join(root, 'dist/services/cli/main.js'),
     cwd: root,
     // Nothing from the repository: no PATH entry, no NODE_PATH, not its working directory.
-    env: { PATH: '/usr/bin:/bin', HOME: root, DIPS_TOKEN: TOKEN, DIPS_WORKER_TOKEN: WORKER_TOKEN, DIPS_SCALE_IN_AFTER: '3600' },
+    // NODE_COMPILE_CACHE: the worker reuses the bytecode the master compiled (startup under qemu is mostly compiling).
+    env: { PATH: '/usr/bin:/bin', HOME: root, DIPS_TOKEN: TOKEN, DIPS_WORKER_TOKEN: WORKER_TOKEN, DIPS_SCALE_IN_AFTER: '3600', NODE_COMPILE_CACHE: path.join(root, '.compile-cache') },
   });
   started.push(bundled);
   return bundled;

@@ -494,8 +494,8 @@ describe('permissions', () => {
     const arn = (resource: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${resource}`]] });
     expect(named).toEqual([
       { Sid: 'ListBatchData0', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('photos'), Condition: { StringLike: { 's3:prefix': ['in/*', 'out/*'] } } },
-      { Sid: 'ListBatchData1', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('other-bucket'), Condition: { StringLike: { 's3:prefix': '*' } } },
-      { Sid: 'ReadBatchSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [arn('photos/in/*'), arn('other-bucket/*')] },
+      { Sid: 'ListBatchData1', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('other-bucket'), Condition: { StringLike: { 's3:prefix': ['*'] } } },
+      { Sid: 'ReadBatchSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [arn('other-bucket/*'), arn('photos/in/*')] },
       { Sid: 'WriteBatchDestinations', Effect: 'Allow', Action: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'], Resource: arn('photos/out/*') },
     ]);
     // No other statement of the master names those buckets.
