@@ -5,7 +5,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleInputsHash } from '../lib/bundle/build-bundle.js';
 import { repoRoot } from '../lib/bundle/repo-root.js';
 import { BUNDLE_ARCHS, type BundleArch } from '../lib/bundle/target.js';
-import { buildBundleInChildProcess } from '../lib/bundle-release.js';
+import { bundleCommandOf } from '../lib/bundle-release.js';
 import { DipsConfigError, readConfig } from '../lib/config.js';
 import { DipsStack } from '../lib/dips-stack.js';
 
@@ -13,13 +13,12 @@ const app = new App();
 try {
   const config = readConfig(app.node);
   const root = repoRoot();
-  // Hashing the inputs is cheap; building is left to CDK's bundling, which cdk ls and cdk destroy skip.
-  const hashes = Object.fromEntries(await Promise.all(BUNDLE_ARCHS.map(async (arch) => [arch, await bundleInputsHash(root, arch)]))) as Record<BundleArch, string>;
+  // Hashing the inputs is cheap; building is left to CDK's asset publisher, which only cdk deploy runs.
+  const versions = Object.fromEntries(await Promise.all(BUNDLE_ARCHS.map(async (arch) => [arch, await bundleInputsHash(root, arch)]))) as Record<BundleArch, string>;
   new DipsStack(app, config.stackName, {
     config,
-    repoRoot: root,
-    inputsHash: (arch) => hashes[arch],
-    builder: buildBundleInChildProcess(root),
+    bundleVersion: (arch) => versions[arch],
+    bundleCommand: bundleCommandOf(root),
     // Looks up (once, then cdk.context.json) the pinned Ubuntu images and the availability zones.
     env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   });

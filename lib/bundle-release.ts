@@ -1,78 +1,65 @@
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Aws, AssetHashType, AssetStaging, BundlingOutput, DockerImage, Stack } from 'aws-cdk-lib';
-import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import { Aws, Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { BundleArch } from './bundle/target.js';
 
-/** Builds the bundle for `arch` into `archivePath`, synchronously (CDK's local bundling is). */
-export type BundleBuilder = (arch: BundleArch, archivePath: string) => void;
+/**
+ * The command that builds the bundle for `arch` and prints the archive's path, as CDK's asset
+ * publisher (cdk-assets) runs it: only when it publishes the asset, i.e. on `cdk deploy` (or
+ * `cdk publish-assets`), and only when the bootstrap bucket does not hold that version yet.
+ */
+export type BundleCommand = (arch: BundleArch, version: string) => string[];
 
-/** The default builder: `node dist/lib/bundle/main.js <arch> <archive>` (cdk.json compiles first). */
-export const buildBundleInChildProcess =
-  (repoRoot: string): BundleBuilder =>
-  (arch, archivePath) => {
-    const build = spawnSync(process.execPath, [path.join(repoRoot, 'dist', 'lib', 'bundle', 'main.js'), arch, archivePath], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-    if (build.status !== 0) throw new Error(`building the ${arch} bundle failed:\n${build.stderr}`);
-  };
+/** The default command: `node dist/lib/bundle/main.js <arch> --version <hash>` (cdk.json compiles first). */
+export const bundleCommandOf =
+  (repoRoot: string): BundleCommand =>
+  (arch, version) => [process.execPath, path.join(repoRoot, 'dist', 'lib', 'bundle', 'main.js'), arch, '--version', version];
 
 export interface BundleReleaseProps {
   arch: BundleArch;
-  /** The bundle's version before it is built (bundleInputsHash): CDK names the asset by it. */
-  inputsHash: string;
-  /** Any folder: with a custom hash, CDK neither reads nor copies it. */
-  sourceDir: string;
-  builder: BundleBuilder;
+  /** The bundle's version, known before (and without) building it: bundleInputsHash. CDK names the asset by it. */
+  version: string;
+  command: BundleCommand;
 }
 
-/** Stands in for the sha256 when CDK skipped bundling (cdk ls, cdk destroy): nothing is deployed then. */
-export const SKIPPED_SHA256 = 'bundling-skipped';
-
 /**
- * One architecture's bundle as a CDK asset, plus the SSM parameter that names the current version
- * ("<https URL> <sha256>"). Instances read the parameter at boot and on in-place updates, so the
- * user data stays the same when the code changes. CDK builds the asset only for the commands that
- * bundle (synth, diff, deploy) and only when its inputs hash is new (cdk.out/asset.<hash> is reused).
+ * One architecture's bundle as a CDK file asset, plus the SSM parameter that names the current
+ * version ("<https URL> <version>"). Instances read the parameter at boot and on in-place updates,
+ * so the user data stays the same when the code changes, and they refuse an archive whose
+ * BUNDLE_VERSION is not that version.
+ *
+ * The asset is an *external* one (the asset manifest names a command, not a file): no CDK command
+ * builds it while synthesizing. The CLI passes the same context (`aws:cdk:bundling-stacks: ["**"]`)
+ * to synth, diff and deploy, so bundling-time cannot tell a diff from a deploy; publishing can. So
+ * `cdk ls`, `cdk destroy`, `cdk diff` and `cdk synth` never build, and the template names the same
+ * version whichever command made it.
  */
 export class BundleRelease extends Construct {
-  readonly asset: s3assets.Asset;
   readonly parameter: ssm.StringParameter;
   /** The parameter's name, as text: the same for every version, so it can sit in user data. */
   readonly parameterName: string;
-  /** sha256 of the archive the instances check before unpacking. */
-  readonly sha256: string;
+  /** The archive in the CDK bootstrap bucket: what the instances may read. */
+  readonly objectArn: string;
+  readonly version: string;
   readonly arch: BundleArch;
 
   constructor(scope: Construct, id: string, props: BundleReleaseProps) {
     super(scope, id);
     this.arch = props.arch;
-    this.asset = new s3assets.Asset(this, 'Asset', {
-      path: props.sourceDir,
-      assetHash: props.inputsHash,
-      assetHashType: AssetHashType.CUSTOM,
-      bundling: {
-        // Never used: local bundling always succeeds or throws. CDK requires an image regardless.
-        image: DockerImage.fromRegistry('dips-bundles-are-built-locally'),
-        outputType: BundlingOutput.SINGLE_FILE,
-        local: {
-          tryBundle: (outputDir) => {
-            props.builder(props.arch, path.join(outputDir, `dips-bundle-${props.arch}.tar.gz`));
-            return true;
-          },
-        },
-      },
+    this.version = props.version;
+    const location = Stack.of(this).synthesizer.addFileAsset({
+      sourceHash: props.version,
+      executable: props.command(props.arch, props.version),
+      displayName: `DIPS bundle ${props.arch}`,
     });
-    const staging = this.asset.node.findChild('Stage') as AssetStaging;
-    this.sha256 = Stack.of(this).bundlingRequired ? createHash('sha256').update(readFileSync(staging.absoluteStagedPath)).digest('hex') : SKIPPED_SHA256;
-    const url = `https://${this.asset.s3BucketName}.s3.${Aws.REGION}.${Aws.URL_SUFFIX}/${this.asset.s3ObjectKey}`;
+    this.objectArn = `arn:${Aws.PARTITION}:s3:::${location.bucketName}/${location.objectKey}`;
+    const url = `https://${location.bucketName}.s3.${Aws.REGION}.${Aws.URL_SUFFIX}/${location.objectKey}`;
     this.parameterName = `/${Stack.of(this).stackName}/bundle/${props.arch}`;
     this.parameter = new ssm.StringParameter(this, 'Version', {
       parameterName: this.parameterName,
-      description: `The DIPS ${props.arch} bundle the instances run: URL and sha256`,
-      stringValue: `${url} ${this.sha256}`,
+      description: `The DIPS ${props.arch} bundle the instances run: URL and version`,
+      stringValue: `${url} ${props.version}`,
     });
   }
 }

@@ -24,6 +24,42 @@ const instanceType = (name: string, fallback: string) =>
   z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, `context "${name}" must be an EC2 instance type such as t4g.micro`).default(fallback);
 const amiId = (name: string) => z.string().regex(/^ami-[0-9a-f]{8,17}$/, `context "${name}" must be an AMI id such as ami-0123456789abcdef0`).optional();
 
+/** An S3 location the master may use for batch jobs: `bucket`, and `prefix` as a folder ('' for all of it). */
+export interface S3Root {
+  uri: string;
+  bucket: string;
+  prefix: string;
+}
+
+/**
+ * Parses `s3://bucket/prefix,...`: S3's bucket naming rules (3-63 lowercase letters, digits, dots and
+ * hyphens, a letter or digit at each end) and no "." or ".." segment, as the master's URI check. A
+ * prefix is a folder, as the master reads DIPS_SOURCES: `s3://b/in` covers `in/...`, not `inx`.
+ */
+export function parseS3Roots(name: string, text: string | undefined, context: z.RefinementCtx): S3Root[] {
+  const roots: S3Root[] = [];
+  for (const uri of (text ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')) {
+    const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(uri);
+    const refuse = (why: string) => context.addIssue({ code: 'custom', message: `context "${name}": ${JSON.stringify(uri)} ${why}` });
+    if (!match) {
+      refuse('is not an s3://bucket/prefix URI (several are separated by commas)');
+      continue;
+    }
+    const [, bucket = '', key = ''] = match;
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+      refuse(`names the bucket ${JSON.stringify(bucket)}: S3 bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit`);
+      continue;
+    }
+    if (key.split('/').some((segment) => segment === '.' || segment === '..') || /[*?'"\\\s]/.test(key)) {
+      refuse('has a ".", ".." segment, a wildcard, a quote or a space in its prefix: name the folder itself');
+      continue;
+    }
+    roots.push({ uri, bucket, prefix: key === '' || key.endsWith('/') ? key : `${key}/` });
+  }
+  return roots;
+}
+const s3Roots = (name: string) => z.string({ error: `context "${name}" must be a comma-separated list of s3:// URIs` }).optional().transform((text, context) => parseS3Roots(name, text, context));
+
 const configObject = z.object({
     allowedCidr: cidr,
     stackName: z
@@ -51,6 +87,9 @@ const configObject = z.object({
     masterDataVolumeGiB: count('masterDataVolumeGiB', 20),
     workerVolumeGiB: count('workerVolumeGiB', 10),
     jobDataExpiryDays: count('jobDataExpiryDays', 7),
+    /** Buckets (and prefixes) batch jobs may read from and write to, besides the stack's own (DIPS_SOURCES/DIPS_DESTINATIONS). */
+    sources: s3Roots('sources'),
+    destinations: s3Roots('destinations'),
   });
 const configShape = configObject.shape;
 const configSchema = configObject

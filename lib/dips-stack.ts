@@ -1,10 +1,9 @@
-import path from 'node:path';
 import { CfnOutput, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { EC2_UNIQUE_IMDSV2_LAUNCH_TEMPLATE_NAME } from 'aws-cdk-lib/cx-api';
 import type { Construct } from 'constructs';
 import { ApiEndpoint } from './api-endpoint.js';
-import { type BundleBuilder, BundleRelease } from './bundle-release.js';
+import { type BundleCommand, BundleRelease } from './bundle-release.js';
 import { archOfInstanceType, type BundleArch } from './bundle/target.js';
 import type { DipsConfig } from './config.js';
 import { InPlaceUpdate, STACK_TAG_KEY } from './in-place-update.js';
@@ -16,11 +15,10 @@ import { Workers } from './workers.js';
 
 export interface DipsStackProps extends StackProps {
   config: DipsConfig;
-  /** The repository whose dist/, web/ and lock file make the bundles (bundleInputsHash). */
-  repoRoot: string;
-  /** The bundle's version per architecture, from its inputs: known before (or without) building it. */
-  inputsHash: (arch: BundleArch) => string;
-  builder: BundleBuilder;
+  /** The bundle's version per architecture, from its inputs (bundleInputsHash): known without building it. */
+  bundleVersion: (arch: BundleArch) => string;
+  /** What CDK's asset publisher runs to build a bundle, on deploy only. */
+  bundleCommand: BundleCommand;
 }
 
 /** A DIPS cluster: master, auto-scaled workers, job-data bucket, secrets, HTTPS endpoint and logs. */
@@ -49,7 +47,7 @@ export class DipsStack extends Stack {
     const releases = new Map<BundleArch, BundleRelease>();
     const releaseFor = (arch: BundleArch) => {
       if (!releases.has(arch)) {
-        releases.set(arch, new BundleRelease(this, `Bundle-${arch}`, { arch, inputsHash: props.inputsHash(arch), sourceDir: path.join(props.repoRoot, 'lib', 'bundle'), builder: props.builder }));
+        releases.set(arch, new BundleRelease(this, `Bundle-${arch}`, { arch, version: props.bundleVersion(arch), command: props.bundleCommand }));
       }
       return releases.get(arch)!;
     };
@@ -71,6 +69,8 @@ export class DipsStack extends Stack {
       logGroupName,
       bootstrapKmsKeyArn: config.bootstrapKmsKeyArn,
       workerGroupName,
+      sources: config.sources,
+      destinations: config.destinations,
     });
     this.workers = new Workers(this, 'Workers', {
       vpc: network.vpc,

@@ -26,7 +26,7 @@ export class InPlaceUpdate extends Construct {
 
   constructor(scope: Construct, id: string, props: InPlaceUpdateProps) {
     super(scope, id);
-    const versions = props.releases.map((release) => `${release.arch}=${release.asset.assetHash}`).join(' ');
+    const versions = props.releases.map((release) => `${release.arch}=${release.version}`).join(' ');
     this.association = new ssm.CfnAssociation(this, 'Association', {
       associationName: `${Stack.of(this).stackName}-update`,
       name: 'AWS-RunShellScript',

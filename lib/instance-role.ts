@@ -25,7 +25,7 @@ export function instanceRole(scope: Construct, props: InstanceRoleProps): iam.Ro
   const statement = (sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
     role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources, ...(conditions ? { conditions } : {}) }));
 
-  statement('ReadBundle', ['s3:GetObject'], [props.release.asset.bucket.arnForObjects(props.release.asset.s3ObjectKey)]);
+  statement('ReadBundle', ['s3:GetObject'], [props.release.objectArn]);
   statement('ReadBundleVersion', ['ssm:GetParameter'], [props.release.parameter.parameterArn]);
   if (props.bootstrapKmsKeyArn) {
     statement('DecryptBundle', ['kms:Decrypt'], [props.bootstrapKmsKeyArn], { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } });

@@ -1,4 +1,4 @@
-import { Aws, type CfnElement, Duration, RemovalPolicy, Size, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, type CfnElement, Duration, RemovalPolicy, Size, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -9,7 +9,9 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { BundleRelease } from './bundle-release.js';
 import { addBootCommands } from './bundle/user-data.js';
-import { API_PORT, JOB_DATA_PREFIX, MASTER_DATA_DIR } from './config.js';
+import { STACK_TAG_KEY } from './in-place-update.js';
+import { grantBatchDataAccess } from './batch-data-access.js';
+import { API_PORT, JOB_DATA_PREFIX, MASTER_DATA_DIR, type S3Root } from './config.js';
 import { instanceRole } from './instance-role.js';
 import { encryptedRootVolume } from './root-volume.js';
 
@@ -31,7 +33,13 @@ export interface MasterProps {
   bootstrapKmsKeyArn?: string | undefined;
   /** The workers' Auto Scaling group, by name: the master's scaler sets its desired capacity. */
   workerGroupName: string;
+  /** Extra buckets batch jobs read from and write to (context "sources", "destinations"). */
+  sources: S3Root[];
+  destinations: S3Root[];
 }
+
+/** The tag naming an instance's role (master or worker); IAM conditions on it. */
+export const ROLE_TAG_KEY = 'dips:role';
 
 /** How long CloudFormation waits for a new instance's boot to signal success. */
 export const BOOT_TIMEOUT = Duration.minutes(20);
@@ -87,6 +95,7 @@ export class Master extends Construct {
         conditions: { StringLike: { 's3:prefix': `${JOB_DATA_PREFIX}*` } },
       }),
     );
+    const batchData = grantBatchDataAccess(this.role, { sources: props.sources, destinations: props.destinations });
     const bucketLogicalId = Stack.of(this).resolve((props.bucket.node.defaultChild as CfnElement).logicalId) as string;
     Validations.of(this.role).acknowledge(
       {
@@ -123,8 +132,10 @@ export class Master extends Construct {
       blockDevices: encryptedRootVolume(props.rootVolumeGiB),
     });
     const cfnInstance = this.instance.node.defaultChild as ec2.CfnInstance;
-    // Attached as part of the instance, so it is there when the boot script looks for it.
-    cfnInstance.volumes = [{ device: '/dev/sdf', volumeId: this.dataVolume.volumeId }];
+    // The volume is attached by the boot script, not by CloudFormation: a replacement master takes it
+    // over from the one it replaces (lib/bundle/bootstrap.sh), which CloudFormation could not do.
+    Tags.of(this.instance).add(ROLE_TAG_KEY, 'master');
+    this.grantDataVolumeTakeover();
     cfnInstance.cfnOptions.creationPolicy = { resourceSignal: { count: 1, timeout: `PT${BOOT_TIMEOUT.toMinutes()}M` } };
     addBootCommands(this.instance.userData, {
         role: 'master',
@@ -140,11 +151,12 @@ export class Master extends Construct {
           DIPS_S3_PREFIX: JOB_DATA_PREFIX,
           DIPS_ASG_NAME: props.workerGroupName,
           DIPS_MAX_PIXELS: String(props.maxImagePixels),
+          ...batchData,
           AWS_REGION: Aws.REGION,
         },
         healthUrl: `http://127.0.0.1:${API_PORT}/healthz`,
         logGroupName: props.logGroupName,
-      dataVolumeId: this.dataVolume.volumeId,
+        dataVolumeId: this.dataVolume.volumeId,
     });
 
     // A failed host (not a failed OS) is fixed by moving the instance: same id, address and volumes.
@@ -172,6 +184,34 @@ export class Master extends Construct {
         reason: 'cdk destroy must be able to remove the master; its data volume is snapshotted, host failures are handled by the recovery alarm',
       },
     );
+  }
+
+  /**
+   * What the boot script needs to move the data volume from the master it replaces: attach and
+   * detach this volume only, and only to or from instances tagged as this stack's master, which it
+   * may also stop (the old one, so SQLite closes cleanly) and start (given back when the boot fails).
+   */
+  private grantDataVolumeTakeover(): void {
+    const stack = Stack.of(this);
+    const ec2Arn = (resource: string) => `arn:${Aws.PARTITION}:ec2:${Aws.REGION}:${Aws.ACCOUNT_ID}:${resource}`;
+    const thisStacksMaster = { StringEquals: { [`aws:ResourceTag/${STACK_TAG_KEY}`]: stack.stackName, [`aws:ResourceTag/${ROLE_TAG_KEY}`]: 'master' } };
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'MoveDataVolume', actions: ['ec2:AttachVolume', 'ec2:DetachVolume'], resources: [ec2Arn(`volume/${this.dataVolume.volumeId}`)] }),
+    );
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: 'MoveDataVolumeBetweenMasters',
+        actions: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:StopInstances', 'ec2:StartInstances'],
+        resources: [ec2Arn('instance/*')],
+        conditions: thisStacksMaster,
+      }),
+    );
+    // DescribeVolumes supports no resource-level permissions (DescribeInstances is granted above).
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DescribeDataVolume', actions: ['ec2:DescribeVolumes'], resources: ['*'] }));
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
+      reason: "Instance ids are not known before launch; the condition pins the statement to instances tagged as this stack's master",
+    });
   }
 
   /** The API's address inside the VPC, as the workers reach it. */

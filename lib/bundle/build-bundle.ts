@@ -1,78 +1,101 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { copyFile, cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { writeReproducibleArchive } from './archive.js';
-import { fetchNodeBinary, nodeRuntimePin, runNpm } from './node-runtime.js';
+import { fetchNodeBinary, fetchPackage, nodeRuntimePin, runNpm } from './node-runtime.js';
 import type { BundleArch } from './target.js';
 
 export interface BundleOptions {
   /** The repository: its dist/services, web/, package.json and package-lock.json go into the bundle. */
   repoRoot: string;
-  /** Work folder: staging trees, the dependency and runtime caches. Keep it out of git. */
+  /** Work folder of this build: its staging tree and, by default, its archive. Keep it out of git. */
   workDir: string;
   /** The instances' CPU: picks the Node build and sharp's binaries. The build host's own does not matter. */
   arch: BundleArch;
-  /** Where the archive goes (default: <workDir>/dips-bundle-<arch>.tar.gz). */
+  /** Where the archive goes (default: <workDir>/dips-bundle-<arch>-<version>.tar.gz). */
   archivePath?: string;
+  /** Node builds and production dependency trees, kept between builds (default: bundleCacheDir()). */
+  cacheDir?: string;
 }
 
 export interface Bundle {
-  /** A .tar.gz holding bin/node, bin/dips, dist/services, web, package.json and node_modules. */
+  /** A .tar.gz holding bin/node, bin/dips, dist/services, web, package.json, node_modules and BUNDLE_VERSION. */
   archivePath: string;
-  /** sha256 of the archive, checked by the instances before unpacking. */
-  sha256: string;
+  /** bundleInputsHash: what the stack names, and what the instances find in BUNDLE_VERSION. */
+  version: string;
   arch: BundleArch;
 }
 
-/** The work folder `cdk synth` and `npm run bundle` use: under cdk.out/, which git ignores. */
+/** The work folder `cdk deploy` and `npm run bundle` use: under cdk.out/, which git ignores. */
 export function defaultWorkDir(repoRoot: string): string {
   return path.join(repoRoot, 'cdk.out', '.dips-bundle');
 }
 
-/** What goes into the bundle from the repository; the asset's version is their hash (see bundleInputsHash). */
+/**
+ * Where Node builds and production installs are kept, shared by every checkout of the repository
+ * (each entry is keyed by what makes it: the pinned Node version, the lock file): DIPS_CACHE_DIR,
+ * else $XDG_CACHE_HOME/dips/bundle, else ~/.cache/dips/bundle.
+ */
+export function bundleCacheDir(): string {
+  if (process.env.DIPS_CACHE_DIR) return process.env.DIPS_CACHE_DIR;
+  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'dips', 'bundle');
+}
+
+/** What goes into the bundle from the repository; the bundle's version is their hash (see bundleInputsHash). */
 export const BUNDLE_INPUTS = ['dist/services', 'web', 'package.json', 'package-lock.json', 'lib/bundle/node-runtime.json'] as const;
 
 /** Path of the CLI inside the bundle (and inside /opt/dips on the instances). */
 export const BUNDLE_CLI = 'dist/services/cli/main.js';
 
+/** The file in the bundle naming its version; the instances compare it with the stack's before installing. */
+export const BUNDLE_VERSION_FILE = 'BUNDLE_VERSION';
+
 /**
  * Builds the archive the instances run, for `arch`, on any host: Node is the official Linux build
- * from the npm registry (integrity-pinned), sharp's Linux binaries come from npm's --os/--cpu/--libc
- * selection, and the archive is written in JavaScript. Reproducible: same inputs, same bytes.
+ * from the npm registry (integrity-pinned), sharp's Linux binaries are those npm selects for that
+ * CPU (see productionDependencies), and the archive is written in JavaScript. Reproducible: same
+ * inputs, same bytes.
  */
 export async function buildBundle(options: BundleOptions): Promise<Bundle> {
   const { repoRoot, workDir, arch } = options;
+  const cacheDir = options.cacheDir ?? bundleCacheDir();
   const cli = path.join(repoRoot, BUNDLE_CLI);
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run "npm run build" before bundling`);
+  const version = await bundleInputsHash(repoRoot, arch);
 
-  const pin = await nodeRuntimePin();
-  const node = await fetchNodeBinary(arch, path.join(workDir, 'runtimes'), pin);
-  const staging = path.join(workDir, `staging-${arch}`);
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(path.join(staging, 'bin'), { recursive: true });
-  await cp(path.join(repoRoot, 'dist', 'services'), path.join(staging, 'dist', 'services'), { recursive: true });
-  await cp(path.join(repoRoot, 'web'), path.join(staging, 'web'), { recursive: true });
-  await writeFile(path.join(staging, 'package.json'), await productionManifest(repoRoot));
-  await copyFile(node, path.join(staging, 'bin', 'node'));
-  await writeFile(
-    path.join(staging, 'bin', 'dips'),
-    `#!/bin/sh\n# The dips CLI on the bundled Node runtime.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/node" "$here/../${BUNDLE_CLI}" "$@"\n`,
-  );
-  const dependencies = await productionDependencies(repoRoot, workDir, arch);
-  await cp(path.join(dependencies, 'node_modules'), path.join(staging, 'node_modules'), { recursive: true });
-  // npm's own bookkeeping: it names the install folder, which differs between hosts.
-  await rm(path.join(staging, 'node_modules', '.package-lock.json'), { force: true });
+  const [node, dependencies] = await Promise.all([
+    nodeRuntimePin().then((pin) => fetchNodeBinary(arch, path.join(cacheDir, 'runtimes'), pin)),
+    productionDependencies(repoRoot, cacheDir, arch),
+  ]);
+  // The staging tree links to its parts instead of copying them (node_modules alone is 12,000 files):
+  // the archive follows the links at the top level only.
+  const staging = await mkdtempIn(workDir, `staging-${arch}-`);
+  await mkdir(path.join(staging, 'bin'));
+  await mkdir(path.join(staging, 'dist'));
+  await Promise.all([
+    symlink(path.resolve(repoRoot, 'dist', 'services'), path.join(staging, 'dist', 'services')),
+    symlink(path.resolve(repoRoot, 'web'), path.join(staging, 'web')),
+    symlink(path.resolve(dependencies, 'node_modules'), path.join(staging, 'node_modules')),
+    symlink(path.resolve(node), path.join(staging, 'bin', 'node')),
+    productionManifest(repoRoot).then((manifest) => writeFile(path.join(staging, 'package.json'), manifest)),
+    writeFile(path.join(staging, BUNDLE_VERSION_FILE), `${version}\n`),
+    writeFile(
+      path.join(staging, 'bin', 'dips'),
+      `#!/bin/sh\n# The dips CLI on the bundled Node runtime.\nhere=$(dirname "$(readlink -f "$0")")\nexec "$here/node" "$here/../${BUNDLE_CLI}" "$@"\n`,
+    ),
+  ]);
 
-  const archivePath = options.archivePath ?? path.join(workDir, `dips-bundle-${arch}.tar.gz`);
+  const archivePath = options.archivePath ?? path.join(workDir, `dips-bundle-${arch}-${version}.tar.gz`);
   await writeReproducibleArchive(staging, archivePath);
   await rm(staging, { recursive: true, force: true });
-  return { archivePath, sha256: await sha256File(archivePath), arch };
+  return { archivePath, version, arch };
 }
 
 /**
  * The bundle's version without building it: a hash of its inputs and target. CDK names the asset
- * by it, so synth, diff and deploy build only when it changes (and ls/destroy never build).
+ * by it, so a deploy builds and uploads only when it changes.
  */
 export async function bundleInputsHash(repoRoot: string, arch: BundleArch): Promise<string> {
   const hash = createHash('sha256').update(`dips-bundle-v1\0${arch}\0`);
@@ -99,39 +122,130 @@ async function productionManifest(repoRoot: string): Promise<string> {
   return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 
-/**
- * `npm ci --omit=dev` for Linux on `arch` with glibc, in a folder of its own cached by lock file and
- * target. npm picks sharp's @img/sharp-linux-<arch> packages from the lock file by --os/--cpu/--libc;
- * install scripts are skipped: nothing compiles (SQLite is Node's own). No .bin links (they differ per host).
- */
-async function productionDependencies(repoRoot: string, workDir: string, arch: BundleArch): Promise<string> {
-  const lock = await readFile(path.join(repoRoot, 'package-lock.json'));
-  const manifest = await productionManifest(repoRoot);
-  const key = createHash('sha256').update(lock).update(manifest).update(`linux-${arch}-glibc`).digest('hex').slice(0, 16);
-  const folder = path.join(workDir, `dependencies-${arch}-${key}`);
-  if (existsSync(path.join(folder, 'node_modules', '.package-lock.json'))) return folder;
+/** The CPU npm installs for first; the other architectures start from its tree. */
+const FIRST_ARCH: BundleArch = 'x64';
 
-  await rm(folder, { recursive: true, force: true });
-  await mkdir(folder, { recursive: true });
-  await writeFile(path.join(folder, 'package.json'), manifest);
-  await copyFile(path.join(repoRoot, 'package-lock.json'), path.join(folder, 'package-lock.json'));
-  const npm = runNpm(
-    ['ci', '--omit=dev', '--ignore-scripts', '--no-bin-links', '--os=linux', `--cpu=${arch}`, '--libc=glibc', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'],
-    folder,
-  );
-  if (npm.status !== 0) {
-    await rm(folder, { recursive: true, force: true });
-    throw new Error(`npm ci --omit=dev --cpu=${arch} failed in ${folder}:\n${npm.stderr}`);
+interface LockedPackage {
+  version: string;
+  integrity: string;
+  os?: string[];
+  cpu?: string[];
+  libc?: string[];
+  dev?: boolean;
+}
+
+/** npm's platform rule (npm-install-checks): a list matches when it names the value, or only excludes others ("!x"). */
+function allows(list: string[] | undefined, value: string): boolean {
+  if (!list || list.length === 0) return true;
+  if (list.includes(`!${value}`)) return false;
+  return list.includes(value) || list.every((entry) => entry.startsWith('!'));
+}
+const installsOn = (entry: LockedPackage, arch: BundleArch) => allows(entry.os, 'linux') && allows(entry.cpu, arch) && allows(entry.libc, 'glibc');
+
+/**
+ * The production `node_modules` for Linux on `arch` with glibc, cached by lock file and target.
+ * npm installs it once (`npm ci --omit=dev --os=linux --cpu=x64 --libc=glibc`: install scripts
+ * skipped, nothing compiles, SQLite is Node's own; no .bin links, they differ per host). Another
+ * architecture's tree is that tree with npm's platform choice redone from the lock file: packages
+ * whose os/cpu/libc fit only the first target are removed, those that fit only this one (sharp's
+ * @img/sharp-linux-arm64 and its libvips) are fetched with `npm pack` and checked against the lock
+ * file's integrity, as npm would. One install instead of one per architecture.
+ */
+function productionDependencies(repoRoot: string, cacheDir: string, arch: BundleArch): Promise<string> {
+  // Builds running at once (both architectures, in the tests) share one install.
+  const key = `${repoRoot}\0${cacheDir}\0${arch}`;
+  if (!installs.has(key)) {
+    const installing = installDependencies(repoRoot, cacheDir, arch);
+    installs.set(key, installing);
+    installing.catch(() => installs.delete(key));
   }
-  // Installs for older lock files are dead weight (about 130 MB each).
-  for (const entry of await readdir(workDir)) {
-    if (entry.startsWith(`dependencies-${arch}-`) && entry !== path.basename(folder)) await rm(path.join(workDir, entry), { recursive: true, force: true });
+  return installs.get(key)!;
+}
+const installs = new Map<string, Promise<string>>();
+
+async function installDependencies(repoRoot: string, cacheDir: string, arch: BundleArch): Promise<string> {
+  const lock = await readFile(path.join(repoRoot, 'package-lock.json'), 'utf8');
+  const manifest = await productionManifest(repoRoot);
+  const key = createHash('sha256').update(lock).update(manifest).update('linux-glibc v2').digest('hex').slice(0, 16);
+  const base = path.join(cacheDir, `dependencies-${key}`);
+  const folder = path.join(base, arch);
+  if (existsSync(path.join(folder, 'node_modules'))) return folder;
+  await mkdir(cacheDir, { recursive: true });
+
+  if (arch === FIRST_ARCH) {
+    await publishOnce(folder, async (partial) => {
+      await writeFile(path.join(partial, 'package.json'), manifest);
+      await writeFile(path.join(partial, 'package-lock.json'), lock);
+      const npm = runNpm(
+        ['ci', '--omit=dev', '--ignore-scripts', '--no-bin-links', '--os=linux', `--cpu=${arch}`, '--libc=glibc', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'],
+        partial,
+      );
+      if (npm.status !== 0) throw new Error(`npm ci --omit=dev --cpu=${arch} failed in ${partial}:\n${npm.stderr}`);
+      // npm's own bookkeeping: it names the install folder, which differs between hosts.
+      await rm(path.join(partial, 'node_modules', '.package-lock.json'));
+    });
+    await removeOtherKeys(cacheDir, base);
+    return folder;
   }
+
+  const first = await productionDependencies(repoRoot, cacheDir, FIRST_ARCH);
+  const packages = (JSON.parse(lock) as { packages: Record<string, LockedPackage> }).packages;
+  const constrained = Object.entries(packages).filter(([where, entry]) => where !== '' && !entry.dev && (entry.os || entry.cpu || entry.libc));
+  await publishOnce(folder, async (partial) => {
+    await linkTree(path.join(first, 'node_modules'), path.join(partial, 'node_modules'));
+    for (const [where, entry] of constrained) {
+      if (installsOn(entry, FIRST_ARCH) && !installsOn(entry, arch)) await rm(path.join(partial, where), { recursive: true, force: true });
+    }
+    const wanted = constrained.filter(([, entry]) => installsOn(entry, arch) && !installsOn(entry, FIRST_ARCH));
+    const nameOf = (where: string) => where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    await Promise.all(wanted.map(([where, entry]) => fetchPackage(nameOf(where), entry.version, entry.integrity, path.join(cacheDir, 'packages'), path.join(partial, where))));
+  });
   return folder;
 }
 
-async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+/**
+ * Fills `folder` through `fill(partial)` in a sibling folder, then renames it into place: a build
+ * interrupted, or two run at once (cdk-assets publishes the architectures in parallel), never
+ * leave a half-filled folder behind.
+ */
+async function publishOnce(folder: string, fill: (partial: string) => Promise<void>): Promise<void> {
+  await mkdir(path.dirname(folder), { recursive: true });
+  const partial = await mkdtempIn(path.dirname(folder), `${path.basename(folder)}.partial-`);
+  try {
+    await fill(partial);
+    await rename(partial, folder).catch((error: NodeJS.ErrnoException) => {
+      if (!existsSync(folder)) throw error; // another build got there first: its tree is the same
+    });
+  } finally {
+    await rm(partial, { recursive: true, force: true });
+  }
+}
+
+/** Trees of older lock files are dead weight (about 130 MB per architecture). */
+async function removeOtherKeys(cacheDir: string, keep: string): Promise<void> {
+  for (const entry of await readdir(cacheDir)) {
+    if (entry.startsWith('dependencies-') && !entry.includes('.partial-') && entry !== path.basename(keep)) await rm(path.join(cacheDir, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Copies a tree as hard links (the cache's trees are never written after they are made), or as
+ * copies where the file system has no hard links to share.
+ */
+async function linkTree(source: string, destination: string): Promise<void> {
+  await mkdir(destination, { recursive: true });
+  await Promise.all(
+    (await readdir(source, { withFileTypes: true })).map(async (entry) => {
+      const from = path.join(source, entry.name);
+      const to = path.join(destination, entry.name);
+      if (entry.isDirectory()) return linkTree(from, to);
+      if (entry.isSymbolicLink()) return symlink(await readlink(from), to);
+      return link(from, to).catch(() => copyFile(from, to));
+    }),
+  );
+}
+
+async function mkdtempIn(parent: string, prefix: string): Promise<string> {
+  await mkdir(parent, { recursive: true });
+  return mkdtemp(path.join(parent, prefix));
 }

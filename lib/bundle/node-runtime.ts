@@ -30,33 +30,63 @@ export function runNpm(args: string[], cwd: string): { status: number | null; st
   return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr || result.error?.message || '' };
 }
 
+/** Fetches in flight or done, by tarball path: builds running at once share one (the tests build both architectures together). */
+const fetches = new Map<string, Promise<string>>();
+
 /**
- * The official Linux build of Node for `arch`, from the npm registry's node-linux-<arch> package
- * (fetched with `npm pack`, so npm's cache and proxy settings apply), checked against the pinned
- * integrity hash before its bin/node is extracted. Cached in `cacheDir`; returns the binary's path.
+ * The registry tarball of `name@version` in `cacheDir`, fetched with `npm pack` (so npm's cache,
+ * registry and proxy settings apply) and checked against `integrity` before anything uses it.
+ */
+function packedTarball(name: string, version: string, integrity: string, cacheDir: string): Promise<string> {
+  // npm pack names the file after the package: @img/sharp-linux-arm64 -> img-sharp-linux-arm64-<version>.tgz.
+  const tarball = path.join(cacheDir, `${name.replace(/^@/, '').replace('/', '-')}-${version}.tgz`);
+  if (!fetches.has(tarball)) {
+    const fetching = (async () => {
+      await mkdir(cacheDir, { recursive: true });
+      if (!existsSync(tarball)) {
+        const packed = runNpm(['pack', `${name}@${version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
+        if (packed.status !== 0 || !existsSync(tarball)) throw new Error(`npm pack ${name}@${version} failed:\n${packed.stderr}`);
+      }
+      const actual = await integrityOf(tarball);
+      if (actual !== integrity) {
+        await rm(tarball, { force: true });
+        throw new Error(`${name}@${version} has integrity ${actual}, not the expected ${integrity}: refusing it`);
+      }
+      return tarball;
+    })();
+    fetches.set(tarball, fetching);
+    fetching.catch(() => fetches.delete(tarball));
+  }
+  return fetches.get(tarball)!;
+}
+
+/** Unpacks the registry package `name@version` (integrity-checked) into `destination`, as npm lays it out. */
+export async function fetchPackage(name: string, version: string, integrity: string, cacheDir: string, destination: string): Promise<void> {
+  const tarball = await packedTarball(name, version, integrity, cacheDir);
+  await rm(destination, { recursive: true, force: true });
+  await mkdir(destination, { recursive: true });
+  await tar.x({ file: tarball, cwd: destination, strip: 1 });
+}
+
+/**
+ * The official Linux build of Node for `arch`, from the npm registry's node-linux-<arch> package,
+ * checked against the pinned integrity hash before its bin/node is extracted. Cached in
+ * `cacheDir`; returns the binary's path.
  */
 export async function fetchNodeBinary(arch: BundleArch, cacheDir: string, pin: NodeRuntimePin): Promise<string> {
   const name = `node-linux-${arch}`;
   const binary = path.join(cacheDir, `${name}-${pin.version}`, 'node');
-  const tarball = path.join(cacheDir, `${name}-${pin.version}.tgz`);
-  await mkdir(cacheDir, { recursive: true });
-  if (!existsSync(tarball)) {
-    const packed = runNpm(['pack', `${name}@${pin.version}`, '--pack-destination', cacheDir, '--prefer-offline', '--silent'], cacheDir);
-    if (packed.status !== 0) throw new Error(`npm pack ${name}@${pin.version} failed:\n${packed.stderr}`);
-  }
-  const actual = await integrityOf(tarball);
-  if (actual !== pin.integrity[arch]) {
-    await rm(tarball, { force: true });
-    throw new Error(`${name}@${pin.version} has integrity ${actual}, not the pinned ${pin.integrity[arch]} (lib/bundle/node-runtime.json): refusing it`);
-  }
+  const tarball = await packedTarball(name, pin.version, pin.integrity[arch], cacheDir).catch((error: Error) => {
+    throw new Error(`${error.message} (pinned in lib/bundle/node-runtime.json)`);
+  });
   if (!existsSync(binary)) {
     const folder = path.dirname(binary);
-    const partial = `${folder}.partial`;
-    await rm(partial, { recursive: true, force: true });
+    const partial = `${folder}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
     await mkdir(partial, { recursive: true });
     await tar.x({ file: tarball, cwd: partial, strip: 2 }, ['package/bin/node']);
-    await rm(folder, { recursive: true, force: true });
-    await rename(partial, folder);
+    // Another build may have got there first: its binary is the same.
+    await rename(partial, folder).catch(() => undefined);
+    await rm(partial, { recursive: true, force: true });
   }
   return binary;
 }

@@ -49,6 +49,7 @@ export function addBootCommands(userData: ec2.UserData, props: BootUserDataProps
     `DIPS_SECRETS_URL='${endpoint('secretsmanager')}'`,
     `DIPS_CFN_URL='${endpoint('cloudformation')}'`,
     `DIPS_AUTOSCALING_URL='${endpoint('autoscaling')}'`,
+    `DIPS_EC2_URL='${endpoint('ec2')}'`,
     `DIPS_SERVICE_ARGS='${props.serviceArgs}'`,
     `DIPS_SERVICE_ENV='${lines(props.serviceEnv)}'`,
     `DIPS_HEALTH_URL='${props.healthUrl}'`,
@@ -56,6 +57,14 @@ export function addBootCommands(userData: ec2.UserData, props: BootUserDataProps
     ...(props.advertisePort === undefined ? [] : [`DIPS_ADVERTISE_PORT=${props.advertisePort}`]),
     ...(props.workerGroupName === undefined ? [] : [`DIPS_WORKER_GROUP=${props.workerGroupName}`]),
     ...(props.dataVolumeId === undefined ? [] : [`DIPS_DATA_VOLUME_ID=${props.dataVolumeId}`]),
-    readFileSync(BOOTSTRAP_SCRIPT, 'utf8'),
+    withoutCommentLines(readFileSync(BOOTSTRAP_SCRIPT, 'utf8')),
   );
+}
+
+/** The script without its comment lines: EC2 takes 16 KB of user data, and the comments are for readers of bootstrap.sh. */
+function withoutCommentLines(script: string): string {
+  return script
+    .split('\n')
+    .filter((line) => !/^\s*#/.test(line))
+    .join('\n');
 }

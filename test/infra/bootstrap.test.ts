@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -55,6 +55,49 @@ const requests: string[] = [];
 /** The SignalResource calls CloudFormation received, as form fields. */
 const signals: Record<string, string>[] = [];
 
+// EC2 as the master's boot sees it: its data volume, the master it replaces, and the calls made.
+const VOLUME_ID = 'vol-0123456789abcdef0';
+const OLD_MASTER = 'i-0aaaaaaaaaaaaaaa0';
+const ec2 = {
+  /** The instance the volume is attached to, if any; 'detaching' and 'stopping' last one describe each. */
+  attachedTo: undefined as string | undefined,
+  detaching: false,
+  instances: new Map<string, 'running' | 'stopping' | 'stopped'>(),
+  calls: [] as string[],
+};
+const xml = (action: string, body: string) => `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">${body}</${action}Response>`;
+
+/** The EC2 Query API calls the takeover makes, with EC2's rules: a volume moves only off a stopped instance. */
+function ec2Answer(form: Record<string, string>): [number, string] {
+  const action = form.Action!;
+  const instance = form.InstanceId ?? form['InstanceId.1'];
+  ec2.calls.push(instance ? `${action} ${instance}` : action);
+  if (action === 'DescribeVolumes') {
+    const status = ec2.detaching ? 'in-use' : ec2.attachedTo ? 'in-use' : 'available';
+    const attachment = ec2.attachedTo ? `<item><volumeId>${VOLUME_ID}</volumeId><instanceId>${ec2.attachedTo}</instanceId><device>/dev/sdf</device><status>${ec2.detaching ? 'detaching' : 'attached'}</status></item>` : '';
+    if (ec2.detaching) {
+      ec2.detaching = false;
+      ec2.attachedTo = undefined;
+    }
+    return [200, xml(action, `<volumeSet><item><volumeId>${VOLUME_ID}</volumeId><status>${status}</status><attachmentSet>${attachment}</attachmentSet></item></volumeSet>`)];
+  }
+  if (action === 'DescribeInstances') {
+    const state = ec2.instances.get(instance!);
+    if (state === 'stopping') ec2.instances.set(instance!, 'stopped');
+    return [200, xml(action, `<reservationSet><item><instancesSet><item><instanceId>${instance}</instanceId><instanceState><name>${state}</name></instanceState></item></instancesSet></item></reservationSet>`)];
+  }
+  if (action === 'StopInstances') ec2.instances.set(instance!, 'stopping');
+  else if (action === 'StartInstances') ec2.instances.set(instance!, 'running');
+  else if (action === 'DetachVolume') {
+    if (ec2.attachedTo !== instance || ec2.instances.get(instance!) === 'running') return [400, xml('Error', '<Code>IncorrectState</Code>')];
+    ec2.detaching = true;
+  } else if (action === 'AttachVolume') {
+    if (ec2.attachedTo || form.VolumeId !== VOLUME_ID) return [400, xml('Error', '<Code>VolumeInUse</Code>')];
+    ec2.attachedTo = instance;
+  } else return [400, xml('Error', '<Code>InvalidAction</Code>')];
+  return [200, xml(action, '<return>true</return>')];
+}
+
 async function readBody(request: IncomingMessage): Promise<string> {
   let body = '';
   for await (const chunk of request) body += chunk;
@@ -90,11 +133,7 @@ async function signedCorrectly(request: IncomingMessage, service: string, body: 
 
 beforeAll(async () => {
   scratch = mkdtempSync(path.join(os.tmpdir(), 'dips-bootstrap-'));
-  const content = path.join(scratch, 'content');
-  mkdirSync(path.join(content, 'bin'), { recursive: true });
-  writeFileSync(path.join(content, 'bin', 'node'), '#!/bin/sh\necho stand-in runtime\n', { mode: 0o755 });
-  expect(spawnSync('tar', ['-czf', path.join(scratch, 'bundle.tar.gz'), '-C', content, 'bin']).status).toBe(0);
-  archive = readFileSync(path.join(scratch, 'bundle.tar.gz'));
+  archive = standInBundle('v1');
 
   server = createServer(async (request, response) => {
     const body = await readBody(request);
@@ -132,16 +171,34 @@ beforeAll(async () => {
       signals.push(Object.fromEntries(new URLSearchParams(body)));
       return reply(200, '<SignalResourceResponse/>');
     }
+    if (url.pathname === '/ec2/') {
+      if (!(await signedCorrectly(request, 'ec2', body))) return reply(403, 'SignatureDoesNotMatch');
+      const [status, answer] = ec2Answer(Object.fromEntries(new URLSearchParams(body)));
+      return reply(status, answer);
+    }
     if (url.pathname === '/healthz') return healthy ? reply(200, '{"ok":true}') : reply(503, '');
     return reply(404, '');
   });
   server.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256(archive)}`;
+  bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${VERSION}`;
 });
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+/** The version the stack names for the stand-in bundle (a bundleInputsHash, in the real stack). */
+const VERSION = sha256('stand-in bundle v1');
+
+/** A bundle archive whose bin/node says which `label` it is, carrying BUNDLE_VERSION as the real builder writes it. */
+function standInBundle(label: string): Buffer {
+  const content = path.join(scratch, `content-${label}`);
+  mkdirSync(path.join(content, 'bin'), { recursive: true });
+  writeFileSync(path.join(content, 'bin', 'node'), `#!/bin/sh\necho stand-in runtime ${label}\n`, { mode: 0o755 });
+  writeFileSync(path.join(content, 'BUNDLE_VERSION'), `${sha256(`stand-in bundle ${label}`)}\n`);
+  const file = path.join(scratch, `bundle-${label}.tar.gz`);
+  expect(spawnSync('tar', ['-czf', file, '-C', content, 'bin', 'BUNDLE_VERSION']).status).toBe(0);
+  return readFileSync(file);
+}
 
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
@@ -167,6 +224,8 @@ function runBootstrap(root: string, overrides: Record<string, string> = {}, mode
       DIPS_SSM_URL: `${baseUrl}/ssm/`,
       DIPS_SECRETS_URL: `${baseUrl}/secretsmanager/`,
       DIPS_CFN_URL: `${baseUrl}/cloudformation/`,
+      DIPS_EC2_URL: `${baseUrl}/ec2/`,
+      DIPS_POLL_SECONDS: '0.1',
       DIPS_SERVICE_ARGS: 'worker --port 12345 --master http://10.0.0.5:8080',
       DIPS_SERVICE_ENV: 'DIPS_WORKER_HOST=0.0.0.0\nAWS_REGION=eu-west-3',
       DIPS_HEALTH_URL: `${baseUrl}/healthz`,
@@ -191,7 +250,7 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
     const { code, stderr } = await runBootstrap(root);
     expect(code, stderr).toBe(0);
     expect(readFileSync(path.join(root, 'opt/dips/bin/node'), 'utf8')).toContain('stand-in runtime');
-    expect(readFileSync(path.join(root, 'opt/dips/BUNDLE_SHA256'), 'utf8').trim()).toBe(sha256(archive));
+    expect(readFileSync(path.join(root, 'opt/dips/BUNDLE_VERSION'), 'utf8').trim()).toBe(VERSION);
 
     const envFile = path.join(root, 'etc/dips/dips.env');
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
@@ -235,20 +294,72 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
     expect(existsSync(path.join(root, 'etc/systemd/system/dips-drain.service'))).toBe(false);
   });
 
-  it('refuses a bundle whose checksum differs, installing nothing, and signals FAILURE with the reason', async () => {
+  const masterBoot = (root: string) =>
+    runBootstrap(root, {
+      DIPS_ROLE: 'master',
+      DIPS_SERVICE_ARGS: 'master --port 8080',
+      DIPS_ADVERTISE_PORT: '',
+      DIPS_SECRET_IDS: `DIPS_TOKEN=${CLIENT_SECRET_ARN}\nDIPS_WORKER_TOKEN=${WORKER_SECRET_ARN}`,
+      DIPS_SIGNAL_RESOURCE: 'MasterInstance5678',
+      DIPS_DATA_VOLUME_ID: VOLUME_ID,
+    });
+  const replacing = () => {
+    ec2.attachedTo = OLD_MASTER;
+    ec2.detaching = false;
+    ec2.instances = new Map([[OLD_MASTER, 'running']]);
+    ec2.calls = [];
+  };
+
+  it('a replacement master takes the data volume over: stops the old master, waits, detaches, attaches it to itself', async () => {
+    replacing();
+    const before = signals.length;
+    const { code, stderr } = await masterBoot(path.join(scratch, 'replacement'));
+    expect(code, stderr).toBe(0);
+    expect(ec2.attachedTo).toBe(INSTANCE_ID);
+    expect(ec2.instances.get(OLD_MASTER)).toBe('stopped');
+    // The old master is stopped (its service, then its OS) before the volume leaves it.
+    expect(ec2.calls.filter((call) => !call.startsWith('Describe'))).toEqual([`StopInstances ${OLD_MASTER}`, `DetachVolume ${OLD_MASTER}`, `AttachVolume ${INSTANCE_ID}`]);
+    expect(ec2.calls.indexOf(`DescribeInstances ${OLD_MASTER}`)).toBeLessThan(ec2.calls.indexOf(`DetachVolume ${OLD_MASTER}`));
+    expect(signalsSince(before)).toEqual([expect.objectContaining({ Status: 'SUCCESS', LogicalResourceId: 'MasterInstance5678' })]);
+  });
+
+  it("attaches a new stack's volume without stopping anything", async () => {
+    replacing();
+    ec2.attachedTo = undefined;
+    const { code, stderr } = await masterBoot(path.join(scratch, 'first-master'));
+    expect(code, stderr).toBe(0);
+    expect(ec2.calls.filter((call) => !call.startsWith('Describe'))).toEqual([`AttachVolume ${INSTANCE_ID}`]);
+  });
+
+  it('gives the volume back and starts the old master again when the replacement fails to boot', async () => {
+    replacing();
+    const before = signals.length;
+    healthy = false;
+    const { code, stderr } = await masterBoot(path.join(scratch, 'failed-replacement')).finally(() => (healthy = true));
+    expect(code).not.toBe(0);
+    expect(ec2.attachedTo).toBe(OLD_MASTER);
+    expect(ec2.instances.get(OLD_MASTER)).toBe('running');
+    expect(ec2.calls.filter((call) => !call.startsWith('Describe'))).toEqual([
+      `StopInstances ${OLD_MASTER}`, `DetachVolume ${OLD_MASTER}`, `AttachVolume ${INSTANCE_ID}`,
+      `DetachVolume ${INSTANCE_ID}`, `AttachVolume ${OLD_MASTER}`, `StartInstances ${OLD_MASTER}`,
+    ]);
+    expect(signalsSince(before)).toEqual([expect.objectContaining({ Status: 'FAILURE', UniqueId: expect.stringMatching(/service unhealthy/) })]);
+  });
+
+  it('refuses a bundle of another version than the stack names, installing nothing, and signals FAILURE with the reason', async () => {
     const root = path.join(scratch, 'tampered');
     const before = signals.length;
     const saved = bundleVersion;
-    bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256('another archive')}`;
+    bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256('another version')}`;
     const { code, stderr } = await runBootstrap(root).finally(() => (bundleVersion = saved));
     expect(code).not.toBe(0);
-    expect(stderr).toMatch(/FAILED bundle sha256 differs/);
-    expect(existsSync(path.join(root, 'opt/dips'))).toBe(false);
+    expect(stderr).toMatch(/FAILED bundle version differs/);
+    expect(readdirSync(path.join(root, 'opt'))).toEqual([]);
     expect(existsSync(path.join(root, 'etc/dips/dips.env'))).toBe(false);
     const sent = signalsSince(before);
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ Status: 'FAILURE', LogicalResourceId: 'WorkersGroup1234ABCD' });
-    expect(sent[0]!.UniqueId).toBe(`${INSTANCE_ID} bundle sha256 differs from the stack_s: not installed`.slice(0, 64));
+    expect(sent[0]!.UniqueId).toBe(`${INSTANCE_ID} bundle version differs from the stack_s: not installed`.slice(0, 64));
   });
 
   it('signals FAILURE naming the step when a command fails (a secret it may not read)', async () => {
@@ -279,14 +390,9 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
     expect(same.code, same.stderr).toBe(0);
     expect(existsSync(path.join(root, 'opt/dips.previous'))).toBe(false);
 
-    const content = path.join(scratch, 'content-v2');
-    mkdirSync(path.join(content, 'bin'), { recursive: true });
-    writeFileSync(path.join(content, 'bin', 'node'), '#!/bin/sh\necho stand-in runtime v2\n', { mode: 0o755 });
-    const secondArchive = path.join(scratch, 'bundle-v2.tar.gz');
-    expect(spawnSync('tar', ['-czf', secondArchive, '-C', content, 'bin']).status).toBe(0);
     const saved = { archive, bundleVersion };
-    archive = readFileSync(secondArchive);
-    bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256(archive)}`;
+    archive = standInBundle('v2');
+    bundleVersion = `${baseUrl}/asset-bucket/bundle.gz ${sha256('stand-in bundle v2')}`;
     const updated = await runBootstrap(root, {}, 'update').finally(() => ({ archive, bundleVersion } = saved));
     expect(updated.code, updated.stderr).toBe(0);
     expect(readFileSync(path.join(root, 'opt/dips/bin/node'), 'utf8')).toContain('stand-in runtime v2');

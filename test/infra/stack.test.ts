@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { App, Validations } from 'aws-cdk-lib';
@@ -9,14 +8,18 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowedCidrFunction } from '../../lib/api-endpoint.js';
+import type { BundleCommand } from '../../lib/bundle-release.js';
 import { archOfInstanceType } from '../../lib/bundle/target.js';
 import { readConfig } from '../../lib/config.js';
-import { AMIS, standInArchive, synthesize } from './synth.js';
+import { AMIS, CLI_BUNDLING_STACKS, type CdkCommand, codeVersion, synthesize } from './synth.js';
 
 const ALLOWED_CIDR = '203.0.113.0/24';
 // A Graviton master and x86 workers: both bundles, both images.
-const CONTEXT = { allowedCidr: ALLOWED_CIDR, minWorkers: '2', maxWorkers: '5', masterInstanceType: 't4g.small', workerInstanceType: 't3.micro', stackName: 'DipsTest' };
-const codeVersion = (version: string) => (arch: string) => createHash('sha256').update(`service code ${version} ${arch}`).digest('hex');
+// Batch jobs may read two buckets' prefixes and write one.
+const CONTEXT = {
+  allowedCidr: ALLOWED_CIDR, minWorkers: '2', maxWorkers: '5', masterInstanceType: 't4g.small', workerInstanceType: 't3.micro', stackName: 'DipsTest',
+  sources: 's3://photos/in/,s3://other-bucket', destinations: 's3://photos/out',
+};
 
 type Json = Record<string, any>;
 let workDir: string;
@@ -24,9 +27,28 @@ let synthesized: ReturnType<typeof synthesize>;
 let template: Template;
 let resources: Record<string, Json>;
 /** The same stack after a change to the services' code only. */
-let updated: { resources: Record<string, Json>; builds: string[] };
-/** As `cdk ls` and `cdk destroy` synthesize it: bundling skipped. */
-let listed: { builds: string[] };
+let updated: { resources: Record<string, Json> };
+/** The template each CLI command synthesizes: one synth per distinct context the CLI passes. */
+let templateOf: Record<CdkCommand, Json>;
+/** Where the stand-in bundle command records each run ("<arch> <version>" lines) and writes its archives. */
+let buildLog: string;
+/** The bundle command's runs once every synth is done. */
+let buildsWhileSynthesizing: string[];
+
+/** A bundle command as cdk-assets would run it: records the run, writes an archive, prints its path. */
+const recordingCommand: BundleCommand = (arch, version) => [
+  process.execPath,
+  '-e',
+  `const fs = require('node:fs'), [arch, version, log] = process.argv.slice(1);
+   fs.appendFileSync(log, arch + ' ' + version + '\\n');
+   const archive = log + '-' + arch + '.tar.gz';
+   fs.writeFileSync(archive, 'stand-in ' + arch + ' bundle ' + version);
+   console.log(archive);`,
+  arch,
+  version,
+  buildLog,
+];
+const builds = () => (existsSync(buildLog) ? readFileSync(buildLog, 'utf8').trim().split('\n') : []);
 
 function ofType(type: string, from = resources): [string, Json][] {
   return Object.entries(from).filter(([, resource]) => resource.Type === type);
@@ -77,14 +99,20 @@ const workerLaunchTemplate = (from = resources) => {
 
 beforeAll(() => {
   workDir = mkdtempSync(path.join(os.tmpdir(), 'dips-infra-'));
+  buildLog = path.join(workDir, 'builds');
   // Three synths in all, shared by every assertion below (each takes seconds).
-  synthesized = synthesize({ context: CONTEXT, bundle: true, inputsHash: codeVersion('v1'), outdir: path.join(workDir, 'first') });
+  synthesized = synthesize({ context: CONTEXT, command: 'deploy', bundleCommand: recordingCommand, outdir: path.join(workDir, 'deploy') });
   Validations.of(synthesized.app).addPlugins(new AwsSolutionsChecks(synthesized.app));
   template = Template.fromStack(synthesized.stack);
   resources = template.toJSON().Resources;
-  const second = synthesize({ context: CONTEXT, bundle: true, inputsHash: codeVersion('v2'), outdir: path.join(workDir, 'second') });
-  updated = { resources: Template.fromStack(second.stack).toJSON().Resources, builds: second.builds };
-  listed = synthesize({ context: CONTEXT, bundle: false, outdir: path.join(workDir, 'listed') });
+  const second = synthesize({ context: CONTEXT, bundleVersion: codeVersion('v2'), outdir: path.join(workDir, 'second') });
+  updated = { resources: Template.fromStack(second.stack).toJSON().Resources };
+  // cdk ls and cdk destroy pass no bundling stacks; synth, diff and deploy all pass "**".
+  const listed = Template.fromStack(synthesize({ context: CONTEXT, command: 'ls', outdir: path.join(workDir, 'ls') }).stack).toJSON();
+  templateOf = Object.fromEntries(
+    Object.entries(CLI_BUNDLING_STACKS).map(([command, stacks]) => [command, stacks.length === 0 ? listed : template.toJSON()]),
+  ) as Record<CdkCommand, Json>;
+  buildsWhileSynthesizing = builds();
 }, 180_000);
 
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -112,6 +140,18 @@ describe('context', () => {
     expect(configOf({ allowedCidr: ALLOWED_CIDR, architecture: 'arm64' })).not.toThrow();
   });
 
+  it('refuses sources and destinations that are not s3:// URIs of valid bucket names, naming each', () => {
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, sources: 's3://photos/in/,/data/in' })).toThrow(/context "sources": "\/data\/in" is not an s3:\/\/bucket\/prefix URI/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, destinations: 's3://Photos/out/' })).toThrow(/context "destinations": "s3:\/\/Photos\/out\/" names the bucket "Photos": S3 bucket names are 3 to 63 lowercase/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, sources: 'file:///srv/in' })).toThrow(/"file:\/\/\/srv\/in" is not an s3:\/\/bucket\/prefix URI/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, destinations: 's3://photos/out/../in' })).toThrow(/"\.\." segment/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, sources: 's3://photos/in*' })).toThrow(/wildcard/);
+    expect(readConfig(new App({ context: { allowedCidr: ALLOWED_CIDR, sources: ' s3://photos/in , s3://other-bucket/' } }).node).sources).toEqual([
+      { uri: 's3://photos/in', bucket: 'photos', prefix: 'in/' },
+      { uri: 's3://other-bucket/', bucket: 'other-bucket', prefix: '' },
+    ]);
+  });
+
   it('tells the architecture from the instance type', () => {
     expect(['t4g.micro', 'm7g.large', 'c7gn.xlarge', 'r8g.medium', 't3.micro', 'm7i.large', 'c7a.medium', 'g5.xlarge', 'g5g.xlarge'].map(archOfInstanceType)).toEqual([
       'arm64', 'arm64', 'arm64', 'arm64', 'x64', 'x64', 'x64', 'x64', 'arm64',
@@ -120,18 +160,30 @@ describe('context', () => {
 });
 
 describe('bundles', () => {
-  it('are built by CDK bundling for synth and deploy, one per architecture in use', () => {
-    expect(synthesized.builds.sort()).toEqual(['arm64', 'x64']);
-    const parameters = ofType('AWS::SSM::Parameter').map(([, parameter]) => parameter.Properties as Json);
+  it.each(Object.keys(CLI_BUNDLING_STACKS) as CdkCommand[])('are not built by `cdk %s` while it synthesizes, and its template names the same bundle versions', (command) => {
+    expect(buildsWhileSynthesizing).toEqual([]);
+    const parameters = ofType('AWS::SSM::Parameter', templateOf[command].Resources).map(([, parameter]) => parameter.Properties as Json);
     for (const arch of ['x64', 'arm64']) {
       const parameter = parameters.find((each) => each.Name === `/DipsTest/bundle/${arch}`)!;
-      const sha256 = createHash('sha256').update(standInArchive(arch, codeVersion('v1')(arch))).digest('hex');
-      expect(JSON.stringify(parameter.Value)).toMatch(new RegExp(`/[0-9a-f]{64}\\.gz ${sha256}"`));
+      // "<URL of the object named by the version> <version>": what deploy will install, known without building.
+      expect(JSON.stringify(parameter.Value)).toMatch(new RegExp(`/${codeVersion('v1')(arch)} ${codeVersion('v1')(arch)}"`));
     }
+    expect(templateOf[command]).toEqual(template.toJSON());
   });
 
-  it('are not built at all when CDK skips bundling (cdk ls, cdk destroy)', () => {
-    expect(listed.builds).toEqual([]);
+  it('are built when CDK publishes them (cdk deploy): the asset manifest names the command, one per architecture in use', () => {
+    const manifest = JSON.parse(readFileSync(path.join(workDir, 'deploy', `${synthesized.stack.artifactId}.assets.json`), 'utf8')) as Json;
+    const bundles = Object.entries(manifest.files as Json).filter(([, file]) => file.source.executable);
+    expect(bundles.map(([hash]) => hash).sort()).toEqual([codeVersion('v1')('arm64'), codeVersion('v1')('x64')].sort());
+    for (const [hash, file] of bundles) {
+      expect(Object.values(file.destinations as Json).map((destination) => destination.objectKey)).toEqual([hash]);
+      // As cdk-assets runs it before uploading: the command's stdout is the file to upload.
+      const [command, ...args] = file.source.executable as string[];
+      const run = spawnSync(command!, args, { encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+      expect(readFileSync(run.stdout.trim(), 'utf8')).toMatch(new RegExp(`^stand-in (x64|arm64) bundle ${hash}$`));
+    }
+    expect(builds().sort()).toEqual([`arm64 ${codeVersion('v1')('arm64')}`, `x64 ${codeVersion('v1')('x64')}`]);
   });
 });
 
@@ -147,7 +199,6 @@ describe('updates', () => {
     expect(volume(updated.resources)).toEqual(volume(resources));
     // The workers' launch template too: no rolling replacement for new code.
     expect(workerLaunchTemplate(updated.resources)).toEqual(workerLaunchTemplate());
-    expect(updated.builds.sort()).toEqual(['arm64', 'x64']);
   });
 
   it('deliver new code in place: the update association changes, runs on every instance of the stack and is waited for', () => {
@@ -165,13 +216,36 @@ describe('updates', () => {
     expect(before.DependsOn).toEqual(expect.arrayContaining([masterInstance()[0], only('AWS::AutoScaling::AutoScalingGroup')[0]]));
   });
 
-  it("keep the master's data on a volume of its own, snapshotted rather than deleted", () => {
+  it("keep the master's data on a volume of its own, snapshotted rather than deleted, that its boot attaches", () => {
     const [volumeId, volume] = only('AWS::EC2::Volume');
     const [, instance] = masterInstance();
-    expect(instance.Properties.Volumes).toEqual([{ Device: '/dev/sdf', VolumeId: { Ref: volumeId } }]);
+    // Not attached by CloudFormation: a replacement master is created while the old one holds the volume.
+    expect(instance.Properties.Volumes).toBeUndefined();
+    expect(ofType('AWS::EC2::VolumeAttachment')).toEqual([]);
     expect(volume.DeletionPolicy).toBe('Snapshot');
     expect(volume.Properties).toMatchObject({ Encrypted: true, VolumeType: 'gp3', Size: 20 });
     expect(userDataText(instance.Properties.UserData)).toContain(`DIPS_DATA_VOLUME_ID=\${Ref:${volumeId}}`);
+    expect(instance.Properties.Tags).toEqual(expect.arrayContaining([{ Key: 'dips:role', Value: 'master' }, { Key: 'dips:stack', Value: 'DipsTest' }]));
+  });
+
+  it('let a replacement master take the volume over: this volume, and instances tagged as this stack\'s master, only', () => {
+    const [volumeId] = only('AWS::EC2::Volume');
+    const statements = policyStatements(roleOf('MasterRole'));
+    const ec2Arn = (resource: unknown[]) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':ec2:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ...resource]] });
+    expect(statements.filter((statement) => /DataVolume/.test(statement.Sid))).toEqual([
+      { Sid: 'MoveDataVolume', Effect: 'Allow', Action: ['ec2:AttachVolume', 'ec2:DetachVolume'], Resource: ec2Arn([':volume/', { Ref: volumeId }]) },
+      {
+        Sid: 'MoveDataVolumeBetweenMasters',
+        Effect: 'Allow',
+        Action: ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:StartInstances', 'ec2:StopInstances'],
+        Resource: ec2Arn([':instance/*']),
+        Condition: { StringEquals: { 'aws:ResourceTag/dips:stack': 'DipsTest', 'aws:ResourceTag/dips:role': 'master' } },
+      },
+      { Sid: 'DescribeDataVolume', Effect: 'Allow', Action: 'ec2:DescribeVolumes', Resource: '*' },
+    ]);
+    // Nothing else of the stack may stop, start or move volumes.
+    const elsewhere = ofType('AWS::IAM::Policy').flatMap(([, policy]) => policy.Properties.PolicyDocument.Statement as Json[]).filter((statement) => !/DataVolume/.test(statement.Sid));
+    expect(elsewhere.flatMap((statement) => [statement.Action].flat()).filter((action) => /^ec2:(Attach|Detach|Stop|Start)/.test(action))).toEqual([]);
   });
 });
 
@@ -401,6 +475,7 @@ describe('permissions', () => {
     expect(wildcard.flatMap((statement) => [statement.Action].flat()).filter((action) => !/^(ssmmessages|ec2messages|ssm):/.test(action)).sort()).toEqual([
       'autoscaling:DescribeAutoScalingGroups',
       'ec2:DescribeInstances',
+      'ec2:DescribeVolumes',
     ]);
   });
 
@@ -414,10 +489,31 @@ describe('permissions', () => {
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': 'jobs/*' } });
   });
 
+  it('let the master list, read and write exactly the batch prefixes named by context, and tell it them', () => {
+    const named = policyStatements(roleOf('MasterRole')).filter((statement) => /Batch/.test(statement.Sid));
+    const arn = (resource: string) => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:s3:::${resource}`]] });
+    expect(named).toEqual([
+      { Sid: 'ListBatchData0', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('photos'), Condition: { StringLike: { 's3:prefix': ['in/*', 'out/*'] } } },
+      { Sid: 'ListBatchData1', Effect: 'Allow', Action: 's3:ListBucket', Resource: arn('other-bucket'), Condition: { StringLike: { 's3:prefix': ['*'] } } },
+      { Sid: 'ReadBatchSources', Effect: 'Allow', Action: 's3:GetObject', Resource: [arn('other-bucket/*'), arn('photos/in/*')] },
+      { Sid: 'WriteBatchDestinations', Effect: 'Allow', Action: ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'], Resource: arn('photos/out/*') },
+    ]);
+    // No other statement of the master names those buckets.
+    const others = policyStatements(roleOf('MasterRole')).filter((statement) => !/Batch/.test(statement.Sid));
+    expect(others.filter((statement) => /photos|other-bucket/.test(JSON.stringify(statement)))).toEqual([]);
+    const text = userDataText(masterInstance()[1].Properties.UserData);
+    expect(text).toContain('DIPS_SOURCES=s3://photos/in/,s3://other-bucket\n');
+    expect(text).toContain('DIPS_DESTINATIONS=s3://photos/out\n');
+  });
+
+  it('let the workers read nothing of the batch buckets: the master hands them blobs', () => {
+    expect(JSON.stringify(policyStatements(roleOf('WorkersRole')))).not.toMatch(/photos|other-bucket/);
+  });
+
   it('let the workers read their bundle, its version and the worker token, never the client token', () => {
     const statements = policyStatements(roleOf('WorkersRole'));
     const bundleRead = statements.find((statement) => statement.Action === 's3:GetObject')!;
-    expect(JSON.stringify(bundleRead.Resource)).toMatch(/\/[0-9a-f]{64}\.gz"$/);
+    expect(JSON.stringify(bundleRead.Resource)).toMatch(new RegExp(`:s3:::cdk-[a-z0-9]+-assets-[0-9]+-eu-west-3/${codeVersion('v1')('x64')}"\\]\\]\\}$`));
     expect(JSON.stringify(bundleRead.Resource)).not.toContain('*');
     const secretReads = statements.filter((statement) => [statement.Action].flat().includes('secretsmanager:GetSecretValue'));
     expect(secretReads.map((statement) => statement.Resource)).toEqual([{ Ref: expect.stringMatching(/^StorageWorkerToken/) }]);

@@ -1,8 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { App } from 'aws-cdk-lib';
 import { BUNDLING_STACKS } from 'aws-cdk-lib/cx-api';
+import type { BundleCommand } from '../../lib/bundle-release.js';
 import { type DipsConfig, readConfig } from '../../lib/config.js';
 import { DipsStack } from '../../lib/dips-stack.js';
 import { ARCH_FACTS } from '../../lib/bundle/target.js';
@@ -26,36 +27,43 @@ export const LOOKUPS: Record<string, unknown> = {
 /** cdk.json's feature flags, as the CDK CLI passes them (new App() reads no cdk.json by itself). */
 export const FEATURE_FLAGS = (JSON.parse(readFileSync(path.join(repoRoot(), 'cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
 
+/**
+ * `aws:cdk:bundling-stacks` as the aws-cdk CLI 2.x sets it for each command (commandLineArgumentsToSettings
+ * in aws-cdk's lib/cli/user-configuration.js): every stack for the BUNDLING_COMMANDS (deploy, diff,
+ * synth, watch, import, publish-assets, refactor), none for the others.
+ */
+export const CLI_BUNDLING_STACKS = { synth: ['**'], diff: ['**'], deploy: ['**'], ls: [], destroy: [] } as const satisfies Record<string, readonly string[]>;
+export type CdkCommand = keyof typeof CLI_BUNDLING_STACKS;
+
 export interface SynthOptions {
   context: Record<string, unknown>;
   /** The bundle version per architecture (what bundleInputsHash gives for the service code). */
-  inputsHash?: (arch: string) => string;
-  /** Whether CDK bundles (synth/deploy) or skips it (ls/destroy). */
-  bundle?: boolean;
+  bundleVersion?: (arch: string) => string;
+  /** The CLI command whose context the synth gets (default deploy). */
+  command?: CdkCommand;
+  /** The command the asset manifest names for building a bundle (default: one that must never run). */
+  bundleCommand?: BundleCommand;
   outdir?: string;
 }
 
-/** Synthesizes the stack as bin/dips.ts does, with a stand-in builder that records each build. */
-export function synthesize(options: SynthOptions): { app: App; stack: DipsStack; config: DipsConfig; builds: string[] } {
+/** The version the tests give the services' code, per architecture. */
+export const codeVersion = (version: string) => (arch: string) => createHash('sha256').update(`service code ${version} ${arch}`).digest('hex');
+
+/** A bundle command that fails loudly if anything runs it. */
+const NEVER_RUN: BundleCommand = () => [process.execPath, '-e', 'process.exit(99)'];
+
+/** Synthesizes the stack as bin/dips.ts does, with the context the CDK CLI passes for `command`. */
+export function synthesize(options: SynthOptions): { app: App; stack: DipsStack; config: DipsConfig } {
   const app = new App({
-    context: { ...FEATURE_FLAGS, ...LOOKUPS, ...options.context, [BUNDLING_STACKS]: options.bundle ? ['**'] : [] },
+    context: { ...FEATURE_FLAGS, ...LOOKUPS, ...options.context, [BUNDLING_STACKS]: [...CLI_BUNDLING_STACKS[options.command ?? 'deploy']] },
     ...(options.outdir ? { outdir: options.outdir } : {}),
   });
   const config = readConfig(app.node);
-  const builds: string[] = [];
-  const inputsHash = options.inputsHash ?? ((arch: string) => createHash('sha256').update(`service code v1 ${arch}`).digest('hex'));
   const stack = new DipsStack(app, config.stackName, {
     config,
-    repoRoot: repoRoot(),
-    inputsHash,
-    builder: (arch, archivePath) => {
-      builds.push(arch);
-      writeFileSync(archivePath, standInArchive(arch, inputsHash(arch)));
-    },
+    bundleVersion: options.bundleVersion ?? codeVersion('v1'),
+    bundleCommand: options.bundleCommand ?? NEVER_RUN,
     env: { account: ACCOUNT, region: REGION },
   });
-  return { app, stack, config, builds };
+  return { app, stack, config };
 }
-
-/** The bytes the stand-in builder writes: any bytes do, the stack only uploads them. */
-export const standInArchive = (arch: string, inputsHash: string) => `stand-in ${arch} bundle of ${inputsHash}`;
