@@ -24,7 +24,8 @@ import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 /** A unit's task for one lease: where the worker reads and writes, and what it does. */
 export interface PreparedTask {
   input: Location;
-  output: Location;
+  /** Absent for a variants task: each of its variants names its own output. */
+  output?: Location;
   spec: TaskSpec;
 }
 
