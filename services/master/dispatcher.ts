@@ -404,7 +404,8 @@ export class Dispatcher {
     if (isPermanentStatus(failure.status)) return this.fail(lease, new PermanentTaskError(failure.message), reason);
     const signature = `${failure.code}: ${failure.message}`;
     const previous = pending.lastFailure;
-    if (previous && previous.worker !== worker.id && previous.signature === signature) {
+    // A storage error says how storage was, not what the unit is: an outage on two workers is still an outage.
+    if (previous && previous.worker !== worker.id && previous.signature === signature && failure.code !== 'storage_error') {
       return this.fail(lease, new PermanentTaskError(`${failure.message} (the same on two workers)`), reason);
     }
     pending.lastFailure = { worker: worker.id, signature };
