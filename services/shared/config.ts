@@ -68,6 +68,8 @@ const masterSchema = z.object({
   /** Batch jobs: comma-separated s3:// and file:/// roots they may read from and write to (empty: none). */
   sources: z.string().default(''),
   destinations: z.string().default(''),
+  // Unfinished batch items the master holds (SQLite rows, paged: ~300 bytes of disk each, never in memory).
+  maxQueuedItems: positiveInt.default(1_000_000),
 });
 
 const workerSchema = z.object({
@@ -132,6 +134,7 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
   sources: 'DIPS_SOURCES',
   destinations: 'DIPS_DESTINATIONS',
+  maxQueuedItems: 'DIPS_MAX_QUEUED_ITEMS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

@@ -38,13 +38,15 @@ export interface BatchRunnerDeps {
   destinations: Roots;
   metrics: Metrics;
   logger: Logger;
-  config: { maxPixels: number; maxPipelineSteps: number; workerMemoryBytes: number; tileSize?: number | undefined };
+  config: { maxPixels: number; maxPipelineSteps: number; workerMemoryBytes: number; tileSize?: number | undefined; maxQueuedItems: number };
   /** Scratch space for manifest copies. */
   workDir: string;
   /** Base delay of the storage retries (transient errors); doubled per attempt. */
   retryBaseMs: number;
 }
 
+/** Seconds a client waits before submitting again to a master full of batch items: they finish at tens per second. */
+const queueRetryAfterSeconds = 30;
 /** Items listed per transaction: large enough that listing 100,000 keys takes a hundred commits, small enough to stream. */
 const listPage = 1000;
 /** Tries of one storage read or write before the item fails as transient (with the base delay doubled each time). */
@@ -85,6 +87,12 @@ export class BatchRunner {
   /** Validates a JSON job body and creates the job (or finds the unfinished one with the same body). */
   async submit(body: BatchJobBody): Promise<{ id: string; status: JobStatus; resumed?: boolean }> {
     const { store, sources, destinations, stores } = this.deps;
+    // Batch items have their own bound (uploads count against DIPS_MAX_QUEUED_IMAGES): rows in SQLite,
+    // paged, never in memory. A job is refused while the master holds that many; one being listed goes on.
+    const { count, uploads } = store.pendingImages();
+    if (count - uploads >= this.deps.config.maxQueuedItems) {
+      throw new HttpError(429, 'saturated', `the master holds ${count - uploads} unfinished batch items, its limit (DIPS_MAX_QUEUED_ITEMS=${this.deps.config.maxQueuedItems}); retry later`, queueRetryAfterSeconds);
+    }
     if (body.pipeline.length > this.deps.config.maxPipelineSteps) {
       throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${body.pipeline.length} steps; at most ${this.deps.config.maxPipelineSteps} are allowed`);
     }
