@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { z } from 'zod';
 import type { ItemView, JobSummary } from '../../services/protocol/batch.js';
 import { waitUntil } from '../helpers/api.js';
 
@@ -112,4 +113,13 @@ export async function startS3Server(directory: string, buckets: string[], port =
     child.once('exit', (code) => reject(new Error(`the S3 server exited (${code}) before listening`)));
   });
   return { endpoint: `http://127.0.0.1:${listening}`, stop: () => void child.kill('SIGKILL') };
+}
+
+/**
+ * A response schema of the master's served OpenAPI document (generated from services/protocol/batch.ts),
+ * as zod reads it back: answers checked with it are checked against what the master publishes.
+ */
+export async function servedSchema(masterUrl: string, route: string, method: string, status: string, contentType = 'application/json'): Promise<z.ZodType> {
+  const doc = (await (await fetch(`${masterUrl}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>> };
+  return z.fromJSONSchema(doc.paths[route]![method]!.responses[status]!.content[contentType]!.schema as Parameters<typeof z.fromJSONSchema>[0]);
 }

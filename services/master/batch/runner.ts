@@ -87,12 +87,6 @@ export class BatchRunner {
   /** Validates a JSON job body and creates the job (or finds the unfinished one with the same body). */
   async submit(body: BatchJobBody): Promise<{ id: string; status: JobStatus; resumed?: boolean }> {
     const { store, sources, destinations, stores } = this.deps;
-    // Batch items have their own bound (uploads count against DIPS_MAX_QUEUED_IMAGES): rows in SQLite,
-    // paged, never in memory. A job is refused while the master holds that many; one being listed goes on.
-    const { count, uploads } = store.pendingImages();
-    if (count - uploads >= this.deps.config.maxQueuedItems) {
-      throw new HttpError(429, 'saturated', `the master holds ${count - uploads} unfinished batch items, its limit (DIPS_MAX_QUEUED_ITEMS=${this.deps.config.maxQueuedItems}); retry later`, queueRetryAfterSeconds);
-    }
     if (body.pipeline.length > this.deps.config.maxPipelineSteps) {
       throw new HttpError(413, 'pipeline_too_long', `the pipeline has ${body.pipeline.length} steps; at most ${this.deps.config.maxPipelineSteps} are allowed`);
     }
@@ -118,6 +112,13 @@ export class BatchRunner {
     const specKey = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
     const existing = store.unfinishedJobWithSpec(specKey);
     if (existing) return { id: existing, status: store.jobSummary(existing)!.status, resumed: true };
+    // Batch items have their own bound (uploads count against DIPS_MAX_QUEUED_IMAGES): rows in SQLite,
+    // paged, never in memory. A new job is refused while the master holds that many (one being listed
+    // goes on; resuming adds none).
+    const { count, uploads } = store.pendingImages();
+    if (count - uploads >= this.deps.config.maxQueuedItems) {
+      throw new HttpError(429, 'saturated', `the master holds ${count - uploads} unfinished batch items, its limit (DIPS_MAX_QUEUED_ITEMS=${this.deps.config.maxQueuedItems}); retry later`, queueRetryAfterSeconds);
+    }
     const id = randomUUID();
     const format = body.output?.format ?? body.format;
     const quality = body.output?.quality ?? body.quality;
