@@ -3,11 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { peakRss, startLocalCluster } from './cluster.js';
+import { processCounters } from './proc.js';
 
 /*
  * Batch jobs at scale: images/s and peak memory of master and workers for a file:// job of N small
- * synthetic images, for each N given (default 1,000 and 100,000), each on a fresh `dips up --workers 2`.
+ * synthetic images, for each N given (default 1,000 and 100,000), each on a fresh `dips up --workers 2`,
+ * with the master's CPU and bytes (rchar + wchar: sockets, files, SQLite) per item.
  *   npm run build && node dist/bench/batch.js [N ...]
+ * Workers on the master's machine read and write the files themselves; DIPS_WORKER_FILE_ACCESS=off in
+ * the environment makes them go through the master, as workers on other machines do.
  */
 
 /** Files per folder: a realistic layout, and no single directory of 100,000 entries. */
@@ -15,12 +19,6 @@ const perFolder = 1000;
 /** Distinct 32x32 PNGs the inputs cycle through (decoding cost is what matters, not variety). */
 const distinctImages = 16;
 const pollMs = 1000;
-
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 async function writeInputs(dir: string, count: number): Promise<void> {
   const images = await Promise.all(
@@ -56,7 +54,7 @@ async function runOne(count: number) {
     if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
     const { id } = (await response.json()) as { id: string };
     const { master, workers } = await cluster.pids();
-    const cpuBefore = await Promise.all([master, ...workers].map(cpuSeconds));
+    const before = await Promise.all([master, ...workers].map(processCounters));
     let job: { status: string; progress: { done: number; failed: number; total: number } };
     for (;;) {
       job = (await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as typeof job;
@@ -64,7 +62,7 @@ async function runOne(count: number) {
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
     const seconds = (performance.now() - started) / 1000;
-    const cpuAfter = await Promise.all([master, ...workers].map(cpuSeconds));
+    const after = await Promise.all([master, ...workers].map(processCounters));
     const result = {
       items: count,
       status: job.status,
@@ -74,8 +72,10 @@ async function runOne(count: number) {
       imagesPerSecond: job.progress.done / seconds,
       masterPeakMiB: (await peakRss(master)) / 2 ** 20,
       workerPeakMiB: await Promise.all(workers.map(async (pid) => (await peakRss(pid)) / 2 ** 20)),
-      masterCpuSeconds: cpuAfter[0]! - cpuBefore[0]!,
-      workerCpuSeconds: cpuAfter.slice(1).map((after, n) => after - cpuBefore[n + 1]!),
+      masterCpuSeconds: (after[0]!.cpuMs - before[0]!.cpuMs) / 1000,
+      masterCpuMsPerItem: (after[0]!.cpuMs - before[0]!.cpuMs) / count,
+      masterKiBPerItem: (after[0]!.ioBytes - before[0]!.ioBytes) / count / 1024,
+      workerCpuSeconds: after.slice(1).map((counters, n) => (counters.cpuMs - before[n + 1]!.cpuMs) / 1000),
     };
     return result;
   } finally {
@@ -91,9 +91,11 @@ for (const count of sizes.length > 0 ? sizes : [1000, 100_000]) {
   runs.push(result);
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
-process.stdout.write(`\n| items | status | wall s | images/s | master peak MiB | worker peak MiB | master CPU s | worker CPU s |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n`);
+process.stdout.write(
+  `\n| items | status | wall s | images/s | master peak MiB | worker peak MiB | master CPU s | master CPU ms/item | master KiB/item | worker CPU s |\n| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n`,
+);
 for (const run of runs) {
   process.stdout.write(
-    `| ${run.items} | ${run.status} | ${run.seconds.toFixed(1)} | ${run.imagesPerSecond.toFixed(1)} | ${run.masterPeakMiB.toFixed(0)} | ${run.workerPeakMiB.map((mib) => mib.toFixed(0)).join(', ')} | ${run.masterCpuSeconds.toFixed(1)} | ${run.workerCpuSeconds.map((s) => s.toFixed(1)).join(', ')} |\n`,
+    `| ${run.items} | ${run.status} | ${run.seconds.toFixed(1)} | ${run.imagesPerSecond.toFixed(1)} | ${run.masterPeakMiB.toFixed(0)} | ${run.workerPeakMiB.map((mib) => mib.toFixed(0)).join(', ')} | ${run.masterCpuSeconds.toFixed(1)} | ${run.masterCpuMsPerItem.toFixed(2)} | ${run.masterKiBPerItem.toFixed(2)} | ${run.workerCpuSeconds.map((s) => s.toFixed(1)).join(', ')} |\n`,
   );
 }

@@ -27,7 +27,7 @@ import { Webhooks } from './webhooks.js';
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
   const { config, store, storage, runner, metrics, logger } = master;
-  const admission = new Admission(config, () => store.pendingImages().count, () => freeDiskBytes(config.dataDir));
+  const admission = new Admission(config, () => store.pendingImages().uploads, () => freeDiskBytes(config.dataDir));
   const streams = new ProgressStreams(store, config);
   const app = express();
   app.disable('x-powered-by');

@@ -24,7 +24,8 @@ import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 /** A unit's task for one lease: where the worker reads and writes, and what it does. */
 export interface PreparedTask {
   input: Location;
-  output: Location;
+  /** Absent for a variants task: each of its variants names its own output. */
+  output?: Location;
   spec: TaskSpec;
 }
 
@@ -403,7 +404,8 @@ export class Dispatcher {
     if (isPermanentStatus(failure.status)) return this.fail(lease, new PermanentTaskError(failure.message), reason);
     const signature = `${failure.code}: ${failure.message}`;
     const previous = pending.lastFailure;
-    if (previous && previous.worker !== worker.id && previous.signature === signature) {
+    // A storage error says how storage was, not what the unit is: an outage on two workers is still an outage.
+    if (previous && previous.worker !== worker.id && previous.signature === signature && failure.code !== 'storage_error') {
       return this.fail(lease, new PermanentTaskError(`${failure.message} (the same on two workers)`), reason);
     }
     pending.lastFailure = { worker: worker.id, signature };

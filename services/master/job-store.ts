@@ -713,8 +713,11 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     return status;
   }
 
-  /** Images accepted but not finished, and their pixels: the admission limit and the scaler read it. */
-  pendingImages(): { count: number; pixels: number; queued: number; queuedPixels: number } {
+  /**
+   * Images accepted but not finished, and their pixels: the scaler reads it. `uploads` counts only
+   * uploaded images (the upload admission limit); `count - uploads` are batch items (their own limit).
+   */
+  pendingImages(): { count: number; uploads: number; pixels: number; queued: number; queuedPixels: number } {
     const counts = this
       .prepare(
         `SELECT COALESCE(SUM(n), 0) AS count, COALESCE(SUM(CASE WHEN status = 'queued' THEN n ELSE 0 END), 0) AS queued
@@ -725,11 +728,11 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     // (status, source) keeps this to their rows.
     const pixels = this
       .prepare(
-        `SELECT COALESCE(SUM(in_width * in_height), 0) AS pixels,
+        `SELECT COUNT(*) AS uploads, COALESCE(SUM(in_width * in_height), 0) AS pixels,
                 COALESCE(SUM(CASE WHEN status = 'queued' THEN in_width * in_height ELSE 0 END), 0) AS queuedPixels
          FROM images WHERE status IN ('queued', 'running') AND source IS NULL`,
       )
-      .get() as { pixels: number; queuedPixels: number };
+      .get() as { uploads: number; pixels: number; queuedPixels: number };
     return { ...counts, ...pixels };
   }
 

@@ -1,7 +1,8 @@
 import express from 'express';
 import { z } from 'zod';
 import type { MasterConfig } from '../shared/config.js';
-import { jobAccepted, jobView, outputFormat, quality } from '../protocol/api.js';
+import { jobView, outputFormat, quality } from '../protocol/api.js';
+import { batchAccepted, batchJobBody, itemsPage, jobsPage, manifestLine, pageQuery, retryAccepted } from '../protocol/batch.js';
 import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
 import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
@@ -35,6 +36,8 @@ const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [String(status), { $ref: '#/components/responses/Error' }]));
 const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const workerId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+/** The query of the paged routes (GET /v1/jobs, /items), from the schema they are parsed with. */
+const pageParameters = Object.entries(pageQuery.shape).map(([name, type]) => ({ name, in: 'query', required: false, schema: schema(type) }));
 /** The worker routes take the worker credential, not the client token. */
 const workerSecurity = [{ workerToken: [] }];
 
@@ -63,20 +66,40 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
     security: [{ bearer: [] }],
     paths: {
       '/v1/jobs': {
+        get: { summary: 'every job of the master, newest first', parameters: pageParameters, responses: { '200': json(jobsPage, 'a page of jobs'), ...errors(400, 401) } },
         post: {
-          summary: 'submit images and a pipeline',
+          summary: 'submit images and a pipeline (multipart), or a batch job from storage (JSON, docs/batch.md)',
           requestBody: {
             required: true,
             content: {
               'multipart/form-data': {
                 schema: schema(z.object({ ...fields, webhook: z.url().optional().meta({ description: 'called once when the job finishes (README "Webhooks")' }) })),
               },
+              'application/json': { schema: schema(batchJobBody) },
             },
           },
-          responses: { '202': json(jobAccepted, 'accepted and queued'), ...errors(400, 401, 413, 415, 422, 429, 503) },
+          responses: {
+            '202': json(batchAccepted, 'accepted and queued; `resumed: true` when a JSON body equals an unfinished batch job\'s, whose id it answers'),
+            ...errors(400, 401, 403, 413, 415, 422, 429, 503),
+          },
           callbacks: {
             finished: { '{$request.body#/webhook}': { post: { requestBody: { content: { 'application/json': { schema: schema(webhookEvent) } } }, responses: { '200': { description: 'any 2xx acknowledges' } } } } },
           },
+        },
+      },
+      '/v1/jobs/{id}/items': {
+        parameters: [jobId],
+        get: { summary: "a page of a job's items", parameters: pageParameters, responses: { '200': json(itemsPage, 'a page of items, by index'), ...errors(400, 401, 404) } },
+      },
+      '/v1/jobs/{id}/retry': {
+        parameters: [jobId],
+        post: { summary: "re-queue a job's failed items", responses: { '202': json(retryAccepted, 'how many were re-queued'), ...errors(401, 404, 409) } },
+      },
+      '/v1/jobs/{id}/manifest': {
+        parameters: [jobId],
+        get: {
+          summary: 'one line per item',
+          responses: { '200': { description: 'JSON Lines, each line one of these', content: { 'application/x-ndjson': { schema: schema(manifestLine) } } }, ...errors(401, 404) },
         },
       },
       '/v1/jobs/{id}': {

@@ -28,7 +28,7 @@ export function processRouter(master: Master): express.Router {
       req.resume();
       throw new HttpError(503, 'no_workers', `nothing can process the image now: ${waiting.replace('<master URL>', 'this master')}`, noWorkerRetryAfter);
     }
-    if (store.pendingImages().count >= config.maxQueuedImages) {
+    if (store.pendingImages().uploads >= config.maxQueuedImages) {
       req.resume();
       throw new HttpError(429, 'saturated', `the queue holds ${config.maxQueuedImages} images; retry later`, 5);
     }

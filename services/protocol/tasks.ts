@@ -49,8 +49,9 @@ export const tileSpec = z.object({ kind: z.literal('tile') });
 export const maxVariantsPerTask = 12;
 /**
  * One image, decoded once and the pipeline run once, then each variant resized (largest width, never
- * enlarged) and encoded (batch jobs' sizes x formats). The output Location receives the variants one
- * after another; the result's `variants` gives their lengths in that order.
+ * enlarged), encoded and written to its own output Location (batch jobs' sizes x formats). `whole` is
+ * the master's planner budget: the worker refuses (422 needs_tiling) an image the planner would tile,
+ * since only the worker reads the image's header.
  */
 export const variantsSpec = z.object({
   kind: z.literal('variants'),
@@ -58,8 +59,16 @@ export const variantsSpec = z.object({
   pipeline: z.array(z.record(z.string(), z.unknown())),
   /** Encoder options of every variant (the job's). */
   options: outputOptions.optional(),
+  whole: z.object({ workerMemoryBytes: z.number().int().min(1), tileSize: z.number().int().min(1).optional() }),
   variants: z
-    .array(z.object({ format: outputFormat.optional(), quality: quality.optional(), width: z.number().int().min(1).max(65_535).optional() }))
+    .array(
+      z.object({
+        format: outputFormat.optional(),
+        quality: quality.optional(),
+        width: z.number().int().min(1).max(65_535).optional(),
+        output: location,
+      }),
+    )
     .min(1)
     .max(maxVariantsPerTask),
 });
@@ -73,9 +82,10 @@ export const task = z.object({
   /** This attempt: results are matched by lease, and heartbeats renew leases by id. */
   lease: z.string().min(1).max(100),
   input: location,
-  output: location,
+  /** Where the result goes; a variants task names one per variant in its spec instead. */
+  output: location.optional(),
   spec: taskSpec,
-});
+}).refine((task) => (task.output === undefined) === (task.spec.kind === 'variants'), 'a variants task names its outputs per variant; every other task has one output');
 export type Task = z.infer<typeof task>;
 
 export const taskBatch = z.object({ tasks: z.array(task).min(1).max(maxTasksPerBatch) });
@@ -105,8 +115,13 @@ export const taskResult = z.discriminatedUnion('ok', [
     bytesIn: z.number().int().min(0),
     bytesOut: z.number().int().min(0),
     image: imageOutput.optional(),
-    /** A variants task's results, in the order they were written to its output. */
-    variants: z.array(z.object({ format: outputFormat, width: z.number().int(), height: z.number().int(), bytes: z.number().int().min(0) })).optional(),
+    /**
+     * A variants task's results, in the order of its variants; `etag` is the storage's ETag answer to the
+     * PUT (S3), which the master records to skip the output when it is asked for again.
+     */
+    variants: z
+      .array(z.object({ format: outputFormat, width: z.number().int(), height: z.number().int(), bytes: z.number().int().min(0), etag: z.string().max(200).optional() }))
+      .optional(),
   }),
   z.object({ ok: z.literal(false), lease: z.string(), processingMs: z.number().min(0), error: taskFailure }),
 ]);

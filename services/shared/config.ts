@@ -71,6 +71,8 @@ const masterSchema = z.object({
   /** Presets-only mode: jobs must name a preset, and the presets are those of presetsFile (services/master/presets.ts). */
   presetsOnly: z.union([z.boolean(), z.stringbool()]).default(false),
   presetsFile: optionalText,
+  // Unfinished batch items the master holds (SQLite rows, paged: ~300 bytes of disk each, never in memory).
+  maxQueuedItems: positiveInt.default(1_000_000),
 });
 
 const workerSchema = z.object({
@@ -137,6 +139,7 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   destinations: 'DIPS_DESTINATIONS',
   presetsOnly: 'DIPS_PRESETS_ONLY',
   presetsFile: 'DIPS_PRESETS_FILE',
+  maxQueuedItems: 'DIPS_MAX_QUEUED_ITEMS',
 };
 
 const workerEnv: Record<keyof WorkerConfig, string> = {

@@ -43,8 +43,11 @@ export async function readLocation(location: Location, reach: Reach): Promise<Bu
   return Buffer.concat(chunks);
 }
 
-/** Writes the output: a file beside its target renamed into place (never half-written), or one PUT. */
-export async function writeLocation(location: Location, data: Buffer, reach: Reach): Promise<void> {
+/**
+ * Writes the output: a file beside its target renamed into place (never half-written), or one PUT.
+ * Resolves with the ETag of the PUT's answer (S3 gives one), which the master may record.
+ */
+export async function writeLocation(location: Location, data: Buffer, reach: Reach): Promise<string | undefined> {
   if (location.via === 'file') {
     const partial = `${location.path}.partial-${randomBytes(4).toString('hex')}`;
     await fs.mkdir(path.dirname(location.path), { recursive: true });
@@ -54,7 +57,7 @@ export async function writeLocation(location: Location, data: Buffer, reach: Rea
     } finally {
       await fs.rm(partial, { force: true });
     }
-    return;
+    return undefined;
   }
   const { url, headers } = target(location, reach);
   const response = await fetch(url, {
@@ -65,6 +68,7 @@ export async function writeLocation(location: Location, data: Buffer, reach: Rea
   });
   if (!response.ok) throw transferError('writing the output', await readErrorResponse(response));
   await response.body?.cancel();
+  return response.headers.get('etag') ?? undefined;
 }
 
 function target(location: Exclude<Location, { via: 'file' }>, reach: Reach): { url: string; headers: Record<string, string> } {

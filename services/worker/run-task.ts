@@ -1,50 +1,35 @@
 import { ApiError } from '../protocol/errors.js';
-import type { ImageOutput, Task, TaskResult } from '../protocol/tasks.js';
+import type { ImageOutput, Task, TaskResult, TaskSpec } from '../protocol/tasks.js';
 import { InputError } from '../image-core/decode.js';
 import { executeTileTask } from '../image-core/execute-tile.js';
-import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
-import type { OutputFormat } from '../image-core/encode.js';
 import type { Annotations } from '../image-core/operation.js';
+import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
 import { processImage } from '../image-core/process-image.js';
-import { processVariants } from '../image-core/variants.js';
 import { decodeTileTask, encodeTileResult, TileWireError } from '../image-core/tile-task.js';
 import { readLocation, writeLocation, type Reach } from './locations.js';
+import { runVariantsTask } from './run-variants.js';
 
 /** Runs one task: read its input, do its kind's work, write its output, describe the outcome. */
 export async function runTask(task: Task, reach: Reach, limits: { maxPixels: number }): Promise<TaskResult> {
+  const { spec } = task;
+  if (spec.kind === 'variants') return runVariantsTask({ ...task, spec }, reach, limits);
   const started = performance.now();
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
   try {
     const input = await readLocation(task.input, reach);
-    const { data, image, variants } = await work(task, input, { ...limits, ...(reach.signal ? { signal: reach.signal } : {}) });
-    await writeLocation(task.output, data, reach);
-    return { ok: true, lease: task.lease, processingMs: elapsed(), bytesIn: input.length, bytesOut: data.length, ...(image ? { image } : {}), ...(variants ? { variants } : {}) };
+    const { data, image } = await work(spec, input, { ...limits, ...(reach.signal ? { signal: reach.signal } : {}) });
+    await writeLocation(task.output!, data, reach);
+    return { ok: true, lease: task.lease, processingMs: elapsed(), bytesIn: input.length, bytesOut: data.length, ...(image ? { image } : {}) };
   } catch (error) {
     const failure = asApiError(error);
     return { ok: false, lease: task.lease, processingMs: elapsed(), error: { status: failure.status, code: failure.code, message: failure.message } };
   }
 }
 
-type Work = { data: Buffer; image?: ImageOutput; variants?: Array<{ format: OutputFormat; width: number; height: number; bytes: number }> };
+type Work = { data: Buffer; image?: ImageOutput };
 
-async function work(task: Task, input: Buffer, options: { maxPixels: number; signal?: AbortSignal }): Promise<Work> {
-  const { spec } = task;
+async function work(spec: Exclude<TaskSpec, { kind: 'variants' }>, input: Buffer, options: { maxPixels: number; signal?: AbortSignal }): Promise<Work> {
   if (spec.kind === 'tile') return { data: Buffer.concat(encodeTileResult(await executeTileTask(decodeTileTask(input), options.signal))) };
-  if (spec.kind === 'variants') {
-    const result = await processVariants(input, parsePipeline(spec.pipeline), spec.variants, {
-      ...(spec.options ? { output: spec.options } : {}),
-      maxPixels: options.maxPixels,
-      name: spec.name,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    const first = result.variants[0]!;
-    const annotations = result.annotations as Record<string, unknown>;
-    return {
-      data: Buffer.concat(result.variants.map((variant) => variant.data)),
-      image: { width: result.width, height: result.height, format: first.format, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) },
-      variants: result.variants.map(({ format, width, height, data }) => ({ format, width, height, bytes: data.length })),
-    };
-  }
   const result = await processImage(
     input,
     parsePipeline(spec.pipeline),
@@ -56,7 +41,7 @@ async function work(task: Task, input: Buffer, options: { maxPixels: number; sig
 }
 
 /** A result's annotations as imageOutput carries them: all of them, and the QR texts also on their own. */
-function imageAnnotations(annotations: Annotations): Pick<ImageOutput, 'qr' | 'annotations'> {
+export function imageAnnotations(annotations: Annotations): Pick<ImageOutput, 'qr' | 'annotations'> {
   return {
     ...(annotations.qr ? { qr: annotations.qr } : {}),
     ...(Object.keys(annotations).length > 0 ? { annotations: annotations as Record<string, unknown> } : {}),

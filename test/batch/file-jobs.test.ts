@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ItemsPage } from '../../services/protocol/batch.js';
 import { waitUntil } from '../helpers/api.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
 import {
@@ -11,6 +12,7 @@ import {
   manifestOf,
   parseJsonLines,
   postBatch,
+  servedSchema,
   submitBatch,
   tempDir,
   waitForBatch,
@@ -134,10 +136,18 @@ describe('several outputs per input', () => {
     const job = await waitForBatch(master.url, id);
     expect(job).toMatchObject({ status: 'succeeded', progress: { done: 3, total: 3 } });
     const out = `file://${destinations}/responsive/set-0/img-1`;
-    const { items } = await allItems(master.url, id);
-    expect(items.find((item) => item.name === 'set-0/img-1.png')!.outputs).toEqual([`${out}-16w.webp`, `${out}-16w.png`, `${out}-64w.webp`, `${out}-64w.png`]);
-    const line = (await manifestOf(master.url, id)).find((entry) => entry.input === `file://${dir}/set-0/img-1.png`)!;
+    const page = (await (await fetch(`${master.url}/v1/jobs/${id}/items`)).json()) as ItemsPage;
+    expect(page.items.find((item) => item.name === 'set-0/img-1.png')!.outputs).toEqual([`${out}-16w.webp`, `${out}-16w.png`, `${out}-64w.webp`, `${out}-64w.png`]);
+    // /items and the manifest answer what the master's served schemas say (outputs included).
+    const itemsSchema = await servedSchema(master.url, '/v1/jobs/{id}/items', 'get', '200');
+    expect(() => itemsSchema.parse(page)).not.toThrow();
+    expect(() => itemsSchema.parse({ items: page.items.map((item) => ({ ...item, outputs: item.outputs!.join(',') })) })).toThrow();
+    const manifest = await manifestOf(master.url, id);
+    const lineSchema = await servedSchema(master.url, '/v1/jobs/{id}/manifest', 'get', '200', 'application/x-ndjson');
+    for (const entry of manifest) expect(() => lineSchema.parse(entry)).not.toThrow();
+    const line = manifest.find((entry) => entry.input === `file://${dir}/set-0/img-1.png`)!;
     expect(line.outputs).toHaveLength(4);
+    expect(() => lineSchema.parse({ ...line, outputs: 4 })).toThrow();
     const file = (suffix: string) => path.join(destinations, 'responsive', 'set-0', `img-1${suffix}`);
     expect(await sharp(file('-16w.webp')).metadata()).toMatchObject({ format: 'webp', width: 16, height: 16 });
     // 64 px is wider than the 32 px input: not enlarged.

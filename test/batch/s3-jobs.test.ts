@@ -7,7 +7,7 @@ import { waitUntil } from '../helpers/api.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
 import { allItems, colourOf, getBatchJob, manifestOf, parseJsonLines, startS3Server, submitBatch, tempDir, waitForBatch, writeImages } from './support.js';
 
-// A real S3-protocol server on loopback (s3rver), spoken to with the real AWS SDK by the test and the master.
+// A real S3-protocol server on loopback (the maintained s3rver), spoken to with the real AWS SDK by the test and the master.
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 let server: { endpoint: string; stop(): void };
 let s3Dir: string;
@@ -40,8 +40,10 @@ beforeAll(async () => {
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      // Storage retries back off 0.3, 0.6, 1.2, 2.4 s: room for the S3 server to come back in the outage test.
+      // Storage retries back off from 0.3 s, doubling (the master's 4, and the dispatcher's 8 attempts of a
+      // worker's transfer: 0.3 + 0.6 + ... + 19.2 s): room for the S3 server to come back in the outage test.
       DIPS_RETRY_BASE_MS: '300',
+      DIPS_MAX_ATTEMPTS: '8',
     },
   }));
 }, 180_000);
@@ -124,6 +126,7 @@ describe('an s3:// batch job against an S3-protocol server on loopback', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     server = await startS3Server(s3Dir, ['photos', 'results'], Number(new URL(endpoint).port));
     const job = await waitForBatch(master.url, id);
+    expect((await allItems(master.url, id, '&status=failed')).items.map((item) => item.error)).toEqual([]);
     expect(job).toMatchObject({ status: 'succeeded', progress: { done: 500, failed: 0, total: 500 } });
     // Names are relative to the input prefix: outage/img-500.png ... outage/img-999.png, and the manifest.
     expect((await keysUnder('results', 'outage/')).filter((key) => key.endsWith('.png'))).toHaveLength(500);

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
+import { z } from 'zod';
 import type { ItemView, JobSummary } from '../../services/protocol/batch.js';
 import { waitUntil } from '../helpers/api.js';
 
@@ -100,21 +101,25 @@ export async function filesUnder(dir: string): Promise<string[]> {
     .sort();
 }
 
-/**
- * A real S3-protocol server on loopback: s3rver in its own process. It signs list continuation tokens
- * with DES, which OpenSSL 3 only offers from its legacy provider, hence the flag.
- */
+/** A real S3-protocol server on loopback (the maintained s3rver) in its own process, keeping its objects in `directory`. */
 export async function startS3Server(directory: string, buckets: string[], port = 0): Promise<{ endpoint: string; stop(): void }> {
-  const bin = path.resolve(import.meta.dirname, '../../node_modules/s3rver/bin/s3rver.js');
-  const args = ['--openssl-legacy-provider', bin, '-d', directory, '-a', '127.0.0.1', '-p', String(port), '--silent'];
-  for (const bucket of buckets) args.push('--configure-bucket', bucket);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script = path.resolve(import.meta.dirname, 's3-server.mjs');
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', script, directory, String(port), ...buckets], { stdio: ['ignore', 'pipe', 'inherit'] });
   const listening = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const found = /listening on [\d.]+:(\d+)/.exec(line)?.[1];
       if (found) resolve(found);
     });
-    child.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening`)));
+    child.once('exit', (code) => reject(new Error(`the S3 server exited (${code}) before listening`)));
   });
   return { endpoint: `http://127.0.0.1:${listening}`, stop: () => void child.kill('SIGKILL') };
+}
+
+/**
+ * A response schema of the master's served OpenAPI document (generated from services/protocol/batch.ts),
+ * as zod reads it back: answers checked with it are checked against what the master publishes.
+ */
+export async function servedSchema(masterUrl: string, route: string, method: string, status: string, contentType = 'application/json'): Promise<z.ZodType> {
+  const doc = (await (await fetch(`${masterUrl}/v1/openapi.json`)).json()) as { paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: unknown }> }> }>> };
+  return z.fromJSONSchema(doc.paths[route]![method]!.responses[status]!.content[contentType]!.schema as Parameters<typeof z.fromJSONSchema>[0]);
 }

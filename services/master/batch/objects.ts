@@ -1,8 +1,14 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { Location as WireLocation } from '../../protocol/tasks.js';
+import type { Blob } from '../blobs.js';
+import { presignedSeconds } from '../storage.js';
 import { ItemError } from './item-error.js';
 import { formatUri, isUnder, type Location } from './uri.js';
 
@@ -18,16 +24,28 @@ export interface ListedObject {
   cursor: string;
 }
 
+/**
+ * How a worker reaches an item's object: a wire Location it uses itself (presigned URL, shared file),
+ * or a Blob the master serves for it (streamed, never parsed or held whole).
+ */
+export type WorkerReach = { direct: WireLocation } | { served: Blob };
+
 /** Reading, writing and listing of job inputs and outputs under the allowed roots, for one URI scheme. */
 export interface ObjectStore {
   /** undefined when there is no object. */
   stat(location: Location): Promise<ObjectInfo | undefined>;
-  read(location: Location): Promise<Buffer>;
   readStream(location: Location): Promise<Readable>;
-  /** Writes the whole object (replacing any); a reader never sees half of it. Returns what was written. */
-  write(location: Location, data: Buffer | { file: string }): Promise<ObjectInfo>;
+  /** Writes a local file as the whole object (replacing any); a reader never sees half of it. */
+  write(location: Location, data: { file: string }): Promise<void>;
   /** Every object under the prefix, one page at a time, resuming after `cursor`. */
   list(prefix: Location, cursor?: string): AsyncIterable<ListedObject>;
+  /**
+   * Where a worker reads (`get`, pinned to the version `stat` saw where storage can) or writes (`put`,
+   * at most `maxBytes`) the object. Called per lease: presigned URLs expire.
+   */
+  reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }, worker: { colocated: boolean }): Promise<WorkerReach>;
+  /** The version of an output a worker has just written (recorded for skip-if-exists): the ETag its PUT got, or the file's own. */
+  writtenVersion(location: Location, etag: string | undefined): Promise<string>;
 }
 
 /** S3 keys asked for per list request (the API's maximum). */
@@ -52,11 +70,6 @@ export class S3Objects implements ObjectStore {
     }
   }
 
-  async read(location: Location): Promise<Buffer> {
-    const { Body } = await this.get(location);
-    return Buffer.from(await Body!.transformToByteArray());
-  }
-
   async readStream(location: Location): Promise<Readable> {
     const { Body } = await this.get(location);
     return Body instanceof Readable ? Body : Readable.fromWeb(Body!.transformToWebStream() as never);
@@ -74,12 +87,27 @@ export class S3Objects implements ObjectStore {
     }
   }
 
-  async write(location: Location, data: Buffer | { file: string }): Promise<ObjectInfo> {
+  async write(location: Location, data: { file: string }): Promise<void> {
     const { bucket, key } = s3Of(location);
-    const size = Buffer.isBuffer(data) ? data.length : (await fs.stat(data.file)).size;
-    const body = Buffer.isBuffer(data) ? data : createReadStream(data.file);
-    const put = await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: size }));
-    return { fingerprint: put.ETag ?? '', size };
+    const { size } = await fs.stat(data.file);
+    await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(data.file), ContentLength: size }));
+  }
+
+  /**
+   * Presigned URLs, one object, one method, presignedSeconds: workers need no AWS permissions. A read
+   * sends If-Match with the ETag the content key was made from, so a changed object is not processed
+   * under the old key (the worker's GET fails with 412 and the item is tried again).
+   */
+  async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }): Promise<WorkerReach> {
+    const { bucket, key } = s3Of(location);
+    const command = 'get' in access ? new GetObjectCommand({ Bucket: bucket, Key: key }) : new PutObjectCommand({ Bucket: bucket, Key: key });
+    const url = await getSignedUrl(this.client, command, { expiresIn: presignedSeconds });
+    const pin = 'get' in access && access.get.fingerprint ? { headers: { 'if-match': access.get.fingerprint } } : {};
+    return { direct: { via: 'url', url, ...pin } };
+  }
+
+  async writtenVersion(location: Location, etag: string | undefined): Promise<string> {
+    return etag ?? (await this.stat(location))?.fingerprint ?? '';
   }
 
   async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
@@ -149,33 +177,45 @@ export class FileObjects implements ObjectStore {
     return { fingerprint: `${stats.size}:${stats.mtimeMs}:${stats.ino}`, size: stats.size };
   }
 
-  async read(location: Location): Promise<Buffer> {
-    try {
-      return await fs.readFile(await this.resolveExisting(location));
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new ItemError('permanent', `${formatUri(location)} does not exist`);
-      if (code === 'EISDIR') throw new ItemError('permanent', `${formatUri(location)} is not a file`);
-      throw error;
-    }
-  }
-
   async readStream(location: Location): Promise<Readable> {
     return createReadStream(await this.resolveExisting(location));
   }
 
-  async write(location: Location, data: Buffer | { file: string }): Promise<ObjectInfo> {
+  async write(location: Location, data: { file: string }): Promise<void> {
+    await replaceFile(await this.writablePath(location), (partial) => fs.copyFile(data.file, partial));
+  }
+
+  /**
+   * A co-located worker gets the file itself (the real path, checked against the roots: it reads no
+   * symbolic link and writes beside its target, then renames). Any other worker goes through the
+   * master, which streams the file as it is, or streams the body into a file beside the target and
+   * renames it: the master never holds an image whole.
+   */
+  async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }, worker: { colocated: boolean }): Promise<WorkerReach> {
+    if ('get' in access) {
+      const real = await this.resolveExisting(location);
+      return worker.colocated ? { direct: { via: 'file', path: real } } : { served: { read: async () => createReadStream(real) } };
+    }
+    const target = await this.writablePath(location);
+    if (worker.colocated) return { direct: { via: 'file', path: target } };
+    const { maxBytes } = access.put;
+    return { served: { write: (body) => replaceFile(target, (partial) => pipeline(body, bounded(maxBytes), createWriteStream(partial))) } };
+  }
+
+  async writtenVersion(location: Location): Promise<string> {
+    const info = await this.stat(location);
+    if (!info) throw new ItemError('transient', `${formatUri(location)} is missing right after it was written`);
+    return info.fingerprint;
+  }
+
+  /** The target's path with its folder created and resolved, checked against the roots. */
+  private async writablePath(location: Location): Promise<string> {
     const target = fileOf(location);
     const dir = path.dirname(target);
     await fs.mkdir(dir, { recursive: true });
-    await this.checkResolved(location, path.join(await fs.realpath(dir), path.basename(target)));
-    // Written beside the target, then renamed over it: a reader sees the old file or the new one, whole.
-    const partial = `${target}.${process.pid}.partial`;
-    if (Buffer.isBuffer(data)) await fs.writeFile(partial, data);
-    else await fs.copyFile(data.file, partial);
-    await fs.rename(partial, target);
-    const stats = await fs.stat(target);
-    return { fingerprint: `${stats.size}:${stats.mtimeMs}:${stats.ino}`, size: stats.size };
+    const real = path.join(await fs.realpath(dir), path.basename(target));
+    await this.checkResolved(location, real);
+    return real;
   }
 
   /**
@@ -202,6 +242,29 @@ export class FileObjects implements ObjectStore {
       yield { location: { scheme: 'file', path: full }, cursor: String(yielded) };
     }
   }
+}
+
+/** Writes beside the target, then renames over it: a reader sees the old file or the new one, whole. */
+async function replaceFile(target: string, write: (partial: string) => Promise<unknown>): Promise<void> {
+  const partial = `${target}.${randomBytes(4).toString('hex')}.partial`;
+  try {
+    await write(partial);
+    await fs.rename(partial, target);
+  } finally {
+    await fs.rm(partial, { force: true });
+  }
+}
+
+/** Passes a stream through, failing it once more than maxBytes went by (a worker cannot fill the disk). */
+function bounded(maxBytes: number) {
+  return async function* (source: AsyncIterable<Buffer>) {
+    let total = 0;
+    for await (const chunk of source) {
+      total += chunk.length;
+      if (total > maxBytes) throw new ItemError('permanent', `the result exceeds ${maxBytes} bytes`);
+      yield chunk;
+    }
+  };
 }
 
 function fileOf(location: Location): string {

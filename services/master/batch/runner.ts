@@ -5,26 +5,24 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
-import { InputError, openInput } from '../../image-core/decode.js';
 import type { OutputFormat } from '../../image-core/encode.js';
 import { parsePipeline, PipelineError, serializePipeline } from '../../image-core/pipeline.js';
-import { planImage } from '../../image-core/planner.js';
 import type { BatchJobBody, ManifestLine, ResolvedBatchJobBody } from '../../protocol/batch.js';
-import type { TaskSpec } from '../../protocol/tasks.js';
+import type { TaskSpec, Location as WireLocation } from '../../protocol/tasks.js';
 import { HttpError } from '../../shared/http-error.js';
 import type { Logger } from '../../shared/logger.js';
-import { bufferSink, bufferSource, type Blobs } from '../blobs.js';
+import type { Blobs } from '../blobs.js';
 import type { Dispatcher } from '../dispatcher.js';
 import type { ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
 import { isTerminal, splitAnnotations } from '../job-store.js';
 import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage.js';
-import type { WorkerRegistry } from '../worker-registry.js';
+import type { WorkerRecord, WorkerRegistry } from '../worker-registry.js';
 import { listInputs } from './inputs.js';
 import { errorKindOf, ItemError } from './item-error.js';
 import { contentKey, resolveItem, type OutputTarget, type ResolvedItem } from './locations.js';
-import type { ObjectStores } from './objects.js';
+import type { ObjectInfo, ObjectStores, WorkerReach } from './objects.js';
 import { formatUri, joinUnder, parseUri, type Location, type Roots } from './uri.js';
 
 export interface BatchRunnerDeps {
@@ -32,7 +30,7 @@ export interface BatchRunnerDeps {
   /** The master's own storage: results of jobs without an output prefix. */
   storage: Storage;
   dispatcher: Dispatcher;
-  /** Serves an item's bytes to the worker and takes its results (lease-scoped). */
+  /** Serves an item's file to a worker that does not share the master's disk, and takes its results (lease-scoped). */
   blobs: Blobs;
   registry: WorkerRegistry;
   stores: ObjectStores;
@@ -40,13 +38,15 @@ export interface BatchRunnerDeps {
   destinations: Roots;
   metrics: Metrics;
   logger: Logger;
-  config: { maxPixels: number; maxPipelineSteps: number; workerMemoryBytes: number; tileSize?: number | undefined };
+  config: { maxPixels: number; maxPipelineSteps: number; workerMemoryBytes: number; tileSize?: number | undefined; maxQueuedItems: number };
   /** Scratch space for manifest copies. */
   workDir: string;
   /** Base delay of the storage retries (transient errors); doubled per attempt. */
   retryBaseMs: number;
 }
 
+/** Seconds a client waits before submitting again to a master full of batch items: they finish at tens per second. */
+const queueRetryAfterSeconds = 30;
 /** Items listed per transaction: large enough that listing 100,000 keys takes a hundred commits, small enough to stream. */
 const listPage = 1000;
 /** Tries of one storage read or write before the item fails as transient (with the base delay doubled each time). */
@@ -55,15 +55,15 @@ const storageRetries = 4;
 const listingAttempts = 5;
 /**
  * Items in flight per worker slot: two wait at the worker (the dispatcher sends two per slot), two more
- * are being read from or written to storage by the master meanwhile.
+ * are being checked (input version, skip-if-exists) or recorded by the master meanwhile.
  */
 const itemsPerSlot = 4;
-/** Items in flight even before workers register (they wait in the dispatcher's queue, holding their bytes). */
+/** Items in flight even before workers register (they wait in the dispatcher's queue; each holds a few hundred bytes). */
 const minItemsInFlight = 8;
 
 /**
  * Runs batch jobs: lists their inputs into the store page by page, then takes queued items a bounded
- * number at a time: reads the input, has a worker process it, writes the results, records the outcome.
+ * number at a time: a worker reads each input and writes its results; the master records the outcome.
  */
 export class BatchRunner {
   private readonly active = new Map<string, AbortController>();
@@ -112,6 +112,13 @@ export class BatchRunner {
     const specKey = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
     const existing = store.unfinishedJobWithSpec(specKey);
     if (existing) return { id: existing, status: store.jobSummary(existing)!.status, resumed: true };
+    // Batch items have their own bound (uploads count against DIPS_MAX_QUEUED_IMAGES): rows in SQLite,
+    // paged, never in memory. A new job is refused while the master holds that many (one being listed
+    // goes on; resuming adds none).
+    const { count, uploads } = store.pendingImages();
+    if (count - uploads >= this.deps.config.maxQueuedItems) {
+      throw new HttpError(429, 'saturated', `the master holds ${count - uploads} unfinished batch items, its limit (DIPS_MAX_QUEUED_ITEMS=${this.deps.config.maxQueuedItems}); retry later`, queueRetryAfterSeconds);
+    }
     const id = randomUUID();
     const format = body.output?.format ?? body.format;
     const quality = body.output?.quality ?? body.quality;
@@ -226,7 +233,11 @@ export class BatchRunner {
     await this.afterChange(work.jobId);
   }
 
-  /** Reads, processes and writes one item; the seam that h12's data path replaces (workers read and write). */
+  /**
+   * One item: checked against the roots, its input's version read (no bytes), skipped when every
+   * output was written with the same content key; otherwise one worker reads the input, decodes it once
+   * and writes every output itself (docs/data-path.md). The master records what was written.
+   */
   private async process(work: ItemWork, spec: BatchJobBody, pipeline: unknown[], signal: AbortSignal): Promise<ItemOutcome> {
     const resolved = resolveItem(spec, work);
     const { source } = resolved;
@@ -236,35 +247,22 @@ export class BatchRunner {
     } catch (error) {
       throw new ItemError('permanent', (error as Error).message);
     }
-    const store = this.deps.stores.for(source);
-    const info = await this.retrying(() => store.stat(source), signal);
+    const info = await this.retrying(() => this.deps.stores.for(source).stat(source), signal);
     if (!info) throw new ItemError('permanent', `${work.source} does not exist`);
     const key = contentKey({ uri: work.source, fingerprint: info.fingerprint }, pipeline, resolved.outputs);
     if (resolved.outputs.length > 0 && (await this.alreadyWritten(resolved.outputs, key, signal))) {
       return { status: 'succeeded', skipped: true, outputs: resolved.outputs.map((output) => formatUri(output.location)) };
     }
-    const data = await this.retrying(() => store.read(source), signal);
-    const pixels = await this.checkWhole(data, work.name, pipeline);
-    const results = await this.render(work, resolved, pipeline, data, pixels, signal);
-    const first = results[0]!;
-    if (resolved.outputs.length === 0) {
-      await this.deps.storage.putBuffer(outputKey(work.jobId, work.index), first.data);
-      return { status: 'succeeded', width: first.width, height: first.height, outputFormat: first.format, ...splitAnnotations(first.annotations) };
-    }
+    const result = await this.render(work, resolved, info, pipeline, signal);
+    const image = result.image!;
+    const described = { width: image.width, height: image.height, outputFormat: image.format, ...splitAnnotations(image.annotations) };
+    if (resolved.outputs.length === 0) return { status: 'succeeded', ...described };
     const recorded: OutputRecord[] = [];
     for (const [index, output] of resolved.outputs.entries()) {
-      const written = await this.retrying(() => this.deps.stores.for(output.location).write(output.location, results[index]!.data), signal);
-      recorded.push({ uri: formatUri(output.location), contentKey: key, fingerprint: written.fingerprint });
+      const fingerprint = await this.retrying(() => this.deps.stores.for(output.location).writtenVersion(output.location, result.variants![index]!.etag), signal);
+      recorded.push({ uri: formatUri(output.location), contentKey: key, fingerprint });
     }
-    return {
-      status: 'succeeded',
-      width: first.width,
-      height: first.height,
-      outputFormat: first.format,
-      outputs: recorded.map((record) => record.uri),
-      recorded,
-      ...splitAnnotations(first.annotations),
-    };
+    return { status: 'succeeded', ...described, outputs: recorded.map((record) => record.uri), recorded };
   }
 
   /** True when every output is there, written with this content key, and unchanged since. */
@@ -279,71 +277,65 @@ export class BatchRunner {
   }
 
   /**
-   * Reads the image's header on the master (no pixels decoded): a file that is not an image, or a pixel
-   * bomb, fails here without a worker round trip. Batch items run whole; an image the planner would
-   * tile is refused with its size, so no worker is handed more than its memory.
+   * Has one worker make the item's results with one variants task, reading and writing storage
+   * itself. Each lease gets fresh locations (presigned URLs expire; master-served blobs are per lease);
+   * a job without an output prefix keeps its one result in the master's storage.
    */
-  private async checkWhole(data: Buffer, name: string, pipeline: unknown[]): Promise<number> {
-    let opened;
+  private async render(work: ItemWork, resolved: ResolvedItem, input: ObjectInfo, pipeline: unknown[], signal: AbortSignal) {
+    const job = this.deps.store.batchJob(work.jobId);
+    const { blobs, config, stores } = this.deps;
+    const targets: Array<Partial<OutputTarget>> = resolved.outputs.length > 0 ? resolved.outputs : [{}];
+    const maxBytes = variantResultLimit(config.maxPixels);
+    // Blobs of variant outputs are named per lease and variant; Blobs.drop(lease) knows only <lease>/in|out.
+    const served: string[] = [];
+    const serve = (id: string, direction: 'in' | 'out', reach: WorkerReach) => {
+      if ('direct' in reach) return reach.direct;
+      served.push(id);
+      return blobs.offer(id, direction, reach.served);
+    };
+    const { source } = resolved;
     try {
-      opened = await openInput(data, { maxPixels: this.deps.config.maxPixels, name });
-    } catch (error) {
-      if (error instanceof InputError) throw new ItemError('permanent', error.message);
-      throw error;
+      const result = await this.deps.dispatcher.run({
+        id: `${work.jobId}/${work.index}`,
+        jobId: work.jobId,
+        imageIndex: work.index,
+        kind: 'variants',
+        pixels: 0, // unknown until a worker reads the header; batch items are small (they run whole)
+        prepare: async (lease, worker) => {
+          const variants = [];
+          for (const [index, target] of targets.entries()) {
+            const id = `${lease}.v${index}`;
+            const output = target.location
+              ? serve(id, 'out', await stores.for(target.location).reach(target.location, { put: { maxBytes } }, worker))
+              : await this.masterStorageOutput(outputKey(work.jobId, work.index), id, worker, serve);
+            const format = target.format ?? (job?.format as OutputFormat | undefined);
+            const quality = target.quality ?? job?.quality;
+            variants.push({ ...(format ? { format } : {}), ...(quality ? { quality } : {}), ...(target.width ? { width: target.width } : {}), output });
+          }
+          const spec: TaskSpec = {
+            kind: 'variants',
+            name: work.name,
+            pipeline: pipeline as Array<Record<string, unknown>>,
+            ...optionsOf(job?.spec),
+            whole: { workerMemoryBytes: config.workerMemoryBytes, ...(config.tileSize ? { tileSize: config.tileSize } : {}) },
+            variants,
+          };
+          return { input: serve(`${lease}.in`, 'in', await stores.for(source).reach(source, { get: input }, worker)), spec };
+        },
+        signal,
+      });
+      if (!result.variants || result.variants.length !== targets.length || !result.image) throw new ItemError('transient', 'worker answered without describing every result');
+      return result;
+    } finally {
+      for (const id of served) blobs.drop(id);
     }
-    const plan = planImage(opened, parsePipeline(pipeline), {
-      ...(this.deps.config.tileSize ? { tileSize: this.deps.config.tileSize } : {}),
-      workerMemoryBytes: this.deps.config.workerMemoryBytes,
-    });
-    if (plan.mode !== 'whole') {
-      throw new ItemError('permanent', `${name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do yet; submit it as an upload`);
-    }
-    return opened.width * opened.height;
   }
 
-  /**
-   * The item's results, one per output (one when the job keeps results in the master's storage), from
-   * one variants task: the worker decodes once and encodes every size and format.
-   */
-  private async render(work: ItemWork, resolved: ResolvedItem, pipeline: unknown[], data: Buffer, pixels: number, signal: AbortSignal) {
-    const job = this.deps.store.batchJob(work.jobId);
-    const targets: Array<Partial<OutputTarget>> = resolved.outputs.length > 0 ? resolved.outputs : [{}];
-    const spec: Extract<TaskSpec, { kind: 'variants' }> = {
-      kind: 'variants',
-      name: work.name,
-      pipeline: pipeline as Array<Record<string, unknown>>,
-      ...optionsOf(job?.spec),
-      variants: targets.map((target) => {
-        const format = target.format ?? (job?.format as OutputFormat | undefined);
-        const quality = target.quality ?? job?.quality;
-        return { ...(format ? { format } : {}), ...(quality ? { quality } : {}), ...(target.width ? { width: target.width } : {}) };
-      }),
-    };
-    const { blobs, config } = this.deps;
-    const sinks = new Map<string, () => Buffer>();
-    const result = await this.deps.dispatcher.run({
-      id: `${work.jobId}/${work.index}`,
-      jobId: work.jobId,
-      imageIndex: work.index,
-      kind: 'variants',
-      pixels: pixels * targets.length,
-      // The item's bytes are in the master's memory (read from its source): served per lease.
-      prepare: async (lease) => {
-        const sink = bufferSink(variantsResultLimit(config.maxPixels, targets.length));
-        sinks.set(lease, sink.result);
-        return { input: blobs.offer(lease, 'in', bufferSource([data])), output: blobs.offer(lease, 'out', sink.blob), spec };
-      },
-      signal,
-    });
-    if (!result.variants || !result.image) throw new ItemError('transient', 'worker answered without a result description');
-    const written = sinks.get(result.lease)!();
-    const annotations = result.image.annotations;
-    let offset = 0;
-    return result.variants.map((output) => {
-      const bytes = written.subarray(offset, offset + output.bytes);
-      offset += output.bytes;
-      return { ...output, data: bytes, annotations };
-    });
+  /** A job without an output prefix: the worker writes to the master's storage as for uploads. */
+  private async masterStorageOutput(key: string, id: string, worker: WorkerRecord, serve: (id: string, direction: 'out', reach: WorkerReach) => WireLocation) {
+    const { storage } = this.deps;
+    const direct = await storage.locate(key, 'put', worker);
+    return serve(id, 'out', direct ? { direct } : { served: { write: (body) => storage.putStream(key, body) } });
   }
 
   /** Retries storage calls that failed transiently, with exponential backoff; permanent errors fail at once. */
@@ -436,9 +428,9 @@ export function failureLimit(maxFailures: number | string, total: number): numbe
   return Math.floor((Number(maxFailures.slice(0, -1)) / 100) * total);
 }
 
-/** Bytes a variants result may take: each variant at most 4 bytes per pixel of the largest image allowed, plus headers. */
-function variantsResultLimit(maxPixels: number, variants: number): number {
-  return variants * (maxPixels * 4 + 1024 * 1024);
+/** Bytes one result may take when the master writes it for a worker: 4 bytes per pixel of the largest image allowed, plus headers. */
+function variantResultLimit(maxPixels: number): number {
+  return maxPixels * 4 + 1024 * 1024;
 }
 
 /** The job's encoder options (from its body or preset), for its variants tasks. */
@@ -446,4 +438,3 @@ function optionsOf(spec: unknown): Pick<Extract<TaskSpec, { kind: 'variants' }>,
   const { options } = (spec ?? {}) as ResolvedBatchJobBody;
   return options ? { options } : {};
 }
-
