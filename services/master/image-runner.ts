@@ -10,7 +10,7 @@ import type { Location } from '../protocol/tasks.js';
 import type { Blobs } from './blobs.js';
 import { PermanentTaskError, type Dispatcher, type UnitResult, type WorkUnit } from './dispatcher.js';
 import type { ImageOutcome, ImageWork, JobStore } from './job-store.js';
-import { inputKey, intermediateKey, outputKey, workPrefix } from './keys.js';
+import { inputKey, intermediateKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
 import type { Storage } from './storage.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
@@ -96,7 +96,8 @@ export class ImageRunner {
     const { store, metrics, logger } = this.deps;
     const log = logger.child({ job: work.jobId, image: work.index });
     let outcome: ImageOutcome;
-    let tiled = false;
+    /** Stages of a tiled plan: its intermediates are deleted when the image ends, however it ends. */
+    let tiledStages: number | undefined;
     try {
       const steps = parsePipeline(work.pipeline);
       const plan = planImage(work, steps, {
@@ -104,7 +105,7 @@ export class ImageRunner {
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
       });
       log.debug({ mode: plan.mode }, 'image started');
-      tiled = plan.mode === 'tiled';
+      if (plan.mode === 'tiled') tiledStages = plan.stages.length;
       outcome = plan.mode === 'whole' ? await this.runWhole(work, signal) : await this.runTiled(work, plan, signal);
     } catch (error) {
       outcome = signal.aborted
@@ -117,7 +118,7 @@ export class ImageRunner {
     // A stopping master leaves the image running in the store (and its intermediates) for the next start.
     if (this.stopped) return;
     // Only tiled runs have intermediates: a whole image costs the master no storage call.
-    if (tiled && outcome.status !== 'succeeded') await this.deps.storage.deletePrefix(workPrefix(work.jobId, work.index)).catch(() => undefined);
+    if (tiledStages !== undefined) await this.deleteIntermediates(work, tiledStages).catch((error: unknown) => log.warn({ error }, 'could not delete intermediates'));
     if (outcome.status === 'failed') log.warn({ reason: outcome.error }, 'image failed');
     const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
     metrics.imagesFinished.inc({ status: outcome.status });
@@ -250,9 +251,13 @@ export class ImageRunner {
           output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
           spec: { kind: 'encode', shape, format, ...(work.quality ? { quality: work.quality } : {}) },
         }), signal);
-        await storage.deletePrefix(workPrefix(work.jobId, work.index));
       },
     };
+  }
+
+  private deleteIntermediates(work: ImageWork, stages: number): Promise<void> {
+    const keys = Array.from({ length: stages + 1 }, (_, intermediate) => intermediateKey(work.jobId, work.index, intermediate));
+    return this.deps.storage.deleteKeys(keys);
   }
 
   /** Where a tile writes: a piece of the next intermediate (its byte range), or all of it (a whole stage). */

@@ -5,5 +5,4 @@ export const inputPrefix = (jobId: string): string => `jobs/${jobId}/in`;
 export const inputKey = (jobId: string, index: number): string => `jobs/${jobId}/in/${index}`;
 export const outputKey = (jobId: string, index: number): string => `jobs/${jobId}/out/${index}`;
 /** Intermediate k of a tiled image (k = 0: the decoded upload; stage k - 1 writes k): scratch, gone with the job. */
-export const intermediateKey = (jobId: string, index: number, intermediate: number): string => `${workPrefix(jobId, index)}/stage-${intermediate}.v`;
-export const workPrefix = (jobId: string, index: number): string => `jobs/${jobId}/work/${index}`;
+export const intermediateKey = (jobId: string, index: number, intermediate: number): string => `jobs/${jobId}/work/${index}/stage-${intermediate}.v`;

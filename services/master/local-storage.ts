@@ -67,6 +67,10 @@ export class LocalStorage implements Storage {
     return fs.readFile(this.pathOf(key));
   }
 
+  async deleteKeys(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((key) => fs.rm(this.pathOf(key), { force: true })));
+  }
+
   async deletePrefix(prefix: string): Promise<void> {
     const dir = this.pathOf(prefix);
     for (const made of this.made) if (made === dir || made.startsWith(`${dir}${path.sep}`)) this.made.delete(made);

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -64,6 +65,11 @@ export class S3Storage implements Storage {
     const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
     if (!Body) throw new Error(`s3 object ${key} has no body`);
     return Buffer.from(await Body.transformToByteArray());
+  }
+
+  /** One DeleteObject per key: a tiled image has a handful of intermediates, and S3 answers a missing key with success too. */
+  async deleteKeys(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }))));
   }
 
   async deletePrefix(prefix: string): Promise<void> {

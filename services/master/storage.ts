@@ -15,6 +15,8 @@ export interface Storage {
   /** The object, or only the bytes of `range` (a tile's rows of an intermediate). */
   getStream(key: string, range?: ByteRange): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
+  /** Deletes these objects (those that exist). */
+  deleteKeys(keys: string[]): Promise<void>;
   /** Deletes every object whose key starts with prefix. */
   deletePrefix(prefix: string): Promise<void>;
   /**
