@@ -96,12 +96,9 @@ export class LocalStorage implements Storage {
   }
 
   async putRange(key: string, range: ByteRange, body: Readable): Promise<void> {
+    // Opened without truncating (pieces arrive in any order), created sparse by the first; the stream closes it.
     const file = await fs.open(this.pathOf(key), constants.O_RDWR | constants.O_CREAT, 0o644);
-    try {
-      await pipeline(body, file.createWriteStream({ start: range.start, autoClose: false }));
-    } finally {
-      await file.close();
-    }
+    await pipeline(body, file.createWriteStream({ start: range.start }));
   }
 
   async closeParts(): Promise<void> {}
