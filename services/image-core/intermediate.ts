@@ -1,137 +1,130 @@
-import { readSync, writeSync } from 'node:fs';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import type { Size } from './pixel-move.js';
+import type { ImageShape } from './planner.js';
 import type { Channels, RawImage, Rect } from './raw-image.js';
 
-/** libvips' .v header: magic, width, height, bands, (unused), band format, coding, ... (64 bytes). */
-const HEADER_BYTES = 64;
+/**
+ * Intermediates of a tiled run are uncompressed images in libvips' native .v format: a 64-byte header,
+ * then rows of 8-bit interleaved pixels (libvips' XML metadata may follow; it is optional). Workers read a
+ * tile's rows as one byte range and write its core as another, so nobody holds a whole image in memory,
+ * and sharp reads the file itself for the final encode.
+ */
+export const HEADER_BYTES = 64;
 /** The magic number as read little-endian from a file written on a little-endian machine. */
 const MAGIC_LITTLE_ENDIAN = 0x08f2a6b6;
 const BAND_FORMAT_UCHAR = 0;
 const CODING_NONE = 0;
 
-/**
- * An uncompressed image on disk in libvips' native .v format: a 64-byte header, then rows of 8-bit
- * interleaved pixels (libvips' XML metadata may follow; it is optional). Tiles are cut with positioned
- * reads of rows and cores stitched in with positioned writes, so the master never holds a whole image
- * in memory; sharp reads the file back for the final encode.
- */
-export class Intermediate implements Size {
-  private constructor(
-    readonly path: string,
-    private readonly file: FileHandle,
-    readonly width: number,
-    readonly height: number,
-    readonly channels: Channels,
-  ) {}
+/** An inclusive byte range of an intermediate (HTTP Range semantics). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
 
-  /** Opens an existing .v file for reading and writing, checking it holds 8-bit uncoded pixels. */
-  static async open(path: string): Promise<Intermediate> {
-    const file = await open(path, 'r+');
-    try {
-      const header = Buffer.alloc(HEADER_BYTES);
-      await file.read(header, 0, HEADER_BYTES, 0);
-      const [magic, width, height, bands] = [0, 4, 8, 12].map((at) => header.readUInt32LE(at));
-      const [format, coding] = [20, 24].map((at) => header.readInt32LE(at));
-      if (magic !== MAGIC_LITTLE_ENDIAN) throw new Error(`${path} is not a little-endian libvips .v file`);
-      if (format !== BAND_FORMAT_UCHAR || coding !== CODING_NONE || bands < 1 || bands > 4) {
-        throw new Error(
-          `${path} holds band format ${format}, coding ${coding}, ${bands} bands; expected 8-bit, uncoded, 1-4 bands`,
-        );
-      }
-      return new Intermediate(path, file, width, height, bands as Channels);
-    } catch (error) {
-      await file.close();
-      throw error;
-    }
+/** The shape a .v header declares, checking it holds 8-bit uncoded pixels of 1-4 bands. */
+export function parseHeader(header: Buffer, name: string): ImageShape {
+  const [magic, width, height, bands] = [0, 4, 8, 12].map((at) => header.readUInt32LE(at));
+  const [format, coding] = [20, 24].map((at) => header.readInt32LE(at));
+  if (magic !== MAGIC_LITTLE_ENDIAN) throw new Error(`${name} is not a little-endian libvips .v file`);
+  if (format !== BAND_FORMAT_UCHAR || coding !== CODING_NONE || bands < 1 || bands > 4) {
+    throw new Error(`${name} holds band format ${format}, coding ${coding}, ${bands} bands; expected 8-bit, uncoded, 1-4 bands`);
   }
+  return { width, height, channels: bands as Channels };
+}
 
-  /** Writes what a sharp pipeline produces (e.g. the decoded upload) as a .v file and opens it. */
-  static async fromPipeline(pipeline: Sharp, path: string): Promise<Intermediate> {
-    const partial = `${path}.partial.v`;
-    await pipeline.toFile(partial);
-    await rename(partial, path);
-    return Intermediate.open(path);
-  }
-
-  /**
-   * A new image of this size to be filled with positioned writes: the header of a 1x1 image sharp
-   * makes with these channels, resized, then a sparse file of the right length (no pixels written).
-   */
-  static async create(path: string, size: Size, channels: Channels): Promise<Intermediate> {
-    const template = `${path}.template.v`;
-    const pixel = sharp({ create: { width: 1, height: 1, channels: channels % 2 === 0 ? 4 : 3, background: '#000000' } });
-    // sharp creates only RGB(A); one grey band (plus alpha) comes from converting to b-w.
-    await (channels <= 2 ? pixel.toColourspace('b-w') : pixel).toFile(template);
+/** Reads and checks the header of a .v file. */
+export async function readHeader(path: string): Promise<ImageShape> {
+  const file = await open(path, 'r');
+  try {
     const header = Buffer.alloc(HEADER_BYTES);
-    const source = await open(template, 'r');
-    await source.read(header, 0, HEADER_BYTES, 0).finally(() => source.close());
-    await rm(template);
-    header.writeUInt32LE(size.width, 4);
-    header.writeUInt32LE(size.height, 8);
-    const partial = `${path}.partial.v`;
-    const file = await open(partial, 'w');
-    try {
-      await file.write(header, 0, HEADER_BYTES, 0);
-      await file.truncate(HEADER_BYTES + size.width * size.height * channels);
-    } finally {
-      await file.close();
-    }
+    await file.read(header, 0, HEADER_BYTES, 0);
+    return parseHeader(header, path);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Headers of 1x1 images per channel count, made once by sharp (it writes .v only to files); only width and height differ after. */
+const templates = new Map<Channels, Promise<Buffer>>();
+
+/** The .v header of an image of this shape: that of a 1x1 image sharp writes, resized. */
+export async function headerFor(shape: ImageShape): Promise<Buffer> {
+  let template = templates.get(shape.channels);
+  if (!template) {
+    const pixel = sharp({ create: { width: 1, height: 1, channels: shape.channels % 2 === 0 ? 4 : 3, background: '#000000' } });
+    // sharp creates only RGB(A); one grey band (plus alpha) comes from converting to b-w.
+    const file = join(tmpdir(), `dips-header-${process.pid}-${shape.channels}-${Math.random().toString(36).slice(2)}.v`);
+    template = (shape.channels <= 2 ? pixel.toColourspace('b-w') : pixel)
+      .toFile(file)
+      .then(() => readFile(file))
+      .finally(() => rm(file, { force: true }));
+    templates.set(shape.channels, template);
+  }
+  const header = Buffer.from((await template).subarray(0, HEADER_BYTES));
+  header.writeUInt32LE(shape.width, 4);
+  header.writeUInt32LE(shape.height, 8);
+  return header;
+}
+
+const rowBytes = (shape: ImageShape) => shape.width * shape.channels;
+
+/** The bytes of the full rows `rect` spans: one contiguous range, whatever the rectangle's columns. */
+export function rowsRange(shape: ImageShape, rect: Rect): ByteRange {
+  const start = HEADER_BYTES + rect.y * rowBytes(shape);
+  return { start, end: start + rect.height * rowBytes(shape) - 1 };
+}
+
+/**
+ * Where a tile's core goes in the stage's output: contiguous because cores are full-width strips or
+ * parts of one row (planner `tileShape`). The core at the origin also carries the header, so the ranges
+ * of a stage's tiles, in order, make the whole file (an S3 multipart upload's parts).
+ */
+export function coreRange(shape: ImageShape, core: Rect): ByteRange {
+  if (core.width !== shape.width && core.height !== 1) {
+    throw new Error(`core ${core.width}x${core.height} at ${core.x},${core.y} is not contiguous in a ${shape.width}-pixel-wide image`);
+  }
+  const first = HEADER_BYTES + (core.y * shape.width + core.x) * shape.channels;
+  const end = first + core.width * core.height * shape.channels - 1;
+  return { start: core.x === 0 && core.y === 0 ? 0 : first, end };
+}
+
+/** The pixels of `rect` out of the bytes of the full rows it spans (rowsRange). */
+export function cutRows(rows: Buffer, shape: ImageShape, rect: Rect): RawImage {
+  const full = rowBytes(shape);
+  if (rows.length !== rect.height * full) {
+    throw new Error(`${rows.length} bytes are not the ${rect.height} rows of ${full} bytes the tile spans`);
+  }
+  if (rect.width === shape.width) return { data: rows, width: rect.width, height: rect.height, channels: shape.channels };
+  const wanted = rect.width * shape.channels;
+  const data = Buffer.allocUnsafe(wanted * rect.height);
+  for (let row = 0; row < rect.height; row++) {
+    rows.copy(data, row * wanted, row * full + rect.x * shape.channels, row * full + rect.x * shape.channels + wanted);
+  }
+  return { data, width: rect.width, height: rect.height, channels: shape.channels };
+}
+
+/** Writes bytes at `offset` of a file, creating it (sparse) if it does not exist yet: tiles of a stage write in any order. */
+export async function writeAt(path: string, offset: number, data: Buffer): Promise<void> {
+  const file = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+  try {
+    await file.write(data, 0, data.length, offset);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Writes what a sharp pipeline produces (the decoded upload) as a .v file, renamed into place, and checks it. */
+export async function writeIntermediate(pipeline: Sharp, path: string): Promise<ImageShape> {
+  const partial = `${path}.partial-${process.pid}-${Math.random().toString(36).slice(2)}.v`;
+  try {
+    await pipeline.toFile(partial);
+    const shape = await readHeader(partial);
     await rename(partial, path);
-    return Intermediate.open(path);
-  }
-
-  /** The pixels of `rect`, read row by row. */
-  async read(rect: Rect): Promise<RawImage> {
-    this.checkInside(rect);
-    const rowBytes = rect.width * this.channels;
-    const data = Buffer.allocUnsafe(rowBytes * rect.height);
-    if (rect.width === this.width) {
-      await this.file.read(data, 0, data.length, this.offset(rect.x, rect.y));
-    } else {
-      // One positioned read per row: synchronous, because a promise per row cost the master's event loop
-      // about ten times the system call itself (measured: docs/performance.md).
-      for (let row = 0; row < rect.height; row++) {
-        readSync(this.file.fd, data, row * rowBytes, rowBytes, this.offset(rect.x, rect.y + row));
-      }
-    }
-    return { data, width: rect.width, height: rect.height, channels: this.channels };
-  }
-
-  /** Writes an image's pixels with its top-left corner at `at`. */
-  async write(image: RawImage, at: { x: number; y: number }): Promise<void> {
-    if (image.channels !== this.channels) {
-      throw new Error(
-        `cannot write ${image.channels}-channel pixels into the ${this.channels}-channel image ${this.path}`,
-      );
-    }
-    this.checkInside({ ...at, width: image.width, height: image.height });
-    const rowBytes = image.width * this.channels;
-    if (image.width === this.width) {
-      await this.file.write(image.data, 0, image.data.length, this.offset(at.x, at.y));
-      return;
-    }
-    // Synchronous per row, as in read().
-    for (let row = 0; row < image.height; row++) {
-      writeSync(this.file.fd, image.data, row * rowBytes, rowBytes, this.offset(at.x, at.y + row));
-    }
-  }
-
-  close(): Promise<void> {
-    return this.file.close();
-  }
-
-  private offset(x: number, y: number): number {
-    return HEADER_BYTES + (y * this.width + x) * this.channels;
-  }
-
-  private checkInside(rect: Rect): void {
-    if (rect.x < 0 || rect.y < 0 || rect.x + rect.width > this.width || rect.y + rect.height > this.height) {
-      throw new Error(
-        `rectangle ${rect.width}x${rect.height} at ${rect.x},${rect.y} is outside ` +
-          `the ${this.width}x${this.height} image ${this.path}`,
-      );
-    }
+    return shape;
+  } finally {
+    await rm(partial, { force: true });
   }
 }

@@ -213,13 +213,13 @@ const grow = ({ x, y, width, height }: Rect, by: number): Rect => ({
 
 /**
  * Start and length of each piece when cutting `length` into pieces of `tileSize`. A last piece shorter
- * than half a tile joins the one before: slivers would give filters less input than their window.
+ * than half a piece, or than `least`, joins the one before: slivers would give filters less input than their window.
  */
-function cuts(length: number, tileSize: number): Array<[number, number]> {
+function cuts(length: number, tileSize: number, least = 0): Array<[number, number]> {
   const pieces: Array<[number, number]> = [];
   for (let start = 0; start < length; start += tileSize) pieces.push([start, Math.min(tileSize, length - start)]);
   const last = pieces.at(-1)!;
-  if (pieces.length > 1 && last[1] < tileSize / 2) {
+  if (pieces.length > 1 && (last[1] < tileSize / 2 || last[1] < least)) {
     pieces.pop();
     pieces.at(-1)![1] += last[1];
   }
@@ -227,14 +227,16 @@ function cuts(length: number, tileSize: number): Array<[number, number]> {
 }
 
 /**
- * Tiles of the area of a `tileSize` square, so a thin image (1 x 100,000,000) makes as few tiles as a
- * square one of the same pixel count: a side shorter than the tile edge gives the other side its area.
+ * Tiles are full-width strips of the area of a `tileSize` square, so a tile's rows, and its core in the
+ * next intermediate, are one contiguous byte range (a ranged read in, one positioned write or multipart
+ * part out: docs/data-path.md). An image wider than that area is cut into single rows of that area,
+ * contiguous too. A strip has at least `halo + 1` rows, so a strip at the image's top or bottom edge (its
+ * halo clipped on one side) still gives every filter a window's worth of rows.
  */
-export function tileShape(image: Size, tileSize: number): Size {
+export function tileShape(image: Size, tileSize: number, halo = 0): Size {
   const area = tileSize * tileSize;
-  if (image.width < tileSize) return { width: image.width, height: Math.max(tileSize, Math.floor(area / image.width)) };
-  if (image.height < tileSize) return { width: Math.max(tileSize, Math.floor(area / image.height)), height: image.height };
-  return { width: tileSize, height: tileSize };
+  if (image.width > area) return { width: area, height: 1 };
+  return { width: image.width, height: Math.max(1, halo + 1, Math.floor(area / image.width)) };
 }
 
 /** Cuts a stage's output into cores of `tileSize` and maps each back to the input it needs. */
@@ -244,8 +246,8 @@ export function planStageTiles(stage: Stage, input: Size, tileSize: number): Sta
   const sizes: Size[] = [input];
   for (const step of stage.steps) sizes.push(outputSizeOf(step, sizes.at(-1)!));
   const tiles: StageTile[] = [];
-  const { width: tileWidth, height: tileHeight } = tileShape(output, tileSize);
-  for (const [y, height] of cuts(output.height, tileHeight)) {
+  const { width: tileWidth, height: tileHeight } = tileShape(output, tileSize, stage.halo);
+  for (const [y, height] of cuts(output.height, tileHeight, stage.halo + 1)) {
     for (const [x, width] of cuts(output.width, tileWidth)) {
       const core = { x, y, width, height };
       let rect: Rect = core;

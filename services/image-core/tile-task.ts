@@ -1,12 +1,20 @@
-import { z } from 'zod';
+import sharp from 'sharp';
+import { inputErrorFrom, openInput } from './decode.js';
+import { encodePipeline, type EncodeOptions } from './encode.js';
+import { executeTileTask } from './execute-tile.js';
+import { cutRows, headerFor, writeIntermediate } from './intermediate.js';
 import type { Annotations } from './operation.js';
+import type { ImageShape } from './planner.js';
 import type { Size } from './pixel-move.js';
 import type { RawImage, Rect } from './raw-image.js';
 
 /**
- * What the master sends a worker for one tile of one stage. executeTileTask(task) computes the result
- * from the task alone, so a task can be retried on any worker.
+ * The three kinds of work of a tiled image, all run by workers (services/worker/tiled-tasks.ts moves
+ * their bytes): `decode` the upload into the first intermediate, run a `tile` of a stage (its rows read
+ * from the stage's intermediate, its core written into the next), `encode` the last intermediate.
  */
+
+/** One tile of one stage, computed from its rows alone (executeTileTask), so it can be retried anywhere. */
 export interface TileTask {
   /** The stage's steps in canonical JSON (serializePipeline); the worker validates them again. */
   steps: Array<Record<string, unknown>>;
@@ -33,120 +41,65 @@ export interface TileResult {
   annotations: Annotations;
 }
 
-/*
- * Wire format, both directions: 4 ASCII bytes naming the message, a little-endian uint32 giving the
- * length of a UTF-8 JSON header, the header, then the raw pixel bytes. Raw pixels were chosen by
- * measurement (docs/tiling.md): compressing a 1024x1024 RGB tile costs more CPU (PNG level 1: 18 ms
- * to encode + 11 ms to decode, deflate level 1: 38 + 18 ms) than sending the 3.1 MB saves.
+/** A tile as the master describes it (JSON, services/protocol/tasks.ts `tileSpec`): no pixels, only where they are. */
+export interface TileJob {
+  steps: Array<Record<string, unknown>>;
+  /** Shape of the stage's input intermediate; the task's input is the bytes of the rows `source` spans (rowsRange). */
+  input: ImageShape;
+  source: Rect;
+  core?: Rect;
+  /** A tiled stage's whole output (its .v header, written by the core at the origin). */
+  output?: ImageShape;
+  histogram?: number[];
+  histogramFor?: Record<string, unknown>;
+  returnCore: boolean;
+}
+
+/** What a tile (or a decode) reports: the shape of the pixels it wrote, and the tile's histogram and annotations. */
+export interface TileOutcome extends ImageShape {
+  histogram?: number[];
+  annotations?: Annotations;
+}
+
+/**
+ * Runs a tile on the bytes of its rows and returns the bytes to write: a tiled stage's core (with the
+ * .v header first when the core starts the image, see coreRange), or a whole stage's complete .v file.
  */
-const TASK_MAGIC = 'DPT1';
-const RESULT_MAGIC = 'DPR1';
-const PREFIX_BYTES = 8;
-/** Headers hold steps, rectangles and histograms: small, but a histogram may have 65536 bins. */
-const MAX_HEADER_BYTES = 4 * 1024 * 1024;
-
-const count = z.number().int().min(0);
-const rect = z.object({ x: count, y: count, width: count, height: count });
-const pixelLayout = z.object({ width: count, height: count, channels: z.number().int().min(1).max(4) });
-const histogram = z.array(count);
-
-const taskHeader = z.object({
-  steps: z.array(z.record(z.string(), z.unknown())),
-  tile: pixelLayout,
-  source: rect,
-  imageSize: z.object({ width: count, height: count }),
-  core: rect.optional(),
-  histogram: histogram.optional(),
-  histogramFor: z.record(z.string(), z.unknown()).optional(),
-  returnCore: z.boolean(),
-});
-
-const resultHeader = z.object({
-  core: pixelLayout.optional(),
-  histogram: histogram.optional(),
-  annotations: z.record(z.string(), z.unknown()),
-});
-
-/** A message that is not a well-formed tile task or result; the message says what is wrong. */
-export class TileWireError extends Error {
-  override readonly name = 'TileWireError';
-}
-
-function frame(magic: string, header: unknown, pixels?: Buffer): Buffer[] {
-  const json = Buffer.from(JSON.stringify(header));
-  const prefix = Buffer.alloc(PREFIX_BYTES);
-  prefix.write(magic, 0, 'ascii');
-  prefix.writeUInt32LE(json.length, 4);
-  return pixels ? [prefix, json, pixels] : [prefix, json];
-}
-
-function unframe<T>(magic: string, what: string, bytes: Buffer, schema: z.ZodType<T>): { header: T; pixels: Buffer } {
-  if (bytes.length < PREFIX_BYTES || bytes.toString('ascii', 0, 4) !== magic) {
-    throw new TileWireError(`not a DIPS ${what}: expected it to start with "${magic}"`);
-  }
-  const headerBytes = bytes.readUInt32LE(4);
-  if (headerBytes > MAX_HEADER_BYTES || PREFIX_BYTES + headerBytes > bytes.length) {
-    throw new TileWireError(`${what} header of ${headerBytes} bytes does not fit in the ${bytes.length}-byte message`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerBytes));
-  } catch (error) {
-    throw new TileWireError(`${what} header is not JSON: ${(error as Error).message}`);
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'header'}: ${issue.message}`);
-    throw new TileWireError(`${what} header is invalid: ${issues.join('; ')}`);
-  }
-  return { header: parsed.data, pixels: bytes.subarray(PREFIX_BYTES + headerBytes) };
-}
-
-/** Checks that the pixel bytes match the declared layout and wraps them without copying. */
-function pixelsOf(what: string, layout: z.infer<typeof pixelLayout>, pixels: Buffer): RawImage {
-  const expected = layout.width * layout.height * layout.channels;
-  if (pixels.length !== expected) {
-    throw new TileWireError(
-      `${what} declares ${layout.width}x${layout.height}x${layout.channels} pixels (${expected} bytes) ` +
-        `but carries ${pixels.length}`,
-    );
-  }
-  return { data: pixels, ...layout, channels: layout.channels as RawImage['channels'] };
-}
-
-const layoutOf = ({ width, height, channels }: RawImage) => ({ width, height, channels });
-
-/** The task as message chunks (header, pixels): write them in order, or Buffer.concat them. */
-export function encodeTileTask(task: TileTask): Buffer[] {
-  const { tile, histogram: merged, ...rest } = task;
-  const header = { ...rest, tile: layoutOf(tile), histogram: merged && Array.from(merged) };
-  return frame(TASK_MAGIC, header, tile.data);
-}
-
-export function decodeTileTask(bytes: Buffer): TileTask {
-  const { header, pixels } = unframe(TASK_MAGIC, 'tile task', bytes, taskHeader);
-  const { tile, histogram: merged, ...rest } = header;
-  const task: TileTask = { ...rest, tile: pixelsOf('tile task', tile, pixels) };
-  if (merged) task.histogram = Uint32Array.from(merged);
-  return task;
-}
-
-export function encodeTileResult(result: TileResult): Buffer[] {
-  const header = {
-    core: result.core && layoutOf(result.core),
-    histogram: result.histogram && Array.from(result.histogram),
-    annotations: result.annotations,
+export async function runTileJob(job: TileJob, rows: Buffer, signal?: AbortSignal): Promise<{ bytes?: Buffer; outcome: TileOutcome }> {
+  const task: TileTask = {
+    steps: job.steps,
+    tile: cutRows(rows, job.input, job.source),
+    source: job.source,
+    imageSize: { width: job.input.width, height: job.input.height },
+    returnCore: job.returnCore,
+    ...(job.core ? { core: job.core } : {}),
+    ...(job.histogram ? { histogram: Uint32Array.from(job.histogram) } : {}),
+    ...(job.histogramFor ? { histogramFor: job.histogramFor } : {}),
   };
-  return frame(RESULT_MAGIC, header, result.core?.data);
+  const result = await executeTileTask(task, signal);
+  const shape = result.core ? { width: result.core.width, height: result.core.height, channels: result.core.channels } : job.input;
+  const outcome: TileOutcome = {
+    ...shape,
+    annotations: result.annotations,
+    ...(result.histogram ? { histogram: Array.from(result.histogram) } : {}),
+  };
+  if (!result.core) return { outcome };
+  if (job.output && job.output.channels !== shape.channels) {
+    throw new Error(`the stage made ${shape.channels}-channel pixels where its plan expects ${job.output.channels}`);
+  }
+  const startsFile = !job.core || (job.core.x === 0 && job.core.y === 0);
+  return { bytes: startsFile ? Buffer.concat([await headerFor(job.output ?? shape), result.core.data]) : result.core.data, outcome };
 }
 
-export function decodeTileResult(bytes: Buffer): TileResult {
-  const { header, pixels } = unframe(RESULT_MAGIC, 'tile result', bytes, resultHeader);
-  const result: TileResult = { annotations: header.annotations };
-  if (header.core) result.core = pixelsOf('tile result', header.core, pixels);
-  else if (pixels.length > 0) {
-    throw new TileWireError(`tile result declares no pixels but carries ${pixels.length} bytes`);
-  }
-  if (header.histogram) result.histogram = Uint32Array.from(header.histogram);
-  return result;
+/** Decodes an upload into the run's first intermediate (.v at `path`) and returns its shape. */
+export async function decodeToIntermediate(input: Buffer | string, path: string, options: { maxPixels: number; name: string }): Promise<ImageShape> {
+  const { pipeline } = await openInput(input, options);
+  return writeIntermediate(pipeline, path).catch((error: unknown) => {
+    throw inputErrorFrom(error, options.name);
+  });
+}
+
+/** Encodes the last intermediate (sharp reads the .v file itself, row by row). */
+export function encodeIntermediate(path: string, shape: ImageShape, options: EncodeOptions): Promise<Buffer> {
+  return encodePipeline(sharp(path, { limitInputPixels: false }), shape, options);
 }

@@ -1,23 +1,24 @@
-import { link, rm } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import sharp from 'sharp';
-import { inputErrorFrom, openInput } from './decode.js';
-import { encodePipeline, type EncodeOptions } from './encode.js';
-import { Intermediate } from './intermediate.js';
+import { coreRange, type ByteRange } from './intermediate.js';
 import { mergeAnnotations, type Annotations } from './operation.js';
 import { serializePipeline } from './pipeline.js';
-import { planStageTiles, stageOutputSize, type Stage, type StageTile, type TiledPlan } from './planner.js';
-import type { TileResult, TileTask } from './tile-task.js';
+import { planStageTiles, shapesThrough, stageOutputSize, type ImageShape, type Stage, type StageTile, type TiledPlan } from './planner.js';
+import type { TileJob, TileOutcome } from './tile-task.js';
 
 /**
  * Where a tiled run stands, saved as tiles finish so a restarted master resumes the stage
- * without redoing finished tiles. Plain JSON. The intermediates it refers to live in the run's workDir.
+ * without redoing finished tiles. Plain JSON. The intermediates it refers to live in storage.
  */
 export interface TiledRunState {
   /** Index of the stage in progress (stages before it are complete). */
   stage: number;
+  /** The intermediate the stage reads (intermediate k is written by stage k - 1; 0 by the decode) and its shape. */
+  input: { intermediate: number; shape: ImageShape };
   /** Tiles of that stage whose cores are written to the stage's output. */
   doneTiles: number[];
+  /** The stage's output written in parts: the handle `openStage` gave (S3: the multipart upload) and each done tile's part tag. */
+  parts?: { handle?: string; tags: Record<number, string> };
+  /** A whole stage's output shape, once its one task has reported it. */
+  wholeOutput?: ImageShape;
   /** Element-wise sum of the histograms the done tiles returned (for the next stage). */
   histogram?: number[];
   /** The previous stage's merged histogram, for this stage's leading statistics step. */
@@ -25,7 +26,7 @@ export interface TiledRunState {
   annotations: Annotations;
 }
 
-/** Persistence of TiledRunState; saves arrive in order and each reflects the files on disk. */
+/** Persistence of TiledRunState; saves arrive in order and each reflects what is in storage. */
 export interface TiledRunCheckpoint {
   load(): Promise<TiledRunState | undefined>;
   save(state: TiledRunState): Promise<void>;
@@ -39,20 +40,33 @@ export interface TiledRunProgress {
   total: number;
 }
 
+/** Where one tile writes: a byte range of intermediate `intermediate` (a tiled stage), or the whole of it (a whole stage). */
+export interface TileTarget {
+  intermediate: number;
+  /** The core's bytes in the intermediate (coreRange), and its part number (1-based, in byte order). */
+  part?: { range: ByteRange; number: number; handle?: string };
+}
+
+/**
+ * The work of a tiled run, done by workers: the run only decides what to do, in what order, and
+ * what to remember. `tile` resolves with the tile's outcome and, for a part, the tag storage gave it.
+ */
+export interface TiledRunWork {
+  /** Decodes the upload into intermediate 0. */
+  decode(signal: AbortSignal): Promise<ImageShape>;
+  /** Prepares intermediate `intermediate` to receive parts (S3: starts a multipart upload); the handle is checkpointed. */
+  openParts(intermediate: number): Promise<string | undefined>;
+  tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome & { tag?: string }>;
+  /** Every part of the intermediate is written: make it whole (S3: complete the upload with the tags, in order). */
+  closeParts(intermediate: number, handle: string | undefined, tags: string[]): Promise<void>;
+  /** Encodes the last intermediate into the image's output. */
+  encode(intermediate: number, shape: ImageShape, signal: AbortSignal): Promise<void>;
+}
+
 export interface TiledRunOptions {
   plan: TiledPlan;
-  /** Path of the uploaded (encoded) image. */
-  source: string;
-  /** The image's name as the user knows it, for error messages; default: the file name of `source`. */
-  name?: string;
-  /** Directory for the uncompressed intermediates, one per stage boundary; the caller removes it. */
-  workDir: string;
-  /** Format, quality, output options; `source` (the input file) for the metadata they keep. */
-  output: EncodeOptions;
-  maxPixels: number;
-  /** Runs one task somewhere (in this process, or on a worker with retries). */
-  runTile: (task: TileTask, signal: AbortSignal) => Promise<TileResult>;
-  /** Tiles in flight at once; also bounds the tiles held in memory. */
+  work: TiledRunWork;
+  /** Tiles in flight at once. */
   concurrency: number;
   checkpoint?: TiledRunCheckpoint;
   onProgress?: (progress: TiledRunProgress) => void;
@@ -60,141 +74,124 @@ export interface TiledRunOptions {
 }
 
 export interface TiledRunResult {
-  /** The encoded output image. */
-  data: Buffer;
   width: number;
   height: number;
   annotations: Annotations;
 }
 
-/** The input of stage `index` (the output of stage index - 1); the last one is the final image. */
-const stageInputPath = (workDir: string, index: number) => join(workDir, `stage-${index}.v`);
-
 /**
- * Runs a tiled plan on the master: decodes the upload once into an uncompressed intermediate, then for
- * each stage cuts tiles with their halo, hands them to `runTile` (at most `concurrency` at once), writes
- * the returned cores into the next intermediate and merges returned histograms; finally encodes the
- * last intermediate. Memory holds only the tiles in flight. Cancellation is checked between tiles.
+ * Runs a tiled plan: a worker decodes the upload into an uncompressed intermediate; for each stage,
+ * workers run its tiles (at most `concurrency` at once), each reading its rows from the stage's
+ * intermediate and writing its core into the next; histograms are merged here; a worker encodes the
+ * last intermediate. No pixel passes through this function. Cancellation is checked between tiles.
  */
 export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunResult> {
-  const { plan, workDir, checkpoint, signal } = options;
-  let state: TiledRunState = (await checkpoint?.load()) ?? { stage: 0, doneTiles: [], annotations: {} };
-  if (state.stage === 0 && state.doneTiles.length === 0) {
-    signal?.throwIfAborted();
-    const name = options.name ?? basename(options.source);
-    const { pipeline } = await openInput(options.source, { maxPixels: options.maxPixels, name });
-    const decoded = await Intermediate.fromPipeline(pipeline, stageInputPath(workDir, 0)).catch((error: unknown) => {
-      throw inputErrorFrom(error, name);
-    });
-    await decoded.close();
+  const { plan, work, checkpoint } = options;
+  const signal = options.signal ?? new AbortController().signal;
+  let state = await checkpoint?.load();
+  if (!state) {
+    signal.throwIfAborted();
+    state = { stage: 0, input: { intermediate: 0, shape: await work.decode(signal) }, doneTiles: [], annotations: {} };
+    await checkpoint?.save(state);
   }
   for (let index = state.stage; index < plan.stages.length; index++) {
-    state = await runStage(options, index, state);
+    state = await runStage(options, index, state, signal);
     await checkpoint?.save(state);
-    await rm(stageInputPath(workDir, index), { force: true });
   }
-  const finalPath = stageInputPath(workDir, plan.stages.length);
-  const final = await Intermediate.open(finalPath);
-  const { width, height, channels } = final;
-  await final.close();
-  signal?.throwIfAborted();
-  const data = await encodePipeline(sharp(finalPath, { limitInputPixels: false }), { channels }, options.output);
-  return { data, width, height, annotations: state.annotations };
+  signal.throwIfAborted();
+  await work.encode(state.input.intermediate, state.input.shape, signal);
+  return { width: state.input.shape.width, height: state.input.shape.height, annotations: state.annotations };
 }
 
 /** Runs stage `index` (resuming from `resume`) and returns the state that starts the next stage. */
-async function runStage(options: TiledRunOptions, index: number, resume: TiledRunState): Promise<TiledRunState> {
-  const { plan, workDir, checkpoint } = options;
+async function runStage(options: TiledRunOptions, index: number, resume: TiledRunState, signal: AbortSignal): Promise<TiledRunState> {
+  const { plan, work, checkpoint } = options;
   const stage = plan.stages[index];
-  const input = await Intermediate.open(stageInputPath(workDir, index));
-  const outputPath = stageInputPath(workDir, index + 1);
+  const input = resume.input;
   const returnCore = stage.steps.length > 0;
+  const intermediate = index + 1;
+  const tiles = planStageTiles(stage, input.shape, plan.tileSize);
+  const tiledOutput = returnCore && !stage.whole ? tiledStageOutput(stage, input.shape) : undefined;
   const done = new Set(resume.doneTiles);
   const annotations = structuredClone(resume.annotations);
+  const tags: Record<number, string> = { ...resume.parts?.tags };
+  let wholeOutput = resume.wholeOutput;
   let histogram: Uint32Array | undefined = resume.histogram && Uint32Array.from(resume.histogram);
-  let output = done.size > 0 && returnCore ? Intermediate.open(outputPath) : undefined;
-  let saving: Promise<void> = Promise.resolve();
-  try {
-    const tiles = planStageTiles(stage, input, plan.tileSize);
-    const outputSize = stageOutputSize(stage, input);
-    const report = () =>
-      options.onProgress?.({ stage: index, stages: plan.stages.length, done: done.size, total: tiles.length });
-    report();
+  const handle = tiledOutput ? (resume.parts ? resume.parts.handle : await work.openParts(intermediate)) : undefined;
+  const report = () => options.onProgress?.({ stage: index, stages: plan.stages.length, done: done.size, total: tiles.length });
+  report();
 
-    const runOne = async (tile: StageTile, signal: AbortSignal) => {
-      const task = await taskFor(stage, tile, input, resume.mergedHistogram, returnCore);
-      signal.throwIfAborted();
-      const result = await options.runTile(task, signal);
-      if (returnCore) {
-        if (!result.core) throw new Error(`tile ${tile.index} of stage ${index + 1} returned no pixels`);
-        output ??= Intermediate.create(outputPath, outputSize ?? result.core, result.core.channels);
-        await (await output).write(result.core, tile.core ?? { x: 0, y: 0 });
-      }
-      if (stage.histogramFor) histogram = addHistogram(histogram, result, tile);
-      mergeAnnotations(annotations, result.annotations);
-      done.add(tile.index);
-      report();
-      if (checkpoint) await saveProgress(checkpoint);
-    };
-    // One save covers every tile finished before it starts: tiles that finish while a save is waiting
-    // share it, so a stage of n tiles does not write n ever-longer states one by one.
-    let nextSave: Promise<void> | undefined;
-    const saveProgress = (store: TiledRunCheckpoint): Promise<void> => {
-      nextSave ??= saving
-        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
-        .then(() => {
-          nextSave = undefined;
-          return store.save({
-            stage: index,
-            doneTiles: [...done],
-            histogram: histogram && Array.from(histogram),
-            mergedHistogram: resume.mergedHistogram,
-            annotations: structuredClone(annotations),
-          });
-        });
-      saving = nextSave;
-      return nextSave;
-    };
-    const pending = tiles.filter((tile) => !done.has(tile.index));
-    await runBounded(pending, options.concurrency, runOne, options.signal);
-    if (!returnCore) {
-      // A measuring stage leaves the pixels as they are: its output is its input.
-      await link(input.path, outputPath).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
+  const snapshot = (): TiledRunState => ({
+    stage: index,
+    input,
+    doneTiles: [...done],
+    ...(tiledOutput ? { parts: { ...(handle ? { handle } : {}), tags: { ...tags } } } : {}),
+    ...(wholeOutput ? { wholeOutput } : {}),
+    histogram: histogram && Array.from(histogram),
+    mergedHistogram: resume.mergedHistogram,
+    annotations: structuredClone(annotations),
+  });
+  // The handle must be on record before a part is written: a restarted master continues the same upload.
+  if (tiledOutput && !resume.parts) await checkpoint?.save(snapshot());
+
+  const runOne = async (tile: StageTile, tileSignal: AbortSignal) => {
+    const job = jobFor(stage, tile, input.shape, resume.mergedHistogram, returnCore);
+    if (tiledOutput) job.output = tiledOutput;
+    const target: TileTarget | undefined = !returnCore
+      ? undefined
+      : tiledOutput
+        ? { intermediate, part: { range: coreRange(tiledOutput, tile.core!), number: tile.index + 1, ...(handle ? { handle } : {}) } }
+        : { intermediate };
+    tileSignal.throwIfAborted();
+    const outcome = await work.tile(job, input.intermediate, target, tileSignal);
+    if (stage.whole && returnCore) wholeOutput = { width: outcome.width, height: outcome.height, channels: outcome.channels };
+    if (outcome.tag !== undefined) tags[tile.index] = outcome.tag;
+    if (stage.histogramFor) histogram = addHistogram(histogram, outcome, tile);
+    mergeAnnotations(annotations, outcome.annotations ?? {});
+    done.add(tile.index);
+    report();
+    if (checkpoint) await saveProgress(checkpoint);
+  };
+  // One save covers every tile finished before it starts: tiles that finish while a save is waiting
+  // share it, so a stage of n tiles does not write n ever-longer states one by one.
+  let saving: Promise<void> = Promise.resolve();
+  let nextSave: Promise<void> | undefined;
+  const saveProgress = (store: TiledRunCheckpoint): Promise<void> => {
+    nextSave ??= saving
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => {
+        nextSave = undefined;
+        return store.save(snapshot());
       });
-    }
-    return { stage: index + 1, doneTiles: [], mergedHistogram: histogram && Array.from(histogram), annotations };
-  } finally {
-    await input.close();
-    await (await output?.catch(() => undefined))?.close();
-  }
+    saving = nextSave;
+    return nextSave;
+  };
+  await runBounded(tiles.filter((tile) => !done.has(tile.index)), options.concurrency, runOne, signal);
+  if (tiledOutput) await work.closeParts(intermediate, handle, tiles.map((tile) => tags[tile.index] ?? ''));
+  // A measuring stage leaves the pixels as they are: the next stage reads the same intermediate.
+  const output = !returnCore ? input : { intermediate, shape: tiledOutput ?? wholeOutput! };
+  return { stage: index + 1, input: output, doneTiles: [], mergedHistogram: histogram && Array.from(histogram), annotations };
 }
 
-async function taskFor(
-  stage: Stage,
-  tile: StageTile,
-  input: Intermediate,
-  mergedHistogram: number[] | undefined,
-  returnCore: boolean,
-): Promise<TileTask> {
-  const task: TileTask = {
-    steps: serializePipeline(stage.steps),
-    tile: await input.read(tile.source),
-    source: tile.source,
-    imageSize: { width: input.width, height: input.height },
-    returnCore,
-  };
-  if (tile.core) task.core = tile.core;
+/** A tiled stage's output shape, from the steps' declarations (the tiles' reports are checked against it). */
+function tiledStageOutput(stage: Stage, input: ImageShape): ImageShape {
+  const size = stageOutputSize(stage, input)!;
+  return { ...size, channels: shapesThrough(stage.steps, input).at(-1)!.channels };
+}
+
+function jobFor(stage: Stage, tile: StageTile, input: ImageShape, mergedHistogram: number[] | undefined, returnCore: boolean): TileJob {
+  const job: TileJob = { steps: serializePipeline(stage.steps), input, source: tile.source, returnCore };
+  if (tile.core) job.core = tile.core;
   if (stage.leadingStatistics) {
     if (!mergedHistogram) throw new Error('a stage starting with a statistics step has no merged histogram');
-    task.histogram = Uint32Array.from(mergedHistogram);
+    job.histogram = mergedHistogram;
   }
-  if (stage.histogramFor) [task.histogramFor] = serializePipeline([stage.histogramFor]);
-  return task;
+  if (stage.histogramFor) [job.histogramFor] = serializePipeline([stage.histogramFor]);
+  return job;
 }
 
-function addHistogram(sum: Uint32Array | undefined, result: TileResult, tile: StageTile): Uint32Array {
-  const part = result.histogram;
+function addHistogram(sum: Uint32Array | undefined, outcome: TileOutcome, tile: StageTile): Uint32Array {
+  const part = outcome.histogram;
   if (!part) throw new Error(`tile ${tile.index} returned no histogram`);
   if (sum && sum.length !== part.length) {
     throw new Error(`tile ${tile.index} returned a histogram of ${part.length} bins, others ${sum.length}`);
@@ -213,15 +210,15 @@ async function runBounded<T>(
   items: readonly T[],
   concurrency: number,
   run: (item: T, signal: AbortSignal) => Promise<void>,
-  outer?: AbortSignal,
+  outer: AbortSignal,
 ): Promise<void> {
   const controller = new AbortController();
-  const forward = () => controller.abort(outer?.reason);
-  outer?.addEventListener('abort', forward, { once: true });
+  const forward = () => controller.abort(outer.reason);
+  outer.addEventListener('abort', forward, { once: true });
   let next = 0;
   const lane = async () => {
     while (next < items.length) {
-      outer?.throwIfAborted();
+      outer.throwIfAborted();
       controller.signal.throwIfAborted();
       await run(items[next++], controller.signal);
     }
@@ -237,6 +234,6 @@ async function runBounded<T>(
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failure) throw failure.reason;
   } finally {
-    outer?.removeEventListener('abort', forward);
+    outer.removeEventListener('abort', forward);
   }
 }

@@ -9,7 +9,7 @@ export interface Blob {
 
 /**
  * Bytes the master serves to workers that cannot reach them otherwise: a local-storage object for a
- * worker on another machine, or a tile cut from an intermediate the master holds. Each belongs to one
+ * worker on another machine (a whole object, or a byte range of a tiled image's intermediate). Each belongs to one
  * lease and is dropped when the lease closes, so a late or forged request finds nothing.
  */
 export class Blobs {

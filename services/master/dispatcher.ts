@@ -24,7 +24,7 @@ import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 /** A unit's task for one lease: where the worker reads and writes, and what it does. */
 export interface PreparedTask {
   input: Location;
-  /** Absent for a variants task: each of its variants names its own output. */
+  /** Absent for a variants task (each variant names its own output) and for a measuring tile (it writes nothing). */
   output?: Location;
   spec: TaskSpec;
 }
@@ -57,6 +57,8 @@ export interface UnitResult {
   image?: ImageOutput;
   /** A variants unit's results, in the order the worker wrote them to its output. */
   variants?: Extract<TaskResult, { ok: true }>['variants'];
+  /** A decode or tile unit's report. */
+  tile?: Extract<TaskResult, { ok: true }>['tile'];
 }
 
 /** The unit cannot succeed: the worker rejected its input, or two workers failed it identically. */
@@ -387,8 +389,8 @@ export class Dispatcher {
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'in' }, result.bytesIn);
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'out' }, result.bytesOut);
     this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
-    const { lease: id, processingMs, bytesIn, bytesOut, image, variants } = result;
-    const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}), ...(variants ? { variants } : {}) };
+    const { lease: id, processingMs, bytesIn, bytesOut, image, variants, tile } = result;
+    const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}), ...(variants ? { variants } : {}), ...(tile ? { tile } : {}) };
     for (const listener of this.doneListeners) listener(unit, done);
     this.settle(pending, () => pending.resolve(done));
   }

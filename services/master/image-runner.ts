@@ -1,18 +1,16 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import type { MasterConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { InputFormat } from '../image-core/decode.js';
 import { outputFormatFor, type OutputFormat } from '../image-core/encode.js';
 import { parsePipeline, serializePipeline } from '../image-core/pipeline.js';
-import { planImage, type TiledPlan } from '../image-core/planner.js';
-import { decodeTileResult, encodeTileTask } from '../image-core/tile-task.js';
-import { runTiledImage, type TiledRunCheckpoint, type TiledRunState } from '../image-core/tiled-run.js';
+import { rowsRange, type ByteRange } from '../image-core/intermediate.js';
+import { planImage, type ImageShape, type TiledPlan } from '../image-core/planner.js';
+import { runTiledImage, type TiledRunCheckpoint, type TiledRunState, type TiledRunWork, type TileTarget } from '../image-core/tiled-run.js';
 import type { Location } from '../protocol/tasks.js';
-import { bufferSink, bufferSource, type Blobs } from './blobs.js';
-import { PermanentTaskError, type Dispatcher } from './dispatcher.js';
+import type { Blobs } from './blobs.js';
+import { PermanentTaskError, type Dispatcher, type UnitResult, type WorkUnit } from './dispatcher.js';
 import { splitAnnotations, type ImageOutcome, type ImageWork, type JobStore } from './job-store.js';
-import { inputKey, outputKey } from './keys.js';
+import { inputKey, intermediateKey, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
 import type { Storage } from './storage.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
@@ -36,8 +34,6 @@ export interface ImageRunnerDeps {
   blobs: Blobs;
   metrics: Metrics;
   logger: Logger;
-  /** Scratch space for tiled runs (intermediates on local disk). */
-  workDir: string;
 }
 
 /**
@@ -99,9 +95,9 @@ export class ImageRunner {
   private async run(work: ImageWork, signal: AbortSignal): Promise<void> {
     const { store, metrics, logger } = this.deps;
     const log = logger.child({ job: work.jobId, image: work.index });
-    const workDir = path.join(this.deps.workDir, `${work.jobId}-${work.index}`);
     let outcome: ImageOutcome;
-    let tiled = false;
+    /** Stages of a tiled plan: its intermediates are deleted when the image ends, however it ends. */
+    let tiledStages: number | undefined;
     try {
       const steps = parsePipeline(work.pipeline);
       const plan = planImage(work, steps, {
@@ -109,8 +105,8 @@ export class ImageRunner {
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
       });
       log.debug({ mode: plan.mode }, 'image started');
-      tiled = plan.mode === 'tiled';
-      outcome = plan.mode === 'whole' ? await this.runWhole(work, signal) : await this.runTiled(work, plan, workDir, signal);
+      if (plan.mode === 'tiled') tiledStages = plan.stages.length;
+      outcome = plan.mode === 'whole' ? await this.runWhole(work, signal) : await this.runTiled(work, plan, signal);
     } catch (error) {
       outcome = signal.aborted
         ? { status: 'canceled' }
@@ -119,10 +115,10 @@ export class ImageRunner {
       this.active.delete(keyOf(work.jobId, work.index));
       this.tiledProgress.delete(keyOf(work.jobId, work.index));
     }
-    // A stopping master leaves the image running in the store (and its tiling work dir) for the next start.
+    // A stopping master leaves the image running in the store (and its intermediates) for the next start.
     if (this.stopped) return;
-    // Only tiled runs have a work dir: a whole image costs the master no file system call.
-    if (tiled) await fs.rm(workDir, { recursive: true, force: true });
+    // Only tiled runs have intermediates: a whole image costs the master no storage call.
+    if (tiledStages !== undefined) await this.deleteIntermediates(work, tiledStages).catch((error: unknown) => log.warn({ error }, 'could not delete intermediates'));
     if (outcome.status === 'failed') log.warn({ reason: outcome.error }, 'image failed');
     const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
     metrics.imagesFinished.inc({ status: outcome.status });
@@ -166,23 +162,25 @@ export class ImageRunner {
    * Where a worker reads or writes a stored object: directly when it can (presigned URL, shared file
    * system), else through the master, which streams the object to or from storage for that lease.
    */
-  private async locate(key: string, access: 'get' | 'put', lease: string, worker: WorkerRecord): Promise<Location> {
+  private async locate(key: string, access: 'get' | 'put', lease: string, worker: WorkerRecord, range?: ByteRange): Promise<Location> {
     const { storage, blobs } = this.deps;
-    const direct = await storage.locate(key, access, worker);
+    const direct = await storage.locate(key, access, worker, range);
     if (direct) return direct;
+    // The blob serves only the range: the worker reads all of it.
     return access === 'get'
-      ? blobs.offer(lease, 'in', { read: () => storage.getStream(key) })
+      ? blobs.offer(lease, 'in', { read: () => storage.getStream(key, range) })
       : blobs.offer(lease, 'out', { write: (body) => storage.putStream(key, body) });
   }
 
   /**
-   * Large images (or any larger than DIPS_TILE_SIZE): tiles go to workers through the dispatcher; the
-   * run's progress is checkpointed in the store so a restarted master continues where it stopped.
+   * Large images (or any larger than DIPS_TILE_SIZE): workers decode, run the tiles of every stage and
+   * encode, reading and writing the intermediates in storage themselves; the master only plans, merges
+   * histograms and checkpoints the run in the store, so a restarted master continues where it stopped.
    */
-  private async runTiled(work: ImageWork, plan: TiledPlan, workDir: string, signal: AbortSignal): Promise<ImageOutcome> {
-    const { store, storage, dispatcher, registry, blobs, config } = this.deps;
-    // Counted from the start: downloading and decoding come before the first progress report, and a
-    // scaler deciding in between must still see this image's work (it is no longer "waiting").
+  private async runTiled(work: ImageWork, plan: TiledPlan, signal: AbortSignal): Promise<ImageOutcome> {
+    const { store, registry } = this.deps;
+    // Counted from the start: the decode comes before the first progress report, and a scaler deciding
+    // in between must still see this image's work (it is no longer "waiting").
     const progress: TiledProgress = { pixels: work.width * work.height, stages: plan.stages.map((stage) => serializePipeline(stage.steps)), stage: 0, done: 0 };
     this.tiledProgress.set(keyOf(work.jobId, work.index), progress);
     const checkpoint: TiledRunCheckpoint = {
@@ -192,46 +190,17 @@ export class ImageRunner {
       },
       save: async (state) => store.saveCheckpoint(work.jobId, work.index, JSON.stringify(state)),
     };
-    if (store.loadCheckpoint(work.jobId, work.index) === undefined) await fs.rm(workDir, { recursive: true, force: true });
-    await fs.mkdir(workDir, { recursive: true });
-    const source = path.join(workDir, 'input');
-    await storage.downloadTo(inputKey(work.jobId, work.index), source);
     const format = (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat);
-    let tiles = 0;
     const result = await runTiledImage({
       plan,
-      source,
-      workDir,
-      output: { ...work.options, format, ...(work.quality ? { quality: work.quality } : {}), source },
-      maxPixels: config.maxPixels,
-      // Enough tiles in flight to fill every worker's slots, so the pool stays busy. Not more: twice as many
-      // (one queued behind each slot) raised the master's peak on a 100 MP image by ~110 MiB (docs/performance.md).
-      concurrency: Math.max(2, registry.totalSlots()),
+      work: this.tiledUnits(work, format),
+      // Enough tiles in flight to keep every slot busy with one queued behind it: the master holds no
+      // pixels, so more in flight costs it only a few hundred bytes of task each.
+      concurrency: Math.max(2, 2 * registry.totalSlots()),
       onProgress: ({ stage, done, total }) => Object.assign(progress, { stage, done: total > 0 ? done / total : 0 }),
       checkpoint,
       signal,
-      runTile: async (task, tileSignal) => {
-        const tile = tiles++;
-        const outputs = new Map<string, () => Buffer>();
-        const result = await dispatcher.run({
-          id: `${work.jobId}/${work.index}/tile-${tile}`,
-          jobId: work.jobId,
-          imageIndex: work.index,
-          kind: 'tile',
-          pixels: task.tile.width * task.tile.height,
-          work: { pipeline: task.steps },
-          // The tile's pixels are in the master's memory (the stage's intermediate): served per lease.
-          prepare: async (lease) => {
-            const sink = bufferSink(tileResultLimit(config.maxPixels));
-            outputs.set(lease, sink.result);
-            return { input: blobs.offer(lease, 'in', bufferSource(encodeTileTask(task))), output: blobs.offer(lease, 'out', sink.blob), spec: { kind: 'tile' } };
-          },
-          signal: tileSignal,
-        });
-        return decodeTileResult(outputs.get(result.lease)!());
-      },
     });
-    await storage.putBuffer(outputKey(work.jobId, work.index), result.data);
     return {
       status: 'succeeded',
       width: result.width,
@@ -240,12 +209,73 @@ export class ImageRunner {
       ...splitAnnotations(result.annotations),
     };
   }
+
+  /** The tiled run's work as dispatcher units: each names where its worker reads and writes in storage. */
+  private tiledUnits(work: ImageWork, format: OutputFormat): TiledRunWork {
+    const { storage, dispatcher } = this.deps;
+    const key = (intermediate: number) => intermediateKey(work.jobId, work.index, intermediate);
+    let units = 0;
+    const run = (kind: 'decode' | 'tile' | 'encode', pixels: number, steps: Array<Record<string, unknown>>, prepare: WorkUnit['prepare'], signal: AbortSignal) =>
+      dispatcher.run({
+        id: `${work.jobId}/${work.index}/${kind}-${units++}`,
+        jobId: work.jobId,
+        imageIndex: work.index,
+        kind,
+        pixels,
+        work: { pipeline: steps as WorkKind['pipeline'] },
+        prepare,
+        signal,
+      });
+    return {
+      decode: async (signal) => {
+        const done = await run('decode', work.width * work.height, [], async (lease, worker) => ({
+          input: await this.locate(inputKey(work.jobId, work.index), 'get', lease, worker),
+          output: await this.locate(key(0), 'put', lease, worker),
+          spec: { kind: 'decode', name: work.name },
+        }), signal);
+        return shapeOf(done);
+      },
+      openParts: (intermediate) => storage.openParts(key(intermediate)),
+      closeParts: (intermediate, upload, tags) => storage.closeParts(key(intermediate), upload, tags),
+      tile: async (job, input, output, signal) => {
+        const rows = rowsRange(job.input, job.source);
+        const done = await run('tile', job.source.width * job.source.height, job.steps, async (lease, worker) => ({
+          input: await this.locate(key(input), 'get', lease, worker, rows),
+          ...(output ? { output: await this.locateOutput(key(output.intermediate), output, lease, worker) } : {}),
+          spec: { kind: 'tile', ...job },
+        }), signal);
+        return { ...shapeOf(done), ...done.tile };
+      },
+      encode: async (intermediate, shape, signal) => {
+        await run('encode', shape.width * shape.height, [], async (lease, worker) => ({
+          input: await this.locate(key(intermediate), 'get', lease, worker),
+          output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
+          spec: { kind: 'encode', shape, format, ...(work.quality ? { quality: work.quality } : {}), ...(work.options ? { options: work.options } : {}) },
+        }), signal);
+      },
+    };
+  }
+
+  private deleteIntermediates(work: ImageWork, stages: number): Promise<void> {
+    const keys = Array.from({ length: stages + 1 }, (_, intermediate) => intermediateKey(work.jobId, work.index, intermediate));
+    return this.deps.storage.deleteKeys(keys);
+  }
+
+  /** Where a tile writes: a piece of the next intermediate (its byte range), or all of it (a whole stage). */
+  private async locateOutput(key: string, target: TileTarget, lease: string, worker: WorkerRecord): Promise<Location> {
+    const { storage, blobs } = this.deps;
+    if (!target.part) return this.locate(key, 'put', lease, worker);
+    const { range, number, handle } = target.part;
+    const direct = await storage.locatePart(key, handle, { number, range }, worker);
+    return direct ?? blobs.offer(lease, 'out', { write: (body) => storage.putRange(key, range, body) });
+  }
 }
 
-/**
- * The most bytes a tile's answer may have: an image at the pixel limit, 4 bytes per pixel (RGBA, 8 bit),
- * plus a header of annotations and histogram. A stage that resizes may return more than it was sent.
- */
-const tileResultLimit = (maxPixels: number): number => maxPixels * 4 + 8 * 1024 * 1024;
+/** The shape a decode or tile unit reported. */
+function shapeOf(result: UnitResult): ImageShape {
+  if (!result.tile) throw new Error('worker answered a tiled unit without describing what it wrote');
+  const { width, height, channels } = result.tile;
+  return { width, height, channels };
+}
 
 const keyOf = (jobId: string, index: number): string => `${jobId}/${index}`;

@@ -4,3 +4,5 @@ export const jobPrefix = (jobId: string): string => `jobs/${jobId}`;
 export const inputPrefix = (jobId: string): string => `jobs/${jobId}/in`;
 export const inputKey = (jobId: string, index: number): string => `jobs/${jobId}/in/${index}`;
 export const outputKey = (jobId: string, index: number): string => `jobs/${jobId}/out/${index}`;
+/** Intermediate k of a tiled image (k = 0: the decoded upload; stage k - 1 writes k): scratch, gone with the job. */
+export const intermediateKey = (jobId: string, index: number, intermediate: number): string => `jobs/${jobId}/work/${index}/stage-${intermediate}.v`;

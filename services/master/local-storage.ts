@@ -1,8 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
 import { checkKey, type Storage } from './storage.js';
 
@@ -56,18 +57,18 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async getStream(key: string): Promise<Readable> {
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
     const file = this.pathOf(key);
     await fs.access(file);
-    return createReadStream(file);
+    return createReadStream(file, range ?? {});
   }
 
   getBuffer(key: string): Promise<Buffer> {
     return fs.readFile(this.pathOf(key));
   }
 
-  async downloadTo(key: string, localPath: string): Promise<void> {
-    await fs.copyFile(this.pathOf(key), localPath);
+  async deleteKeys(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((key) => fs.rm(this.pathOf(key), { force: true })));
   }
 
   async deletePrefix(prefix: string): Promise<void> {
@@ -76,13 +77,31 @@ export class LocalStorage implements Storage {
     await fs.rm(dir, { recursive: true, force: true });
   }
 
-  async locate(key: string, access: 'get' | 'put', worker: { colocated: boolean }): Promise<Location | undefined> {
+  async locate(key: string, access: 'get' | 'put', worker: { colocated: boolean }, range?: ByteRange): Promise<Location | undefined> {
     if (!worker.colocated) return undefined;
     const file = this.pathOf(key);
     // The worker writes beside the target and renames; the directory must exist for that.
     if (access === 'put') await this.mkdirOnce(path.dirname(file));
-    return { via: 'file', path: path.resolve(file) };
+    return { via: 'file', path: path.resolve(file), ...(range ? { range } : {}) };
   }
+
+  /** Pieces are positioned writes into one file (created sparse by the first), so there is nothing to start or finish. */
+  async openParts(key: string): Promise<undefined> {
+    await this.mkdirOnce(path.dirname(this.pathOf(key)));
+    return undefined;
+  }
+
+  async locatePart(key: string, _upload: string | undefined, part: { range: ByteRange }, worker: { colocated: boolean }): Promise<Location | undefined> {
+    return worker.colocated ? { via: 'file', path: path.resolve(this.pathOf(key)), range: part.range } : undefined;
+  }
+
+  async putRange(key: string, range: ByteRange, body: Readable): Promise<void> {
+    // Opened without truncating (pieces arrive in any order), created sparse by the first; the stream closes it.
+    const file = await fs.open(this.pathOf(key), constants.O_RDWR | constants.O_CREAT, 0o644);
+    await pipeline(body, file.createWriteStream({ start: range.start }));
+  }
+
+  async closeParts(): Promise<void> {}
 
   async downloadUrl(): Promise<undefined> {
     return undefined;

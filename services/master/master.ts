@@ -107,7 +107,6 @@ export class Master {
       blobs: this.blobs,
       metrics: this.metrics,
       logger,
-      workDir: path.join(config.dataDir, 'work'),
     });
     this.batch = createBatchRunner(this, config, logger);
     this.retentionTimer = setInterval(() => void this.deleteExpiredJobs(), Math.min(60_000, config.retentionSeconds * 250));

@@ -1,17 +1,21 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { create as contentDisposition } from 'content-disposition';
+import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
 import { checkKey, presignedSeconds, type Storage } from './storage.js';
 
@@ -48,8 +52,10 @@ export class S3Storage implements Storage {
     await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), Body: data }));
   }
 
-  async getStream(key: string): Promise<Readable> {
-    const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+  async getStream(key: string, range?: ByteRange): Promise<Readable> {
+    const { Body } = await this.client.send(
+      new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }),
+    );
     if (!Body) throw new Error(`s3 object ${key} has no body`);
     return Body instanceof Readable ? Body : Readable.fromWeb(Body.transformToWebStream() as never);
   }
@@ -60,8 +66,9 @@ export class S3Storage implements Storage {
     return Buffer.from(await Body.transformToByteArray());
   }
 
-  async downloadTo(key: string, localPath: string): Promise<void> {
-    await pipeline(await this.getStream(key), createWriteStream(localPath));
+  /** One DeleteObject per key: a tiled image has a handful of intermediates, and S3 answers a missing key with success too. */
+  async deleteKeys(keys: string[]): Promise<void> {
+    await Promise.all(keys.map((key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }))));
   }
 
   async deletePrefix(prefix: string): Promise<void> {
@@ -78,10 +85,43 @@ export class S3Storage implements Storage {
     } while (continuationToken);
   }
 
-  async locate(key: string, access: 'get' | 'put'): Promise<Location> {
+  /** A ranged read is the presigned GET plus a Range header the worker adds (unsigned headers are allowed). */
+  async locate(key: string, access: 'get' | 'put', _worker?: unknown, range?: ByteRange): Promise<Location> {
     const params = { Bucket: this.bucket, Key: this.keyOf(key) };
     const command = access === 'get' ? new GetObjectCommand(params) : new PutObjectCommand(params);
-    return { via: 'url', url: await getSignedUrl(this.client, command, { expiresIn: presignedSeconds }) };
+    return { via: 'url', url: await getSignedUrl(this.client, command, { expiresIn: presignedSeconds }), ...(range ? { range } : {}) };
+  }
+
+  async openParts(key: string): Promise<string> {
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+    if (!UploadId) throw new Error(`s3 gave no upload id for ${key}`);
+    return UploadId;
+  }
+
+  /**
+   * Part `number` as a presigned UploadPart URL. S3 wants every part but the last to be at least 5 MiB:
+   * strips of the planner's tiles are (a 2048² tile's area of RGB is 12 MiB); small forced tile sizes
+   * (DIPS_TILE_SIZE) make smaller parts, which S3-compatible test servers accept.
+   */
+  async locatePart(key: string, upload: string | undefined, part: { number: number; range: ByteRange }): Promise<Location> {
+    const command = new UploadPartCommand({ Bucket: this.bucket, Key: this.keyOf(key), UploadId: upload, PartNumber: part.number });
+    return { via: 'url', url: await getSignedUrl(this.client, command, { expiresIn: presignedSeconds }), range: part.range };
+  }
+
+  /** Workers always reach the bucket themselves (locatePart never declines), so the master never takes a piece. */
+  async putRange(key: string): Promise<void> {
+    throw new Error(`s3 object ${key} is written by parts through presigned URLs, not by the master`);
+  }
+
+  async closeParts(key: string, upload: string | undefined, tags: string[]): Promise<void> {
+    await this.client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: this.bucket,
+        Key: this.keyOf(key),
+        UploadId: upload,
+        MultipartUpload: { Parts: tags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+      }),
+    );
   }
 
   async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string> {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
 
 /**
@@ -11,10 +12,11 @@ export interface Storage {
   /** Writes a stream under key; nothing appears under key unless the whole stream arrived. */
   putStream(key: string, body: Readable): Promise<void>;
   putBuffer(key: string, data: Buffer): Promise<void>;
-  getStream(key: string): Promise<Readable>;
+  /** The object, or only the bytes of `range` (a tile's rows of an intermediate). */
+  getStream(key: string, range?: ByteRange): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
-  /** Copies the object to a local file (tiling needs random access to the input). */
-  downloadTo(key: string, localPath: string): Promise<void>;
+  /** Deletes these objects (those that exist). */
+  deleteKeys(keys: string[]): Promise<void>;
   /** Deletes every object whose key starts with prefix. */
   deletePrefix(prefix: string): Promise<void>;
   /**
@@ -22,7 +24,18 @@ export interface Storage {
    * URL (S3), or a path for a worker on the master's own file system. Undefined: the worker cannot reach
    * this storage directly and the master serves the bytes (services/master/blobs.ts).
    */
-  locate(key: string, access: 'get' | 'put', worker: { colocated: boolean }): Promise<Location | undefined>;
+  locate(key: string, access: 'get' | 'put', worker: { colocated: boolean }, range?: ByteRange): Promise<Location | undefined>;
+  /**
+   * An object written in pieces by several workers at once (a stage's intermediate): `openParts` starts
+   * it (S3: a multipart upload, whose id is returned), `locatePart` says where a worker writes piece
+   * `number` (the bytes of `range`; S3: a presigned UploadPart URL, the part's ETag is its tag), and
+   * `closeParts` makes it whole from the tags in byte order. Undefined from locatePart: the master takes
+   * the piece (putRange).
+   */
+  openParts(key: string): Promise<string | undefined>;
+  locatePart(key: string, upload: string | undefined, part: { number: number; range: ByteRange }, worker: { colocated: boolean }): Promise<Location | undefined>;
+  putRange(key: string, range: ByteRange, body: Readable): Promise<void>;
+  closeParts(key: string, upload: string | undefined, tags: string[]): Promise<void>;
   /** A URL a client downloads the object from without the master (S3: presigned); undefined to stream it. */
   downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string | undefined>;
 }

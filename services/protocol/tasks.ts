@@ -43,8 +43,39 @@ export const imageSpec = z.object({
   quality: quality.optional(),
   options: outputOptions.optional(),
 });
-/** One tile of a tiled image: the input is a tile frame (services/image-core/tile-task.ts), so is the output. */
-export const tileSpec = z.object({ kind: z.literal('tile') });
+/*
+ * A tiled image is three kinds of work, all on workers (docs/tiling.md): `decode` the upload into an
+ * uncompressed .v intermediate, run each `tile` of each stage, `encode` the last intermediate. Tiles are
+ * full-width strips, so a tile's input is one byte range of its stage's intermediate (the rows it spans)
+ * and its output one byte range of the next (a positioned write, or one part of a multipart upload).
+ */
+const count = z.number().int().min(0);
+const rect = z.object({ x: count, y: count, width: count, height: count });
+const imageShape = z.object({ width: count, height: count, channels: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]) });
+/** Histograms are small (256 bins per band of an 8-bit image); the bound keeps a bogus one small too. */
+const histogram = z.array(count).max(65_536);
+/** Decode the input (an upload) into a .v intermediate written whole to the output; the result's `tile` gives its shape. */
+export const decodeSpec = z.object({ kind: z.literal('decode'), name: z.string().max(1024) });
+/**
+ * One tile of one stage: the input is the bytes of the full rows `source` spans in the stage's
+ * intermediate of shape `input`; the output receives the core's bytes (the output Location's range, the
+ * header first for the core at the origin), or a whole stage's complete .v file, or nothing (no output:
+ * a measuring stage, which returns only the histogram).
+ */
+export const tileSpec = z.object({
+  kind: z.literal('tile'),
+  steps: z.array(z.record(z.string(), z.unknown())),
+  input: imageShape,
+  source: rect,
+  core: rect.optional(),
+  /** A tiled stage's whole output shape (the core at the origin writes the .v header). */
+  output: imageShape.optional(),
+  histogram: histogram.optional(),
+  histogramFor: z.record(z.string(), z.unknown()).optional(),
+  returnCore: z.boolean(),
+});
+/** Encode the input, the last .v intermediate of shape `shape`, into the image's output. */
+export const encodeSpec = z.object({ kind: z.literal('encode'), shape: imageShape, format: outputFormat, quality: quality.optional(), options: outputOptions.optional() });
 /** Most results one variants task gives (sizes x formats): each is a separate encode of the same decoded pixels. */
 export const maxVariantsPerTask = 12;
 /**
@@ -72,7 +103,7 @@ export const variantsSpec = z.object({
     .min(1)
     .max(maxVariantsPerTask),
 });
-export const taskSpec = z.discriminatedUnion('kind', [imageSpec, tileSpec, variantsSpec]);
+export const taskSpec = z.discriminatedUnion('kind', [imageSpec, decodeSpec, tileSpec, encodeSpec, variantsSpec]);
 export type TaskSpec = z.infer<typeof taskSpec>;
 export type TaskKind = TaskSpec['kind'];
 
@@ -82,16 +113,19 @@ export const task = z.object({
   /** This attempt: results are matched by lease, and heartbeats renew leases by id. */
   lease: z.string().min(1).max(100),
   input: location,
-  /** Where the result goes; a variants task names one per variant in its spec instead. */
+  /** Absent for a variants task (each variant names its own output) and for a measuring tile, whose answer is its histogram. */
   output: location.optional(),
   spec: taskSpec,
-}).refine((task) => (task.output === undefined) === (task.spec.kind === 'variants'), 'a variants task names its outputs per variant; every other task has one output');
+}).refine(
+  (task) => (task.spec.kind === 'variants' ? task.output === undefined : task.spec.kind === 'tile' || task.output !== undefined),
+  'a variants task names its outputs per variant, a tile task may write nothing, every other task has one output',
+);
 export type Task = z.infer<typeof task>;
 
 export const taskBatch = z.object({ tasks: z.array(task).min(1).max(maxTasksPerBatch) });
 export type TaskBatch = z.infer<typeof taskBatch>;
 
-/** What a whole image turned into (tiles report nothing: their output is the frame written). */
+/** What a whole image turned into. */
 export const imageOutput = z.object({
   width: z.number().int(),
   height: z.number().int(),
@@ -115,6 +149,8 @@ export const taskResult = z.discriminatedUnion('ok', [
     bytesIn: z.number().int().min(0),
     bytesOut: z.number().int().min(0),
     image: imageOutput.optional(),
+    /** A decode or tile task's report: the shape of the pixels it wrote, its histogram and annotations, and the tag storage gave a part (S3 ETag). */
+    tile: imageShape.extend({ histogram: histogram.optional(), annotations: z.record(z.string(), z.unknown()).optional(), tag: z.string().max(200).optional() }).optional(),
     /**
      * A variants task's results, in the order of its variants; `etag` is the storage's ETag answer to the
      * PUT (S3), which the master records to skip the output when it is asked for again.

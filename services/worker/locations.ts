@@ -1,7 +1,10 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { writeAt } from '../image-core/intermediate.js';
 import { ApiError, readErrorResponse } from '../protocol/errors.js';
 import type { Location } from '../protocol/tasks.js';
 
@@ -44,10 +47,18 @@ export async function readLocation(location: Location, reach: Reach): Promise<Bu
 }
 
 /**
- * Writes the output: a file beside its target renamed into place (never half-written), or one PUT.
- * Resolves with the ETag of the PUT's answer (S3 gives one), which the master may record.
+ * Writes the output: a file beside its target renamed into place (never half-written), or one PUT. A
+ * ranged output is a piece of a larger object: a positioned write into the shared file, or a PUT of one
+ * part (S3 multipart, or the master's blob), whose ETag storage answers is returned as the part's tag.
  */
-export async function writeLocation(location: Location, data: Buffer, reach: Reach): Promise<string | undefined> {
+export async function writeLocation(location: Location, data: Buffer, reach: Reach): Promise<{ tag?: string }> {
+  if (location.range && location.range.end - location.range.start + 1 !== data.length) {
+    throw new Error(`${data.length} bytes to write into the range ${location.range.start}-${location.range.end}`);
+  }
+  if (location.via === 'file' && location.range) {
+    await writeAt(location.path, location.range.start, data);
+    return {};
+  }
   if (location.via === 'file') {
     const partial = `${location.path}.partial-${randomBytes(4).toString('hex')}`;
     await fs.mkdir(path.dirname(location.path), { recursive: true });
@@ -57,18 +68,54 @@ export async function writeLocation(location: Location, data: Buffer, reach: Rea
     } finally {
       await fs.rm(partial, { force: true });
     }
-    return undefined;
+    return {};
   }
+  return putBody(location, new Blob([new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.length)]), data.length, reach);
+}
+
+/** Writes a file the worker made (a decoded intermediate) to the output, streamed. */
+export async function writeLocationFromFile(location: Location, file: string, reach: Reach): Promise<void> {
+  if (location.via === 'file') {
+    await fs.mkdir(path.dirname(location.path), { recursive: true });
+    await fs.rename(file, location.path).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EXDEV') throw error;
+      await fs.copyFile(file, location.path);
+    });
+    return;
+  }
+  const { size } = await fs.stat(file);
+  await putBody(location, Readable.toWeb(createReadStream(file)) as ReadableStream, size, reach);
+}
+
+/**
+ * A local file holding the input, for sharp to read itself (an intermediate to encode): the file itself
+ * when the worker shares the master's disk, else a download into `scratch`.
+ */
+export async function fileOfLocation(location: Location, scratch: string, reach: Reach): Promise<{ file: string; downloaded: boolean }> {
+  if (location.via === 'file') return { file: location.path, downloaded: false };
+  const { url, headers } = target(location, reach);
+  const response = await fetch(url, { headers, ...(reach.signal ? { signal: reach.signal } : {}) });
+  if (!response.ok || !response.body) throw transferError('reading the input', await readErrorResponse(response));
+  const file = path.join(scratch, `input-${randomBytes(6).toString('hex')}.v`);
+  await pipeline(Readable.fromWeb(response.body as never), createWriteStream(file), ...(reach.signal ? [{ signal: reach.signal }] : []));
+  return { file, downloaded: true };
+}
+
+/** PUTs a body to a URL or the master; the ETag storage answers is the part's tag. */
+async function putBody(location: Exclude<Location, { via: 'file' }>, body: Blob | ReadableStream, length: number, reach: Reach): Promise<{ tag?: string }> {
   const { url, headers } = target(location, reach);
   const response = await fetch(url, {
     method: 'PUT',
-    body: new Blob([new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.length)]),
-    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    body,
+    headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(length) },
+    // A stream body must be declared half-duplex (fetch's rule for request streams).
+    ...(body instanceof Blob ? {} : { duplex: 'half' }),
     ...(reach.signal ? { signal: reach.signal } : {}),
-  });
+  } as RequestInit);
   if (!response.ok) throw transferError('writing the output', await readErrorResponse(response));
   await response.body?.cancel();
-  return response.headers.get('etag') ?? undefined;
+  const tag = response.headers.get('etag');
+  return tag ? { tag } : {};
 }
 
 function target(location: Exclude<Location, { via: 'file' }>, reach: Reach): { url: string; headers: Record<string, string> } {

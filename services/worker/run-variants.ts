@@ -34,7 +34,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
     });
     const variants = [];
     for (const [index, variant] of result.variants.entries()) {
-      const etag = await writeLocation(spec.variants[index]!.output, variant.data, reach);
+      const { tag: etag } = await writeLocation(spec.variants[index]!.output, variant.data, reach);
       variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.data.length, ...(etag ? { etag } : {}) });
     }
     return {

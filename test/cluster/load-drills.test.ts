@@ -11,7 +11,7 @@ import { exited, killAll, memoryOf, startCluster, startDips } from '../helpers/p
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
 /** Distinct inputs, so a result delivered to the wrong job shows as wrong pixels or size. */
-const distinctInputs = 50;
+const distinctInputs = 20;
 /** A master that holds a few hundred small jobs' state needs far less; a leak of uploads or results would pass it. */
 const masterMemoryBound = 400 * 1024 * 1024;
 
@@ -80,11 +80,12 @@ async function countersByLabel(url: string, name: string): Promise<Record<string
   return counts;
 }
 
-describe('load: 20 clients, 500 small jobs, a queue limit of 8 images', () => {
+describe('load: 10 clients, 60 small jobs, a queue limit of 4 images', () => {
   it('every job succeeds exactly once with the reference pixels; a full queue answers 429 with Retry-After; master memory stays bounded', async () => {
-    const clients = 20;
-    const jobsPerClient = 25;
-    const { master } = await startCluster({ workers: 2, dataDir: path.join(tmp, 'load'), env: { DIPS_MAX_QUEUED_IMAGES: '8' } });
+    // More clients than queue places, so the limit is hit at once and keeps being hit.
+    const clients = 10;
+    const jobsPerClient = 6;
+    const { master } = await startCluster({ workers: 2, dataDir: path.join(tmp, 'load'), env: { DIPS_MAX_QUEUED_IMAGES: '4' } });
     const tally: ClientTally = { saturated: 0, unreachable: 0 };
     const ids: string[] = [];
 

@@ -7,7 +7,10 @@ import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
 import { startS3Server } from '../../bench/s3-server.js';
 
 /* The cluster with DIPS_STORAGE=s3 against a real S3-protocol server on loopback. Workers get no AWS
-   settings at all: they read and write through the URLs the master presigns. */
+   settings at all: they read and write through the URLs the master presigns. The photos are tiled
+   (DIPS_TILE_SIZE below their size): workers decode them into intermediates in the bucket, read each
+   strip's rows with a ranged GET, write each core as one part of a multipart upload, and encode. Whole
+   images in S3 mode go through the same presigned GET/PUT as batch items (test/batch/s3-jobs.test.ts). */
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 2 }, { op: 'invert' }]);
 const files = ['aqua.jpg', 'dune.jpg', 'storm.jpg', 'wood.jpg', 'ladybird.jpg', 'freshflower.jpg'].map(corpus);
@@ -28,7 +31,8 @@ afterAll(() => s3.close());
 describe('S3 mode', () => {
   it('a worker killed mid-task and the master killed mid-job: every image ends with the reference pixels, downloaded from the bucket', async () => {
     const dataDir = path.join(tmp, 'data');
-    const masterEnv = { ...s3.env, DIPS_MAX_ACTIVE_IMAGES: '2' };
+    // 400² pixels of a 1400-wide photo: strips of 114 rows, 7-8 parts per intermediate.
+    const masterEnv = { ...s3.env, DIPS_MAX_ACTIVE_IMAGES: '2', DIPS_TILE_SIZE: '400' };
     const master = await startDips(['master', '--port', '0', '--data-dir', dataDir], masterEnv);
     const port = new URL(master.url).port;
     const workers = await Promise.all([0, 1].map(() => startDips(['worker', '--port', '0', '--master', master.url], { ...withoutAws, DIPS_WORKER_SLOTS: '1' })));

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { corpus, getJob, pixelsOf } from '../helpers/api.js';
-import { killAll, runDips, startCluster } from '../helpers/processes.js';
+import { killAll, runDips, startCluster, startDips } from '../helpers/processes.js';
 
 const files = ['garden-odd.png', 'storm.jpg', 'qr-on-photo.jpg'].map(corpus);
 // A local step (blur, halo), a statistics step (equalize: merged histograms), a pixel move (flop),
@@ -16,12 +16,14 @@ beforeAll(async () => {
 });
 afterEach(killAll);
 
-describe('a job on 3 workers with a small DIPS_TILE_SIZE', () => {
+describe('a job on 3 workers with a small DIPS_TILE_SIZE, one of them reaching storage only through the master', () => {
   it('matches `dips process` pixel for pixel and reports the QR text', async () => {
     const reference = await runDips(['process', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'reference'), '--format', 'png']);
     expect(reference.code, reference.stderr).toBe(0);
 
-    const { master } = await startCluster({ workers: 3, dataDir: path.join(tmp, 'data'), env: { DIPS_TILE_SIZE: '256' } });
+    const { master } = await startCluster({ workers: 2, dataDir: path.join(tmp, 'data'), env: { DIPS_TILE_SIZE: '256' } });
+    // As a worker on another machine: it reads its rows and writes its cores as master-served blobs.
+    await startDips(['worker', '--port', '0', '--master', master.url], { DIPS_WORKER_FILE_ACCESS: 'off' });
     const submitted = await runDips(['submit', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'cluster'), '--format', 'png', '--master', master.url]);
     expect(submitted.code, submitted.stderr + master.log()).toBe(0);
 

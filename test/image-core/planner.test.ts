@@ -136,12 +136,14 @@ describe('planStageTiles', () => {
     return { missing: hits.filter((h) => h === 0).length, twice: hits.filter((h) => h > 1).length };
   };
 
-  test('cores cover the output exactly once; a sliver joins its neighbour', () => {
+  test('cores are full-width strips that cover the output exactly once; a sliver joins its neighbour', () => {
     const [stage] = planStages(parsePipeline([{ op: 'blur', sigma: 2 }]));
     const tiles = planStageTiles(stage, { width: 1001, height: 667 }, 100);
     expect(covered(tiles.map((t) => t.core!), 1001, 667)).toEqual({ missing: 0, twice: 0 });
-    expect(Math.max(...tiles.map((t) => t.core!.width))).toBe(101);
-    expect(Math.min(...tiles.map((t) => t.core!.height))).toBeGreaterThanOrEqual(50);
+    // 100² pixels of 1001-wide rows: strips of 9 rows, or the halo + 1 if more; a short last strip joins the one before.
+    expect(tiles.every((t) => t.core!.x === 0 && t.core!.width === 1001)).toBe(true);
+    expect(tiles.map((t) => t.core!.height).sort((a, b) => a - b).slice(0, 2)).toEqual([Math.max(9, stage.halo + 1), Math.max(9, stage.halo + 1)]);
+    expect(Math.max(...tiles.map((t) => t.core!.height))).toBeLessThan(2 * Math.max(9, stage.halo + 1));
   });
 
   test('sources are the cores grown by the halo and clipped to the image', () => {

@@ -5,19 +5,12 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { InputError } from '../../services/image-core/decode.js';
 import { executeTileTask } from '../../services/image-core/execute-tile.js';
-import { Intermediate } from '../../services/image-core/intermediate.js';
+import { coreRange, headerFor, readHeader, rowsRange, writeAt } from '../../services/image-core/intermediate.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, planStageTiles, type TiledPlan } from '../../services/image-core/planner.js';
-import {
-  decodeTileResult,
-  decodeTileTask,
-  encodeTileResult,
-  encodeTileTask,
-  TileWireError,
-  type TileTask,
-} from '../../services/image-core/tile-task.js';
+import { type TileJob, type TileTask } from '../../services/image-core/tile-task.js';
 import { runTiledImage, type TiledRunOptions, type TiledRunState } from '../../services/image-core/tiled-run.js';
-import { corpus, difference, MAX_PIXELS, runTiled, runTileInProcess, runWhole } from './tiling-support.js';
+import { corpus, difference, LocalTiledWork, runTiled, runWhole } from './tiling-support.js';
 
 const garden = corpus('garden-odd.png');
 let workDir: string;
@@ -34,13 +27,20 @@ function tiledPlan(pipeline: unknown, tileSize: number): TiledPlan {
   return plan;
 }
 
-const baseOptions = (plan: TiledPlan, overrides: Partial<TiledRunOptions> = {}): TiledRunOptions => ({
+/** The in-process work on garden-odd.png (or `source`), with `tile` wrapped by `around` when given. */
+function localWork(options: { source?: string; name?: string; format?: 'png' | 'jpeg'; around?: (job: TileJob, run: () => Promise<unknown>) => Promise<unknown> } = {}) {
+  const work = new LocalTiledWork(options.source ?? garden, workDir, { format: options.format ?? 'png', quality: 80 }, options.name);
+  const { around } = options;
+  if (around) {
+    const tile = work.tile.bind(work);
+    work.tile = (job, ...rest) => around(job, () => tile(job, ...rest)) as ReturnType<typeof tile>;
+  }
+  return work;
+}
+
+const baseOptions = (plan: TiledPlan, work: LocalTiledWork, overrides: Partial<TiledRunOptions> = {}): TiledRunOptions => ({
   plan,
-  source: garden,
-  workDir,
-  output: { format: 'png' },
-  maxPixels: MAX_PIXELS,
-  runTile: runTileInProcess,
+  work,
   concurrency: 2,
   ...overrides,
 });
@@ -67,26 +67,30 @@ describe('runTiledImage', () => {
     const plan = tiledPlan(pipeline, 200);
     const checkpoint = memoryCheckpoint();
     let calls = 0;
-    const crashing = async (task: TileTask) => {
+    const crashing = localWork({
       // The master dies in the second stage, after its fourth tile.
-      if (task.histogram && ++calls > 4) throw new Error('master process killed');
-      return runTileInProcess(task);
-    };
-    await expect(runTiledImage(baseOptions(plan, { runTile: crashing, checkpoint }))).rejects.toThrow('master process killed');
+      around: async (job, run) => {
+        if (job.histogram && ++calls > 4) throw new Error('master process killed');
+        return run();
+      },
+    });
+    await expect(runTiledImage(baseOptions(plan, crashing, { checkpoint }))).rejects.toThrow('master process killed');
     const resumedFrom = await checkpoint.load();
     expect(resumedFrom).toMatchObject({ stage: 1 });
     expect(resumedFrom!.doneTiles.length).toBeGreaterThanOrEqual(4);
 
     const seen: string[] = [];
-    const recording = async (task: TileTask) => {
-      seen.push(JSON.stringify(task.core));
-      return runTileInProcess(task);
-    };
-    const result = await runTiledImage(baseOptions(plan, { runTile: recording, checkpoint }));
+    const recording = localWork({
+      around: async (job, run) => {
+        seen.push(JSON.stringify(job.core));
+        return run();
+      },
+    });
+    await runTiledImage(baseOptions(plan, recording, { checkpoint }));
     const stageTiles = planStageTiles(plan.stages[1], { width: 1001, height: 667 }, 200).length;
     expect(seen).toHaveLength(stageTiles - resumedFrom!.doneTiles.length);
     expect(new Set(seen).size).toBe(seen.length);
-    expect(await difference(result.data, (await runWhole(garden, pipeline)).output)).toBe('identical');
+    expect(await difference(recording.output!, (await runWhole(garden, pipeline)).output)).toBe('identical');
     expect(checkpoint.saved.at(-1)).toMatchObject({ stage: plan.stages.length, doneTiles: [] });
   });
 
@@ -94,11 +98,13 @@ describe('runTiledImage', () => {
     const plan = tiledPlan([{ op: 'blur', sigma: 1 }], 100);
     const controller = new AbortController();
     let started = 0;
-    const runTile = async (task: TileTask) => {
-      if (++started === 3) controller.abort(new Error('job canceled'));
-      return runTileInProcess(task);
-    };
-    const run = runTiledImage(baseOptions(plan, { runTile, signal: controller.signal, concurrency: 2 }));
+    const work = localWork({
+      around: async (_job, run) => {
+        if (++started === 3) controller.abort(new Error('job canceled'));
+        return run();
+      },
+    });
+    const run = runTiledImage(baseOptions(plan, work, { signal: controller.signal, concurrency: 2 }));
     await expect(run).rejects.toThrow('job canceled');
     // The two in flight when the abort came may finish; no third lane exists to start another.
     expect(started).toBe(3);
@@ -110,27 +116,31 @@ describe('runTiledImage', () => {
     let most = 0;
     let releaseFirstThree!: () => void;
     const firstThree = new Promise<void>((resolve) => (releaseFirstThree = resolve));
-    const runTile = async (task: TileTask) => {
-      most = Math.max(most, ++inFlight);
-      // Hold the first tiles until three are in flight, so a fourth would show if the bound leaked.
-      if (inFlight === 3) releaseFirstThree();
-      await firstThree;
-      try {
-        return await runTileInProcess(task);
-      } finally {
-        inFlight--;
-      }
-    };
-    await runTiledImage(baseOptions(plan, { runTile, concurrency: 3 }));
+    const work = localWork({
+      around: async (_job, run) => {
+        most = Math.max(most, ++inFlight);
+        // Hold the first tiles until three are in flight, so a fourth would show if the bound leaked.
+        if (inFlight === 3) releaseFirstThree();
+        await firstThree;
+        try {
+          return await run();
+        } finally {
+          inFlight--;
+        }
+      },
+    });
+    await runTiledImage(baseOptions(plan, work, { concurrency: 3 }));
     expect(most).toBe(3);
   });
 
   test('a failing tile fails the run with its error and leaves no intermediate growing', async () => {
     const plan = tiledPlan([{ op: 'blur', sigma: 1 }], 100);
-    const runTile = async () => {
-      throw new Error('worker 10.0.0.7 answered 500');
-    };
-    await expect(runTiledImage(baseOptions(plan, { runTile }))).rejects.toThrow('worker 10.0.0.7 answered 500');
+    const work = localWork({
+      around: async () => {
+        throw new Error('worker 10.0.0.7 answered 500');
+      },
+    });
+    await expect(runTiledImage(baseOptions(plan, work))).rejects.toThrow('worker 10.0.0.7 answered 500');
   });
 
   test('an upload that breaks off is reported by its name', async () => {
@@ -138,7 +148,7 @@ describe('runTiledImage', () => {
     const truncated = join(workDir, 'upload-1');
     await writeFile(truncated, whole.subarray(0, Math.floor(whole.length * 0.6)));
     const plan = tiledPlan([{ op: 'invert' }], 256);
-    const run = runTiledImage(baseOptions(plan, { source: truncated, name: 'garden.png' }));
+    const run = runTiledImage(baseOptions(plan, localWork({ source: truncated, name: 'garden.png' })));
     await expect(run).rejects.toBeInstanceOf(InputError);
     await expect(run).rejects.toThrow(/^garden.png: /);
   });
@@ -146,11 +156,13 @@ describe('runTiledImage', () => {
   test('progress reports every tile of every stage', async () => {
     const plan = tiledPlan([{ op: 'equalize' }, { op: 'flop' }], 300);
     const reports: string[] = [];
-    await runTiledImage(baseOptions(plan, { onProgress: (p) => reports.push(`${p.stage}/${p.stages}:${p.done}/${p.total}`) }));
-    expect(reports.at(0)).toBe('0/2:0/6');
-    expect(reports).toContain('0/2:6/6');
-    expect(reports.at(-1)).toBe('1/2:6/6');
-    expect(await readdir(workDir)).toEqual(['stage-2.v']);
+    await runTiledImage(baseOptions(plan, localWork(), { onProgress: (p) => reports.push(`${p.stage}/${p.stages}:${p.done}/${p.total}`) }));
+    // 1001x667 at tile size 300: full-width strips of 89 rows (300² / 1001), the last sliver joined.
+    expect(reports.at(0)).toBe('0/2:0/7');
+    expect(reports).toContain('0/2:7/7');
+    expect(reports.at(-1)).toBe('1/2:7/7');
+    // The measuring stage wrote nothing: stage 1 read the decoded intermediate, stage 2 wrote the last.
+    expect((await readdir(workDir)).sort()).toEqual(['stage-0.v', 'stage-2.v']);
   });
 
   test('QR texts from a whole-image stage come back as annotations; JPEG output has the right size', async () => {
@@ -159,57 +171,32 @@ describe('runTiledImage', () => {
     expect(result.annotations.qr).toEqual(['DIPS test: tile 42 of 100']);
     expect(result.plan.stages.map((stage) => stage.whole)).toEqual([false, true, false]);
     const plan = planImage({ width: 1400, height: 875, channels: 3 }, parsePipeline([{ op: 'invert' }]), { tileSize: 512 });
-    const jpeg = await runTiledImage(baseOptions(plan as TiledPlan, { source: photo, output: { format: 'jpeg', quality: 80 } }));
-    expect(await sharp(jpeg.data).metadata()).toMatchObject({ format: 'jpeg', width: 1400, height: 875 });
+    const work = localWork({ source: photo, format: 'jpeg' });
+    await runTiledImage(baseOptions(plan as TiledPlan, work));
+    expect(await sharp(work.output!).metadata()).toMatchObject({ format: 'jpeg', width: 1400, height: 875 });
   });
 });
 
-describe('Intermediate', () => {
-  test('rectangles written at a position read back, and sharp sees the same pixels', async () => {
+describe('intermediates', () => {
+  test('a core written at its byte range reads back, the origin core carries the header, and sharp sees the pixels', async () => {
     const path = join(workDir, 'grey-alpha.v');
-    const file = await Intermediate.create(path, { width: 7, height: 5 }, 2);
-    const samples = Buffer.from([...Array(3 * 2 * 2).keys()].map((i) => 10 + i));
-    const patch = { data: samples, width: 3, height: 2, channels: 2 as const };
-    await file.write(patch, { x: 4, y: 3 });
-    expect(await file.read({ x: 4, y: 3, width: 3, height: 2 })).toEqual(patch);
-    await file.close();
+    const shape = { width: 7, height: 5, channels: 2 as const };
+    const strip = (rows: number, base: number) => Buffer.from([...Array(7 * rows * 2).keys()].map((i) => base + i));
+    const [top, bottom] = [{ x: 0, y: 0, width: 7, height: 3 }, { x: 0, y: 3, width: 7, height: 2 }];
+    // Written out of order, as tiles finish: the file is sparse until the first strip arrives.
+    await writeAt(path, coreRange(shape, bottom).start, strip(2, 100));
+    await writeAt(path, coreRange(shape, top).start, Buffer.concat([await headerFor(shape), strip(3, 10)]));
+    expect(await readHeader(path)).toEqual(shape);
+    const rows = rowsRange(shape, { x: 2, y: 3, width: 3, height: 2 });
+    expect(rows.end - rows.start + 1).toBe(2 * 7 * 2);
     const { data, info } = await sharp(path).extractChannel('alpha').raw().toBuffer({ resolveWithObject: true });
     expect(info).toMatchObject({ width: 7, height: 5, channels: 1 });
-    expect(data[4 * 7 + 6]).toBe(patch.data[2 * 3 * 2 - 1]);
+    expect(data[4 * 7 + 6]).toBe(100 + 7 * 2 * 2 - 1);
   });
 
-  test('refuses a file that is not an 8-bit .v image, and rectangles outside it', async () => {
-    await expect(Intermediate.open(garden)).rejects.toThrow(/is not a little-endian libvips .v file/);
-    const file = await Intermediate.create(join(workDir, 'rgb.v'), { width: 10, height: 10 }, 3);
-    await expect(file.read({ x: 5, y: 5, width: 6, height: 1 })).rejects.toThrow(/6x1 at 5,5 is outside the 10x10 image/);
-    await file.close();
-  });
-});
-
-describe('tile wire format', () => {
-  const task: TileTask = {
-    steps: [{ op: 'blur', sigma: 2 }],
-    tile: { data: Buffer.from([1, 2, 3, 4, 5, 6]), width: 2, height: 1, channels: 3 },
-    source: { x: 10, y: 20, width: 2, height: 1 },
-    imageSize: { width: 100, height: 100 },
-    core: { x: 10, y: 20, width: 1, height: 1 },
-    histogram: Uint32Array.from([7, 8, 9]),
-    returnCore: true,
-  };
-
-  test('a task and a result survive the round trip', () => {
-    expect(decodeTileTask(Buffer.concat(encodeTileTask(task)))).toEqual(task);
-    const result = { core: task.tile, histogram: Uint32Array.from([1, 2]), annotations: { qr: ['hello'] } };
-    expect(decodeTileResult(Buffer.concat(encodeTileResult(result)))).toEqual(result);
-  });
-
-  test('damaged messages are rejected saying what is wrong', () => {
-    const bytes = Buffer.concat(encodeTileTask(task));
-    expect(() => decodeTileTask(bytes.subarray(0, bytes.length - 1))).toThrow(/declares 2x1x3 pixels \(6 bytes\) but carries 5/);
-    expect(() => decodeTileTask(Buffer.from('GET / HTTP/1.1'))).toThrow(TileWireError);
-    expect(() => decodeTileResult(bytes)).toThrow(/expected it to start with "DPR1"/);
-    const badHeader = Buffer.concat(encodeTileTask({ ...task, source: { ...task.source, x: -1 } }));
-    expect(() => decodeTileTask(badHeader)).toThrow(/source.x/);
+  test('refuses a file that is not an 8-bit .v image, and a core that is not contiguous', async () => {
+    await expect(readHeader(garden)).rejects.toThrow(/is not a little-endian libvips .v file/);
+    expect(() => coreRange({ width: 10, height: 10, channels: 3 }, { x: 5, y: 5, width: 5, height: 2 })).toThrow(/not contiguous/);
   });
 });
 

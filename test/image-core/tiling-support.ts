@@ -1,24 +1,17 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { decodeImage } from '../../services/image-core/decode.js';
 import type { Annotations } from '../../services/image-core/operation.js';
-import { encodeImage } from '../../services/image-core/encode.js';
-import { executeTileTask } from '../../services/image-core/execute-tile.js';
+import { encodeImage, type EncodeOptions } from '../../services/image-core/encode.js';
 import { parsePipeline, runSteps } from '../../services/image-core/pipeline.js';
-import { planImage, type TiledPlan } from '../../services/image-core/planner.js';
+import { planImage, type ImageShape, type TiledPlan } from '../../services/image-core/planner.js';
 import { rawImage, type RawImage } from '../../services/image-core/raw-image.js';
-import {
-  decodeTileResult,
-  decodeTileTask,
-  encodeTileResult,
-  encodeTileTask,
-  type TileResult,
-  type TileTask,
-} from '../../services/image-core/tile-task.js';
-import { runTiledImage, type TiledRunOptions } from '../../services/image-core/tiled-run.js';
+import { rowsRange, writeAt } from '../../services/image-core/intermediate.js';
+import { decodeToIntermediate, encodeIntermediate, runTileJob, type TileJob, type TileOutcome } from '../../services/image-core/tile-task.js';
+import { runTiledImage, type TiledRunOptions, type TiledRunWork, type TileTarget } from '../../services/image-core/tiled-run.js';
 import { corpus } from '../helpers/api.js';
 
 export { corpus };
@@ -46,10 +39,48 @@ export const sampleParams: Record<string, Array<Record<string, unknown>>> = {
 
 export const MAX_PIXELS = 300_000_000;
 
-/** Runs a task in this process, through the wire encoding both ways, as a worker would. */
-export async function runTileInProcess(task: TileTask): Promise<TileResult> {
-  const received = decodeTileTask(Buffer.concat(encodeTileTask(task)));
-  return decodeTileResult(Buffer.concat(encodeTileResult(await executeTileTask(received))));
+/** The work of a tiled run done in this process on files in `workDir`, as workers do it (services/worker/tiled-tasks.ts). */
+export class LocalTiledWork implements TiledRunWork {
+  /** The encoded output, once encode ran. */
+  output?: Buffer;
+
+  constructor(
+    private readonly source: string,
+    private readonly workDir: string,
+    private readonly encodeOptions: EncodeOptions,
+    private readonly name = basename(source),
+  ) {}
+
+  path(intermediate: number): string {
+    return join(this.workDir, `stage-${intermediate}.v`);
+  }
+
+  async decode(): Promise<ImageShape> {
+    return decodeToIntermediate(this.source, this.path(0), { maxPixels: MAX_PIXELS, name: this.name });
+  }
+
+  async openParts(): Promise<undefined> {
+    return undefined;
+  }
+
+  async closeParts(): Promise<void> {}
+
+  async tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome> {
+    const range = rowsRange(job.input, job.source);
+    const file = await open(this.path(input), 'r');
+    const rows = Buffer.alloc(range.end - range.start + 1);
+    await file.read(rows, 0, rows.length, range.start).finally(() => file.close());
+    const { bytes, outcome } = await runTileJob(job, rows, signal);
+    if (bytes && output) {
+      if (output.part) await writeAt(this.path(output.intermediate), output.part.range.start, bytes);
+      else await writeFile(this.path(output.intermediate), bytes);
+    }
+    return outcome;
+  }
+
+  async encode(intermediate: number, shape: ImageShape): Promise<void> {
+    this.output = await encodeIntermediate(this.path(intermediate), shape, this.encodeOptions);
+  }
 }
 
 /** The reference: the whole image through runSteps, encoded as lossless PNG. */
@@ -72,17 +103,9 @@ export async function runTiled(
   if (plan.mode !== 'tiled') throw new Error(`expected a tiled plan for ${width}x${height} at tile size ${tileSize}`);
   const workDir = await mkdtemp(join(tmpdir(), 'dips-tiled-'));
   try {
-    const result = await runTiledImage({
-      plan,
-      source,
-      workDir,
-      output: { format: 'png' },
-      maxPixels: MAX_PIXELS,
-      runTile: runTileInProcess,
-      concurrency: 3,
-      ...extra,
-    });
-    return { output: result.data, annotations: result.annotations, plan };
+    const work = new LocalTiledWork(source, workDir, { format: 'png' });
+    const result = await runTiledImage({ plan, work, concurrency: 3, ...extra });
+    return { output: work.output!, annotations: result.annotations, plan };
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

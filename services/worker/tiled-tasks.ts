@@ -1,0 +1,56 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Task, TaskResult } from '../protocol/tasks.js';
+import { decodeToIntermediate, encodeIntermediate, runTileJob } from '../image-core/tile-task.js';
+import { fileOfLocation, readLocation, writeLocation, writeLocationFromFile, type Reach } from './locations.js';
+
+type Done = Omit<Extract<TaskResult, { ok: true }>, 'ok' | 'lease' | 'processingMs'>;
+type TiledKind = 'decode' | 'tile' | 'encode';
+export type TiledTask = Task & { spec: Extract<Task['spec'], { kind: TiledKind }> };
+
+export const isTiledTask = (task: Task): task is TiledTask => ['decode', 'tile', 'encode'].includes(task.spec.kind);
+
+/**
+ * The work of a tiled image (services/image-core/tile-task.ts) with its bytes moved by the worker: a
+ * decode writes the whole intermediate, a tile reads its rows as one byte range and writes its core as
+ * another, an encode reads the last intermediate (the file itself when the worker shares the master's
+ * disk, else a download to scratch space) and writes the image.
+ */
+export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxPixels: number }): Promise<Done> {
+  const { spec } = task;
+  const output = () => {
+    if (!task.output) throw new Error(`a ${spec.kind} task needs an output`);
+    return task.output;
+  };
+  if (spec.kind === 'tile') {
+    const rows = await readLocation(task.input, reach);
+    const { bytes, outcome } = await runTileJob(spec, rows, reach.signal);
+    const { tag } = bytes && task.output ? await writeLocation(task.output, bytes, reach) : {};
+    return { bytesIn: rows.length, bytesOut: bytes?.length ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
+  }
+  const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-tiled-'));
+  try {
+    if (spec.kind === 'decode') {
+      const input = await readLocation(task.input, reach);
+      const target = output();
+      // Beside its target on a shared disk (renamed into place), else in scratch space and then PUT.
+      const file = target.via === 'file' ? `${target.path}.partial-${randomBytes(4).toString('hex')}.v` : path.join(scratch, 'decoded.v');
+      try {
+        const shape = await decodeToIntermediate(input, file, { maxPixels: limits.maxPixels, name: spec.name });
+        await writeLocationFromFile(target, file, reach);
+        return { bytesIn: input.length, bytesOut: (await fs.stat(target.via === 'file' ? target.path : file)).size, tile: shape };
+      } finally {
+        await fs.rm(file, { force: true });
+      }
+    }
+    const { file } = await fileOfLocation(task.input, scratch, reach);
+    const data = await encodeIntermediate(file, spec.shape, { ...spec.options, format: spec.format, ...(spec.quality ? { quality: spec.quality } : {}) });
+    await writeLocation(output(), data, reach);
+    const { width, height } = spec.shape;
+    return { bytesIn: (await fs.stat(file)).size, bytesOut: data.length, image: { width, height, format: spec.format } };
+  } finally {
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
