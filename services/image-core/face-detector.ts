@@ -32,6 +32,8 @@ const SAME_FACE_IOU = 0.3;
 const WINDOW_LEVELS = 2;
 /** A level whose windows would be smaller than this is skipped (upscaling finds nothing new). */
 const SMALLEST_WINDOW = 128;
+/** Faces under about 20 px are not found (bench/faces.ts: 26 px found, 18 px not): thinner images hold none. */
+const SMALLEST_FACE = 20;
 
 // CommonJS, as Human's build loads tfjs: the load router must be registered on that same tfjs instance.
 const require = createRequire(import.meta.url);
@@ -102,6 +104,24 @@ function loadDetector(): Promise<{ human: Human; tf: typeof Tf }> {
   return detectorReady;
 }
 
+/** Window squares per level: their side and how many fit along each axis (see detectionWindows). */
+function windowLevels(width: number, height: number): Array<{ side: number; across: number; down: number }> {
+  const levels: Array<{ side: number; across: number; down: number }> = [];
+  if (Math.min(width, height) < SMALLEST_FACE) return levels;
+  for (let level = 0; level < WINDOW_LEVELS; level++) {
+    const side = Math.floor(Math.min(width, height) / 2 ** level);
+    if (level > 0 && side < SMALLEST_WINDOW) break;
+    const fit = (length: number) => Math.ceil((length - side) / (side / 2)) + 1;
+    levels.push({ side, across: fit(width), down: fit(height) });
+  }
+  return levels;
+}
+
+/** How many windows detection looks at: the cost of an image depends on this, not on its pixels. */
+export function detectionWindowCount(width: number, height: number): number {
+  return windowLevels(width, height).reduce((sum, { across, down }) => sum + across * down, 0);
+}
+
 /**
  * Squares covering the image at each level: side = short side / 2^level, half-overlapping, the last
  * one flush with the edge. BlazeFace sees squares (it squashes anything else), so a wide photo is
@@ -109,15 +129,10 @@ function loadDetector(): Promise<{ human: Human; tf: typeof Tf }> {
  */
 export function detectionWindows(width: number, height: number): Rect[] {
   const windows: Rect[] = [];
-  for (let level = 0; level < WINDOW_LEVELS; level++) {
-    const side = Math.floor(Math.min(width, height) / 2 ** level);
-    if (level > 0 && side < SMALLEST_WINDOW) break;
-    const starts = (length: number) => {
-      const last = length - side;
-      const count = Math.ceil(last / (side / 2)) + 1;
-      return Array.from({ length: count }, (_, i) => (count === 1 ? 0 : Math.round((last * i) / (count - 1))));
-    };
-    for (const y of starts(height)) for (const x of starts(width)) windows.push({ x, y, width: side, height: side });
+  for (const { side, across, down } of windowLevels(width, height)) {
+    const starts = (length: number, count: number) =>
+      Array.from({ length: count }, (_, i) => (count === 1 ? 0 : Math.round(((length - side) * i) / (count - 1))));
+    for (const y of starts(height, down)) for (const x of starts(width, across)) windows.push({ x, y, width: side, height: side });
   }
   return windows;
 }
@@ -140,9 +155,11 @@ async function detectorInput(image: RawImage, window: Rect): Promise<Int32Array>
 }
 
 async function detectInWindows(image: RawImage, signal?: AbortSignal): Promise<DetectedFace[]> {
+  const windows = detectionWindows(image.width, image.height);
+  if (windows.length === 0) return [];
   const { human, tf } = await loadDetector();
   const found: DetectedFace[] = [];
-  for (const window of detectionWindows(image.width, image.height)) {
+  for (const window of windows) {
     signal?.throwIfAborted();
     const input = tf.tensor3d(await detectorInput(image, window), [DETECTOR_SIDE, DETECTOR_SIDE, 3], 'int32');
     try {

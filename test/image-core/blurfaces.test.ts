@@ -3,7 +3,7 @@ import { decodeImage } from '../../services/image-core/decode.js';
 import { PipelineError } from '../../services/image-core/errors.js';
 import { detectFaces } from '../../services/image-core/face-detector.js';
 import type { BlurredFace } from '../../services/image-core/operations/blurfaces.js';
-import { parsePipeline, runSteps } from '../../services/image-core/pipeline.js';
+import { outputSizeOf, parsePipeline, runSteps } from '../../services/image-core/pipeline.js';
 import type { RawImage, Rect } from '../../services/image-core/raw-image.js';
 import { corpus } from '../helpers/api.js';
 
@@ -104,5 +104,16 @@ describe('blurfaces', () => {
     expect(() => parsePipeline([{ op: 'blurfaces', minConfidence: 0.05 }])).toThrow(PipelineError);
     expect(() => parsePipeline([{ op: 'blurfaces', minConfidence: 0.05 }])).toThrow(/minConfidence/);
     expect(() => parsePipeline([{ op: 'blurfaces', strength: 3 }])).toThrow(/strength/);
+  });
+
+  it('refuses at submission an image so elongated that detection would take minutes, and passes a thin strip untouched', async () => {
+    const [step] = parsePipeline([{ op: 'blurfaces' }]);
+    expect(outputSizeOf(step, { width: 1400, height: 875 })).toEqual({ width: 1400, height: 875 });
+    expect(() => outputSizeOf(step, { width: 100_000, height: 24 })).toThrow(/blurfaces: a 100000x24 image needs 8333 detection windows/);
+    // Thinner than the smallest face found: nothing to look for.
+    const strip: RawImage = { data: Buffer.alloc(5000 * 10 * 3, 128), width: 5000, height: 10, channels: 3 };
+    const { output, faces } = await blurfaces(strip);
+    expect(faces).toEqual([]);
+    expect(output.data.equals(strip.data)).toBe(true);
   });
 });

@@ -1,10 +1,16 @@
 import { z } from 'zod';
-import { detectFaces, LOWEST_CONFIDENCE, type DetectedFace } from '../face-detector.js';
+import { detectFaces, detectionWindowCount, LOWEST_CONFIDENCE, type DetectedFace } from '../face-detector.js';
+import { PipelineError } from '../errors.js';
 import { defineOperation } from '../operation.js';
 import { extractRect, intersect, pasteRect } from '../pixel-move.js';
 import type { RawImage, Rect } from '../raw-image.js';
 import { applySharp } from '../sharp-raw.js';
 
+/**
+ * Detection windows one image may need: a 16384×512 panorama needs 444; 1000 is about a minute of CPU
+ * (about 60 ms each, bench/faces.ts), so more elongated images are refused at submission.
+ */
+const MAX_DETECTION_WINDOWS = 1000;
 /** sharp's Gaussian blur takes sigma in 0.3..1000. */
 const MIN_SIGMA = 0.3;
 const MAX_SIGMA = 1000;
@@ -57,6 +63,13 @@ export const blurfaces = defineOperation({
     '(annotations.blurfaces: x, y, width, height, score). Grey images stay grey; alpha is kept.',
   params: blurfacesParams,
   tiling: { kind: 'whole', reason: 'a face can lie anywhere and at any size, and is found by looking at the whole image' },
+  outputSize: (input) => {
+    const windows = detectionWindowCount(input.width, input.height);
+    if (windows > MAX_DETECTION_WINDOWS) {
+      throw new PipelineError(`blurfaces: a ${input.width}x${input.height} image needs ${windows} detection windows, more than ${MAX_DETECTION_WINDOWS}: crop or split it first`);
+    }
+    return input;
+  },
   apply: async (image, params, context) => {
     const { image: result, faces } = await blurFaces(image, params, context.signal);
     context.annotate?.(faces);
