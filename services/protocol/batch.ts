@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { annotations, imageStatus, jobStatus, jobView, outputFormat, quality } from './api.js';
+import { annotations, imageStatus, imageView, jobStatus, jobView, outputFormat, quality } from './api.js';
 import { outputOptions } from '../image-core/encode.js';
 import { presetName } from './presets.js';
 import { maxVariantsPerTask } from './tasks.js';
@@ -79,18 +79,15 @@ export type JobSummary = z.infer<typeof jobSummary>;
 export const jobsPage = z.object({ jobs: z.array(jobSummary), next: z.string().optional() });
 export type JobsPage = z.infer<typeof jobsPage>;
 
-export const itemView = z.object({
-  index: z.number().int(),
-  name: z.string(),
+/** An item is an image of the job view (size, QR texts, annotations) with where it came from and went. */
+export const itemView = imageView.extend({
   status: itemStatus,
-  error: z.string().optional(),
   /** permanent: the input itself is bad, retrying cannot help; transient: storage or workers failed. */
   errorKind: z.enum(['permanent', 'transient']).optional(),
   input: z.string().optional(),
   output: z.string().optional(),
   outputs: z.array(z.string()).optional(),
   skipped: z.boolean().optional(),
-  annotations: annotations.optional(),
 });
 export type ItemView = z.infer<typeof itemView>;
 

@@ -29,7 +29,7 @@ export async function readLocation(location: Location, reach: Reach): Promise<Bu
     return Buffer.concat(chunks);
   }
   const { url, headers } = target(location, reach);
-  const response = await fetch(url, {
+  const response = await storageFetch('reading the input', url, {
     headers: { ...headers, ...(location.range ? { range: `bytes=${location.range.start}-${location.range.end}` } : {}) },
     ...(reach.signal ? { signal: reach.signal } : {}),
   });
@@ -94,7 +94,7 @@ export async function writeLocationFromFile(location: Location, file: string, re
 export async function fileOfLocation(location: Location, scratch: string, reach: Reach): Promise<{ file: string; downloaded: boolean }> {
   if (location.via === 'file') return { file: location.path, downloaded: false };
   const { url, headers } = target(location, reach);
-  const response = await fetch(url, { headers, ...(reach.signal ? { signal: reach.signal } : {}) });
+  const response = await storageFetch('reading the input', url, { headers, ...(reach.signal ? { signal: reach.signal } : {}) });
   if (!response.ok || !response.body) throw transferError('reading the input', await readErrorResponse(response));
   const file = path.join(scratch, `input-${randomBytes(6).toString('hex')}.v`);
   await pipeline(Readable.fromWeb(response.body as never), createWriteStream(file), ...(reach.signal ? [{ signal: reach.signal }] : []));
@@ -104,7 +104,7 @@ export async function fileOfLocation(location: Location, scratch: string, reach:
 /** PUTs a body to a URL or the master; the ETag storage answers is the part's tag. */
 async function putBody(location: Exclude<Location, { via: 'file' }>, body: Blob | ReadableStream, length: number, reach: Reach): Promise<{ tag?: string }> {
   const { url, headers } = target(location, reach);
-  const response = await fetch(url, {
+  const response = await storageFetch('writing the output', url, {
     method: 'PUT',
     body,
     headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(length) },
@@ -116,6 +116,21 @@ async function putBody(location: Exclude<Location, { via: 'file' }>, body: Blob 
   await response.body?.cancel();
   const tag = response.headers.get('etag');
   return tag ? { tag } : {};
+}
+
+/**
+ * fetch, with storage that cannot be reached (connection refused or reset, a name that does not
+ * resolve) reported as a storage error: the master retries it later, on any worker, instead of taking
+ * the same failure on two workers for a bad item.
+ */
+async function storageFetch(what: string, url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    if (init.signal?.aborted) throw error;
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new ApiError(502, 'storage_error', `${what}: storage did not answer (${cause?.code ?? cause?.message ?? (error as Error).message})`);
+  }
 }
 
 function target(location: Exclude<Location, { via: 'file' }>, reach: Reach): { url: string; headers: Record<string, string> } {
