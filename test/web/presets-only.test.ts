@@ -61,6 +61,7 @@ describe('console on a master in presets-only mode', () => {
     // The 390 px layout holds: nothing wider than the screen.
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(NARROW.width);
     await page.screenshot({ path: path.join(artifacts, 'presets-only-narrow.png'), fullPage: true });
-    expect(await accessibilityViolations(page)).toEqual([]);
+    const violations = await accessibilityViolations(page);
+    expect(violations, violations.join('\n')).toEqual([]);
   });
 });
