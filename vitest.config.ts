@@ -7,7 +7,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Three files at once on two cores: most cluster tests wait on their processes, so a third file keeps
-    // the cores busy. Measured on the whole suite: 2 files 447 s, 3 files 340 s (173 % of 2 cores busy).
+    // the cores busy. Whole suite here: 2 files 447 s (other work beside it), 3 files 340 s (173 % busy).
     maxWorkers: 3,
     fileParallelism: true,
   },
