@@ -8,40 +8,39 @@ import { readLocation, writeLocation, type Reach } from './locations.js';
 import { runVariantsTask } from './run-variants.js';
 import { isTiledTask, runTiledTask } from './tiled-tasks.js';
 
+/** What a task kind's runner reports; runTask adds the lease and the time taken. */
+export type TaskDone = Omit<Extract<TaskResult, { ok: true }>, 'ok' | 'lease' | 'processingMs'>;
+
 /** Runs one task: read its input, do its kind's work, write its output, describe the outcome. */
 export async function runTask(task: Task, reach: Reach, limits: { maxPixels: number }): Promise<TaskResult> {
   const { spec } = task;
-  if (spec.kind === 'variants') return runVariantsTask({ ...task, spec }, reach, limits);
   const started = performance.now();
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
   try {
-    if (isTiledTask(task)) {
-      const done = await runTiledTask(task, reach, limits);
-      return { ok: true, lease: task.lease, processingMs: elapsed(), ...done };
-    }
-    if (spec.kind !== 'whole') throw new ApiError(400, 'bad_task', `unknown task kind ${spec.kind}`);
-    if (!task.output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
-    const input = await readLocation(task.input, reach);
-    const { data, image } = await work(spec, input, { ...limits, ...(reach.signal ? { signal: reach.signal } : {}) });
-    await writeLocation(task.output, data, reach);
-    return { ok: true, lease: task.lease, processingMs: elapsed(), bytesIn: input.length, bytesOut: data.length, ...(image ? { image } : {}) };
+    let done: TaskDone;
+    if (spec.kind === 'variants') done = await runVariantsTask({ ...task, spec }, reach, limits);
+    else if (isTiledTask(task)) done = await runTiledTask(task, reach, limits);
+    else if (spec.kind === 'whole') done = await runWholeTask(task, spec, reach, limits);
+    else throw new ApiError(400, 'bad_task', `unknown task kind ${spec.kind}`);
+    return { ok: true, lease: task.lease, processingMs: elapsed(), ...done };
   } catch (error) {
     const failure = asApiError(error);
     return { ok: false, lease: task.lease, processingMs: elapsed(), error: { status: failure.status, code: failure.code, message: failure.message } };
   }
 }
 
-type Work = { data: Buffer; image?: ImageOutput };
-
-async function work(spec: Extract<TaskSpec, { kind: 'whole' }>, input: Buffer, options: { maxPixels: number; signal?: AbortSignal }): Promise<Work> {
+async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' }>, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
+  if (!task.output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
+  const input = await readLocation(task.input, reach);
   const result = await processImage(
     input,
     parsePipeline(spec.pipeline),
     { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) },
-    { maxPixels: options.maxPixels, name: spec.name, ...(options.signal ? { signal: options.signal } : {}) },
+    { maxPixels: limits.maxPixels, name: spec.name, ...(reach.signal ? { signal: reach.signal } : {}) },
   );
+  await writeLocation(task.output, result.data, reach);
   const { width, height, format, annotations } = result;
-  return { data: result.data, image: { width, height, format, ...imageAnnotations(annotations) } };
+  return { bytesIn: input.length, bytesOut: result.data.length, image: { width, height, format, ...imageAnnotations(annotations) } };
 }
 
 /** A result's annotations as imageOutput carries them: all of them, and the QR texts also on their own. */

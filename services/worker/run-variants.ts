@@ -1,11 +1,11 @@
 import { ApiError } from '../protocol/errors.js';
-import type { Task, TaskResult, TaskSpec } from '../protocol/tasks.js';
+import type { Task, TaskSpec } from '../protocol/tasks.js';
 import { openInput } from '../image-core/decode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage } from '../image-core/planner.js';
 import { processVariants } from '../image-core/variants.js';
 import { readLocation, writeLocation, type Reach } from './locations.js';
-import { asApiError, imageAnnotations } from './run-task.js';
+import { imageAnnotations, type TaskDone } from './run-task.js';
 
 type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
 
@@ -14,40 +14,30 @@ type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
  * refuses an image the master's planner would tile, decodes once, then encodes each variant and writes
  * it to its own output. The master receives only the description (sizes, formats, ETags).
  */
-export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskResult> {
-  const started = performance.now();
-  const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
+export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
   const { spec } = task;
-  try {
-    const input = await readLocation(task.input, reach);
-    const steps = parsePipeline(spec.pipeline);
-    const opened = await openInput(input, { maxPixels: limits.maxPixels, name: spec.name });
-    if (planImage(opened, steps, spec.whole).mode !== 'whole') {
-      throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do yet; submit it as an upload`);
-    }
-    const signal = reach.signal ? { signal: reach.signal } : {};
-    const result = await processVariants(input, steps, spec.variants, {
-      ...(spec.options ? { output: spec.options } : {}),
-      maxPixels: limits.maxPixels,
-      name: spec.name,
-      ...signal,
-    });
-    const variants = [];
-    for (const [index, variant] of result.variants.entries()) {
-      const { tag: etag } = await writeLocation(spec.variants[index]!.output, variant.data, reach);
-      variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.data.length, ...(etag ? { etag } : {}) });
-    }
-    return {
-      ok: true,
-      lease: task.lease,
-      processingMs: elapsed(),
-      bytesIn: input.length,
-      bytesOut: variants.reduce((sum, variant) => sum + variant.bytes, 0),
-      image: { width: result.width, height: result.height, format: result.variants[0]!.format, ...imageAnnotations(result.annotations) },
-      variants,
-    };
-  } catch (error) {
-    const failure = asApiError(error);
-    return { ok: false, lease: task.lease, processingMs: elapsed(), error: { status: failure.status, code: failure.code, message: failure.message } };
+  const input = await readLocation(task.input, reach);
+  const steps = parsePipeline(spec.pipeline);
+  const opened = await openInput(input, { maxPixels: limits.maxPixels, name: spec.name });
+  if (planImage(opened, steps, spec.whole).mode !== 'whole') {
+    throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do yet; submit it as an upload`);
   }
+  const signal = reach.signal ? { signal: reach.signal } : {};
+  const result = await processVariants(input, steps, spec.variants, {
+    ...(spec.options ? { output: spec.options } : {}),
+    maxPixels: limits.maxPixels,
+    name: spec.name,
+    ...signal,
+  });
+  const variants = [];
+  for (const [index, variant] of result.variants.entries()) {
+    const { tag: etag } = await writeLocation(spec.variants[index]!.output, variant.data, reach);
+    variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.data.length, ...(etag ? { etag } : {}) });
+  }
+  return {
+    bytesIn: input.length,
+    bytesOut: variants.reduce((sum, variant) => sum + variant.bytes, 0),
+    image: { width: result.width, height: result.height, format: result.variants[0]!.format, ...imageAnnotations(result.annotations) },
+    variants,
+  };
 }

@@ -2,11 +2,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Task, TaskResult } from '../protocol/tasks.js';
+import type { Task } from '../protocol/tasks.js';
+import type { TaskDone } from './run-task.js';
 import { decodeToIntermediate, encodeIntermediate, runTileJob } from '../image-core/tile-task.js';
 import { fileOfLocation, readLocation, writeLocation, writeLocationFromFile, type Reach } from './locations.js';
 
-type Done = Omit<Extract<TaskResult, { ok: true }>, 'ok' | 'lease' | 'processingMs'>;
 type TiledKind = 'decode' | 'tile' | 'encode';
 export type TiledTask = Task & { spec: Extract<Task['spec'], { kind: TiledKind }> };
 
@@ -18,7 +18,7 @@ export const isTiledTask = (task: Task): task is TiledTask => ['decode', 'tile',
  * another, an encode reads the last intermediate (the file itself when the worker shares the master's
  * disk, else a download to scratch space) and writes the image.
  */
-export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxPixels: number }): Promise<Done> {
+export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
   const { spec } = task;
   const output = () => {
     if (!task.output) throw new Error(`a ${spec.kind} task needs an output`);
