@@ -41,6 +41,7 @@ function localWork(options: { source?: string; name?: string; format?: 'png' | '
 const baseOptions = (plan: TiledPlan, work: LocalTiledWork, overrides: Partial<TiledRunOptions> = {}): TiledRunOptions => ({
   plan,
   work,
+  name: 'garden-odd.png',
   concurrency: 2,
   ...overrides,
 });
