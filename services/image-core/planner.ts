@@ -174,8 +174,13 @@ export function planImage(
   const bytesPerPixel = channels * WORKING_BYTES_PER_SAMPLE;
   const [first] = stages;
   const decoding = !first.whole && first.steps.length > 0 && options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat);
-  if (decoding) first.decodes = true;
-  const tiled = (tileSize: number): Plan => ({ mode: 'tiled', tileSize, stages, input: shapes[0] });
+  const tiled = (tileSize: number, decodingTileSize = tileSize): Plan => {
+    if (decoding && decodesInBands(first, shapes[0], decodingTileSize)) {
+      first.decodes = true;
+      if (decodingTileSize !== tileSize) first.tileSize = decodingTileSize;
+    }
+    return { mode: 'tiled', tileSize, stages, input: shapes[0] };
+  };
   if (options.tileSize !== undefined) {
     const fits = shapes.every(({ width, height }) => width <= options.tileSize! && height <= options.tileSize!);
     return fits ? { mode: 'whole' } : tiled(options.tileSize);
@@ -189,8 +194,17 @@ export function planImage(
   const memoryEdge = Math.sqrt(memory / TASKS_PER_WORKER / bytesPerPixel) - 2 * halo;
   const wantedEdge = 2 ** Math.floor(Math.log2(Math.sqrt(pixels / TARGET_TILES)));
   const tileSize = Math.max(MIN_TILE_EDGE, Math.min(MAX_TILE_EDGE, wantedEdge, Math.floor(memoryEdge)));
-  if (decoding) first.tileSize = Math.max(tileSize, decodingTileSize(first, stageShapes(stages, shapes)[0].shapes, memory, channels));
-  return tiled(tileSize);
+  return tiled(tileSize, decoding ? Math.max(tileSize, decodingTileSize(first, stageShapes(stages, shapes)[0].shapes, memory, channels)) : tileSize);
+}
+
+/**
+ * Whether the stage's tiles read bands of rows, so that decoding down to each one's last row costs
+ * about (n + 1) / 2 decodes for n strips. After a quarter turn every strip maps to columns of all rows:
+ * each would decode the whole upload, and one decode task costs less.
+ */
+function decodesInBands(stage: Stage, input: Size, tileSize: number): boolean {
+  const reachingBottom = planStageTiles(stage, input, tileSize).filter(({ source }) => source.y + source.height === input.height);
+  return reachingBottom.length <= 1;
 }
 
 /**

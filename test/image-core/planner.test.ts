@@ -39,8 +39,9 @@ describe('planImage', () => {
     expect(stripsOf(planImage(image, steps, { inputFormat: 'jpeg', workerMemoryBytes: 1024 * MiB })).length).toBe(2);
     // A further raw-pixel step in the stage needs its input and output besides: more strips.
     expect(stripsOf(planImage(image, parsePipeline([{ op: 'blur' }, { op: 'invert' }]), { inputFormat: 'jpeg', workerMemoryBytes: 1024 * MiB })).length).toBe(8);
-    // WebP frames are decoded whole, an unknown format may be, a measuring or whole first stage writes no strips: a decode task first.
-    for (const [pipeline, inputFormat] of [[[{ op: 'blur' }], 'webp'], [[{ op: 'blur' }], undefined], [[{ op: 'equalize' }], 'jpeg'], [[{ op: 'resize', scale: 0.9 }, { op: 'blur' }], 'jpeg']] as const) {
+    // WebP frames are decoded whole, an unknown format may be, a measuring or whole first stage writes no strips, after a
+    // quarter turn every strip would decode all rows: a decode task first.
+    for (const [pipeline, inputFormat] of [[[{ op: 'blur' }], 'webp'], [[{ op: 'blur' }], undefined], [[{ op: 'equalize' }], 'jpeg'], [[{ op: 'resize', scale: 0.9 }, { op: 'blur' }], 'jpeg'], [[{ op: 'rotate', angle: 90 }, { op: 'blur' }], 'jpeg']] as const) {
       const plan = planImage(image, parsePipeline(pipeline), inputFormat ? { inputFormat } : {});
       expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
     }
