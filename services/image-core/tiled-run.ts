@@ -175,7 +175,11 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
     saving = nextSave;
     return nextSave;
   };
-  await runBounded(tiles.filter((tile) => !done.has(tile.index)), options.concurrency, runOne, signal);
+  const pending = tiles.filter((tile) => !done.has(tile.index));
+  // Decoding strips cost more the lower they lie (each decodes from the top): the longest go first, so
+  // the short ones fill in at the end instead of one long strip running alone.
+  if (stage.decodes) pending.reverse();
+  await runBounded(pending, options.concurrency, runOne, signal);
   if (tiledOutput) await work.closeParts(intermediate, handle, tiles.map((tile) => tags[tile.index] ?? ''));
   // A measuring stage leaves the pixels as they are: the next stage reads the same intermediate.
   const output = !returnCore ? input : { intermediate, shape: tiledOutput ?? wholeOutput! };
