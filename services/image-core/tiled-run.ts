@@ -176,9 +176,10 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
     return nextSave;
   };
   const pending = tiles.filter((tile) => !done.has(tile.index));
-  // Decoding strips cost more the lower they lie (each decodes from the top): the longest go first, so
-  // the short ones fill in at the end instead of one long strip running alone.
-  if (stage.decodes) pending.reverse();
+  // A decoding strip costs more the lower its rows lie in the upload (each decodes from the top): the
+  // longest go first, so the short ones fill in at the end instead of one long strip running alone.
+  const lastRow = ({ source }: StageTile) => source.y + source.height;
+  if (stage.decodes) pending.sort((a, b) => lastRow(b) - lastRow(a));
   await runBounded(pending, options.concurrency, runOne, signal);
   if (tiledOutput) await work.closeParts(intermediate, handle, tiles.map((tile) => tags[tile.index] ?? ''));
   // A measuring stage leaves the pixels as they are: the next stage reads the same intermediate.
