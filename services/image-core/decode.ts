@@ -62,7 +62,7 @@ export function inputErrorFrom(error: unknown, name: string): InputError {
  * still pass, decoding peaks at about 270 MB for WebP and 540 MB for AVIF).
  */
 const maxWholeFramePixels = 25_000_000;
-const decodedWhole: ReadonlySet<InputFormat> = new Set(['gif', 'webp', 'avif']);
+export const decodedWhole: ReadonlySet<InputFormat> = new Set(['gif', 'webp', 'avif']);
 
 /**
  * Reads the header of an image and returns a pipeline that decodes it. Images whose declared size

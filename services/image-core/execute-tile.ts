@@ -1,5 +1,6 @@
 import { extractRect } from './pixel-move.js';
 import { parsePipeline, PipelineError, runSteps } from './pipeline.js';
+import type { RawImage, Rect } from './raw-image.js';
 import type { TileResult, TileTask } from './tile-task.js';
 
 /**
@@ -22,7 +23,7 @@ export async function executeTileTask(task: TileTask, signal?: AbortSignal): Pro
   });
   const { core: wanted } = task;
   const { region } = place;
-  const core = wanted ? extractRect(image, { ...wanted, x: wanted.x - region.x, y: wanted.y - region.y }) : image;
+  const core = wanted ? coreOf(image, { ...wanted, x: wanted.x - region.x, y: wanted.y - region.y }) : image;
   const result: TileResult = { annotations };
   if (task.returnCore) result.core = core;
   if (task.histogramFor) {
@@ -31,4 +32,11 @@ export async function executeTileTask(task: TileTask, signal?: AbortSignal): Pro
     result.histogram = op.tiling.histogram(core, params);
   }
   return result;
+}
+
+/** The core's pixels: rows as wide as the tile are one run of its bytes, taken without copying (a strip's core is most of it). */
+function coreOf(image: RawImage, rect: Rect): RawImage {
+  if (rect.x !== 0 || rect.width !== image.width || rect.y < 0 || rect.y + rect.height > image.height) return extractRect(image, rect);
+  const rowBytes = image.width * image.channels;
+  return { ...image, height: rect.height, data: image.data.subarray(rect.y * rowBytes, (rect.y + rect.height) * rowBytes) };
 }

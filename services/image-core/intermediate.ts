@@ -106,11 +106,17 @@ export function cutRows(rows: Buffer, shape: ImageShape, rect: Rect): RawImage {
   return { data, width: rect.width, height: rect.height, channels: shape.channels };
 }
 
-/** Writes bytes at `offset` of a file, creating it (sparse) if it does not exist yet: tiles of a stage write in any order. */
-export async function writeAt(path: string, offset: number, data: Buffer): Promise<void> {
+/**
+ * Writes bytes (one buffer, or several in order) at `offset` of a file, creating it (sparse) if it does
+ * not exist yet: tiles of a stage write in any order.
+ */
+export async function writeAt(path: string, offset: number, data: Buffer | readonly Buffer[]): Promise<void> {
+  const chunks = Buffer.isBuffer(data) ? [data] : data;
+  const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
   const file = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
   try {
-    await file.write(data, 0, data.length, offset);
+    const { bytesWritten } = await file.writev(chunks, offset);
+    if (bytesWritten !== length) throw new Error(`wrote ${bytesWritten} of ${length} bytes at ${offset} of ${path}`);
   } finally {
     await file.close();
   }

@@ -1,3 +1,4 @@
+import { decodedWhole, type InputFormat } from './decode.js';
 import { PipelineError } from './errors.js';
 import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
@@ -24,6 +25,19 @@ const WHOLE_IMAGE_MAX_PIXELS = 4096 * 4096;
 const TARGET_TILES = 16;
 const MIN_TILE_EDGE = 512;
 const MAX_TILE_EDGE = 2048;
+/**
+ * Bytes per output sample of a strip that decodes its own rows and runs one step on them, measured
+ * (bench, docs/tiling.md): a 10000x5005 strip of the 100 MP JPEG, decoded and blurred in one sharp call,
+ * took a worker to 373 MB (60 MB idle), 2.1 bytes per sample (libvips' output buffer and the raw result).
+ * Each further step of the stage holds its input and output as a raw-pixel step does.
+ */
+const DECODING_STRIP_BYTES_PER_SAMPLE = 2.5;
+/**
+ * A decoding stage has at least this many strips, so two workers share the decode. More cost more: each
+ * strip decodes the upload from its first row to its last row (libvips decodes sequentially), so n strips
+ * decode about (n + 1) / 2 images' worth.
+ */
+const MIN_DECODING_STRIPS = 2;
 
 /**
  * A run of steps that tasks execute without talking to each other. A tiled stage cuts its input into
@@ -39,12 +53,19 @@ export interface Stage {
   histogramFor?: Step;
   /** Pixels of context every tile needs around its core: the sum of the local steps' halos. */
   halo: number;
+  /**
+   * The stage's tiles decode their rows from the upload themselves (the first stage, when it tiles and
+   * writes pixels): no decode task runs before it, and no intermediate 0 is written.
+   */
+  decodes?: boolean;
+  /** The stage's own tile edge where it differs from the plan's: a decoding stage's strips are fewer and larger. */
+  tileSize?: number;
 }
 
 export type Plan =
   /** Encoded in, encoded out, on one worker; the master does no pixel work. */
   | { mode: 'whole' }
-  | { mode: 'tiled'; tileSize: number; stages: Stage[] };
+  | { mode: 'tiled'; tileSize: number; stages: Stage[]; input: ImageShape };
 
 export type TiledPlan = Extract<Plan, { mode: 'tiled' }>;
 
@@ -54,6 +75,11 @@ export interface PlanOptions {
   workerMemoryBytes?: number;
   /** Largest image (width × height) any step may produce (DIPS_MAX_PIXELS); default: no limit. */
   maxPixels?: number;
+  /**
+   * The upload's format: the first stage decodes its own rows unless libvips decodes such files whole
+   * (GIF, WebP, AVIF: every strip would decode the whole frame). Unknown: a decode task runs first.
+   */
+  inputFormat?: InputFormat;
 }
 
 /** An image's size and channel count, as it is before and after each step. */
@@ -144,10 +170,20 @@ export function planImage(
   }
   const stages = planStages(steps);
   checkWholeStagesFit(stages, shapes, memory);
-  const bytesPerPixel = Math.max(...shapes.map((shape) => shape.channels)) * WORKING_BYTES_PER_SAMPLE;
+  const channels = Math.max(...shapes.map((shape) => shape.channels));
+  const bytesPerPixel = channels * WORKING_BYTES_PER_SAMPLE;
+  const [first] = stages;
+  const decoding = !first.whole && first.steps.length > 0 && options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat);
+  const tiled = (tileSize: number, decodingTileSize = tileSize): Plan => {
+    if (decoding && decodesInBands(first, shapes[0], decodingTileSize)) {
+      first.decodes = true;
+      if (decodingTileSize !== tileSize) first.tileSize = decodingTileSize;
+    }
+    return { mode: 'tiled', tileSize, stages, input: shapes[0] };
+  };
   if (options.tileSize !== undefined) {
     const fits = shapes.every(({ width, height }) => width <= options.tileSize! && height <= options.tileSize!);
-    return fits ? { mode: 'whole' } : { mode: 'tiled', tileSize: options.tileSize, stages };
+    return fits ? { mode: 'whole' } : tiled(options.tileSize);
   }
   const pixels = area(largest);
   // Whole stages were checked to fit one worker; tiling pays only if a stage that can tile handles an
@@ -158,7 +194,30 @@ export function planImage(
   const memoryEdge = Math.sqrt(memory / TASKS_PER_WORKER / bytesPerPixel) - 2 * halo;
   const wantedEdge = 2 ** Math.floor(Math.log2(Math.sqrt(pixels / TARGET_TILES)));
   const tileSize = Math.max(MIN_TILE_EDGE, Math.min(MAX_TILE_EDGE, wantedEdge, Math.floor(memoryEdge)));
-  return { mode: 'tiled', tileSize, stages };
+  return tiled(tileSize, decoding ? Math.max(tileSize, decodingTileSize(first, stageShapes(stages, shapes)[0].shapes, memory, channels)) : tileSize);
+}
+
+/**
+ * Whether the stage's tiles read bands of rows, so that decoding down to each one's last row costs
+ * about (n + 1) / 2 decodes for n strips. After a quarter turn every strip maps to columns of all rows:
+ * each would decode the whole upload, and one decode task costs less.
+ */
+function decodesInBands(stage: Stage, input: Size, tileSize: number): boolean {
+  const reachingBottom = planStageTiles(stage, input, tileSize).filter(({ source }) => source.y + source.height === input.height);
+  return reachingBottom.length <= 1;
+}
+
+/**
+ * The tile edge of a decoding stage: the fewest strips (at least MIN_DECODING_STRIPS) whose tasks fit a
+ * worker's share of memory. Fewer strips decode less (each decodes from the top of the image down to its
+ * last row); the strips after the first still let the other workers start at once, where a decode task
+ * had them wait for the whole image.
+ */
+function decodingTileSize(stage: Stage, own: readonly ImageShape[], memory: number, channels: number): number {
+  const pixels = Math.max(...own.map(({ width, height }) => width * height));
+  const bytesPerSample = DECODING_STRIP_BYTES_PER_SAMPLE + WORKING_BYTES_PER_SAMPLE * (stage.steps.length - 1);
+  const strips = Math.max(MIN_DECODING_STRIPS, Math.ceil((pixels * channels * bytesPerSample) / (memory / TASKS_PER_WORKER)));
+  return Math.ceil(Math.sqrt(pixels / strips));
 }
 
 /** Each stage with the shapes of its input and of the output of each of its steps. */
@@ -240,7 +299,8 @@ export function tileShape(image: Size, tileSize: number, halo = 0): Size {
 }
 
 /** Cuts a stage's output into cores of `tileSize` and maps each back to the input it needs. */
-export function planStageTiles(stage: Stage, input: Size, tileSize: number): StageTile[] {
+export function planStageTiles(stage: Stage, input: Size, planTileSize: number): StageTile[] {
+  const tileSize = stage.tileSize ?? planTileSize;
   const output = stageOutputSize(stage, input);
   if (!output) return [{ index: 0, source: { x: 0, y: 0, width: input.width, height: input.height } }];
   const sizes: Size[] = [input];

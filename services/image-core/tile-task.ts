@@ -4,9 +4,12 @@ import { encodePipeline, type EncodeOptions } from './encode.js';
 import { executeTileTask } from './execute-tile.js';
 import { cutRows, headerFor, writeIntermediate } from './intermediate.js';
 import type { Annotations } from './operation.js';
-import type { ImageShape } from './planner.js';
+import { parsePipeline } from './pipeline.js';
+import { tilingOf, type ImageShape } from './planner.js';
 import type { Size } from './pixel-move.js';
+import { fusionOf } from './process-image.js';
 import type { RawImage, Rect } from './raw-image.js';
+import { rawResult, toRawImage } from './sharp-raw.js';
 
 /**
  * The three kinds of work of a tiled image, all run by workers (services/worker/tiled-tasks.ts moves
@@ -44,8 +47,13 @@ export interface TileResult {
 /** A tile as the master describes it (JSON, services/protocol/tasks.ts `tileSpec`): no pixels, only where they are. */
 export interface TileJob {
   steps: Array<Record<string, unknown>>;
-  /** Shape of the stage's input intermediate; the task's input is the bytes of the rows `source` spans (rowsRange). */
+  /**
+   * Shape of the stage's input intermediate; the task's input is the bytes of the rows `source` spans
+   * (rowsRange). With `decode`, the shape of the decoded upload, and the task's input is the upload.
+   */
   input: ImageShape;
+  /** The tile decodes its rows from the upload (a decoding stage, docs/tiling.md); `name` names it in errors. */
+  decode?: { name: string };
   source: Rect;
   core?: Rect;
   /** A tiled stage's whole output (its .v header, written by the core at the origin). */
@@ -61,14 +69,25 @@ export interface TileOutcome extends ImageShape {
   annotations?: Annotations;
 }
 
+/** The bytes a tile writes, in order: the .v header first for the core at the origin, then the core's pixels (never joined: a strip can be 150 MB). */
+export type TileBytes = Buffer[];
+
 /**
- * Runs a tile on the bytes of its rows and returns the bytes to write: a tiled stage's core (with the
- * .v header first when the core starts the image, see coreRange), or a whole stage's complete .v file.
+ * Runs a tile on the bytes of its rows (or, with `job.decode`, on the upload, a buffer or a file path)
+ * and returns the bytes to write: a tiled stage's core (after the .v header when the core starts the
+ * image, see coreRange), or a whole stage's complete .v file.
  */
-export async function runTileJob(job: TileJob, rows: Buffer, signal?: AbortSignal): Promise<{ bytes?: Buffer; outcome: TileOutcome }> {
+export async function runTileJob(
+  job: TileJob,
+  input: Buffer | string,
+  options: { signal?: AbortSignal; maxPixels: number },
+): Promise<{ bytes?: TileBytes; outcome: TileOutcome }> {
+  const { tile, steps } = job.decode
+    ? await decodeTileRows(input, job, { name: job.decode.name, maxPixels: options.maxPixels })
+    : { tile: cutRows(input as Buffer, job.input, job.source), steps: job.steps };
   const task: TileTask = {
-    steps: job.steps,
-    tile: cutRows(rows, job.input, job.source),
+    steps,
+    tile,
     source: job.source,
     imageSize: { width: job.input.width, height: job.input.height },
     returnCore: job.returnCore,
@@ -76,7 +95,7 @@ export async function runTileJob(job: TileJob, rows: Buffer, signal?: AbortSigna
     ...(job.histogram ? { histogram: Uint32Array.from(job.histogram) } : {}),
     ...(job.histogramFor ? { histogramFor: job.histogramFor } : {}),
   };
-  const result = await executeTileTask(task, signal);
+  const result = await executeTileTask(task, options.signal);
   const shape = result.core ? { width: result.core.width, height: result.core.height, channels: result.core.channels } : job.input;
   const outcome: TileOutcome = {
     ...shape,
@@ -88,7 +107,33 @@ export async function runTileJob(job: TileJob, rows: Buffer, signal?: AbortSigna
     throw new Error(`the stage made ${shape.channels}-channel pixels where its plan expects ${job.output.channels}`);
   }
   const startsFile = !job.core || (job.core.x === 0 && job.core.y === 0);
-  return { bytes: startsFile ? Buffer.concat([await headerFor(job.output ?? shape), result.core.data]) : result.core.data, outcome };
+  return { bytes: startsFile ? [await headerFor(job.output ?? shape), result.core.data] : [result.core.data], outcome };
+}
+
+/**
+ * The pixels of `job.source` decoded from the upload itself: libvips decodes JPEG and PNG rows in
+ * order and stops after the last one the extract needs. The stage's first step joins the same sharp call
+ * when processImage would fuse it with the decode (fusionOf: a plain file, a sharp-native step) and it
+ * does not move pixels (runSteps tracks where a moved tile lies); the steps left are returned.
+ */
+async function decodeTileRows(upload: Buffer | string, job: TileJob, options: { name: string; maxPixels: number }) {
+  const opened = await openInput(upload, options);
+  const { input, source } = job;
+  if (opened.width !== input.width || opened.height !== input.height || opened.channels !== input.channels) {
+    throw new Error(
+      `${options.name} decodes to ${opened.width}x${opened.height} with ${opened.channels} channels; the plan expected ` +
+        `${input.width}x${input.height} with ${input.channels}`,
+    );
+  }
+  const steps = parsePipeline(job.steps);
+  const [first] = steps;
+  const fused = fusionOf(steps, opened).withDecode === 1 && tilingOf(first) !== 'move';
+  // extract after autoOrient: sharp orients first (orientBefore), so these are rows of the upright image.
+  const rows = opened.pipeline.extract({ left: source.x, top: source.y, width: source.width, height: source.height });
+  const tile = await (fused ? rawResult(first.op.sharp!.build(rows, first.params, source), opened.channels) : toRawImage(rows)).catch((error: unknown) => {
+    throw inputErrorFrom(error, options.name);
+  });
+  return { tile, steps: job.steps.slice(fused ? 1 : 0) };
 }
 
 /** Decodes an upload into the run's first intermediate (.v at `path`) and returns its shape. */

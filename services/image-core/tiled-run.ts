@@ -11,7 +11,10 @@ import type { TileJob, TileOutcome } from './tile-task.js';
 export interface TiledRunState {
   /** Index of the stage in progress (stages before it are complete). */
   stage: number;
-  /** The intermediate the stage reads (intermediate k is written by stage k - 1; 0 by the decode) and its shape. */
+  /**
+   * The intermediate the stage reads (intermediate k is written by stage k - 1; 0 by the decode) and its
+   * shape. A decoding first stage reads the upload instead: intermediate 0 is then never written.
+   */
   input: { intermediate: number; shape: ImageShape };
   /** Tiles of that stage whose cores are written to the stage's output. */
   doneTiles: number[];
@@ -52,10 +55,11 @@ export interface TileTarget {
  * what to remember. `tile` resolves with the tile's outcome and, for a part, the tag storage gave it.
  */
 export interface TiledRunWork {
-  /** Decodes the upload into intermediate 0. */
+  /** Decodes the upload into intermediate 0 (only when the first stage does not decode its own rows). */
   decode(signal: AbortSignal): Promise<ImageShape>;
   /** Prepares intermediate `intermediate` to receive parts (S3: starts a multipart upload); the handle is checkpointed. */
   openParts(intermediate: number): Promise<string | undefined>;
+  /** Runs a tile reading the rows of intermediate `input`, or the upload when `job.decode` is set. */
   tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome & { tag?: string }>;
   /** Every part of the intermediate is written: make it whole (S3: complete the upload with the tags, in order). */
   closeParts(intermediate: number, handle: string | undefined, tags: string[]): Promise<void>;
@@ -66,6 +70,8 @@ export interface TiledRunWork {
 export interface TiledRunOptions {
   plan: TiledPlan;
   work: TiledRunWork;
+  /** The upload's name as the user knows it: tiles that decode it name it in their errors. */
+  name: string;
   /** Tiles in flight at once. */
   concurrency: number;
   checkpoint?: TiledRunCheckpoint;
@@ -80,10 +86,11 @@ export interface TiledRunResult {
 }
 
 /**
- * Runs a tiled plan: a worker decodes the upload into an uncompressed intermediate; for each stage,
- * workers run its tiles (at most `concurrency` at once), each reading its rows from the stage's
- * intermediate and writing its core into the next; histograms are merged here; a worker encodes the
- * last intermediate. No pixel passes through this function. Cancellation is checked between tiles.
+ * Runs a tiled plan: the first stage's tiles decode their rows from the upload (or, when that stage
+ * cannot, a worker first decodes the upload into an uncompressed intermediate); for each stage, workers
+ * run its tiles (at most `concurrency` at once), each reading its rows from the stage's input and writing
+ * its core into the next intermediate; histograms are merged here; a worker encodes the last
+ * intermediate. No pixel passes through this function. Cancellation is checked between tiles.
  */
 export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunResult> {
   const { plan, work, checkpoint } = options;
@@ -91,7 +98,8 @@ export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunR
   let state = await checkpoint?.load();
   if (!state) {
     signal.throwIfAborted();
-    state = { stage: 0, input: { intermediate: 0, shape: await work.decode(signal) }, doneTiles: [], annotations: {} };
+    const shape = plan.stages[0].decodes ? plan.input : await work.decode(signal);
+    state = { stage: 0, input: { intermediate: 0, shape }, doneTiles: [], annotations: {} };
     await checkpoint?.save(state);
   }
   for (let index = state.stage; index < plan.stages.length; index++) {
@@ -136,6 +144,7 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
 
   const runOne = async (tile: StageTile, tileSignal: AbortSignal) => {
     const job = jobFor(stage, tile, input.shape, resume.mergedHistogram, returnCore);
+    if (stage.decodes) job.decode = { name: options.name };
     if (tiledOutput) job.output = tiledOutput;
     const target: TileTarget | undefined = !returnCore
       ? undefined
@@ -166,7 +175,12 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
     saving = nextSave;
     return nextSave;
   };
-  await runBounded(tiles.filter((tile) => !done.has(tile.index)), options.concurrency, runOne, signal);
+  const pending = tiles.filter((tile) => !done.has(tile.index));
+  // A decoding strip costs more the lower its rows lie in the upload (each decodes from the top): the
+  // longest go first, so the short ones fill in at the end instead of one long strip running alone.
+  const lastRow = ({ source }: StageTile) => source.y + source.height;
+  if (stage.decodes) pending.sort((a, b) => lastRow(b) - lastRow(a));
+  await runBounded(pending, options.concurrency, runOne, signal);
   if (tiledOutput) await work.closeParts(intermediate, handle, tiles.map((tile) => tags[tile.index] ?? ''));
   // A measuring stage leaves the pixels as they are: the next stage reads the same intermediate.
   const output = !returnCore ? input : { intermediate, shape: tiledOutput ?? wholeOutput! };

@@ -103,6 +103,7 @@ export class ImageRunner {
       const plan = planImage(work, steps, {
         ...(this.deps.config.tileSize ? { tileSize: this.deps.config.tileSize } : {}),
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
+        inputFormat: work.inputFormat as InputFormat,
       });
       log.debug({ mode: plan.mode }, 'image started');
       if (plan.mode === 'tiled') tiledStages = plan.stages.length;
@@ -173,8 +174,8 @@ export class ImageRunner {
   }
 
   /**
-   * Large images (or any larger than DIPS_TILE_SIZE): workers decode, run the tiles of every stage and
-   * encode, reading and writing the intermediates in storage themselves; the master only plans, merges
+   * Large images (or any larger than DIPS_TILE_SIZE): workers run the tiles of every stage (the first
+   * stage's decoding their rows from the upload, or after a decode task) and encode, reading and writing the intermediates in storage themselves; the master only plans, merges
    * histograms and checkpoints the run in the store, so a restarted master continues where it stopped.
    */
   private async runTiled(work: ImageWork, plan: TiledPlan, signal: AbortSignal): Promise<ImageOutcome> {
@@ -194,6 +195,7 @@ export class ImageRunner {
     const result = await runTiledImage({
       plan,
       work: this.tiledUnits(work, format),
+      name: work.name,
       // Enough tiles in flight to keep every slot busy with one queued behind it: the master holds no
       // pixels, so more in flight costs it only a few hundred bytes of task each.
       concurrency: Math.max(2, 2 * registry.totalSlots()),
@@ -238,9 +240,11 @@ export class ImageRunner {
       openParts: (intermediate) => storage.openParts(key(intermediate)),
       closeParts: (intermediate, upload, tags) => storage.closeParts(key(intermediate), upload, tags),
       tile: async (job, input, output, signal) => {
-        const rows = rowsRange(job.input, job.source);
         const done = await run('tile', job.source.width * job.source.height, job.steps, async (lease, worker) => ({
-          input: await this.locate(key(input), 'get', lease, worker, rows),
+          // A decoding tile reads the whole upload (it decodes from the top); others read their rows.
+          input: job.decode
+            ? await this.locate(inputKey(work.jobId, work.index), 'get', lease, worker)
+            : await this.locate(key(input), 'get', lease, worker, rowsRange(job.input, job.source)),
           ...(output ? { output: await this.locateOutput(key(output.intermediate), output, lease, worker) } : {}),
           spec: { kind: 'tile', ...job },
         }), signal);

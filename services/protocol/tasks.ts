@@ -58,7 +58,8 @@ const histogram = z.array(count).max(65_536);
 export const decodeSpec = z.object({ kind: z.literal('decode'), name: z.string().max(1024) });
 /**
  * One tile of one stage: the input is the bytes of the full rows `source` spans in the stage's
- * intermediate of shape `input`; the output receives the core's bytes (the output Location's range, the
+ * intermediate of shape `input` (with `decode`: the upload, whose rows the tile decodes itself, `input`
+ * being the decoded shape the plan expects); the output receives the core's bytes (the output Location's range, the
  * header first for the core at the origin), or a whole stage's complete .v file, or nothing (no output:
  * a measuring stage, which returns only the histogram).
  */
@@ -73,6 +74,8 @@ export const tileSpec = z.object({
   histogram: histogram.optional(),
   histogramFor: z.record(z.string(), z.unknown()).optional(),
   returnCore: z.boolean(),
+  /** The upload's name, for errors: set when the input is the upload (the first stage decodes its own rows). */
+  decode: z.object({ name: z.string().max(1024) }).optional(),
 });
 /** Encode the input, the last .v intermediate of shape `shape`, into the image's output. */
 export const encodeSpec = z.object({ kind: z.literal('encode'), shape: imageShape, format: outputFormat, quality: quality.optional(), options: outputOptions.optional() });

@@ -19,15 +19,7 @@ export interface Reach {
 
 /** Reads the whole input (or its byte range) into memory: sharp decodes from one buffer. */
 export async function readLocation(location: Location, reach: Reach): Promise<Buffer> {
-  if (location.via === 'file') {
-    const { size } = await fs.stat(location.path);
-    const start = location.range?.start ?? 0;
-    const end = location.range ? location.range.end : size - 1;
-    checkSize(end - start + 1, reach.maxBytes);
-    const chunks: Buffer[] = [];
-    for await (const chunk of createReadStream(location.path, { start, end, signal: reach.signal })) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  }
+  if (location.via === 'file') return readFileRange(location.path, location.range, reach);
   const { url, headers } = target(location, reach);
   const response = await storageFetch('reading the input', url, {
     headers: { ...headers, ...(location.range ? { range: `bytes=${location.range.start}-${location.range.end}` } : {}) },
@@ -47,30 +39,57 @@ export async function readLocation(location: Location, reach: Reach): Promise<Bu
 }
 
 /**
- * Writes the output: a file beside its target renamed into place (never half-written), or one PUT. A
- * ranged output is a piece of a larger object: a positioned write into the shared file, or a PUT of one
- * part (S3 multipart, or the master's blob), whose ETag storage answers is returned as the part's tag.
+ * A file's bytes (or a range of them) in one positioned read into one buffer: a strip's rows are tens
+ * of megabytes, which a read stream would hand over in 64 KiB chunks to be joined.
  */
-export async function writeLocation(location: Location, data: Buffer, reach: Reach): Promise<{ tag?: string }> {
-  if (location.range && location.range.end - location.range.start + 1 !== data.length) {
-    throw new Error(`${data.length} bytes to write into the range ${location.range.start}-${location.range.end}`);
+async function readFileRange(file: string, range: Location['range'], reach: Reach): Promise<Buffer> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const start = range?.start ?? 0;
+    const end = range ? range.end : (await handle.stat()).size - 1;
+    checkSize(end - start + 1, reach.maxBytes);
+    const data = Buffer.allocUnsafe(end - start + 1);
+    for (let done = 0; done < data.length; ) {
+      reach.signal?.throwIfAborted();
+      const { bytesRead } = await handle.read(data, done, data.length - done, start + done);
+      if (bytesRead === 0) throw new Error(`${file} ends before byte ${start + done}`);
+      done += bytesRead;
+    }
+    return data;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes the output (one buffer, or several to be written in order, never joined): a file beside its
+ * target renamed into place (never half-written), or one PUT. A ranged output is a piece of a larger
+ * object: a positioned write into the shared file, or a PUT of one part (S3 multipart, or the master's
+ * blob), whose ETag storage answers is returned as the part's tag.
+ */
+export async function writeLocation(location: Location, data: Buffer | readonly Buffer[], reach: Reach): Promise<{ tag?: string }> {
+  const chunks = Buffer.isBuffer(data) ? [data] : data;
+  const length = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  if (location.range && location.range.end - location.range.start + 1 !== length) {
+    throw new Error(`${length} bytes to write into the range ${location.range.start}-${location.range.end}`);
   }
   if (location.via === 'file' && location.range) {
-    await writeAt(location.path, location.range.start, data);
+    await writeAt(location.path, location.range.start, chunks);
     return {};
   }
   if (location.via === 'file') {
     const partial = `${location.path}.partial-${randomBytes(4).toString('hex')}`;
     await fs.mkdir(path.dirname(location.path), { recursive: true });
     try {
-      await fs.writeFile(partial, data);
+      await writeAt(partial, 0, chunks);
       await fs.rename(partial, location.path);
     } finally {
       await fs.rm(partial, { force: true });
     }
     return {};
   }
-  return putBody(location, new Blob([new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.length)]), data.length, reach);
+  const body = new Blob(chunks.map((chunk) => new Uint8Array(chunk.buffer as ArrayBuffer, chunk.byteOffset, chunk.length)));
+  return putBody(location, body, length, reach);
 }
 
 /** Writes a file the worker made (a decoded intermediate) to the output, streamed. */

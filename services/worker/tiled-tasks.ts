@@ -25,10 +25,12 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxP
     return task.output;
   };
   if (spec.kind === 'tile') {
-    const rows = await readLocation(task.input, reach);
-    const { bytes, outcome } = await runTileJob(spec, rows, reach.signal);
+    // A tile that decodes the upload gives sharp a shared file's path: libvips reads only what it decodes.
+    const input = spec.decode && task.input.via === 'file' && !task.input.range ? task.input.path : await readLocation(task.input, reach);
+    const { bytes, outcome } = await runTileJob(spec, input, { maxPixels: limits.maxPixels, ...(reach.signal ? { signal: reach.signal } : {}) });
     const { tag } = bytes && task.output ? await writeLocation(task.output, bytes, reach) : {};
-    return { bytesIn: rows.length, bytesOut: bytes?.length ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
+    const bytesIn = typeof input === 'string' ? (await fs.stat(input)).size : input.length;
+    return { bytesIn, bytesOut: bytes?.reduce((sum, chunk) => sum + chunk.length, 0) ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
   }
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-tiled-'));
   try {

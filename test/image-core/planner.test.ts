@@ -26,6 +26,27 @@ describe('planImage', () => {
     expect(2 * largestSource * 4 * 8).toBeLessThan(768 * MiB);
   });
 
+  test('the first stage of a JPEG decodes its own rows: the fewest strips two tasks per worker can hold, at least two', () => {
+    const stripsOf = (plan: ReturnType<typeof planImage>) => {
+      if (plan.mode !== 'tiled') throw new Error('expected a tiled plan');
+      return planStageTiles(plan.stages[0], plan.input, plan.tileSize);
+    };
+    const image = rgb(10_000, 10_000);
+    // 100 M pixels x 3 channels x 2.5 bytes: 4 strips at 512 MiB (192 MiB a task), 2 at 1 GiB.
+    const small = planImage(image, steps, { inputFormat: 'jpeg', workerMemoryBytes: 512 * MiB });
+    expect(small).toMatchObject({ mode: 'tiled', stages: [{ decodes: true }] });
+    expect(stripsOf(small).map(({ core }) => core!.height)).toEqual([2500, 2500, 2500, 2500]);
+    expect(stripsOf(planImage(image, steps, { inputFormat: 'jpeg', workerMemoryBytes: 1024 * MiB })).length).toBe(2);
+    // A further raw-pixel step in the stage needs its input and output besides: more strips.
+    expect(stripsOf(planImage(image, parsePipeline([{ op: 'blur' }, { op: 'invert' }]), { inputFormat: 'jpeg', workerMemoryBytes: 1024 * MiB })).length).toBe(8);
+    // WebP frames are decoded whole, an unknown format may be, a measuring or whole first stage writes no strips, after a
+    // quarter turn every strip would decode all rows: a decode task first.
+    for (const [pipeline, inputFormat] of [[[{ op: 'blur' }], 'webp'], [[{ op: 'blur' }], undefined], [[{ op: 'equalize' }], 'jpeg'], [[{ op: 'resize', scale: 0.9 }, { op: 'blur' }], 'jpeg'], [[{ op: 'rotate', angle: 90 }, { op: 'blur' }], 'jpeg']] as const) {
+      const plan = planImage(image, parsePipeline(pipeline), inputFormat ? { inputFormat } : {});
+      expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
+    }
+  });
+
   test('less worker memory means tiling sooner and smaller tiles', () => {
     expect(planImage(rgb(4000, 3000), steps).mode).toBe('whole');
     const small = planImage(rgb(4000, 3000), steps, { workerMemoryBytes: 256 * MiB });

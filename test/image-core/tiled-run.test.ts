@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { InputError } from '../../services/image-core/decode.js';
+import { InputError, openInput } from '../../services/image-core/decode.js';
 import { executeTileTask } from '../../services/image-core/execute-tile.js';
 import { coreRange, headerFor, readHeader, rowsRange, writeAt } from '../../services/image-core/intermediate.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
@@ -41,6 +41,7 @@ function localWork(options: { source?: string; name?: string; format?: 'png' | '
 const baseOptions = (plan: TiledPlan, work: LocalTiledWork, overrides: Partial<TiledRunOptions> = {}): TiledRunOptions => ({
   plan,
   work,
+  name: 'garden-odd.png',
   concurrency: 2,
   ...overrides,
 });
@@ -174,6 +175,38 @@ describe('runTiledImage', () => {
     const work = localWork({ source: photo, format: 'jpeg' });
     await runTiledImage(baseOptions(plan as TiledPlan, work));
     expect(await sharp(work.output!).metadata()).toMatchObject({ format: 'jpeg', width: 1400, height: 875 });
+  });
+});
+
+describe('a first stage that decodes its own rows', () => {
+  /** garden-odd.png's pixels as a file that is not plain: EXIF-rotated JPEG, 16-bit PNG. */
+  const sources = {
+    'EXIF-rotated JPEG (orientation 6)': (path: string) => sharp(garden).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toFile(path),
+    '16-bit PNG': (path: string) => sharp(garden).toColourspace('rgb16').png().toFile(path),
+    'plain JPEG': (path: string) => sharp(garden).jpeg({ quality: 90 }).toFile(path),
+  };
+  test.each(Object.entries(sources))('%s: strips decode the upload, no decode task, no intermediate 0, pixels as a whole run', async (name, write) => {
+    const source = join(workDir, `${name.replace(/\W+/g, '-')}.${name.includes('PNG') ? 'png' : 'jpg'}`);
+    await write(source);
+    const opened = await openInput(source, { maxPixels: 10_000_000, name });
+    const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }, { op: 'equalize' }];
+    const plan = planImage(opened, parsePipeline(pipeline), { tileSize: 180, inputFormat: opened.format }) as TiledPlan;
+    expect(plan.stages[0]).toMatchObject({ decodes: true });
+    const decodes: TileJob[] = [];
+    const work = localWork({ source, around: (job, run) => (job.decode && decodes.push(job), run()) });
+    work.decode = () => Promise.reject(new Error('no decode task expected'));
+    await runTiledImage(baseOptions(plan, work));
+    expect(decodes.length).toBe(planStageTiles(plan.stages[0], opened, plan.tileSize).length);
+    expect(decodes.length).toBeGreaterThan(2);
+    expect((await readdir(workDir)).filter((file) => file.endsWith('.v')).sort()).toEqual(['stage-1.v', 'stage-2.v']);
+    expect(await difference(work.output!, (await runWhole(source, pipeline)).output)).toBe('identical');
+  });
+
+  test('a tile that finds the upload other than planned says so', async () => {
+    const plan = planImage({ width: 1001, height: 667, channels: 1 }, parsePipeline([{ op: 'blur' }]), { tileSize: 300, inputFormat: 'png' }) as TiledPlan;
+    await expect(runTiledImage(baseOptions(plan, localWork()))).rejects.toThrow(
+      'garden-odd.png decodes to 1001x667 with 3 channels; the plan expected 1001x667 with 1',
+    );
   });
 });
 

@@ -3,7 +3,7 @@ import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
-import { decodeImage } from '../../services/image-core/decode.js';
+import { decodeImage, openInput } from '../../services/image-core/decode.js';
 import type { Annotations } from '../../services/image-core/operation.js';
 import { encodeImage, type EncodeOptions } from '../../services/image-core/encode.js';
 import { parsePipeline, runSteps } from '../../services/image-core/pipeline.js';
@@ -66,16 +66,20 @@ export class LocalTiledWork implements TiledRunWork {
   async closeParts(): Promise<void> {}
 
   async tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome> {
-    const range = rowsRange(job.input, job.source);
-    const file = await open(this.path(input), 'r');
-    const rows = Buffer.alloc(range.end - range.start + 1);
-    await file.read(rows, 0, rows.length, range.start).finally(() => file.close());
-    const { bytes, outcome } = await runTileJob(job, rows, signal);
+    const { bytes, outcome } = await runTileJob(job, job.decode ? this.source : await this.rows(input, job), { signal, maxPixels: MAX_PIXELS });
     if (bytes && output) {
       if (output.part) await writeAt(this.path(output.intermediate), output.part.range.start, bytes);
       else await writeFile(this.path(output.intermediate), bytes);
     }
     return outcome;
+  }
+
+  private async rows(input: number, job: TileJob): Promise<Buffer> {
+    const range = rowsRange(job.input, job.source);
+    const file = await open(this.path(input), 'r');
+    const rows = Buffer.alloc(range.end - range.start + 1);
+    await file.read(rows, 0, rows.length, range.start).finally(() => file.close());
+    return rows;
   }
 
   async encode(intermediate: number, shape: ImageShape): Promise<void> {
@@ -90,7 +94,11 @@ export async function runWhole(source: string, pipeline: unknown): Promise<{ out
   return { output: await encodeImage(image, { format: 'png' }), annotations };
 }
 
-/** Plans with a forced tile size (the image must be larger than one tile) and runs the plan tiled to PNG. */
+/**
+ * Plans with a forced tile size (the image must be larger than one tile) as the master does (the decoded
+ * shape and the upload's format from openInput, so the first stage decodes its own rows where it can) and
+ * runs the plan tiled to PNG.
+ */
 export async function runTiled(
   source: string,
   pipeline: unknown,
@@ -98,13 +106,13 @@ export async function runTiled(
   extra: Partial<TiledRunOptions> = {},
 ): Promise<{ output: Buffer; annotations: Annotations; plan: TiledPlan }> {
   const steps = parsePipeline(pipeline);
-  const { width, height, channels } = await sharp(source).metadata();
-  const plan = planImage({ width: width!, height: height!, channels: channels! }, steps, { tileSize });
+  const { width, height, channels, format } = await openInput(source, { maxPixels: MAX_PIXELS, name: source });
+  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format });
   if (plan.mode !== 'tiled') throw new Error(`expected a tiled plan for ${width}x${height} at tile size ${tileSize}`);
   const workDir = await mkdtemp(join(tmpdir(), 'dips-tiled-'));
   try {
     const work = new LocalTiledWork(source, workDir, { format: 'png' });
-    const result = await runTiledImage({ plan, work, concurrency: 3, ...extra });
+    const result = await runTiledImage({ plan, work, name: basename(source), concurrency: 3, ...extra });
     return { output: work.output!, annotations: result.annotations, plan };
   } finally {
     await rm(workDir, { recursive: true, force: true });
