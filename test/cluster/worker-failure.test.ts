@@ -50,10 +50,11 @@ describe('worker failures mid-job', () => {
     await waitForWorker(master.url, stopped.url, 'busy', 60_000);
     stopped.child.kill('SIGSTOP');
     await waitForWorker(master.url, stopped.url, 'dead');
-    stopped.child.kill('SIGCONT');
-
     await expectReferencePixels(master.url, id);
-    // The resumed worker finishes what it held and answers; the master drops those answers.
+
+    // Resumed only now, it finishes what it held and answers for units done elsewhere: the master drops
+    // those answers. (Resumed earlier, its answer for a unit still queued for its retry is taken instead.)
+    stopped.child.kill('SIGCONT');
     await waitUntil(() => metric(master.url, 'dips_late_results_total'), (late) => late > 0, 30_000, 'a late result');
     await expectReferencePixels(master.url, id);
     // Back to heartbeating, it is a ready worker again.
