@@ -65,8 +65,9 @@ export function createPresets({ row, picker, hint, deleteButton, message, builde
     save.button.disabled = true;
     try {
       const response = await apiFetch(`/v1/presets/${encodeURIComponent(name)}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      save.status.textContent = `Preset ${name} ${response.status === 201 ? 'saved' : 'replaced'}: choose it above to run it.`;
+      // The picker is refilled first: a choice made once the status says "choose it" is not reset by the refill.
       await load();
+      save.status.textContent = `Preset ${name} ${response.status === 201 ? 'saved' : 'replaced'}: choose it above to run it.`;
     } catch (error) {
       save.status.textContent = `The master did not save the preset: ${error.message}`;
     } finally {

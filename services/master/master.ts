@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
 import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
@@ -16,7 +15,6 @@ import { jobPrefix } from './keys.js';
 import { LocalStorage } from './local-storage.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { openPresets, type Presets } from './presets.js';
-import { S3Storage } from './s3-storage.js';
 import type { Storage } from './storage.js';
 import { WorkerAdmission } from './worker-admission.js';
 import { WorkerRegistry, type WorkerRecord } from './worker-registry.js';
@@ -71,13 +69,13 @@ export class Master {
   private constructor(
     readonly config: MasterConfig,
     readonly logger: Logger,
-    deps: MasterDeps,
+    deps: MasterDeps & { storage: Storage },
   ) {
     this.scaler = deps.scaler;
     this.metrics = createMetrics();
     this.store = new JobStore(config.dataDir);
     this.presets = openPresets(config);
-    this.storage = deps.storage ?? defaultStorage(config);
+    this.storage = deps.storage;
     this.spoolDir = path.join(config.dataDir, 'spool');
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
@@ -117,7 +115,7 @@ export class Master {
     await fs.mkdir(config.dataDir, { recursive: true });
     // Spooled uploads of a crashed master were never acknowledged: nobody waits for them.
     await fs.rm(path.join(config.dataDir, 'spool'), { recursive: true, force: true });
-    const master = new Master(config, logger, deps);
+    const master = new Master(config, logger, { ...deps, storage: deps.storage ?? (await defaultStorage(config)) });
     master.runner.start();
     master.batch.start();
     return master;
@@ -196,13 +194,17 @@ function createBatchRunner(master: Master, config: MasterConfig, logger: Logger)
   });
 }
 
-function defaultStorage(config: MasterConfig): Storage {
-  if (config.storage === 's3') return new S3Storage(
+/** The AWS SDK is loaded only for S3 storage: a master on local disk starts without it (~0.3 s CPU less). */
+async function defaultStorage(config: MasterConfig): Promise<Storage> {
+  if (config.storage === 's3') {
+    const [{ S3Client }, { S3Storage }] = await Promise.all([import('@aws-sdk/client-s3'), import('./s3-storage.js')]);
+    return new S3Storage(
       // Checksums only where S3 requires them: a streamed upload with a trailing checksum is not
       // understood by every S3-compatible server, and TLS already guards the bytes in transit.
       new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED' }),
       config.s3Bucket!,
       config.s3Prefix,
     );
+  }
   return new LocalStorage(path.join(config.dataDir, 'files'));
 }

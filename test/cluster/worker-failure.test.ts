@@ -47,13 +47,21 @@ describe('worker failures mid-job', () => {
     const { master, workers } = await startCluster({ workers: 3, dataDir: path.join(tmp, 'stop'), env });
     const stopped = workers[1]!;
     const id = await submit(master.url, [image], { pipeline, format: 'png' });
-    await waitForWorker(master.url, stopped.url, 'busy', 60_000);
-    stopped.child.kill('SIGSTOP');
+    // Stopped while the master counts leases on it (a tile it was seen busy with may be done by the time
+    // the signal lands, and the job may be in a one-task stage elsewhere): otherwise resume and try again.
+    for (;;) {
+      await waitForWorker(master.url, stopped.url, 'busy', 60_000);
+      stopped.child.kill('SIGSTOP');
+      const { workers: seen } = await getCluster(master.url);
+      if (seen.some((worker) => worker.address === stopped.url && worker.state === 'ready' && worker.inflight > 0)) break;
+      stopped.child.kill('SIGCONT');
+    }
     await waitForWorker(master.url, stopped.url, 'dead');
-    stopped.child.kill('SIGCONT');
-
     await expectReferencePixels(master.url, id);
-    // The resumed worker finishes what it held and answers; the master drops those answers.
+
+    // Resumed only now, it finishes what it held and answers for units done elsewhere: the master drops
+    // those answers. (Resumed earlier, its answer for a unit still queued for its retry is taken instead.)
+    stopped.child.kill('SIGCONT');
     await waitUntil(() => metric(master.url, 'dips_late_results_total'), (late) => late > 0, 30_000, 'a late result');
     await expectReferencePixels(master.url, id);
     // Back to heartbeating, it is a ready worker again.

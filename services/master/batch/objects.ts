@@ -4,8 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Location as WireLocation } from '../../protocol/tasks.js';
 import type { Blob } from '../blobs.js';
 import { presignedSeconds } from '../storage.js';
@@ -51,18 +50,31 @@ export interface ObjectStore {
 /** S3 keys asked for per list request (the API's maximum). */
 const listPageSize = 1000;
 
+type S3Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/s3-request-presigner'), 'getSignedUrl'>;
+let s3Sdk: Promise<S3Sdk> | undefined;
+/** The AWS SDK, loaded by the first s3:// job: every master start would otherwise pay for it (~0.3 s CPU). */
+const loadS3Sdk = (): Promise<S3Sdk> =>
+  (s3Sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')]).then(([client, presigner]) => ({ ...client, getSignedUrl: presigner.getSignedUrl })));
+
 /**
- * Objects in S3 buckets. The SDK reads credentials and region as usual; with a custom endpoint
+ * Objects in S3 buckets (the SDK loaded on first use). The SDK reads credentials and region as usual; with a custom endpoint
  * (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, e.g. an S3-compatible server) it uses path-style URLs,
  * which such servers expect.
  */
 export class S3Objects implements ObjectStore {
-  constructor(private readonly client: S3Client = defaultS3Client()) {}
+  private client: S3Client | undefined;
+
+  private async sdk(): Promise<{ sdk: S3Sdk; client: S3Client }> {
+    const sdk = await loadS3Sdk();
+    this.client ??= defaultS3Client(sdk);
+    return { sdk, client: this.client };
+  }
 
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { bucket, key } = s3Of(location);
+    const { sdk, client } = await this.sdk();
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }));
       return { fingerprint: head.ETag ?? '', size: head.ContentLength ?? 0 };
     } catch (error) {
       if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
@@ -77,8 +89,9 @@ export class S3Objects implements ObjectStore {
 
   private async get(location: Location) {
     const { bucket, key } = s3Of(location);
+    const { sdk, client } = await this.sdk();
     try {
-      const answer = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const answer = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }));
       if (!answer.Body) throw new ItemError('transient', `${formatUri(location)} came back without a body`);
       return answer;
     } catch (error) {
@@ -90,7 +103,8 @@ export class S3Objects implements ObjectStore {
   async write(location: Location, data: { file: string }): Promise<void> {
     const { bucket, key } = s3Of(location);
     const { size } = await fs.stat(data.file);
-    await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(data.file), ContentLength: size }));
+    const { sdk, client } = await this.sdk();
+    await client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(data.file), ContentLength: size }));
   }
 
   /**
@@ -100,8 +114,9 @@ export class S3Objects implements ObjectStore {
    */
   async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }): Promise<WorkerReach> {
     const { bucket, key } = s3Of(location);
-    const command = 'get' in access ? new GetObjectCommand({ Bucket: bucket, Key: key }) : new PutObjectCommand({ Bucket: bucket, Key: key });
-    const url = await getSignedUrl(this.client, command, { expiresIn: presignedSeconds });
+    const { sdk, client } = await this.sdk();
+    const command = 'get' in access ? new sdk.GetObjectCommand({ Bucket: bucket, Key: key }) : new sdk.PutObjectCommand({ Bucket: bucket, Key: key });
+    const url = await sdk.getSignedUrl(client, command, { expiresIn: presignedSeconds });
     const pin = 'get' in access && access.get.fingerprint ? { headers: { 'if-match': access.get.fingerprint } } : {};
     return { direct: { via: 'url', url, ...pin } };
   }
@@ -112,10 +127,11 @@ export class S3Objects implements ObjectStore {
 
   async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
     const { bucket, key } = s3Of(prefix);
+    const { sdk, client } = await this.sdk();
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: listPageSize, ContinuationToken: token, ...(token || !cursor ? {} : { StartAfter: cursor }) }),
+      const page = await client.send(
+        new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: key, MaxKeys: listPageSize, ContinuationToken: token, ...(token || !cursor ? {} : { StartAfter: cursor }) }),
       );
       for (const object of page.Contents ?? []) {
         if (!object.Key || object.Key.endsWith('/')) continue;
@@ -126,10 +142,10 @@ export class S3Objects implements ObjectStore {
   }
 }
 
-function defaultS3Client(): S3Client {
+function defaultS3Client(sdk: S3Sdk): S3Client {
   const customEndpoint = Boolean(process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL);
   // Checksums only where S3 requires them: S3-compatible servers do not all read the newer trailers.
-  return new S3Client({ forcePathStyle: customEndpoint, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  return new sdk.S3Client({ forcePathStyle: customEndpoint, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
 }
 
 function s3Of(location: Location): { bucket: string; key: string } {
