@@ -5,10 +5,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Location as WireLocation } from '../../protocol/tasks.js';
 import type { Blob } from '../blobs.js';
-import { presignedSeconds } from '../storage.js';
+import { S3Presigner } from '../s3-presign.js';
 import { ItemError } from './item-error.js';
 import { formatUri, isUnder, type Location } from './uri.js';
 
@@ -57,7 +56,11 @@ const listPageSize = 1000;
  * which such servers expect.
  */
 export class S3Objects implements ObjectStore {
-  constructor(private readonly client: S3Client = defaultS3Client()) {}
+  private readonly presigner: S3Presigner;
+
+  constructor(private readonly client: S3Client = defaultS3Client()) {
+    this.presigner = new S3Presigner(client);
+  }
 
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { bucket, key } = s3Of(location);
@@ -100,8 +103,7 @@ export class S3Objects implements ObjectStore {
    */
   async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }): Promise<WorkerReach> {
     const { bucket, key } = s3Of(location);
-    const command = 'get' in access ? new GetObjectCommand({ Bucket: bucket, Key: key }) : new PutObjectCommand({ Bucket: bucket, Key: key });
-    const url = await getSignedUrl(this.client, command, { expiresIn: presignedSeconds });
+    const url = await this.presigner.url('get' in access ? 'GetObject' : 'PutObject', bucket, key);
     const pin = 'get' in access && access.get.fingerprint ? { headers: { 'if-match': access.get.fingerprint } } : {};
     return { direct: { via: 'url', url, ...pin } };
   }
