@@ -13,8 +13,9 @@ interface BucketEndpoint {
   region: string;
 }
 
-/** The operations workers and clients are given URLs for. */
-type Operation = 'GetObject' | 'PutObject' | 'UploadPart';
+/** The operations URLs are made for, and their HTTP methods. */
+const methods = { GetObject: 'GET', HeadObject: 'HEAD', PutObject: 'PUT', UploadPart: 'PUT' } as const;
+type Operation = keyof typeof methods;
 
 /** The key of the one URL per bucket that the SDK presigns to tell where the bucket is. */
 const probeKey = 'dips-endpoint-probe';
@@ -53,13 +54,13 @@ export class S3Presigner {
     const path = `${endpoint.keyPath}${escapeKey(key)}`;
     const signed = await this.signer.presign(
       {
-        method: operation === 'GetObject' ? 'GET' : 'PUT',
+        method: methods[operation],
         protocol: endpoint.protocol,
         hostname: endpoint.hostname,
         ...(endpoint.port === undefined ? {} : { port: endpoint.port }),
         path,
-        // The SDK names the operation in the URL (S3 ignores it); kept, so that a URL here is the SDK's own.
-        query: { ...query, 'x-id': operation },
+        // The SDK names the operation in the URL where the path alone does not tell (S3 ignores it); kept, so that a URL here is the SDK's own.
+        query: operation === 'HeadObject' ? { ...query } : { ...query, 'x-id': operation },
         // As the SDK's S3 presigner: the payload is not signed (the URL is used for any body).
         headers: { host, 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' },
       },

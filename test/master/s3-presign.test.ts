@@ -1,4 +1,4 @@
-import { GetObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { describe, expect, it } from 'vitest';
 import { S3Presigner } from '../../services/master/s3-presign.js';
@@ -32,7 +32,8 @@ describe.each(Object.entries(clients))('the presigner against getSignedUrl: %s',
   const presigner = new S3Presigner(client);
   const sdk = (command: Parameters<typeof getSignedUrl>[1]) => getSignedUrl(client, command, { expiresIn: presignedSeconds, signingDate });
 
-  it.each(keys)('GET and PUT of %s', async (key) => {
+  it.each(keys)('GET, HEAD and PUT of %s', async (key) => {
+    expect(sorted(await presigner.url('HeadObject', 'dips-bucket', key, {}, signingDate))).toEqual(sorted(await sdk(new HeadObjectCommand({ Bucket: 'dips-bucket', Key: key }))));
     expect(sorted(await presigner.url('GetObject', 'dips-bucket', key, {}, signingDate))).toEqual(sorted(await sdk(new GetObjectCommand({ Bucket: 'dips-bucket', Key: key }))));
     expect(sorted(await presigner.url('PutObject', 'dips-bucket', key, {}, signingDate))).toEqual(sorted(await sdk(new PutObjectCommand({ Bucket: 'dips-bucket', Key: key }))));
   });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Location as WireLocation } from '../../protocol/tasks.js';
 import type { Blob } from '../blobs.js';
 import { S3Presigner } from '../s3-presign.js';
@@ -62,15 +62,20 @@ export class S3Objects implements ObjectStore {
     this.presigner = new S3Presigner(client);
   }
 
+  /**
+   * A presigned HEAD sent with fetch: the SDK's HeadObject runs the client's whole middleware stack,
+   * which was the largest part of the master's CPU per S3 item. 4xx answers are permanent (as the SDK's
+   * errors are for errorKindOf), others and network errors transient; the caller retries those.
+   */
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { bucket, key } = s3Of(location);
-    try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return { fingerprint: head.ETag ?? '', size: head.ContentLength ?? 0 };
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
-      throw error;
+    const response = await fetch(await this.presigner.url('HeadObject', bucket, key), { method: 'HEAD' });
+    if (response.status === 404) return undefined;
+    if (!response.ok) {
+      const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
+      throw new ItemError(retryable ? 'transient' : 'permanent', `reading the version of ${formatUri(location)}: storage answered ${response.status}`);
     }
+    return { fingerprint: response.headers.get('etag') ?? '', size: Number(response.headers.get('content-length') ?? 0) };
   }
 
   async readStream(location: Location): Promise<Readable> {
