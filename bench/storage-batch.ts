@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
-import { processCounters, type ProcessCounters } from './proc.js';
+import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
 
 /*
@@ -23,13 +23,9 @@ export interface StorageBatchOptions {
 }
 
 export interface StorageBatchRun {
-  seconds: number;
   images: number;
   /** Result bytes the client downloaded. */
   downloadedBytes: number;
-  master: ProcessCounters;
-  /** CPU of the workers together, ms. */
-  workCpuMs: number;
 }
 
 const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
@@ -137,12 +133,9 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
   }
 }
 
-/** Submits one batch job per folder together, follows them and downloads every result; /proc around it all. */
+/** Submits one batch job per folder together, follows them and downloads every result. */
 export async function runStorageBatch(cluster: LocalCluster, folders: readonly string[], options: StorageBatchOptions): Promise<StorageBatchRun> {
-  const pids = await cluster.pids();
-  const before = await Promise.all([processCounters(pids.master), ...pids.workers.map(processCounters)]);
   const downloads = new Downloads(cluster.url);
-  const start = performance.now();
   const ids = await Promise.all(
     folders.map(async (prefix) => {
       const response = await fetch(`${cluster.url}/v1/jobs`, {
@@ -156,27 +149,16 @@ export async function runStorageBatch(cluster: LocalCluster, folders: readonly s
   );
   const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, downloads)));
   await downloads.drained();
-  const seconds = (performance.now() - start) / 1000;
-  const after = await Promise.all([processCounters(pids.master), ...pids.workers.map(processCounters)]);
-  const failed = statuses.filter((status) => status !== 'succeeded');
-  if (failed.length > 0) {
+  if (statuses.some((status) => status !== 'succeeded')) {
     const views = await Promise.all(ids.map(async (id) => (await fetch(`${cluster.url}/v1/jobs/${id}`)).text()));
     throw new Error(`batch jobs ended ${statuses.join(', ')}: ${views.join('\n').slice(0, 2000)}`);
   }
-  let workCpuMs = 0;
-  for (let index = 1; index < after.length; index++) workCpuMs += after[index]!.cpuMs - before[index]!.cpuMs;
-  const images = (await Promise.all(ids.map(async (id) => ((await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { progress: { done: number } }).progress.done))).reduce((a, b) => a + b, 0);
-  return {
-    seconds,
-    images,
-    downloadedBytes: downloads.bytes,
-    master: { cpuMs: after[0]!.cpuMs - before[0]!.cpuMs, ioBytes: after[0]!.ioBytes - before[0]!.ioBytes },
-    workCpuMs,
-  };
+  const done = await Promise.all(ids.map(async (id) => ((await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { progress: { done: number } }).progress.done));
+  return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes: downloads.bytes };
 }
 
 /** A cluster whose master may read the given roots; S3 mode when `s3` is given. */
-export async function withStorageCluster<T>(
+async function withStorageCluster<T>(
   options: { dataDir: string; workers: number; sources: string; s3Env?: Record<string, string>; nodeArgs?: string[] },
   work: (cluster: LocalCluster) => Promise<T>,
 ): Promise<T> {
@@ -219,9 +201,11 @@ async function main(): Promise<void> {
     await fs.mkdir(dataDir, { recursive: true });
     await withStorageCluster({ dataDir, workers: 2, sources, ...(s3 ? { s3Env: s3.env } : {}), ...(nodeArgs ? { nodeArgs } : {}) }, async (cluster) => {
       await runStorageBatch(cluster, warmFolders, options);
-      const run = await runStorageBatch(cluster, folders, options);
+      let run: StorageBatchRun | undefined;
+      const counters = await countersAround(await cluster.pids(), async () => (run = await runStorageBatch(cluster, folders, options)));
+      const { images, downloadedBytes } = run!;
       process.stdout.write(
-        `${JSON.stringify({ mode, ...run, masterCpuMsPerImage: run.master.cpuMs / run.images, masterKiBPerImage: run.master.ioBytes / run.images / 1024, downloadedKiBPerImage: run.downloadedBytes / run.images / 1024 })}\n`,
+        `${JSON.stringify({ mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,
       );
     });
   } finally {
