@@ -1,4 +1,4 @@
-import { constants, createWriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -6,9 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
 import { checkKey, type Storage } from './storage.js';
-
-/** Bytes read per chunk when streaming an object: memory per download stays bounded at this. */
-const readChunkBytes = 256 * 1024;
 
 /** Storage in a directory of the local file system (the default). */
 export class LocalStorage implements Storage {
@@ -60,13 +57,10 @@ export class LocalStorage implements Storage {
     }
   }
 
-  /**
-   * Opened before the stream is returned, so a missing object fails here (one open, no separate access
-   * check); read in chunks of 256 KiB (the default is 64), so a typical 1-2 MP result leaves in one read and one socket write.
-   */
   async getStream(key: string, range?: ByteRange): Promise<Readable> {
-    const file = await fs.open(this.pathOf(key));
-    return file.createReadStream({ ...(range ?? {}), highWaterMark: readChunkBytes });
+    const file = this.pathOf(key);
+    await fs.access(file);
+    return createReadStream(file, range ?? {});
   }
 
   getBuffer(key: string): Promise<Buffer> {
