@@ -1,6 +1,9 @@
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startS3Server } from '../../bench/s3-server.js';
+import { ItemError } from '../../services/master/batch/item-error.js';
+import { S3Objects } from '../../services/master/batch/objects.js';
 import { S3Presigner } from '../../services/master/s3-presign.js';
 import { presignedSeconds } from '../../services/master/storage.js';
 
@@ -46,5 +49,27 @@ describe.each(Object.entries(clients))('the presigner against getSignedUrl: %s',
     expect(sorted(await presigner.url('UploadPart', 'dips-bucket', keys[0]!, { partNumber: '7', uploadId: 'up/load~id' }, signingDate))).toEqual(
       sorted(await getSignedUrl(client, new UploadPartCommand({ Bucket: 'dips-bucket', Key: keys[0]!, PartNumber: 7, UploadId: 'up/load~id' }), sdkOptions)),
     );
+  });
+});
+
+describe('an S3 input\'s version, read by a presigned HEAD, on a real S3-protocol server', () => {
+  let s3: Awaited<ReturnType<typeof startS3Server>>;
+  beforeAll(async () => {
+    s3 = await startS3Server();
+  });
+  afterAll(() => s3.close());
+
+  it('is the ETag and size the SDK reads; a missing object is none; refused credentials fail permanently', async () => {
+    const key = 'in/photos 2026/été (1).jpg';
+    const body = Buffer.from('not really a photo, but bytes with a version');
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: body }));
+    const sdk = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+    const objects = new S3Objects(s3.client);
+    expect(await objects.stat({ scheme: 's3', bucket: s3.bucket, key })).toEqual({ fingerprint: sdk.ETag, size: body.length });
+    expect(await objects.stat({ scheme: 's3', bucket: s3.bucket, key: 'in/missing.jpg' })).toBeUndefined();
+    const refused = new S3Objects(new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'wrong' } }));
+    const failure = await refused.stat({ scheme: 's3', bucket: s3.bucket, key }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ItemError);
+    expect(failure).toMatchObject({ kind: 'permanent', message: expect.stringMatching(/storage answered 403/) });
   });
 });

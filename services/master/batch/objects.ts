@@ -1,5 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -63,19 +65,20 @@ export class S3Objects implements ObjectStore {
   }
 
   /**
-   * A presigned HEAD sent with fetch: the SDK's HeadObject runs the client's whole middleware stack,
-   * which was the largest part of the master's CPU per S3 item. 4xx answers are permanent (as the SDK's
-   * errors are for errorKindOf), others and network errors transient; the caller retries those.
+   * A presigned HEAD on a keep-alive node:http agent: the SDK's HeadObject (its whole middleware stack)
+   * cost about 3x as much CPU per item, fetch (undici) about 2.5x (docs/performance.md). 4xx answers
+   * are permanent (as the SDK's errors are for errorKindOf), others and network errors transient; the
+   * caller retries those.
    */
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { bucket, key } = s3Of(location);
-    const response = await fetch(await this.presigner.url('HeadObject', bucket, key), { method: 'HEAD' });
-    if (response.status === 404) return undefined;
-    if (!response.ok) {
-      const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
-      throw new ItemError(retryable ? 'transient' : 'permanent', `reading the version of ${formatUri(location)}: storage answered ${response.status}`);
+    const { status, headers } = await head(await this.presigner.url('HeadObject', bucket, key));
+    if (status === 404) return undefined;
+    if (status < 200 || status >= 300) {
+      const retryable = status >= 500 || status === 408 || status === 429;
+      throw new ItemError(retryable ? 'transient' : 'permanent', `reading the version of ${formatUri(location)}: storage answered ${status}`);
     }
-    return { fingerprint: response.headers.get('etag') ?? '', size: Number(response.headers.get('content-length') ?? 0) };
+    return { fingerprint: String(headers.etag ?? ''), size: Number(headers['content-length'] ?? 0) };
   }
 
   async readStream(location: Location): Promise<Readable> {
@@ -131,6 +134,26 @@ export class S3Objects implements ObjectStore {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
+}
+
+/** Connections to the S3 endpoint kept open between HEADs, as the SDK keeps its own. */
+const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+/** A HEAD that does not answer within this long is a transient failure (the caller retries it). */
+const headTimeoutMs = 30_000;
+
+/** Sends a HEAD to a presigned URL; its status and headers (no body comes with a HEAD). */
+function head(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  const { protocol } = new URL(url);
+  const client = protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.request(url, { method: 'HEAD', agent: agents[protocol as keyof typeof agents], timeout: headTimeoutMs }, (response) => {
+      response.resume();
+      resolve({ status: response.statusCode ?? 0, headers: response.headers });
+    });
+    request.on('timeout', () => request.destroy(new ItemError('transient', `HEAD ${new URL(url).pathname} did not answer within ${headTimeoutMs / 1000} s`)));
+    request.on('error', reject);
+    request.end();
+  });
 }
 
 function defaultS3Client(): S3Client {
