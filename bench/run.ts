@@ -284,7 +284,7 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
     `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk: batch from a folder | ${fixed(localBatch!.master)} ms | ${verdict(localBatch!.master <= goals.masterMsLocal)} | ` +
       `the master streams each result to the client (${kib(localBatch!.bytes)} per image through its syscalls) and does the per-item control work of the S3 row, with file stats in place of the HEAD and presigning. |`,
     `| bytes the master carries per image (S3: metadata only) | local ${kib(localSmall!.bytes)}, S3 ${kib(s3Small!.bytes)}; batch from storage: local ${kib(localBatch!.bytes)}, S3 ${kib(s3Batch!.bytes)} (an input averages ${kib(inputBytes)}) | ` +
-      `${verdict(s3Batch!.bytes < inputBytes / 4)} | S3 batch: control traffic only; local: the download streams through the master. |`,
+      `${verdict(s3Batch!.bytes < inputBytes / 4)} | S3 batch: no image bytes, but the control traffic is more than a quarter of an input: task and result bodies, event streams, redirects, heartbeats, and SQLite's pages (three commits per item); not split out by source. Local: each download streams through the master. |`,
     `| worker CPU ≤ ${goals.workerRatio}x plain sharp (1.3 MP) | ${fixed(workerRatio)}x | ${verdict(workerRatio <= goals.workerRatio)} | ` +
       `sharp-native steps run inside the decode and encode calls (processImage, docs/tiling.md). |`,
     `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
