@@ -30,12 +30,14 @@ export async function startLocalCluster(options: {
   workers: number;
   dataDir: string;
   env?: Record<string, string>;
+  /** Node flags for the master's process only (e.g. --cpu-prof); the workers it spawns do not inherit them. */
+  nodeArgs?: string[];
 }): Promise<LocalCluster> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     process.execPath,
-    [cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
+    [...(options.nodeArgs ?? []), cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
     {
       env: { ...process.env, DIPS_DATA_DIR: options.dataDir, ...options.env },
       // Logs go to the data dir, so the benchmark's own output stays readable.

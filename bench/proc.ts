@@ -20,3 +20,24 @@ export async function processCounters(pid: number): Promise<ProcessCounters> {
   const counter = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? Number.NaN);
   return { cpuMs, ioBytes: counter('rchar') + counter('wchar') };
 }
+
+/** What a run cost, from /proc around it: wall time, the master's CPU and bytes, the workers' CPU together. */
+export interface RunCounters {
+  seconds: number;
+  masterCpuMs: number;
+  masterBytes: number;
+  workCpuMs: number;
+}
+
+/** Runs `work` and reads the counters of the master and its workers before and after it. */
+export async function countersAround(pids: { master: number; workers: number[] }, work: () => Promise<unknown>): Promise<RunCounters> {
+  const all = [pids.master, ...pids.workers];
+  const before = await Promise.all(all.map(processCounters));
+  const start = performance.now();
+  await work();
+  const seconds = (performance.now() - start) / 1000;
+  const after = await Promise.all(all.map(processCounters));
+  let workCpuMs = 0;
+  for (let index = 1; index < after.length; index++) workCpuMs += after[index]!.cpuMs - before[index]!.cpuMs;
+  return { seconds, masterCpuMs: after[0]!.cpuMs - before[0]!.cpuMs, masterBytes: after[0]!.ioBytes - before[0]!.ioBytes, workCpuMs };
+}

@@ -169,11 +169,14 @@ function jobOr404(master: Master, id: string): JobView {
   return job;
 }
 
+/** The image's row alone: a download reads one row, not the job's view of every image (clients fetch results by the hundred). */
 function finishedImage(master: Master, jobId: string, indexText: string): ImageRow {
-  jobOr404(master, jobId);
   const index = Number(indexText);
   const image = Number.isInteger(index) ? master.store.image(jobId, index) : undefined;
-  if (!image) throw new HttpError(404, 'image_not_found', `job ${jobId} has no image ${indexText}`);
+  if (!image) {
+    if (!master.store.jobSummary(jobId)) throw jobNotFound(jobId);
+    throw new HttpError(404, 'image_not_found', `job ${jobId} has no image ${indexText}`);
+  }
   if (image.status !== 'succeeded') {
     throw new HttpError(409, 'image_not_ready', `image ${index} of job ${jobId} is ${image.status}${image.error ? `: ${image.error}` : ''}`);
   }

@@ -9,26 +9,29 @@ import {
   GetObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { create as contentDisposition } from 'content-disposition';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
-import { checkKey, presignedSeconds, type Storage } from './storage.js';
+import { S3Presigner } from './s3-presign.js';
+import { checkKey, type Storage } from './storage.js';
 
 /**
  * Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). Workers get
  * presigned URLs, so they need no AWS permissions and their bytes never pass through the master.
  */
 export class S3Storage implements Storage {
+  private readonly presigner: S3Presigner;
+
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
     private readonly prefix = '',
-  ) {}
+  ) {
+    this.presigner = new S3Presigner(client);
+  }
 
   private keyOf(key: string): string {
     return `${this.prefix}${checkKey(key)}`;
@@ -87,9 +90,7 @@ export class S3Storage implements Storage {
 
   /** A ranged read is the presigned GET plus a Range header the worker adds (unsigned headers are allowed). */
   async locate(key: string, access: 'get' | 'put', _worker?: unknown, range?: ByteRange): Promise<Location> {
-    const params = { Bucket: this.bucket, Key: this.keyOf(key) };
-    const command = access === 'get' ? new GetObjectCommand(params) : new PutObjectCommand(params);
-    return { via: 'url', url: await getSignedUrl(this.client, command, { expiresIn: presignedSeconds }), ...(range ? { range } : {}) };
+    return { via: 'url', url: await this.presigner.url(access === 'get' ? 'GetObject' : 'PutObject', this.bucket, this.keyOf(key)), ...(range ? { range } : {}) };
   }
 
   async openParts(key: string): Promise<string> {
@@ -104,8 +105,9 @@ export class S3Storage implements Storage {
    * (DIPS_TILE_SIZE) make smaller parts, which S3-compatible test servers accept.
    */
   async locatePart(key: string, upload: string | undefined, part: { number: number; range: ByteRange }): Promise<Location> {
-    const command = new UploadPartCommand({ Bucket: this.bucket, Key: this.keyOf(key), UploadId: upload, PartNumber: part.number });
-    return { via: 'url', url: await getSignedUrl(this.client, command, { expiresIn: presignedSeconds }), range: part.range };
+    if (!upload) throw new Error(`s3 object ${key} has no multipart upload to write part ${part.number} into`);
+    const url = await this.presigner.url('UploadPart', this.bucket, this.keyOf(key), { partNumber: String(part.number), uploadId: upload });
+    return { via: 'url', url, range: part.range };
   }
 
   /** Workers always reach the bucket themselves (locatePart never declines), so the master never takes a piece. */
@@ -125,12 +127,9 @@ export class S3Storage implements Storage {
   }
 
   async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string> {
-    const command = new GetObjectCommand({
-      Bucket: this.bucket,
-      Key: this.keyOf(key),
-      ResponseContentDisposition: contentDisposition(as.fileName),
-      ResponseContentType: as.contentType,
+    return this.presigner.url('GetObject', this.bucket, this.keyOf(key), {
+      'response-content-disposition': contentDisposition(as.fileName),
+      'response-content-type': as.contentType,
     });
-    return getSignedUrl(this.client, command, { expiresIn: presignedSeconds });
   }
 }

@@ -1,5 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Location as WireLocation } from '../../protocol/tasks.js';
 import type { Blob } from '../blobs.js';
-import { presignedSeconds } from '../storage.js';
+import type { S3Presigner } from '../s3-presign.js';
 import { ItemError } from './item-error.js';
 import { formatUri, isUnder, type Location } from './uri.js';
 
@@ -50,11 +52,16 @@ export interface ObjectStore {
 /** S3 keys asked for per list request (the API's maximum). */
 const listPageSize = 1000;
 
-type S3Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('@aws-sdk/s3-request-presigner'), 'getSignedUrl'>;
+type S3Sdk = typeof import('@aws-sdk/client-s3') & Pick<typeof import('../s3-presign.js'), 'S3Presigner'>;
+interface S3Connection {
+  sdk: S3Sdk;
+  client: S3Client;
+  presigner: S3Presigner;
+}
 let s3Sdk: Promise<S3Sdk> | undefined;
-/** The AWS SDK, loaded by the first s3:// job: every master start would otherwise pay for it (~0.3 s CPU). */
+/** The AWS SDK, loaded by the first s3:// job: every master start would otherwise pay for it. */
 const loadS3Sdk = (): Promise<S3Sdk> =>
-  (s3Sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')]).then(([client, presigner]) => ({ ...client, getSignedUrl: presigner.getSignedUrl })));
+  (s3Sdk ??= Promise.all([import('@aws-sdk/client-s3'), import('../s3-presign.js')]).then(([client, presign]) => ({ ...client, S3Presigner: presign.S3Presigner })));
 
 /**
  * Objects in S3 buckets (the SDK loaded on first use). The SDK reads credentials and region as usual; with a custom endpoint
@@ -62,24 +69,34 @@ const loadS3Sdk = (): Promise<S3Sdk> =>
  * which such servers expect.
  */
 export class S3Objects implements ObjectStore {
-  private client: S3Client | undefined;
+  private connection: Promise<S3Connection> | undefined;
 
-  private async sdk(): Promise<{ sdk: S3Sdk; client: S3Client }> {
-    const sdk = await loadS3Sdk();
-    this.client ??= defaultS3Client(sdk);
-    return { sdk, client: this.client };
+  /** `client`: a particular server's (tests); by default the SDK's own, made on first use. */
+  constructor(private readonly givenClient?: S3Client) {}
+
+  private connect(): Promise<S3Connection> {
+    return (this.connection ??= loadS3Sdk().then((sdk) => {
+      const client = this.givenClient ?? defaultS3Client(sdk);
+      return { sdk, client, presigner: new sdk.S3Presigner(client) };
+    }));
   }
 
+  /**
+   * A presigned HEAD on a keep-alive node:http agent: the SDK's HeadObject (its whole middleware stack)
+   * cost about 3x as much CPU per item, fetch (undici) about 2.5x (docs/performance.md). 4xx answers
+   * are permanent (as the SDK's errors are for errorKindOf), others and network errors transient; the
+   * caller retries those.
+   */
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { bucket, key } = s3Of(location);
-    const { sdk, client } = await this.sdk();
-    try {
-      const head = await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return { fingerprint: head.ETag ?? '', size: head.ContentLength ?? 0 };
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
-      throw error;
+    const { presigner } = await this.connect();
+    const { status, headers } = await head(await presigner.url('HeadObject', bucket, key));
+    if (status === 404) return undefined;
+    if (status < 200 || status >= 300) {
+      const retryable = status >= 500 || status === 408 || status === 429;
+      throw new ItemError(retryable ? 'transient' : 'permanent', `reading the version of ${formatUri(location)}: storage answered ${status}`);
     }
+    return { fingerprint: String(headers.etag ?? ''), size: Number(headers['content-length'] ?? 0) };
   }
 
   async readStream(location: Location): Promise<Readable> {
@@ -89,7 +106,7 @@ export class S3Objects implements ObjectStore {
 
   private async get(location: Location) {
     const { bucket, key } = s3Of(location);
-    const { sdk, client } = await this.sdk();
+    const { sdk, client } = await this.connect();
     try {
       const answer = await client.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: key }));
       if (!answer.Body) throw new ItemError('transient', `${formatUri(location)} came back without a body`);
@@ -103,7 +120,7 @@ export class S3Objects implements ObjectStore {
   async write(location: Location, data: { file: string }): Promise<void> {
     const { bucket, key } = s3Of(location);
     const { size } = await fs.stat(data.file);
-    const { sdk, client } = await this.sdk();
+    const { sdk, client } = await this.connect();
     await client.send(new sdk.PutObjectCommand({ Bucket: bucket, Key: key, Body: createReadStream(data.file), ContentLength: size }));
   }
 
@@ -114,9 +131,8 @@ export class S3Objects implements ObjectStore {
    */
   async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }): Promise<WorkerReach> {
     const { bucket, key } = s3Of(location);
-    const { sdk, client } = await this.sdk();
-    const command = 'get' in access ? new sdk.GetObjectCommand({ Bucket: bucket, Key: key }) : new sdk.PutObjectCommand({ Bucket: bucket, Key: key });
-    const url = await sdk.getSignedUrl(client, command, { expiresIn: presignedSeconds });
+    const { presigner } = await this.connect();
+    const url = await presigner.url('get' in access ? 'GetObject' : 'PutObject', bucket, key);
     const pin = 'get' in access && access.get.fingerprint ? { headers: { 'if-match': access.get.fingerprint } } : {};
     return { direct: { via: 'url', url, ...pin } };
   }
@@ -127,7 +143,7 @@ export class S3Objects implements ObjectStore {
 
   async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
     const { bucket, key } = s3Of(prefix);
-    const { sdk, client } = await this.sdk();
+    const { sdk, client } = await this.connect();
     let token: string | undefined;
     do {
       const page = await client.send(
@@ -140,6 +156,26 @@ export class S3Objects implements ObjectStore {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
+}
+
+/** Connections to the S3 endpoint kept open between HEADs, as the SDK keeps its own. */
+const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+/** A HEAD that does not answer within this long is a transient failure (the caller retries it). */
+const headTimeoutMs = 30_000;
+
+/** Sends a HEAD to a presigned URL; its status and headers (no body comes with a HEAD). */
+function head(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  const { protocol } = new URL(url);
+  const client = protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.request(url, { method: 'HEAD', agent: agents[protocol as keyof typeof agents], timeout: headTimeoutMs }, (response) => {
+      response.resume();
+      resolve({ status: response.statusCode ?? 0, headers: response.headers });
+    });
+    request.on('timeout', () => request.destroy(new ItemError('transient', `HEAD ${new URL(url).pathname} did not answer within ${headTimeoutMs / 1000} s`)));
+    request.on('error', reject);
+    request.end();
+  });
 }
 
 function defaultS3Client(sdk: S3Sdk): S3Client {

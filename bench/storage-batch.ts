@@ -1,0 +1,217 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { startLocalCluster, type LocalCluster } from './cluster.js';
+import { countersAround } from './proc.js';
+import { startS3Server } from './s3-server.js';
+
+/*
+ * Batch jobs read from storage, results kept in the master's storage: the master's share of a job
+ * when no byte of it passes through the master. Each job lists one folder (file:// under DIPS_SOURCES,
+ * or s3:// on a loopback S3 server); the client follows each job's event stream, as `dips submit`
+ * does, and downloads every result as it is reported (4 at a time, as the CLI does), following the
+ * S3 mode's redirect to the bucket.
+ *   npm run build && node dist/bench/storage-batch.js local|s3 [--cpu-prof DIR]
+ */
+
+export interface StorageBatchOptions {
+  pipeline: unknown[];
+  format: string;
+  quality: number;
+}
+
+export interface StorageBatchRun {
+  images: number;
+  /** Result bytes the client downloaded. */
+  downloadedBytes: number;
+}
+
+const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
+/** Results downloaded at once, as `dips submit` does (services/cli/submit.ts parallelDownloads). */
+const parallelDownloads = 4;
+
+/** Copies each job's photos into its own folder under `root` (a local directory). */
+export async function stageLocal(root: string, jobs: ReadonlyArray<readonly string[]>): Promise<string[]> {
+  const folders: string[] = [];
+  for (const [job, files] of jobs.entries()) {
+    const folder = path.join(root, `job-${job}`);
+    await fs.mkdir(folder, { recursive: true });
+    await Promise.all(files.map((file, index) => fs.copyFile(file, path.join(folder, `${index}-${path.basename(file)}`))));
+    folders.push(`file://${folder}/`);
+  }
+  return folders;
+}
+
+/** Puts each job's photos under its own prefix `<under>/job-<n>/` in the bucket. */
+export async function stageS3(s3: Awaited<ReturnType<typeof startS3Server>>, under: string, jobs: ReadonlyArray<readonly string[]>): Promise<string[]> {
+  const prefixes: string[] = [];
+  for (const [job, files] of jobs.entries()) {
+    for (const [index, file] of files.entries()) {
+      // A buffer, not a stream: the SDK would send a stream with a checksum trailer, which s3rver refuses.
+      await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${under}/job-${job}/${index}-${path.basename(file)}`, Body: await fs.readFile(file) }));
+    }
+    prefixes.push(`s3://${s3.bucket}/${under}/job-${job}/`);
+  }
+  return prefixes;
+}
+
+interface ItemState {
+  index: number;
+  status: string;
+}
+
+/** Downloads results a bounded number at a time, counting their bytes. */
+class Downloads {
+  private readonly queue: string[] = [];
+  private running = 0;
+  private idle: Array<() => void> = [];
+  private failure: unknown;
+  bytes = 0;
+
+  constructor(private readonly baseUrl: string) {}
+
+  add(url: string): void {
+    this.queue.push(url);
+    this.pump();
+  }
+
+  async drained(): Promise<void> {
+    while (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    if (this.failure) throw this.failure;
+  }
+
+  private pump(): void {
+    while (this.running < parallelDownloads && this.queue.length > 0) {
+      const url = this.queue.shift()!;
+      this.running += 1;
+      void this.fetchOne(url)
+        .catch((error: unknown) => {
+          this.failure ??= error;
+        })
+        .finally(() => {
+          this.running -= 1;
+          this.pump();
+          if (this.running === 0 && this.queue.length === 0) for (const resolve of this.idle.splice(0)) resolve();
+        });
+    }
+  }
+
+  private async fetchOne(url: string): Promise<void> {
+    const response = await fetch(`${this.baseUrl}${url}`);
+    if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
+    const reader = response.body!.getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) this.bytes += read.value.byteLength;
+  }
+}
+
+/** Follows one job's event stream until it ends, handing each succeeded item to the downloads once. */
+async function followJob(baseUrl: string, id: string, downloads: Downloads): Promise<string> {
+  const offered = new Set<number>();
+  const response = await fetch(`${baseUrl}/v1/jobs/${id}/events`, { headers: { accept: 'text/event-stream' } });
+  if (!response.ok) throw new Error(`events of ${id} answered ${response.status}`);
+  const events = response.body!.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+  const offer = (items: readonly ItemState[]) => {
+    for (const item of items) {
+      if (item.status !== 'succeeded' || offered.has(item.index)) continue;
+      offered.add(item.index);
+      downloads.add(`/v1/jobs/${id}/images/${item.index}`);
+    }
+  };
+  try {
+    for (;;) {
+      const { done, value: event } = await events.read();
+      if (done) throw new Error(`event stream of ${id} ended before the job did`);
+      if (event.event !== 'progress') continue;
+      const job = JSON.parse(event.data) as { status: string; images: ItemState[] };
+      offer(job.images);
+      if (terminal.has(job.status)) return job.status;
+    }
+  } finally {
+    await events.cancel().catch(() => undefined);
+  }
+}
+
+/** Submits one batch job per folder together, follows them and downloads every result. */
+export async function runStorageBatch(cluster: LocalCluster, folders: readonly string[], options: StorageBatchOptions): Promise<StorageBatchRun> {
+  const downloads = new Downloads(cluster.url);
+  const ids = await Promise.all(
+    folders.map(async (prefix) => {
+      const response = await fetch(`${cluster.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pipeline: options.pipeline, inputs: { prefix }, format: options.format, quality: options.quality }),
+      });
+      if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
+      return ((await response.json()) as { id: string }).id;
+    }),
+  );
+  const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, downloads)));
+  await downloads.drained();
+  if (statuses.some((status) => status !== 'succeeded')) {
+    const views = await Promise.all(ids.map(async (id) => (await fetch(`${cluster.url}/v1/jobs/${id}`)).text()));
+    throw new Error(`batch jobs ended ${statuses.join(', ')}: ${views.join('\n').slice(0, 2000)}`);
+  }
+  const done = await Promise.all(ids.map(async (id) => ((await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { progress: { done: number } }).progress.done));
+  return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes: downloads.bytes };
+}
+
+/** A cluster whose master may read the given roots; S3 mode when `s3` is given. */
+async function withStorageCluster<T>(
+  options: { dataDir: string; workers: number; sources: string; s3Env?: Record<string, string>; nodeArgs?: string[] },
+  work: (cluster: LocalCluster) => Promise<T>,
+): Promise<T> {
+  const cluster = await startLocalCluster({
+    workers: options.workers,
+    dataDir: options.dataDir,
+    env: { DIPS_SOURCES: options.sources, ...options.s3Env },
+    ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
+  });
+  try {
+    return await work(cluster);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const { corpusPhotos } = await import('./images.js');
+  const sharp = (await import('sharp')).default;
+  const mode = process.argv[2] === 's3' ? 's3' : 'local';
+  const profileAt = process.argv.indexOf('--cpu-prof');
+  const nodeArgs = profileAt > 0 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.argv[profileAt + 1]!)] : undefined;
+  const photos: string[] = [];
+  for (const photo of await corpusPhotos()) {
+    const { width, height } = await sharp(photo).metadata();
+    if (width! * height! <= 2e6) photos.push(photo);
+  }
+  const all = Array.from({ length: 240 }, (_, i) => photos[i % photos.length]!);
+  const jobs = Array.from({ length: 4 }, (_, job) => all.slice(job * 60, (job + 1) * 60));
+  const warm = [photos.slice(0, 2)];
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-bench-storage-'));
+  const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: 90 };
+  const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;
+  try {
+    const [warmFolders, folders] = s3
+      ? [await stageS3(s3, 'warm', warm), await stageS3(s3, 'in', jobs)]
+      : [await stageLocal(path.join(tmp, 'warm'), warm), await stageLocal(path.join(tmp, 'in'), jobs)];
+    const sources = s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`;
+    const dataDir = path.join(tmp, 'data');
+    await fs.mkdir(dataDir, { recursive: true });
+    await withStorageCluster({ dataDir, workers: 2, sources, ...(s3 ? { s3Env: s3.env } : {}), ...(nodeArgs ? { nodeArgs } : {}) }, async (cluster) => {
+      await runStorageBatch(cluster, warmFolders, options);
+      let run: StorageBatchRun | undefined;
+      const counters = await countersAround(await cluster.pids(), async () => (run = await runStorageBatch(cluster, folders, options)));
+      const { images, downloadedBytes } = run!;
+      process.stdout.write(
+        `${JSON.stringify({ mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,
+      );
+    });
+  } finally {
+    await s3?.close();
+    await fs.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) await main();
