@@ -67,6 +67,15 @@ export class LocalStorage implements Storage {
     return fs.readFile(this.pathOf(key));
   }
 
+  async size(key: string): Promise<number | undefined> {
+    try {
+      return (await fs.stat(this.pathOf(key))).size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
   async deleteKeys(keys: string[]): Promise<void> {
     await Promise.all(keys.map((key) => fs.rm(this.pathOf(key), { force: true })));
   }
@@ -102,6 +111,8 @@ export class LocalStorage implements Storage {
   }
 
   async closeParts(): Promise<void> {}
+
+  async abortParts(): Promise<void> {}
 
   async downloadUrl(): Promise<undefined> {
     return undefined;

@@ -18,6 +18,8 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { openPresets, type Presets } from './presets.js';
 import { S3Storage } from './s3-storage.js';
 import type { Storage } from './storage.js';
+import { StagedObjects } from './upload-sessions-objects.js';
+import { UploadSessions } from './upload-sessions.js';
 import { WorkerAdmission } from './worker-admission.js';
 import { WorkerRegistry, type WorkerRecord } from './worker-registry.js';
 import type { WorkItem } from '../scaler/work.js';
@@ -65,6 +67,7 @@ export class Master {
   readonly metrics: Metrics;
   readonly presets: Presets;
   readonly spoolDir: string;
+  readonly uploads: UploadSessions;
   scaler: Scaler | undefined;
   private readonly retentionTimer: NodeJS.Timeout;
 
@@ -79,6 +82,7 @@ export class Master {
     this.presets = openPresets(config);
     this.storage = deps.storage ?? defaultStorage(config);
     this.spoolDir = path.join(config.dataDir, 'spool');
+    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger);
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
     this.workerCredential = config.workerToken ?? config.token;
@@ -109,7 +113,7 @@ export class Master {
       logger,
     });
     this.batch = createBatchRunner(this, config, logger);
-    this.retentionTimer = setInterval(() => void this.deleteExpiredJobs(), Math.min(60_000, config.retentionSeconds * 250));
+    this.retentionTimer = setInterval(() => void this.deleteExpired(), Math.min(60_000, config.retentionSeconds * 250));
     this.retentionTimer.unref();
   }
 
@@ -154,6 +158,12 @@ export class Master {
     };
   }
 
+  /** Expired jobs, then the upload sessions nobody can use any more (expired, or their job gone). */
+  private async deleteExpired(): Promise<void> {
+    await this.deleteExpiredJobs();
+    await this.uploads.sweep((jobId) => this.store.jobSummary(jobId) !== undefined).catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping upload sessions failed'));
+  }
+
   /** Deletes jobs (rows and files) that finished longer ago than the retention period. */
   async deleteExpiredJobs(): Promise<number> {
     const expired = this.store.finishedJobsBefore(Date.now() - this.config.retentionSeconds * 1000);
@@ -173,6 +183,7 @@ export class Master {
     this.registry.close();
     this.store.close();
     this.presets.close();
+    this.uploads.close();
   }
 }
 
@@ -186,7 +197,7 @@ function createBatchRunner(master: Master, config: MasterConfig, logger: Logger)
     blobs: master.blobs,
     registry: master.registry,
     metrics: master.metrics,
-    stores: objectStores(new FileObjects([...sources.roots, ...destinations.roots]), () => new S3Objects()),
+    stores: objectStores(new FileObjects([...sources.roots, ...destinations.roots]), () => new S3Objects(), new StagedObjects(master.uploads, master.storage)),
     sources,
     destinations,
     logger,

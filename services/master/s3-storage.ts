@@ -2,11 +2,13 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   UploadPartCommand,
@@ -66,6 +68,15 @@ export class S3Storage implements Storage {
     return Buffer.from(await Body.transformToByteArray());
   }
 
+  async size(key: string): Promise<number | undefined> {
+    try {
+      return (await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }))).ContentLength ?? 0;
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw error;
+    }
+  }
+
   /** One DeleteObject per key: a tiled image has a handful of intermediates, and S3 answers a missing key with success too. */
   async deleteKeys(keys: string[]): Promise<void> {
     await Promise.all(keys.map((key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }))));
@@ -122,6 +133,10 @@ export class S3Storage implements Storage {
         MultipartUpload: { Parts: tags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
       }),
     );
+  }
+
+  async abortParts(key: string, upload: string | undefined): Promise<void> {
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.keyOf(key), UploadId: upload }));
   }
 
   async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string> {

@@ -15,6 +15,8 @@ export interface Storage {
   /** The object, or only the bytes of `range` (a tile's rows of an intermediate). */
   getStream(key: string, range?: ByteRange): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
+  /** The object's size in bytes, undefined when there is none (metadata only: no bytes are read). */
+  size(key: string): Promise<number | undefined>;
   /** Deletes these objects (those that exist). */
   deleteKeys(keys: string[]): Promise<void>;
   /** Deletes every object whose key starts with prefix. */
@@ -36,6 +38,8 @@ export interface Storage {
   locatePart(key: string, upload: string | undefined, part: { number: number; range: ByteRange }, worker: { colocated: boolean }): Promise<Location | undefined>;
   putRange(key: string, range: ByteRange, body: Readable): Promise<void>;
   closeParts(key: string, upload: string | undefined, tags: string[]): Promise<void>;
+  /** Gives up a piecewise object that will never be closed (S3: aborts the multipart upload, freeing its parts). */
+  abortParts(key: string, upload: string | undefined): Promise<void>;
   /** A URL a client downloads the object from without the master (S3: presigned); undefined to stream it. */
   downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string | undefined>;
 }

@@ -19,7 +19,7 @@ import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage.js';
 import type { WorkerRecord, WorkerRegistry } from '../worker-registry.js';
-import { listInputs } from './inputs.js';
+import { listInputs, ownUpload } from './inputs.js';
 import { errorKindOf, ItemError } from './item-error.js';
 import { contentKey, resolveItem, type OutputTarget, type ResolvedItem } from './locations.js';
 import type { ObjectInfo, ObjectStores, WorkerReach } from './objects.js';
@@ -242,7 +242,7 @@ export class BatchRunner {
     const resolved = resolveItem(spec, work);
     const { source } = resolved;
     try {
-      this.deps.sources.rootOf(source, 'input');
+      if (!ownUpload(spec.inputs, source)) this.deps.sources.rootOf(source, 'input');
       for (const output of resolved.outputs) this.deps.destinations.rootOf(output.location, 'output');
     } catch (error) {
       throw new ItemError('permanent', (error as Error).message);
