@@ -7,6 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { ClusterSummary } from '../shared/cluster-summary.js';
+import { batchAccepted } from '../protocol/batch.js';
+import { uploadSession, type UploadSession } from '../protocol/uploads.js';
+import { describeErrorResponse } from '../shared/http-error.js';
 import { ApiError, type MasterClient } from './client.js';
 import { TerminalOutput } from './terminal-output.js';
 
@@ -49,6 +52,8 @@ const pollIntervalMs = 250;
 const waitingCheckMs = 2_000;
 /** Results downloaded at once while the job is still running. */
 const parallelDownloads = 4;
+/** Requests that send files (or parts of them) at once: enough to fill a link, few enough for a small master. */
+const parallelUploads = 4;
 
 /** Images that were really processed: succeeded or failed, not canceled before they ran. */
 export const processedCount = (job: JobState): number => job.images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length;
@@ -181,9 +186,91 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
   }
 }
 
-/** Posts the job, waiting as the master's Retry-After says while it is saturated. */
+/**
+ * Submits the files as one job through an upload session: one request declares them all, the bytes go
+ * where the master says (S3: straight to the bucket; local storage: signed URLs the master streams to
+ * disk), a few requests at a time, then a JSON request makes the job. A master without sessions (404)
+ * gets the multipart upload instead.
+ */
 async function postJob(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+  const declared = await Promise.all(files.map(async (file) => ({ name: path.basename(file), size: (await fs.stat(file)).size })));
+  let session: UploadSession;
+  try {
+    session = uploadSession.parse(await whileSaturated(output, () => client.json('/v1/uploads', jsonPost({ files: declared }))));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return postMultipart(client, files, options, output);
+    throw error;
+  }
+  await sendFiles(client, session, files);
+  const body = {
+    ...(options.pipeline !== undefined ? { pipeline: parseJsonFlag('pipeline', options.pipeline) } : {}),
+    ...(options.preset !== undefined ? { preset: options.preset } : {}),
+    ...(options.options !== undefined ? { options: parseJsonFlag('options', options.options) } : {}),
+    ...(options.format ? { format: options.format } : {}),
+    ...(options.quality ? { quality: Number(options.quality) } : {}),
+    inputs: { upload: session.id },
+  };
+  return batchAccepted.parse(await whileSaturated(output, () => client.json('/v1/jobs', jsonPost(body))));
+}
+
+function jsonPost(body: unknown): RequestInit {
+  return { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+/** A flag that holds JSON, parsed here so a mistake is named before anything is sent. */
+function parseJsonFlag(field: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`the "${field}" field is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Sends every part of every file, `parallelUploads` at a time, each exactly as the session says (its
+ * URL and headers, no token: the URL authorises itself), read from disk as it is sent; then completes
+ * the files sent in parts with their ETags.
+ */
+async function sendFiles(client: MasterClient, session: UploadSession, files: string[]): Promise<void> {
+  const blobs = await Promise.all(files.map((file) => openAsBlob(file)));
+  const etags = session.files.map((file) => file.parts.map(() => ''));
+  const work = session.files.flatMap((file) => file.parts.map((part, number) => ({ file, part, number })));
+  const next = async (): Promise<void> => {
+    for (let item = work.shift(); item; item = work.shift()) {
+      const { file, part, number } = item;
+      const url = new URL(part.url, client.baseUrl);
+      const response = await fetch(url, { method: 'PUT', headers: part.headers, body: blobs[file.index]!.slice(part.offset, part.offset + part.size) }).catch((error: Error) => {
+        throw new Error(`${files[file.index]}: cannot be sent to ${url.origin}: ${(error as Error & { cause?: Error }).cause?.message ?? error.message}`);
+      });
+      if (!response.ok) throw new Error(`${files[file.index]}: storage answered ${response.status}: ${await describeErrorResponse(response)}`);
+      await response.body?.cancel();
+      etags[file.index]![number] = response.headers.get('etag') ?? '';
+    }
+  };
+  await Promise.all(Array.from({ length: parallelUploads }, next));
+  for (const file of session.files) {
+    if (file.complete) await client.json(file.complete, jsonPost({ etags: etags[file.index] }));
+  }
+}
+
+/** Retries a request while the master is saturated (429/503), waiting as its Retry-After says. */
+async function whileSaturated<T>(output: TerminalOutput, call: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const saturated = error instanceof ApiError && (error.status === 429 || error.status === 503);
+      if (!saturated || attempt >= maxSaturatedRetries) throw error;
+      const waitSeconds = Number(error.retryAfter) || 1;
+      output.note(`master is busy; retrying in ${waitSeconds} s`);
+      await sleep(waitSeconds * 1000);
+    }
+  }
+}
+
+/** The multipart submission, for a master without upload sessions. */
+async function postMultipart(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+  return whileSaturated(output, async () => {
     const form = new FormData();
     for (const field of ['pipeline', 'preset', 'options'] as const) if (options[field] !== undefined) form.set(field, options[field]);
     if (options.format) form.set('format', options.format);
@@ -195,16 +282,8 @@ async function postJob(client: MasterClient, files: string[], options: SubmitOpt
       });
       form.append('images', blob, path.basename(file));
     }
-    try {
-      return await client.json<{ id: string }>('/v1/jobs', { method: 'POST', body: form });
-    } catch (error) {
-      const saturated = error instanceof ApiError && (error.status === 429 || error.status === 503);
-      if (!saturated || attempt >= maxSaturatedRetries) throw error;
-      const waitSeconds = Number(error.retryAfter) || 1;
-      output.note(`master is busy; retrying in ${waitSeconds} s`);
-      await sleep(waitSeconds * 1000);
-    }
-  }
+    return client.json<{ id: string }>('/v1/jobs', { method: 'POST', body: form });
+  });
 }
 
 /**

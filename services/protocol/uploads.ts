@@ -13,7 +13,7 @@ export const uploadSessionId = z.uuid();
 export const declaredFile = z
   .object({
     name: z.string().min(1).max(1024),
-    size: z.number().int().min(1),
+    size: z.number().int().min(0),
   })
   .strict();
 
@@ -30,7 +30,7 @@ export const uploadPart = z.object({
   url: z.string(),
   headers: z.record(z.string(), z.string()),
   offset: z.number().int().min(0),
-  size: z.number().int().min(1),
+  size: z.number().int().min(0),
 });
 export type UploadPart = z.infer<typeof uploadPart>;
 
