@@ -1,0 +1,89 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalStorage } from '../../services/master/local-storage.js';
+import { presignedSeconds } from '../../services/master/storage.js';
+import { stagedKey, UploadSessions } from '../../services/master/upload-sessions.js';
+import type { UploadSession } from '../../services/protocol/uploads.js';
+import { createLogger } from '../../services/shared/logger.js';
+
+/* UploadSessions on local storage with a clock the test moves: signed URLs and their expiry, the open
+   session limit, bodies of the wrong length, and the sweep of expired and orphaned sessions. */
+
+let dir: string;
+let storage: LocalStorage;
+let now: number;
+let sessions: UploadSessions;
+const limits = { maxFiles: 4, maxUploadBytes: 1000, maxUploadSessions: 2, uploadPartBytes: 5 * 1024 * 1024 };
+const logger = createLogger('test', 'silent');
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-upload-sessions-unit-'));
+  storage = new LocalStorage(path.join(dir, 'files'));
+  now = Date.UTC(2026, 0, 1);
+  sessions = new UploadSessions(storage, dir, limits, logger, () => now);
+});
+afterEach(async () => {
+  sessions.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** The query of file `index`'s signed URL, as the route hands it over. */
+function query(session: UploadSession, index: number): Record<string, string> {
+  return Object.fromEntries(new URL(session.files[index]!.parts[0]!.url, 'http://master').searchParams);
+}
+
+const put = (session: UploadSession, index: number, data: Buffer, contentLength?: string) =>
+  sessions.receive(session.id, index, query(session, index), Readable.from([data]), contentLength);
+
+const stagedBytes = async (id: string, index: number) => fs.readFile(path.join(dir, 'files', stagedKey(id, index))).catch(() => undefined);
+
+describe('upload sessions', () => {
+  it('a signed URL takes its file until the session expires; then it and the job creation are refused, and the sweep removes it', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }, { name: 'b.jpg', size: 2 }] });
+    expect(Date.parse(session.expiresAt)).toBe(now + presignedSeconds * 1000);
+    await put(session, 0, Buffer.from('abc'), '3');
+    expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
+
+    now += presignedSeconds * 1000 + 1;
+    await expect(put(session, 1, Buffer.from('de'))).rejects.toMatchObject({ status: 403, code: 'upload_url_expired' });
+    await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 410, code: 'upload_expired' });
+    expect(await sessions.sweep(() => false)).toBe(1);
+    expect(await stagedBytes(session.id, 0)).toBeUndefined();
+    await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 404, code: 'upload_not_found' });
+  });
+
+  it('keeps a file only when exactly its declared bytes arrived, and nothing half-written is visible', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
+    await expect(put(session, 0, Buffer.from('abcd'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; more arrived' });
+    await expect(put(session, 0, Buffer.from('ab'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; 2 arrived' });
+    expect(await fs.readdir(path.join(dir, 'files', 'uploads', session.id)).catch(() => [])).toEqual([]);
+    await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
+  });
+
+  it('bounds the open sessions; a session that became a job no longer counts, and is swept once its job is gone', async () => {
+    const first = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }] });
+    await sessions.create({ files: [{ name: 'b.jpg', size: 1 }] });
+    await expect(sessions.create({ files: [{ name: 'c.jpg', size: 1 }] })).rejects.toMatchObject({ status: 429, code: 'too_many_sessions', message: expect.stringContaining('DIPS_MAX_UPLOAD_SESSIONS=2') });
+    await put(first, 0, Buffer.from('x'));
+    await sessions.checkReady(first.id);
+    sessions.consume(first.id, 'job-1');
+    await sessions.create({ files: [{ name: 'c.jpg', size: 1 }] });
+
+    expect(await sessions.sweep((job) => job === 'job-1')).toBe(0);
+    expect(await stagedBytes(first.id, 0)).toEqual(Buffer.from('x'));
+    expect(await sessions.sweep(() => false)).toBe(1);
+    expect(await stagedBytes(first.id, 0)).toBeUndefined();
+  });
+
+  it('refuses a signature made for another file, and a URL signed by another master', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }, { name: 'b.jpg', size: 1 }] });
+    await expect(sessions.receive(session.id, 0, query(session, 1), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, () => now);
+    const foreign = await other.create({ files: [{ name: 'a.jpg', size: 1 }] });
+    other.close();
+    await expect(sessions.receive(session.id, 0, query(foreign, 0), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+  });
+});
