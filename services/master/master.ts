@@ -5,6 +5,7 @@ import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClusterView } from '../protocol/api.js';
+import { freeDiskBytes } from './admission.js';
 import { BatchRunner } from './batch/runner.js';
 import { FileObjects, objectStores, S3Objects } from './batch/objects.js';
 import { Roots } from './batch/uri.js';
@@ -82,7 +83,7 @@ export class Master {
     this.presets = openPresets(config);
     this.storage = deps.storage ?? defaultStorage(config);
     this.spoolDir = path.join(config.dataDir, 'spool');
-    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger);
+    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger, () => freeDiskBytes(config.dataDir));
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
     this.workerCredential = config.workerToken ?? config.token;

@@ -36,7 +36,9 @@ const maxParts = 10_000;
 /** A worker on another machine: the URLs a client gets are the ones that do not need the master's disk. */
 const remote = { colocated: false };
 
-export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes'>;
+export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes' | 'minFreeDiskBytes'>;
+/** Seconds a client waits before sending to a master whose disk is full (as for multipart uploads). */
+const diskRetryAfterSeconds = 30;
 
 /**
  * Upload sessions: a client declares files, sends their bytes where the session says and then creates a
@@ -57,6 +59,8 @@ export class UploadSessions {
     dataDir: string,
     private readonly limits: UploadSessionLimits,
     private readonly logger: Logger,
+    /** Free bytes of the disk local uploads land on (services/master/admission.ts freeDiskBytes). */
+    private readonly freeDiskBytes: () => Promise<number>,
     private readonly now: () => number = Date.now,
   ) {
     mkdirSync(dataDir, { recursive: true });
@@ -151,6 +155,10 @@ export class UploadSessions {
     const what = `file ${index} "${file.name}"`;
     if (contentLength !== undefined && Number(contentLength) !== file.size) {
       throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${file.size} bytes; this request sends ${contentLength}`);
+    }
+    const free = await this.freeDiskBytes();
+    if (free - file.size < this.limits.minFreeDiskBytes) {
+      throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free and keeps ${this.limits.minFreeDiskBytes} in reserve; ${what} needs ${file.size}; retry later`, diskRetryAfterSeconds);
     }
     await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
     return { index, name: file.name, size: file.size };

@@ -16,14 +16,17 @@ let dir: string;
 let storage: LocalStorage;
 let now: number;
 let sessions: UploadSessions;
-const limits = { maxFiles: 4, maxUploadBytes: 1000, maxUploadSessions: 2, uploadPartBytes: 5 * 1024 * 1024 };
+const limits = { maxFiles: 4, maxUploadBytes: 1000, maxUploadSessions: 2, uploadPartBytes: 5 * 1024 * 1024, minFreeDiskBytes: 1000 };
+/** What the disk has free: the test sets it. */
+let freeBytes: number;
 const logger = createLogger('test', 'silent');
 
 beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-upload-sessions-unit-'));
   storage = new LocalStorage(path.join(dir, 'files'));
   now = Date.UTC(2026, 0, 1);
-  sessions = new UploadSessions(storage, dir, limits, logger, () => now);
+  freeBytes = 10_000;
+  sessions = new UploadSessions(storage, dir, limits, logger, async () => freeBytes, () => now);
 });
 afterEach(async () => {
   sessions.close();
@@ -55,10 +58,12 @@ describe('upload sessions', () => {
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 404, code: 'upload_not_found' });
   });
 
-  it('keeps a file only when exactly its declared bytes arrived, and nothing half-written is visible', async () => {
+  it('keeps a file only when exactly its declared bytes arrived and the disk keeps its reserve; nothing half-written is visible', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
     await expect(put(session, 0, Buffer.from('abcd'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; more arrived' });
     await expect(put(session, 0, Buffer.from('ab'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; 2 arrived' });
+    freeBytes = 1002;
+    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 30 });
     expect(await fs.readdir(path.join(dir, 'files', 'uploads', session.id)).catch(() => [])).toEqual([]);
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
   });
@@ -81,7 +86,7 @@ describe('upload sessions', () => {
   it('refuses a signature made for another file, and a URL signed by another master', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }, { name: 'b.jpg', size: 1 }] });
     await expect(sessions.receive(session.id, 0, query(session, 1), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
-    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, () => now);
+    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, async () => freeBytes, () => now);
     const foreign = await other.create({ files: [{ name: 'a.jpg', size: 1 }] });
     other.close();
     await expect(sessions.receive(session.id, 0, query(foreign, 0), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
