@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
 import { uploadSession, type UploadSession } from '../../services/protocol/uploads.js';
 import { startS3Server } from '../../bench/s3-server.js';
+import { pngDeclaring } from '../helpers/hostile-corpus.js';
 import { corpus, download, getJob, pixelsOf, waitForJob, waitForWorker } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips, type DipsProcess } from '../helpers/processes.js';
 
@@ -86,7 +87,7 @@ async function expectReferencePixels(master: string, jobId: string): Promise<voi
 describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) => {
   let master: DipsProcess;
   let dataDir: string;
-  const env = () => ({ ...(mode === 's3' ? s3.env : {}), DIPS_UPLOAD_PART_BYTES: String(partBytes), DIPS_MAX_FILES: '3' });
+  const env = () => ({ ...(mode === 's3' ? s3.env : {}), DIPS_UPLOAD_PART_BYTES: String(partBytes), DIPS_MAX_FILES: '4' });
   beforeAll(async () => {
     dataDir = path.join(tmp, `data-${mode}`);
     master = await startDips(['master', '--port', '0', '--data-dir', dataDir], env());
@@ -137,12 +138,13 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
   });
 
   it('refuses too many files, a file too large, a wrong size, a missing file and a forged URL, and loses nothing it accepted', async () => {
-    await expectError(await openSession(master.url, [1, 2, 3, 4].map((n) => ({ name: `${n}.jpg`, size: 10 }))), 413, 'too_many_files', /4 files; at most 3 .*DIPS_MAX_FILES/);
+    await expectError(await openSession(master.url, [1, 2, 3, 4, 5].map((n) => ({ name: `${n}.jpg`, size: 10 }))), 413, 'too_many_files', /5 files; at most 4 .*DIPS_MAX_FILES/);
     await expectError(await openSession(master.url, [{ name: 'huge.tif', size: 300 * 1024 * 1024 }]), 413, 'file_too_large', /file 0 "huge.tif" declares 314572800 bytes/);
 
     const aqua = await readFile(corpus('aqua.jpg'));
     const notes = Buffer.from('shopping list: eggs, flour\n');
-    const upload = await session(master.url, [{ name: 'aqua.jpg', data: aqua }, { name: 'notes.jpg', data: notes }, { name: 'late.jpg', data: aqua }]);
+    const bomb = pngDeclaring(100_000, 100_000);
+    const upload = await session(master.url, [{ name: 'aqua.jpg', data: aqua }, { name: 'notes.jpg', data: notes }, { name: 'late.jpg', data: aqua }, { name: 'bomb.png', data: bomb }]);
     const [first] = upload.files[0]!.parts;
     if (mode === 'local') {
       const forged = new URL(first!.url, master.url);
@@ -160,17 +162,19 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
       await send(master.url, upload, 0, aqua);
     }
     await send(master.url, upload, 1, notes);
+    await send(master.url, upload, 3, bomb);
     await expectError(await createJob(master.url, upload.id), 409, 'upload_incomplete', /file 2 "late.jpg" has not arrived/);
     await send(master.url, upload, 2, aqua);
     const created = await createJob(master.url, upload.id);
     expect(created.status).toBe(202);
     const { id } = batchAccepted.parse(await created.json());
-    // A non-image fails as its own item with the worker's decode error; the others succeed.
+    // A non-image and a pixel bomb fail as their own items with the errors an upload gets; the others succeed.
     const job = await waitForJob(master.url, id);
     expect(job.status).toBe('partial');
     const images = (await getJob(master.url, id)).images;
-    expect(images.map((image) => [image.name, image.status])).toEqual([['aqua.jpg', 'succeeded'], ['notes.jpg', 'failed'], ['late.jpg', 'succeeded']]);
+    expect(images.map((image) => [image.name, image.status])).toEqual([['aqua.jpg', 'succeeded'], ['notes.jpg', 'failed'], ['late.jpg', 'succeeded'], ['bomb.png', 'failed']]);
     expect(images[1]!.error).toMatch(/notes\.jpg: not an image in a supported format/);
+    expect(images[3]!.error).toMatch(/bomb\.png: 100000x100000 is 10000000000 pixels; at most \d+/);
   });
 
   it('a master restarted between the uploads and the job creation still makes the job', async () => {
