@@ -67,13 +67,23 @@ export class LocalStorage implements Storage {
     return fs.readFile(this.pathOf(key));
   }
 
-  async size(key: string): Promise<number | undefined> {
+  /** Files being written (`*.partial-*`) are not objects yet. */
+  async sizes(prefix: string): Promise<Map<string, number>> {
+    const dir = this.pathOf(prefix);
+    const sizes = new Map<string, number>();
+    let names: string[];
     try {
-      return (await fs.stat(this.pathOf(key))).size;
+      names = await fs.readdir(dir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return sizes;
       throw error;
     }
+    for (const name of names) {
+      if (name.includes('.partial-')) continue;
+      const stats = await fs.stat(path.join(dir, name)).catch(() => undefined);
+      if (stats?.isFile()) sizes.set(`${prefix}/${name}`, stats.size);
+    }
+    return sizes;
   }
 
   async deleteKeys(keys: string[]): Promise<void> {

@@ -15,8 +15,8 @@ export interface Storage {
   /** The object, or only the bytes of `range` (a tile's rows of an intermediate). */
   getStream(key: string, range?: ByteRange): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
-  /** The object's size in bytes, undefined when there is none (metadata only: no bytes are read). */
-  size(key: string): Promise<number | undefined>;
+  /** The size of every object directly under the folder-like prefix, by key (metadata only: one listing, no bytes read). */
+  sizes(prefix: string): Promise<Map<string, number>>;
   /** Deletes these objects (those that exist). */
   deleteKeys(keys: string[]): Promise<void>;
   /** Deletes every object whose key starts with prefix. */

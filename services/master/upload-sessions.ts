@@ -187,22 +187,21 @@ export class UploadSessions {
   }
 
   /**
-   * Before a job is created from the session: every file is there with its declared size (one HEAD or
-   * stat per file, no bytes), multipart files completed. A 4xx names every file at fault; nothing is
+   * Before a job is created from the session: every file is there with its declared size (one listing
+   * of the session's prefix, no bytes), multipart files completed. A 4xx names every file at fault; nothing is
    * consumed, so the client can send what is missing and try again.
    */
   async checkReady(id: string): Promise<void> {
     const session = this.openSession(id);
-    const problems = await Promise.all(
-      session.files.map(async (file, index) => {
-        const what = `file ${index} "${file.name}"`;
-        if (file.upload && !file.completed) return { missing: true, text: `${what} is sent in parts that were not completed (POST /v1/uploads/${id}/files/${index}/complete)` };
-        const size = await this.storage.size(stagedKey(id, index));
-        if (size === undefined) return { missing: true, text: `${what} has not arrived` };
-        if (size !== file.size) return { missing: false, text: `${what} holds ${size} bytes; the session declared ${file.size}` };
-        return undefined;
-      }),
-    );
+    const sizes = await this.storage.sizes(stagedPrefix(id));
+    const problems = session.files.map((file, index) => {
+      const what = `file ${index} "${file.name}"`;
+      if (file.upload && !file.completed) return { missing: true, text: `${what} is sent in parts that were not completed (POST /v1/uploads/${id}/files/${index}/complete)` };
+      const size = sizes.get(stagedKey(id, index));
+      if (size === undefined) return { missing: true, text: `${what} has not arrived` };
+      if (size !== file.size) return { missing: false, text: `${what} holds ${size} bytes; the session declared ${file.size}` };
+      return undefined;
+    });
     const found = problems.filter((problem) => problem !== undefined);
     if (found.length === 0) return;
     const text = `upload session ${id}: ${found.map((problem) => problem.text).join('; ')}`;
