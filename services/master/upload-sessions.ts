@@ -53,6 +53,8 @@ const diskRetryAfterSeconds = 30;
 export class UploadSessions {
   private readonly db: DatabaseSync;
   private readonly signingKey: Buffer;
+  /** Sessions a job is being created from right now: a second request for one waits for nothing and is refused. */
+  private readonly becomingJobs = new Set<string>();
 
   constructor(
     private readonly storage: Storage,
@@ -187,6 +189,24 @@ export class UploadSessions {
   }
 
   /**
+   * Makes the one job of a session: checks it is ready, lets `create` make the job, then marks the
+   * session as that job's. One request at a time per session (409 for a concurrent one), so two bodies
+   * cannot both take the same files.
+   */
+  async becomeJob<Job extends { id: string }>(id: string, create: () => Promise<Job>): Promise<Job> {
+    if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id} by another request`);
+    this.becomingJobs.add(id);
+    try {
+      await this.checkReady(id);
+      const job = await create();
+      this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ? AND job_id IS NULL').run(job.id, id);
+      return job;
+    } finally {
+      this.becomingJobs.delete(id);
+    }
+  }
+
+  /**
    * Before a job is created from the session: every file is there with its declared size (one listing
    * of the session's prefix, no bytes), multipart files completed. A 4xx names every file at fault; nothing is
    * consumed, so the client can send what is missing and try again.
@@ -207,11 +227,6 @@ export class UploadSessions {
     const text = `upload session ${id}: ${found.map((problem) => problem.text).join('; ')}`;
     if (found.some((problem) => !problem.missing)) throw new HttpError(422, 'upload_wrong_size', text);
     throw new HttpError(409, 'upload_incomplete', text);
-  }
-
-  /** The session now belongs to a job: its files stay until that job is gone. */
-  consume(id: string, jobId: string): void {
-    this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ? AND job_id IS NULL').run(jobId, id);
   }
 
   /** The declared files of a session (for listing a job's items), whatever its state. */

@@ -41,6 +41,14 @@ function query(session: UploadSession, index: number): Record<string, string> {
 const put = (session: UploadSession, index: number, data: Buffer, contentLength?: string) =>
   sessions.receive(session.id, index, query(session, index), Readable.from([data]), contentLength);
 
+/** Lets pending promise callbacks run until the condition holds (no timers). */
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let turns = 0; !condition(); turns++) {
+    if (turns > 1000) throw new Error('condition never held');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 const stagedBytes = async (id: string, index: number) => fs.readFile(path.join(dir, 'files', stagedKey(id, index))).catch(() => undefined);
 
 describe('upload sessions', () => {
@@ -68,13 +76,18 @@ describe('upload sessions', () => {
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
   });
 
-  it('bounds the open sessions; a session that became a job no longer counts, and is swept once its job is gone', async () => {
+  it('bounds the open sessions; a session becomes one job, one request at a time, no longer counts, and is swept once its job is gone', async () => {
     const first = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }] });
     await sessions.create({ files: [{ name: 'b.jpg', size: 1 }] });
     await expect(sessions.create({ files: [{ name: 'c.jpg', size: 1 }] })).rejects.toMatchObject({ status: 429, code: 'too_many_sessions', message: expect.stringContaining('DIPS_MAX_UPLOAD_SESSIONS=2') });
     await put(first, 0, Buffer.from('x'));
-    await sessions.checkReady(first.id);
-    sessions.consume(first.id, 'job-1');
+    let release!: () => void;
+    const making = sessions.becomeJob(first.id, () => new Promise<{ id: string }>((resolve) => (release = () => resolve({ id: 'job-1' }))));
+    await expect(sessions.becomeJob(first.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_busy' });
+    await waitFor(() => release !== undefined);
+    release();
+    await making;
+    await expect(sessions.becomeJob(first.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_used', message: expect.stringContaining('job-1') });
     await sessions.create({ files: [{ name: 'c.jpg', size: 1 }] });
 
     expect(await sessions.sweep((job) => job === 'job-1')).toBe(0);

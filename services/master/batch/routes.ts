@@ -24,10 +24,9 @@ export function batchRoutes(master: Master): express.Router {
     const parsed = batchJobBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_job', `job body: ${z.prettifyError(parsed.error)}`);
     const { inputs } = parsed.data;
+    const submit = () => batch.submit(resolveBatchBody(master.presets, parsed.data));
     // A session becomes a job only when every file is there whole (metadata checks); until then nothing is consumed.
-    if ('upload' in inputs) await master.uploads.checkReady(inputs.upload);
-    const accepted = await batch.submit(resolveBatchBody(master.presets, parsed.data));
-    if ('upload' in inputs) master.uploads.consume(inputs.upload, accepted.id);
+    const accepted = 'upload' in inputs ? await master.uploads.becomeJob(inputs.upload, submit) : await submit();
     master.scaler?.wake?.();
     res.status(202).location(`/v1/jobs/${accepted.id}`).json(accepted);
   });
