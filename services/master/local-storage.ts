@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
-import { checkKey, type Storage } from './storage.js';
+import { checkKey, type Storage, type StoredObject } from './storage.js';
 
 /** Storage in a directory of the local file system (the default). */
 export class LocalStorage implements Storage {
@@ -68,9 +68,9 @@ export class LocalStorage implements Storage {
   }
 
   /** Files being written (`*.partial-*`) are not objects yet. */
-  async sizes(prefix: string): Promise<Map<string, number>> {
+  async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
     const dir = this.pathOf(prefix);
-    const sizes = new Map<string, number>();
+    const sizes = new Map<string, StoredObject>();
     let names: string[];
     try {
       names = await fs.readdir(dir);
@@ -81,7 +81,7 @@ export class LocalStorage implements Storage {
     for (const name of names) {
       if (name.includes('.partial-')) continue;
       const stats = await fs.stat(path.join(dir, name)).catch(() => undefined);
-      if (stats?.isFile()) sizes.set(`${prefix}/${name}`, stats.size);
+      if (stats?.isFile()) sizes.set(`${prefix}/${name}`, { size: stats.size });
     }
     return sizes;
   }

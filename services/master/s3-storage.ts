@@ -18,7 +18,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { create as contentDisposition } from 'content-disposition';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
-import { checkKey, presignedSeconds, type Storage } from './storage.js';
+import { checkKey, presignedSeconds, type Storage, type StoredObject } from './storage.js';
 
 /**
  * Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). Workers get
@@ -68,14 +68,16 @@ export class S3Storage implements Storage {
   }
 
   /** One ListObjectsV2 per 1,000 objects, rather than a HEAD per object. */
-  async sizes(prefix: string): Promise<Map<string, number>> {
-    const sizes = new Map<string, number>();
+  async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
+    const sizes = new Map<string, StoredObject>();
     let continuationToken: string | undefined;
     do {
       const page = await this.client.send(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.keyOf(prefix)}/`, Delimiter: '/', ContinuationToken: continuationToken }),
       );
-      for (const object of page.Contents ?? []) if (object.Key) sizes.set(object.Key.slice(this.prefix.length), object.Size ?? 0);
+      for (const object of page.Contents ?? []) {
+        if (object.Key) sizes.set(object.Key.slice(this.prefix.length), { size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) });
+      }
       continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (continuationToken);
     return sizes;

@@ -20,7 +20,7 @@ export class StagedObjects implements ObjectStore {
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { session, index } = stagedOf(location);
     const file = this.sessions.files(session)[index];
-    return file && { fingerprint: `${session}/${index}:${file.size}`, size: file.size };
+    return file && { fingerprint: file.etag ?? `${session}/${index}:${file.size}`, size: file.size };
   }
 
   async readStream(location: Location): Promise<Readable> {
@@ -41,11 +41,18 @@ export class StagedObjects implements ObjectStore {
     }
   }
 
+  /**
+   * A presigned GET is pinned with If-Match to the ETag the job's creation checked: a presigned PUT of
+   * the session is still valid then, and an object replaced after the check is not processed (412).
+   * Local files cannot change: the master refuses PUTs to a session that became a job.
+   */
   async reach(location: Location, access: { get: ObjectInfo } | { put: unknown }, worker: { colocated: boolean }): Promise<WorkerReach> {
     if (!('get' in access)) return this.write(location) as never;
     const { session, index } = stagedOf(location);
     const key = stagedKey(session, index);
     const direct = await this.storage.locate(key, 'get', worker);
+    const etag = this.sessions.files(session)[index]?.etag;
+    if (direct?.via === 'url' && etag) return { direct: { ...direct, headers: { ...direct.headers, 'if-match': etag } } };
     return direct ? { direct } : { served: { read: () => this.storage.getStream(key) } };
   }
 

@@ -22,6 +22,8 @@ export interface StagedFile {
   upload?: string;
   parts?: number;
   completed?: boolean;
+  /** The version checked when the job was created (S3 ETag): workers read that one or fail (If-Match). */
+  etag?: string;
 }
 
 interface SessionRow {
@@ -197,9 +199,9 @@ export class UploadSessions {
     if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id} by another request`);
     this.becomingJobs.add(id);
     try {
-      await this.checkReady(id);
+      const files = await this.checkReady(id);
       const job = await create();
-      this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ? AND job_id IS NULL').run(job.id, id);
+      this.db.prepare('UPDATE sessions SET job_id = ?, files = ? WHERE id = ? AND job_id IS NULL').run(job.id, JSON.stringify(files), id);
       return job;
     } finally {
       this.becomingJobs.delete(id);
@@ -208,22 +210,24 @@ export class UploadSessions {
 
   /**
    * Before a job is created from the session: every file is there with its declared size (one listing
-   * of the session's prefix, no bytes), multipart files completed. A 4xx names every file at fault; nothing is
-   * consumed, so the client can send what is missing and try again.
+   * of the session's prefix, no bytes), multipart files completed; answers the files with the versions
+   * seen. A 4xx names every file at fault; nothing is consumed, so the client can send what is missing
+   * and try again.
    */
-  async checkReady(id: string): Promise<void> {
+  async checkReady(id: string): Promise<StagedFile[]> {
     const session = this.openSession(id);
-    const sizes = await this.storage.sizes(stagedPrefix(id));
+    const stored = await this.storage.listObjects(stagedPrefix(id));
     const problems = session.files.map((file, index) => {
       const what = `file ${index} "${file.name}"`;
       if (file.upload && !file.completed) return { missing: true, text: `${what} is sent in parts that were not completed (POST /v1/uploads/${id}/files/${index}/complete)` };
-      const size = sizes.get(stagedKey(id, index));
-      if (size === undefined) return { missing: true, text: `${what} has not arrived` };
-      if (size !== file.size) return { missing: false, text: `${what} holds ${size} bytes; the session declared ${file.size}` };
+      const object = stored.get(stagedKey(id, index));
+      if (object === undefined) return { missing: true, text: `${what} has not arrived` };
+      if (object.size !== file.size) return { missing: false, text: `${what} holds ${object.size} bytes; the session declared ${file.size}` };
+      if (object.etag) file.etag = object.etag;
       return undefined;
     });
     const found = problems.filter((problem) => problem !== undefined);
-    if (found.length === 0) return;
+    if (found.length === 0) return session.files;
     const text = `upload session ${id}: ${found.map((problem) => problem.text).join('; ')}`;
     if (found.some((problem) => !problem.missing)) throw new HttpError(422, 'upload_wrong_size', text);
     throw new HttpError(409, 'upload_incomplete', text);
