@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ownUpload } from '../../services/master/batch/inputs.js';
+import { parseUri, Roots } from '../../services/master/batch/uri.js';
 import { LocalStorage } from '../../services/master/local-storage.js';
 import { presignedSeconds } from '../../services/master/storage.js';
 import { stagedKey, UploadSessions } from '../../services/master/upload-sessions.js';
@@ -103,5 +105,16 @@ describe('upload sessions', () => {
     const foreign = await other.create({ files: [{ name: 'a.jpg', size: 1 }] });
     other.close();
     await expect(sessions.receive(session.id, 0, query(foreign, 0), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+  });
+
+  it('a session\'s files are readable by the job made from it only: no source root covers upload://', () => {
+    const session = '0b5c8a9e-3f41-4c2e-9d7a-6f1e2b3c4d5e';
+    const file = parseUri(`upload://${session}/0`);
+    expect(file).toEqual({ scheme: 'upload', session, index: 0 });
+    // A manifest or URL list naming it meets the root check, which refuses it like any path outside DIPS_SOURCES.
+    expect(() => new Roots('DIPS_SOURCES', 'file:///').rootOf(file, 'input')).toThrow(expect.objectContaining({ status: 403, code: 'outside_root' }));
+    expect(ownUpload({ upload: session }, file)).toBe(true);
+    expect(ownUpload({ upload: '11111111-2222-4333-8444-555555555555' }, file)).toBe(false);
+    expect(ownUpload({ urls: [`upload://${session}/0`] }, file)).toBe(false);
   });
 });
