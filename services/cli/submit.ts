@@ -8,7 +8,9 @@ import { parse as parseContentDisposition } from 'content-disposition';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { ClusterSummary } from '../shared/cluster-summary.js';
 import { batchAccepted } from '../protocol/batch.js';
-import { uploadSession, type UploadSession } from '../protocol/uploads.js';
+import { preset } from '../protocol/presets.js';
+import type { WholeImageBudget } from '../protocol/tasks.js';
+import { uploadSession, uploadSessionTerms, type UploadSession } from '../protocol/uploads.js';
 import { describeErrorResponse } from '../shared/http-error.js';
 import { ApiError, type MasterClient } from './client.js';
 import { TerminalOutput } from './terminal-output.js';
@@ -86,8 +88,9 @@ export async function submitFiles(client: MasterClient, files: string[], options
  */
 export async function submitJobs(client: MasterClient, groups: string[][], options: SubmitOptions, output: TerminalOutput): Promise<JobState[]> {
   const ids: string[] = [];
+  const route = await submissionRoute(client, options);
   for (const files of groups) {
-    const { id } = await postJob(client, files, options, output);
+    const { id } = (await route(files)) === 'session' ? await postSession(client, files, options, output) : await postMultipart(client, files, options, output);
     output.note(`job ${id} accepted (${files.length} image${files.length === 1 ? '' : 's'})`);
     ids.push(id);
   }
@@ -187,20 +190,57 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
 }
 
 /**
- * Submits the files as one job through an upload session: one request declares them all, the bytes go
- * where the master says (S3: straight to the bucket; local storage: signed URLs the master streams to
- * disk), a few requests at a time, then a JSON request makes the job. A master without sessions (404)
- * gets the multipart upload instead.
+ * How each group of files goes to the master. An upload session makes a batch job, whose items run
+ * whole on one worker and fail (422 needs_tiling) when the master's planner would tile them; so a group
+ * with such an image goes as one multipart POST /v1/jobs, which tiles, and so does every group for a
+ * master without sessions (404). Each file's header is read here with the same openInput and planImage
+ * the master and the worker use, under the budget the master publishes (GET /v1/uploads). When the
+ * steps or a header cannot be read here (a bad pipeline, not an image), the session is used and the
+ * master or the worker names the problem, as for any session.
  */
-async function postJob(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
-  const declared = await Promise.all(files.map(async (file) => ({ name: path.basename(file), size: (await fs.stat(file)).size })));
-  let session: UploadSession;
+async function submissionRoute(client: MasterClient, options: SubmitOptions): Promise<(files: string[]) => Promise<'session' | 'multipart'>> {
+  let budget: WholeImageBudget;
   try {
-    session = uploadSession.parse(await whileSaturated(output, () => client.json('/v1/uploads', jsonPost({ files: declared }))));
+    budget = uploadSessionTerms.parse(await client.json('/v1/uploads')).whole;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 404) return postMultipart(client, files, options, output);
+    if (error instanceof ApiError && error.status === 404) return async () => 'multipart';
     throw error;
   }
+  // Loaded only here: sharp and the operations are what the header reads need, and no other command.
+  const [{ openInput }, { parsePipeline }, { planImage }] = await Promise.all([
+    import('../image-core/decode.js'),
+    import('../image-core/pipeline.js'),
+    import('../image-core/planner.js'),
+  ]);
+  let steps: ReturnType<typeof parsePipeline>;
+  try {
+    steps = parsePipeline(options.preset !== undefined ? preset.parse(await client.json(`/v1/presets/${encodeURIComponent(options.preset)}`)).pipeline : options.pipeline);
+  } catch {
+    return async () => 'session';
+  }
+  const tiles = async (file: string) => {
+    try {
+      // Header only; the master's pixel limit is the worker's to apply (the item then fails alone).
+      const opened = await openInput(file, { maxPixels: Number.MAX_SAFE_INTEGER, name: path.basename(file) });
+      return planImage(opened, steps, budget).mode !== 'whole';
+    } catch {
+      return false;
+    }
+  };
+  return async (files) => {
+    for (const file of files) if (await tiles(file)) return 'multipart';
+    return 'session';
+  };
+}
+
+/**
+ * Submits the files as one job through an upload session: one request declares them all, the bytes go
+ * where the master says (S3: straight to the bucket; local storage: signed URLs the master streams to
+ * disk), a few requests at a time, then a JSON request makes the job.
+ */
+async function postSession(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+  const declared = await Promise.all(files.map(async (file) => ({ name: path.basename(file), size: (await fs.stat(file)).size })));
+  const session = uploadSession.parse(await whileSaturated(output, () => client.json('/v1/uploads', jsonPost({ files: declared }))));
   await sendFiles(client, session, files);
   const body = {
     ...(options.pipeline !== undefined ? { pipeline: parseJsonFlag('pipeline', options.pipeline) } : {}),
@@ -268,7 +308,7 @@ async function whileSaturated<T>(output: TerminalOutput, call: () => Promise<T>)
   }
 }
 
-/** The multipart submission, for a master without upload sessions. */
+/** The multipart submission: for a group with an image that tiles, and for a master without upload sessions. */
 async function postMultipart(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
   return whileSaturated(output, async () => {
     const form = new FormData();

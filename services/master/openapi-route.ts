@@ -7,7 +7,7 @@ import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
 import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
 import { heartbeat, heartbeatAnswer } from '../protocol/tasks.js';
-import { completeBody, fileReceived, uploadSession, uploadSessionBody } from '../protocol/uploads.js';
+import { completeBody, fileReceived, uploadSession, uploadSessionBody, uploadSessionTerms } from '../protocol/uploads.js';
 
 /** A binary file part of a multipart body. */
 const file = z.string().meta({ format: 'binary' });
@@ -89,6 +89,10 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
         },
       },
       '/v1/uploads': {
+        get: {
+          summary: 'what a session accepts: its file limits, and the budget its images must plan whole under (one that would tile goes as a multipart POST /v1/jobs)',
+          responses: { '200': json(uploadSessionTerms, "the session limits and the batch items' planning budget"), ...errors(401) },
+        },
         post: {
           summary: 'open an upload session: where to send each file (presigned S3 URLs, or signed URLs on the master); then POST /v1/jobs with "inputs": {"upload": id}',
           requestBody: { required: true, content: { 'application/json': { schema: schema(uploadSessionBody) } } },

@@ -1,7 +1,8 @@
 import express from 'express';
 import { z } from 'zod';
-import { completeBody, uploadSessionBody, type UploadSession } from '../protocol/uploads.js';
+import { completeBody, uploadSessionBody, type UploadSession, type UploadSessionTerms } from '../protocol/uploads.js';
 import { HttpError } from '../shared/http-error.js';
+import { itemBudget } from './batch/runner.js';
 import type { Master } from './master.js';
 import { endRequestBody } from './upload.js';
 
@@ -24,11 +25,17 @@ export function signedUploadRoutes(master: Master): express.Router {
   return router;
 }
 
-/** Opening a session and completing its multipart files: behind the client token like every /v1 route. */
+/** What sessions accept, opening one and completing its multipart files: behind the client token like every /v1 route. */
 export function uploadSessionRoutes(master: Master): express.Router {
   const router = express.Router();
   // A declared file is a name and a size: 100 files of long names stay far below this.
   const json = express.json({ limit: '1mb' });
+
+  router.get('/uploads', (_req, res) => {
+    const { maxFiles, maxUploadBytes, uploadPartBytes } = master.config;
+    const terms: UploadSessionTerms = { maxFiles, maxFileBytes: maxUploadBytes, partBytes: uploadPartBytes, whole: itemBudget(master.config) };
+    res.json(terms);
+  });
 
   router.post('/uploads', json, async (req, res) => {
     const parsed = uploadSessionBody.safeParse(req.body);

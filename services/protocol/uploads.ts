@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { wholeImageBudget } from './tasks.js';
 
 /*
  * Upload sessions (POST /v1/uploads): a client declares its files, sends each one's bytes where the
@@ -60,3 +61,19 @@ export const completeBody = z.object({ etags: z.array(z.string().min(1).max(200)
 
 /** Answer of a local PUT and of a completion: what the master now holds for the file. */
 export const fileReceived = z.object({ index: z.number().int(), name: z.string(), size: z.number().int() });
+
+/**
+ * GET /v1/uploads: what a session accepts. `whole` is the budget its items are planned under (they run
+ * whole, never tiled): an image planImage would tile under it belongs in a multipart POST /v1/jobs,
+ * which tiles. `dips submit` reads every header and chooses the way from this.
+ */
+export const uploadSessionTerms = z.object({
+  /** Files one session declares at most (DIPS_MAX_FILES). */
+  maxFiles: z.number().int().min(1),
+  /** Bytes one file has at most (DIPS_MAX_UPLOAD_BYTES). */
+  maxFileBytes: z.number().int().min(1),
+  /** With S3 storage, a larger file is sent in parts of this many bytes (more when it would need over 10,000 parts); local storage takes each file in one PUT. */
+  partBytes: z.number().int().min(1),
+  whole: wholeImageBudget,
+});
+export type UploadSessionTerms = z.infer<typeof uploadSessionTerms>;

@@ -3,8 +3,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobView } from '../../services/protocol/api.js';
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
-import { uploadSession, type UploadSession } from '../../services/protocol/uploads.js';
+import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
 import { startS3Server } from '../../bench/s3-server.js';
 import { pngDeclaring } from '../helpers/hostile-corpus.js';
 import { corpus, download, getJob, pixelsOf, waitForJob, waitForWorker } from '../helpers/api.js';
@@ -13,18 +14,21 @@ import { exited, killAll, runDips, startDips, type DipsProcess } from '../helper
 /* Upload sessions end to end, on local storage and on a real S3-protocol server on loopback (the real
    SDK in the master, presigned URLs fetched by this test and the CLI). One master and one worker per
    mode. In S3 mode DIPS_UPLOAD_PART_BYTES makes dune.jpg (360 kB) a multipart file of 3 parts while
-   aqua.jpg (148 kB) is one presigned PUT. */
+   aqua.jpg (148 kB) is one presigned PUT. DIPS_TILE_SIZE=1400 lets those 1400x875 photos run whole
+   while twowings-4k.jpg (3840x2400) would tile, so `dips submit` sends it as a multipart job. */
 
 const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }];
 const photos = ['aqua.jpg', 'dune.jpg'];
 const partBytes = 160_000;
+const tileSize = 1400;
+const tiling = 'twowings-4k.jpg';
 
 let tmp: string;
 let s3: Awaited<ReturnType<typeof startS3Server>>;
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-upload-sessions-'));
   s3 = await startS3Server();
-  const reference = await runDips(['process', ...photos.map(corpus), '--pipeline', JSON.stringify(pipeline), '--out', path.join(tmp, 'reference'), '--format', 'png']);
+  const reference = await runDips(['process', ...[...photos, tiling].map(corpus), '--pipeline', JSON.stringify(pipeline), '--out', path.join(tmp, 'reference'), '--format', 'png']);
   expect(reference.code, reference.stderr).toBe(0);
 });
 afterAll(async () => {
@@ -87,7 +91,7 @@ async function expectReferencePixels(master: string, jobId: string): Promise<voi
 describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) => {
   let master: DipsProcess;
   let dataDir: string;
-  const env = () => ({ ...(mode === 's3' ? s3.env : {}), DIPS_UPLOAD_PART_BYTES: String(partBytes), DIPS_MAX_FILES: '4' });
+  const env = () => ({ ...(mode === 's3' ? s3.env : {}), DIPS_UPLOAD_PART_BYTES: String(partBytes), DIPS_MAX_FILES: '4', DIPS_TILE_SIZE: String(tileSize) });
   beforeAll(async () => {
     dataDir = path.join(tmp, `data-${mode}`);
     master = await startDips(['master', '--port', '0', '--data-dir', dataDir], env());
@@ -107,6 +111,34 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     const jobId = /job (\S+) accepted/.exec(run.stderr)![1]!;
     const { items } = itemsPage.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}/items`)).json());
     expect(items.map((item) => [item.name, item.input])).toEqual(photos.map((photo, index) => [photo, expect.stringMatching(new RegExp(`^upload://[0-9a-f-]{36}/${index}$`))]));
+    expect(jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json()).kind).toBe('batch');
+  });
+
+  // Which way dips submit sends files is the client's choice, the same whatever the storage: one mode
+  // shows it (a 9 MP photo tiled costs seconds of CPU; test/cluster/s3-mode.test.ts tiles through S3).
+  if (mode === 'local') it('dips submit sends files with one that would tile as one multipart job, which tiles it; the results equal dips process', async () => {
+    const terms = uploadSessionTerms.parse(await (await fetch(`${master.url}/v1/uploads`)).json());
+    expect(terms.whole.tileSize).toBe(tileSize);
+    const files = [tiling, 'aqua.jpg'];
+    const out = path.join(tmp, `out-tiled-${mode}`);
+    const run = await runDips(['submit', ...files.map(corpus), '--pipeline', JSON.stringify(pipeline), '--format', 'png', '--out', out, '--master', master.url]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^job \S+ accepted \(2 images\)$/m);
+    for (const file of files) {
+      const expected = await pixelsOf(path.join(tmp, 'reference', `${path.parse(file).name}.png`));
+      expect((await pixelsOf(path.join(out, `${path.parse(file).name}.png`))).data.equals(expected.data), `${file} differs`).toBe(true);
+    }
+    // A multipart upload job, not a session's batch job, whose worker refuses the large photo:
+    const jobId = /job (\S+) accepted/.exec(run.stderr)![1]!;
+    expect(jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json()).kind).toBe('upload');
+    const data = await readFile(corpus(tiling));
+    const upload = await session(master.url, [{ name: tiling, data }]);
+    await send(master.url, upload, 0, data);
+    const created = await createJob(master.url, upload.id);
+    expect(created.status).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await waitForJob(master.url, id)).status).toBe('failed');
+    expect((await getJob(master.url, id)).images![0]!.error).toMatch(/twowings-4k\.jpg: 3840x2400 needs tiling/);
   });
 
   it('a session is a multipart file and a single PUT as S3 wants them, and its job serves the results', async () => {

@@ -3,12 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../services/master/app.js';
 import { ownUpload } from '../../services/master/batch/inputs.js';
+import { Master } from '../../services/master/master.js';
 import { parseUri, Roots } from '../../services/master/batch/uri.js';
 import { LocalStorage } from '../../services/master/local-storage.js';
 import { presignedSeconds } from '../../services/master/storage.js';
 import { stagedKey, UploadSessions } from '../../services/master/upload-sessions.js';
-import type { UploadSession } from '../../services/protocol/uploads.js';
+import { uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
+import { loadMasterConfig } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
 
 /* UploadSessions on local storage with a clock the test moves: signed URLs and their expiry, the open
@@ -116,5 +120,37 @@ describe('upload sessions', () => {
     expect(ownUpload({ upload: session }, file)).toBe(true);
     expect(ownUpload({ upload: '11111111-2222-4333-8444-555555555555' }, file)).toBe(false);
     expect(ownUpload({ urls: [`upload://${session}/0`] }, file)).toBe(false);
+  });
+});
+
+describe('GET /v1/uploads', () => {
+  it('answers the configured session limits and the budget batch items are planned under, to a client holding the token', async () => {
+    const env = {
+      DIPS_TOKEN: 'client-secret',
+      DIPS_MAX_FILES: '7',
+      DIPS_MAX_UPLOAD_BYTES: '123456789',
+      DIPS_UPLOAD_PART_BYTES: '6000000',
+      DIPS_WORKER_MEMORY_BYTES: '805306368',
+      DIPS_TILE_SIZE: '640',
+    };
+    const master = await Master.create(loadMasterConfig({ dataDir: path.join(dir, 'master') }, env), logger);
+    const server = createApp(master).listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/uploads`;
+      expect((await fetch(url)).status).toBe(401);
+      const response = await fetch(url, { headers: { authorization: 'Bearer client-secret' } });
+      expect(response.status).toBe(200);
+      expect(uploadSessionTerms.parse(await response.json())).toEqual({
+        maxFiles: 7,
+        maxFileBytes: 123456789,
+        partBytes: 6000000,
+        whole: { workerMemoryBytes: 805306368, tileSize: 640 },
+      });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      master.close();
+    }
   });
 });
