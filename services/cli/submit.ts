@@ -220,7 +220,8 @@ async function submissionRoute(client: MasterClient, options: SubmitOptions): Pr
   }
   const tiles = async (file: string) => {
     try {
-      // Header only; the master's pixel limit is the worker's to apply (the item then fails alone).
+      // Header only, and no pixel limit here: an image beyond the master's plans tiled, so it goes
+      // multipart, where the master refuses it (413) naming the file.
       const opened = await openInput(file, { maxPixels: Number.MAX_SAFE_INTEGER, name: path.basename(file) });
       return planImage(opened, steps, budget).mode !== 'whole';
     } catch {
