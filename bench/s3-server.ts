@@ -1,14 +1,14 @@
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { S3Client } from '@aws-sdk/client-s3';
 import S3rver from '@20minutes/s3rver';
 
-// As in test/batch/s3-server.mjs: s3rver builds the canonical URI of a bucket-level request (ListObjectsV2)
-// as `/bucket` while the SDK signs the path-style `/bucket/`, so every listing (s3:// batch inputs) would fail
-// with SignatureDoesNotMatch. S3 signs the path as sent; this restores that for bucket paths.
-const signing = createRequire(import.meta.url)('@20minutes/s3rver/lib/signature/v4.js') as { getStringToSign: (request: { uri: string }, signature: unknown) => string };
+// s3rver builds the canonical URI of a bucket-level request (ListObjectsV2) as `/bucket` while the SDK
+// signs `/bucket/`, so every listing would fail with SignatureDoesNotMatch (test/batch/s3-server.mjs
+// says the same for its own process); S3 signs the path as sent.
+const signing = createRequire(import.meta.url)('@20minutes/s3rver/lib/signature/v4.js') as { getStringToSign(request: { uri: string }, signature: unknown): string };
 const getStringToSign = signing.getStringToSign;
 signing.getStringToSign = (request, signature) => getStringToSign(/^\/[^/]+$/.test(request.uri) ? { ...request, uri: `${request.uri}/` } : request, signature);
 

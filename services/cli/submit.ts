@@ -7,6 +7,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import type { ClusterSummary } from '../shared/cluster-summary.js';
+import { batchAccepted } from '../protocol/batch.js';
+import { preset } from '../protocol/presets.js';
+import type { WholeImageBudget } from '../protocol/tasks.js';
+import { uploadSession, uploadSessionTerms, type UploadSession } from '../protocol/uploads.js';
+import { describeErrorResponse } from '../shared/http-error.js';
 import { ApiError, type MasterClient } from './client.js';
 import { TerminalOutput } from './terminal-output.js';
 
@@ -49,6 +54,8 @@ const pollIntervalMs = 250;
 const waitingCheckMs = 2_000;
 /** Results downloaded at once while the job is still running. */
 const parallelDownloads = 4;
+/** Requests that send files (or parts of them) at once: enough to fill a link, few enough for a small master. */
+const parallelUploads = 4;
 
 /** Images that were really processed: succeeded or failed, not canceled before they ran. */
 export const processedCount = (job: JobState): number => job.images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length;
@@ -81,8 +88,9 @@ export async function submitFiles(client: MasterClient, files: string[], options
  */
 export async function submitJobs(client: MasterClient, groups: string[][], options: SubmitOptions, output: TerminalOutput): Promise<JobState[]> {
   const ids: string[] = [];
+  const route = await submissionRoute(client, options);
   for (const files of groups) {
-    const { id } = await postJob(client, files, options, output);
+    const { id } = (await route(files)) === 'session' ? await postSession(client, files, options, output) : await postMultipart(client, files, options, output);
     output.note(`job ${id} accepted (${files.length} image${files.length === 1 ? '' : 's'})`);
     ids.push(id);
   }
@@ -181,9 +189,129 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
   }
 }
 
-/** Posts the job, waiting as the master's Retry-After says while it is saturated. */
-async function postJob(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+/**
+ * How each group of files goes to the master. An upload session makes a batch job, whose items run
+ * whole on one worker and fail (422 needs_tiling) when the master's planner would tile them; so a group
+ * with such an image goes as one multipart POST /v1/jobs, which tiles, and so does every group for a
+ * master without sessions (404). Each file's header is read here with the same openInput and planImage
+ * the master and the worker use, under the budget the master publishes (GET /v1/uploads). When the
+ * steps or a header cannot be read here (a bad pipeline, not an image), the session is used and the
+ * master or the worker names the problem, as for any session.
+ */
+async function submissionRoute(client: MasterClient, options: SubmitOptions): Promise<(files: string[]) => Promise<'session' | 'multipart'>> {
+  let budget: WholeImageBudget;
+  try {
+    budget = uploadSessionTerms.parse(await client.json('/v1/uploads')).whole;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return async () => 'multipart';
+    throw error;
+  }
+  // Loaded only here: sharp and the operations are what the header reads need, and no other command.
+  const [{ openInput }, { parsePipeline }, { planImage }] = await Promise.all([
+    import('../image-core/decode.js'),
+    import('../image-core/pipeline.js'),
+    import('../image-core/planner.js'),
+  ]);
+  let steps: ReturnType<typeof parsePipeline>;
+  try {
+    steps = parsePipeline(options.preset !== undefined ? preset.parse(await client.json(`/v1/presets/${encodeURIComponent(options.preset)}`)).pipeline : options.pipeline);
+  } catch {
+    return async () => 'session';
+  }
+  const tiles = async (file: string) => {
+    try {
+      // Header only, and no pixel limit here: an image beyond the master's plans tiled, so it goes
+      // multipart, where the master refuses it (413) naming the file.
+      const opened = await openInput(file, { maxPixels: Number.MAX_SAFE_INTEGER, name: path.basename(file) });
+      return planImage(opened, steps, budget).mode !== 'whole';
+    } catch {
+      return false;
+    }
+  };
+  return async (files) => {
+    for (const file of files) if (await tiles(file)) return 'multipart';
+    return 'session';
+  };
+}
+
+/**
+ * Submits the files as one job through an upload session: one request declares them all, the bytes go
+ * where the master says (S3: straight to the bucket; local storage: signed URLs the master streams to
+ * disk), a few requests at a time, then a JSON request makes the job.
+ */
+async function postSession(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+  const declared = await Promise.all(files.map(async (file) => ({ name: path.basename(file), size: (await fs.stat(file)).size })));
+  const session = uploadSession.parse(await whileSaturated(output, () => client.json('/v1/uploads', jsonPost({ files: declared }))));
+  await sendFiles(client, session, files);
+  const body = {
+    ...(options.pipeline !== undefined ? { pipeline: parseJsonFlag('pipeline', options.pipeline) } : {}),
+    ...(options.preset !== undefined ? { preset: options.preset } : {}),
+    ...(options.options !== undefined ? { options: parseJsonFlag('options', options.options) } : {}),
+    ...(options.format ? { format: options.format } : {}),
+    ...(options.quality ? { quality: Number(options.quality) } : {}),
+    inputs: { upload: session.id },
+  };
+  return batchAccepted.parse(await whileSaturated(output, () => client.json('/v1/jobs', jsonPost(body))));
+}
+
+function jsonPost(body: unknown): RequestInit {
+  return { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+/** A flag that holds JSON, parsed here so a mistake is named before anything is sent. */
+function parseJsonFlag(field: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new Error(`the "${field}" field is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Sends every part of every file, `parallelUploads` at a time, each exactly as the session says (its
+ * URL and headers, no token: the URL authorises itself), read from disk as it is sent; then completes
+ * the files sent in parts with their ETags.
+ */
+async function sendFiles(client: MasterClient, session: UploadSession, files: string[]): Promise<void> {
+  const blobs = await Promise.all(files.map((file) => openAsBlob(file)));
+  const etags = session.files.map((file) => file.parts.map(() => ''));
+  const work = session.files.flatMap((file) => file.parts.map((part, number) => ({ file, part, number })));
+  const next = async (): Promise<void> => {
+    for (let item = work.shift(); item; item = work.shift()) {
+      const { file, part, number } = item;
+      const url = new URL(part.url, client.baseUrl);
+      const response = await fetch(url, { method: 'PUT', headers: part.headers, body: blobs[file.index]!.slice(part.offset, part.offset + part.size) }).catch((error: Error) => {
+        throw new Error(`${files[file.index]}: cannot be sent to ${url.origin}: ${(error as Error & { cause?: Error }).cause?.message ?? error.message}`);
+      });
+      if (!response.ok) throw new Error(`${files[file.index]}: storage answered ${response.status}: ${await describeErrorResponse(response)}`);
+      await response.body?.cancel();
+      etags[file.index]![number] = response.headers.get('etag') ?? '';
+    }
+  };
+  await Promise.all(Array.from({ length: parallelUploads }, next));
+  for (const file of session.files) {
+    if (file.complete) await client.json(file.complete, jsonPost({ etags: etags[file.index] }));
+  }
+}
+
+/** Retries a request while the master is saturated (429/503), waiting as its Retry-After says. */
+async function whileSaturated<T>(output: TerminalOutput, call: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      const saturated = error instanceof ApiError && (error.status === 429 || error.status === 503);
+      if (!saturated || attempt >= maxSaturatedRetries) throw error;
+      const waitSeconds = Number(error.retryAfter) || 1;
+      output.note(`master is busy; retrying in ${waitSeconds} s`);
+      await sleep(waitSeconds * 1000);
+    }
+  }
+}
+
+/** The multipart submission: for a group with an image that tiles, and for a master without upload sessions. */
+async function postMultipart(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+  return whileSaturated(output, async () => {
     const form = new FormData();
     for (const field of ['pipeline', 'preset', 'options'] as const) if (options[field] !== undefined) form.set(field, options[field]);
     if (options.format) form.set('format', options.format);
@@ -195,16 +323,8 @@ async function postJob(client: MasterClient, files: string[], options: SubmitOpt
       });
       form.append('images', blob, path.basename(file));
     }
-    try {
-      return await client.json<{ id: string }>('/v1/jobs', { method: 'POST', body: form });
-    } catch (error) {
-      const saturated = error instanceof ApiError && (error.status === 429 || error.status === 503);
-      if (!saturated || attempt >= maxSaturatedRetries) throw error;
-      const waitSeconds = Number(error.retryAfter) || 1;
-      output.note(`master is busy; retrying in ${waitSeconds} s`);
-      await sleep(waitSeconds * 1000);
-    }
-  }
+    return client.json<{ id: string }>('/v1/jobs', { method: 'POST', body: form });
+  });
 }
 
 /**

@@ -19,6 +19,7 @@ import { presetRoutes } from './presets-routes.js';
 import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
+import { signedUploadRoutes, uploadSessionRoutes } from './upload-sessions-routes.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
 import { Admission, freeDiskBytes } from './admission.js';
 import { ProgressStreams } from './progress-stream.js';
@@ -55,6 +56,7 @@ export function createApp(master: Master) {
   api.use(presetRoutes(master));
   api.use(duplicatesRoutes(master));
 
+  api.use(uploadSessionRoutes(master));
   api.use(batchRoutes(master));
   api.post('/jobs', async (req, res) => {
     let reservation;
@@ -150,6 +152,8 @@ export function createApp(master: Master) {
 
   // Worker routes first: they take the worker credential, not the client token.
   app.use('/v1', workerRoutes(master));
+  // Signed URLs carry their own authorisation (local storage's stand-in for presigned S3 URLs).
+  app.use('/v1', signedUploadRoutes(master));
   app.use('/v1', api);
   if (existsSync(config.webDir)) app.use(express.static(config.webDir, { index: 'index.html' }));
   // The console decodes ThumbHash placeholders with the thumbhash package's own ES module.

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
-import { checkKey, type Storage } from './storage.js';
+import { checkKey, type Storage, type StoredObject } from './storage.js';
 
 /** Storage in a directory of the local file system (the default). */
 export class LocalStorage implements Storage {
@@ -67,6 +67,25 @@ export class LocalStorage implements Storage {
     return fs.readFile(this.pathOf(key));
   }
 
+  /** Files being written (`*.partial-*`) are not objects yet. */
+  async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
+    const dir = this.pathOf(prefix);
+    const sizes = new Map<string, StoredObject>();
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return sizes;
+      throw error;
+    }
+    for (const name of names) {
+      if (name.includes('.partial-')) continue;
+      const stats = await fs.stat(path.join(dir, name)).catch(() => undefined);
+      if (stats?.isFile()) sizes.set(`${prefix}/${name}`, { size: stats.size });
+    }
+    return sizes;
+  }
+
   async deleteKeys(keys: string[]): Promise<void> {
     await Promise.all(keys.map((key) => fs.rm(this.pathOf(key), { force: true })));
   }
@@ -102,6 +121,8 @@ export class LocalStorage implements Storage {
   }
 
   async closeParts(): Promise<void> {}
+
+  async abortParts(): Promise<void> {}
 
   async downloadUrl(): Promise<undefined> {
     return undefined;

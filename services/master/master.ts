@@ -4,6 +4,7 @@ import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClusterView } from '../protocol/api.js';
+import { freeDiskBytes } from './admission.js';
 import { BatchRunner } from './batch/runner.js';
 import { FileObjects, objectStores, S3Objects } from './batch/objects.js';
 import { Roots } from './batch/uri.js';
@@ -16,6 +17,8 @@ import { LocalStorage } from './local-storage.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { openPresets, type Presets } from './presets.js';
 import type { Storage } from './storage.js';
+import { StagedObjects } from './upload-sessions-objects.js';
+import { UploadSessions } from './upload-sessions.js';
 import { WorkerAdmission } from './worker-admission.js';
 import { WorkerRegistry, type WorkerRecord } from './worker-registry.js';
 import type { WorkItem } from '../scaler/work.js';
@@ -63,6 +66,7 @@ export class Master {
   readonly metrics: Metrics;
   readonly presets: Presets;
   readonly spoolDir: string;
+  readonly uploads: UploadSessions;
   scaler: Scaler | undefined;
   private readonly retentionTimer: NodeJS.Timeout;
 
@@ -77,6 +81,7 @@ export class Master {
     this.presets = openPresets(config);
     this.storage = deps.storage;
     this.spoolDir = path.join(config.dataDir, 'spool');
+    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger, () => freeDiskBytes(config.dataDir));
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
     this.workerCredential = config.workerToken ?? config.token;
@@ -107,7 +112,7 @@ export class Master {
       logger,
     });
     this.batch = createBatchRunner(this, config, logger);
-    this.retentionTimer = setInterval(() => void this.deleteExpiredJobs(), Math.min(60_000, config.retentionSeconds * 250));
+    this.retentionTimer = setInterval(() => void this.deleteExpired(), Math.min(60_000, config.retentionSeconds * 250));
     this.retentionTimer.unref();
   }
 
@@ -152,6 +157,12 @@ export class Master {
     };
   }
 
+  /** Expired jobs, then the upload sessions nobody can use any more (expired, or their job gone). */
+  private async deleteExpired(): Promise<void> {
+    await this.deleteExpiredJobs();
+    await this.uploads.sweep((jobId) => this.store.jobSummary(jobId) !== undefined).catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping upload sessions failed'));
+  }
+
   /** Deletes jobs (rows and files) that finished longer ago than the retention period. */
   async deleteExpiredJobs(): Promise<number> {
     const expired = this.store.finishedJobsBefore(Date.now() - this.config.retentionSeconds * 1000);
@@ -171,6 +182,7 @@ export class Master {
     this.registry.close();
     this.store.close();
     this.presets.close();
+    this.uploads.close();
   }
 }
 
@@ -184,7 +196,7 @@ function createBatchRunner(master: Master, config: MasterConfig, logger: Logger)
     blobs: master.blobs,
     registry: master.registry,
     metrics: master.metrics,
-    stores: objectStores(new FileObjects([...sources.roots, ...destinations.roots]), () => new S3Objects()),
+    stores: objectStores(new FileObjects([...sources.roots, ...destinations.roots]), () => new S3Objects(), new StagedObjects(master.uploads, master.storage)),
     sources,
     destinations,
     logger,

@@ -7,6 +7,7 @@ import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
 import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
 import { heartbeat, heartbeatAnswer } from '../protocol/tasks.js';
+import { completeBody, fileReceived, uploadSession, uploadSessionBody, uploadSessionTerms } from '../protocol/uploads.js';
 
 /** A binary file part of a multipart body. */
 const file = z.string().meta({ format: 'binary' });
@@ -85,6 +86,35 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
           callbacks: {
             finished: { '{$request.body#/webhook}': { post: { requestBody: { content: { 'application/json': { schema: schema(webhookEvent) } } }, responses: { '200': { description: 'any 2xx acknowledges' } } } } },
           },
+        },
+      },
+      '/v1/uploads': {
+        get: {
+          summary: 'what a session accepts: its file limits, and the budget its images must plan whole under (one that would tile goes as a multipart POST /v1/jobs)',
+          responses: { '200': json(uploadSessionTerms, "the session limits and the batch items' planning budget"), ...errors(401) },
+        },
+        post: {
+          summary: 'open an upload session: where to send each file (presigned S3 URLs, or signed URLs on the master); then POST /v1/jobs with "inputs": {"upload": id}',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(uploadSessionBody) } } },
+          responses: { '201': json(uploadSession, 'the session, its expiry and per file the requests to send'), ...errors(400, 401, 413, 429) },
+        },
+      },
+      '/v1/uploads/{id}/files/{index}': {
+        parameters: [jobId, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        put: {
+          summary: "a file's bytes, to the signed URL a session gave (local storage); the signature authorises it",
+          security: [],
+          parameters: ['expires', 'signature'].map((name) => ({ name, in: 'query', required: true, schema: { type: 'string' } })),
+          requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+          responses: { '200': json(fileReceived, 'stored whole'), ...errors(400, 403, 404, 409, 410) },
+        },
+      },
+      '/v1/uploads/{id}/files/{index}/complete': {
+        parameters: [jobId, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+        post: {
+          summary: 'complete a file sent in parts (S3 multipart) from the ETags its parts answered',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(completeBody) } } },
+          responses: { '200': json(fileReceived, 'assembled'), ...errors(400, 401, 404, 409, 410) },
         },
       },
       '/v1/jobs/{id}/items': {

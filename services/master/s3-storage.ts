@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
@@ -16,7 +17,7 @@ import { create as contentDisposition } from 'content-disposition';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
 import { S3Presigner } from './s3-presign.js';
-import { checkKey, type Storage } from './storage.js';
+import { checkKey, type Storage, type StoredObject } from './storage.js';
 
 /**
  * Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). Workers get
@@ -67,6 +68,22 @@ export class S3Storage implements Storage {
     const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
     if (!Body) throw new Error(`s3 object ${key} has no body`);
     return Buffer.from(await Body.transformToByteArray());
+  }
+
+  /** One ListObjectsV2 per 1,000 objects, rather than a HEAD per object. */
+  async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
+    const sizes = new Map<string, StoredObject>();
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.keyOf(prefix)}/`, Delimiter: '/', ContinuationToken: continuationToken }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key) sizes.set(object.Key.slice(this.prefix.length), { size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) });
+      }
+      continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (continuationToken);
+    return sizes;
   }
 
   /** One DeleteObject per key: a tiled image has a handful of intermediates, and S3 answers a missing key with success too. */
@@ -124,6 +141,10 @@ export class S3Storage implements Storage {
         MultipartUpload: { Parts: tags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
       }),
     );
+  }
+
+  async abortParts(key: string, upload: string | undefined): Promise<void> {
+    await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.keyOf(key), UploadId: upload }));
   }
 
   async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string> {

@@ -15,6 +15,11 @@ export interface Storage {
   /** The object, or only the bytes of `range` (a tile's rows of an intermediate). */
   getStream(key: string, range?: ByteRange): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
+  /**
+   * Every object directly under the folder-like prefix, by key: its size and, where storage has one, its
+   * version (S3 ETag). Metadata only: one listing, no bytes read.
+   */
+  listObjects(prefix: string): Promise<Map<string, StoredObject>>;
   /** Deletes these objects (those that exist). */
   deleteKeys(keys: string[]): Promise<void>;
   /** Deletes every object whose key starts with prefix. */
@@ -36,8 +41,15 @@ export interface Storage {
   locatePart(key: string, upload: string | undefined, part: { number: number; range: ByteRange }, worker: { colocated: boolean }): Promise<Location | undefined>;
   putRange(key: string, range: ByteRange, body: Readable): Promise<void>;
   closeParts(key: string, upload: string | undefined, tags: string[]): Promise<void>;
+  /** Gives up a piecewise object that will never be closed (S3: aborts the multipart upload, freeing its parts). */
+  abortParts(key: string, upload: string | undefined): Promise<void>;
   /** A URL a client downloads the object from without the master (S3: presigned); undefined to stream it. */
   downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string | undefined>;
+}
+
+export interface StoredObject {
+  size: number;
+  etag?: string;
 }
 
 const keyPattern = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;

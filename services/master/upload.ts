@@ -166,7 +166,7 @@ const invisible = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
 const maxNameLength = 200;
 
 /** The last path segment, as sent (UTF-8) minus invisible characters, at most 200 characters; never empty. */
-function displayName(filename: string | undefined, index: number): string {
+export function displayName(filename: string | undefined, index: number): string {
   const base = (filename ?? '').split(/[\\/]/).pop() ?? '';
   const clean = Array.from(base.replace(invisible, '').trim()).slice(0, maxNameLength).join('');
   return clean === '' || clean === '.' || clean === '..' ? `image-${index + 1}` : clean;

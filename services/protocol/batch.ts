@@ -3,6 +3,7 @@ import { annotations, imageStatus, imageView, jobStatus, jobView, outputFormat, 
 import { outputOptions } from '../image-core/encode.js';
 import { presetName } from './presets.js';
 import { maxVariantsPerTask } from './tasks.js';
+import { uploadSessionId } from './uploads.js';
 
 /*
  * The batch-job part of the API (contract: "Batch jobs from storage"): the JSON job body, the job list,
@@ -22,6 +23,8 @@ export const batchInputs = z.union([
   z.object({ prefix: storageUri }).strict(),
   z.object({ urls: z.array(storageUri).min(1).max(maxListedUrls) }).strict(),
   z.object({ manifest: storageUri.regex(/\.(jsonl|csv)$/i, 'a manifest is a .jsonl or .csv file') }).strict(),
+  /** The files of an upload session (POST /v1/uploads), staged in the master's storage. */
+  z.object({ upload: uploadSessionId }).strict(),
 ]);
 export type BatchInputs = z.infer<typeof batchInputs>;
 

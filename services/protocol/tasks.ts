@@ -79,6 +79,13 @@ export const tileSpec = z.object({
 });
 /** Encode the input, the last .v intermediate of shape `shape`, into the image's output. */
 export const encodeSpec = z.object({ kind: z.literal('encode'), shape: imageShape, format: outputFormat, quality: quality.optional(), options: outputOptions.optional() });
+/**
+ * The planner budget an image must plan `whole` under to run as one variants task (planImage's options):
+ * the master's DIPS_WORKER_MEMORY_BYTES and DIPS_TILE_SIZE. GET /v1/uploads publishes it, so a client
+ * knows before uploading which images a session (a batch job) can take.
+ */
+export const wholeImageBudget = z.object({ workerMemoryBytes: z.number().int().min(1), tileSize: z.number().int().min(1).optional() });
+export type WholeImageBudget = z.infer<typeof wholeImageBudget>;
 /** Most results one variants task gives (sizes x formats): each is a separate encode of the same decoded pixels. */
 export const maxVariantsPerTask = 12;
 /**
@@ -93,7 +100,7 @@ export const variantsSpec = z.object({
   pipeline: z.array(z.record(z.string(), z.unknown())),
   /** Encoder options of every variant (the job's). */
   options: outputOptions.optional(),
-  whole: z.object({ workerMemoryBytes: z.number().int().min(1), tileSize: z.number().int().min(1).optional() }),
+  whole: wholeImageBudget,
   variants: z
     .array(
       z.object({

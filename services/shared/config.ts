@@ -38,6 +38,9 @@ const masterSchema = z.object({
   s3Prefix: z.string().default(''),
   maxUploadBytes: positiveInt.default(200 * 1024 * 1024),
   maxFiles: positiveInt.default(100),
+  /** Upload sessions (services/master/upload-sessions.ts): open at once, and the part size of S3 multipart files (S3 wants >= 5 MiB). */
+  maxUploadSessions: positiveInt.default(100),
+  uploadPartBytes: positiveInt.default(16 * 1024 * 1024),
   maxPixels: positiveInt.default(268_402_689),
   maxPipelineSteps: positiveInt.default(32),
   maxQueuedImages: positiveInt.default(2_000),
@@ -109,6 +112,8 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   s3Prefix: 'DIPS_S3_PREFIX',
   maxUploadBytes: 'DIPS_MAX_UPLOAD_BYTES',
   maxFiles: 'DIPS_MAX_FILES',
+  maxUploadSessions: 'DIPS_MAX_UPLOAD_SESSIONS',
+  uploadPartBytes: 'DIPS_UPLOAD_PART_BYTES',
   maxPixels: 'DIPS_MAX_PIXELS',
   maxPipelineSteps: 'DIPS_MAX_PIPELINE_STEPS',
   maxQueuedImages: 'DIPS_MAX_QUEUED_IMAGES',

@@ -37,6 +37,13 @@ export async function* listInputs(
     }
     return;
   }
+  if ('upload' in inputs) {
+    const session: Location = { scheme: 'upload', session: inputs.upload };
+    for await (const object of deps.stores.for(session).list(session, cursor)) {
+      yield { uri: formatUri(object.location), name: object.name ?? relativeTo(object.location, session), cursor: object.cursor };
+    }
+    return;
+  }
   const start = cursor === undefined ? 0 : Number(cursor);
   const named = (uri: string, position: number): ListedInput => ({ uri, name: nameUnderRoot(uri, deps.sources), cursor: String(position) });
   if ('urls' in inputs) {
@@ -49,6 +56,14 @@ export async function* listInputs(
     position += 1;
     if (position > start) yield named(uri, position);
   }
+}
+
+/**
+ * True when the item reads a file of the job's own upload session: the master's staging area, which no
+ * source root covers (DIPS_SOURCES governs the storage a job names, not what its client uploaded).
+ */
+export function ownUpload(inputs: BatchInputs, source: Location): boolean {
+  return 'upload' in inputs && source.scheme === 'upload' && source.session === inputs.upload;
 }
 
 /** The URLs of a `.jsonl` manifest (`{"url": ...}` per line) or a `.csv` one (a `url` column). */

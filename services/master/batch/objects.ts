@@ -21,6 +21,8 @@ export interface ObjectInfo {
 
 export interface ListedObject {
   location: Location;
+  /** The item's name when the object's path does not give it (an upload session's declared file name). */
+  name?: string;
   /** Where to resume the listing after this object (opaque to callers). */
   cursor: string;
 }
@@ -329,7 +331,7 @@ export interface ObjectStores {
   for(location: Location): ObjectStore;
 }
 
-export function objectStores(files: FileObjects, s3: () => S3Objects): ObjectStores {
+export function objectStores(files: FileObjects, s3: () => S3Objects, staged: ObjectStore): ObjectStores {
   let s3Objects: S3Objects | undefined;
-  return { for: (location) => (location.scheme === 'file' ? files : (s3Objects ??= s3())) };
+  return { for: (location) => (location.scheme === 'file' ? files : location.scheme === 'upload' ? staged : (s3Objects ??= s3())) };
 }

@@ -23,7 +23,10 @@ export function batchRoutes(master: Master): express.Router {
     if (!req.is('application/json')) return next();
     const parsed = batchJobBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_job', `job body: ${z.prettifyError(parsed.error)}`);
-    const accepted = await batch.submit(resolveBatchBody(master.presets, parsed.data));
+    const { inputs } = parsed.data;
+    const submit = () => batch.submit(resolveBatchBody(master.presets, parsed.data));
+    // A session becomes a job only when every file is there whole (metadata checks); until then nothing is consumed.
+    const accepted = 'upload' in inputs ? await master.uploads.becomeJob(inputs.upload, submit) : await submit();
     master.scaler?.wake?.();
     res.status(202).location(`/v1/jobs/${accepted.id}`).json(accepted);
   });

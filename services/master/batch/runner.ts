@@ -8,7 +8,7 @@ import pRetry from 'p-retry';
 import type { OutputFormat } from '../../image-core/encode.js';
 import { parsePipeline, PipelineError, serializePipeline } from '../../image-core/pipeline.js';
 import type { BatchJobBody, ManifestLine, ResolvedBatchJobBody } from '../../protocol/batch.js';
-import type { TaskSpec, Location as WireLocation } from '../../protocol/tasks.js';
+import type { TaskSpec, WholeImageBudget, Location as WireLocation } from '../../protocol/tasks.js';
 import { HttpError } from '../../shared/http-error.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Blobs } from '../blobs.js';
@@ -19,7 +19,7 @@ import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage.js';
 import type { WorkerRecord, WorkerRegistry } from '../worker-registry.js';
-import { listInputs } from './inputs.js';
+import { listInputs, ownUpload } from './inputs.js';
 import { errorKindOf, ItemError } from './item-error.js';
 import { contentKey, resolveItem, type OutputTarget, type ResolvedItem } from './locations.js';
 import type { ObjectInfo, ObjectStores, WorkerReach } from './objects.js';
@@ -60,6 +60,15 @@ const listingAttempts = 5;
 const itemsPerSlot = 4;
 /** Items in flight even before workers register (they wait in the dispatcher's queue; each holds a few hundred bytes). */
 const minItemsInFlight = 8;
+
+/**
+ * The planner budget a batch item is held to: its worker runs it whole or fails it (422 needs_tiling).
+ * GET /v1/uploads publishes this same budget, so a client sends an image that would tile as a
+ * multipart POST /v1/jobs (which tiles) rather than through an upload session (a batch job).
+ */
+export function itemBudget(config: { workerMemoryBytes: number; tileSize?: number | undefined }): WholeImageBudget {
+  return { workerMemoryBytes: config.workerMemoryBytes, ...(config.tileSize ? { tileSize: config.tileSize } : {}) };
+}
 
 /**
  * Runs batch jobs: lists their inputs into the store page by page, then takes queued items a bounded
@@ -242,7 +251,7 @@ export class BatchRunner {
     const resolved = resolveItem(spec, work);
     const { source } = resolved;
     try {
-      this.deps.sources.rootOf(source, 'input');
+      if (!ownUpload(spec.inputs, source)) this.deps.sources.rootOf(source, 'input');
       for (const output of resolved.outputs) this.deps.destinations.rootOf(output.location, 'output');
     } catch (error) {
       throw new ItemError('permanent', (error as Error).message);
@@ -317,7 +326,7 @@ export class BatchRunner {
             name: work.name,
             pipeline: pipeline as Array<Record<string, unknown>>,
             ...optionsOf(job?.spec),
-            whole: { workerMemoryBytes: config.workerMemoryBytes, ...(config.tileSize ? { tileSize: config.tileSize } : {}) },
+            whole: itemBudget(config),
             variants,
           };
           return { input: serve(`${lease}.in`, 'in', await stores.for(source).reach(source, { get: input }, worker)), spec };

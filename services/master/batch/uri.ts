@@ -1,10 +1,17 @@
 import path from 'node:path';
 import { HttpError } from '../../shared/http-error.js';
 
-/** A place in storage: an S3 object key (or key prefix) in a bucket, or an absolute local path. */
-export type Location = { scheme: 's3'; bucket: string; key: string } | { scheme: 'file'; path: string };
+/**
+ * A place in storage: an S3 object key (or key prefix) in a bucket, an absolute local path, or a file
+ * of an upload session (the whole session without index), staged in the master's own storage.
+ */
+export type Location =
+  | { scheme: 's3'; bucket: string; key: string }
+  | { scheme: 'file'; path: string }
+  | { scheme: 'upload'; session: string; index?: number };
 
 export function formatUri(location: Location): string {
+  if (location.scheme === 'upload') return `upload://${location.session}${location.index === undefined ? '' : `/${location.index}`}`;
   return location.scheme === 's3' ? `s3://${location.bucket}/${location.key}` : `file://${location.path}`;
 }
 
@@ -13,6 +20,8 @@ export function formatUri(location: Location): string {
  * percent-encoded): URL parsing would silently resolve it, and no resolved form is what the user wrote.
  */
 export function parseUri(text: string, what = 'URI'): Location {
+  const upload = /^upload:\/\/([0-9a-f-]{36})(?:\/(\d{1,9}))?$/.exec(text);
+  if (upload) return { scheme: 'upload', session: upload[1]!, ...(upload[2] === undefined ? {} : { index: Number(upload[2]) }) };
   const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(text);
   const file = /^file:\/\/(\/.*)$/.exec(text);
   const rest = s3 ? (s3[2] ?? '') : file?.[1];
@@ -31,13 +40,15 @@ export function parseUri(text: string, what = 'URI'): Location {
 }
 
 /** A root as a directory-like prefix: `s3://b/in` covers `s3://b/in/x` but not `s3://b/inx`. */
-function asDirectory(location: Location): Location {
+function asDirectory<T extends Exclude<Location, { scheme: 'upload' }>>(location: T): T {
   if (location.scheme === 's3') return { ...location, key: location.key === '' || location.key.endsWith('/') ? location.key : `${location.key}/` };
   return { ...location, path: location.path.endsWith('/') ? location.path : `${location.path}/` };
 }
 
 /** True when `inner` is `root` itself or lies under it. */
 export function isUnder(inner: Location, root: Location): boolean {
+  // An upload session is under no root: only a job created from it reads it (batch/inputs.ts ownUpload).
+  if (root.scheme === 'upload') return false;
   const dir = asDirectory(root);
   if (inner.scheme === 's3' && dir.scheme === 's3') {
     return inner.bucket === dir.bucket && (inner.key.startsWith(dir.key) || `${inner.key}/` === dir.key);
@@ -72,6 +83,7 @@ export class Roots {
 
 /** The path of `inner` relative to the folder-like `prefix` (no leading slash). */
 export function relativeTo(inner: Location, prefix: Location): string {
+  if (inner.scheme === 'upload' || prefix.scheme === 'upload') return formatUri(inner);
   const dir = asDirectory(prefix);
   const full = inner.scheme === 's3' ? inner.key : inner.path;
   const base = dir.scheme === 's3' ? dir.key : dir.path;
@@ -80,6 +92,7 @@ export function relativeTo(inner: Location, prefix: Location): string {
 
 /** `prefix` (a folder) joined with a relative path. */
 export function joinUnder(prefix: Location, relative: string): Location {
+  if (prefix.scheme === 'upload') throw new HttpError(400, 'bad_uri', `${formatUri(prefix)} is an upload session, not a folder`);
   const dir = asDirectory(prefix);
   return dir.scheme === 's3' ? { ...dir, key: `${dir.key}${relative}` } : { ...dir, path: `${dir.path}${relative}` };
 }

@@ -1,0 +1,60 @@
+import express from 'express';
+import { z } from 'zod';
+import { completeBody, uploadSessionBody, type UploadSession, type UploadSessionTerms } from '../protocol/uploads.js';
+import { HttpError } from '../shared/http-error.js';
+import { itemBudget } from './batch/runner.js';
+import type { Master } from './master.js';
+import { endRequestBody } from './upload.js';
+
+/**
+ * The signed upload URLs of local storage: `PUT /v1/uploads/{id}/files/{index}?expires&signature`.
+ * Mounted before the client token, as a presigned S3 URL needs no credentials either: the signature
+ * is the authorisation, for one file of one session until the session expires.
+ */
+export function signedUploadRoutes(master: Master): express.Router {
+  const router = express.Router();
+  router.put('/uploads/:id/files/:index', async (req, res) => {
+    try {
+      const received = await master.uploads.receive(req.params.id, fileIndex(req.params.index), req.query, req, req.headers['content-length']);
+      res.json(received);
+    } catch (error) {
+      endRequestBody(req);
+      throw error;
+    }
+  });
+  return router;
+}
+
+/** What sessions accept, opening one and completing its multipart files: behind the client token like every /v1 route. */
+export function uploadSessionRoutes(master: Master): express.Router {
+  const router = express.Router();
+  // A declared file is a name and a size: 100 files of long names stay far below this.
+  const json = express.json({ limit: '1mb' });
+
+  router.get('/uploads', (_req, res) => {
+    const { maxFiles, maxUploadBytes, uploadPartBytes } = master.config;
+    const terms: UploadSessionTerms = { maxFiles, maxFileBytes: maxUploadBytes, partBytes: uploadPartBytes, whole: itemBudget(master.config) };
+    res.json(terms);
+  });
+
+  router.post('/uploads', json, async (req, res) => {
+    const parsed = uploadSessionBody.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_upload_session', `upload session body: ${z.prettifyError(parsed.error)}`);
+    const session: UploadSession = await master.uploads.create(parsed.data);
+    res.status(201).location(`/v1/uploads/${session.id}`).json(session);
+  });
+
+  router.post('/uploads/:id/files/:index/complete', json, async (req, res) => {
+    const parsed = completeBody.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_completion', `completion body: ${z.prettifyError(parsed.error)}`);
+    res.json(await master.uploads.complete(req.params.id, fileIndex(req.params.index), parsed.data.etags));
+  });
+
+  return router;
+}
+
+function fileIndex(text: string): number {
+  const index = Number(text);
+  if (!Number.isInteger(index) || index < 0) throw new HttpError(404, 'upload_file_not_found', `"${text}" is not a file index`);
+  return index;
+}

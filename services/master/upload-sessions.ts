@@ -1,0 +1,305 @@
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { DatabaseSync } from 'node:sqlite';
+import type { SessionFile, UploadPart, UploadSession, UploadSessionBody } from '../protocol/uploads.js';
+import type { MasterConfig } from '../shared/config.js';
+import { HttpError } from '../shared/http-error.js';
+import type { Logger } from '../shared/logger.js';
+import { presignedSeconds, type Storage } from './storage.js';
+import { displayName } from './upload.js';
+
+/** Where a session's files are staged in the master's storage until its job is gone. */
+export const stagedPrefix = (session: string): string => `uploads/${session}`;
+export const stagedKey = (session: string, index: number): string => `uploads/${session}/${index}`;
+
+/** A declared file as the master keeps it. */
+export interface StagedFile {
+  name: string;
+  size: number;
+  /** S3 multipart upload id (files larger than one part), and whether the client completed it. */
+  upload?: string;
+  parts?: number;
+  completed?: boolean;
+  /** The version checked when the job was created (S3 ETag): workers read that one or fail (If-Match). */
+  etag?: string;
+}
+
+interface SessionRow {
+  id: string;
+  expires_at: number;
+  job_id: string | null;
+  files: string;
+}
+
+/** S3 takes at most 10,000 parts per object: a larger file gets larger parts. */
+const maxParts = 10_000;
+/** A worker on another machine: the URLs a client gets are the ones that do not need the master's disk. */
+const remote = { colocated: false };
+
+export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes' | 'minFreeDiskBytes'>;
+/** Seconds a client waits before sending to a master whose disk is full (as for multipart uploads). */
+const diskRetryAfterSeconds = 30;
+
+/**
+ * Upload sessions: a client declares files, sends their bytes where the session says and then creates a
+ * job from it. With S3 the URLs are presigned (single PUT, or one UploadPart per part for files over
+ * DIPS_UPLOAD_PART_BYTES), so the bytes go from the client to the bucket. With local storage they are
+ * URLs on the master signed with a key only the master holds (HMAC-SHA256 over session, file and
+ * expiry), so a client treats both alike: "PUT these bytes to this URL with these headers".
+ * Sessions are rows in their own SQLite file and the key a file beside it: both survive a restart.
+ * A session lives as long as its URLs (presignedSeconds); sweep() removes expired ones and those
+ * whose job is gone, with their bytes.
+ */
+export class UploadSessions {
+  private readonly db: DatabaseSync;
+  private readonly signingKey: Buffer;
+  /** Sessions a job is being created from right now: a second request for one waits for nothing and is refused. */
+  private readonly becomingJobs = new Set<string>();
+
+  constructor(
+    private readonly storage: Storage,
+    dataDir: string,
+    private readonly limits: UploadSessionLimits,
+    private readonly logger: Logger,
+    /** Free bytes of the disk local uploads land on (services/master/admission.ts freeDiskBytes). */
+    private readonly freeDiskBytes: () => Promise<number>,
+    private readonly now: () => number = Date.now,
+  ) {
+    mkdirSync(dataDir, { recursive: true });
+    this.signingKey = readOrCreateKey(path.join(dataDir, 'upload-signing.key'));
+    this.db = new DatabaseSync(path.join(dataDir, 'uploads.sqlite'));
+    this.db.exec(`PRAGMA journal_mode = WAL;
+      CREATE TABLE IF NOT EXISTS sessions (
+        id TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL,
+        job_id TEXT,
+        files TEXT NOT NULL
+      );`);
+  }
+
+  /** Opens a session: one row, and per file where its bytes go (S3 calls are presigning only, plus one CreateMultipartUpload per large file). */
+  async create(body: UploadSessionBody): Promise<UploadSession> {
+    const { maxFiles, maxUploadBytes, maxUploadSessions } = this.limits;
+    if (body.files.length > maxFiles) throw new HttpError(413, 'too_many_files', `the session declares ${body.files.length} files; at most ${maxFiles} per session (DIPS_MAX_FILES)`);
+    for (const [index, file] of body.files.entries()) {
+      if (file.size > maxUploadBytes) {
+        throw new HttpError(413, 'file_too_large', `file ${index} "${file.name}" declares ${file.size} bytes; the limit is ${maxUploadBytes} (DIPS_MAX_UPLOAD_BYTES)`);
+      }
+    }
+    const open = (this.db.prepare('SELECT COUNT(*) AS n FROM sessions WHERE job_id IS NULL AND expires_at > ?').get(this.now()) as { n: number }).n;
+    if (open >= maxUploadSessions) {
+      throw new HttpError(429, 'too_many_sessions', `${open} upload sessions are open, the limit (DIPS_MAX_UPLOAD_SESSIONS=${maxUploadSessions}); create a job from one or let it expire`, 60);
+    }
+    const id = randomUUID();
+    const expiresAt = this.now() + presignedSeconds * 1000;
+    const staged: StagedFile[] = [];
+    const files: SessionFile[] = [];
+    try {
+      for (const [index, declared] of body.files.entries()) {
+        const name = displayName(declared.name, index);
+        const { parts, upload } = await this.targets(id, index, declared.size, expiresAt);
+        staged.push({ name, size: declared.size, ...(upload ? { upload, parts: parts.length } : {}) });
+        files.push({ index, name, size: declared.size, parts, ...(upload ? { complete: `/v1/uploads/${id}/files/${index}/complete` } : {}) });
+      }
+    } catch (error) {
+      await this.abort(id, staged);
+      throw error;
+    }
+    this.db.prepare('INSERT INTO sessions (id, expires_at, files) VALUES (?, ?, ?)').run(id, expiresAt, JSON.stringify(staged));
+    return { id, expiresAt: new Date(expiresAt).toISOString(), files };
+  }
+
+  /** Where file `index` goes: a presigned PUT, presigned parts, or a signed URL on the master (local storage). */
+  private async targets(id: string, index: number, size: number, expiresAt: number): Promise<{ parts: UploadPart[]; upload?: string }> {
+    const key = stagedKey(id, index);
+    const whole = await this.storage.locate(key, 'put', remote);
+    if (!whole || whole.via !== 'url') {
+      return { parts: [{ url: `/v1/uploads/${id}/files/${index}?expires=${expiresAt}&signature=${this.sign(id, index, expiresAt)}`, headers: {}, offset: 0, size }] };
+    }
+    const partBytes = Math.max(this.limits.uploadPartBytes, Math.ceil(size / maxParts));
+    if (size <= partBytes) return { parts: [{ url: whole.url, headers: {}, offset: 0, size }] };
+    const upload = await this.storage.openParts(key);
+    const parts: UploadPart[] = [];
+    for (let offset = 0, number = 1; offset < size; offset += partBytes, number++) {
+      const length = Math.min(partBytes, size - offset);
+      const part = await this.storage.locatePart(key, upload, { number, range: { start: offset, end: offset + length - 1 } }, remote);
+      if (part?.via !== 'url') throw new Error(`storage gave no URL for part ${number} of ${key}`);
+      parts.push({ url: part.url, headers: {}, offset, size: length });
+    }
+    return { parts, ...(upload ? { upload } : {}) };
+  }
+
+  private sign(id: string, index: number, expiresAt: number): string {
+    return createHmac('sha256', this.signingKey).update(`PUT ${id}/${index} ${expiresAt}`).digest('base64url');
+  }
+
+  /** Checks a local upload URL: the signature (constant-time), then its expiry, then the session's state. */
+  private verify(id: string, index: number, query: { expires?: unknown; signature?: unknown }): StagedFile {
+    const expiresAt = Number(query.expires);
+    const given = Buffer.from(typeof query.signature === 'string' ? query.signature : '', 'base64url');
+    const expected = Buffer.from(this.sign(id, index, expiresAt), 'base64url');
+    if (!Number.isInteger(expiresAt) || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new HttpError(403, 'bad_signature', `the upload URL for file ${index} of session ${id} is not one this master signed`);
+    }
+    if (this.now() > expiresAt) throw new HttpError(403, 'upload_url_expired', `the upload URL for file ${index} of session ${id} expired at ${new Date(expiresAt).toISOString()}`);
+    const session = this.openSession(id);
+    const file = session.files[index];
+    if (!file) throw new HttpError(404, 'upload_file_not_found', `session ${id} has no file ${index}`);
+    return file;
+  }
+
+  /**
+   * A local upload URL's PUT: the body streamed straight into storage (no parsing), refused beyond the
+   * declared size and kept only when exactly that many bytes arrived (LocalStorage writes, then renames).
+   */
+  async receive(id: string, index: number, query: { expires?: unknown; signature?: unknown }, body: Readable, contentLength: string | undefined) {
+    const file = this.verify(id, index, query);
+    const what = `file ${index} "${file.name}"`;
+    if (contentLength !== undefined && Number(contentLength) !== file.size) {
+      throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${file.size} bytes; this request sends ${contentLength}`);
+    }
+    const free = await this.freeDiskBytes();
+    if (free - file.size < this.limits.minFreeDiskBytes) {
+      throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free and keeps ${this.limits.minFreeDiskBytes} in reserve; ${what} needs ${file.size}; retry later`, diskRetryAfterSeconds);
+    }
+    await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
+    return { index, name: file.name, size: file.size };
+  }
+
+  /** Completes a multipart file from its parts' ETags (metadata only; S3 assembles the parts). */
+  async complete(id: string, index: number, etags: string[]) {
+    const session = this.openSession(id);
+    const file = session.files[index];
+    if (!file) throw new HttpError(404, 'upload_file_not_found', `session ${id} has no file ${index}`);
+    const what = `file ${index} "${file.name}"`;
+    if (!file.upload) throw new HttpError(409, 'not_multipart', `${what} is sent with one PUT; there is nothing to complete`);
+    if (etags.length !== file.parts) throw new HttpError(400, 'wrong_parts', `${what} has ${file.parts} parts; ${etags.length} ETags were given`);
+    if (!file.completed) {
+      try {
+        await this.storage.closeParts(stagedKey(id, index), file.upload, etags);
+      } catch (error) {
+        const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === undefined || status >= 500) throw error;
+        throw new HttpError(400, 'bad_parts', `${what}: storage refused the parts: ${(error as Error).message}`);
+      }
+      file.completed = true;
+      this.db.prepare('UPDATE sessions SET files = ? WHERE id = ?').run(JSON.stringify(session.files), id);
+    }
+    return { index, name: file.name, size: file.size };
+  }
+
+  /**
+   * Makes the one job of a session: checks it is ready, lets `create` make the job, then marks the
+   * session as that job's. One request at a time per session (409 for a concurrent one), so two bodies
+   * cannot both take the same files.
+   */
+  async becomeJob<Job extends { id: string }>(id: string, create: () => Promise<Job>): Promise<Job> {
+    if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id} by another request`);
+    this.becomingJobs.add(id);
+    try {
+      const files = await this.checkReady(id);
+      const job = await create();
+      this.db.prepare('UPDATE sessions SET job_id = ?, files = ? WHERE id = ? AND job_id IS NULL').run(job.id, JSON.stringify(files), id);
+      return job;
+    } finally {
+      this.becomingJobs.delete(id);
+    }
+  }
+
+  /**
+   * Before a job is created from the session: every file is there with its declared size (one listing
+   * of the session's prefix, no bytes), multipart files completed; answers the files with the versions
+   * seen. A 4xx names every file at fault; nothing is consumed, so the client can send what is missing
+   * and try again.
+   */
+  async checkReady(id: string): Promise<StagedFile[]> {
+    const session = this.openSession(id);
+    const stored = await this.storage.listObjects(stagedPrefix(id));
+    const problems = session.files.map((file, index) => {
+      const what = `file ${index} "${file.name}"`;
+      if (file.upload && !file.completed) return { missing: true, text: `${what} is sent in parts that were not completed (POST /v1/uploads/${id}/files/${index}/complete)` };
+      const object = stored.get(stagedKey(id, index));
+      if (object === undefined) return { missing: true, text: `${what} has not arrived` };
+      if (object.size !== file.size) return { missing: false, text: `${what} holds ${object.size} bytes; the session declared ${file.size}` };
+      if (object.etag) file.etag = object.etag;
+      return undefined;
+    });
+    const found = problems.filter((problem) => problem !== undefined);
+    if (found.length === 0) return session.files;
+    const text = `upload session ${id}: ${found.map((problem) => problem.text).join('; ')}`;
+    if (found.some((problem) => !problem.missing)) throw new HttpError(422, 'upload_wrong_size', text);
+    throw new HttpError(409, 'upload_incomplete', text);
+  }
+
+  /** The declared files of a session (for listing a job's items), whatever its state. */
+  files(id: string): StagedFile[] {
+    const row = this.row(id);
+    return row ? (JSON.parse(row.files) as StagedFile[]) : [];
+  }
+
+  /**
+   * Removes sessions nobody will use: expired before a job was created from them, or whose job was
+   * deleted (retention, purge). Their bytes go with them, and their unfinished multipart uploads.
+   */
+  async sweep(jobExists: (jobId: string) => boolean): Promise<number> {
+    const rows = this.db.prepare('SELECT * FROM sessions WHERE (job_id IS NULL AND expires_at <= ?) OR job_id IS NOT NULL').all(this.now()) as unknown as SessionRow[];
+    let removed = 0;
+    for (const row of rows) {
+      if (row.job_id !== null && jobExists(row.job_id)) continue;
+      await this.abort(row.id, JSON.parse(row.files) as StagedFile[]);
+      this.db.prepare('DELETE FROM sessions WHERE id = ?').run(row.id);
+      removed += 1;
+      this.logger.info({ session: row.id, job: row.job_id ?? undefined }, row.job_id ? 'upload session of a deleted job removed' : 'expired upload session removed');
+    }
+    return removed;
+  }
+
+  private async abort(id: string, files: readonly StagedFile[]): Promise<void> {
+    for (const [index, file] of files.entries()) {
+      if (!file.upload || file.completed) continue;
+      // S3-compatible servers without AbortMultipartUpload leave the parts; the object never appears.
+      await this.storage.abortParts(stagedKey(id, index), file.upload).catch((error: unknown) => this.logger.warn({ session: id, file: index, err: error }, 'multipart upload not aborted'));
+    }
+    await this.storage.deletePrefix(stagedPrefix(id));
+  }
+
+  private row(id: string): SessionRow | undefined {
+    return this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as unknown as SessionRow | undefined;
+  }
+
+  /** A session that still takes bytes and can become a job: 404 unknown, 409 used, 410 expired. */
+  private openSession(id: string): { files: StagedFile[] } {
+    const row = this.row(id);
+    if (!row) throw new HttpError(404, 'upload_not_found', `no upload session with id "${id}"`);
+    if (row.job_id !== null) throw new HttpError(409, 'upload_used', `upload session ${id} already became job ${row.job_id}`);
+    if (this.now() > row.expires_at) throw new HttpError(410, 'upload_expired', `upload session ${id} expired at ${new Date(row.expires_at).toISOString()}; open a new one`);
+    return { files: JSON.parse(row.files) as StagedFile[] };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** The master's signing key: 32 random bytes made once and kept (mode 0600), so URLs outlive a restart. */
+function readOrCreateKey(file: string): Buffer {
+  try {
+    writeFileSync(file, randomBytes(32), { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return readFileSync(file);
+}
+
+/** Passes a body through, failing it as soon as it exceeds `size` bytes, or when it ends short of them. */
+async function* exactly(body: AsyncIterable<Buffer>, size: number, what: string): AsyncIterable<Buffer> {
+  let received = 0;
+  for await (const chunk of body) {
+    received += chunk.length;
+    if (received > size) throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${size} bytes; more arrived`);
+    yield chunk;
+  }
+  if (received !== size) throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${size} bytes; ${received} arrived`);
+}

@@ -1,0 +1,228 @@
+import { readFile } from 'node:fs/promises';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobView } from '../../services/protocol/api.js';
+import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
+import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
+import { startS3Server } from '../../bench/s3-server.js';
+import { pngDeclaring } from '../helpers/hostile-corpus.js';
+import { corpus, download, getJob, pixelsOf, waitForJob, waitForWorker } from '../helpers/api.js';
+import { exited, killAll, runDips, startDips, type DipsProcess } from '../helpers/processes.js';
+
+/* Upload sessions end to end, on local storage and on a real S3-protocol server on loopback (the real
+   SDK in the master, presigned URLs fetched by this test and the CLI). One master and one worker per
+   mode. In S3 mode DIPS_UPLOAD_PART_BYTES makes dune.jpg (360 kB) a multipart file of 3 parts while
+   aqua.jpg (148 kB) is one presigned PUT. DIPS_TILE_SIZE=1400 lets those 1400x875 photos run whole
+   while twowings-4k.jpg (3840x2400) would tile, so `dips submit` sends it as a multipart job. */
+
+const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }];
+const photos = ['aqua.jpg', 'dune.jpg'];
+const partBytes = 160_000;
+const tileSize = 1400;
+const tiling = 'twowings-4k.jpg';
+
+let tmp: string;
+let s3: Awaited<ReturnType<typeof startS3Server>>;
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-upload-sessions-'));
+  s3 = await startS3Server();
+  const reference = await runDips(['process', ...[...photos, tiling].map(corpus), '--pipeline', JSON.stringify(pipeline), '--out', path.join(tmp, 'reference'), '--format', 'png']);
+  expect(reference.code, reference.stderr).toBe(0);
+});
+afterAll(async () => {
+  await killAll();
+  await s3.close();
+});
+
+
+async function openSession(master: string, files: Array<{ name: string; size: number }>): Promise<Response> {
+  return fetch(`${master}/v1/uploads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files }) });
+}
+
+async function session(master: string, files: Array<{ name: string; data: Buffer }>): Promise<UploadSession> {
+  const response = await openSession(master, files.map(({ name, data }) => ({ name, size: data.length })));
+  expect(response.status, await response.clone().text()).toBe(201);
+  return uploadSession.parse(await response.json());
+}
+
+/** Sends every part of one file as the session says; completes it when it was sent in parts. */
+async function send(master: string, upload: UploadSession, index: number, data: Buffer): Promise<void> {
+  const file = upload.files[index]!;
+  const etags: string[] = [];
+  for (const part of file.parts) {
+    const response = await fetch(new URL(part.url, master), { method: 'PUT', headers: part.headers, body: new Uint8Array(data.subarray(part.offset, part.offset + part.size)) });
+    expect(response.status, await response.clone().text()).toBe(200);
+    etags.push(response.headers.get('etag') ?? '');
+  }
+  if (file.complete) {
+    const response = await fetch(new URL(file.complete, master), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ etags }) });
+    expect(response.status, await response.clone().text()).toBe(200);
+  }
+}
+
+function createJob(master: string, id: string): Promise<Response> {
+  return fetch(`${master}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pipeline, format: 'png', inputs: { upload: id } }) });
+}
+
+async function expectError(response: Response, status: number, code: string, message: RegExp): Promise<void> {
+  const body = (await response.json()) as { error: { code: string; message: string } };
+  expect(response.status, JSON.stringify(body)).toBe(status);
+  expect(body.error.code).toBe(code);
+  expect(body.error.message).toMatch(message);
+}
+
+/** Bytes the process has read and written through any file descriptor (sockets too), from /proc. */
+async function ioBytes(pid: number): Promise<number> {
+  const io = await readFile(`/proc/${pid}/io`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)![1]);
+  return field('rchar') + field('wchar');
+}
+
+async function expectReferencePixels(master: string, jobId: string): Promise<void> {
+  for (const [index, photo] of photos.entries()) {
+    const expected = await pixelsOf(path.join(tmp, 'reference', `${path.parse(photo).name}.png`));
+    const actual = await pixelsOf(await download(master, jobId, index));
+    expect(actual.data.equals(expected.data), `${photo} differs from dips process`).toBe(true);
+  }
+}
+
+describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) => {
+  let master: DipsProcess;
+  let dataDir: string;
+  const env = () => ({ ...(mode === 's3' ? s3.env : {}), DIPS_UPLOAD_PART_BYTES: String(partBytes), DIPS_MAX_FILES: '4', DIPS_TILE_SIZE: String(tileSize) });
+  beforeAll(async () => {
+    dataDir = path.join(tmp, `data-${mode}`);
+    master = await startDips(['master', '--port', '0', '--data-dir', dataDir], env());
+    const worker = await startDips(['worker', '--port', '0', '--master', master.url]);
+    await waitForWorker(master.url, worker.url, 'ready');
+  });
+
+  it('dips submit sends the files through a session; the results equal dips process', async () => {
+    const out = path.join(tmp, `out-${mode}`);
+    const run = await runDips(['submit', ...photos.map(corpus), '--pipeline', JSON.stringify(pipeline), '--format', 'png', '--out', out, '--master', master.url]);
+    expect(run.code, run.stderr).toBe(0);
+    for (const photo of photos) {
+      const expected = await pixelsOf(path.join(tmp, 'reference', `${path.parse(photo).name}.png`));
+      expect((await pixelsOf(path.join(out, `${path.parse(photo).name}.png`))).data.equals(expected.data), `${photo} differs`).toBe(true);
+    }
+    // The inputs were staged by a session, not spooled from a multipart body: the job's items read them from it.
+    const jobId = /job (\S+) accepted/.exec(run.stderr)![1]!;
+    const { items } = itemsPage.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}/items`)).json());
+    expect(items.map((item) => [item.name, item.input])).toEqual(photos.map((photo, index) => [photo, expect.stringMatching(new RegExp(`^upload://[0-9a-f-]{36}/${index}$`))]));
+    expect(jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json()).kind).toBe('batch');
+  });
+
+  // Which way dips submit sends files is the client's choice, the same whatever the storage: one mode
+  // shows it (a 9 MP photo tiled costs seconds of CPU; test/cluster/s3-mode.test.ts tiles through S3).
+  if (mode === 'local') it('dips submit sends files with one that would tile as one multipart job, which tiles it; the results equal dips process', async () => {
+    const terms = uploadSessionTerms.parse(await (await fetch(`${master.url}/v1/uploads`)).json());
+    expect(terms.whole.tileSize).toBe(tileSize);
+    const files = [tiling, 'aqua.jpg'];
+    const out = path.join(tmp, `out-tiled-${mode}`);
+    const run = await runDips(['submit', ...files.map(corpus), '--pipeline', JSON.stringify(pipeline), '--format', 'png', '--out', out, '--master', master.url]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^job \S+ accepted \(2 images\)$/m);
+    for (const file of files) {
+      const expected = await pixelsOf(path.join(tmp, 'reference', `${path.parse(file).name}.png`));
+      expect((await pixelsOf(path.join(out, `${path.parse(file).name}.png`))).data.equals(expected.data), `${file} differs`).toBe(true);
+    }
+    // A multipart upload job, not a session's batch job, whose worker refuses the large photo:
+    const jobId = /job (\S+) accepted/.exec(run.stderr)![1]!;
+    expect(jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json()).kind).toBe('upload');
+    const data = await readFile(corpus(tiling));
+    const upload = await session(master.url, [{ name: tiling, data }]);
+    await send(master.url, upload, 0, data);
+    const created = await createJob(master.url, upload.id);
+    expect(created.status).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await waitForJob(master.url, id)).status).toBe('failed');
+    expect((await getJob(master.url, id)).images![0]!.error).toMatch(/twowings-4k\.jpg: 3840x2400 needs tiling/);
+  });
+
+  it('a session is a multipart file and a single PUT as S3 wants them, and its job serves the results', async () => {
+    const files = await Promise.all(photos.map(async (name) => ({ name, data: await readFile(corpus(name)) })));
+    const upload = await session(master.url, files);
+    expect(upload.files.map((file) => file.parts.length)).toEqual(mode === 's3' ? [1, 3] : [1, 1]);
+    expect(upload.files.map((file) => file.complete !== undefined)).toEqual(mode === 's3' ? [false, true] : [false, false]);
+    for (const file of upload.files) expect(new URL(file.parts[0]!.url, master.url).origin).toBe(mode === 's3' ? s3.endpoint : master.url);
+    const before = await ioBytes(master.child.pid!);
+    for (const [index, file] of files.entries()) await send(master.url, upload, index, file.data);
+    const carried = (await ioBytes(master.child.pid!)) - before;
+    const uploaded = files.reduce((sum, file) => sum + file.data.length, 0);
+    // S3: the bytes went from this client to the bucket; the master only completed the multipart file.
+    // Local: it received them and wrote them to disk, so it carried at least twice as much.
+    if (mode === 's3') expect(carried, `master carried ${carried} bytes for ${uploaded} uploaded`).toBeLessThan(uploaded / 10);
+    else expect(carried).toBeGreaterThan(2 * uploaded);
+    const created = await createJob(master.url, upload.id);
+    expect(created.status).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await waitForJob(master.url, id)).status).toBe('succeeded');
+    if (mode === 's3') {
+      const redirect = await fetch(`${master.url}/v1/jobs/${id}/images/1`, { redirect: 'manual' });
+      expect(redirect.status).toBe(302);
+      expect(redirect.headers.get('location')).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/jobs/${id}/out/1\\?`));
+    }
+    await expectReferencePixels(master.url, id);
+    // The session is spent: a second job from it is refused, naming the first.
+    await expectError(await createJob(master.url, upload.id), 409, 'upload_used', new RegExp(id));
+  });
+
+  it('refuses too many files, a file too large, a wrong size, a missing file and a forged URL, and loses nothing it accepted', async () => {
+    await expectError(await openSession(master.url, [1, 2, 3, 4, 5].map((n) => ({ name: `${n}.jpg`, size: 10 }))), 413, 'too_many_files', /5 files; at most 4 .*DIPS_MAX_FILES/);
+    await expectError(await openSession(master.url, [{ name: 'huge.tif', size: 300 * 1024 * 1024 }]), 413, 'file_too_large', /file 0 "huge.tif" declares 314572800 bytes/);
+
+    const aqua = await readFile(corpus('aqua.jpg'));
+    const notes = Buffer.from('shopping list: eggs, flour\n');
+    const bomb = pngDeclaring(100_000, 100_000);
+    const upload = await session(master.url, [{ name: 'aqua.jpg', data: aqua }, { name: 'notes.jpg', data: notes }, { name: 'late.jpg', data: aqua }, { name: 'bomb.png', data: bomb }]);
+    const [first] = upload.files[0]!.parts;
+    if (mode === 'local') {
+      const forged = new URL(first!.url, master.url);
+      forged.searchParams.set('signature', forged.searchParams.get('signature')!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')));
+      await expectError(await fetch(forged, { method: 'PUT', body: new Uint8Array(aqua) }), 403, 'bad_signature', /not one this master signed/);
+      const otherFile = new URL(upload.files[1]!.parts[0]!.url, master.url);
+      otherFile.pathname = otherFile.pathname.replace(/\/1$/, '/0');
+      await expectError(await fetch(otherFile, { method: 'PUT', body: new Uint8Array(aqua) }), 403, 'bad_signature', /file 0/);
+      await expectError(await fetch(new URL(first!.url, master.url), { method: 'PUT', body: new Uint8Array(aqua.subarray(1)) }), 400, 'upload_wrong_size', /file 0 "aqua.jpg" was declared as 147909 bytes; this request sends 147908/);
+      await send(master.url, upload, 0, aqua);
+    } else {
+      // S3 takes any body at a presigned PUT; the job's creation finds the wrong size from the object's metadata.
+      expect((await fetch(first!.url, { method: 'PUT', body: new Uint8Array(aqua.subarray(1)) })).status).toBe(200);
+      await expectError(await createJob(master.url, upload.id), 422, 'upload_wrong_size', /file 0 "aqua.jpg" holds 147908 bytes; the session declared 147909.*file 1 "notes.jpg" has not arrived/);
+      await send(master.url, upload, 0, aqua);
+    }
+    await send(master.url, upload, 1, notes);
+    await send(master.url, upload, 3, bomb);
+    await expectError(await createJob(master.url, upload.id), 409, 'upload_incomplete', /file 2 "late.jpg" has not arrived/);
+    await send(master.url, upload, 2, aqua);
+    const created = await createJob(master.url, upload.id);
+    expect(created.status).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    // A non-image and a pixel bomb fail as their own items with the errors an upload gets; the others succeed.
+    const job = await waitForJob(master.url, id);
+    expect(job.status).toBe('partial');
+    const images = (await getJob(master.url, id)).images;
+    expect(images.map((image) => [image.name, image.status])).toEqual([['aqua.jpg', 'succeeded'], ['notes.jpg', 'failed'], ['late.jpg', 'succeeded'], ['bomb.png', 'failed']]);
+    expect(images[1]!.error).toMatch(/notes\.jpg: not an image in a supported format/);
+    expect(images[3]!.error).toMatch(/bomb\.png: 100000x100000 is 10000000000 pixels; at most \d+/);
+  });
+
+  it('a master restarted between the uploads and the job creation still makes the job', async () => {
+    const files = await Promise.all(photos.map(async (name) => ({ name, data: await readFile(corpus(name)) })));
+    const upload = await session(master.url, files);
+    await send(master.url, upload, 0, files[0]!.data);
+    const port = new URL(master.url).port;
+    master.child.kill('SIGKILL');
+    await exited(master.child);
+    master = await startDips(['master', '--port', port, '--data-dir', dataDir], env());
+    // The URLs handed out before the restart still work: the signing key and the sessions were kept.
+    await send(master.url, upload, 1, files[1]!.data);
+    const created = await createJob(master.url, upload.id);
+    expect(created.status, await created.clone().text()).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await waitForJob(master.url, id)).status).toBe('succeeded');
+    await expectReferencePixels(master.url, id);
+  });
+});

@@ -1,0 +1,156 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../services/master/app.js';
+import { ownUpload } from '../../services/master/batch/inputs.js';
+import { Master } from '../../services/master/master.js';
+import { parseUri, Roots } from '../../services/master/batch/uri.js';
+import { LocalStorage } from '../../services/master/local-storage.js';
+import { presignedSeconds } from '../../services/master/storage.js';
+import { stagedKey, UploadSessions } from '../../services/master/upload-sessions.js';
+import { uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
+import { loadMasterConfig } from '../../services/shared/config.js';
+import { createLogger } from '../../services/shared/logger.js';
+
+/* UploadSessions on local storage with a clock the test moves: signed URLs and their expiry, the open
+   session limit, bodies of the wrong length, and the sweep of expired and orphaned sessions. */
+
+let dir: string;
+let storage: LocalStorage;
+let now: number;
+let sessions: UploadSessions;
+const limits = { maxFiles: 4, maxUploadBytes: 1000, maxUploadSessions: 2, uploadPartBytes: 5 * 1024 * 1024, minFreeDiskBytes: 1000 };
+/** What the disk has free: the test sets it. */
+let freeBytes: number;
+const logger = createLogger('test', 'silent');
+
+beforeEach(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-upload-sessions-unit-'));
+  storage = new LocalStorage(path.join(dir, 'files'));
+  now = Date.UTC(2026, 0, 1);
+  freeBytes = 10_000;
+  sessions = new UploadSessions(storage, dir, limits, logger, async () => freeBytes, () => now);
+});
+afterEach(async () => {
+  sessions.close();
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+/** The query of file `index`'s signed URL, as the route hands it over. */
+function query(session: UploadSession, index: number): Record<string, string> {
+  return Object.fromEntries(new URL(session.files[index]!.parts[0]!.url, 'http://master').searchParams);
+}
+
+const put = (session: UploadSession, index: number, data: Buffer, contentLength?: string) =>
+  sessions.receive(session.id, index, query(session, index), Readable.from([data]), contentLength);
+
+/** Lets pending promise callbacks run until the condition holds (no timers). */
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let turns = 0; !condition(); turns++) {
+    if (turns > 1000) throw new Error('condition never held');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+const stagedBytes = async (id: string, index: number) => fs.readFile(path.join(dir, 'files', stagedKey(id, index))).catch(() => undefined);
+
+describe('upload sessions', () => {
+  it('a signed URL takes its file until the session expires; then it and the job creation are refused, and the sweep removes it', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }, { name: 'b.jpg', size: 2 }] });
+    expect(Date.parse(session.expiresAt)).toBe(now + presignedSeconds * 1000);
+    await put(session, 0, Buffer.from('abc'), '3');
+    expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
+
+    now += presignedSeconds * 1000 + 1;
+    await expect(put(session, 1, Buffer.from('de'))).rejects.toMatchObject({ status: 403, code: 'upload_url_expired' });
+    await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 410, code: 'upload_expired' });
+    expect(await sessions.sweep(() => false)).toBe(1);
+    expect(await stagedBytes(session.id, 0)).toBeUndefined();
+    await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 404, code: 'upload_not_found' });
+  });
+
+  it('keeps a file only when exactly its declared bytes arrived and the disk keeps its reserve; nothing half-written is visible', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
+    await expect(put(session, 0, Buffer.from('abcd'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; more arrived' });
+    await expect(put(session, 0, Buffer.from('ab'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; 2 arrived' });
+    freeBytes = 1002;
+    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 30 });
+    expect(await fs.readdir(path.join(dir, 'files', 'uploads', session.id)).catch(() => [])).toEqual([]);
+    await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
+  });
+
+  it('bounds the open sessions; a session becomes one job, one request at a time, no longer counts, and is swept once its job is gone', async () => {
+    const first = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }] });
+    await sessions.create({ files: [{ name: 'b.jpg', size: 1 }] });
+    await expect(sessions.create({ files: [{ name: 'c.jpg', size: 1 }] })).rejects.toMatchObject({ status: 429, code: 'too_many_sessions', message: expect.stringContaining('DIPS_MAX_UPLOAD_SESSIONS=2') });
+    await put(first, 0, Buffer.from('x'));
+    let release!: () => void;
+    const making = sessions.becomeJob(first.id, () => new Promise<{ id: string }>((resolve) => (release = () => resolve({ id: 'job-1' }))));
+    await expect(sessions.becomeJob(first.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_busy' });
+    await waitFor(() => release !== undefined);
+    release();
+    await making;
+    await expect(sessions.becomeJob(first.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_used', message: expect.stringContaining('job-1') });
+    await sessions.create({ files: [{ name: 'c.jpg', size: 1 }] });
+
+    expect(await sessions.sweep((job) => job === 'job-1')).toBe(0);
+    expect(await stagedBytes(first.id, 0)).toEqual(Buffer.from('x'));
+    expect(await sessions.sweep(() => false)).toBe(1);
+    expect(await stagedBytes(first.id, 0)).toBeUndefined();
+  });
+
+  it('refuses a signature made for another file, and a URL signed by another master', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }, { name: 'b.jpg', size: 1 }] });
+    await expect(sessions.receive(session.id, 0, query(session, 1), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, async () => freeBytes, () => now);
+    const foreign = await other.create({ files: [{ name: 'a.jpg', size: 1 }] });
+    other.close();
+    await expect(sessions.receive(session.id, 0, query(foreign, 0), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+  });
+
+  it('a session\'s files are readable by the job made from it only: no source root covers upload://', () => {
+    const session = '0b5c8a9e-3f41-4c2e-9d7a-6f1e2b3c4d5e';
+    const file = parseUri(`upload://${session}/0`);
+    expect(file).toEqual({ scheme: 'upload', session, index: 0 });
+    // A manifest or URL list naming it meets the root check, which refuses it like any path outside DIPS_SOURCES.
+    expect(() => new Roots('DIPS_SOURCES', 'file:///').rootOf(file, 'input')).toThrow(expect.objectContaining({ status: 403, code: 'outside_root' }));
+    expect(ownUpload({ upload: session }, file)).toBe(true);
+    expect(ownUpload({ upload: '11111111-2222-4333-8444-555555555555' }, file)).toBe(false);
+    expect(ownUpload({ urls: [`upload://${session}/0`] }, file)).toBe(false);
+  });
+});
+
+describe('GET /v1/uploads', () => {
+  it('answers the configured session limits and the budget batch items are planned under, to a client holding the token', async () => {
+    const env = {
+      DIPS_TOKEN: 'client-secret',
+      DIPS_MAX_FILES: '7',
+      DIPS_MAX_UPLOAD_BYTES: '123456789',
+      DIPS_UPLOAD_PART_BYTES: '6000000',
+      DIPS_WORKER_MEMORY_BYTES: '805306368',
+      DIPS_TILE_SIZE: '640',
+    };
+    const master = await Master.create(loadMasterConfig({ dataDir: path.join(dir, 'master') }, env), logger);
+    const server = createApp(master).listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/uploads`;
+      expect((await fetch(url)).status).toBe(401);
+      const response = await fetch(url, { headers: { authorization: 'Bearer client-secret' } });
+      expect(response.status).toBe(200);
+      expect(uploadSessionTerms.parse(await response.json())).toEqual({
+        maxFiles: 7,
+        maxFileBytes: 123456789,
+        partBytes: 6000000,
+        whole: { workerMemoryBytes: 805306368, tileSize: 640 },
+      });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      master.close();
+    }
+  });
+});
