@@ -172,8 +172,9 @@ export function planImage(
   checkWholeStagesFit(stages, shapes, memory);
   const channels = Math.max(...shapes.map((shape) => shape.channels));
   const bytesPerPixel = channels * WORKING_BYTES_PER_SAMPLE;
-  const [first] = stages;
-  const decoding = !first.whole && first.steps.length > 0 && options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat);
+  // An empty pipeline (a plain conversion) has no stage at all.
+  const first = stages[0];
+  const decoding = first !== undefined && !first.whole && first.steps.length > 0 && options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat);
   const tiled = (tileSize: number, decodingTileSize = tileSize): Plan => {
     if (decoding && decodesInBands(first, shapes[0], decodingTileSize)) {
       first.decodes = true;
