@@ -347,6 +347,12 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     this.emit('job', job.id);
   }
 
+  /** The batch job made from upload session `sessionId` (its inputs are `{"upload": sessionId}`), if any. */
+  batchJobReadingUpload(sessionId: string): string | undefined {
+    const row = this.prepare(`SELECT id FROM jobs WHERE kind = 'batch' AND json_extract(spec, '$.inputs.upload') = ? LIMIT 1`).get(sessionId) as { id: string } | undefined;
+    return row?.id;
+  }
+
   /** An unfinished batch job submitted with the same body, if any. */
   unfinishedJobWithSpec(specKey: string): string | undefined {
     const row = this

@@ -160,7 +160,7 @@ export class Master {
   /** Expired jobs, then the upload sessions nobody can use any more (expired, or their job gone). */
   private async deleteExpired(): Promise<void> {
     await this.deleteExpiredJobs();
-    await this.uploads.sweep((jobId) => this.store.jobSummary(jobId) !== undefined).catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping upload sessions failed'));
+    await this.uploads.sweep({ exists: (jobId) => this.store.jobSummary(jobId) !== undefined, readingSession: (id) => this.store.batchJobReadingUpload(id) }).catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping upload sessions failed'));
   }
 
   /** Deletes jobs (rows and files) that finished longer ago than the retention period. */

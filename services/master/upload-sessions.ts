@@ -52,6 +52,12 @@ const diskRetryAfterSeconds = 30;
  * A session lives as long as its URLs (presignedSeconds); sweep() removes expired ones and those
  * whose job is gone, with their bytes.
  */
+/** What the sweep asks the job store: whether a job still exists, and which job reads a session's files. */
+export interface SessionJobs {
+  exists(jobId: string): boolean;
+  readingSession(sessionId: string): string | undefined;
+}
+
 export class UploadSessions {
   private readonly db: DatabaseSync;
   private readonly signingKey: Buffer;
@@ -243,11 +249,17 @@ export class UploadSessions {
    * Removes sessions nobody will use: expired before a job was created from them, or whose job was
    * deleted (retention, purge). Their bytes go with them, and their unfinished multipart uploads.
    */
-  async sweep(jobExists: (jobId: string) => boolean): Promise<number> {
+  async sweep(jobs: SessionJobs): Promise<number> {
     const rows = this.db.prepare('SELECT * FROM sessions WHERE (job_id IS NULL AND expires_at <= ?) OR job_id IS NOT NULL').all(this.now()) as unknown as SessionRow[];
     let removed = 0;
     for (const row of rows) {
-      if (row.job_id !== null && jobExists(row.job_id)) continue;
+      if (row.job_id !== null && jobs.exists(row.job_id)) continue;
+      // A master stopped between creating the job and marking its session: the job owns the files.
+      const reader = row.job_id === null ? jobs.readingSession(row.id) : undefined;
+      if (reader !== undefined) {
+        this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ?').run(reader, row.id);
+        continue;
+      }
       await this.abort(row.id, JSON.parse(row.files) as StagedFile[]);
       this.db.prepare('DELETE FROM sessions WHERE id = ?').run(row.id);
       removed += 1;

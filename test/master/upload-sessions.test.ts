@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from '../../services/master/app.js';
 import { ownUpload } from '../../services/master/batch/inputs.js';
 import { Master } from '../../services/master/master.js';
+import { JobStore } from '../../services/master/job-store.js';
 import { parseUri, Roots } from '../../services/master/batch/uri.js';
 import { LocalStorage } from '../../services/master/local-storage.js';
 import { presignedSeconds } from '../../services/master/storage.js';
@@ -55,6 +56,8 @@ async function waitFor(condition: () => boolean): Promise<void> {
   }
 }
 
+const noJobs = { exists: () => false, readingSession: () => undefined };
+
 const stagedBytes = async (id: string, index: number) => fs.readFile(path.join(dir, 'files', stagedKey(id, index))).catch(() => undefined);
 
 describe('upload sessions', () => {
@@ -67,7 +70,7 @@ describe('upload sessions', () => {
     now += presignedSeconds * 1000 + 1;
     await expect(put(session, 1, Buffer.from('de'))).rejects.toMatchObject({ status: 403, code: 'upload_url_expired' });
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 410, code: 'upload_expired' });
-    expect(await sessions.sweep(() => false)).toBe(1);
+    expect(await sessions.sweep(noJobs)).toBe(1);
     expect(await stagedBytes(session.id, 0)).toBeUndefined();
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 404, code: 'upload_not_found' });
   });
@@ -96,10 +99,32 @@ describe('upload sessions', () => {
     await expect(sessions.becomeJob(first.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_used', message: expect.stringContaining('job-1') });
     await sessions.create({ files: [{ name: 'c.jpg', size: 1 }] });
 
-    expect(await sessions.sweep((job) => job === 'job-1')).toBe(0);
+    expect(await sessions.sweep({ exists: (job) => job === 'job-1', readingSession: () => undefined })).toBe(0);
     expect(await stagedBytes(first.id, 0)).toEqual(Buffer.from('x'));
-    expect(await sessions.sweep(() => false)).toBe(1);
+    expect(await sessions.sweep(noJobs)).toBe(1);
     expect(await stagedBytes(first.id, 0)).toBeUndefined();
+  });
+
+  it('an expired session that a job reads (the master stopped before marking it) is kept for that job, not swept', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }] });
+    await put(session, 0, Buffer.from('x'));
+    now += presignedSeconds * 1000 + 1;
+    const reading = { exists: (job: string) => job === 'job-9', readingSession: (id: string) => (id === session.id ? 'job-9' : undefined) };
+    expect(await sessions.sweep(reading)).toBe(0);
+    expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('x'));
+    await expect(sessions.becomeJob(session.id, async () => ({ id: 'job-10' }))).rejects.toMatchObject({ status: 409, code: 'upload_used', message: expect.stringContaining('job-9') });
+    expect(await sessions.sweep(noJobs)).toBe(1);
+    expect(await stagedBytes(session.id, 0)).toBeUndefined();
+  });
+
+  it('the job store names the batch job that reads a session, and no other', () => {
+    const store = new JobStore(dir);
+    const session = '4f1c7a52-9a5e-4b7e-8d1e-0c7f0b0c2a11';
+    store.createBatchJob({ id: 'job-from-folder', pipeline: [], spec: { inputs: { prefix: 'file:///photos/' } }, specKey: 'a' });
+    store.createBatchJob({ id: 'job-from-session', pipeline: [], spec: { inputs: { upload: session } }, specKey: 'b' });
+    expect(store.batchJobReadingUpload(session)).toBe('job-from-session');
+    expect(store.batchJobReadingUpload('0b0e1f6e-3c1a-4d7e-9d2a-6a1c0e9f4b22')).toBeUndefined();
+    store.close();
   });
 
   it('refuses a signature made for another file, and a URL signed by another master', async () => {
