@@ -52,6 +52,13 @@ export interface NewItem {
   name: string;
 }
 
+/** What recording an outcome did to its job: its status after, and whether this outcome finished it. */
+export interface FinishedImage {
+  status: JobStatus;
+  finished: boolean;
+  ageMs: number;
+}
+
 /** The batch fields of a finished item. */
 export interface ItemOutcome extends ImageOutcome {
   errorKind?: ErrorKind;
@@ -631,19 +638,32 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
    * Records an image's outcome. Returns the job's status after the change and whether this change
    * finished the job (for the latency metric).
    */
-  finishImage(jobId: string, index: number, outcome: ItemOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
-    const result = this.transaction(() => {
-      const before = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
-        | Pick<JobRow, 'status' | 'created_at'>
-        | undefined;
-      if (!before) return { status: 'canceled' as JobStatus, finished: false, ageMs: 0 };
-      this
-        .prepare(
-          `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
-             error_kind = ?, outputs = ?, skipped = ?, annotations = ?
-           WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
-        )
-        .run(
+  finishImage(jobId: string, index: number, outcome: ItemOutcome): FinishedImage {
+    return this.finishImages([{ jobId, index, outcome }])[0]!;
+  }
+
+  /**
+   * Records many outcomes in one transaction (one commit, each job's status worked out once), in
+   * order; one result per outcome. A job finished by the batch reports it on its last outcome in it.
+   */
+  finishImages(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>): FinishedImage[] {
+    const jobBefore = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?');
+    const update = this.prepare(
+      `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
+         error_kind = ?, outputs = ?, skipped = ?, annotations = ?
+       WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
+    );
+    const remember = this.prepare(
+      `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
+       ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
+    );
+    const dropCheckpoint = this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?');
+    const results = this.transaction(() => {
+      const before = new Map<string, Pick<JobRow, 'status' | 'created_at'> | undefined>();
+      for (const { jobId, index, outcome } of outcomes) {
+        if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at'> | undefined);
+        if (!before.get(jobId)) continue;
+        update.run(
           outcome.status,
           outcome.error ?? null,
           outcome.width ?? null,
@@ -657,17 +677,22 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
           jobId,
           index,
         );
-      const remember = this.prepare(
-        `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
-         ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
-      );
-      for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
-      this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
-      const status = this.refreshJobStatus(jobId);
-      return { status, finished: !isTerminal(before.status) && isTerminal(status), ageMs: Date.now() - before.created_at };
+        for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
+        dropCheckpoint.run(jobId, index);
+      }
+      const after = new Map<string, JobStatus>();
+      for (const [jobId, job] of before) if (job) after.set(jobId, this.refreshJobStatus(jobId));
+      const lastOfJob = new Map(outcomes.map(({ jobId }, position) => [jobId, position]));
+      const now = Date.now();
+      return outcomes.map(({ jobId }, position): FinishedImage => {
+        const job = before.get(jobId);
+        if (!job) return { status: 'canceled', finished: false, ageMs: 0 };
+        const status = after.get(jobId)!;
+        return { status, finished: lastOfJob.get(jobId) === position && !isTerminal(job.status) && isTerminal(status), ageMs: now - job.created_at };
+      });
     });
-    this.emit('job', jobId);
-    return result;
+    for (const jobId of new Set(outcomes.map((item) => item.jobId))) this.emit('job', jobId);
+    return results;
   }
 
   /** Cancels a job: images not yet finished become canceled. False when the job is unknown. */
