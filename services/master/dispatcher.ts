@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { createInterface } from 'node:readline';
+import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { authHeaders } from '../shared/auth.js';
+import { keepAliveRequest } from '../shared/http-client.js';
 import type { Logger } from '../shared/logger.js';
 import { describeApiError, isPermanentStatus, readErrorResponse } from '../protocol/errors.js';
 import {
@@ -296,9 +297,9 @@ export class Dispatcher {
     const open = batch.filter((lease) => !lease.closed);
     if (open.length === 0) return;
     const body: TaskBatch = { tasks: tasks.filter((task) => this.leases.get(task.lease)?.closed === false) };
-    let response: Response;
+    let response: IncomingMessage;
     try {
-      response = await fetch(`${worker.address}/v1/tasks`, {
+      response = await keepAliveRequest(`${worker.address}/v1/tasks`, {
         method: 'POST',
         body: JSON.stringify(body),
         headers: { ...authHeaders(this.options.token), 'content-type': 'application/json' },
@@ -312,12 +313,13 @@ export class Dispatcher {
       if (!controller.signal.aborted) this.registry.markDead(worker.id);
       return;
     }
-    if (!response.ok) return this.batchRefused(worker, open, response);
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      return this.batchRefused(worker, open, new Response(Readable.toWeb(response) as ReadableStream, { status, statusText: response.statusMessage }));
+    }
     const answered = new Set<string>();
     try {
-      const lines = createInterface({ input: Readable.fromWeb(response.body! as never), crlfDelay: Infinity });
-      for await (const line of lines) {
-        if (line.trim() === '') continue;
+      for await (const line of ndjsonLines(response)) {
         const result = taskResult.parse(JSON.parse(line));
         answered.add(result.lease);
         this.resultArrived(worker, result, started);
@@ -489,6 +491,21 @@ export class Dispatcher {
     this.metrics.queueDepth.set(this.queue.length);
     this.metrics.inflight.set(this.leases.size);
   }
+}
+
+/**
+ * The non-blank lines of a response body as they arrive. A body cut off before its end (the worker
+ * crashed, the connection broke) throws: that tells a lost worker from one that answered and closed.
+ */
+async function* ndjsonLines(body: IncomingMessage): AsyncIterable<string> {
+  body.setEncoding('utf8');
+  let rest = '';
+  for await (const chunk of body as AsyncIterable<string>) {
+    const lines = (rest + chunk).split('\n');
+    rest = lines.pop()!;
+    for (const line of lines) if (line.trim() !== '') yield line;
+  }
+  if (rest.trim() !== '') yield rest;
 }
 
 /**

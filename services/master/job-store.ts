@@ -52,6 +52,13 @@ export interface NewItem {
   name: string;
 }
 
+/** What recording an outcome did to its job: its status after, and whether this outcome finished it. */
+export interface FinishedImage {
+  status: JobStatus;
+  finished: boolean;
+  ageMs: number;
+}
+
 /** The batch fields of a finished item. */
 export interface ItemOutcome extends ImageOutcome {
   errorKind?: ErrorKind;
@@ -259,9 +266,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 /**
  * Jobs, images and tiling checkpoints in SQLite (WAL) in the data dir: a job answered with 202
  * is committed here first, so a restarted master finds every unfinished image and runs it again.
- * Emits 'job' with the job id whenever a job's visible state changes.
+ * Emits 'job' with the job id whenever a job's visible state changes, and with the indexes of the
+ * images whose rows changed when nothing else in the job's images did (a view is then patched).
  */
-export class JobStore extends EventEmitter<{ job: [string] }> {
+export class JobStore extends EventEmitter<{ job: [jobId: string, images?: readonly number[]] }> {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, Statement>();
 
@@ -426,15 +434,33 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     return job && toSummary(job, this.progressOf(id));
   }
 
-  getJob(id: string): JobView | undefined {
+  /**
+   * The job with its images (up to maxListedImages). Given an earlier view and the images changed
+   * since (as 'job' events named them), only those rows are read again; the rest are the earlier ones.
+   */
+  getJob(id: string, since?: { view: JobView; changed: ReadonlySet<number> }): JobView | undefined {
     const job = this.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
     if (!job) return undefined;
     const summary = toSummary(job, this.progressOf(id));
     if (summary.progress.total > maxListedImages) return summary;
-    const images = this.imagesOf(id).map(toImageView);
+    const images = (since && this.patchedImages(id, summary.progress.total, since)) ?? this.imagesOf(id).map(toImageView);
     // Claimed images wait in the dispatcher's queue until a worker takes them: still queued to the user.
     const status = job.status === 'running' && job.listed === 1 && images.every((image) => image.status === 'queued') ? 'queued' : summary.status;
     return { ...summary, status, images };
+  }
+
+  /** An earlier view's images with the changed rows read again; undefined when rows came or went. */
+  private patchedImages(jobId: string, total: number, since: { view: JobView; changed: ReadonlySet<number> }): ImageView[] | undefined {
+    const earlier = since.view.images;
+    if (!earlier || earlier.length !== total) return undefined;
+    const images = [...earlier];
+    for (const index of since.changed) {
+      const row = this.image(jobId, index);
+      // Views list images by index, and indexes run from 0: a row elsewhere means the earlier view is no guide.
+      if (!row || images[index]?.index !== index) return undefined;
+      images[index] = toImageView(row);
+    }
+    return images;
   }
 
   /** GET /v1/jobs: every job, newest first, a page at a time. */
@@ -534,19 +560,19 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
     const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);
     const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
     const claimed: ImageRow[] = [];
-    const touched = new Set<string>();
+    const touched = new Map<string, number[]>();
     this.transaction(() => {
       for (const { id } of jobs) {
         if (claimed.length >= limit) break;
         for (const row of select.all(id, limit - claimed.length) as ImageRow[]) {
           markRunning.run(row.job_id, row.idx);
           claimed.push(row);
-          touched.add(row.job_id);
+          appendTo(touched, row.job_id, row.idx);
         }
       }
-      for (const jobId of touched) this.refreshJobStatus(jobId);
+      for (const jobId of touched.keys()) this.refreshJobStatus(jobId);
     });
-    for (const jobId of touched) this.emit('job', jobId);
+    for (const [jobId, images] of touched) this.emit('job', jobId, images);
     return claimed;
   }
 
@@ -637,19 +663,32 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
    * Records an image's outcome. Returns the job's status after the change and whether this change
    * finished the job (for the latency metric).
    */
-  finishImage(jobId: string, index: number, outcome: ItemOutcome): { status: JobStatus; finished: boolean; ageMs: number } {
-    const result = this.transaction(() => {
-      const before = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?').get(jobId) as
-        | Pick<JobRow, 'status' | 'created_at'>
-        | undefined;
-      if (!before) return { status: 'canceled' as JobStatus, finished: false, ageMs: 0 };
-      this
-        .prepare(
-          `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
-             error_kind = ?, outputs = ?, skipped = ?, annotations = ?
-           WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
-        )
-        .run(
+  finishImage(jobId: string, index: number, outcome: ItemOutcome): FinishedImage {
+    return this.finishImages([{ jobId, index, outcome }])[0]!;
+  }
+
+  /**
+   * Records many outcomes in one transaction (one commit, each job's status worked out once), in
+   * order; one result per outcome. A job finished by the batch reports it on its last outcome in it.
+   */
+  finishImages(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>): FinishedImage[] {
+    const jobBefore = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?');
+    const update = this.prepare(
+      `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
+         error_kind = ?, outputs = ?, skipped = ?, annotations = ?
+       WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
+    );
+    const remember = this.prepare(
+      `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
+       ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
+    );
+    const dropCheckpoint = this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?');
+    const results = this.transaction(() => {
+      const before = new Map<string, Pick<JobRow, 'status' | 'created_at'> | undefined>();
+      for (const { jobId, index, outcome } of outcomes) {
+        if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at'> | undefined);
+        if (!before.get(jobId)) continue;
+        update.run(
           outcome.status,
           outcome.error ?? null,
           outcome.width ?? null,
@@ -663,17 +702,24 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
           jobId,
           index,
         );
-      const remember = this.prepare(
-        `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
-         ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
-      );
-      for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
-      this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?').run(jobId, index);
-      const status = this.refreshJobStatus(jobId);
-      return { status, finished: !isTerminal(before.status) && isTerminal(status), ageMs: Date.now() - before.created_at };
+        for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
+        dropCheckpoint.run(jobId, index);
+      }
+      const after = new Map<string, JobStatus>();
+      for (const [jobId, job] of before) if (job) after.set(jobId, this.refreshJobStatus(jobId));
+      const lastOfJob = new Map(outcomes.map(({ jobId }, position) => [jobId, position]));
+      const now = Date.now();
+      return outcomes.map(({ jobId }, position): FinishedImage => {
+        const job = before.get(jobId);
+        if (!job) return { status: 'canceled', finished: false, ageMs: 0 };
+        const status = after.get(jobId)!;
+        return { status, finished: lastOfJob.get(jobId) === position && !isTerminal(job.status) && isTerminal(status), ageMs: now - job.created_at };
+      });
     });
-    this.emit('job', jobId);
-    return result;
+    const touched = new Map<string, number[]>();
+    for (const { jobId, index } of outcomes) appendTo(touched, jobId, index);
+    for (const [jobId, images] of touched) this.emit('job', jobId, images);
+    return results;
   }
 
   /** Cancels a job: images not yet finished become canceled. False when the job is unknown. */
@@ -778,11 +824,11 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
   markImagesStarted(images: ReadonlyArray<{ jobId: string; index: number }>): void {
     const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
     const now = Date.now();
-    const started = new Set<string>();
+    const started = new Map<string, number[]>();
     this.transaction(() => {
-      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) started.add(jobId);
+      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) appendTo(started, jobId, index);
     });
-    for (const jobId of started) this.emit('job', jobId);
+    for (const [jobId, indexes] of started) this.emit('job', jobId, indexes);
   }
 
   /** Tiling progress of one image, so a restarted master resumes instead of starting over. */
@@ -798,6 +844,12 @@ export class JobStore extends EventEmitter<{ job: [string] }> {
       .prepare('INSERT INTO checkpoints (job_id, idx, state) VALUES (?, ?, ?) ON CONFLICT(job_id, idx) DO UPDATE SET state = excluded.state')
       .run(jobId, index, state);
   }
+}
+
+function appendTo<K, V>(lists: Map<K, V[]>, key: K, value: V): void {
+  const list = lists.get(key);
+  if (list) list.push(value);
+  else lists.set(key, [value]);
 }
 
 function toSummary(job: JobRow, progress: Progress): JobSummary & JobView {

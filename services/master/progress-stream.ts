@@ -38,7 +38,7 @@ export class ProgressStreams {
     private readonly store: JobStore,
     private readonly limits: StreamLimits,
   ) {
-    store.on('job', (jobId) => this.channels.get(jobId)?.changed());
+    store.on('job', (jobId, images) => this.channels.get(jobId)?.changed(images));
     setInterval(() => {
       for (const channel of this.channels.values()) channel.keepAlive();
     }, keepAliveMs).unref();
@@ -94,6 +94,9 @@ class Channel {
   /** Large jobs: each item's encoded view and the version it last changed in. */
   private readonly items = new Map<number, { text: string; version: number }>();
   private timer: NodeJS.Timeout | undefined;
+  /** The last view built, and the images changed since ('all': anything may have); the next view patches it. */
+  private view: JobView | undefined;
+  private changedImages: Set<number> | 'all' = 'all';
   private lastBuiltAt = 0;
   private large = false;
   /** The job has reached a final state: every stream ends after its last event. */
@@ -129,8 +132,13 @@ class Channel {
     return true;
   }
 
-  /** The job changed: build the view now if the last one is old enough, else once the interval is over. */
-  changed(): void {
+  /**
+   * The job changed (only these images, when named): build the view now if the last one is old
+   * enough, else once the interval is over.
+   */
+  changed(images?: readonly number[]): void {
+    if (!images) this.changedImages = 'all';
+    else if (this.changedImages !== 'all') for (const index of images) this.changedImages.add(index);
     if (this.timer) return;
     const interval = this.large ? largeJobIntervalMs : smallJobIntervalMs;
     const wait = this.lastBuiltAt + interval - Date.now();
@@ -148,7 +156,8 @@ class Channel {
 
   private publish(): void {
     this.timer = undefined;
-    const job = this.store.getJob(this.jobId);
+    const since = this.view && this.changedImages !== 'all' ? { view: this.view, changed: this.changedImages } : undefined;
+    const job = this.store.getJob(this.jobId, since);
     if (!job) {
       this.finished = true; // purged: nothing more will come
       return this.endAll();
@@ -169,6 +178,8 @@ class Channel {
 
   /** Takes in the job's current view: a new version, and for large jobs the encoded items that changed. */
   rebuild(job: JobView): string[] {
+    this.view = job;
+    this.changedImages = new Set();
     this.finished = isTerminal(job.status);
     this.lastBuiltAt = Date.now();
     this.version += 1;

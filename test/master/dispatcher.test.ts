@@ -1,4 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import http, { type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Blobs } from '../../services/master/blobs.js';
 import { Dispatcher, PermanentTaskError, retryDelay, type WorkUnit } from '../../services/master/dispatcher.js';
 import { createMetrics } from '../../services/master/metrics.js';
@@ -6,47 +8,72 @@ import { WorkerRegistry } from '../../services/master/worker-registry.js';
 import { createLogger } from '../../services/shared/logger.js';
 import { taskBatch, type TaskBatch, type TaskResult } from '../../services/protocol/tasks.js';
 
-/* The dispatcher against workers faked at the fetch boundary, on fake timers: batching, lease renewal by
-   heartbeats, backoff, and when a failure is final. */
+/* The dispatcher against fake workers that are real HTTP servers on loopback (the dispatcher's own
+   client, sockets and NDJSON parsing are exercised), on fake timers: batching, lease renewal by
+   heartbeats, backoff, when a failure is final, and what a refused or broken connection means. */
 
 interface Call {
   worker: string;
   batch: TaskBatch;
-  /** Answers a task of this batch (one NDJSON line); end() closes the response. */
+  /** Answers a task of this batch (one NDJSON line); end() closes the response, cut() breaks the connection. */
   answer(result: TaskResult): void;
   end(): void;
+  cut(): void;
 }
 
 let calls: Call[];
+/** Status a fake worker answers a batch with instead of 200 (and its error body), by port. */
+const refusals = new Map<number, { status: number; body: unknown }>();
+let servers: Server[];
 let registry: WorkerRegistry;
 let dispatcher: Dispatcher;
 const leaseMs = 1_000;
 
+function fakeWorker(): Promise<Server> {
+  const server = http.createServer(async (req, res) => {
+    let text = '';
+    for await (const chunk of req) text += chunk;
+    const port = (server.address() as AddressInfo).port;
+    const refusal = refusals.get(port);
+    if (refusal) return void res.writeHead(refusal.status, { 'content-type': 'application/json' }).end(JSON.stringify(refusal.body));
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    res.flushHeaders();
+    calls.push({
+      worker: String(port),
+      batch: taskBatch.parse(JSON.parse(text)),
+      answer: (result) => void res.write(`${JSON.stringify(result)}\n`),
+      end: () => void res.end(),
+      cut: () => void req.socket.destroy(),
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+beforeAll(async () => {
+  servers = [await fakeWorker(), await fakeWorker()];
+});
+afterAll(async () => {
+  for (const server of servers) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
   calls = [];
-  vi.stubGlobal('fetch', async (url: string, init: RequestInit) => {
-    let controller!: ReadableStreamDefaultController<Uint8Array>;
-    const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
-    calls.push({
-      worker: new URL(url).port,
-      batch: taskBatch.parse(JSON.parse(String(init.body))),
-      answer: (result) => controller.enqueue(new TextEncoder().encode(`${JSON.stringify(result)}\n`)),
-      end: () => controller.close(),
-    });
-    return new Response(body, { status: 200 });
-  });
+  refusals.clear();
   registry = new WorkerRegistry(60_000, 'master-files');
   dispatcher = new Dispatcher(registry, new Blobs(), { leaseMs, lateResultGraceMs: 1_000, maxAttempts: 5, retryBaseMs: 100, random: () => 0.5 }, createMetrics(), createLogger('test', 'silent'));
 });
 afterEach(() => {
   dispatcher.close();
   registry.close();
-  vi.unstubAllGlobals();
   vi.useRealTimers();
 });
 
-const beat = (port: number, leases: string[] = []) => registry.heartbeat(`w${port}`, { address: `http://127.0.0.1:${port}`, slots: 2, leases });
+const portOf = (worker: 1 | 2) => (servers[worker - 1]!.address() as AddressInfo).port;
+const beat = (worker: 1 | 2, leases: string[] = []) => registry.heartbeat(`w${worker}`, { address: `http://127.0.0.1:${portOf(worker)}`, slots: 2, leases });
 const unit = (id: string): WorkUnit => ({
   id,
   jobId: 'job',
@@ -57,8 +84,16 @@ const unit = (id: string): WorkUnit => ({
 });
 const done = (lease: string): TaskResult => ({ ok: true, lease, processingMs: 5, bytesIn: 10, bytesOut: 20, image: { width: 1, height: 1, format: 'png' } });
 const failed = (lease: string, status: number, message: string): TaskResult => ({ ok: false, lease, processingMs: 5, error: { status, code: 'task_failed', message } });
-/** Lets the dispatcher's turn (setImmediate pump, promise chains) run. */
-const settle = () => new Promise((resolve) => setImmediate(resolve)).then(() => new Promise((resolve) => setImmediate(resolve)));
+/** Waits (on real I/O turns, not the fake clock) until the condition holds; fails after 5 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = performance.now() + 5_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`condition not met within 5 s: ${condition.toString()}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+/** The unit is back in the queue, waiting for its retry (the worker's answer was taken). */
+const waitingForRetry = () => until(() => dispatcher.backlog().queuedUnits === 1 && dispatcher.backlog().inflightUnits === 0);
 
 describe('dispatcher', () => {
   it('sends the units queued in one turn as one batch, and resolves each from its own result line', async () => {
@@ -66,7 +101,7 @@ describe('dispatcher', () => {
     const reported: Array<[string, number]> = [];
     dispatcher.onUnitDone((done, result) => reported.push([done.id, result.processingMs]));
     const results = ['a', 'b', 'c'].map((id) => dispatcher.run(unit(id)));
-    await settle();
+    await until(() => calls.length > 0);
     expect(calls).toHaveLength(1);
     const [call] = calls;
     expect(call!.batch.tasks.map((task) => task.unit)).toEqual(['a', 'b', 'c']);
@@ -83,42 +118,41 @@ describe('dispatcher', () => {
   it('keeps a long task leased while heartbeats list it, and re-queues it once they stop', async () => {
     beat(1);
     void dispatcher.run(unit('long'));
-    await settle();
+    await until(() => calls.length > 0);
     const lease = calls[0]!.batch.tasks[0]!.lease;
     for (let elapsed = 0; elapsed < 5 * leaseMs; elapsed += leaseMs / 2) {
       beat(1, [lease]);
       await vi.advanceTimersByTimeAsync(leaseMs / 2);
     }
     expect(calls).toHaveLength(1);
-    expect(dispatcher.backlog().inflightUnits).toBe(1);
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 0, inflightUnits: 1 });
     // The worker stops listing it (it lost the task): the lease runs out and the unit goes out again.
     beat(1, []);
     await vi.advanceTimersByTimeAsync(leaseMs + 1);
     await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5));
-    await settle();
-    expect(calls).toHaveLength(2);
+    await until(() => calls.length > 1);
     expect(calls[1]!.batch.tasks[0]!.lease).not.toBe(lease);
   });
 
   it('takes a late result when the unit is still waiting for its retry, and ignores one when it went out again', async () => {
     beat(1);
     const slow = dispatcher.run(unit('slow'));
-    await settle();
+    await until(() => calls.length > 0);
     const first = calls[0]!;
     // No heartbeat renews it: the lease runs out, and the unit waits out its backoff.
     await vi.advanceTimersByTimeAsync(leaseMs + 1);
     first.answer(done(first.batch.tasks[0]!.lease));
     await expect(slow).resolves.toMatchObject({ lease: first.batch.tasks[0]!.lease });
     await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5) + 1);
-    await settle();
+    // Taken out of the queue: nothing waits for a retry, nothing went out again.
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 0, inflightUnits: 0 });
     expect(calls).toHaveLength(1);
 
     const other = dispatcher.run(unit('other'));
-    await settle();
+    await until(() => calls.length > 1);
     const second = calls[1]!;
     await vi.advanceTimersByTimeAsync(leaseMs + 1 + retryDelay(100, 1, 0.5) + 1);
-    await settle();
-    expect(calls).toHaveLength(3);
+    await until(() => calls.length > 2);
     second.answer(done(second.batch.tasks[0]!.lease));
     const third = calls[2]!;
     third.answer(done(third.batch.tasks[0]!.lease));
@@ -129,16 +163,16 @@ describe('dispatcher', () => {
     beat(1);
     beat(2);
     const result = dispatcher.run(unit('flaky'));
-    await settle();
+    await until(() => calls.length > 0);
     const first = calls[0]!;
     first.answer(failed(first.batch.tasks[0]!.lease, 500, 'disk hiccup'));
     first.end();
-    await settle();
+    await waitingForRetry();
     expect(calls).toHaveLength(1);
     await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5) + 1);
-    await settle();
-    expect(calls).toHaveLength(2);
+    await until(() => calls.length > 1);
     const second = calls[1]!;
+    expect(second.worker).not.toBe(first.worker);
     second.answer(done(second.batch.tasks[0]!.lease));
     second.end();
     await expect(result).resolves.toMatchObject({ lease: second.batch.tasks[0]!.lease });
@@ -152,11 +186,11 @@ describe('dispatcher', () => {
     let settled = false;
     void outcome.then(() => (settled = true));
     for (let attempt = 0; attempt < 5 && !settled; attempt++) {
-      await settle();
+      await until(() => calls.length > attempt);
       const call = calls[attempt]!;
       call.answer(failed(call.batch.tasks[0]!.lease, 500, 'sharp: kernel too small'));
       call.end();
-      await settle();
+      await until(() => settled || dispatcher.backlog().queuedUnits === 1);
       await vi.advanceTimersByTimeAsync(retryDelay(100, attempt + 1, 0.5) + 1);
     }
     const error = await outcome;
@@ -169,11 +203,50 @@ describe('dispatcher', () => {
   it('a permanent failure (4xx from the worker) is final at once', async () => {
     beat(1);
     const outcome = dispatcher.run(unit('corrupt')).catch((error: unknown) => error);
-    await settle();
+    await until(() => calls.length > 0);
     calls[0]!.answer(failed(calls[0]!.batch.tasks[0]!.lease, 422, 'not an image'));
     calls[0]!.end();
     expect(await outcome).toBeInstanceOf(PermanentTaskError);
     expect(calls).toHaveLength(1);
+  });
+
+  it('a draining worker (503) gets nothing more, and its batch goes to another worker without spending an attempt', async () => {
+    beat(1);
+    refusals.set(portOf(1), { status: 503, body: { error: { code: 'draining', message: 'worker is shutting down' } } });
+    const result = dispatcher.run(unit('moved'));
+    await until(() => registry.get('w1')?.state === 'draining');
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 1, inflightUnits: 0 });
+    // Another worker comes: the unit goes to it at once (no backoff, the clock stands still).
+    beat(2);
+    await until(() => calls.length > 0);
+    expect(calls[0]!.worker).toBe(String(portOf(2)));
+    calls[0]!.answer(done(calls[0]!.batch.tasks[0]!.lease));
+    calls[0]!.end();
+    await expect(result).resolves.toMatchObject({ lease: calls[0]!.batch.tasks[0]!.lease });
+  });
+
+  it('a connection cut under the answers marks the worker dead and retries only the unanswered units', async () => {
+    beat(1);
+    beat(2);
+    const answeredFirst = dispatcher.run(unit('kept'));
+    const cutOff = dispatcher.run(unit('lost'));
+    await until(() => calls.length > 0);
+    const first = calls[0]!;
+    const [kept, lost] = first.batch.tasks;
+    first.answer(done(kept!.lease));
+    await expect(answeredFirst).resolves.toMatchObject({ lease: kept!.lease });
+    first.cut();
+    await until(() => registry.list().some((worker) => worker.state === 'dead'));
+    expect(registry.list().find((worker) => worker.state === 'dead')!.address).toContain(`:${first.worker}`);
+    await waitingForRetry();
+    await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5) + 1);
+    await until(() => calls.length > 1);
+    const second = calls[1]!;
+    expect(second.worker).not.toBe(first.worker);
+    expect(second.batch.tasks.map((task) => task.unit)).toEqual([lost!.unit]);
+    second.answer(done(second.batch.tasks[0]!.lease));
+    second.end();
+    await expect(cutOff).resolves.toMatchObject({ lease: second.batch.tasks[0]!.lease });
   });
 
   it('backs off exponentially with equal jitter, capped', () => {

@@ -1,7 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +9,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Location as WireLocation } from '../../protocol/tasks.js';
 import type { Blob } from '../blobs.js';
 import type { S3Presigner } from '../s3-presign.js';
+import { keepAliveRequest } from '../../shared/http-client.js';
 import { ItemError } from './item-error.js';
 import { formatUri, isUnder, type Location } from './uri.js';
 
@@ -160,24 +160,15 @@ export class S3Objects implements ObjectStore {
   }
 }
 
-/** Connections to the S3 endpoint kept open between HEADs, as the SDK keeps its own. */
-const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
 /** A HEAD that does not answer within this long is a transient failure (the caller retries it). */
 const headTimeoutMs = 30_000;
 
 /** Sends a HEAD to a presigned URL; its status and headers (no body comes with a HEAD). */
-function head(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
-  const { protocol } = new URL(url);
-  const client = protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const request = client.request(url, { method: 'HEAD', agent: agents[protocol as keyof typeof agents], timeout: headTimeoutMs }, (response) => {
-      response.resume();
-      resolve({ status: response.statusCode ?? 0, headers: response.headers });
-    });
-    request.on('timeout', () => request.destroy(new ItemError('transient', `HEAD ${new URL(url).pathname} did not answer within ${headTimeoutMs / 1000} s`)));
-    request.on('error', reject);
-    request.end();
-  });
+async function head(url: string): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+  const timeout = { ms: headTimeoutMs, error: () => new ItemError('transient', `HEAD ${new URL(url).pathname} did not answer within ${headTimeoutMs / 1000} s`) };
+  const response = await keepAliveRequest(url, { method: 'HEAD', timeout });
+  response.resume();
+  return { status: response.statusCode ?? 0, headers: response.headers };
 }
 
 function defaultS3Client(sdk: S3Sdk): S3Client {

@@ -77,6 +77,8 @@ export function itemBudget(config: { workerMemoryBytes: number; tileSize?: numbe
 export class BatchRunner {
   private readonly active = new Map<string, AbortController>();
   private readonly listing = new Set<string>();
+  /** Outcomes of items done in this turn, written together by recordOutcomes. */
+  private readonly unrecorded: Array<{ jobId: string; index: number; outcome: ItemOutcome }> = [];
   private stopped = false;
 
   constructor(private readonly deps: BatchRunnerDeps) {}
@@ -89,6 +91,8 @@ export class BatchRunner {
   }
 
   stop(): void {
+    // What finished before the stop is kept, as if it had been written at once.
+    this.writeOutcomes();
     this.stopped = true;
     for (const controller of this.active.values()) controller.abort(new Error('master stopping'));
   }
@@ -220,7 +224,7 @@ export class BatchRunner {
   }
 
   private async run(work: ItemWork, signal: AbortSignal): Promise<void> {
-    const { store, metrics, logger } = this.deps;
+    const { store, logger } = this.deps;
     let outcome: ItemOutcome;
     try {
       const job = store.batchJob(work.jobId);
@@ -235,11 +239,34 @@ export class BatchRunner {
     }
     if (this.stopped) return;
     if (outcome.status === 'failed') logger.warn({ job: work.jobId, item: work.index, reason: outcome.error, kind: outcome.errorKind }, 'item failed');
-    const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
-    metrics.imagesFinished.inc({ status: outcome.skipped ? 'skipped' : outcome.status });
-    if (finished) metrics.jobLatency.observe(ageMs / 1000);
+    this.unrecorded.push({ jobId: work.jobId, index: work.index, outcome });
+    if (this.unrecorded.length === 1) setImmediate(() => void this.recordOutcomes());
+  }
+
+  /**
+   * Outcomes that arrive in one turn of the event loop (a worker's answers come several at a time) are
+   * written in one transaction, then each job they touched is checked once: a commit, a job-status
+   * query and a job check per item were most of the master's SQLite time. An outcome not yet written
+   * when the master dies is an item still running in the store: the next master runs it again.
+   */
+  private async recordOutcomes(): Promise<void> {
+    const jobs = this.writeOutcomes();
+    if (this.stopped) return;
     this.fill();
-    await this.afterChange(work.jobId);
+    await Promise.all([...jobs].map((jobId) => this.afterChange(jobId)));
+  }
+
+  /** Writes the outcomes waiting to be recorded; the jobs they belong to. */
+  private writeOutcomes(): Set<string> {
+    const outcomes = this.unrecorded.splice(0);
+    if (outcomes.length === 0) return new Set();
+    const { store, metrics } = this.deps;
+    for (const [position, { finished, ageMs }] of store.finishImages(outcomes).entries()) {
+      const { outcome } = outcomes[position]!;
+      metrics.imagesFinished.inc({ status: outcome.skipped ? 'skipped' : outcome.status });
+      if (finished) metrics.jobLatency.observe(ageMs / 1000);
+    }
+    return new Set(outcomes.map((item) => item.jobId));
   }
 
   /**
