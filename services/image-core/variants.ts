@@ -3,6 +3,7 @@ import { decodeImage, type DecodeOptions } from './decode.js';
 import { encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
+import { processImage } from './process-image.js';
 import { rawDescriptor } from './raw-image.js';
 
 export interface VariantSpec {
@@ -22,7 +23,9 @@ export interface Variant {
 /**
  * Several results from one decode (responsive images): the image is decoded and the pipeline run
  * once, then each variant is resized (Lanczos 3, aspect kept, never enlarged) and encoded with the
- * same output options (`output`; the input's metadata kept as they say).
+ * same output options (`output`; the input's metadata kept as they say). A single variant at full
+ * size is the whole-image path itself (processImage), so its sharp-native steps fuse with the decode
+ * and encode as they do for `dips process`.
  */
 export async function processVariants(
   input: Buffer,
@@ -30,6 +33,12 @@ export async function processVariants(
   variants: readonly VariantSpec[],
   options: DecodeOptions & { signal?: AbortSignal; output?: OutputOptions },
 ): Promise<{ width: number; height: number; annotations: Annotations; variants: Variant[] }> {
+  const [only] = variants;
+  if (variants.length === 1 && only!.width === undefined) {
+    const { signal, output, ...decoding } = options;
+    const result = await processImage(input, steps, { ...output, ...(only!.format ? { format: only!.format } : {}), ...(only!.quality ? { quality: only!.quality } : {}) }, { ...decoding, ...(signal ? { signal } : {}) });
+    return { width: result.width, height: result.height, annotations: result.annotations, variants: [{ data: result.data, format: result.format, width: result.width, height: result.height }] };
+  }
   const decoded = await decodeImage(input, options);
   const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal, source: input });
   const results: Variant[] = [];
