@@ -226,19 +226,27 @@ export class Dispatcher {
     // A unit that failed on a worker goes to another one when there is another: a second opinion is what
     // tells a deterministic failure from a worker's trouble.
     const alternatives = this.registry.list().filter((worker) => worker.state === 'ready').length > 1;
-    for (const worker of this.registry.withFreeSlots(tasksPerSlot)) {
-      const room = Math.min(maxTasksPerBatch, worker.slots * tasksPerSlot - worker.inflight);
-      const batch: Lease[] = [];
-      for (let index = 0; index < this.queue.length && batch.length < room; ) {
-        const pending = this.queue[index]!;
-        if (pending.readyAt > now || (alternatives && pending.lastFailure?.worker === worker.id)) {
-          index += 1;
-          continue;
+    const workers = this.registry.withFreeSlots(tasksPerSlot);
+    const batches = new Map<WorkerRecord, Lease[]>(workers.map((worker) => [worker, []]));
+    // Every worker's free slots first, then the queue behind them: a few units (the strips of one image)
+    // spread over the workers instead of waiting in one worker's queue while another is idle.
+    for (const depth of [1, tasksPerSlot]) {
+      for (const worker of workers) {
+        const batch = batches.get(worker)!;
+        const room = Math.min(maxTasksPerBatch, worker.slots * depth - worker.inflight);
+        for (let index = 0; index < this.queue.length && batch.length < room; ) {
+          const pending = this.queue[index]!;
+          if (pending.readyAt > now || (alternatives && pending.lastFailure?.worker === worker.id)) {
+            index += 1;
+            continue;
+          }
+          this.queue.splice(index, 1);
+          batch.push(this.lease(pending, worker));
+          leased.push(pending.unit);
         }
-        this.queue.splice(index, 1);
-        batch.push(this.lease(pending, worker));
-        leased.push(pending.unit);
       }
+    }
+    for (const [worker, batch] of batches) {
       if (batch.length === 0) continue;
       this.registry.reserve(worker, batch.length);
       void this.send(worker, batch);

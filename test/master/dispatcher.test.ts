@@ -115,6 +115,20 @@ describe('dispatcher', () => {
     expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 0, inflightUnits: 0 });
   });
 
+  it('spreads a few units over the free slots of all workers before it queues any behind a busy slot', async () => {
+    beat(1);
+    beat(2);
+    const results = ['s1', 's2', 's3', 's4'].map((id) => dispatcher.run(unit(id)));
+    await until(() => calls.length === 2);
+    expect(calls.map((call) => call.batch.tasks.length)).toEqual([2, 2]);
+    expect(new Set(calls.map((call) => call.worker))).toEqual(new Set([String(portOf(1)), String(portOf(2))]));
+    for (const call of calls) {
+      for (const task of call.batch.tasks) call.answer(done(task.lease));
+      call.end();
+    }
+    await Promise.all(results);
+  });
+
   it('keeps a long task leased while heartbeats list it, and re-queues it once they stop', async () => {
     beat(1);
     void dispatcher.run(unit('long'));
