@@ -48,10 +48,14 @@ function query(session: UploadSession, index: number): Record<string, string> {
 const put = (session: UploadSession, index: number, data: Buffer, contentLength?: string) =>
   sessions.receive(session.id, index, query(session, index), Readable.from([data]), contentLength);
 
-/** Lets pending promise callbacks run until the condition holds (no timers). */
+/**
+ * Lets pending callbacks and file I/O run until the condition holds (no timers: the clock here is fake);
+ * gives up after 5 s of real time, which a loaded machine's readdir and stat stay far below.
+ */
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let turns = 0; !condition(); turns++) {
-    if (turns > 1000) throw new Error('condition never held');
+  const deadline = performance.now() + 5_000;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition never held within 5 s');
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
