@@ -42,6 +42,12 @@ export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadByte
 /** Seconds a client waits before sending to a master whose disk is full (as for multipart uploads). */
 const diskRetryAfterSeconds = 30;
 
+/** What the sweep asks the job store: whether a job still exists, and which job reads a session's files. */
+export interface SessionJobs {
+  exists(jobId: string): boolean;
+  readingSession(sessionId: string): string | undefined;
+}
+
 /**
  * Upload sessions: a client declares files, sends their bytes where the session says and then creates a
  * job from it. With S3 the URLs are presigned (single PUT, or one UploadPart per part for files over
@@ -52,12 +58,6 @@ const diskRetryAfterSeconds = 30;
  * A session lives as long as its URLs (presignedSeconds); sweep() removes expired ones and those
  * whose job is gone, with their bytes.
  */
-/** What the sweep asks the job store: whether a job still exists, and which job reads a session's files. */
-export interface SessionJobs {
-  exists(jobId: string): boolean;
-  readingSession(sessionId: string): string | undefined;
-}
-
 export class UploadSessions {
   private readonly db: DatabaseSync;
   private readonly signingKey: Buffer;
