@@ -18,8 +18,8 @@ export function signWebhook(secret: string, timestamp: string, body: string): st
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-interface DeliveryRow {
-  job_id: string;
+/** A delivery not yet made: its URL, and its payload once the job finished (fixed from then on). */
+interface PendingDelivery {
   url: string;
   body: string | null;
 }
@@ -36,6 +36,11 @@ export class Webhooks {
   private readonly db: DatabaseSync;
   private readonly secret: string | undefined;
   private readonly delivering = new Set<string>();
+  /**
+   * The pending rows, kept in memory: every job event asks whether its job has one, and a query per event
+   * cost more than the rest of this class. The table stays the record a restarted master reads.
+   */
+  private readonly pending = new Map<string, PendingDelivery>();
 
   constructor(private readonly master: Master) {
     this.secret = master.config.webhookSecret ?? master.config.token;
@@ -45,9 +50,9 @@ export class Webhooks {
         job_id TEXT PRIMARY KEY, url TEXT NOT NULL, body TEXT,
         state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)`);
     master.store.on('job', (jobId) => this.jobChanged(jobId));
-    for (const row of this.db.prepare("SELECT job_id FROM deliveries WHERE state = 'pending'").all() as Array<{ job_id: string }>) {
-      this.jobChanged(row.job_id);
-    }
+    const rows = this.db.prepare("SELECT job_id, url, body FROM deliveries WHERE state = 'pending'").all() as Array<{ job_id: string; url: string; body: string | null }>;
+    for (const row of rows) this.pending.set(row.job_id, { url: row.url, body: row.body });
+    for (const row of rows) this.jobChanged(row.job_id);
   }
 
   /** The `webhook` field of a submission, checked before the job is created; undefined when absent. */
@@ -61,18 +66,20 @@ export class Webhooks {
   register(jobId: string, url: string | undefined): void {
     if (url === undefined) return;
     this.db.prepare('INSERT INTO deliveries (job_id, url) VALUES (?, ?)').run(jobId, url);
+    this.pending.set(jobId, { url, body: null });
     this.jobChanged(jobId);
   }
 
   /** A job's state changed: once it is finished, its payload is fixed and delivered. */
   private jobChanged(jobId: string): void {
-    const row = this.db.prepare("SELECT job_id, url, body FROM deliveries WHERE job_id = ? AND state = 'pending'").get(jobId) as DeliveryRow | undefined;
-    if (!row) return;
-    let body = row.body;
+    const delivery = this.pending.get(jobId);
+    if (!delivery) return;
+    let body = delivery.body;
     if (body === null) {
       const job = this.master.store.getJob(jobId);
       if (!job) {
         this.db.prepare("UPDATE deliveries SET state = 'failed', last_error = 'the job was deleted' WHERE job_id = ?").run(jobId);
+        this.pending.delete(jobId);
         return;
       }
       if (!isTerminal(job.status)) return;
@@ -80,10 +87,11 @@ export class Webhooks {
       body = JSON.stringify(event);
       // Recorded first: whatever happens next, this job is delivered with this payload and only once started.
       if (this.db.prepare("UPDATE deliveries SET body = ? WHERE job_id = ? AND body IS NULL").run(body, jobId).changes === 0) return;
+      delivery.body = body;
     } else if (this.delivering.has(jobId)) {
       return;
     }
-    void this.deliver(row.job_id, row.url, body);
+    void this.deliver(jobId, delivery.url, body);
   }
 
   private async deliver(jobId: string, url: string, body: string): Promise<void> {
@@ -116,7 +124,10 @@ export class Webhooks {
             throw new Error(reason);
           }
           await response.body?.cancel();
-          if (response.ok) return record('delivered');
+          if (response.ok) {
+            this.pending.delete(jobId);
+            return record('delivered');
+          }
           const reason = `the receiver answered ${response.status}`;
           record('pending', reason);
           throw isPermanentStatus(response.status) ? new AbortError(reason) : new Error(reason);
@@ -126,6 +137,7 @@ export class Webhooks {
       logger.info({ job: jobId }, 'webhook delivered');
     } catch (error) {
       this.db.prepare("UPDATE deliveries SET state = 'failed' WHERE job_id = ?").run(jobId);
+      this.pending.delete(jobId);
       logger.warn({ job: jobId, reason: (error as Error).message }, 'webhook not delivered; giving up');
     } finally {
       this.delivering.delete(jobId);
