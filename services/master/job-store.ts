@@ -6,6 +6,7 @@ import type { InputFormat } from '../image-core/decode.js';
 import { outputFormatFor, type OutputOptions } from '../image-core/encode.js';
 import type { WorkItem } from '../scaler/work.js';
 import type { ErrorKind } from './batch/item-error.js';
+import type { ObjectInfo } from './batch/objects.js';
 import type { ItemView, JobSummary, JobsPage } from '../protocol/batch.js';
 
 export type { ImageStatus, ImageView, JobStatus, JobView };
@@ -14,6 +15,8 @@ export type Progress = JobView['progress'];
 
 /** Jobs up to this many items list them all in GET /v1/jobs/{id}; larger ones page through /items (contract). */
 export const maxListedImages = 1000;
+/** Batch jobs whose parsed submission the store keeps at once. */
+const maxCachedSpecs = 1000;
 
 export interface NewImage {
   name: string;
@@ -50,6 +53,8 @@ export interface NewItem {
   source: string;
   /** Path relative to the input prefix. */
   name: string;
+  /** The version the listing saw (ETag and size in S3, the file's on disk): the item needs no HEAD when it runs. */
+  version?: ObjectInfo;
 }
 
 /** What recording an outcome did to its job: its status after, and whether this outcome finished it. */
@@ -75,14 +80,19 @@ export interface OutputRecord {
   fingerprint: string;
 }
 
-/** A batch job as its runner needs it. */
-export interface BatchJobRow {
+/** What a batch job was submitted with: fixed for its life, so the store parses it once and keeps it. */
+export interface BatchJobSpec {
   id: string;
-  status: JobStatus;
   pipeline: unknown[];
   format?: string;
   quality?: number;
   spec: unknown;
+  createdAt: number;
+}
+
+/** A batch job as its runner needs it. */
+export interface BatchJobRow extends BatchJobSpec {
+  status: JobStatus;
   listed: boolean;
   listCursor?: string;
   error?: string;
@@ -95,6 +105,8 @@ export interface ItemWork {
   index: number;
   name: string;
   source: string;
+  /** The input's version as listed; absent for inputs named one by one (the runner reads it). */
+  version?: ObjectInfo;
 }
 
 /** What the runner needs to process one image. */
@@ -144,6 +156,8 @@ export interface ImageRow {
   annotations: string | null;
   skipped: number;
   error_kind: ErrorKind | null;
+  source_version: string | null;
+  source_size: number | null;
 }
 
 interface JobRow {
@@ -222,6 +236,9 @@ CREATE TABLE IF NOT EXISTS images (
   annotations TEXT,
   skipped INTEGER NOT NULL DEFAULT 0,
   error_kind TEXT,
+  -- batch items: the input's version (ETag, or size:mtime:inode) and size as its listing saw them
+  source_version TEXT,
+  source_size INTEGER,
   PRIMARY KEY (job_id, idx)
 );
 CREATE INDEX IF NOT EXISTS images_by_status_source ON images(status, source);
@@ -272,6 +289,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 export class JobStore extends EventEmitter<{ job: [jobId: string, images?: readonly number[]] }> {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, Statement>();
+  /**
+   * Jobs that may have queued items, by kind, with their creation time: a claim takes from these
+   * without a query to find them. Every write that queues items adds its job; a job whose queued items
+   * ran out is dropped by the claim that finds fewer than it asked for.
+   */
+  private readonly claimable: Record<JobKind, Map<string, number>> = { upload: new Map(), batch: new Map() };
+  /** Batch items claimed and not yet finished, per job: the claim order (fewest first) without counting them. */
+  private readonly runningItems = new Map<string, number>();
+  /** Batch jobs' submissions, parsed once: the runner reads them for every item. */
+  private readonly batchSpecs = new Map<string, BatchJobSpec>();
 
   constructor(dataDir: string) {
     super();
@@ -280,11 +307,32 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
     this.db.exec(schema);
     this.addMissingColumns();
+    this.loadClaimable();
+  }
+
+  /** The in-memory claim state as the tables have it (on opening, and after a restart re-queued items). */
+  private loadClaimable(): void {
+    for (const jobs of Object.values(this.claimable)) jobs.clear();
+    this.runningItems.clear();
+    const rows = this
+      .prepare(
+        `SELECT j.id, j.kind, j.created_at, c.status, c.n FROM jobs j JOIN job_counts c ON c.job_id = j.id
+         WHERE c.status IN ('queued', 'running') AND c.n > 0`,
+      )
+      .all() as Array<{ id: string; kind: JobKind; created_at: number; status: ImageStatus; n: number }>;
+    for (const row of rows) {
+      if (row.status === 'queued') this.claimable[row.kind].set(row.id, row.created_at);
+      else if (row.kind === 'batch') this.runningItems.set(row.id, row.n);
+    }
   }
 
   /** Columns added after their table first shipped: a data dir of an earlier version gets them when opened. */
   private addMissingColumns(): void {
-    const added = [{ table: 'jobs', column: 'options', type: 'TEXT' }] as const;
+    const added = [
+      { table: 'jobs', column: 'options', type: 'TEXT' },
+      { table: 'images', column: 'source_version', type: 'TEXT' },
+      { table: 'images', column: 'source_size', type: 'INTEGER' },
+    ] as const;
     for (const { table, column, type } of added) {
       const present = (this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).some((info) => info.name === column);
       if (!present) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
@@ -316,13 +364,13 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   /** Runs `work` in one transaction: all of its writes land together, or none do. */
   private transaction<T>(work: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
+    this.prepare('BEGIN IMMEDIATE').run();
     try {
       const result = work();
-      this.db.exec('COMMIT');
+      this.prepare('COMMIT').run();
       return result;
     } catch (error) {
-      this.db.exec('ROLLBACK');
+      this.prepare('ROLLBACK').run();
       throw error;
     }
   }
@@ -335,12 +383,14 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format)
        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`,
     );
+    const createdAt = Date.now();
     this.transaction(() => {
-      insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, job.options ? JSON.stringify(job.options) : null, Date.now());
+      insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, job.options ? JSON.stringify(job.options) : null, createdAt);
       job.images.forEach((image, index) =>
         insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format),
       );
     });
+    if (job.images.length > 0) this.claimable.upload.set(job.id, createdAt);
     this.emit('job', job.id);
   }
 
@@ -371,13 +421,19 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   /** Appends listed items and the listing's new cursor in one transaction (a restart resumes after them). */
   addItems(jobId: string, items: readonly NewItem[], cursor: string): void {
-    const insert = this.prepare(`INSERT INTO images (job_id, idx, name, status, source) VALUES (?, ?, ?, 'queued', ?)`);
-    this.transaction(() => {
+    const insert = this.prepare(
+      `INSERT INTO images (job_id, idx, name, status, source, source_version, source_size) VALUES (?, ?, ?, 'queued', ?, ?, ?)`,
+    );
+    const createdAt = this.transaction(() => {
       const { next } = this.prepare('SELECT COALESCE(MAX(idx) + 1, 0) AS next FROM images WHERE job_id = ?').get(jobId) as { next: number };
-      items.forEach((item, offset) => insert.run(jobId, next + offset, item.name, item.source));
+      items.forEach((item, offset) =>
+        insert.run(jobId, next + offset, item.name, item.source, item.version?.fingerprint ?? null, item.version?.size ?? null),
+      );
       this.prepare('UPDATE jobs SET list_cursor = ? WHERE id = ?').run(cursor, jobId);
       this.refreshJobStatus(jobId);
+      return (this.prepare('SELECT created_at FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'created_at'>).created_at;
     });
+    if (items.length > 0) this.claimable.batch.set(jobId, createdAt);
     this.emit('job', jobId);
   }
 
@@ -391,16 +447,40 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     return status;
   }
 
+  /** A batch job's submission (pipeline, body, output format): read and parsed once per job, then kept until the job is deleted. */
+  batchJobSpec(id: string): BatchJobSpec | undefined {
+    const known = this.batchSpecs.get(id);
+    if (known) return known;
+    const row = this.prepare(`SELECT * FROM jobs WHERE id = ? AND kind = 'batch'`).get(id) as JobRow | undefined;
+    return row && this.specOf(row);
+  }
+
+  private specOf(row: JobRow): BatchJobSpec {
+    let spec = this.batchSpecs.get(row.id);
+    if (!spec) {
+      spec = {
+        id: row.id,
+        pipeline: JSON.parse(row.pipeline) as unknown[],
+        ...(row.format === null ? {} : { format: row.format }),
+        ...(row.quality === null ? {} : { quality: row.quality }),
+        spec: JSON.parse(row.spec ?? 'null') as unknown,
+        createdAt: row.created_at,
+      };
+      // Bounded by the jobs kept (finished ones are deleted after the retention time); a master holding
+      // more unfinished batch jobs than this parses again instead of growing.
+      if (this.batchSpecs.size >= maxCachedSpecs) this.batchSpecs.clear();
+      this.batchSpecs.set(row.id, spec);
+    }
+    return spec;
+  }
+
+  /** A batch job with its current state (status, listing, error, manifest): one row, the submission parsed once. */
   batchJob(id: string): BatchJobRow | undefined {
     const row = this.prepare(`SELECT * FROM jobs WHERE id = ? AND kind = 'batch'`).get(id) as JobRow | undefined;
     if (!row) return undefined;
     return {
-      id: row.id,
+      ...this.specOf(row),
       status: row.status,
-      pipeline: JSON.parse(row.pipeline) as unknown[],
-      ...(row.format === null ? {} : { format: row.format }),
-      ...(row.quality === null ? {} : { quality: row.quality }),
-      spec: JSON.parse(row.spec ?? 'null') as unknown,
       listed: row.listed === 1,
       ...(row.list_cursor === null ? {} : { listCursor: row.list_cursor }),
       ...(row.error === null ? {} : { error: row.error }),
@@ -545,34 +625,46 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   /**
    * Marks up to limit queued items of one kind running, oldest job first; batch jobs with fewer items
-   * running go first, so a small job is not stuck behind a 100,000-item one. Jobs with queued items are
-   * found from job_counts, then each job's queued items by index: no scan over other jobs' rows.
+   * running go first, so a small job is not stuck behind a 100,000-item one. The jobs come from memory
+   * (claimable, runningItems), and each job's items are taken by one UPDATE … RETURNING over its
+   * queued items by index: no query to find the jobs, no statement per item.
    */
   private claim(kind: JobKind, limit: number): ImageRow[] {
-    if (limit <= 0) return [];
-    const jobs = this
-      .prepare(
-        `SELECT j.id FROM jobs j JOIN job_counts c ON c.job_id = j.id AND c.status = 'queued' AND c.n > 0
-         LEFT JOIN job_counts r ON r.job_id = j.id AND r.status = 'running'
-         WHERE j.kind = ? ORDER BY CASE WHEN j.kind = 'batch' THEN COALESCE(r.n, 0) ELSE 0 END, j.created_at, j.id`,
-      )
-      .all(kind) as Array<{ id: string }>;
-    const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);
-    const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
+    const candidates = this.claimable[kind];
+    if (limit <= 0 || candidates.size === 0) return [];
+    const running = (id: string) => (kind === 'batch' ? (this.runningItems.get(id) ?? 0) : 0);
+    const jobs = [...candidates.entries()].sort(
+      ([a, createdA], [b, createdB]) => running(a) - running(b) || createdA - createdB || (a < b ? -1 : a > b ? 1 : 0),
+    );
+    const take = this.prepare(
+      `UPDATE images SET status = 'running'
+       WHERE job_id = ? AND idx IN (SELECT idx FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?)
+       RETURNING *`,
+    );
+    // Claiming is what starts a job; nothing else about its status changes here (it was queued or running).
+    const startJob = this.prepare(`UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = ? AND status = 'queued'`);
     const claimed: ImageRow[] = [];
     const touched = new Map<string, number[]>();
+    const exhausted: string[] = [];
     this.transaction(() => {
-      for (const { id } of jobs) {
-        if (claimed.length >= limit) break;
-        for (const row of select.all(id, limit - claimed.length) as ImageRow[]) {
-          markRunning.run(row.job_id, row.idx);
+      for (const [id] of jobs) {
+        const wanted = limit - claimed.length;
+        if (wanted <= 0) break;
+        const rows = (take.all(id, id, wanted) as ImageRow[]).sort((a, b) => a.idx - b.idx);
+        if (rows.length < wanted) exhausted.push(id);
+        if (rows.length === 0) continue;
+        startJob.run(id);
+        for (const row of rows) {
           claimed.push(row);
-          appendTo(touched, row.job_id, row.idx);
+          appendTo(touched, id, row.idx);
         }
       }
-      for (const jobId of touched.keys()) this.refreshJobStatus(jobId);
     });
-    for (const [jobId, images] of touched) this.emit('job', jobId, images);
+    for (const id of exhausted) candidates.delete(id);
+    for (const [jobId, images] of touched) {
+      if (kind === 'batch') this.runningItems.set(jobId, running(jobId) + images.length);
+      this.emit('job', jobId, images);
+    }
     return claimed;
   }
 
@@ -605,7 +697,13 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   /** Marks up to limit queued batch items running (oldest job first) and returns them. */
   claimQueuedItems(limit: number): ItemWork[] {
-    return this.claim('batch', limit).map((row) => ({ jobId: row.job_id, index: row.idx, name: row.name, source: row.source ?? '' }));
+    return this.claim('batch', limit).map((row) => ({
+      jobId: row.job_id,
+      index: row.idx,
+      name: row.name,
+      source: row.source ?? '',
+      ...(row.source_version === null ? {} : { version: { fingerprint: row.source_version, size: row.source_size ?? 0 } }),
+    }));
   }
 
   /**
@@ -614,18 +712,22 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    */
   retryFailed(jobId: string): number | undefined {
     const retried = this.transaction(() => {
-      const job = this.prepare('SELECT status, error FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'status' | 'error'> | undefined;
+      const job = this.prepare('SELECT status, error, kind, created_at FROM jobs WHERE id = ?').get(jobId) as
+        | Pick<JobRow, 'status' | 'error' | 'kind' | 'created_at'>
+        | undefined;
       if (!job) return undefined;
       const stopped = job.error !== null && job.status !== 'canceled';
+      // The listed version is forgotten: a retried item reads its input's version anew (it may have changed since).
       const changed = this
         .prepare(
-          `UPDATE images SET status = 'queued', error = NULL, error_kind = NULL, started_at = NULL
+          `UPDATE images SET status = 'queued', error = NULL, error_kind = NULL, started_at = NULL, source_version = NULL, source_size = NULL
            WHERE job_id = ? AND (status = 'failed' OR (? AND status = 'canceled'))`,
         )
         .run(jobId, stopped ? 1 : 0).changes;
       if (changed > 0) {
         this.prepare(`UPDATE jobs SET status = 'running', error = NULL, finished_at = NULL, manifest_written = 0 WHERE id = ?`).run(jobId);
         this.refreshJobStatus(jobId);
+        this.claimable[job.kind].set(jobId, job.created_at);
       }
       return changed;
     });
@@ -640,6 +742,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       this.prepare("UPDATE images SET status = 'canceled' WHERE job_id = ? AND status = 'queued'").run(jobId);
       this.refreshJobStatus(jobId);
     });
+    this.claimable.batch.delete(jobId);
     this.emit('job', jobId);
   }
 
@@ -656,6 +759,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     const jobs = this.prepare("SELECT DISTINCT job_id FROM images WHERE status = 'running'").all() as Array<{ job_id: string }>;
     const changed = this.prepare("UPDATE images SET status = 'queued' WHERE status = 'running'").run().changes;
     for (const { job_id } of jobs) this.refreshJobStatus(job_id);
+    this.loadClaimable();
     return changed;
   }
 
@@ -673,49 +777,66 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    */
   finishImages(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>): FinishedImage[] {
     const jobBefore = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?');
+    // One statement per kind of write for the whole batch, its rows passed as one JSON array: a statement
+    // per item (and per checkpoint) was most of this transaction's cost. JSON fields are passed as text.
     const update = this.prepare(
-      `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
-         error_kind = ?, outputs = ?, skipped = ?, annotations = ?
-       WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
+      `UPDATE images SET status = o.value ->> 'status', error = o.value ->> 'error', width = o.value ->> 'width',
+         height = o.value ->> 'height', out_format = o.value ->> 'outputFormat', qr = o.value ->> 'qr',
+         error_kind = o.value ->> 'errorKind', outputs = o.value ->> 'outputs', skipped = o.value ->> 'skipped',
+         annotations = o.value ->> 'annotations'
+       FROM json_each(?) AS o
+       WHERE images.job_id = o.value ->> 'jobId' AND images.idx = o.value ->> 'index'
+         AND images.status NOT IN ('succeeded', 'failed', 'canceled')
+       RETURNING images.job_id AS job_id`,
     );
     const remember = this.prepare(
-      `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
+      `INSERT INTO outputs (uri, content_key, fingerprint)
+       SELECT value ->> 'uri', value ->> 'contentKey', value ->> 'fingerprint' FROM json_each(?) WHERE true
        ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
     );
-    const dropCheckpoint = this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?');
-    const results = this.transaction(() => {
+    const dropCheckpoints = this.prepare(`DELETE FROM checkpoints WHERE (job_id, idx) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))`);
+    const rows = outcomes.map(({ jobId, index, outcome }) => ({
+      jobId,
+      index,
+      status: outcome.status,
+      error: outcome.error ?? null,
+      width: outcome.width ?? null,
+      height: outcome.height ?? null,
+      outputFormat: outcome.outputFormat ?? null,
+      qr: outcome.qr ? JSON.stringify(outcome.qr) : null,
+      errorKind: outcome.errorKind ?? null,
+      outputs: outcome.outputs ? JSON.stringify(outcome.outputs) : null,
+      skipped: outcome.skipped ? 1 : 0,
+      annotations: outcome.annotations ? JSON.stringify(outcome.annotations) : null,
+    }));
+    const recorded = outcomes.flatMap(({ outcome }) => outcome.recorded ?? []);
+    const { results, finishedPerJob } = this.transaction(() => {
       const before = new Map<string, Pick<JobRow, 'status' | 'created_at'> | undefined>();
-      for (const { jobId, index, outcome } of outcomes) {
+      for (const { jobId } of outcomes) {
         if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at'> | undefined);
-        if (!before.get(jobId)) continue;
-        update.run(
-          outcome.status,
-          outcome.error ?? null,
-          outcome.width ?? null,
-          outcome.height ?? null,
-          outcome.outputFormat ?? null,
-          outcome.qr ? JSON.stringify(outcome.qr) : null,
-          outcome.errorKind ?? null,
-          outcome.outputs ? JSON.stringify(outcome.outputs) : null,
-          outcome.skipped ? 1 : 0,
-          outcome.annotations ? JSON.stringify(outcome.annotations) : null,
-          jobId,
-          index,
-        );
-        for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
-        dropCheckpoint.run(jobId, index);
       }
+      const finishedPerJob = new Map<string, number>();
+      for (const { job_id } of update.all(JSON.stringify(rows)) as Array<{ job_id: string }>) finishedPerJob.set(job_id, (finishedPerJob.get(job_id) ?? 0) + 1);
+      if (recorded.length > 0) remember.run(JSON.stringify(recorded));
+      dropCheckpoints.run(JSON.stringify(outcomes.map(({ jobId, index }) => [jobId, index])));
       const after = new Map<string, JobStatus>();
       for (const [jobId, job] of before) if (job) after.set(jobId, this.refreshJobStatus(jobId));
       const lastOfJob = new Map(outcomes.map(({ jobId }, position) => [jobId, position]));
       const now = Date.now();
-      return outcomes.map(({ jobId }, position): FinishedImage => {
+      const results = outcomes.map(({ jobId }, position): FinishedImage => {
         const job = before.get(jobId);
         if (!job) return { status: 'canceled', finished: false, ageMs: 0 };
         const status = after.get(jobId)!;
         return { status, finished: lastOfJob.get(jobId) === position && !isTerminal(job.status) && isTerminal(status), ageMs: now - job.created_at };
       });
+      return { results, finishedPerJob };
     });
+    // A batch item is running from its claim until its outcome: each row this wrote was one of those.
+    for (const [jobId, finished] of finishedPerJob) {
+      const left = (this.runningItems.get(jobId) ?? 0) - finished;
+      if (left > 0) this.runningItems.set(jobId, left);
+      else this.runningItems.delete(jobId);
+    }
     const touched = new Map<string, number[]>();
     for (const { jobId, index } of outcomes) appendTo(touched, jobId, index);
     for (const [jobId, images] of touched) this.emit('job', jobId, images);
@@ -734,6 +855,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       this.prepare("UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?").run(Date.now(), jobId);
       return true;
     });
+    this.forgetClaims(jobId);
     if (changed) this.emit('job', jobId);
     return changed;
   }
@@ -818,16 +940,28 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   deleteJob(jobId: string): void {
     this.prepare('DELETE FROM jobs WHERE id = ?').run(jobId);
+    this.forgetClaims(jobId);
+    this.batchSpecs.delete(jobId);
   }
 
-  /** Images whose first unit a worker took (in one transaction per batch): they show as running from now. */
+  /** A job that has nothing queued or running any more (canceled or deleted). */
+  private forgetClaims(jobId: string): void {
+    for (const jobs of Object.values(this.claimable)) jobs.delete(jobId);
+    this.runningItems.delete(jobId);
+  }
+
+  /** Images whose first unit a worker took (in one statement per batch): they show as running from now. */
   markImagesStarted(images: ReadonlyArray<{ jobId: string; index: number }>): void {
-    const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
-    const now = Date.now();
+    if (images.length === 0) return;
+    // One statement for the batch (its keys as one JSON array), in its own implicit transaction.
+    const markStarted = this.prepare(
+      `UPDATE images SET started_at = ? WHERE started_at IS NULL
+         AND (job_id, idx) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))
+       RETURNING job_id, idx`,
+    );
     const started = new Map<string, number[]>();
-    this.transaction(() => {
-      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) appendTo(started, jobId, index);
-    });
+    const rows = markStarted.all(Date.now(), JSON.stringify(images.map(({ jobId, index }) => [jobId, index]))) as Array<{ job_id: string; idx: number }>;
+    for (const row of rows.sort((a, b) => a.idx - b.idx)) appendTo(started, row.job_id, row.idx);
     for (const [jobId, indexes] of started) this.emit('job', jobId, indexes);
   }
 

@@ -3,7 +3,7 @@ import { parse as parseCsv } from 'csv-parse';
 import { z } from 'zod';
 import type { BatchInputs } from '../../protocol/batch.js';
 import { HttpError } from '../../shared/http-error.js';
-import type { ObjectStores } from './objects.js';
+import type { ObjectInfo, ObjectStores } from './objects.js';
 import { formatUri, isUnder, parseUri, relativeTo, type Location, type Roots } from './uri.js';
 
 /** One input of a job as its listing found it. */
@@ -14,6 +14,8 @@ export interface ListedInput {
   name: string;
   /** Where to resume listing after this input. */
   cursor: string;
+  /** Its version, when the listing tells it (a prefix): the item then needs no look-up of its own. */
+  version?: ObjectInfo;
 }
 
 const manifestLine = z.object({ url: z.string() });
@@ -33,7 +35,7 @@ export async function* listInputs(
       // Results written under the input prefix are not inputs of the next run.
       if (deps.exclude && isUnder(object.location, deps.exclude)) continue;
       const uri = formatUri(object.location);
-      yield { uri, name: relativeTo(object.location, prefix), cursor: object.cursor };
+      yield { uri, name: relativeTo(object.location, prefix), cursor: object.cursor, ...(object.version ? { version: object.version } : {}) };
     }
     return;
   }

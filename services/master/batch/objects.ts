@@ -17,6 +17,8 @@ import { formatUri, isUnder, type Location } from './uri.js';
 export interface ObjectInfo {
   fingerprint: string;
   size: number;
+  /** A file's path as the file system resolved it (checked against the roots): reach reads it without resolving again. */
+  resolvedPath?: string;
 }
 
 export interface ListedObject {
@@ -25,6 +27,8 @@ export interface ListedObject {
   name?: string;
   /** Where to resume the listing after this object (opaque to callers). */
   cursor: string;
+  /** Its version as the listing saw it, where the listing tells (S3's ETag and size, a file's stat). */
+  version?: ObjectInfo;
 }
 
 /**
@@ -37,6 +41,12 @@ export type WorkerReach = { direct: WireLocation } | { served: Blob };
 export interface ObjectStore {
   /** undefined when there is no object. */
   stat(location: Location): Promise<ObjectInfo | undefined>;
+  /**
+   * The version a listing saw, made ready to read when the item runs, with what must be checked then
+   * (a file's resolved path against the roots); no call to storage where none is needed (S3).
+   * Stores whose listing gives no versions have none.
+   */
+  readyListed?(location: Location, listed: ObjectInfo): Promise<ObjectInfo>;
   readStream(location: Location): Promise<Readable>;
   /** Writes a local file as the whole object (replacing any); a reader never sees half of it. */
   write(location: Location, data: { file: string }): Promise<void>;
@@ -128,8 +138,9 @@ export class S3Objects implements ObjectStore {
 
   /**
    * Presigned URLs, one object, one method, presignedSeconds: workers need no AWS permissions. A read
-   * sends If-Match with the ETag the content key was made from, so a changed object is not processed
-   * under the old key (the worker's GET fails with 412 and the item is tried again).
+   * sends If-Match with the ETag the content key was made from (the listing's, or the HEAD's), so a
+   * changed object is not processed under the old key: S3 answers the worker's GET with 412, and the
+   * runner, finding the ETag changed, fails the item naming its key (BatchRunner.checkListedVersion).
    */
   async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }): Promise<WorkerReach> {
     const { bucket, key } = s3Of(location);
@@ -143,6 +154,11 @@ export class S3Objects implements ObjectStore {
     return etag ?? (await this.stat(location))?.fingerprint ?? '';
   }
 
+  /** The listed ETag pins the worker's GET (reach): nothing to ask S3 before. */
+  async readyListed(_location: Location, listed: ObjectInfo): Promise<ObjectInfo> {
+    return listed;
+  }
+
   async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
     const { bucket, key } = s3Of(prefix);
     const { sdk, client } = await this.connect();
@@ -153,7 +169,9 @@ export class S3Objects implements ObjectStore {
       );
       for (const object of page.Contents ?? []) {
         if (!object.Key || object.Key.endsWith('/')) continue;
-        yield { location: { scheme: 's3', bucket, key: object.Key }, cursor: object.Key };
+        // The page carries each object's ETag and size: the item needs no HEAD of its own when it runs.
+        const version = object.ETag ? { version: { fingerprint: object.ETag, size: object.Size ?? 0 } } : {};
+        yield { location: { scheme: 's3', bucket, key: object.Key }, cursor: object.Key, ...version };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -219,7 +237,15 @@ export class FileObjects implements ObjectStore {
     }
     const stats = await fs.stat(real);
     if (!stats.isFile()) throw new ItemError('permanent', `${formatUri(location)} is not a file`);
-    return { fingerprint: `${stats.size}:${stats.mtimeMs}:${stats.ino}`, size: stats.size };
+    return { ...fileVersion(stats), resolvedPath: real };
+  }
+
+  /**
+   * The path is resolved and checked against the roots when the item runs, not when it was listed: a
+   * link put in its place meanwhile cannot lead out of the roots. Its version is the listing's (one stat less).
+   */
+  async readyListed(location: Location, listed: ObjectInfo): Promise<ObjectInfo> {
+    return { ...listed, resolvedPath: await this.resolveExisting(location) };
   }
 
   async readStream(location: Location): Promise<Readable> {
@@ -238,7 +264,7 @@ export class FileObjects implements ObjectStore {
    */
   async reach(location: Location, access: { get: ObjectInfo } | { put: { maxBytes: number } }, worker: { colocated: boolean }): Promise<WorkerReach> {
     if ('get' in access) {
-      const real = await this.resolveExisting(location);
+      const real = access.get.resolvedPath ?? (await this.resolveExisting(location));
       return worker.colocated ? { direct: { via: 'file', path: real } } : { served: { read: async () => createReadStream(real) } };
     }
     const target = await this.writablePath(location);
@@ -266,7 +292,9 @@ export class FileObjects implements ObjectStore {
   /**
    * Walks the folder depth-first with fs.opendir, which reads directory entries a batch at a time, so
    * a folder of 100,000 files is never held whole. The cursor counts the files already yielded: an
-   * unchanged folder lists in the same order again.
+   * unchanged folder lists in the same order again. Each file's version comes from one stat here, so
+   * its item needs none when it runs; an entry that is not a file once links are followed gets none,
+   * and its item reads (and refuses) it then. Roots are checked when the item runs (reach).
    */
   async *list(prefix: Location, cursor?: string): AsyncIterable<ListedObject> {
     let skip = cursor === undefined ? 0 : Number(cursor);
@@ -284,9 +312,15 @@ export class FileObjects implements ObjectStore {
         skip -= 1;
         continue;
       }
-      yield { location: { scheme: 'file', path: full }, cursor: String(yielded) };
+      const stats = await fs.stat(full).catch(() => undefined);
+      yield { location: { scheme: 'file', path: full }, cursor: String(yielded), ...(stats?.isFile() ? { version: fileVersion(stats) } : {}) };
     }
   }
+}
+
+/** A file's version: what changes when it is rewritten or replaced. */
+function fileVersion(stats: { size: number; mtimeMs: number; ino: number }): ObjectInfo {
+  return { fingerprint: `${stats.size}:${stats.mtimeMs}:${stats.ino}`, size: stats.size };
 }
 
 /** Writes beside the target, then renames over it: a reader sees the old file or the new one, whole. */

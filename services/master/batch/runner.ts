@@ -13,7 +13,7 @@ import { HttpError } from '../../shared/http-error.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Blobs } from '../blobs.js';
 import type { Dispatcher } from '../dispatcher.js';
-import type { ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
+import type { BatchJobSpec, ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
 import { isTerminal, splitAnnotations } from '../job-store.js';
 import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
@@ -212,7 +212,7 @@ export class BatchRunner {
     };
     for await (const input of listInputs(spec.inputs, { stores, sources, ...(exclude ? { exclude } : {}) }, cursor)) {
       if (this.stopped) return;
-      page.push({ source: input.uri, name: input.name });
+      page.push({ source: input.uri, name: input.name, ...(input.version ? { version: input.version } : {}) });
       last = input.cursor;
       if (page.length >= listPage) {
         commit();
@@ -227,9 +227,9 @@ export class BatchRunner {
     const { store, logger } = this.deps;
     let outcome: ItemOutcome;
     try {
-      const job = store.batchJob(work.jobId);
+      const job = store.batchJobSpec(work.jobId);
       if (!job) throw new ItemError('permanent', `job ${work.jobId} is gone`);
-      outcome = await this.process(work, job.spec as BatchJobBody, job.pipeline, signal);
+      outcome = await this.process(work, job, signal);
     } catch (error) {
       outcome = signal.aborted
         ? { status: 'canceled' }
@@ -253,28 +253,33 @@ export class BatchRunner {
     const jobs = this.writeOutcomes();
     if (this.stopped) return;
     this.fill();
-    await Promise.all([...jobs].map((jobId) => this.afterChange(jobId)));
+    await Promise.all([...jobs].map(([jobId, status]) => this.afterChange(jobId, status)));
   }
 
-  /** Writes the outcomes waiting to be recorded; the jobs they belong to. */
-  private writeOutcomes(): Set<string> {
+  /** Writes the outcomes waiting to be recorded; the jobs they belong to, with each one's status after. */
+  private writeOutcomes(): Map<string, JobStatus> {
     const outcomes = this.unrecorded.splice(0);
-    if (outcomes.length === 0) return new Set();
+    const jobs = new Map<string, JobStatus>();
+    if (outcomes.length === 0) return jobs;
     const { store, metrics } = this.deps;
-    for (const [position, { finished, ageMs }] of store.finishImages(outcomes).entries()) {
-      const { outcome } = outcomes[position]!;
+    for (const [position, { status, finished, ageMs }] of store.finishImages(outcomes).entries()) {
+      const { jobId, outcome } = outcomes[position]!;
       metrics.imagesFinished.inc({ status: outcome.skipped ? 'skipped' : outcome.status });
       if (finished) metrics.jobLatency.observe(ageMs / 1000);
+      jobs.set(jobId, status);
     }
-    return new Set(outcomes.map((item) => item.jobId));
+    return jobs;
   }
 
   /**
-   * One item: checked against the roots, its input's version read (no bytes), skipped when every
-   * output was written with the same content key; otherwise one worker reads the input, decodes it once
-   * and writes every output itself (docs/data-path.md). The master records what was written.
+   * One item: checked against the roots, its input's version taken from the listing (or read, no bytes,
+   * for an input named on its own), skipped when every output was written with the same content key;
+   * otherwise one worker reads the input, decodes it once and writes every output itself
+   * (docs/data-path.md). The master records what was written.
    */
-  private async process(work: ItemWork, spec: BatchJobBody, pipeline: unknown[], signal: AbortSignal): Promise<ItemOutcome> {
+  private async process(work: ItemWork, job: BatchJobSpec, signal: AbortSignal): Promise<ItemOutcome> {
+    const spec = job.spec as BatchJobBody;
+    const { pipeline } = job;
     const resolved = resolveItem(spec, work);
     const { source } = resolved;
     try {
@@ -283,13 +288,21 @@ export class BatchRunner {
     } catch (error) {
       throw new ItemError('permanent', (error as Error).message);
     }
-    const info = await this.retrying(() => this.deps.stores.for(source).stat(source), signal);
+    const store = this.deps.stores.for(source);
+    const { version } = work;
+    const info = await this.retrying(() => (version && store.readyListed ? store.readyListed(source, version) : store.stat(source)), signal);
     if (!info) throw new ItemError('permanent', `${work.source} does not exist`);
     const key = contentKey({ uri: work.source, fingerprint: info.fingerprint }, pipeline, resolved.outputs);
     if (resolved.outputs.length > 0 && (await this.alreadyWritten(resolved.outputs, key, signal))) {
       return { status: 'succeeded', skipped: true, outputs: resolved.outputs.map((output) => formatUri(output.location)) };
     }
-    const result = await this.render(work, resolved, info, pipeline, signal);
+    let result;
+    try {
+      result = await this.render(work, job, resolved, info, signal);
+    } catch (error) {
+      if (work.version && !signal.aborted) await this.checkListedVersion(work, work.version, signal);
+      throw error;
+    }
     const image = result.image!;
     const described = { width: image.width, height: image.height, outputFormat: image.format, ...splitAnnotations(image.annotations) };
     if (resolved.outputs.length === 0) return { status: 'succeeded', ...described };
@@ -299,6 +312,20 @@ export class BatchRunner {
       recorded.push({ uri: formatUri(output.location), contentKey: key, fingerprint });
     }
     return { status: 'succeeded', ...described, outputs: recorded.map((record) => record.uri), recorded };
+  }
+
+  /**
+   * After a listed item failed: if its input changed or went since the listing (S3 answers the worker's
+   * pinned GET with 412, or 404), that is the item's error, permanent: the listed version is what the
+   * content key names, so the item is not run on another. A retry (POST …/retry) reads the version anew.
+   */
+  private async checkListedVersion(work: ItemWork, listed: ObjectInfo, signal: AbortSignal): Promise<void> {
+    const source = parseUri(work.source);
+    const now = await this.retrying(() => this.deps.stores.for(source).stat(source), signal).catch(() => listed);
+    if (!now) throw new ItemError('permanent', `${work.source} was deleted after its listing`);
+    if (now.fingerprint !== listed.fingerprint) {
+      throw new ItemError('permanent', `${work.source} changed after its listing (version ${listed.fingerprint} listed, ${now.fingerprint} now); retry the job's failed items to process it as it is now`);
+    }
   }
 
   /** True when every output is there, written with this content key, and unchanged since. */
@@ -317,8 +344,8 @@ export class BatchRunner {
    * itself. Each lease gets fresh locations (presigned URLs expire; master-served blobs are per lease);
    * a job without an output prefix keeps its one result in the master's storage.
    */
-  private async render(work: ItemWork, resolved: ResolvedItem, input: ObjectInfo, pipeline: unknown[], signal: AbortSignal) {
-    const job = this.deps.store.batchJob(work.jobId);
+  private async render(work: ItemWork, job: BatchJobSpec, resolved: ResolvedItem, input: ObjectInfo, signal: AbortSignal) {
+    const { pipeline } = job;
     const { blobs, config, stores } = this.deps;
     const targets: Array<Partial<OutputTarget>> = resolved.outputs.length > 0 ? resolved.outputs : [{}];
     const maxBytes = variantResultLimit(config.maxPixels);
@@ -344,15 +371,15 @@ export class BatchRunner {
             const output = target.location
               ? serve(id, 'out', await stores.for(target.location).reach(target.location, { put: { maxBytes } }, worker))
               : await this.masterStorageOutput(outputKey(work.jobId, work.index), id, worker, serve);
-            const format = target.format ?? (job?.format as OutputFormat | undefined);
-            const quality = target.quality ?? job?.quality;
+            const format = target.format ?? (job.format as OutputFormat | undefined);
+            const quality = target.quality ?? job.quality;
             variants.push({ ...(format ? { format } : {}), ...(quality ? { quality } : {}), ...(target.width ? { width: target.width } : {}), output });
           }
           const spec: TaskSpec = {
             kind: 'variants',
             name: work.name,
             pipeline: pipeline as Array<Record<string, unknown>>,
-            ...optionsOf(job?.spec),
+            ...optionsOf(job.spec),
             whole: itemBudget(config),
             variants,
           };
@@ -385,23 +412,32 @@ export class BatchRunner {
     });
   }
 
-  /** After an item or the listing changed a job: enforce maxFailures, write the manifest copy when it ends. */
-  private async afterChange(jobId: string): Promise<void> {
+  /**
+   * After an item or the listing changed a job: enforce maxFailures, write the manifest copy when it ends.
+   * `status`: the job's status after the change, when the caller knows it; a job that is still running
+   * and has no maxFailures then needs no read at all (this runs for every recorded turn).
+   */
+  private async afterChange(jobId: string, status?: JobStatus): Promise<void> {
     const { store } = this.deps;
+    const spec = store.batchJobSpec(jobId)?.spec as BatchJobBody | undefined;
+    if (!spec) return;
+    const running = status !== undefined && !isTerminal(status);
+    if (running && spec.maxFailures === undefined) return;
     const job = store.batchJob(jobId);
     if (!job) return;
-    const spec = job.spec as BatchJobBody;
-    const view = store.jobSummary(jobId)!;
+    let stopped = false;
     if (spec.maxFailures !== undefined && job.error === undefined && !isTerminal(job.status)) {
+      const view = store.jobSummary(jobId)!;
       const limit = failureLimit(spec.maxFailures, view.progress.total);
       if (view.progress.failed > limit) {
         const reason = `stopped: ${view.progress.failed} items failed, more than maxFailures ${JSON.stringify(spec.maxFailures)}${typeof spec.maxFailures === 'string' ? ` (${limit} of ${view.progress.total})` : ''}`;
         this.deps.logger.warn({ job: jobId, failed: view.progress.failed }, reason);
         store.stopJob(jobId, reason);
         for (const [key, controller] of this.active) if (key.startsWith(`${jobId}/`)) controller.abort(new Error(reason));
+        stopped = true;
       }
     }
-    const after = store.batchJob(jobId);
+    const after = stopped ? store.batchJob(jobId) : job;
     if (after && isTerminal(after.status) && !after.manifestWritten) await this.writeManifestCopy(jobId);
   }
 
