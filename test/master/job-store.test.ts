@@ -78,4 +78,65 @@ describe('job store', () => {
     expect(last.images!.map((image) => image.status)).toEqual(['failed', 'succeeded', 'queued', 'queued', 'queued']);
     expect(last.status).toBe('running');
   });
+
+  it('claims from the jobs it holds in memory: fewest running first, then oldest; cancel, stop, retry and a restart keep that set true', () => {
+    batchJob('big', 6);
+    batchJob('small', 2);
+    const claim = (limit: number) => store.claimQueuedItems(limit).map(({ jobId, index }) => `${jobId}/${index}`);
+    expect(claim(2)).toEqual(['big/0', 'big/1']);
+    expect(claim(2)).toEqual(['small/0', 'small/1']);
+    // Both have two running: the older goes first, and takes the rest of the limit from the next one.
+    expect(claim(1)).toEqual(['big/2']);
+    expect(store.jobSummary('big')!.status).toBe('running');
+    store.finishImages([
+      { jobId: 'small', index: 0, outcome: { status: 'failed', error: 'bad', errorKind: 'permanent' } },
+      { jobId: 'small', index: 1, outcome: { status: 'succeeded' } },
+    ]);
+    expect(store.jobSummary('small')!.status).toBe('partial');
+    store.stopJob('big', 'stopped: too many failures');
+    expect(claim(10)).toEqual([]);
+    expect(store.retryFailed('small')).toBe(1);
+    expect(claim(10)).toEqual(['small/0']);
+    batchJob('late', 2);
+    expect(store.cancelJob('late')).toBe(true);
+    expect(claim(10)).toEqual([]);
+    // A master that dies with items running: the next one (a new store on the same file) re-queues and claims them.
+    batchJob('after', 3);
+    expect(claim(1)).toEqual(['after/0']);
+    store.close();
+    store = new JobStore(dir);
+    expect(store.requeueInterruptedImages()).toBe(5); // big/0-2 (stopped jobs finish their running items), small/0, after/0
+    // Nothing runs after a restart: oldest job first.
+    expect(claim(10)).toEqual(['big/0', 'big/1', 'big/2', 'small/0', 'after/0', 'after/1', 'after/2']);
+  });
+
+  it("keeps a listed input's version with its item until the item is retried, and writes outputs and checkpoints with the outcomes", () => {
+    store.createBatchJob({ id: 'job', pipeline: [{ op: 'blur', sigma: 2 }], format: 'webp', spec: { inputs: { prefix: 's3://in/' } }, specKey: 'job' });
+    store.addItems('job', [
+      { source: 's3://in/a.jpg', name: 'a.jpg', version: { fingerprint: '"etag-a"', size: 1234 } },
+      { source: 's3://in/b.jpg', name: 'b.jpg' },
+    ], 'b.jpg');
+    store.finishListing('job');
+    expect(store.batchJobSpec('job')).toMatchObject({ pipeline: [{ op: 'blur', sigma: 2 }], format: 'webp', spec: { inputs: { prefix: 's3://in/' } } });
+    expect(store.claimQueuedItems(2)).toEqual([
+      { jobId: 'job', index: 0, name: 'a.jpg', source: 's3://in/a.jpg', version: { fingerprint: '"etag-a"', size: 1234 } },
+      { jobId: 'job', index: 1, name: 'b.jpg', source: 's3://in/b.jpg' },
+    ]);
+    store.saveCheckpoint('job', 1, '{"strips":[]}');
+    store.finishImages([
+      { jobId: 'job', index: 0, outcome: { status: 'failed', error: 'changed', errorKind: 'permanent' } },
+      {
+        jobId: 'job',
+        index: 1,
+        outcome: { status: 'succeeded', outputs: ['s3://out/b.webp'], recorded: [{ uri: 's3://out/b.webp', contentKey: 'key-b', fingerprint: '"etag-out"' }], qr: ['hello'] },
+      },
+    ]);
+    expect(store.outputRecord('s3://out/b.webp')).toEqual({ uri: 's3://out/b.webp', contentKey: 'key-b', fingerprint: '"etag-out"' });
+    expect(store.loadCheckpoint('job', 1)).toBeUndefined();
+    expect(store.itemsPage('job', { limit: 10 }).items[1]).toMatchObject({ status: 'succeeded', output: 's3://out/b.webp', qr: ['hello'] });
+    store.retryFailed('job');
+    expect(store.claimQueuedItems(2)).toEqual([{ jobId: 'job', index: 0, name: 'a.jpg', source: 's3://in/a.jpg' }]);
+    store.deleteJob('job');
+    expect(store.batchJobSpec('job')).toBeUndefined();
+  });
 });
