@@ -289,6 +289,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 export class JobStore extends EventEmitter<{ job: [jobId: string, images?: readonly number[]] }> {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, Statement>();
+  private inTransaction = false;
   /**
    * Jobs that may have queued items, by kind, with their creation time: a claim takes from these
    * without a query to find them. Every write that queues items adds its job; a job whose queued items
@@ -362,9 +363,14 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     return statement;
   }
 
-  /** Runs `work` in one transaction: all of its writes land together, or none do. */
+  /**
+   * Runs `work` in one transaction: all of its writes land together, or none do. Inside another
+   * transaction (see `batched`) it is part of that one.
+   */
   private transaction<T>(work: () => T): T {
+    if (this.inTransaction) return work();
     this.prepare('BEGIN IMMEDIATE').run();
+    this.inTransaction = true;
     try {
       const result = work();
       this.prepare('COMMIT').run();
@@ -372,7 +378,17 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     } catch (error) {
       this.prepare('ROLLBACK').run();
       throw error;
+    } finally {
+      this.inTransaction = false;
     }
+  }
+
+  /**
+   * Several of the store's writes in one transaction, so one commit: the batch runner records a turn's
+   * outcomes and claims the items that replace them together (a commit costs more than either's statements).
+   */
+  batched<T>(work: () => T): T {
+    return this.transaction(work);
   }
 
   createJob(job: NewJob): void {
@@ -776,60 +792,55 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    * order; one result per outcome. A job finished by the batch reports it on its last outcome in it.
    */
   finishImages(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>): FinishedImage[] {
-    const jobBefore = this.prepare('SELECT status, created_at FROM jobs WHERE id = ?');
-    // One statement per kind of write for the whole batch, its rows passed as one JSON array: a statement
-    // per item (and per checkpoint) was most of this transaction's cost. JSON fields are passed as text.
+    const jobBefore = this.prepare('SELECT status, created_at, kind FROM jobs WHERE id = ?');
+    // One prepared statement per row: passing the batch as one JSON array (UPDATE … FROM json_each) measured
+    // slower at the 1-4 outcomes a turn brings (docs/performance.md).
     const update = this.prepare(
-      `UPDATE images SET status = o.value ->> 'status', error = o.value ->> 'error', width = o.value ->> 'width',
-         height = o.value ->> 'height', out_format = o.value ->> 'outputFormat', qr = o.value ->> 'qr',
-         error_kind = o.value ->> 'errorKind', outputs = o.value ->> 'outputs', skipped = o.value ->> 'skipped',
-         annotations = o.value ->> 'annotations'
-       FROM json_each(?) AS o
-       WHERE images.job_id = o.value ->> 'jobId' AND images.idx = o.value ->> 'index'
-         AND images.status NOT IN ('succeeded', 'failed', 'canceled')
-       RETURNING images.job_id AS job_id`,
+      `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
+         error_kind = ?, outputs = ?, skipped = ?, annotations = ?
+       WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
     );
     const remember = this.prepare(
-      `INSERT INTO outputs (uri, content_key, fingerprint)
-       SELECT value ->> 'uri', value ->> 'contentKey', value ->> 'fingerprint' FROM json_each(?) WHERE true
+      `INSERT INTO outputs (uri, content_key, fingerprint) VALUES (?, ?, ?)
        ON CONFLICT(uri) DO UPDATE SET content_key = excluded.content_key, fingerprint = excluded.fingerprint`,
     );
-    const dropCheckpoints = this.prepare(`DELETE FROM checkpoints WHERE (job_id, idx) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))`);
-    const rows = outcomes.map(({ jobId, index, outcome }) => ({
-      jobId,
-      index,
-      status: outcome.status,
-      error: outcome.error ?? null,
-      width: outcome.width ?? null,
-      height: outcome.height ?? null,
-      outputFormat: outcome.outputFormat ?? null,
-      qr: outcome.qr ? JSON.stringify(outcome.qr) : null,
-      errorKind: outcome.errorKind ?? null,
-      outputs: outcome.outputs ? JSON.stringify(outcome.outputs) : null,
-      skipped: outcome.skipped ? 1 : 0,
-      annotations: outcome.annotations ? JSON.stringify(outcome.annotations) : null,
-    }));
-    const recorded = outcomes.flatMap(({ outcome }) => outcome.recorded ?? []);
-    const { results, finishedPerJob } = this.transaction(() => {
-      const before = new Map<string, Pick<JobRow, 'status' | 'created_at'> | undefined>();
-      for (const { jobId } of outcomes) {
-        if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at'> | undefined);
+    const dropCheckpoint = this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?');
+    const finishedPerJob = new Map<string, number>();
+    const results = this.transaction(() => {
+      const before = new Map<string, Pick<JobRow, 'status' | 'created_at' | 'kind'> | undefined>();
+      for (const { jobId, index, outcome } of outcomes) {
+        if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at' | 'kind'> | undefined);
+        const job = before.get(jobId);
+        if (!job) continue;
+        const changed = update.run(
+          outcome.status,
+          outcome.error ?? null,
+          outcome.width ?? null,
+          outcome.height ?? null,
+          outcome.outputFormat ?? null,
+          outcome.qr ? JSON.stringify(outcome.qr) : null,
+          outcome.errorKind ?? null,
+          outcome.outputs ? JSON.stringify(outcome.outputs) : null,
+          outcome.skipped ? 1 : 0,
+          outcome.annotations ? JSON.stringify(outcome.annotations) : null,
+          jobId,
+          index,
+        ).changes;
+        if (changed > 0) finishedPerJob.set(jobId, (finishedPerJob.get(jobId) ?? 0) + 1);
+        for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
+        // Only uploaded images tile, so only they have checkpoints.
+        if (job.kind === 'upload') dropCheckpoint.run(jobId, index);
       }
-      const finishedPerJob = new Map<string, number>();
-      for (const { job_id } of update.all(JSON.stringify(rows)) as Array<{ job_id: string }>) finishedPerJob.set(job_id, (finishedPerJob.get(job_id) ?? 0) + 1);
-      if (recorded.length > 0) remember.run(JSON.stringify(recorded));
-      dropCheckpoints.run(JSON.stringify(outcomes.map(({ jobId, index }) => [jobId, index])));
       const after = new Map<string, JobStatus>();
       for (const [jobId, job] of before) if (job) after.set(jobId, this.refreshJobStatus(jobId));
       const lastOfJob = new Map(outcomes.map(({ jobId }, position) => [jobId, position]));
       const now = Date.now();
-      const results = outcomes.map(({ jobId }, position): FinishedImage => {
+      return outcomes.map(({ jobId }, position): FinishedImage => {
         const job = before.get(jobId);
         if (!job) return { status: 'canceled', finished: false, ageMs: 0 };
         const status = after.get(jobId)!;
         return { status, finished: lastOfJob.get(jobId) === position && !isTerminal(job.status) && isTerminal(status), ageMs: now - job.created_at };
       });
-      return { results, finishedPerJob };
     });
     // A batch item is running from its claim until its outcome: each row this wrote was one of those.
     for (const [jobId, finished] of finishedPerJob) {
@@ -950,18 +961,14 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     this.runningItems.delete(jobId);
   }
 
-  /** Images whose first unit a worker took (in one statement per batch): they show as running from now. */
+  /** Images whose first unit a worker took (in one transaction per batch): they show as running from now. */
   markImagesStarted(images: ReadonlyArray<{ jobId: string; index: number }>): void {
-    if (images.length === 0) return;
-    // One statement for the batch (its keys as one JSON array), in its own implicit transaction.
-    const markStarted = this.prepare(
-      `UPDATE images SET started_at = ? WHERE started_at IS NULL
-         AND (job_id, idx) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))
-       RETURNING job_id, idx`,
-    );
+    const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
+    const now = Date.now();
     const started = new Map<string, number[]>();
-    const rows = markStarted.all(Date.now(), JSON.stringify(images.map(({ jobId, index }) => [jobId, index]))) as Array<{ job_id: string; idx: number }>;
-    for (const row of rows.sort((a, b) => a.idx - b.idx)) appendTo(started, row.job_id, row.idx);
+    this.transaction(() => {
+      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) appendTo(started, jobId, index);
+    });
     for (const [jobId, indexes] of started) this.emit('job', jobId, indexes);
   }
 

@@ -110,7 +110,7 @@ describe('job store', () => {
     expect(claim(10)).toEqual(['big/0', 'big/1', 'big/2', 'small/0', 'after/0', 'after/1', 'after/2']);
   });
 
-  it("keeps a listed input's version with its item until the item is retried, and writes outputs and checkpoints with the outcomes", () => {
+  it("keeps a listed input's version with its item until the item is retried, and writes output records (and drops an upload's checkpoint) with the outcomes", () => {
     store.createBatchJob({ id: 'job', pipeline: [{ op: 'blur', sigma: 2 }], format: 'webp', spec: { inputs: { prefix: 's3://in/' } }, specKey: 'job' });
     store.addItems('job', [
       { source: 's3://in/a.jpg', name: 'a.jpg', version: { fingerprint: '"etag-a"', size: 1234 } },
@@ -122,7 +122,6 @@ describe('job store', () => {
       { jobId: 'job', index: 0, name: 'a.jpg', source: 's3://in/a.jpg', version: { fingerprint: '"etag-a"', size: 1234 } },
       { jobId: 'job', index: 1, name: 'b.jpg', source: 's3://in/b.jpg' },
     ]);
-    store.saveCheckpoint('job', 1, '{"strips":[]}');
     store.finishImages([
       { jobId: 'job', index: 0, outcome: { status: 'failed', error: 'changed', errorKind: 'permanent' } },
       {
@@ -132,11 +131,17 @@ describe('job store', () => {
       },
     ]);
     expect(store.outputRecord('s3://out/b.webp')).toEqual({ uri: 's3://out/b.webp', contentKey: 'key-b', fingerprint: '"etag-out"' });
-    expect(store.loadCheckpoint('job', 1)).toBeUndefined();
     expect(store.itemsPage('job', { limit: 10 }).items[1]).toMatchObject({ status: 'succeeded', output: 's3://out/b.webp', qr: ['hello'] });
     store.retryFailed('job');
     expect(store.claimQueuedItems(2)).toEqual([{ jobId: 'job', index: 0, name: 'a.jpg', source: 's3://in/a.jpg' }]);
     store.deleteJob('job');
     expect(store.batchJobSpec('job')).toBeUndefined();
+    // An uploaded image's tiling checkpoint goes with its outcome.
+    store.createJob({ id: 'upload', pipeline: [], images: [{ name: 'big.png', width: 9000, height: 9000, channels: 3, format: 'png' }] });
+    expect(store.claimQueuedImages(1)).toHaveLength(1);
+    store.saveCheckpoint('upload', 0, '{"strips":[]}');
+    store.finishImages([{ jobId: 'upload', index: 0, outcome: { status: 'succeeded', width: 9000, height: 9000, outputFormat: 'png' } }]);
+    expect(store.loadCheckpoint('upload', 0)).toBeUndefined();
+    expect(store.jobSummary('upload')!.status).toBe('succeeded');
   });
 });

@@ -245,14 +245,18 @@ export class BatchRunner {
 
   /**
    * Outcomes that arrive in one turn of the event loop (a worker's answers come several at a time) are
-   * written in one transaction, then each job they touched is checked once: a commit, a job-status
-   * query and a job check per item were most of the master's SQLite time. An outcome not yet written
-   * when the master dies is an item still running in the store: the next master runs it again.
+   * written in one transaction, together with the claims of the items that take their places (one
+   * commit), then each job they touched is checked once: a commit, a job-status query and a job check
+   * per item were most of the master's SQLite time. An outcome not yet written when the master dies is
+   * an item still running in the store: the next master runs it again.
    */
   private async recordOutcomes(): Promise<void> {
-    const jobs = this.writeOutcomes();
+    const jobs = this.deps.store.batched(() => {
+      const written = this.writeOutcomes();
+      this.fill();
+      return written;
+    });
     if (this.stopped) return;
-    this.fill();
     await Promise.all([...jobs].map(([jobId, status]) => this.afterChange(jobId, status)));
   }
 
