@@ -642,8 +642,8 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   /**
    * Marks up to limit queued items of one kind running, oldest job first; batch jobs with fewer items
    * running go first, so a small job is not stuck behind a 100,000-item one. The jobs come from memory
-   * (claimable, runningItems), and each job's items are taken by one UPDATE … RETURNING over its
-   * queued items by index: no query to find the jobs, no statement per item.
+   * (claimable, runningItems): no query to find them. Each job's queued items are read by index and
+   * marked one by one: one UPDATE … WHERE idx IN (subquery) RETURNING measured slower (docs/performance.md).
    */
   private claim(kind: JobKind, limit: number): ImageRow[] {
     const candidates = this.claimable[kind];
@@ -652,11 +652,8 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     const jobs = [...candidates.entries()].sort(
       ([a, createdA], [b, createdB]) => running(a) - running(b) || createdA - createdB || (a < b ? -1 : a > b ? 1 : 0),
     );
-    const take = this.prepare(
-      `UPDATE images SET status = 'running'
-       WHERE job_id = ? AND idx IN (SELECT idx FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?)
-       RETURNING *`,
-    );
+    const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);
+    const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
     // Claiming is what starts a job; nothing else about its status changes here (it was queued or running).
     const startJob = this.prepare(`UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = ? AND status = 'queued'`);
     const claimed: ImageRow[] = [];
@@ -666,11 +663,12 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       for (const [id] of jobs) {
         const wanted = limit - claimed.length;
         if (wanted <= 0) break;
-        const rows = (take.all(id, id, wanted) as ImageRow[]).sort((a, b) => a.idx - b.idx);
+        const rows = select.all(id, wanted) as ImageRow[];
         if (rows.length < wanted) exhausted.push(id);
         if (rows.length === 0) continue;
         startJob.run(id);
         for (const row of rows) {
+          markRunning.run(id, row.idx);
           claimed.push(row);
           appendTo(touched, id, row.idx);
         }

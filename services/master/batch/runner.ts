@@ -304,7 +304,7 @@ export class BatchRunner {
     try {
       result = await this.render(work, job, resolved, info, signal);
     } catch (error) {
-      if (work.version && !signal.aborted) await this.checkListedVersion(work, work.version, signal);
+      if (version && !signal.aborted) await this.checkListedVersion(work, source, version, signal);
       throw error;
     }
     const image = result.image!;
@@ -323,8 +323,8 @@ export class BatchRunner {
    * pinned GET with 412, or 404), that is the item's error, permanent: the listed version is what the
    * content key names, so the item is not run on another. A retry (POST …/retry) reads the version anew.
    */
-  private async checkListedVersion(work: ItemWork, listed: ObjectInfo, signal: AbortSignal): Promise<void> {
-    const source = parseUri(work.source);
+  private async checkListedVersion(work: ItemWork, source: Location, listed: ObjectInfo, signal: AbortSignal): Promise<void> {
+    // Storage that cannot tell either: the item keeps the error it failed with.
     const now = await this.retrying(() => this.deps.stores.for(source).stat(source), signal).catch(() => listed);
     if (!now) throw new ItemError('permanent', `${work.source} was deleted after its listing`);
     if (now.fingerprint !== listed.fingerprint) {
