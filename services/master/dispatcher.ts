@@ -305,6 +305,7 @@ export class Dispatcher {
     const open = batch.filter((lease) => !lease.closed);
     if (open.length === 0) return;
     const body: TaskBatch = { tasks: tasks.filter((task) => this.leases.get(task.lease)?.closed === false) };
+    this.metrics.tasksPerRequest.observe(body.tasks.length);
     let response: IncomingMessage;
     try {
       response = await keepAliveRequest(`${worker.address}/v1/tasks`, {
