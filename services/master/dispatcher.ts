@@ -163,13 +163,14 @@ const minExpectedMs = windowMsPerSlot / 16;
 const unknownExpectedMs = windowMsPerSlot / minTasksPerSlot;
 /**
  * Leases one worker holds at most, whatever its slots: its heartbeat lists them all, and the heartbeat
- * schema bounds that list (4 x maxTasksPerBatch, with room for expired ones it still runs).
+ * schema bounds that list (4 x maxTasksPerBatch, with room for expired ones it still runs). It bounds
+ * one request's batch too.
  */
 const maxLeasesPerWorker = maxTasksPerBatch;
 
 /**
- * Sends units of work to workers in batches (one request per worker per turn carries every unit it has
- * room for; results stream back one line each). Every unit sent is a lease: it expires unless the
+ * Sends units of work to workers in batches (one request per worker per turn carries every unit its
+ * window has room for; results stream back one line each). Every unit sent is a lease: it expires unless the
  * worker's heartbeats keep listing it, and on a worker error, an expired lease or a worker that stops
  * heartbeating the unit is re-queued with jittered exponential backoff until the attempt limit. Only
  * the current lease's result is accepted: a late answer from an expired lease is counted and dropped.
@@ -315,7 +316,6 @@ export class Dispatcher {
     /** Leases the next eligible queued unit to the worker if it fits the worker's room; false if none does. */
     const takeOne = (worker: WorkerRecord, fits: (held: number, expectedMs: number) => boolean): boolean => {
       const batch = batches.get(worker)!;
-      if (batch.length >= maxTasksPerBatch) return false;
       const index = this.queue.findIndex((pending) => pending.readyAt <= now && !(alternatives && pending.lastFailure?.worker === worker.id));
       if (index < 0) return false;
       const pending = this.queue[index]!;
