@@ -6,12 +6,12 @@ import { keepAliveRequest } from '../shared/http-client.js';
 import type { Logger } from '../shared/logger.js';
 import { describeApiError, isPermanentStatus, readErrorResponse } from '../protocol/errors.js';
 import {
+  maxTaskBatchBytes,
   maxTasksPerBatch,
   taskResult,
   type ImageOutput,
   type Location,
   type Task,
-  type TaskBatch,
   type TaskFailure,
   type TaskKind,
   type TaskResult,
@@ -123,6 +123,8 @@ interface WorkerLoad {
 }
 
 const maxBackoffMs = 30_000;
+/** `{"tasks":[` and `]}` around a batch's tasks. */
+const batchFramingBytes = 12;
 
 /*
  * Each worker's window: how much work it holds (running and waiting in its queue), sized by expected
@@ -326,18 +328,18 @@ export class Dispatcher {
       leased.push(pending.unit);
       return true;
     };
-    // Every worker's free slots first: a few units (the strips of one image) spread over the workers
-    // instead of waiting in one worker's queue while another is idle.
-    for (const worker of takers) while (takeOne(worker, (held) => held < worker.slots));
-    // Then the windows, one unit to each worker in turn, so workers that drained together share the queue.
-    // No worker takes more than its slots' share of all the work here and on workers: when the queue
-    // runs low (a batch's end) the last units spread instead of deepening one window.
+    // No worker's window takes more than its slots' share of all the units here and on workers: when the
+    // queue runs low (a batch's end) the last units spread instead of deepening one window.
     let units = this.queue.length;
     let slots = 0;
     for (const worker of ready) {
       units += worker.inflight;
       slots += worker.slots;
     }
+    // Every worker's free slots first: a few units (the strips of one image) spread over the workers
+    // instead of waiting in one worker's queue while another is idle.
+    for (const worker of takers) while (takeOne(worker, (held) => held < worker.slots));
+    // Then the windows, one unit to each worker in turn, so workers that drained together share the queue.
     const fillsWindow = (worker: WorkerRecord) => {
       const share = Math.ceil((units * worker.slots) / slots);
       return (held: number, expectedMs: number) =>
@@ -402,9 +404,9 @@ export class Dispatcher {
 
   private async send(worker: WorkerRecord, batch: Lease[]): Promise<void> {
     const started = performance.now();
-    // One controller for the request: aborting it (cancel, close) ends every task in it on the worker.
-    const controller = new AbortController();
-    for (const lease of batch) lease.batch = controller;
+    // While the tasks are prepared, cancelling the last open unit of the batch ends it (nothing is sent).
+    const preparing = new AbortController();
+    for (const lease of batch) lease.batch = preparing;
     let tasks: Task[];
     try {
       tasks = await Promise.all(
@@ -414,15 +416,38 @@ export class Dispatcher {
       for (const lease of batch) if (!lease.closed) this.attemptFailed(lease, `task could not be prepared: ${(error as Error).message}`);
       return;
     }
-    const open = batch.filter((lease) => !lease.closed);
-    if (open.length === 0) return;
-    const body: TaskBatch = { tasks: tasks.filter((task) => this.leases.get(task.lease)?.closed === false) };
-    this.metrics.tasksPerRequest.observe(body.tasks.length);
+    // A window of many-variant tasks can outgrow the worker's body limit: it then goes as several requests.
+    let part: Array<{ lease: Lease; json: string }> = [];
+    let bytes = 0;
+    for (const [index, task] of tasks.entries()) {
+      const lease = batch[index]!;
+      if (lease.closed) continue;
+      const json = JSON.stringify(task);
+      const size = Buffer.byteLength(json) + 1;
+      if (part.length > 0 && bytes + size > maxTaskBatchBytes - batchFramingBytes) {
+        void this.post(worker, part, started);
+        part = [];
+        bytes = 0;
+      }
+      part.push({ lease, json });
+      bytes += size;
+    }
+    if (part.length > 0) await this.post(worker, part, started);
+  }
+
+  /** One request: the tasks (each already JSON) go to the worker, their results stream back one line each. */
+  private async post(worker: WorkerRecord, tasks: ReadonlyArray<{ lease: Lease; json: string }>, started: number): Promise<void> {
+    // One controller for the request: aborting it (cancel, close) ends every task in it on the worker.
+    const controller = new AbortController();
+    const open = tasks.map(({ lease }) => lease);
+    for (const lease of open) lease.batch = controller;
+    this.metrics.tasksPerRequest.observe(tasks.length);
     let response: IncomingMessage;
     try {
       response = await keepAliveRequest(`${worker.address}/v1/tasks`, {
         method: 'POST',
-        body: JSON.stringify(body),
+        // A TaskBatch (services/protocol/tasks.ts), written from the tasks' own JSON.
+        body: `{"tasks":[${tasks.map(({ json }) => json).join(',')}]}`,
         headers: { ...authHeaders(this.options.token), 'content-type': 'application/json' },
         signal: controller.signal,
       });

@@ -324,6 +324,22 @@ describe('dispatcher', () => {
     await answerUntilDone(results, 2);
   });
 
+  it("splits a window whose tasks outgrow the worker's body limit into several requests", async () => {
+    beat(1);
+    await learn(5);
+    // A name of 1 MiB stands for a variants task with many long presigned URLs.
+    const big = (id: string): WorkUnit => {
+      const small = unit(id);
+      return { ...small, prepare: async (lease, worker) => ({ ...(await small.prepare(lease, worker)), spec: { kind: 'whole', name: `${id}-${'x'.repeat(1024 * 1024)}`, pipeline: [] } }) };
+    };
+    const results = Array.from({ length: 6 }, (_, index) => dispatcher.run(big(`big-${index}`)));
+    await until(() => calls.length === 3);
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 0, inflightUnits: 6 });
+    expect(calls.slice(1).map((call) => call.batch.tasks.length)).toEqual([3, 3]);
+    for (const call of calls.slice(1)) answerAll(call);
+    await Promise.all(results);
+  });
+
   it('keeps long units at two per slot, one more sent as each slot frees', async () => {
     beat(1);
     await learn(800);
