@@ -6,12 +6,12 @@ import { keepAliveRequest } from '../shared/http-client.js';
 import type { Logger } from '../shared/logger.js';
 import { describeApiError, isPermanentStatus, readErrorResponse } from '../protocol/errors.js';
 import {
+  maxTaskBatchBytes,
   maxTasksPerBatch,
   taskResult,
   type ImageOutput,
   type Location,
   type Task,
-  type TaskBatch,
   type TaskFailure,
   type TaskKind,
   type TaskResult,
@@ -20,6 +20,7 @@ import {
 import { type WorkItem, type WorkKind, workSignature } from '../scaler/work.js';
 import type { Blobs } from './blobs.js';
 import type { Metrics } from './metrics.js';
+import { ServiceTimes, type UnitClass } from './service-times.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
 
 /** A unit's task for one lease: where the worker reads and writes, and what it does. */
@@ -88,6 +89,8 @@ export interface DispatcherOptions {
 
 interface Pending {
   unit: WorkUnit;
+  /** ServiceTimes.classOf(unit), computed once. */
+  unitClass: UnitClass;
   attempts: number;
   readyAt: number;
   resolve(result: UnitResult): void;
@@ -107,18 +110,70 @@ interface Lease {
   timer: NodeJS.Timeout;
   closed: boolean;
   leasedAt: number;
+  /** The slot-milliseconds the unit was expected to take when it was leased: its share of its worker's window. */
+  expectedMs: number;
+}
+
+/** What the dispatcher counts per worker besides the registry's inflight. */
+interface WorkerLoad {
+  /** Expected slot-milliseconds of the worker's open leases together. */
+  expectedMs: number;
+  /** When the worker last answered a unit (or lost one): a unit waiting on the worker starts about then. */
+  freedAt: number;
 }
 
 const maxBackoffMs = 30_000;
-/**
- * Tasks sent per worker slot: the second one waits in the worker's queue, so a slot starts its next
- * task as soon as it answers instead of idling for a round trip to the master.
+/** `{"tasks":[` and `]}` around a batch's tasks. */
+const batchFramingBytes = 12;
+
+/*
+ * Each worker's window: how much work it holds (running and waiting in its queue), sized by expected
+ * service time. A request costs the master about the same CPU whatever it carries (node:http's set-up,
+ * headers and socket work, the result stream: 0.15-0.2 ms on loopback before any JSON), so refilling each
+ * slot as it frees (one request per unit, 1.1 units per request in a sustained batch) was a large part
+ * of the master's cost per image. Instead a worker is refilled only once its window has
+ * drained below a low-water mark, and then the whole gap goes in one request.
  */
-const tasksPerSlot = 2;
+/**
+ * A worker always holds this many tasks per slot (one running, one waiting in its queue), as before
+ * windows: a slot starts its next task as soon as it answers instead of idling for a round trip. Long
+ * units (a huge image's strips) never fill more than this, so they keep spreading over all workers.
+ */
+const minTasksPerSlot = 2;
+/**
+ * Expected work per slot a worker is filled up to. It bounds what waits on one worker while another
+ * could run it: the imbalance when the queue runs dry at a batch's end (a worker refilled just before
+ * finishes up to this much later than one about to be refilled), the work a worker that dies takes with
+ * it (retried elsewhere), how long a draining worker needs, and how long units already sent wait when a
+ * new worker registers. A second is a few percent of a sustained batch, and holds 5 photos of 1.3 MP
+ * per slot at the ~200 ms a blur σ2 task takes with 2 slots per worker on a loaded 2-core machine
+ * (12-16 at the 60-80 ms of an idle one).
+ */
+const windowMsPerSlot = 1_000;
+/**
+ * A worker is refilled once its expected work per slot is below this (or it holds fewer than
+ * minTasksPerSlot per slot). It must outlast the refill's round trip (the master's turn, preparing the
+ * tasks, the request, the worker parsing it: a few ms on a LAN, tens on a loaded machine) with margin;
+ * the gap to windowMsPerSlot is what one request carries: ~800 ms of work per slot.
+ */
+const refillBelowMsPerSlot = 200;
+/**
+ * A unit counts at least this much in a window (windowMsPerSlot / 16): at most 16 tasks per slot, so
+ * tiny units do not make huge batches and lease lists, and the window's hysteresis stays in tasks too.
+ */
+const minExpectedMs = windowMsPerSlot / 16;
+/** A unit whose class was never measured counts as long (two fill a slot's window): what a worker gets before it answers once. */
+const unknownExpectedMs = windowMsPerSlot / minTasksPerSlot;
+/**
+ * Leases one worker holds at most, whatever its slots: its heartbeat lists them all, and the heartbeat
+ * schema bounds that list (4 x maxTasksPerBatch, with room for expired ones it still runs). It bounds
+ * one request's batch too.
+ */
+const maxLeasesPerWorker = maxTasksPerBatch;
 
 /**
- * Sends units of work to workers in batches (one request per worker per turn carries every unit it has
- * room for; results stream back one line each). Every unit sent is a lease: it expires unless the
+ * Sends units of work to workers in batches (one request per worker per turn carries every unit its
+ * window has room for; results stream back one line each). Every unit sent is a lease: it expires unless the
  * worker's heartbeats keep listing it, and on a worker error, an expired lease or a worker that stops
  * heartbeating the unit is re-queued with jittered exponential backoff until the attempt limit. Only
  * the current lease's result is accepted: a late answer from an expired lease is counted and dropped.
@@ -133,6 +188,9 @@ export class Dispatcher {
   private pumpScheduled = false;
   private closed = false;
   private readonly random: () => number;
+  private readonly serviceTimes = new ServiceTimes();
+  /** Per worker record (a dead worker's record is forgotten with it). */
+  private readonly loads = new WeakMap<WorkerRecord, WorkerLoad>();
   private readonly doneListeners: Array<(unit: WorkUnit, result: UnitResult) => void> = [];
 
   constructor(
@@ -153,7 +211,7 @@ export class Dispatcher {
   run(unit: WorkUnit): Promise<UnitResult> {
     return new Promise<UnitResult>((resolve, reject) => {
       if (unit.signal?.aborted) return reject(unit.signal.reason);
-      const pending: Pending = { unit, attempts: 0, readyAt: 0, resolve, reject, settled: false, onAbort: () => this.cancel(pending) };
+      const pending: Pending = { unit, unitClass: ServiceTimes.classOf(unit), attempts: 0, readyAt: 0, resolve, reject, settled: false, onAbort: () => this.cancel(pending) };
       unit.signal?.addEventListener('abort', pending.onAbort, { once: true });
       this.queue.push(pending);
       this.schedulePump();
@@ -177,11 +235,36 @@ export class Dispatcher {
       queued.set(key, item);
     }
     const running: WorkItem[] = [];
-    for (const { pending, leasedAt } of this.leases.values()) {
+    // A worker runs its units in the order it received them, `slots` at once: its oldest leases are
+    // running (since they were sent, or since the worker last freed a slot), the rest wait in its queue.
+    const seen = new Map<WorkerRecord, number>();
+    for (const { pending, leasedAt, worker } of this.leases.values()) {
+      const place = seen.get(worker) ?? 0;
+      seen.set(worker, place + 1);
       if (pending.unit.kind !== 'whole') continue;
-      running.push({ kind: pending.unit.work ?? { pipeline: [] }, pixels: pending.unit.pixels, units: 1, runningMs: now - leasedAt });
+      const startedAt = Math.max(leasedAt, this.loads.get(worker)?.freedAt ?? 0);
+      const runningMs = place < worker.slots ? Math.max(0, now - startedAt) : 0;
+      running.push({ kind: pending.unit.work ?? { pipeline: [] }, pixels: pending.unit.pixels, units: 1, runningMs });
     }
     return [...queued.values(), ...running];
+  }
+
+  /**
+   * Units the master should hold for the workers (queued here or leased) so no window runs dry: each ready
+   * worker's window at the expected cost of the work on workers now, plus its minimum depth again to
+   * wait here while the master prepares more. A batch runner claims this many items.
+   */
+  unitsWanted(): number {
+    let expectedMs = 0;
+    for (const lease of this.leases.values()) expectedMs += lease.expectedMs;
+    const perUnit = this.leases.size > 0 ? expectedMs / this.leases.size : unknownExpectedMs;
+    let wanted = 0;
+    for (const worker of this.registry.list()) {
+      if (worker.state !== 'ready') continue;
+      const window = Math.max(minTasksPerSlot * worker.slots, Math.floor((windowMsPerSlot * worker.slots) / perUnit));
+      wanted += Math.min(maxLeasesPerWorker, window) + minTasksPerSlot * worker.slots;
+    }
+    return wanted;
   }
 
   onUnitDone(listener: (unit: WorkUnit, result: UnitResult) => void): void {
@@ -223,29 +306,47 @@ export class Dispatcher {
     if (this.closed) return;
     const now = Date.now();
     const leased: WorkUnit[] = [];
+    const ready = this.registry.list().filter((worker) => worker.state === 'ready');
     // A unit that failed on a worker goes to another one when there is another: a second opinion is what
     // tells a deterministic failure from a worker's trouble.
-    const alternatives = this.registry.list().filter((worker) => worker.state === 'ready').length > 1;
-    const workers = this.registry.withFreeSlots(tasksPerSlot);
-    const batches = new Map<WorkerRecord, Lease[]>(workers.map((worker) => [worker, []]));
-    // Every worker's free slots first, then the queue behind them: a few units (the strips of one image)
-    // spread over the workers instead of waiting in one worker's queue while another is idle.
-    for (const depth of [1, tasksPerSlot]) {
-      for (const worker of workers) {
-        const batch = batches.get(worker)!;
-        const room = Math.min(maxTasksPerBatch, worker.slots * depth - worker.inflight);
-        for (let index = 0; index < this.queue.length && batch.length < room; ) {
-          const pending = this.queue[index]!;
-          if (pending.readyAt > now || (alternatives && pending.lastFailure?.worker === worker.id)) {
-            index += 1;
-            continue;
-          }
-          this.queue.splice(index, 1);
-          batch.push(this.lease(pending, worker));
-          leased.push(pending.unit);
-        }
-      }
+    const alternatives = ready.length > 1;
+    // Hysteresis: a worker whose window is still above its low-water mark gets nothing this turn, so
+    // results trickling back do not each cost a request; one drained below it gets its whole gap at once.
+    const takers = ready
+      .filter((worker) => worker.inflight < minTasksPerSlot * worker.slots || this.loadOf(worker).expectedMs < refillBelowMsPerSlot * worker.slots)
+      .sort((a, b) => a.inflight / a.slots - b.inflight / b.slots);
+    const batches = new Map<WorkerRecord, Lease[]>(takers.map((worker) => [worker, []]));
+    /** Leases the next eligible queued unit to the worker if it fits the worker's room; false if none does. */
+    const takeOne = (worker: WorkerRecord, fits: (held: number, expectedMs: number) => boolean): boolean => {
+      const batch = batches.get(worker)!;
+      const index = this.queue.findIndex((pending) => pending.readyAt <= now && !(alternatives && pending.lastFailure?.worker === worker.id));
+      if (index < 0) return false;
+      const pending = this.queue[index]!;
+      const expectedMs = this.expectedMs(pending);
+      if (!fits(worker.inflight + batch.length, this.loadOf(worker).expectedMs + expectedMs)) return false;
+      this.queue.splice(index, 1);
+      batch.push(this.lease(pending, worker, expectedMs));
+      leased.push(pending.unit);
+      return true;
+    };
+    // No worker's window takes more than its slots' share of all the units here and on workers: when the
+    // queue runs low (a batch's end) the last units spread instead of deepening one window.
+    let units = this.queue.length;
+    let slots = 0;
+    for (const worker of ready) {
+      units += worker.inflight;
+      slots += worker.slots;
     }
+    // Every worker's free slots first: a few units (the strips of one image) spread over the workers
+    // instead of waiting in one worker's queue while another is idle.
+    for (const worker of takers) while (takeOne(worker, (held) => held < worker.slots));
+    // Then the windows, one unit to each worker in turn, so workers that drained together share the queue.
+    const fillsWindow = (worker: WorkerRecord) => {
+      const share = Math.ceil((units * worker.slots) / slots);
+      return (held: number, expectedMs: number) =>
+        held < maxLeasesPerWorker && (held < minTasksPerSlot * worker.slots || (held < share && expectedMs <= windowMsPerSlot * worker.slots));
+    };
+    for (let open = takers; open.length > 0; ) open = open.filter((worker) => takeOne(worker, fillsWindow(worker)));
     for (const [worker, batch] of batches) {
       if (batch.length === 0) continue;
       this.registry.reserve(worker, batch.length);
@@ -259,7 +360,7 @@ export class Dispatcher {
     this.updateGauges();
   }
 
-  private lease(pending: Pending, worker: WorkerRecord): Lease {
+  private lease(pending: Pending, worker: WorkerRecord, expectedMs: number): Lease {
     const lease: Lease = {
       id: randomUUID(),
       pending,
@@ -268,10 +369,24 @@ export class Dispatcher {
       timer: this.leaseTimer(() => lease),
       closed: false,
       leasedAt: Date.now(),
+      expectedMs,
     };
     pending.lease = lease;
     this.leases.set(lease.id, lease);
+    this.loadOf(worker).expectedMs += expectedMs;
     return lease;
+  }
+
+  /** The slot-milliseconds a unit counts for in a window: learnt for its class, or long while unknown. */
+  private expectedMs(pending: Pending): number {
+    const learnt = this.serviceTimes.estimate(pending.unitClass, pending.unit.pixels);
+    return Math.max(minExpectedMs, learnt ?? unknownExpectedMs);
+  }
+
+  private loadOf(worker: WorkerRecord): WorkerLoad {
+    let load = this.loads.get(worker);
+    if (!load) this.loads.set(worker, (load = { expectedMs: 0, freedAt: 0 }));
+    return load;
   }
 
   private leaseTimer(lease: () => Lease): NodeJS.Timeout {
@@ -290,9 +405,9 @@ export class Dispatcher {
 
   private async send(worker: WorkerRecord, batch: Lease[]): Promise<void> {
     const started = performance.now();
-    // One controller for the request: aborting it (cancel, close) ends every task in it on the worker.
-    const controller = new AbortController();
-    for (const lease of batch) lease.batch = controller;
+    // While the tasks are prepared, cancelling the last open unit of the batch ends it (nothing is sent).
+    const preparing = new AbortController();
+    for (const lease of batch) lease.batch = preparing;
     let tasks: Task[];
     try {
       tasks = await Promise.all(
@@ -302,14 +417,38 @@ export class Dispatcher {
       for (const lease of batch) if (!lease.closed) this.attemptFailed(lease, `task could not be prepared: ${(error as Error).message}`);
       return;
     }
-    const open = batch.filter((lease) => !lease.closed);
-    if (open.length === 0) return;
-    const body: TaskBatch = { tasks: tasks.filter((task) => this.leases.get(task.lease)?.closed === false) };
+    // A window of many-variant tasks can outgrow the worker's body limit: it then goes as several requests.
+    let part: Array<{ lease: Lease; json: string }> = [];
+    let bytes = 0;
+    for (const [index, task] of tasks.entries()) {
+      const lease = batch[index]!;
+      if (lease.closed) continue;
+      const json = JSON.stringify(task);
+      const size = Buffer.byteLength(json) + 1;
+      if (part.length > 0 && bytes + size > maxTaskBatchBytes - batchFramingBytes) {
+        void this.post(worker, part, started);
+        part = [];
+        bytes = 0;
+      }
+      part.push({ lease, json });
+      bytes += size;
+    }
+    if (part.length > 0) await this.post(worker, part, started);
+  }
+
+  /** One request: the tasks (each already JSON) go to the worker, their results stream back one line each. */
+  private async post(worker: WorkerRecord, tasks: ReadonlyArray<{ lease: Lease; json: string }>, started: number): Promise<void> {
+    // One controller for the request: aborting it (cancel, close) ends every task in it on the worker.
+    const controller = new AbortController();
+    const open = tasks.map(({ lease }) => lease);
+    for (const lease of open) lease.batch = controller;
+    this.metrics.tasksPerRequest.observe(tasks.length);
     let response: IncomingMessage;
     try {
       response = await keepAliveRequest(`${worker.address}/v1/tasks`, {
         method: 'POST',
-        body: JSON.stringify(body),
+        // A TaskBatch (services/protocol/tasks.ts), written from the tasks' own JSON.
+        body: `{"tasks":[${tasks.map(({ json }) => json).join(',')}]}`,
         headers: { ...authHeaders(this.options.token), 'content-type': 'application/json' },
         signal: controller.signal,
       });
@@ -399,6 +538,7 @@ export class Dispatcher {
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'in' }, result.bytesIn);
     this.metrics.unitBytes.inc({ kind: unit.kind, direction: 'out' }, result.bytesOut);
     this.metrics.unitRoundTrip.observe({ kind: unit.kind }, (performance.now() - started) / 1000);
+    this.serviceTimes.observe(pending.unitClass, unit.pixels, result.processingMs);
     const { lease: id, processingMs, bytesIn, bytesOut, image, variants, tile } = result;
     const done: UnitResult = { lease: id, processingMs, bytesIn, bytesOut, ...(image ? { image } : {}), ...(variants ? { variants } : {}), ...(tile ? { tile } : {}) };
     for (const listener of this.doneListeners) listener(unit, done);
@@ -464,6 +604,10 @@ export class Dispatcher {
     lease.closed = true;
     clearTimeout(lease.timer);
     this.registry.release(lease.worker);
+    const load = this.loadOf(lease.worker);
+    // Sums of floating-point figures drift: an idle worker's is exactly zero again.
+    load.expectedMs = lease.worker.inflight === 0 ? 0 : Math.max(0, load.expectedMs - lease.expectedMs);
+    load.freedAt = Date.now();
     this.blobs.drop(lease.id);
     lease.pending.lease = undefined;
     this.leases.delete(lease.id);

@@ -194,7 +194,6 @@ function createBatchRunner(master: Master, config: MasterConfig, logger: Logger)
     storage: master.storage,
     dispatcher: master.dispatcher,
     blobs: master.blobs,
-    registry: master.registry,
     metrics: master.metrics,
     stores: objectStores(new FileObjects([...sources.roots, ...destinations.roots]), () => new S3Objects(), new StagedObjects(master.uploads, master.storage)),
     sources,

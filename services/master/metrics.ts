@@ -30,6 +30,12 @@ export function createMetrics() {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    tasksPerRequest: new Histogram({
+      name: 'dips_tasks_per_request',
+      help: 'Tasks one request to a worker carries (the dispatcher batches what a worker has room for)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
     lateResults: new Counter({ name: 'dips_late_results_total', help: 'Results that arrived after their lease expired (ignored)', registers: [registry] }),
     imagesFinished: new Counter({ name: 'dips_images_total', help: 'Images finished, by outcome', labelNames: ['status'] as const, registers: [registry] }),
     jobLatency: new Histogram({

@@ -105,13 +105,6 @@ export class WorkerRegistry extends EventEmitter<{ dead: [WorkerRecord]; availab
     return this.list().reduce((sum, worker) => sum + (worker.state === 'ready' ? worker.slots : 0), 0);
   }
 
-  /** Ready workers with room for another task (`depth` tasks per slot), least loaded first. */
-  withFreeSlots(depth = 1): WorkerRecord[] {
-    return this.list()
-      .filter((worker) => worker.state === 'ready' && worker.inflight < worker.slots * depth)
-      .sort((a, b) => a.inflight / a.slots - b.inflight / b.slots);
-  }
-
   private sweep(): void {
     const now = Date.now();
     for (const worker of this.workers.values()) {

@@ -10,8 +10,13 @@ import { outputFormat, quality, workerState } from './api.js';
  * messages: they move between storage and the worker (docs/data-path.md).
  */
 
-/** At most this many tasks in one batch: a worker holds two per slot, and slots are bounded below. */
+/** At most this many tasks in one batch, and leases one worker holds (the dispatcher's window bound). */
 export const maxTasksPerBatch = 512;
+/**
+ * A batch's body at most, in bytes: a few hundred tasks of small JSON each (locations, pipeline). A
+ * variants task with many presigned URLs runs to ~20 KB, so a full window may need several requests.
+ */
+export const maxTaskBatchBytes = 4 * 1024 * 1024;
 /**
  * A worker may claim at most this many slots: a slot is one vCPU's worth of work, and the instance
  * types DIPS deploys have far fewer. The bound keeps a bogus registration from drawing the whole queue.

@@ -26,16 +26,27 @@ export interface KeepAliveRequest {
 /**
  * One request on a keep-alive node:http(s) agent, resolving with the response once its head arrives
  * (the caller reads or resumes the body). The master's hot requests (tasks to workers, HEADs to S3)
- * go this way: fetch (undici) cost about 2.5x the CPU per request here (docs/performance.md).
+ * go this way: fetch (undici) cost about 2.5x the CPU per request here (docs/performance.md). The URL is
+ * parsed once (a presigned one is long), and the signal is one abort listener: node's own `signal`
+ * option sets up an end-of-stream watcher per request, which cost more than the rest of the request's
+ * set-up in a profile of the master.
  */
-export function keepAliveRequest(url: string, options: KeepAliveRequest): Promise<IncomingMessage> {
-  const { protocol } = new URL(url);
-  if (protocol !== 'http:' && protocol !== 'https:') return Promise.reject(new Error(`${url}: only http and https are supported`));
+export function keepAliveRequest(url: string | URL, options: KeepAliveRequest): Promise<IncomingMessage> {
+  const target = typeof url === 'string' ? new URL(url) : url;
+  const { protocol } = target;
+  if (protocol !== 'http:' && protocol !== 'https:') return Promise.reject(new Error(`${target.href}: only http and https are supported`));
   const client = protocol === 'https:' ? https : http;
   const headers = options.body === undefined ? options.headers : { ...options.headers, 'content-length': Buffer.byteLength(options.body) };
+  const { signal, timeout } = options;
+  if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
-    const request = client.request(url, { method: options.method, agent: agents[protocol], headers, signal: options.signal }, resolve);
-    const { timeout } = options;
+    const request = client.request(target, { method: options.method, agent: agents[protocol], headers }, resolve);
+    if (signal) {
+      // Aborting destroys the request, and with it a response still being read.
+      const onAbort = () => request.destroy(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      request.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
     if (timeout) {
       const timer = setTimeout(() => request.destroy(timeout.error()), timeout.ms);
       request.once('response', () => clearTimeout(timer));
@@ -44,4 +55,9 @@ export function keepAliveRequest(url: string, options: KeepAliveRequest): Promis
     request.on('error', reject);
     request.end(options.body);
   });
+}
+
+/** The error an aborted request fails with, as node's own `signal` option makes it: an AbortError caused by the reason. */
+function abortError(signal: AbortSignal): Error {
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' });
 }

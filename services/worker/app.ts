@@ -4,7 +4,7 @@ import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { taskBatch, type TaskResult } from '../protocol/tasks.js';
+import { maxTaskBatchBytes, taskBatch, type TaskResult } from '../protocol/tasks.js';
 import type { Reach } from './locations.js';
 import { asApiError, runTask } from './run-task.js';
 import type { Slots } from './slots.js';
@@ -16,9 +16,6 @@ export interface WorkerState {
   /** Leases of the tasks accepted and not yet answered: every heartbeat lists them, renewing them. */
   leases: Set<string>;
 }
-
-/** A batch body: a few hundred tasks of small JSON each (locations, pipeline). */
-const maxBatchBytes = 4 * 1024 * 1024;
 
 /**
  * The worker's HTTP API: task batches from the master (behind the worker credential) and a health
@@ -45,7 +42,7 @@ export function createWorkerApp(
     next();
   });
 
-  tasks.post('/tasks', express.json({ limit: maxBatchBytes }), async (req, res) => {
+  tasks.post('/tasks', express.json({ limit: maxTaskBatchBytes }), async (req, res) => {
     const parsed = taskBatch.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_task', `task batch: ${z.prettifyError(parsed.error)}`);
     const signal = abortOnDisconnect(req, res);

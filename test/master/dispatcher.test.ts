@@ -82,7 +82,7 @@ const unit = (id: string): WorkUnit => ({
   pixels: 100,
   prepare: async () => ({ input: { via: 'file', path: `/in/${id}` }, output: { via: 'file', path: `/out/${id}` }, spec: { kind: 'whole', name: id, pipeline: [] } }),
 });
-const done = (lease: string): TaskResult => ({ ok: true, lease, processingMs: 5, bytesIn: 10, bytesOut: 20, image: { width: 1, height: 1, format: 'png' } });
+const done = (lease: string, processingMs = 5): TaskResult => ({ ok: true, lease, processingMs, bytesIn: 10, bytesOut: 20, image: { width: 1, height: 1, format: 'png' } });
 const failed = (lease: string, status: number, message: string): TaskResult => ({ ok: false, lease, processingMs: 5, error: { status, code: 'task_failed', message } });
 /** Waits (on real I/O turns, not the fake clock) until the condition holds; fails after 5 s. */
 async function until(condition: () => boolean): Promise<void> {
@@ -92,6 +92,33 @@ async function until(condition: () => boolean): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
   }
 }
+/** Answers every task of the call, taking `processingMs` each, and closes it. */
+const answerAll = (call: Call, processingMs = 5) => {
+  for (const task of call.batch.tasks) call.answer(done(task.lease, processingMs));
+  call.end();
+};
+/** Runs two units on worker 1 that take `processingMs` each, so the dispatcher has measured units like them. */
+async function learn(processingMs: number, make = unit): Promise<void> {
+  const before = calls.length;
+  const results = ['learn-a', 'learn-b'].map((id) => dispatcher.run(make(id)));
+  await until(() => calls.length > before);
+  answerAll(calls[before]!, processingMs);
+  await Promise.all(results);
+}
+/** Answers every request as it comes until all the results are in. */
+async function answerUntilDone(results: Array<Promise<unknown>>, from: number): Promise<void> {
+  let settled = 0;
+  for (const result of results) void result.then(() => (settled += 1));
+  for (let next = from; settled < results.length; ) {
+    await until(() => calls.length > next || settled === results.length);
+    if (calls.length > next) answerAll(calls[next++]!);
+  }
+  await Promise.all(results);
+}
+/** Lets the dispatcher's scheduled turn run (it pumps on setImmediate). */
+const nextTurns = async () => {
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+};
 /** The unit is back in the queue, waiting for its retry (the worker's answer was taken). */
 const waitingForRetry = () => until(() => dispatcher.backlog().queuedUnits === 1 && dispatcher.backlog().inflightUnits === 0);
 
@@ -261,6 +288,98 @@ describe('dispatcher', () => {
     second.answer(done(second.batch.tasks[0]!.lease));
     second.end();
     await expect(cutOff).resolves.toMatchObject({ lease: second.batch.tasks[0]!.lease });
+  });
+
+  it('fills a worker with many short units in one request, and refills it only once its window has drained below the low-water mark', async () => {
+    beat(1);
+    // Unmeasured units count as long: a worker gets two per slot, and the master asks for about as many items.
+    expect(dispatcher.unitsWanted()).toBe(8);
+    await learn(5);
+    const results = Array.from({ length: 100 }, (_, index) => dispatcher.run(unit(`short-${index}`)));
+    await until(() => calls.length === 2);
+    // 5 ms units count as the window's floor (1000 ms / 16 per slot): 16 per slot, one request.
+    const window = calls[1]!;
+    expect(window.batch.tasks).toHaveLength(32);
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 68, inflightUnits: 32 });
+    expect(dispatcher.unitsWanted()).toBe(32 + 4);
+    // Heartbeats renew the leases of the tasks waiting in the worker's queue too.
+    const leases = window.batch.tasks.map((task) => task.lease);
+    for (let elapsed = 0; elapsed < 3 * leaseMs; elapsed += leaseMs / 2) {
+      beat(1, leases);
+      await vi.advanceTimersByTimeAsync(leaseMs / 2);
+    }
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 68, inflightUnits: 32 });
+    // Results coming back one by one send nothing while the window holds 400 ms (7 units) or more...
+    for (const task of window.batch.tasks.slice(0, 25)) window.answer(done(task.lease));
+    await Promise.all(results.slice(0, 25));
+    await nextTurns();
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 68, inflightUnits: 7 });
+    expect(calls).toHaveLength(2);
+    // ...and the one that drains it below refills the whole gap in one request.
+    window.answer(done(window.batch.tasks[25]!.lease));
+    await until(() => calls.length === 3);
+    expect(calls[2]!.batch.tasks).toHaveLength(26);
+    for (const task of window.batch.tasks.slice(26)) window.answer(done(task.lease));
+    window.end();
+    await answerUntilDone(results, 2);
+  });
+
+  it("splits a window whose tasks outgrow the worker's body limit into several requests", async () => {
+    beat(1);
+    await learn(5);
+    // A name of 1 MiB stands for a variants task with many long presigned URLs.
+    const big = (id: string): WorkUnit => {
+      const small = unit(id);
+      return { ...small, prepare: async (lease, worker) => ({ ...(await small.prepare(lease, worker)), spec: { kind: 'whole', name: `${id}-${'x'.repeat(1024 * 1024)}`, pipeline: [] } }) };
+    };
+    const results = Array.from({ length: 6 }, (_, index) => dispatcher.run(big(`big-${index}`)));
+    await until(() => calls.length === 3);
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 0, inflightUnits: 6 });
+    expect(calls.slice(1).map((call) => call.batch.tasks.length)).toEqual([3, 3]);
+    for (const call of calls.slice(1)) answerAll(call);
+    await Promise.all(results);
+  });
+
+  it('keeps long units at two per slot, one more sent as each slot frees', async () => {
+    beat(1);
+    await learn(800);
+    const results = Array.from({ length: 6 }, (_, index) => dispatcher.run(unit(`long-${index}`)));
+    await until(() => calls.length === 2);
+    expect(calls[1]!.batch.tasks).toHaveLength(4);
+    calls[1]!.answer(done(calls[1]!.batch.tasks[0]!.lease, 800));
+    await until(() => calls.length === 3);
+    expect(calls[2]!.batch.tasks).toHaveLength(1);
+    for (const call of calls.slice(1)) answerAll(call, 800);
+    await until(() => calls.length === 4);
+    answerAll(calls[3]!, 800);
+    await Promise.all(results);
+  });
+
+  it('a worker that registers gets queued work at its first heartbeat while the others hold full windows', async () => {
+    beat(1);
+    await learn(5);
+    const results = Array.from({ length: 100 }, (_, index) => dispatcher.run(unit(`spread-${index}`)));
+    await until(() => calls.length === 2);
+    expect(calls[1]!.batch.tasks).toHaveLength(32);
+    beat(2);
+    await until(() => calls.length === 3);
+    expect(calls[2]!.worker).toBe(String(portOf(2)));
+    expect(calls[2]!.batch.tasks).toHaveLength(32);
+    expect(dispatcher.backlog()).toMatchObject({ queuedUnits: 36, inflightUnits: 64 });
+    await answerUntilDone(results, 1);
+  });
+
+  it("tells the scaler only a slot's worth of a window is running, the rest waits in the worker's queue", async () => {
+    beat(1);
+    const whole = (id: string): WorkUnit => ({ ...unit(id), work: { pipeline: [] } });
+    await learn(5, whole);
+    const results = Array.from({ length: 10 }, (_, index) => dispatcher.run(whole(`w-${index}`)));
+    await until(() => calls.length === 2);
+    await vi.advanceTimersByTimeAsync(100);
+    const running = dispatcher.wholeWork().filter((item) => item.runningMs > 0);
+    expect(running.map((item) => item.runningMs)).toEqual([100, 100]);
+    expect(dispatcher.wholeWork().reduce((sum, item) => sum + item.units, 0)).toBe(10);
+    await answerUntilDone(results, 1);
   });
 
   it('backs off exponentially with equal jitter, capped', () => {

@@ -18,7 +18,7 @@ import { isTerminal, splitAnnotations } from '../job-store.js';
 import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
 import type { Storage } from '../storage.js';
-import type { WorkerRecord, WorkerRegistry } from '../worker-registry.js';
+import type { WorkerRecord } from '../worker-registry.js';
 import { listInputs, ownUpload } from './inputs.js';
 import { errorKindOf, ItemError } from './item-error.js';
 import { contentKey, resolveItem, type OutputTarget, type ResolvedItem } from './locations.js';
@@ -32,7 +32,6 @@ export interface BatchRunnerDeps {
   dispatcher: Dispatcher;
   /** Serves an item's file to a worker that does not share the master's disk, and takes its results (lease-scoped). */
   blobs: Blobs;
-  registry: WorkerRegistry;
   stores: ObjectStores;
   sources: Roots;
   destinations: Roots;
@@ -53,11 +52,6 @@ const listPage = 1000;
 const storageRetries = 4;
 /** Tries of a listing that breaks off (it resumes from the last page committed). */
 const listingAttempts = 5;
-/**
- * Items in flight per worker slot: two wait at the worker (the dispatcher sends two per slot), two more
- * are being checked (input version, skip-if-exists) or recorded by the master meanwhile.
- */
-const itemsPerSlot = 4;
 /** Items in flight even before workers register (they wait in the dispatcher's queue; each holds a few hundred bytes). */
 const minItemsInFlight = 8;
 
@@ -157,7 +151,9 @@ export class BatchRunner {
   /** Takes as many queued items as the bound allows. */
   fill(): void {
     if (this.stopped) return;
-    const bound = Math.max(minItemsInFlight, this.deps.registry.totalSlots() * itemsPerSlot);
+    // As many as the workers' windows hold, and some more being checked (input version, skip-if-exists)
+    // or recorded by the master meanwhile (Dispatcher.unitsWanted).
+    const bound = Math.max(minItemsInFlight, this.deps.dispatcher.unitsWanted());
     for (const work of this.deps.store.claimQueuedItems(bound - this.active.size)) {
       const controller = new AbortController();
       this.active.set(`${work.jobId}/${work.index}`, controller);
