@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { MasterClient } from '../services/cli/client.js';
+import { ResultFetcher } from '../services/cli/result-fetcher.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
@@ -11,8 +13,8 @@ import { startS3Server } from './s3-server.js';
  * Batch jobs read from storage, results kept in the master's storage: the master's share of a job
  * when no byte of it passes through the master. Each job lists one folder (file:// under DIPS_SOURCES,
  * or s3:// on a loopback S3 server); the client follows each job's event stream, as `dips submit`
- * does, and downloads every result as it is reported (4 at a time, as the CLI does), following the
- * S3 mode's redirect to the bucket.
+ * does, and downloads every result as it is reported with the CLI's own fetcher (URLs asked for in
+ * batches, 4 results at a time; in S3 mode the bytes come from the bucket).
  *   npm run build && node dist/bench/storage-batch.js local|s3 [--cpu-prof DIR]
  */
 
@@ -29,8 +31,6 @@ export interface StorageBatchRun {
 }
 
 const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
-/** Results downloaded at once, as `dips submit` does (services/cli/submit.ts parallelDownloads). */
-const parallelDownloads = 4;
 
 /** Copies each job's photos into its own folder under `root` (a local directory). */
 export async function stageLocal(root: string, jobs: ReadonlyArray<readonly string[]>): Promise<string[]> {
@@ -62,52 +62,8 @@ interface ItemState {
   status: string;
 }
 
-/** Downloads results a bounded number at a time, counting their bytes. */
-class Downloads {
-  private readonly queue: string[] = [];
-  private running = 0;
-  private idle: Array<() => void> = [];
-  private failure: unknown;
-  bytes = 0;
-
-  constructor(private readonly baseUrl: string) {}
-
-  add(url: string): void {
-    this.queue.push(url);
-    this.pump();
-  }
-
-  async drained(): Promise<void> {
-    while (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-    if (this.failure) throw this.failure;
-  }
-
-  private pump(): void {
-    while (this.running < parallelDownloads && this.queue.length > 0) {
-      const url = this.queue.shift()!;
-      this.running += 1;
-      void this.fetchOne(url)
-        .catch((error: unknown) => {
-          this.failure ??= error;
-        })
-        .finally(() => {
-          this.running -= 1;
-          this.pump();
-          if (this.running === 0 && this.queue.length === 0) for (const resolve of this.idle.splice(0)) resolve();
-        });
-    }
-  }
-
-  private async fetchOne(url: string): Promise<void> {
-    const response = await fetch(`${this.baseUrl}${url}`);
-    if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
-    const reader = response.body!.getReader();
-    for (let read = await reader.read(); !read.done; read = await reader.read()) this.bytes += read.value.byteLength;
-  }
-}
-
-/** Follows one job's event stream until it ends, handing each succeeded item to the downloads once. */
-async function followJob(baseUrl: string, id: string, downloads: Downloads): Promise<string> {
+/** Follows one job's event stream until it ends, handing each succeeded item to the fetcher once. */
+async function followJob(baseUrl: string, id: string, results: ResultFetcher): Promise<string> {
   const offered = new Set<number>();
   const response = await fetch(`${baseUrl}/v1/jobs/${id}/events`, { headers: { accept: 'text/event-stream' } });
   if (!response.ok) throw new Error(`events of ${id} answered ${response.status}`);
@@ -116,7 +72,7 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
     for (const item of items) {
       if (item.status !== 'succeeded' || offered.has(item.index)) continue;
       offered.add(item.index);
-      downloads.add(`/v1/jobs/${id}/images/${item.index}`);
+      results.add(id, item.index);
     }
   };
   try {
@@ -126,7 +82,10 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
       if (event.event !== 'progress') continue;
       const job = JSON.parse(event.data) as { status: string; images: ItemState[] };
       offer(job.images);
-      if (terminal.has(job.status)) return job.status;
+      if (terminal.has(job.status)) {
+        results.flush(id);
+        return job.status;
+      }
     }
   } finally {
     await events.cancel().catch(() => undefined);
@@ -135,7 +94,12 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
 
 /** Submits one batch job per folder together, follows them and downloads every result. */
 export async function runStorageBatch(cluster: LocalCluster, folders: readonly string[], options: StorageBatchOptions): Promise<StorageBatchRun> {
-  const downloads = new Downloads(cluster.url);
+  let downloadedBytes = 0;
+  // As `dips submit` fetches results: URLs in batches, the bytes from the bucket in S3 mode.
+  const results = new ResultFetcher(new MasterClient(cluster.url, {}), async (_jobId, _download, response) => {
+    const reader = response.body!.getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) downloadedBytes += read.value.byteLength;
+  });
   const ids = await Promise.all(
     folders.map(async (prefix) => {
       const response = await fetch(`${cluster.url}/v1/jobs`, {
@@ -147,14 +111,14 @@ export async function runStorageBatch(cluster: LocalCluster, folders: readonly s
       return ((await response.json()) as { id: string }).id;
     }),
   );
-  const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, downloads)));
-  await downloads.drained();
+  const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, results)));
+  await results.finished();
   if (statuses.some((status) => status !== 'succeeded')) {
     const views = await Promise.all(ids.map(async (id) => (await fetch(`${cluster.url}/v1/jobs/${id}`)).text()));
     throw new Error(`batch jobs ended ${statuses.join(', ')}: ${views.join('\n').slice(0, 2000)}`);
   }
   const done = await Promise.all(ids.map(async (id) => ((await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { progress: { done: number } }).progress.done));
-  return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes: downloads.bytes };
+  return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes };
 }
 
 /** A cluster whose master may read the given roots; S3 mode when `s3` is given. */

@@ -3,11 +3,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import yazl from 'yazl';
+import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeCatalogue } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
+import { downloadsBody, type DownloadsAnswer } from '../protocol/api.js';
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
 import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
@@ -114,6 +116,25 @@ export function createApp(master: Master) {
 
   api.get('/jobs/:id/events', (req, res) => {
     streams.subscribe(req.params.id, res);
+  });
+
+  // Many results' URLs in one request: with S3 a client then fetches each result from the bucket and
+  // the master answers one request per batch of results, not one 302 per result.
+  api.post('/jobs/:id/downloads', express.json({ limit: '64kb' }), async (req, res) => {
+    const parsed = downloadsBody.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_downloads', `downloads body: ${z.prettifyError(parsed.error)}`);
+    const images = parsed.data.indexes.map((index) => finishedImage(master, req.params.id, String(index)));
+    const answer: DownloadsAnswer = {
+      downloads: await Promise.all(
+        images.map(async (image) => {
+          const name = outputName(image);
+          const contentType = contentTypeFor(image.out_format as OutputFormat);
+          const direct = await storage.downloadUrl(outputKey(image.job_id, image.idx), { fileName: name, contentType });
+          return { index: image.idx, name, contentType, url: direct ?? `/v1/jobs/${image.job_id}/images/${image.idx}` };
+        }),
+      ),
+    };
+    res.json(answer);
   });
 
   api.get('/jobs/:id/images/:index', async (req, res) => {
