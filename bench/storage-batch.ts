@@ -5,6 +5,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { MasterClient } from '../services/cli/client.js';
 import { ResultFetcher } from '../services/cli/result-fetcher.js';
+import { processedCount, submitFiles } from '../services/cli/submit.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
@@ -15,7 +16,9 @@ import { startS3Server } from './s3-server.js';
  * or s3:// on a loopback S3 server); the client follows each job's event stream, as `dips submit`
  * does, and downloads every result as it is reported with the CLI's own fetcher (URLs asked for in
  * batches, 4 results at a time; in S3 mode the bytes come from the bucket).
- *   npm run build && node dist/bench/storage-batch.js local|s3 [--cpu-prof DIR]
+ * With --sessions the photos are not staged: each job is sent as `dips submit` sends it, through an
+ * upload session (the master's share of uploads, local disk: a signed PUT per file).
+ *   npm run build && node dist/bench/storage-batch.js local|s3 [--sessions] [--cpu-prof DIR]
  */
 
 export interface StorageBatchOptions {
@@ -121,6 +124,32 @@ export async function runStorageBatch(cluster: LocalCluster, folders: readonly s
   return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes };
 }
 
+/**
+ * The same photos sent as `dips submit` sends them (one upload session per job, through the CLI's own
+ * code), followed and downloaded into `outDir`: the master's share of the upload path.
+ */
+export async function runSessionBatch(cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>, options: StorageBatchOptions, outDir: string): Promise<StorageBatchRun> {
+  const states = await Promise.all(
+    jobs.map((files, job) =>
+      submitFiles(new MasterClient(cluster.url, {}), [...files], {
+        pipeline: JSON.stringify(options.pipeline),
+        format: options.format,
+        quality: String(options.quality),
+        out: path.join(outDir, `job-${job}`),
+        progress: false,
+        quiet: true,
+      }),
+    ),
+  );
+  const failed = states.filter((state) => state.status !== 'succeeded');
+  if (failed.length > 0) throw new Error(`session jobs ended ${failed.map((state) => `${state.id} ${state.status}`).join(', ')}`);
+  let downloadedBytes = 0;
+  for (const [job] of jobs.entries()) {
+    for (const name of await fs.readdir(path.join(outDir, `job-${job}`))) downloadedBytes += (await fs.stat(path.join(outDir, `job-${job}`, name))).size;
+  }
+  return { images: states.reduce((sum, state) => sum + processedCount(state), 0), downloadedBytes };
+}
+
 /** A cluster whose master may read the given roots; S3 mode when `s3` is given. */
 async function withStorageCluster<T>(
   options: { dataDir: string; workers: number; sources: string; s3Env?: Record<string, string>; nodeArgs?: string[] },
@@ -143,6 +172,7 @@ async function main(): Promise<void> {
   const { corpusPhotos } = await import('./images.js');
   const sharp = (await import('sharp')).default;
   const mode = process.argv[2] === 's3' ? 's3' : 'local';
+  const sessions = process.argv.includes('--sessions');
   const profileAt = process.argv.indexOf('--cpu-prof');
   const nodeArgs = profileAt > 0 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.argv[profileAt + 1]!)] : undefined;
   const photos: string[] = [];
@@ -157,19 +187,23 @@ async function main(): Promise<void> {
   const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: 90 };
   const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;
   try {
-    const [warmFolders, folders] = s3
-      ? [await stageS3(s3, 'warm', warm), await stageS3(s3, 'in', jobs)]
-      : [await stageLocal(path.join(tmp, 'warm'), warm), await stageLocal(path.join(tmp, 'in'), jobs)];
+    const [warmFolders, folders] = sessions
+      ? [[], []]
+      : s3
+        ? [await stageS3(s3, 'warm', warm), await stageS3(s3, 'in', jobs)]
+        : [await stageLocal(path.join(tmp, 'warm'), warm), await stageLocal(path.join(tmp, 'in'), jobs)];
+    const batch = (cluster: LocalCluster, warmUp: boolean) =>
+      sessions ? runSessionBatch(cluster, warmUp ? warm : jobs, options, path.join(tmp, warmUp ? 'out-warm' : 'out')) : runStorageBatch(cluster, warmUp ? warmFolders : folders, options);
     const sources = s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`;
     const dataDir = path.join(tmp, 'data');
     await fs.mkdir(dataDir, { recursive: true });
     await withStorageCluster({ dataDir, workers: 2, sources, ...(s3 ? { s3Env: s3.env } : {}), ...(nodeArgs ? { nodeArgs } : {}) }, async (cluster) => {
-      await runStorageBatch(cluster, warmFolders, options);
+      await batch(cluster, true);
       let run: StorageBatchRun | undefined;
-      const counters = await countersAround(await cluster.pids(), async () => (run = await runStorageBatch(cluster, folders, options)));
+      const counters = await countersAround(await cluster.pids(), async () => (run = await batch(cluster, false)));
       const { images, downloadedBytes } = run!;
       process.stdout.write(
-        `${JSON.stringify({ mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,
+        `${JSON.stringify({ mode: sessions ? `${mode} sessions` : mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,
       );
     });
   } finally {
