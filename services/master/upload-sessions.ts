@@ -56,6 +56,12 @@ const remote = { colocated: false };
 export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes' | 'minFreeDiskBytes'>;
 /** Seconds a client waits before sending to a master whose disk is full (as for multipart uploads). */
 const diskRetryAfterSeconds = 30;
+/**
+ * How old a reading of the disk's free bytes may be when a PUT is admitted against it: one statfs a
+ * second rather than one per file (it cost about as much as writing a 200 kB file). The bytes admitted
+ * since the reading count as used, so a burst of PUTs cannot overrun the reserve between readings.
+ */
+const diskReadingMs = 1_000;
 
 /** What the sweep asks the job store: whether a job still exists, and which job reads a session's files. */
 export interface SessionJobs {
@@ -79,6 +85,8 @@ export class UploadSessions {
   /** Sessions a job is being created from right now: a second request for one waits for nothing and is refused. */
   private readonly becomingJobs = new Set<string>();
   private readonly cache = new Map<string, Session>();
+  /** The last reading of the disk's free bytes, less what was admitted since. */
+  private disk: { readAt: number; free: number } | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -182,10 +190,12 @@ export class UploadSessions {
     if (contentLength !== undefined && Number(contentLength) !== file.size) {
       throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${file.size} bytes; this request sends ${contentLength}`);
     }
-    const free = await this.freeDiskBytes();
+    if (!this.disk || this.now() - this.disk.readAt >= diskReadingMs) this.disk = { readAt: this.now(), free: await this.freeDiskBytes() };
+    const { free } = this.disk;
     if (free - file.size < this.limits.minFreeDiskBytes) {
       throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free and keeps ${this.limits.minFreeDiskBytes} in reserve; ${what} needs ${file.size}; retry later`, diskRetryAfterSeconds);
     }
+    this.disk.free -= file.size;
     await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
     return { index, name: file.name, size: file.size };
   }
