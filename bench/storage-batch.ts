@@ -3,6 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { MasterClient } from '../services/cli/client.js';
+import { ResultFetcher } from '../services/cli/result-fetcher.js';
+import { processedCount, submitFiles } from '../services/cli/submit.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
@@ -11,9 +14,11 @@ import { startS3Server } from './s3-server.js';
  * Batch jobs read from storage, results kept in the master's storage: the master's share of a job
  * when no byte of it passes through the master. Each job lists one folder (file:// under DIPS_SOURCES,
  * or s3:// on a loopback S3 server); the client follows each job's event stream, as `dips submit`
- * does, and downloads every result as it is reported (4 at a time, as the CLI does), following the
- * S3 mode's redirect to the bucket.
- *   npm run build && node dist/bench/storage-batch.js local|s3 [--cpu-prof DIR]
+ * does, and downloads every result as it is reported with the CLI's own fetcher (URLs asked for in
+ * batches, 4 results at a time; in S3 mode the bytes come from the bucket).
+ * With --sessions the photos are not staged: each job is sent as `dips submit` sends it, through an
+ * upload session (the master's share of uploads, local disk: a signed PUT per file).
+ *   npm run build && node dist/bench/storage-batch.js local|s3 [--sessions] [--cpu-prof DIR]
  */
 
 export interface StorageBatchOptions {
@@ -29,8 +34,6 @@ export interface StorageBatchRun {
 }
 
 const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
-/** Results downloaded at once, as `dips submit` does (services/cli/submit.ts parallelDownloads). */
-const parallelDownloads = 4;
 
 /** Copies each job's photos into its own folder under `root` (a local directory). */
 export async function stageLocal(root: string, jobs: ReadonlyArray<readonly string[]>): Promise<string[]> {
@@ -62,52 +65,8 @@ interface ItemState {
   status: string;
 }
 
-/** Downloads results a bounded number at a time, counting their bytes. */
-class Downloads {
-  private readonly queue: string[] = [];
-  private running = 0;
-  private idle: Array<() => void> = [];
-  private failure: unknown;
-  bytes = 0;
-
-  constructor(private readonly baseUrl: string) {}
-
-  add(url: string): void {
-    this.queue.push(url);
-    this.pump();
-  }
-
-  async drained(): Promise<void> {
-    while (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-    if (this.failure) throw this.failure;
-  }
-
-  private pump(): void {
-    while (this.running < parallelDownloads && this.queue.length > 0) {
-      const url = this.queue.shift()!;
-      this.running += 1;
-      void this.fetchOne(url)
-        .catch((error: unknown) => {
-          this.failure ??= error;
-        })
-        .finally(() => {
-          this.running -= 1;
-          this.pump();
-          if (this.running === 0 && this.queue.length === 0) for (const resolve of this.idle.splice(0)) resolve();
-        });
-    }
-  }
-
-  private async fetchOne(url: string): Promise<void> {
-    const response = await fetch(`${this.baseUrl}${url}`);
-    if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
-    const reader = response.body!.getReader();
-    for (let read = await reader.read(); !read.done; read = await reader.read()) this.bytes += read.value.byteLength;
-  }
-}
-
-/** Follows one job's event stream until it ends, handing each succeeded item to the downloads once. */
-async function followJob(baseUrl: string, id: string, downloads: Downloads): Promise<string> {
+/** Follows one job's event stream until it ends, handing each succeeded item to the fetcher once. */
+async function followJob(baseUrl: string, id: string, results: ResultFetcher): Promise<string> {
   const offered = new Set<number>();
   const response = await fetch(`${baseUrl}/v1/jobs/${id}/events`, { headers: { accept: 'text/event-stream' } });
   if (!response.ok) throw new Error(`events of ${id} answered ${response.status}`);
@@ -116,7 +75,7 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
     for (const item of items) {
       if (item.status !== 'succeeded' || offered.has(item.index)) continue;
       offered.add(item.index);
-      downloads.add(`/v1/jobs/${id}/images/${item.index}`);
+      results.add(id, item.index);
     }
   };
   try {
@@ -126,7 +85,10 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
       if (event.event !== 'progress') continue;
       const job = JSON.parse(event.data) as { status: string; images: ItemState[] };
       offer(job.images);
-      if (terminal.has(job.status)) return job.status;
+      if (terminal.has(job.status)) {
+        results.flush(id);
+        return job.status;
+      }
     }
   } finally {
     await events.cancel().catch(() => undefined);
@@ -135,7 +97,12 @@ async function followJob(baseUrl: string, id: string, downloads: Downloads): Pro
 
 /** Submits one batch job per folder together, follows them and downloads every result. */
 export async function runStorageBatch(cluster: LocalCluster, folders: readonly string[], options: StorageBatchOptions): Promise<StorageBatchRun> {
-  const downloads = new Downloads(cluster.url);
+  let downloadedBytes = 0;
+  // As `dips submit` fetches results: URLs in batches, the bytes from the bucket in S3 mode.
+  const results = new ResultFetcher(new MasterClient(cluster.url, {}), async (_jobId, _download, response) => {
+    const reader = response.body!.getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) downloadedBytes += read.value.byteLength;
+  });
   const ids = await Promise.all(
     folders.map(async (prefix) => {
       const response = await fetch(`${cluster.url}/v1/jobs`, {
@@ -147,14 +114,40 @@ export async function runStorageBatch(cluster: LocalCluster, folders: readonly s
       return ((await response.json()) as { id: string }).id;
     }),
   );
-  const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, downloads)));
-  await downloads.drained();
+  const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, results)));
+  await results.finished();
   if (statuses.some((status) => status !== 'succeeded')) {
     const views = await Promise.all(ids.map(async (id) => (await fetch(`${cluster.url}/v1/jobs/${id}`)).text()));
     throw new Error(`batch jobs ended ${statuses.join(', ')}: ${views.join('\n').slice(0, 2000)}`);
   }
   const done = await Promise.all(ids.map(async (id) => ((await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { progress: { done: number } }).progress.done));
-  return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes: downloads.bytes };
+  return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes };
+}
+
+/**
+ * The same photos sent as `dips submit` sends them (one upload session per job, through the CLI's own
+ * code), followed and downloaded into `outDir`: the master's share of the upload path.
+ */
+export async function runSessionBatch(cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>, options: StorageBatchOptions, outDir: string): Promise<StorageBatchRun> {
+  const states = await Promise.all(
+    jobs.map((files, job) =>
+      submitFiles(new MasterClient(cluster.url, {}), [...files], {
+        pipeline: JSON.stringify(options.pipeline),
+        format: options.format,
+        quality: String(options.quality),
+        out: path.join(outDir, `job-${job}`),
+        progress: false,
+        quiet: true,
+      }),
+    ),
+  );
+  const failed = states.filter((state) => state.status !== 'succeeded');
+  if (failed.length > 0) throw new Error(`session jobs ended ${failed.map((state) => `${state.id} ${state.status}`).join(', ')}`);
+  let downloadedBytes = 0;
+  for (const [job] of jobs.entries()) {
+    for (const name of await fs.readdir(path.join(outDir, `job-${job}`))) downloadedBytes += (await fs.stat(path.join(outDir, `job-${job}`, name))).size;
+  }
+  return { images: states.reduce((sum, state) => sum + processedCount(state), 0), downloadedBytes };
 }
 
 /** A cluster whose master may read the given roots; S3 mode when `s3` is given. */
@@ -179,6 +172,7 @@ async function main(): Promise<void> {
   const { corpusPhotos } = await import('./images.js');
   const sharp = (await import('sharp')).default;
   const mode = process.argv[2] === 's3' ? 's3' : 'local';
+  const sessions = process.argv.includes('--sessions');
   const profileAt = process.argv.indexOf('--cpu-prof');
   const nodeArgs = profileAt > 0 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.argv[profileAt + 1]!)] : undefined;
   const photos: string[] = [];
@@ -193,19 +187,23 @@ async function main(): Promise<void> {
   const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: 90 };
   const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;
   try {
-    const [warmFolders, folders] = s3
-      ? [await stageS3(s3, 'warm', warm), await stageS3(s3, 'in', jobs)]
-      : [await stageLocal(path.join(tmp, 'warm'), warm), await stageLocal(path.join(tmp, 'in'), jobs)];
+    const [warmFolders, folders] = sessions
+      ? [[], []]
+      : s3
+        ? [await stageS3(s3, 'warm', warm), await stageS3(s3, 'in', jobs)]
+        : [await stageLocal(path.join(tmp, 'warm'), warm), await stageLocal(path.join(tmp, 'in'), jobs)];
+    const batch = (cluster: LocalCluster, warmUp: boolean) =>
+      sessions ? runSessionBatch(cluster, warmUp ? warm : jobs, options, path.join(tmp, warmUp ? 'out-warm' : 'out')) : runStorageBatch(cluster, warmUp ? warmFolders : folders, options);
     const sources = s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`;
     const dataDir = path.join(tmp, 'data');
     await fs.mkdir(dataDir, { recursive: true });
     await withStorageCluster({ dataDir, workers: 2, sources, ...(s3 ? { s3Env: s3.env } : {}), ...(nodeArgs ? { nodeArgs } : {}) }, async (cluster) => {
-      await runStorageBatch(cluster, warmFolders, options);
+      await batch(cluster, true);
       let run: StorageBatchRun | undefined;
-      const counters = await countersAround(await cluster.pids(), async () => (run = await runStorageBatch(cluster, folders, options)));
+      const counters = await countersAround(await cluster.pids(), async () => (run = await batch(cluster, false)));
       const { images, downloadedBytes } = run!;
       process.stdout.write(
-        `${JSON.stringify({ mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,
+        `${JSON.stringify({ mode: sessions ? `${mode} sessions` : mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,
       );
     });
   } finally {

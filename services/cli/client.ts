@@ -1,6 +1,6 @@
 import { authHeaders } from '../shared/auth.js';
 import { masterUrlFrom } from '../shared/config.js';
-import { describeErrorResponse } from '../shared/http-error.js';
+import { describeApiError, readErrorResponse } from '../protocol/errors.js';
 
 /** A master's HTTP API as the CLI uses it: the URL and token come from flags or DIPS_* variables. */
 export class MasterClient {
@@ -20,7 +20,10 @@ export class MasterClient {
     } catch (error) {
       throw new Error(`cannot reach the master at ${this.baseUrl}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
     }
-    if (!response.ok) throw new ApiError(response.status, await describeErrorResponse(response), response.headers.get('retry-after'));
+    if (!response.ok) {
+      const error = await readErrorResponse(response);
+      throw new ApiError(response.status, describeApiError(error), response.headers.get('retry-after'), error.code);
+    }
     return response;
   }
 
@@ -35,6 +38,8 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly retryAfter: string | null,
+    /** The master's error code (`not_found` for a route it does not have). */
+    readonly code?: string,
   ) {
     super(message);
   }

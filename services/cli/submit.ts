@@ -12,7 +12,9 @@ import { preset } from '../protocol/presets.js';
 import type { WholeImageBudget } from '../protocol/tasks.js';
 import { uploadSession, uploadSessionTerms, type UploadSession } from '../protocol/uploads.js';
 import { describeErrorResponse } from '../shared/http-error.js';
+import type { ResultDownload } from '../protocol/api.js';
 import { ApiError, type MasterClient } from './client.js';
+import { ResultFetcher } from './result-fetcher.js';
 import { TerminalOutput } from './terminal-output.js';
 
 export interface SubmitOptions {
@@ -52,8 +54,6 @@ const maxSaturatedRetries = 60;
 const pollIntervalMs = 250;
 /** How often a job that has not started asks the cluster why (no worker, workers starting). */
 const waitingCheckMs = 2_000;
-/** Results downloaded at once while the job is still running. */
-const parallelDownloads = 4;
 /** Requests that send files (or parts of them) at once: enough to fill a link, few enough for a small master. */
 const parallelUploads = 4;
 
@@ -328,58 +328,43 @@ async function postMultipart(client: MasterClient, files: string[], options: Sub
 }
 
 /**
- * Downloads every succeeded image once, a few at a time, as the jobs report them. Files are named
- * like `dips process` names them (the master's Content-Disposition); a name that two images share gets
- * the image's index, so no result overwrites another. A file already in the output directory is kept
- * unless `overwrite` is set.
+ * Downloads every succeeded image once, a few at a time, as the jobs report them (their URLs asked
+ * for in batches: with S3 the bytes come from the bucket, not through the master). Files are named
+ * like `dips process` names them; a name that two images share gets the image's index, so no result
+ * overwrites another. A file already in the output directory is kept unless `overwrite` is set.
  */
 class ResultDownloader {
   private readonly started = new Set<string>();
-  private readonly waiting: Array<{ jobId: string; image: ImageState }> = [];
-  private readonly running = new Set<Promise<void>>();
   private readonly namesTaken = new Set<string>();
-  private failure: unknown;
+  private readonly fetcher: ResultFetcher;
 
   constructor(
-    private readonly client: MasterClient,
+    client: MasterClient,
     private readonly outDir: string,
     private readonly overwrite: boolean,
     private readonly output: TerminalOutput,
-  ) {}
+  ) {
+    this.fetcher = new ResultFetcher(client, (_jobId, download, response) => this.save(download, response));
+  }
 
   offer(job: JobState): void {
     for (const image of job.images) {
       const key = `${job.id}/${image.index}`;
       if (image.status !== 'succeeded' || this.started.has(key)) continue;
       this.started.add(key);
-      this.waiting.push({ jobId: job.id, image });
+      this.fetcher.add(job.id, image.index);
     }
-    this.pump();
+    if (terminal.has(job.status)) this.fetcher.flush(job.id);
   }
 
-  async finished(): Promise<void> {
-    while (this.running.size > 0) await Promise.race(this.running);
-    if (this.failure) throw this.failure;
+  finished(): Promise<void> {
+    return this.fetcher.finished();
   }
 
-  private pump(): void {
-    while (this.running.size < parallelDownloads && this.waiting.length > 0) {
-      const { jobId, image } = this.waiting.shift()!;
-      const download = this.download(jobId, image).catch((error: unknown) => {
-        this.failure ??= error;
-      });
-      const tracked = download.finally(() => {
-        this.running.delete(tracked);
-        this.pump();
-      });
-      this.running.add(tracked);
-    }
-  }
-
-  private async download(jobId: string, image: ImageState): Promise<void> {
+  private async save(download: ResultDownload, response: Response): Promise<void> {
     await fs.mkdir(this.outDir, { recursive: true });
-    const response = await this.client.request(`/v1/jobs/${jobId}/images/${image.index}`);
-    const target = path.join(this.outDir, this.uniqueName(attachmentName(response.headers.get('content-disposition')) ?? `${image.index}`, image.index));
+    const offered = download.name || attachmentName(response.headers.get('content-disposition')) || `${download.index}`;
+    const target = path.join(this.outDir, this.uniqueName(offered, download.index));
     let file;
     try {
       // 'wx' creates the file only if it does not exist: no result silently replaces an older one.

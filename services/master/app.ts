@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import yazl from 'yazl';
+import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { describeCatalogue } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
+import { downloadsBody, type DownloadsAnswer } from '../protocol/api.js';
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
 import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
@@ -116,6 +119,25 @@ export function createApp(master: Master) {
     streams.subscribe(req.params.id, res);
   });
 
+  // Many results' URLs in one request: with S3 a client then fetches each result from the bucket and
+  // the master answers one request per batch of results, not one 302 per result.
+  api.post('/jobs/:id/downloads', express.json({ limit: '64kb' }), async (req, res) => {
+    const parsed = downloadsBody.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_downloads', `downloads body: ${z.prettifyError(parsed.error)}`);
+    const images = parsed.data.indexes.map((index) => finishedImage(master, req.params.id, String(index)));
+    const answer: DownloadsAnswer = {
+      downloads: await Promise.all(
+        images.map(async (image) => {
+          const name = outputName(image);
+          const contentType = contentTypeFor(image.out_format as OutputFormat);
+          const direct = await storage.downloadUrl(outputKey(image.job_id, image.idx), { fileName: name, contentType });
+          return { index: image.idx, name, contentType, url: direct ?? `/v1/jobs/${image.job_id}/images/${image.idx}` };
+        }),
+      ),
+    };
+    res.json(answer);
+  });
+
   api.get('/jobs/:id/images/:index', async (req, res) => {
     const image = finishedImage(master, req.params.id, req.params.index);
     const format = image.out_format!;
@@ -123,8 +145,10 @@ export function createApp(master: Master) {
     // With S3 the client fetches the bytes from the bucket itself.
     const direct = await storage.downloadUrl(key, { fileName: outputName(image), contentType: contentTypeFor(format as OutputFormat) });
     if (direct) return res.redirect(302, direct);
-    const stream = await storage.getStream(key);
     res.attachment(outputName(image)).type(contentTypeFor(format as OutputFormat));
+    const file = await storage.locate(key, 'get', sameMachine);
+    if (file?.via === 'file') return sendFile(res, file.path);
+    const stream = await storage.getStream(key);
     stream.on('error', (error) => res.destroy(error));
     stream.pipe(res);
   });
@@ -161,6 +185,40 @@ export function createApp(master: Master) {
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;
+}
+
+/** The master reads its own storage as a co-located worker would: local disk gives the file's path. */
+const sameMachine = { colocated: true };
+/**
+ * A result up to this size is read whole with one read and sent with one write; a larger one is
+ * streamed in reads of this size. Measured: a 105 KiB result costs the master ~330 µs of CPU read
+ * whole against ~500 µs streamed (64 KiB reads, chunked framing); the bound keeps a download's memory
+ * at 1 MiB whatever the result.
+ */
+const wholeReadBytes = 1 << 20;
+
+/** Sends a local result file: one open (no separate existence check), its size as Content-Length. */
+async function sendFile(res: express.Response, file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  let streaming = false;
+  try {
+    const { size } = await handle.stat();
+    if (size > wholeReadBytes) {
+      res.setHeader('content-length', size);
+      // The stream closes the handle when it ends or fails.
+      const stream = handle.createReadStream({ highWaterMark: wholeReadBytes });
+      streaming = true;
+      stream.on('error', (error) => res.destroy(error));
+      stream.pipe(res);
+      return;
+    }
+    const data = Buffer.allocUnsafe(size);
+    const { bytesRead } = await handle.read(data, 0, size, 0);
+    res.setHeader('content-length', bytesRead);
+    res.end(data.subarray(0, bytesRead));
+  } finally {
+    if (!streaming) await handle.close();
+  }
 }
 
 function jobNotFound(id: string): HttpError {

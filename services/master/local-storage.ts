@@ -47,7 +47,7 @@ export class LocalStorage implements Storage {
   /** Write then rename so a crash never leaves a half-written object under the final key. */
   private async writeThenRename(key: string, write: (partial: string) => Promise<void>): Promise<void> {
     const target = this.pathOf(key);
-    await fs.mkdir(path.dirname(target), { recursive: true });
+    await this.mkdirOnce(path.dirname(target));
     const partial = `${target}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
       await write(partial);

@@ -1,7 +1,7 @@
 import express from 'express';
 import { z } from 'zod';
 import type { MasterConfig } from '../shared/config.js';
-import { jobView, outputFormat, quality } from '../protocol/api.js';
+import { downloadsAnswer, downloadsBody, jobView, outputFormat, quality } from '../protocol/api.js';
 import { batchAccepted, batchJobBody, itemsPage, jobsPage, manifestLine, pageQuery, retryAccepted } from '../protocol/batch.js';
 import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
@@ -147,6 +147,14 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
       '/v1/jobs/{id}/images/{index}': {
         parameters: [jobId, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
         get: { summary: 'one processed image', responses: { '200': binary('image/*', 'the image, with its content type'), ...errors(401, 404, 409) } },
+      },
+      '/v1/jobs/{id}/downloads': {
+        parameters: [jobId],
+        post: {
+          summary: 'where to fetch many finished results at once: presigned GETs of the bucket (S3; send no token there), or this master\'s /v1/jobs/{id}/images/{index}',
+          requestBody: { required: true, content: { 'application/json': { schema: schema(downloadsBody) } } },
+          responses: { '200': json(downloadsAnswer, 'one entry per index, in the order given'), ...errors(400, 401, 404, 409) },
+        },
       },
       '/v1/jobs/{id}/archive': {
         parameters: [jobId],

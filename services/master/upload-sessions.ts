@@ -33,6 +33,21 @@ interface SessionRow {
   files: string;
 }
 
+/** A session's row as read: its files parsed once. */
+interface Session {
+  expiresAt: number;
+  jobId: string | null;
+  /** Shared with every reader of the cache: replaced on a change, never changed in place. */
+  files: readonly StagedFile[];
+}
+
+/**
+ * Sessions kept parsed in memory, the most recently used: each PUT of a session's files and each item
+ * of its job (stat, reach, list) reads the session's files, and re-reading and parsing a row of 1,000
+ * files (~100 kB of JSON) per request would cost the master more than the request itself.
+ */
+const cachedSessions = 64;
+
 /** S3 takes at most 10,000 parts per object: a larger file gets larger parts. */
 const maxParts = 10_000;
 /** A worker on another machine: the URLs a client gets are the ones that do not need the master's disk. */
@@ -41,6 +56,12 @@ const remote = { colocated: false };
 export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes' | 'minFreeDiskBytes'>;
 /** Seconds a client waits before sending to a master whose disk is full (as for multipart uploads). */
 const diskRetryAfterSeconds = 30;
+/**
+ * How old a reading of the disk's free bytes may be when a PUT is admitted against it: one statfs a
+ * second rather than one per file (it cost about as much as writing a 200 kB file). The bytes admitted
+ * since the reading count as used, so a burst of PUTs cannot overrun the reserve between readings.
+ */
+const diskReadingMs = 1_000;
 
 /** What the sweep asks the job store: whether a job still exists, and which job reads a session's files. */
 export interface SessionJobs {
@@ -63,6 +84,9 @@ export class UploadSessions {
   private readonly signingKey: Buffer;
   /** Sessions a job is being created from right now: a second request for one waits for nothing and is refused. */
   private readonly becomingJobs = new Set<string>();
+  private readonly cache = new Map<string, Session>();
+  /** The last reading of the disk's free bytes, less what was admitted since. */
+  private disk: { readAt: number; free: number } | undefined;
 
   constructor(
     private readonly storage: Storage,
@@ -166,10 +190,12 @@ export class UploadSessions {
     if (contentLength !== undefined && Number(contentLength) !== file.size) {
       throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${file.size} bytes; this request sends ${contentLength}`);
     }
-    const free = await this.freeDiskBytes();
+    if (!this.disk || this.now() - this.disk.readAt >= diskReadingMs) this.disk = { readAt: this.now(), free: await this.freeDiskBytes() };
+    const { free } = this.disk;
     if (free - file.size < this.limits.minFreeDiskBytes) {
       throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free and keeps ${this.limits.minFreeDiskBytes} in reserve; ${what} needs ${file.size}; retry later`, diskRetryAfterSeconds);
     }
+    this.disk.free -= file.size;
     await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
     return { index, name: file.name, size: file.size };
   }
@@ -190,8 +216,9 @@ export class UploadSessions {
         if (status === undefined || status >= 500) throw error;
         throw new HttpError(400, 'bad_parts', `${what}: storage refused the parts: ${(error as Error).message}`);
       }
-      file.completed = true;
-      this.db.prepare('UPDATE sessions SET files = ? WHERE id = ?').run(JSON.stringify(session.files), id);
+      const files = session.files.map((staged, at) => (at === index ? { ...staged, completed: true } : staged));
+      this.db.prepare('UPDATE sessions SET files = ? WHERE id = ?').run(JSON.stringify(files), id);
+      session.files = files;
     }
     return { index, name: file.name, size: file.size };
   }
@@ -208,6 +235,7 @@ export class UploadSessions {
       const files = await this.checkReady(id);
       const job = await create();
       this.db.prepare('UPDATE sessions SET job_id = ?, files = ? WHERE id = ? AND job_id IS NULL').run(job.id, JSON.stringify(files), id);
+      this.cache.delete(id); // read again: the row as written
       return job;
     } finally {
       this.becomingJobs.delete(id);
@@ -221,9 +249,10 @@ export class UploadSessions {
    * and try again.
    */
   async checkReady(id: string): Promise<StagedFile[]> {
-    const session = this.openSession(id);
+    // Copies: the versions seen are the session's only once its job exists (becomeJob writes them).
+    const files = this.openSession(id).files.map((file) => ({ ...file }));
     const stored = await this.storage.listObjects(stagedPrefix(id));
-    const problems = session.files.map((file, index) => {
+    const problems = files.map((file, index) => {
       const what = `file ${index} "${file.name}"`;
       if (file.upload && !file.completed) return { missing: true, text: `${what} is sent in parts that were not completed (POST /v1/uploads/${id}/files/${index}/complete)` };
       const object = stored.get(stagedKey(id, index));
@@ -233,16 +262,15 @@ export class UploadSessions {
       return undefined;
     });
     const found = problems.filter((problem) => problem !== undefined);
-    if (found.length === 0) return session.files;
+    if (found.length === 0) return files;
     const text = `upload session ${id}: ${found.map((problem) => problem.text).join('; ')}`;
     if (found.some((problem) => !problem.missing)) throw new HttpError(422, 'upload_wrong_size', text);
     throw new HttpError(409, 'upload_incomplete', text);
   }
 
   /** The declared files of a session (for listing a job's items), whatever its state. */
-  files(id: string): StagedFile[] {
-    const row = this.row(id);
-    return row ? (JSON.parse(row.files) as StagedFile[]) : [];
+  files(id: string): readonly StagedFile[] {
+    return this.session(id)?.files ?? [];
   }
 
   /**
@@ -258,10 +286,12 @@ export class UploadSessions {
       const reader = row.job_id === null ? jobs.readingSession(row.id) : undefined;
       if (reader !== undefined) {
         this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ?').run(reader, row.id);
+        this.cache.delete(row.id);
         continue;
       }
       await this.abort(row.id, JSON.parse(row.files) as StagedFile[]);
       this.db.prepare('DELETE FROM sessions WHERE id = ?').run(row.id);
+      this.cache.delete(row.id);
       removed += 1;
       this.logger.info({ session: row.id, job: row.job_id ?? undefined }, row.job_id ? 'upload session of a deleted job removed' : 'expired upload session removed');
     }
@@ -277,17 +307,29 @@ export class UploadSessions {
     await this.storage.deletePrefix(stagedPrefix(id));
   }
 
-  private row(id: string): SessionRow | undefined {
-    return this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as unknown as SessionRow | undefined;
+  /** The session from the cache, or its row read and parsed (and cached, the least recently used one leaving). */
+  private session(id: string): Session | undefined {
+    const cached = this.cache.get(id);
+    if (cached) {
+      this.cache.delete(id);
+      this.cache.set(id, cached);
+      return cached;
+    }
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as unknown as SessionRow | undefined;
+    if (!row) return undefined;
+    const session: Session = { expiresAt: row.expires_at, jobId: row.job_id, files: JSON.parse(row.files) as StagedFile[] };
+    this.cache.set(id, session);
+    if (this.cache.size > cachedSessions) this.cache.delete(this.cache.keys().next().value!);
+    return session;
   }
 
   /** A session that still takes bytes and can become a job: 404 unknown, 409 used, 410 expired. */
-  private openSession(id: string): { files: StagedFile[] } {
-    const row = this.row(id);
-    if (!row) throw new HttpError(404, 'upload_not_found', `no upload session with id "${id}"`);
-    if (row.job_id !== null) throw new HttpError(409, 'upload_used', `upload session ${id} already became job ${row.job_id}`);
-    if (this.now() > row.expires_at) throw new HttpError(410, 'upload_expired', `upload session ${id} expired at ${new Date(row.expires_at).toISOString()}; open a new one`);
-    return { files: JSON.parse(row.files) as StagedFile[] };
+  private openSession(id: string): Session {
+    const session = this.session(id);
+    if (!session) throw new HttpError(404, 'upload_not_found', `no upload session with id "${id}"`);
+    if (session.jobId !== null) throw new HttpError(409, 'upload_used', `upload session ${id} already became job ${session.jobId}`);
+    if (this.now() > session.expiresAt) throw new HttpError(410, 'upload_expired', `upload session ${id} expired at ${new Date(session.expiresAt).toISOString()}; open a new one`);
+    return session;
   }
 
   close(): void {

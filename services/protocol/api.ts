@@ -63,6 +63,33 @@ export type JobView = z.infer<typeof jobView>;
 export const jobAccepted = z.object({ id: z.string(), status: jobStatus });
 export type JobAccepted = z.infer<typeof jobAccepted>;
 
+/** Results one POST /v1/jobs/{id}/downloads may name: a small job's every result, or a page of a large one. */
+export const maxDownloadsPerRequest = 1_000;
+
+/** POST /v1/jobs/{id}/downloads: the finished images a client is about to fetch. */
+export const downloadsBody = z.object({
+  indexes: z.array(z.number().int().min(0)).min(1).max(maxDownloadsPerRequest),
+});
+export type DownloadsBody = z.infer<typeof downloadsBody>;
+
+/**
+ * Where one result is fetched. An absolute `url` is a presigned GET of the bucket (S3 mode): it carries
+ * its own authorisation, so the client sends no token there and the master never sees the request. A
+ * relative one is the master's own GET /v1/jobs/{id}/images/{index} (local disk), sent with the token.
+ */
+export const resultDownload = z.object({
+  index: z.number().int().min(0),
+  /** The file name a download names the result (the upload's name with the output format's extension). */
+  name: z.string(),
+  contentType: z.string(),
+  url: z.string(),
+});
+export type ResultDownload = z.infer<typeof resultDownload>;
+
+/** The answer of POST /v1/jobs/{id}/downloads, in the order the indexes were given. */
+export const downloadsAnswer = z.object({ downloads: z.array(resultDownload) });
+export type DownloadsAnswer = z.infer<typeof downloadsAnswer>;
+
 export const workerStates = ['ready', 'draining', 'dead'] as const;
 export const workerState = z.enum(workerStates);
 export type WorkerState = z.infer<typeof workerState>;

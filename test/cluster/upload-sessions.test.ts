@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobView } from '../../services/protocol/api.js';
+import { downloadsAnswer, jobView } from '../../services/protocol/api.js';
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
 import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
 import { startS3Server } from '../../bench/s3-server.js';
@@ -165,6 +165,21 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
       expect(redirect.headers.get('location')).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/jobs/${id}/out/1\\?`));
     }
     await expectReferencePixels(master.url, id);
+    // Both results' URLs in one request, in the order asked: S3 presigned GETs of the bucket, which
+    // this client fetches without the master; local disk the master's own result route.
+    const asked = await fetch(`${master.url}/v1/jobs/${id}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: [1, 0] }) });
+    expect(asked.status, await asked.clone().text()).toBe(200);
+    const { downloads } = downloadsAnswer.parse(await asked.json());
+    expect(downloads.map(({ index, name, contentType }) => [index, name, contentType])).toEqual([
+      [1, 'dune.png', 'image/png'],
+      [0, 'aqua.png', 'image/png'],
+    ]);
+    for (const entry of downloads) {
+      if (mode === 's3') expect(entry.url).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/jobs/${id}/out/${entry.index}\\?`));
+      else expect(entry.url).toBe(`/v1/jobs/${id}/images/${entry.index}`);
+      const bytes = Buffer.from(await (await fetch(new URL(entry.url, master.url))).arrayBuffer());
+      expect(bytes.equals(await download(master.url, id, entry.index)), `result ${entry.index} from its URL`).toBe(true);
+    }
     // The session is spent: a second job from it is refused, naming the first.
     await expectError(await createJob(master.url, upload.id), 409, 'upload_used', new RegExp(id));
   });

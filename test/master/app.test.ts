@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { downloadsAnswer } from '../../services/protocol/api.js';
 import { loadMasterConfig, type MasterOptions } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
 import { createApp } from '../../services/master/app.js';
@@ -85,6 +86,27 @@ describe('job progress and results', () => {
     expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/no image 7/);
   });
 
+  it("answers many results' download URLs in one request, and names what is wrong in a bad one", async () => {
+    const id = await submit(busy.url, [corpus('aqua.jpg'), corpus('garden-odd.png')], { pipeline });
+    await waitForJob(busy.url, id);
+    const ask = (jobId: string, body: unknown) => fetch(`${busy.url}/v1/jobs/${jobId}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const answer = await ask(id, { indexes: [1, 0] });
+    expect(answer.status).toBe(200);
+    // Local disk: the master serves the bytes itself, at the route every client already uses.
+    expect(downloadsAnswer.parse(await answer.json()).downloads).toEqual([
+      { index: 1, name: 'garden-odd.png', contentType: 'image/png', url: `/v1/jobs/${id}/images/1` },
+      { index: 0, name: 'aqua.jpg', contentType: 'image/jpeg', url: `/v1/jobs/${id}/images/0` },
+    ]);
+    const errorOf = async (response: Response) => [response.status, ((await response.json()) as { error: { code: string; message: string } }).error] as const;
+    const [emptyStatus, empty] = await errorOf(await ask(id, { indexes: [] }));
+    expect([emptyStatus, empty.code]).toEqual([400, 'bad_downloads']);
+    expect(empty.message).toMatch(/indexes/);
+    expect((await errorOf(await ask(id, { indexes: [0, 2.5] })))[0]).toBe(400);
+    const [missingStatus, missing] = await errorOf(await ask(id, { indexes: [0, 7] }));
+    expect([missingStatus, missing.code, missing.message]).toEqual([404, 'image_not_found', `job ${id} has no image 7`]);
+    expect((await errorOf(await ask('nope', { indexes: [0] })))[1].code).toBe('job_not_found');
+  });
+
   it('shows the worker in /v1/cluster and counts work in /metrics', async () => {
     const cluster = (await (await fetch(`${busy.url}/v1/cluster`)).json()) as { workers: Array<{ id: string; address: string; state: string }>; desiredCapacity: number; queueDepth: number };
     expect(cluster.workers).toEqual([expect.objectContaining({ id: worker.id, address: worker.url, state: 'ready', inflight: 0 })]);
@@ -130,6 +152,9 @@ describe('a master without workers', () => {
     expect(job.status).toBe('canceled');
     expect(job.images.map((image) => image.status)).toEqual(['canceled', 'canceled']);
     expect((await fetch(`${url}/v1/jobs/${id}/images/0`)).status).toBe(409);
+    const notReady = await fetch(`${url}/v1/jobs/${id}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: [1] }) });
+    expect(notReady.status).toBe(409);
+    expect(((await notReady.json()) as { error: { message: string } }).error.message).toBe(`image 1 of job ${id} is canceled`);
     expect(master.backlog()).toMatchObject({ queuedUnits: 0, waitingImages: 0 });
   });
 

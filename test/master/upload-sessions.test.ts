@@ -83,10 +83,24 @@ describe('upload sessions', () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
     await expect(put(session, 0, Buffer.from('abcd'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; more arrived' });
     await expect(put(session, 0, Buffer.from('ab'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; 2 arrived' });
+    // The disk is read at most once a second: the next reading, a second later, finds it nearly full.
     freeBytes = 1002;
+    now += 1_000;
     await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 30 });
     expect(await fs.readdir(path.join(dir, 'files', 'uploads', session.id)).catch(() => [])).toEqual([]);
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
+  });
+
+  it('counts the bytes it admitted since its last reading of the disk: a burst of PUTs cannot overrun the reserve', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }, { name: 'b.jpg', size: 3 }] });
+    freeBytes = 1005;
+    await put(session, 0, Buffer.from('abc'));
+    // The disk still reads 1005 free (no new reading within the second), but 3 of them are a.jpg's now.
+    await expect(put(session, 1, Buffer.from('def'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', message: expect.stringContaining('1002 bytes free') });
+    now += 1_000;
+    freeBytes = 1003;
+    await put(session, 1, Buffer.from('def'));
+    expect(await stagedBytes(session.id, 1)).toEqual(Buffer.from('def'));
   });
 
   it('bounds the open sessions; a session becomes one job, one request at a time, no longer counts, and is swept once its job is gone', async () => {
