@@ -132,7 +132,7 @@ export async function writeLocationFromFile(location: Location, file: string, re
     return;
   }
   const { size } = await fs.stat(file);
-  await putBody(location, createReadStream(file), size, reach);
+  await putBody(location, () => createReadStream(file), size, reach);
 }
 
 /**
@@ -150,8 +150,8 @@ export async function fileOfLocation(location: Location, scratch: string, reach:
   return { file, downloaded: true };
 }
 
-/** PUTs a body (buffers written in order, or a stream) to a URL or the master; the ETag storage answers is the part's tag. */
-async function putBody(location: Exclude<Location, { via: 'file' }>, body: readonly Buffer[] | Readable, length: number, reach: Reach): Promise<{ tag?: string }> {
+/** PUTs a body to a URL or the master; the ETag storage answers is the part's tag. */
+async function putBody(location: Exclude<Location, { via: 'file' }>, body: Body, length: number, reach: Reach): Promise<{ tag?: string }> {
   const { url, headers } = target(location, reach);
   const response = await storageRequest('writing the output', url, {
     method: 'PUT',
@@ -181,14 +181,22 @@ const storageTimeoutMs = 300_000;
 async function storageRequest(
   what: string,
   url: string,
-  options: { method: 'GET' | 'PUT'; headers: OutgoingHttpHeaders; body?: readonly Buffer[] | Readable; signal?: AbortSignal | undefined },
+  options: { method: 'GET' | 'PUT'; headers: OutgoingHttpHeaders; body?: Body; signal?: AbortSignal | undefined },
 ): Promise<IncomingMessage> {
   const { body, signal, ...request } = options;
+  const send = () =>
+    body === undefined
+      ? keepAliveRequest(url, { ...request, ...(signal ? { signal } : {}), timeout: { ms: storageTimeoutMs, error: () => stalled(what) } })
+      : sendWithBody(url, request, body, signal);
   let response: IncomingMessage;
   try {
-    response = body === undefined
-      ? await keepAliveRequest(url, { ...request, ...(signal ? { signal } : {}), timeout: { ms: storageTimeoutMs, error: () => stalled(what) } })
-      : await sendWithBody(url, request, body, signal);
+    // A kept-alive connection that the server closed just as the request went out resets (servers close
+    // idle ones on their own schedule: Node's, s3rver's among them, after 5 s). A GET and a PUT of the
+    // same bytes are idempotent, so such a request is sent once more.
+    response = await send().catch((error: NodeJS.ErrnoException) => {
+      if (signal?.aborted || !connectionLost.has(error.code ?? '')) throw error;
+      return send();
+    });
   } catch (error) {
     throw storageError(what, error, signal);
   }
@@ -201,15 +209,20 @@ async function storageRequest(
   return response;
 }
 
+const connectionLost = new Set(['ECONNRESET', 'EPIPE']);
+
+/** A request body: buffers written in order, or a stream made afresh for each attempt (a file's). */
+type Body = readonly Buffer[] | (() => Readable);
+
 /** A request with a body written as it goes (no copy into one buffer), resolving once the answer's head arrives. */
-function sendWithBody(url: string, options: { method: string; headers: OutgoingHttpHeaders }, body: readonly Buffer[] | Readable, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+function sendWithBody(url: string, options: { method: string; headers: OutgoingHttpHeaders }, body: Body, signal: AbortSignal | undefined): Promise<IncomingMessage> {
   const client = new URL(url).protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const request = client.request(url, { ...options, ...(signal ? { signal } : {}) }, resolve);
     request.setTimeout(storageTimeoutMs, () => request.destroy(new Error(`no answer within ${storageTimeoutMs / 1000} s`)));
     request.on('error', reject);
-    if (body instanceof Readable) {
-      pipeline(body, request).catch(reject);
+    if (typeof body === 'function') {
+      pipeline(body(), request).catch(reject);
       return;
     }
     for (const chunk of body) request.write(chunk);
