@@ -39,7 +39,7 @@ export async function startLocalCluster(options: {
     process.execPath,
     [...(options.nodeArgs ?? []), cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
     {
-      env: { ...process.env, DIPS_DATA_DIR: options.dataDir, ...options.env },
+      env: { ...process.env, ...workerProfiling(), DIPS_DATA_DIR: options.dataDir, ...options.env },
       // Logs go to the data dir, so the benchmark's own output stays readable.
       stdio: ['ignore', 'ignore', openSync(path.join(options.dataDir, 'cluster.log'), 'a')],
     },
@@ -65,6 +65,16 @@ export async function startLocalCluster(options: {
         child.kill('SIGTERM');
       }),
   };
+}
+
+/**
+ * DIPS_BENCH_WORKER_CPU_PROF=DIR profiles the workers too (any bench that starts a cluster): workers
+ * inherit the master's environment, so NODE_OPTIONS reaches them, and the master as well; each profile
+ * is named by its process id, and the master's log (cluster.log) names the workers' pids.
+ */
+function workerProfiling(): Record<string, string> {
+  const dir = process.env.DIPS_BENCH_WORKER_CPU_PROF;
+  return dir ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(dir)}`.trim() } : {};
 }
 
 async function childPids(pid: number): Promise<number[]> {

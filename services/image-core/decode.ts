@@ -107,9 +107,12 @@ export async function openInput(input: Buffer | string, options: DecodeOptions):
   return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain };
 }
 
-/** Decodes a whole image to raw pixels (upright, 8-bit, first frame, alpha kept), as openInput describes. */
-export async function decodeImage(input: Buffer | string, options: DecodeOptions): Promise<RawImage & { format: InputFormat }> {
-  const { pipeline, format } = await openInput(input, options);
+/**
+ * Decodes a whole image to raw pixels (upright, 8-bit, first frame, alpha kept), as openInput describes;
+ * `opened` when the caller has read the header already (its pipeline is then used up).
+ */
+export async function decodeImage(input: Buffer | string, options: DecodeOptions & { opened?: OpenedInput }): Promise<RawImage & { format: InputFormat }> {
+  const { pipeline, format } = options.opened ?? (await openInput(input, options));
   try {
     return { ...(await toRawImage(pipeline)), format };
   } catch (error) {

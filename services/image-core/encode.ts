@@ -158,6 +158,14 @@ export async function encodeImage(image: RawImage, options: EncodeOptions): Prom
 
 /** Encodes what a sharp pipeline yields, e.g. a large image streamed from disk, as encodeImage does. */
 export async function encodePipeline(pipeline: Sharp, image: Pick<RawImage, 'channels'>, options: EncodeOptions): Promise<Buffer> {
+  return (await withEncoding(pipeline, image, options)).toBuffer();
+}
+
+/**
+ * The pipeline with encodePipeline's output settings, to run as the caller needs: e.g. toBuffer with
+ * resolveWithObject, whose info gives the output's size without reading the encoded header again.
+ */
+export async function withEncoding(pipeline: Sharp, image: Pick<RawImage, 'channels'>, options: EncodeOptions): Promise<Sharp> {
   const { format, quality, effort } = options;
   if (!(outputFormats as readonly string[]).includes(format)) {
     throw new RangeError(`output format "${format}" is not one of ${outputFormats.join(', ')}`);
@@ -169,5 +177,5 @@ export async function encodePipeline(pipeline: Sharp, image: Pick<RawImage, 'cha
   if (refused) throw new RangeError(refused);
   if (format === 'jpeg' && hasAlpha(image)) pipeline = pipeline.flatten({ background: '#ffffff' });
   if (image.channels <= 2) pipeline = pipeline.toColourspace('b-w');
-  return withEncoder(await withMetadataPolicy(pipeline, options), options).toBuffer();
+  return withEncoder(await withMetadataPolicy(pipeline, options), options);
 }

@@ -1,6 +1,6 @@
-import sharp from 'sharp';
+import type { Sharp } from 'sharp';
 import { openInput, inputErrorFrom, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodeImage, encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
+import { encodeImage, outputFormatFor, withEncoding, type EncodeOptions, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { shapesThrough } from './planner.js';
@@ -40,17 +40,19 @@ export function fusionOf(steps: readonly Step[], input: OpenedInput): { withDeco
  * The whole-image path: decode, run every step in order (cancellation checked between steps),
  * encode; sharp-native steps at either end run inside the decode or encode call (fusionOf), so a
  * one-step pipeline such as a blur or a resize (with JPEG shrink-on-load) is one libvips pipeline.
- * Used by `dips process` and by workers for images that are not tiled.
+ * Used by `dips process` and by workers for images that are not tiled. `opened` is openInput's answer
+ * for `input` when the caller has it (its pipeline is then used up).
  */
 export async function processImage(
   input: Buffer | string,
   steps: readonly Step[],
   output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
-  options: DecodeOptions & { signal?: AbortSignal },
+  options: DecodeOptions & { signal?: AbortSignal; opened?: OpenedInput },
 ): Promise<ProcessedImage> {
   const { signal, name } = options;
   signal?.throwIfAborted();
-  const opened = await openInput(input, options);
+  // The caller may have read the header already (a worker checks the plan first): read it once.
+  const opened = options.opened ?? (await openInput(input, options));
   const format = output.format ?? outputFormatFor(opened.format);
   const encoding = { ...output, format, source: input };
   const { withDecode, withEncode } = fusionOf(steps, opened);
@@ -62,9 +64,8 @@ export async function processImage(
   if (opened.plain && withDecode === steps.length) {
     // Nothing left for raw pixels: one sharp call from the file to the encoded output.
     const pipeline = withDecode ? steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened) : opened.pipeline;
-    const data = await encodePipeline(pipeline, { channels: channelsOut }, encoding).catch(decodeFailure);
-    const { width, height } = await sharp(data).metadata();
-    return { data, width: width!, height: height!, format, annotations: {} };
+    const { data, width, height } = await encodeWithSize(pipeline, channelsOut, encoding).catch(decodeFailure);
+    return { data, width, height, format, annotations: {} };
   }
   const decoded = withDecode
     ? await rawResult(steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened), opened.channels).catch(decodeFailure)
@@ -77,7 +78,12 @@ export async function processImage(
     return { data, width: image.width, height: image.height, format, annotations };
   }
   const last = steps.at(-1)!;
-  const data = await encodePipeline(last.op.sharp!.build(rawPipeline(image), last.params, image), { channels: channelsOut }, encoding);
-  const { width, height } = await sharp(data).metadata();
-  return { data, width: width!, height: height!, format, annotations };
+  const { data, width, height } = await encodeWithSize(last.op.sharp!.build(rawPipeline(image), last.params, image), channelsOut, encoding);
+  return { data, width, height, format, annotations };
+}
+
+/** Encodes a pipeline whose last step may change the size: the encoder's own report gives the output's size. */
+async function encodeWithSize(pipeline: Sharp, channels: Channels, encoding: EncodeOptions): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await (await withEncoding(pipeline, { channels }, encoding)).toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
 }

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { decodeImage, type DecodeOptions } from './decode.js';
+import { decodeImage, type DecodeOptions, type OpenedInput } from './decode.js';
 import { encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
@@ -25,13 +25,14 @@ export interface Variant {
  * once, then each variant is resized (Lanczos 3, aspect kept, never enlarged) and encoded with the
  * same output options (`output`; the input's metadata kept as they say). A single variant at full
  * size is the whole-image path itself (processImage), so its sharp-native steps fuse with the decode
- * and encode as they do for `dips process`.
+ * and encode as they do for `dips process`. `opened` is openInput's answer for `input` when the caller
+ * has read the header already.
  */
 export async function processVariants(
-  input: Buffer,
+  input: Buffer | string,
   steps: readonly Step[],
   variants: readonly VariantSpec[],
-  options: DecodeOptions & { signal?: AbortSignal; output?: OutputOptions },
+  options: DecodeOptions & { signal?: AbortSignal; output?: OutputOptions; opened?: OpenedInput },
 ): Promise<{ width: number; height: number; annotations: Annotations; variants: Variant[] }> {
   const [only] = variants;
   if (variants.length === 1 && only!.width === undefined) {

@@ -2,10 +2,13 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { writeAt } from '../image-core/intermediate.js';
 import { ApiError, readErrorResponse } from '../protocol/errors.js';
+import { keepAliveRequest } from '../shared/http-client.js';
 import type { Location } from '../protocol/tasks.js';
 
 /** How a worker reaches the bytes a task names: the master's URL and its credential for `master` locations. */
@@ -21,21 +24,47 @@ export interface Reach {
 export async function readLocation(location: Location, reach: Reach): Promise<Buffer> {
   if (location.via === 'file') return readFileRange(location.path, location.range, reach);
   const { url, headers } = target(location, reach);
-  const response = await storageFetch('reading the input', url, {
+  const response = await storageRequest('reading the input', url, {
+    method: 'GET',
     headers: { ...headers, ...(location.range ? { range: `bytes=${location.range.start}-${location.range.end}` } : {}) },
-    ...(reach.signal ? { signal: reach.signal } : {}),
+    signal: reach.signal,
   });
-  if (!response.ok) throw transferError('reading the input', await readErrorResponse(response));
-  const length = Number(response.headers.get('content-length') ?? Number.NaN);
+  return readBody(response, reach);
+}
+
+/**
+ * The input as sharp takes it: a shared file's path (libvips reads it itself, no copy through a
+ * buffer; its size is still checked against the cap), else its bytes. `bytes` is the input's size.
+ */
+export async function inputOfLocation(location: Location, reach: Reach): Promise<{ input: Buffer | string; bytes: number }> {
+  if (location.via !== 'file' || location.range) {
+    const data = await readLocation(location, reach);
+    return { input: data, bytes: data.length };
+  }
+  const { size } = await fs.stat(location.path);
+  checkSize(size, reach.maxBytes);
+  return { input: location.path, bytes: size };
+}
+
+/**
+ * A response's body in one buffer, refused past the size cap (by content-length before any byte when
+ * storage sends it, as S3 does): node:http hands over Buffers, joined with one copy.
+ */
+async function readBody(response: IncomingMessage, reach: Reach): Promise<Buffer> {
+  const length = Number(response.headers['content-length'] ?? Number.NaN);
   if (Number.isFinite(length)) checkSize(length, reach.maxBytes);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    total += chunk.length;
-    checkSize(total, reach.maxBytes);
-    chunks.push(Buffer.from(chunk));
+  try {
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      checkSize(total, reach.maxBytes);
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    throw storageError('reading the input', error, reach.signal);
   }
-  return Buffer.concat(chunks);
+  return Buffer.concat(chunks, total);
 }
 
 /**
@@ -83,13 +112,13 @@ export async function writeLocation(location: Location, data: Buffer | readonly 
     try {
       await writeAt(partial, 0, chunks);
       await fs.rename(partial, location.path);
-    } finally {
+    } catch (error) {
       await fs.rm(partial, { force: true });
+      throw error;
     }
     return {};
   }
-  const body = new Blob(chunks.map((chunk) => new Uint8Array(chunk.buffer as ArrayBuffer, chunk.byteOffset, chunk.length)));
-  return putBody(location, body, length, reach);
+  return putBody(location, chunks, length, reach);
 }
 
 /** Writes a file the worker made (a decoded intermediate) to the output, streamed. */
@@ -103,7 +132,7 @@ export async function writeLocationFromFile(location: Location, file: string, re
     return;
   }
   const { size } = await fs.stat(file);
-  await putBody(location, Readable.toWeb(createReadStream(file)) as ReadableStream, size, reach);
+  await putBody(location, () => createReadStream(file), size, reach);
 }
 
 /**
@@ -113,43 +142,101 @@ export async function writeLocationFromFile(location: Location, file: string, re
 export async function fileOfLocation(location: Location, scratch: string, reach: Reach): Promise<{ file: string; downloaded: boolean }> {
   if (location.via === 'file') return { file: location.path, downloaded: false };
   const { url, headers } = target(location, reach);
-  const response = await storageFetch('reading the input', url, { headers, ...(reach.signal ? { signal: reach.signal } : {}) });
-  if (!response.ok || !response.body) throw transferError('reading the input', await readErrorResponse(response));
+  const response = await storageRequest('reading the input', url, { method: 'GET', headers, signal: reach.signal });
   const file = path.join(scratch, `input-${randomBytes(6).toString('hex')}.v`);
-  await pipeline(Readable.fromWeb(response.body as never), createWriteStream(file), ...(reach.signal ? [{ signal: reach.signal }] : []));
+  await pipeline(response, createWriteStream(file), ...(reach.signal ? [{ signal: reach.signal }] : [])).catch((error: unknown) => {
+    throw storageError('reading the input', error, reach.signal);
+  });
   return { file, downloaded: true };
 }
 
 /** PUTs a body to a URL or the master; the ETag storage answers is the part's tag. */
-async function putBody(location: Exclude<Location, { via: 'file' }>, body: Blob | ReadableStream, length: number, reach: Reach): Promise<{ tag?: string }> {
+async function putBody(location: Exclude<Location, { via: 'file' }>, body: Body, length: number, reach: Reach): Promise<{ tag?: string }> {
   const { url, headers } = target(location, reach);
-  const response = await storageFetch('writing the output', url, {
+  const response = await storageRequest('writing the output', url, {
     method: 'PUT',
-    body,
     headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(length) },
-    // A stream body must be declared half-duplex (fetch's rule for request streams).
-    ...(body instanceof Blob ? {} : { duplex: 'half' }),
-    ...(reach.signal ? { signal: reach.signal } : {}),
-  } as RequestInit);
-  if (!response.ok) throw transferError('writing the output', await readErrorResponse(response));
-  await response.body?.cancel();
-  const tag = response.headers.get('etag');
+    body,
+    signal: reach.signal,
+  });
+  response.resume();
+  const tag = response.headers.etag;
   return tag ? { tag } : {};
 }
 
 /**
- * fetch, with storage that cannot be reached (connection refused or reset, a name that does not
- * resolve) reported as a storage error: the master retries it later, on any worker, instead of taking
- * the same failure on two workers for a bad item.
+ * Storage stalled: no answer, or no byte of it, for this long fails the transfer (the limits fetch
+ * had, undici's headers and body timeouts), and the master retries the unit.
  */
-async function storageFetch(what: string, url: string, init: RequestInit): Promise<Response> {
+const storageTimeoutMs = 300_000;
+
+/**
+ * One request to storage over node:http(s) (about a third of fetch's CPU per request here): a GET
+ * through keepAliveRequest's pool; a PUT, whose body keepAliveRequest does not take (buffers or a
+ * stream), on node's default agent, which keeps connections alive too (Node ≥ 19). An answer other than
+ * 2xx is an error, and storage that cannot be reached (connection refused or reset, a name that does
+ * not resolve) is reported as a storage error: the master retries it later, on any worker, instead of
+ * taking the same failure on two workers for a bad item.
+ */
+async function storageRequest(
+  what: string,
+  url: string,
+  options: { method: 'GET' | 'PUT'; headers: OutgoingHttpHeaders; body?: Body; signal?: AbortSignal | undefined },
+): Promise<IncomingMessage> {
+  const { body, signal, ...request } = options;
+  const send = () =>
+    body === undefined
+      ? keepAliveRequest(url, { ...request, ...(signal ? { signal } : {}), timeout: { ms: storageTimeoutMs, error: () => stalled(what) } })
+      : sendWithBody(url, request, body, signal);
+  let response: IncomingMessage;
   try {
-    return await fetch(url, init);
+    // A kept-alive connection that the server closed just as the request went out resets (servers close
+    // idle ones on their own schedule: Node's, s3rver's among them, after 5 s). A GET and a PUT of the
+    // same bytes are idempotent, so such a request is sent once more.
+    response = await send().catch((error: NodeJS.ErrnoException) => {
+      if (signal?.aborted || !connectionLost.has(error.code ?? '')) throw error;
+      return send();
+    });
   } catch (error) {
-    if (init.signal?.aborted) throw error;
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    throw new ApiError(502, 'storage_error', `${what}: storage did not answer (${cause?.code ?? cause?.message ?? (error as Error).message})`);
+    throw storageError(what, error, signal);
   }
+  response.setTimeout(storageTimeoutMs, () => response.destroy(stalled(what)));
+  const status = response.statusCode ?? 0;
+  if (status < 200 || status >= 300) {
+    const answer = await readErrorResponse(new Response(Readable.toWeb(response) as ReadableStream, { status, statusText: response.statusMessage ?? '' }));
+    throw transferError(what, answer);
+  }
+  return response;
+}
+
+const connectionLost = new Set(['ECONNRESET', 'EPIPE']);
+
+/** A request body: buffers written in order, or a stream made afresh for each attempt (a file's). */
+type Body = readonly Buffer[] | (() => Readable);
+
+/** A request with a body written as it goes (no copy into one buffer), resolving once the answer's head arrives. */
+function sendWithBody(url: string, options: { method: string; headers: OutgoingHttpHeaders }, body: Body, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  const client = new URL(url).protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const request = client.request(url, { ...options, ...(signal ? { signal } : {}) }, resolve);
+    request.setTimeout(storageTimeoutMs, () => request.destroy(new Error(`no answer within ${storageTimeoutMs / 1000} s`)));
+    request.on('error', reject);
+    if (typeof body === 'function') {
+      pipeline(body(), request).catch(reject);
+      return;
+    }
+    for (const chunk of body) request.write(chunk);
+    request.end();
+  });
+}
+
+const stalled = (what: string) => new ApiError(502, 'storage_error', `${what}: storage sent nothing for ${storageTimeoutMs / 1000} s`);
+
+/** A failed transfer as a storage error (the master retries it), unless the task was canceled or it already is an ApiError. */
+function storageError(what: string, error: unknown, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted || error instanceof ApiError) return error;
+  const { code, message } = error as NodeJS.ErrnoException;
+  return new ApiError(502, 'storage_error', `${what}: storage did not answer (${code ?? message})`);
 }
 
 function target(location: Exclude<Location, { via: 'file' }>, reach: Reach): { url: string; headers: Record<string, string> } {

@@ -4,7 +4,7 @@ import { InputError } from '../image-core/decode.js';
 import type { Annotations } from '../image-core/operation.js';
 import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
 import { processImage } from '../image-core/process-image.js';
-import { readLocation, writeLocation, type Reach } from './locations.js';
+import { inputOfLocation, writeLocation, type Reach } from './locations.js';
 import { runVariantsTask } from './run-variants.js';
 import { isTiledTask, runTiledTask } from './tiled-tasks.js';
 
@@ -31,7 +31,7 @@ export async function runTask(task: Task, reach: Reach, limits: { maxPixels: num
 
 async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' }>, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
   if (!task.output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
-  const input = await readLocation(task.input, reach);
+  const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
   const result = await processImage(
     input,
     parsePipeline(spec.pipeline),
@@ -40,7 +40,7 @@ async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' 
   );
   await writeLocation(task.output, result.data, reach);
   const { width, height, format, annotations } = result;
-  return { bytesIn: input.length, bytesOut: result.data.length, image: { width, height, format, ...imageAnnotations(annotations) } };
+  return { bytesIn, bytesOut: result.data.length, image: { width, height, format, ...imageAnnotations(annotations) } };
 }
 
 /** A result's annotations as imageOutput carries them: all of them, and the QR texts also on their own. */

@@ -4,19 +4,20 @@ import { openInput } from '../image-core/decode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage } from '../image-core/planner.js';
 import { processVariants } from '../image-core/variants.js';
-import { readLocation, writeLocation, type Reach } from './locations.js';
+import { inputOfLocation, writeLocation, type Reach } from './locations.js';
 import { imageAnnotations, type TaskDone } from './run-task.js';
 
 type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
 
 /**
  * A batch item: reads the input where the task says (presigned URL, shared file or master blob),
- * refuses an image the master's planner would tile, decodes once, then encodes each variant and writes
- * it to its own output. The master receives only the description (sizes, formats, ETags).
+ * refuses an image the master's planner would tile, decodes once (the header read for the plan is the
+ * decode's), then encodes each variant and writes it to its own output. The master receives only the
+ * description (sizes, formats, ETags).
  */
 export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
   const { spec } = task;
-  const input = await readLocation(task.input, reach);
+  const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
   const steps = parsePipeline(spec.pipeline);
   const opened = await openInput(input, { maxPixels: limits.maxPixels, name: spec.name });
   if (planImage(opened, steps, spec.whole).mode !== 'whole') {
@@ -27,6 +28,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
     ...(spec.options ? { output: spec.options } : {}),
     maxPixels: limits.maxPixels,
     name: spec.name,
+    opened,
     ...signal,
   });
   const variants = [];
@@ -35,7 +37,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
     variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.data.length, ...(etag ? { etag } : {}) });
   }
   return {
-    bytesIn: input.length,
+    bytesIn,
     bytesOut: variants.reduce((sum, variant) => sum + variant.bytes, 0),
     image: { width: result.width, height: result.height, format: result.variants[0]!.format, ...imageAnnotations(result.annotations) },
     variants,

@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { authHeaders } from '../shared/auth.js';
 import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
+import { keepAliveRequest } from '../shared/http-client.js';
 import { describeErrorResponse } from '../shared/http-error.js';
 import type { Heartbeat } from '../protocol/tasks.js';
 import { createHttpServer, workerServerLimits } from '../shared/http-server.js';
@@ -47,13 +49,18 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
 
   const heartbeat = async (): Promise<void> => {
     try {
-      const response = await fetch(`${masterUrl}/v1/workers/${encodeURIComponent(id)}`, {
+      // node:http rather than fetch: a third of the CPU per request, and a worker sends one every heartbeatMs.
+      const response = await keepAliveRequest(`${masterUrl}/v1/workers/${encodeURIComponent(id)}`, {
         method: 'PUT',
         headers,
         body: JSON.stringify({ address: url, slots: config.slots, draining: state.draining, leases: [...state.leases], ...files } satisfies Heartbeat),
-        signal: AbortSignal.timeout(config.heartbeatMs * 2),
+        timeout: { ms: config.heartbeatMs * 2, error: () => new Error(`no answer within ${config.heartbeatMs * 2} ms`) },
       });
-      if (!response.ok) throw new Error(await describeErrorResponse(response));
+      const status = response.statusCode ?? 0;
+      if (status < 200 || status >= 300) {
+        throw new Error(await describeErrorResponse(new Response(Readable.toWeb(response) as ReadableStream, { status, statusText: response.statusMessage ?? '' })));
+      }
+      response.resume();
       if (lastWarning) logger.info({ master: masterUrl }, 'master reachable again');
       lastWarning = '';
     } catch (error) {

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiError } from '../../services/protocol/errors.js';
+import { inputOfLocation, readLocation, writeLocation, type Reach } from '../../services/worker/locations.js';
+
+/**
+ * The worker's storage transfers against a real HTTP server on loopback (what presigned S3 URLs and
+ * the master's blobs are to it): bytes in and out, the size cap, storage's errors as retryable 502s.
+ */
+const stored = new Map<string, Buffer>();
+let base = '';
+let server: http.Server;
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    const key = req.url!;
+    if (req.method === 'PUT') {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        stored.set(key, Buffer.concat(chunks));
+        res.writeHead(200, { etag: `"${chunks.length}-${key.length}"` }).end();
+      });
+      return;
+    }
+    const body = stored.get(key);
+    if (!body) return void res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NoSuchKey', message: `no ${key}` } }));
+    // /chunked/ keys are sent without content-length: the cap is then enforced while the body arrives.
+    if (key.startsWith('/chunked/')) {
+      res.writeHead(200);
+      for (let at = 0; at < body.length; at += 1000) res.write(body.subarray(at, at + 1000));
+      return void res.end();
+    }
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const reach = (maxBytes = 1 << 20): Reach => ({ masterUrl: base, headers: {}, maxBytes });
+const failure = async (promise: Promise<unknown>): Promise<ApiError> => {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(ApiError);
+  return error as ApiError;
+};
+
+describe('worker storage transfers', () => {
+  it('PUTs buffers in order and returns the ETag; GETs the same bytes back, with or without content-length', async () => {
+    const parts = [randomBytes(70_000), randomBytes(5), randomBytes(40_000)];
+    const { tag } = await writeLocation({ via: 'url', url: `${base}/out/a` }, parts, reach());
+    expect(tag).toMatch(/^"\d+-6"$/);
+    // Buffer.equals: toEqual compares 110 kB element by element, seconds on this machine.
+    const whole = Buffer.concat(parts);
+    expect(stored.get('/out/a')?.equals(whole)).toBe(true);
+    expect((await readLocation({ via: 'url', url: `${base}/out/a` }, reach())).equals(whole)).toBe(true);
+    stored.set('/chunked/a', whole);
+    expect((await readLocation({ via: 'url', url: `${base}/chunked/a` }, reach())).equals(whole)).toBe(true);
+  });
+
+  it('refuses an input over the cap with 413, by content-length or while it streams', async () => {
+    stored.set('/big', randomBytes(50_000));
+    stored.set('/chunked/big', randomBytes(50_000));
+    for (const url of [`${base}/big`, `${base}/chunked/big`]) {
+      const error = await failure(readLocation({ via: 'url', url }, reach(10_000)));
+      expect([error.status, error.code]).toEqual([413, 'task_too_large']);
+      expect(error.message).toContain('DIPS_MAX_TASK_BYTES (10000)');
+    }
+  });
+
+  it("reports storage's error answer and unreachable storage as retryable 502 storage errors", async () => {
+    const missing = await failure(readLocation({ via: 'url', url: `${base}/nothing` }, reach()));
+    expect([missing.status, missing.code, missing.permanent]).toEqual([502, 'storage_error', false]);
+    expect(missing.message).toBe('reading the input: storage answered 404 NoSuchKey: no /nothing');
+    // A port nothing listens on: bind one, note it, close it.
+    const probe = http.createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => probe.once('listening', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const refused = await failure(writeLocation({ via: 'url', url: `http://127.0.0.1:${port}/x` }, randomBytes(10), reach()));
+    expect([refused.status, refused.code]).toEqual([502, 'storage_error']);
+    expect(refused.message).toBe('writing the output: storage did not answer (ECONNREFUSED)');
+  });
+
+  it("gives sharp a shared file's path after checking its size against the cap", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-locations-'));
+    try {
+      const file = path.join(dir, 'in.jpg');
+      await fs.writeFile(file, randomBytes(20_000));
+      expect(await inputOfLocation({ via: 'file', path: file }, reach())).toEqual({ input: file, bytes: 20_000 });
+      const ranged = await inputOfLocation({ via: 'file', path: file, range: { start: 100, end: 199 } }, reach());
+      expect(ranged.bytes).toBe(100);
+      expect((ranged.input as Buffer).equals((await fs.readFile(file)).subarray(100, 200))).toBe(true);
+      const error = await failure(inputOfLocation({ via: 'file', path: file }, reach(10_000)));
+      expect([error.status, error.code]).toEqual([413, 'task_too_large']);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
