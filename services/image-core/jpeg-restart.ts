@@ -21,20 +21,24 @@ export function encodesByRestartIntervals(options: Pick<EncodeOptions, 'format' 
   return options.format === 'jpeg' && options.progressive !== true;
 }
 
-/** MCU height in rows: 16 for colour at 4:2:0 (chroma halved both ways), else 8 (4:4:4, or grey, one component). */
-export function mcuRows(channels: number, chromaSubsampling: EncodeOptions['chromaSubsampling']): number {
+/** MCU edge (square for every setting DIPS encodes): 16 for colour at 4:2:0 (chroma halved both ways), else 8 (4:4:4, or grey, one component). */
+export function mcuSize(channels: number, chromaSubsampling: EncodeOptions['chromaSubsampling']): number {
   return channels >= 3 && chromaSubsampling !== '4:4:4' ? 16 : 8;
 }
 
 /**
  * Rows per piece for an image of this width encoded in bands of about `bandRows` rows: whole MCU rows,
- * at most `bandRows`, and few enough MCUs for one restart interval. Undefined when not even one MCU row
- * fits either (a band thinner than an MCU, or an image wider than 65535 MCUs).
+ * few enough MCUs for one restart interval, and as even a split of the band as that allows (a band of
+ * 2500 rows 10000 wide at 4:2:0, where an interval holds at most 1664 rows, gets 2 pieces of 1264), so
+ * bands of whole pieces stay near `bandRows`. Undefined when not even one MCU row fits either (a band
+ * thinner than an MCU, or an image wider than 65535 MCUs).
  */
-export function restartPieceRows(width: number, mcuHeight: number, bandRows: number): number | undefined {
-  const mcusPerRow = Math.ceil(width / mcuHeight);
-  const mcuRowsPerPiece = Math.min(Math.floor(MAX_RESTART_INTERVAL / mcusPerRow), Math.floor(bandRows / mcuHeight));
-  return mcuRowsPerPiece >= 1 ? mcuRowsPerPiece * mcuHeight : undefined;
+export function restartPieceRows(width: number, mcu: number, bandRows: number): number | undefined {
+  const mostMcuRows = Math.floor(MAX_RESTART_INTERVAL / Math.ceil(width / mcu));
+  const bandMcuRows = Math.floor(bandRows / mcu);
+  if (mostMcuRows < 1 || bandMcuRows < 1) return undefined;
+  const pieces = Math.ceil(bandMcuRows / mostMcuRows);
+  return Math.ceil(bandMcuRows / pieces) * mcu;
 }
 
 /** Where a band lies in the image: its first row, a multiple of `pieceRows`, and the image's height. */

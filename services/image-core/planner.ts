@@ -1,6 +1,6 @@
 import { decodedWhole, type InputFormat } from './decode.js';
 import type { EncodeOptions } from './encode.js';
-import { encodesByRestartIntervals, mcuRows, restartPieceRows } from './jpeg-restart.js';
+import { encodesByRestartIntervals, mcuSize, restartPieceRows } from './jpeg-restart.js';
 import { PipelineError } from './errors.js';
 import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
@@ -246,7 +246,7 @@ function restartStrips(stage: Stage, own: readonly ImageShape[], tileSize: numbe
   if (stage.whole || stage.steps.length === 0 || output.height > 0xffff) return undefined;
   const band = tileShape(output, tileSize, stage.halo);
   // JPEG has no alpha: the encoder flattens it, so the MCU is that of the colour (or grey) image.
-  const pieceRows = band.width === output.width ? restartPieceRows(output.width, mcuRows(output.channels, chromaSubsampling), band.height) : undefined;
+  const pieceRows = band.width === output.width ? restartPieceRows(output.width, mcuSize(output.channels, chromaSubsampling), band.height) : undefined;
   if (!pieceRows) return undefined;
   const pieces = Math.max(Math.round(band.height / pieceRows), Math.ceil((stage.halo + 1) / pieceRows));
   return { pieceRows, stripRows: pieces * pieceRows };

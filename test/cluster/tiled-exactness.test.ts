@@ -34,6 +34,21 @@ describe('a job on 3 workers with a small DIPS_TILE_SIZE, one of them reaching s
       expect({ ...actual, data: undefined }).toEqual({ ...expected, data: undefined });
       expect(actual.data.equals(expected.data), `${name} differs from dips process`).toBe(true);
     }
+    // JPEG out: the last stage's strips encode their bands in restart intervals and a worker joins them;
+    // decoded, the file has the pixels of the one-piece encode of `dips process`.
+    const referenceJpeg = await runDips(['process', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'reference-jpeg'), '--format', 'jpeg']);
+    expect(referenceJpeg.code, referenceJpeg.stderr).toBe(0);
+    const submittedJpeg = await runDips(['submit', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'cluster-jpeg'), '--format', 'jpeg', '--master', master.url]);
+    expect(submittedJpeg.code, submittedJpeg.stderr + master.log()).toBe(0);
+    for (const file of files) {
+      const name = `${path.parse(file).name}.jpg`;
+      const jpeg = await fs.readFile(path.join(tmp, 'cluster-jpeg', name));
+      expect(jpeg.includes(Buffer.from([0xff, 0xdd])), `${name} has restart intervals`).toBe(true);
+      const expected = await pixelsOf(path.join(tmp, 'reference-jpeg', name));
+      const actual = await pixelsOf(path.join(tmp, 'cluster-jpeg', name));
+      expect({ ...actual, data: undefined }).toEqual({ ...expected, data: undefined });
+      expect(actual.data.equals(expected.data), `${name} differs from dips process`).toBe(true);
+    }
     const id = submitted.stderr.match(/job ([0-9a-f-]{36}) accepted/)![1]!;
     const job = await getJob(master.url, id);
     expect(job.images.find((image) => image.name === 'qr-on-photo.jpg')?.qr).toEqual(['DIPS test: tile 42 of 100']);
