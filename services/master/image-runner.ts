@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { MasterConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { InputFormat } from '../image-core/decode.js';
@@ -262,8 +263,13 @@ export class ImageRunner {
       assemble: async (segments, shape, signal) => {
         // Counted as no pixels: joining the strips' bytes is a copy of the output file.
         await run('encode', 0, [], async (lease, worker) => {
-          const located = [];
-          for (let segment = 0; segment < segments; segment++) located.push(await this.locate(jpegSegmentKey(work.jobId, work.index, segment), 'get', lease, worker));
+          const keys = Array.from({ length: segments }, (_, segment) => jpegSegmentKey(work.jobId, work.index, segment));
+          const direct = await Promise.all(keys.map((segmentKey) => storage.locate(segmentKey, 'get', worker)));
+          // A worker that cannot reach storage gets every segment through the master as one stream, in
+          // order (a lease has one blob to read): its input is then the joined file already.
+          const located = direct.every((location) => location !== undefined)
+            ? direct
+            : [this.deps.blobs.offer(lease, 'in', { read: async () => Readable.from(inOrder(storage, keys)) })];
           return {
             input: located[0]!,
             output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
@@ -290,6 +296,11 @@ export class ImageRunner {
     const direct = await storage.locatePart(key, handle, { number, range }, worker);
     return direct ?? blobs.offer(lease, 'out', { write: (body) => storage.putRange(key, range, body) });
   }
+}
+
+/** The objects under `keys`, one after the other. */
+async function* inOrder(storage: Storage, keys: readonly string[]): AsyncGenerator<Buffer> {
+  for (const key of keys) yield* (await storage.getStream(key)) as AsyncIterable<Buffer>;
 }
 
 /** The shape a decode or tile unit reported. */
