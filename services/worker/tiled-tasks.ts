@@ -33,6 +33,16 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxP
     const bytesIn = typeof input === 'string' ? (await fs.stat(input)).size : input.length;
     return { bytesIn, bytesOut: bytes?.reduce((sum, chunk) => sum + chunk.length, 0) ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
   }
+  if (spec.kind === 'encode' && spec.segments) {
+    // The last stage's strips encoded the JPEG: the output is their bytes in order.
+    const segments = [task.input, ...spec.segments];
+    const data: Buffer[] = [];
+    for (const segment of segments) data.push(await readLocation(segment, reach));
+    await writeLocation(output(), data, reach);
+    const bytes = data.reduce((sum, chunk) => sum + chunk.length, 0);
+    const { width, height } = spec.shape;
+    return { bytesIn: bytes, bytesOut: bytes, image: { width, height, format: spec.format } };
+  }
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-tiled-'));
   try {
     if (spec.kind === 'decode') {
@@ -47,16 +57,6 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxP
       } finally {
         await fs.rm(file, { force: true });
       }
-    }
-    if (spec.segments) {
-      // The last stage's strips encoded the JPEG: the output is their bytes in order.
-      const segments = [task.input, ...spec.segments];
-      const data: Buffer[] = [];
-      for (const segment of segments) data.push(await readLocation(segment, reach));
-      await writeLocation(output(), data, reach);
-      const bytes = data.reduce((sum, chunk) => sum + chunk.length, 0);
-      const { width, height } = spec.shape;
-      return { bytesIn: bytes, bytesOut: bytes, image: { width, height, format: spec.format } };
     }
     const { file } = await fileOfLocation(task.input, scratch, reach);
     const data = await encodeIntermediate(file, spec.shape, { ...spec.options, format: spec.format, ...(spec.quality ? { quality: spec.quality } : {}) });

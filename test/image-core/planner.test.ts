@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { haloOf } from '../../services/image-core/operation.js';
 import { parsePipeline, PipelineError } from '../../services/image-core/pipeline.js';
-import { planImage, planStages, planStageTiles, stageOutputSize, type Stage } from '../../services/image-core/planner.js';
+import { planImage, planStages, planStageTiles, stageOutputSize, type PlanOptions, type Stage } from '../../services/image-core/planner.js';
 import type { Rect } from '../../services/image-core/raw-image.js';
 
 const rgb = (width: number, height: number) => ({ width, height, channels: 3 });
@@ -49,7 +49,7 @@ describe('planImage', () => {
 
   test('a baseline JPEG output is encoded by the last stage\'s strips, in bands of whole restart intervals', () => {
     const image = rgb(10_000, 10_000);
-    const planned = (output: Parameters<typeof planImage>[2]['output'], options = {}) => {
+    const planned = (output: PlanOptions['output'], options = {}) => {
       const plan = planImage(image, steps, { inputFormat: 'jpeg', workerMemoryBytes: 512 * MiB, output, ...options });
       if (plan.mode !== 'tiled') throw new Error('expected a tiled plan');
       return { restart: plan.stages.at(-1)!.restart, cores: planStageTiles(plan.stages[0], plan.input, plan.tileSize).map(({ core }) => core!) };
