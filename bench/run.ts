@@ -218,9 +218,10 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
       `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does); the rest is the worker's ` +
       `own per-task work: reading the input and writing the output through storage, its HTTP server, and its share of the cores with the master on this 2-core machine. |`,
     `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
-      `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload and blur them in one sharp call each, in parallel ` +
+      `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
+      `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
       `(${fixed(huge.phases.tile?.seconds ?? 0)} s of strip round trips summed${huge.phases.decode ? `, after a ${fixed(huge.phases.decode.seconds)} s decode task` : ''}); ` +
-      `then one worker encodes the JPEG (${fixed(huge.phases.encode?.seconds ?? 0)} s: JPEG encoding is sequential, the other worker waits). ` +
+      `then one worker joins their bytes into the file (${fixed(huge.phases.encode?.seconds ?? 0)} s). ` +
       `The upload and download through the master are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
       `in ${fixed(huge.plainUnoptimised.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
       `${fixed(huge.plainSeconds)} s, and DIPS is ${fixed(huge.dipsSeconds / huge.plainSeconds)}x that). |`,
