@@ -3,34 +3,24 @@
  * images; writes bench/results.md and the chart bench/results.svg. CPU and bytes come from /proc.
  * Ratios matter more than absolute figures: this machine is shared.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { peakRss, startLocalCluster, type LocalCluster } from './cluster.js';
+import type { LocalCluster } from './cluster.js';
+import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
+import { hugeImage, type HugeResult } from './huge-image.js';
 import { corpusPhotos, photoMosaic } from './images.js';
-import { countersAround, processCounters, type RunCounters } from './proc.js';
+import { countersAround, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 import { chart } from './chart.js';
-import { MasterClient } from '../services/cli/client.js';
-import { submitFiles } from '../services/cli/submit.js';
 
-const execFileAsync = promisify(execFile);
 const outDir = path.resolve(import.meta.dirname, '../../bench/out');
 const resultsFile = path.resolve(import.meta.dirname, '../../bench/results.md');
 const chartFile = path.resolve(import.meta.dirname, '../../bench/results.svg');
-const cores = os.availableParallelism();
 /** Plain sharp's best setting here (sharp-facts: 2 in flight ≈ all cores, 4 in flight a little more). */
 const sharpInFlight = 2 * cores;
-const pipeline = [{ op: 'blur', sigma: 2 }];
-/**
- * The JPEG settings DIPS's encoder uses (services/image-core/encode.ts): plain sharp gets the same, so both
- * sides do the same encoding work (sharp's default optimiseCoding alone costs ~30 % more on large images).
- */
-const jpegOut = { quality: 90, optimiseCoding: false, chromaSubsampling: '4:2:0' } as const;
 /** The sustained batch: at least 200 images, in several jobs submitted together. */
 const sustainedJobs = 4;
 const sustainedPerJob = 60;
@@ -69,24 +59,6 @@ async function plainSharp(files: readonly string[]): Promise<Side> {
   });
   const used = process.cpuUsage(cpu);
   return { seconds: (performance.now() - start) / 1000, workCpuMs: (used.user + used.system) / 1000 };
-}
-
-/** One DIPS job through the CLI's own client: upload, follow, download every result. */
-async function runJob(url: string, files: readonly string[]): Promise<void> {
-  const downloads = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-results-'));
-  try {
-    const state = await submitFiles(new MasterClient(url, {}), [...files], {
-      pipeline: JSON.stringify(pipeline),
-      format: 'jpeg',
-      quality: String(jpegOut.quality),
-      out: downloads,
-      progress: false,
-      quiet: true,
-    });
-    if (state.status !== 'succeeded') throw new Error(`bench job ${state.id} ended ${state.status}`);
-  } finally {
-    await rm(downloads, { recursive: true, force: true });
-  }
 }
 
 /** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */
@@ -131,82 +103,6 @@ async function storageSideBySide(name: string, cluster: LocalCluster, warmUp: re
 }
 
 const chunk = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
-
-async function withCluster<T>(env: Record<string, string>, work: (cluster: LocalCluster) => Promise<T>): Promise<T> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-'));
-  const cluster = await startLocalCluster({ workers: cores, dataDir, env });
-  try {
-    return await work(cluster);
-  } finally {
-    await cluster.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
-}
-
-interface HugeResult {
-  megapixels: number;
-  plainSeconds: number;
-  plainCpuSeconds: number;
-  /** Plain sharp with DIPS' JPEG setting (no Huffman optimisation, which sharp does by default): the same encoder work on both sides. */
-  plainUnoptimised: { seconds: number; cpuSeconds: number; peakBytes: number };
-  /** libvips threads per image (sharp.concurrency()), the same in plain sharp's process and in each worker. */
-  threads: number;
-  dipsSeconds: number;
-  /** CPU of the master and of the workers together over the DIPS run. */
-  masterCpuSeconds: number;
-  workerCpuSeconds: number;
-  plainPeak: number;
-  masterPeak: number;
-  workerPeaks: number[];
-  /** Units of each kind (tile, encode; decode when the first stage cannot decode its own rows): how many, and the seconds the master waited on them, summed. */
-  phases: Record<string, { units: number; seconds: number }>;
-}
-
-/** Counts and sums of dips_unit_roundtrip_seconds by unit kind, from the master's /metrics. */
-async function unitSeconds(masterUrl: string): Promise<HugeResult['phases']> {
-  const text = await (await fetch(`${masterUrl}/metrics`)).text();
-  const phases: HugeResult['phases'] = {};
-  for (const [, field, kind, value] of text.matchAll(/^dips_unit_roundtrip_seconds_(sum|count)\{kind="(\w+)"\} ([\d.e+-]+)$/gm)) {
-    const phase = (phases[kind!] ??= { units: 0, seconds: 0 });
-    if (field === 'sum') phase.seconds = Number(value);
-    else phase.units = Number(value);
-  }
-  return phases;
-}
-
-/** About 100 MP, blur: wall time and CPU against plain sharp on the whole image, and peak memory per process. */
-async function hugeImage(): Promise<HugeResult> {
-  const file = await photoMosaic({ file: path.join(outDir, 'mosaic-100mp.jpg'), columns: 8, rows: 10, cellWidth: 1250, cellHeight: 1000 });
-  const plainRun = async (optimise: boolean) =>
-    JSON.parse(
-      (await execFileAsync(process.execPath, [path.join(import.meta.dirname, 'plain-sharp-huge.js'), file, path.join(outDir, 'plain-100mp-out.jpg'), '2', String(optimise)])).stdout,
-    ) as { seconds: number; cpuSeconds: number; peakBytes: number; threads: number };
-  const plain = await plainRun(true);
-  const plainUnoptimised = await plainRun(false);
-  return withCluster({ DIPS_MAX_PIXELS: String(200_000_000) }, async (cluster) => {
-    const pids = await cluster.pids();
-    const before = await Promise.all([pids.master, ...pids.workers].map(processCounters));
-    const start = performance.now();
-    await runJob(cluster.url, [file]);
-    const dipsSeconds = (performance.now() - start) / 1000;
-    const after = await Promise.all([pids.master, ...pids.workers].map(processCounters));
-    const cpuSeconds = (index: number) => (after[index]!.cpuMs - before[index]!.cpuMs) / 1000;
-    return {
-      megapixels: await megapixels([file]),
-      plainSeconds: plain.seconds,
-      plainCpuSeconds: plain.cpuSeconds,
-      plainUnoptimised,
-      threads: plain.threads,
-      dipsSeconds,
-      masterCpuSeconds: cpuSeconds(0),
-      workerCpuSeconds: pids.workers.reduce((sum, _, index) => sum + cpuSeconds(index + 1), 0),
-      plainPeak: plain.peakBytes,
-      masterPeak: await peakRss(pids.master),
-      workerPeaks: await Promise.all(pids.workers.map(peakRss)),
-      phases: await unitSeconds(cluster.url),
-    };
-  });
-}
 
 async function main(): Promise<void> {
   const photos: string[] = [];
@@ -322,9 +218,10 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
       `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does); the rest is the worker's ` +
       `own per-task work: reading the input and writing the output through storage, its HTTP server, and its share of the cores with the master on this 2-core machine. |`,
     `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
-      `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload and blur them in one sharp call each, in parallel ` +
+      `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
+      `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
       `(${fixed(huge.phases.tile?.seconds ?? 0)} s of strip round trips summed${huge.phases.decode ? `, after a ${fixed(huge.phases.decode.seconds)} s decode task` : ''}); ` +
-      `then one worker encodes the JPEG (${fixed(huge.phases.encode?.seconds ?? 0)} s: JPEG encoding is sequential, the other worker waits). ` +
+      `then one worker joins their bytes into the file (${fixed(huge.phases.encode?.seconds ?? 0)} s). ` +
       `The upload and download through the master are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
       `in ${fixed(huge.plainUnoptimised.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
       `${fixed(huge.plainSeconds)} s, and DIPS is ${fixed(huge.dipsSeconds / huge.plainSeconds)}x that). |`,

@@ -1,4 +1,6 @@
 import { decodedWhole, type InputFormat } from './decode.js';
+import type { EncodeOptions } from './encode.js';
+import { encodesByRestartIntervals, mcuSize, restartPieceRows } from './jpeg-restart.js';
 import { PipelineError } from './errors.js';
 import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
@@ -60,6 +62,12 @@ export interface Stage {
   decodes?: boolean;
   /** The stage's own tile edge where it differs from the plan's: a decoding stage's strips are fewer and larger. */
   tileSize?: number;
+  /**
+   * The last stage's strips encode the output JPEG themselves, in restart intervals of `pieceRows` rows
+   * (jpeg-restart.ts), each strip `stripRows` rows (a multiple of pieceRows, but the last): no encode task
+   * runs after it, only the concatenation of the strips' bytes.
+   */
+  restart?: { pieceRows: number; stripRows: number };
 }
 
 export type Plan =
@@ -80,6 +88,8 @@ export interface PlanOptions {
    * (GIF, WebP, AVIF: every strip would decode the whole frame). Unknown: a decode task runs first.
    */
   inputFormat?: InputFormat;
+  /** The output's encoding: a baseline JPEG is encoded by the last stage's strips (Stage.restart). */
+  output?: Pick<EncodeOptions, 'format' | 'progressive' | 'chromaSubsampling'>;
 }
 
 /** An image's size and channel count, as it is before and after each step. */
@@ -180,6 +190,11 @@ export function planImage(
       first.decodes = true;
       if (decodingTileSize !== tileSize) first.tileSize = decodingTileSize;
     }
+    const last = stages.at(-1)!;
+    if (options.output && encodesByRestartIntervals(options.output)) {
+      const restart = restartStrips(last, stageShapes(stages, shapes).at(-1)!.shapes, last.tileSize ?? tileSize, options.output.chromaSubsampling);
+      if (restart) last.restart = restart;
+    }
     return { mode: 'tiled', tileSize, stages, input: shapes[0] };
   };
   if (options.tileSize !== undefined) {
@@ -219,6 +234,22 @@ function decodingTileSize(stage: Stage, own: readonly ImageShape[], memory: numb
   const bytesPerSample = DECODING_STRIP_BYTES_PER_SAMPLE + WORKING_BYTES_PER_SAMPLE * (stage.steps.length - 1);
   const strips = Math.max(MIN_DECODING_STRIPS, Math.ceil((pixels * channels * bytesPerSample) / (memory / TASKS_PER_WORKER)));
   return Math.ceil(Math.sqrt(pixels / strips));
+}
+
+/**
+ * Strips of the last stage that encode the JPEG by restart intervals, when it is tiled, writes pixels
+ * and its strips are full-width bands at least an MCU tall: about as tall as the stage's own strips,
+ * rounded to whole pieces (at least halo + 1 rows, as every strip). JPEG holds at most 65535 rows.
+ */
+function restartStrips(stage: Stage, own: readonly ImageShape[], tileSize: number, chromaSubsampling: EncodeOptions['chromaSubsampling']) {
+  const output = own.at(-1)!;
+  if (stage.whole || stage.steps.length === 0 || output.height > 0xffff) return undefined;
+  const band = tileShape(output, tileSize, stage.halo);
+  // JPEG has no alpha: the encoder flattens it, so the MCU is that of the colour (or grey) image.
+  const pieceRows = band.width === output.width ? restartPieceRows(output.width, mcuSize(output.channels, chromaSubsampling), band.height) : undefined;
+  if (!pieceRows) return undefined;
+  const pieces = Math.max(Math.round(band.height / pieceRows), Math.ceil((stage.halo + 1) / pieceRows));
+  return { pieceRows, stripRows: pieces * pieceRows };
 }
 
 /** Each stage with the shapes of its input and of the output of each of its steps. */
@@ -307,7 +338,8 @@ export function planStageTiles(stage: Stage, input: Size, planTileSize: number):
   const sizes: Size[] = [input];
   for (const step of stage.steps) sizes.push(outputSizeOf(step, sizes.at(-1)!));
   const tiles: StageTile[] = [];
-  const { width: tileWidth, height: tileHeight } = tileShape(output, tileSize, stage.halo);
+  const band = tileShape(output, tileSize, stage.halo);
+  const { width: tileWidth, height: tileHeight } = stage.restart ? { width: output.width, height: stage.restart.stripRows } : band;
   for (const [y, height] of cuts(output.height, tileHeight, stage.halo + 1)) {
     for (const [x, width] of cuts(output.width, tileWidth)) {
       const core = { x, y, width, height };

@@ -1,8 +1,9 @@
 import sharp from 'sharp';
 import { inputErrorFrom, openInput } from './decode.js';
-import { encodePipeline, type EncodeOptions } from './encode.js';
+import { encodePipeline, type EncodeOptions, type OutputOptions } from './encode.js';
 import { executeTileTask } from './execute-tile.js';
 import { cutRows, headerFor, writeIntermediate } from './intermediate.js';
+import { encodeRestartBand } from './jpeg-restart.js';
 import type { Annotations } from './operation.js';
 import { parsePipeline } from './pipeline.js';
 import { tilingOf, type ImageShape } from './planner.js';
@@ -61,6 +62,8 @@ export interface TileJob {
   histogram?: number[];
   histogramFor?: Record<string, unknown>;
   returnCore: boolean;
+  /** The core is encoded as its rows' part of the output JPEG (Stage.restart), not written as pixels. */
+  jpeg?: { pieceRows: number; quality?: number; options?: OutputOptions };
 }
 
 /** What a tile (or a decode) reports: the shape of the pixels it wrote, and the tile's histogram and annotations. */
@@ -69,13 +72,16 @@ export interface TileOutcome extends ImageShape {
   annotations?: Annotations;
 }
 
-/** The bytes a tile writes, in order: the .v header first for the core at the origin, then the core's pixels (never joined: a strip can be 150 MB). */
+/**
+ * The bytes a tile writes, in order: the .v header first for the core at the origin, then the core's
+ * pixels (never joined: a strip can be 150 MB); or its band's part of the output JPEG.
+ */
 export type TileBytes = Buffer[];
 
 /**
  * Runs a tile on the bytes of its rows (or, with `job.decode`, on the upload, a buffer or a file path)
  * and returns the bytes to write: a tiled stage's core (after the .v header when the core starts the
- * image, see coreRange), or a whole stage's complete .v file.
+ * image, see coreRange), its band of the output JPEG (`job.jpeg`), or a whole stage's complete .v file.
  */
 export async function runTileJob(
   job: TileJob,
@@ -105,6 +111,12 @@ export async function runTileJob(
   if (!result.core) return { outcome };
   if (job.output && job.output.channels !== shape.channels) {
     throw new Error(`the stage made ${shape.channels}-channel pixels where its plan expects ${job.output.channels}`);
+  }
+  if (job.jpeg) {
+    if (!job.core || !job.output) throw new Error('a tile encoding its part of the JPEG needs its core and the stage output shape');
+    const { pieceRows, quality, options } = job.jpeg;
+    const at = { y: job.core.y, imageHeight: job.output.height, pieceRows };
+    return { bytes: await encodeRestartBand(result.core, at, { ...options, format: 'jpeg', ...(quality ? { quality } : {}) }), outcome };
   }
   const startsFile = !job.core || (job.core.x === 0 && job.core.y === 0);
   return { bytes: startsFile ? [await headerFor(job.output ?? shape), result.core.data] : [result.core.data], outcome };

@@ -20,6 +20,8 @@ export interface TiledRunState {
   doneTiles: number[];
   /** The stage's output written in parts: the handle `openStage` gave (S3: the multipart upload) and each done tile's part tag. */
   parts?: { handle?: string; tags: Record<number, string> };
+  /** Strips of the last stage that wrote their bands of the output JPEG as segments (Stage.restart), once it is done. */
+  segments?: number;
   /** A whole stage's output shape, once its one task has reported it. */
   wholeOutput?: ImageShape;
   /** Element-wise sum of the histograms the done tiles returned (for the next stage). */
@@ -43,12 +45,17 @@ export interface TiledRunProgress {
   total: number;
 }
 
-/** Where one tile writes: a byte range of intermediate `intermediate` (a tiled stage), or the whole of it (a whole stage). */
-export interface TileTarget {
-  intermediate: number;
-  /** The core's bytes in the intermediate (coreRange), and its part number (1-based, in byte order). */
-  part?: { range: ByteRange; number: number; handle?: string };
-}
+/**
+ * Where one tile writes: a byte range of intermediate `intermediate` (a tiled stage), the whole of it (a
+ * whole stage), or JPEG segment `segment` (its band of the output, Stage.restart).
+ */
+export type TileTarget =
+  | {
+      intermediate: number;
+      /** The core's bytes in the intermediate (coreRange), and its part number (1-based, in byte order). */
+      part?: { range: ByteRange; number: number; handle?: string };
+    }
+  | { segment: number };
 
 /**
  * The work of a tiled run, done by workers: the run only decides what to do, in what order, and
@@ -65,6 +72,8 @@ export interface TiledRunWork {
   closeParts(intermediate: number, handle: string | undefined, tags: string[]): Promise<void>;
   /** Encodes the last intermediate into the image's output. */
   encode(intermediate: number, shape: ImageShape, signal: AbortSignal): Promise<void>;
+  /** Joins the `segments` JPEG segments the last stage's strips wrote, in order, into the image's output. */
+  assemble(segments: number, shape: ImageShape, signal: AbortSignal): Promise<void>;
 }
 
 export interface TiledRunOptions {
@@ -90,7 +99,8 @@ export interface TiledRunResult {
  * cannot, a worker first decodes the upload into an uncompressed intermediate); for each stage, workers
  * run its tiles (at most `concurrency` at once), each reading its rows from the stage's input and writing
  * its core into the next intermediate; histograms are merged here; a worker encodes the last
- * intermediate. No pixel passes through this function. Cancellation is checked between tiles.
+ * intermediate, or, for a baseline JPEG, the last stage's strips encode their bands and a worker joins
+ * them (Stage.restart). No pixel passes through this function. Cancellation is checked between tiles.
  */
 export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunResult> {
   const { plan, work, checkpoint } = options;
@@ -107,7 +117,8 @@ export async function runTiledImage(options: TiledRunOptions): Promise<TiledRunR
     await checkpoint?.save(state);
   }
   signal.throwIfAborted();
-  await work.encode(state.input.intermediate, state.input.shape, signal);
+  if (state.segments !== undefined) await work.assemble(state.segments, state.input.shape, signal);
+  else await work.encode(state.input.intermediate, state.input.shape, signal);
   return { width: state.input.shape.width, height: state.input.shape.height, annotations: state.annotations };
 }
 
@@ -120,12 +131,14 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
   const intermediate = index + 1;
   const tiles = planStageTiles(stage, input.shape, plan.tileSize);
   const tiledOutput = returnCore && !stage.whole ? tiledStageOutput(stage, input.shape) : undefined;
+  // Strips writing JPEG segments write objects of their own: no intermediate in parts.
+  const inParts = tiledOutput && !stage.restart;
   const done = new Set(resume.doneTiles);
   const annotations = structuredClone(resume.annotations);
   const tags: Record<number, string> = { ...resume.parts?.tags };
   let wholeOutput = resume.wholeOutput;
   let histogram: Uint32Array | undefined = resume.histogram && Uint32Array.from(resume.histogram);
-  const handle = tiledOutput ? (resume.parts ? resume.parts.handle : await work.openParts(intermediate)) : undefined;
+  const handle = inParts ? (resume.parts ? resume.parts.handle : await work.openParts(intermediate)) : undefined;
   const report = () => options.onProgress?.({ stage: index, stages: plan.stages.length, done: done.size, total: tiles.length });
   report();
 
@@ -133,22 +146,25 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
     stage: index,
     input,
     doneTiles: [...done],
-    ...(tiledOutput ? { parts: { ...(handle ? { handle } : {}), tags: { ...tags } } } : {}),
+    ...(inParts ? { parts: { ...(handle ? { handle } : {}), tags: { ...tags } } } : {}),
     ...(wholeOutput ? { wholeOutput } : {}),
     histogram: histogram && Array.from(histogram),
     mergedHistogram: resume.mergedHistogram,
     annotations: structuredClone(annotations),
   });
   // The handle must be on record before a part is written: a restarted master continues the same upload.
-  if (tiledOutput && !resume.parts) await checkpoint?.save(snapshot());
+  if (inParts && !resume.parts) await checkpoint?.save(snapshot());
 
   const runOne = async (tile: StageTile, tileSignal: AbortSignal) => {
     const job = jobFor(stage, tile, input.shape, resume.mergedHistogram, returnCore);
     if (stage.decodes) job.decode = { name: options.name };
     if (tiledOutput) job.output = tiledOutput;
+    if (stage.restart) job.jpeg = { pieceRows: stage.restart.pieceRows };
     const target: TileTarget | undefined = !returnCore
       ? undefined
-      : tiledOutput
+      : stage.restart
+        ? { segment: tile.index }
+        : tiledOutput
         ? { intermediate, part: { range: coreRange(tiledOutput, tile.core!), number: tile.index + 1, ...(handle ? { handle } : {}) } }
         : { intermediate };
     tileSignal.throwIfAborted();
@@ -181,10 +197,17 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
   const lastRow = ({ source }: StageTile) => source.y + source.height;
   if (stage.decodes) pending.sort((a, b) => lastRow(b) - lastRow(a));
   await runBounded(pending, options.concurrency, runOne, signal);
-  if (tiledOutput) await work.closeParts(intermediate, handle, tiles.map((tile) => tags[tile.index] ?? ''));
+  if (inParts) await work.closeParts(intermediate, handle, tiles.map((tile) => tags[tile.index] ?? ''));
   // A measuring stage leaves the pixels as they are: the next stage reads the same intermediate.
   const output = !returnCore ? input : { intermediate, shape: tiledOutput ?? wholeOutput! };
-  return { stage: index + 1, input: output, doneTiles: [], mergedHistogram: histogram && Array.from(histogram), annotations };
+  return {
+    stage: index + 1,
+    input: output,
+    doneTiles: [],
+    ...(stage.restart ? { segments: tiles.length } : {}),
+    mergedHistogram: histogram && Array.from(histogram),
+    annotations,
+  };
 }
 
 /** A tiled stage's output shape, from the steps' declarations (the tiles' reports are checked against it). */

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { MasterConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { InputFormat } from '../image-core/decode.js';
@@ -10,7 +11,7 @@ import type { Location } from '../protocol/tasks.js';
 import type { Blobs } from './blobs.js';
 import { PermanentTaskError, type Dispatcher, type UnitResult, type WorkUnit } from './dispatcher.js';
 import { splitAnnotations, type ImageOutcome, type ImageWork, type JobStore } from './job-store.js';
-import { inputKey, intermediateKey, outputKey } from './keys.js';
+import { inputKey, intermediateKey, jpegSegmentKey, jpegSegmentsPrefix, outputKey } from './keys.js';
 import type { Metrics } from './metrics.js';
 import type { Storage } from './storage.js';
 import type { WorkerRecord, WorkerRegistry } from './worker-registry.js';
@@ -96,17 +97,18 @@ export class ImageRunner {
     const { store, metrics, logger } = this.deps;
     const log = logger.child({ job: work.jobId, image: work.index });
     let outcome: ImageOutcome;
-    /** Stages of a tiled plan: its intermediates are deleted when the image ends, however it ends. */
-    let tiledStages: number | undefined;
+    /** A tiled plan: its intermediates are deleted when the image ends, however it ends. */
+    let tiledPlan: TiledPlan | undefined;
     try {
       const steps = parsePipeline(work.pipeline);
       const plan = planImage(work, steps, {
         ...(this.deps.config.tileSize ? { tileSize: this.deps.config.tileSize } : {}),
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
         inputFormat: work.inputFormat as InputFormat,
+        output: { format: (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat), ...work.options },
       });
       log.debug({ mode: plan.mode }, 'image started');
-      if (plan.mode === 'tiled') tiledStages = plan.stages.length;
+      if (plan.mode === 'tiled') tiledPlan = plan;
       outcome = plan.mode === 'whole' ? await this.runWhole(work, signal) : await this.runTiled(work, plan, signal);
     } catch (error) {
       outcome = signal.aborted
@@ -119,7 +121,7 @@ export class ImageRunner {
     // A stopping master leaves the image running in the store (and its intermediates) for the next start.
     if (this.stopped) return;
     // Only tiled runs have intermediates: a whole image costs the master no storage call.
-    if (tiledStages !== undefined) await this.deleteIntermediates(work, tiledStages).catch((error: unknown) => log.warn({ error }, 'could not delete intermediates'));
+    if (tiledPlan !== undefined) await this.deleteIntermediates(work, tiledPlan).catch((error: unknown) => log.warn({ error }, 'could not delete intermediates'));
     if (outcome.status === 'failed') log.warn({ reason: outcome.error }, 'image failed');
     const { finished, ageMs } = store.finishImage(work.jobId, work.index, outcome);
     metrics.imagesFinished.inc({ status: outcome.status });
@@ -216,6 +218,7 @@ export class ImageRunner {
   private tiledUnits(work: ImageWork, format: OutputFormat): TiledRunWork {
     const { storage, dispatcher } = this.deps;
     const key = (intermediate: number) => intermediateKey(work.jobId, work.index, intermediate);
+    const encoding = { ...(work.quality ? { quality: work.quality } : {}), ...(work.options ? { options: work.options } : {}) };
     let units = 0;
     const run = (kind: 'decode' | 'tile' | 'encode', pixels: number, steps: Array<Record<string, unknown>>, prepare: WorkUnit['prepare'], signal: AbortSignal) =>
       dispatcher.run({
@@ -245,8 +248,8 @@ export class ImageRunner {
           input: job.decode
             ? await this.locate(inputKey(work.jobId, work.index), 'get', lease, worker)
             : await this.locate(key(input), 'get', lease, worker, rowsRange(job.input, job.source)),
-          ...(output ? { output: await this.locateOutput(key(output.intermediate), output, lease, worker) } : {}),
-          spec: { kind: 'tile', ...job },
+          ...(output ? { output: await this.locateOutput(work, output, lease, worker) } : {}),
+          spec: { kind: 'tile', ...job, ...(job.jpeg ? { jpeg: { ...job.jpeg, ...encoding } } : {}) },
         }), signal);
         return { ...shapeOf(done), ...done.tile };
       },
@@ -254,25 +257,50 @@ export class ImageRunner {
         await run('encode', shape.width * shape.height, [], async (lease, worker) => ({
           input: await this.locate(key(intermediate), 'get', lease, worker),
           output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
-          spec: { kind: 'encode', shape, format, ...(work.quality ? { quality: work.quality } : {}), ...(work.options ? { options: work.options } : {}) },
+          spec: { kind: 'encode', shape, format, ...encoding },
         }), signal);
+      },
+      assemble: async (segments, shape, signal) => {
+        // Counted as no pixels: joining the strips' bytes is a copy of the output file.
+        await run('encode', 0, [], async (lease, worker) => {
+          const keys = Array.from({ length: segments }, (_, segment) => jpegSegmentKey(work.jobId, work.index, segment));
+          const direct = await Promise.all(keys.map((segmentKey) => storage.locate(segmentKey, 'get', worker)));
+          // A worker that cannot reach storage gets every segment through the master as one stream, in
+          // order (a lease has one blob to read): its input is then the joined file already.
+          const located = direct.every((location) => location !== undefined)
+            ? direct
+            : [this.deps.blobs.offer(lease, 'in', { read: async () => Readable.from(inOrder(storage, keys)) })];
+          return {
+            input: located[0]!,
+            output: await this.locate(outputKey(work.jobId, work.index), 'put', lease, worker),
+            spec: { kind: 'encode', shape, format, ...encoding, segments: located.slice(1) },
+          };
+        }, signal);
       },
     };
   }
 
-  private deleteIntermediates(work: ImageWork, stages: number): Promise<void> {
-    const keys = Array.from({ length: stages + 1 }, (_, intermediate) => intermediateKey(work.jobId, work.index, intermediate));
-    return this.deps.storage.deleteKeys(keys);
+  private async deleteIntermediates(work: ImageWork, plan: TiledPlan): Promise<void> {
+    const keys = Array.from({ length: plan.stages.length + 1 }, (_, intermediate) => intermediateKey(work.jobId, work.index, intermediate));
+    await this.deps.storage.deleteKeys(keys);
+    if (plan.stages.at(-1)!.restart) await this.deps.storage.deletePrefix(jpegSegmentsPrefix(work.jobId, work.index));
   }
 
-  /** Where a tile writes: a piece of the next intermediate (its byte range), or all of it (a whole stage). */
-  private async locateOutput(key: string, target: TileTarget, lease: string, worker: WorkerRecord): Promise<Location> {
+  /** Where a tile writes: a piece of the next intermediate (its byte range), all of it (a whole stage), or its JPEG segment. */
+  private async locateOutput(work: ImageWork, target: TileTarget, lease: string, worker: WorkerRecord): Promise<Location> {
     const { storage, blobs } = this.deps;
+    if ('segment' in target) return this.locate(jpegSegmentKey(work.jobId, work.index, target.segment), 'put', lease, worker);
+    const key = intermediateKey(work.jobId, work.index, target.intermediate);
     if (!target.part) return this.locate(key, 'put', lease, worker);
     const { range, number, handle } = target.part;
     const direct = await storage.locatePart(key, handle, { number, range }, worker);
     return direct ?? blobs.offer(lease, 'out', { write: (body) => storage.putRange(key, range, body) });
   }
+}
+
+/** The objects under `keys`, one after the other. */
+async function* inOrder(storage: Storage, keys: readonly string[]): AsyncGenerator<Buffer> {
+  for (const key of keys) yield* (await storage.getStream(key)) as AsyncIterable<Buffer>;
 }
 
 /** The shape a decode or tile unit reported. */

@@ -6,3 +6,6 @@ export const inputKey = (jobId: string, index: number): string => `jobs/${jobId}
 export const outputKey = (jobId: string, index: number): string => `jobs/${jobId}/out/${index}`;
 /** Intermediate k of a tiled image (k = 0: the decoded upload; stage k - 1 writes k): scratch, gone with the job. */
 export const intermediateKey = (jobId: string, index: number, intermediate: number): string => `jobs/${jobId}/work/${index}/stage-${intermediate}.v`;
+/** The bands of a tiled image's output JPEG that its last stage's strips encoded (jpeg-restart.ts): scratch, joined into the output. */
+export const jpegSegmentsPrefix = (jobId: string, index: number): string => `jobs/${jobId}/work/${index}/jpeg`;
+export const jpegSegmentKey = (jobId: string, index: number, segment: number): string => `${jpegSegmentsPrefix(jobId, index)}/${segment}`;

@@ -81,9 +81,25 @@ export const tileSpec = z.object({
   returnCore: z.boolean(),
   /** The upload's name, for errors: set when the input is the upload (the first stage decodes its own rows). */
   decode: z.object({ name: z.string().max(1024) }).optional(),
+  /**
+   * The last stage of a JPEG output: the output receives the core's rows encoded as their part of the
+   * JPEG (restart intervals of `pieceRows` rows, services/image-core/jpeg-restart.ts), not pixels.
+   */
+  jpeg: z.object({ pieceRows: z.number().int().min(8).max(65_535), quality: quality.optional(), options: outputOptions.optional() }).optional(),
 });
-/** Encode the input, the last .v intermediate of shape `shape`, into the image's output. */
-export const encodeSpec = z.object({ kind: z.literal('encode'), shape: imageShape, format: outputFormat, quality: quality.optional(), options: outputOptions.optional() });
+/**
+ * Encode the input, the last .v intermediate of shape `shape`, into the image's output. With `segments`,
+ * the last stage's strips have encoded the JPEG already: the input is the first strip's bytes and
+ * `segments` the others' in order, and the output is their concatenation.
+ */
+export const encodeSpec = z.object({
+  kind: z.literal('encode'),
+  shape: imageShape,
+  format: outputFormat,
+  quality: quality.optional(),
+  options: outputOptions.optional(),
+  segments: z.array(location).max(8192).optional(),
+});
 /**
  * The planner budget an image must plan `whole` under to run as one variants task (planImage's options):
  * the master's DIPS_WORKER_MEMORY_BYTES and DIPS_TILE_SIZE. GET /v1/uploads publishes it, so a client

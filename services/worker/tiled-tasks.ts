@@ -16,7 +16,8 @@ export const isTiledTask = (task: Task): task is TiledTask => ['decode', 'tile',
  * The work of a tiled image (services/image-core/tile-task.ts) with its bytes moved by the worker: a
  * decode writes the whole intermediate, a tile reads its rows as one byte range and writes its core as
  * another, an encode reads the last intermediate (the file itself when the worker shares the master's
- * disk, else a download to scratch space) and writes the image.
+ * disk, else a download to scratch space) and writes the image, or joins the JPEG segments the last
+ * stage's strips wrote.
  */
 export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
   const { spec } = task;
@@ -31,6 +32,16 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxP
     const { tag } = bytes && task.output ? await writeLocation(task.output, bytes, reach) : {};
     const bytesIn = typeof input === 'string' ? (await fs.stat(input)).size : input.length;
     return { bytesIn, bytesOut: bytes?.reduce((sum, chunk) => sum + chunk.length, 0) ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
+  }
+  if (spec.kind === 'encode' && spec.segments) {
+    // The last stage's strips encoded the JPEG: the output is their bytes in order.
+    const segments = [task.input, ...spec.segments];
+    const data: Buffer[] = [];
+    for (const segment of segments) data.push(await readLocation(segment, reach));
+    await writeLocation(output(), data, reach);
+    const bytes = data.reduce((sum, chunk) => sum + chunk.length, 0);
+    const { width, height } = spec.shape;
+    return { bytesIn: bytes, bytesOut: bytes, image: { width, height, format: spec.format } };
   }
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-tiled-'));
   try {

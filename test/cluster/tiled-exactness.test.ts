@@ -21,7 +21,7 @@ describe('a job on 3 workers with a small DIPS_TILE_SIZE, one of them reaching s
     const reference = await runDips(['process', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'reference'), '--format', 'png']);
     expect(reference.code, reference.stderr).toBe(0);
 
-    const { master } = await startCluster({ workers: 2, dataDir: path.join(tmp, 'data'), env: { DIPS_TILE_SIZE: '256' } });
+    const { master, workers } = await startCluster({ workers: 2, dataDir: path.join(tmp, 'data'), env: { DIPS_TILE_SIZE: '256' } });
     // As a worker on another machine: it reads its rows and writes its cores as master-served blobs.
     await startDips(['worker', '--port', '0', '--master', master.url], { DIPS_WORKER_FILE_ACCESS: 'off' });
     const submitted = await runDips(['submit', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'cluster'), '--format', 'png', '--master', master.url]);
@@ -31,6 +31,23 @@ describe('a job on 3 workers with a small DIPS_TILE_SIZE, one of them reaching s
       const name = `${path.parse(file).name}.png`;
       const expected = await pixelsOf(path.join(tmp, 'reference', name));
       const actual = await pixelsOf(path.join(tmp, 'cluster', name));
+      expect({ ...actual, data: undefined }).toEqual({ ...expected, data: undefined });
+      expect(actual.data.equals(expected.data), `${name} differs from dips process`).toBe(true);
+    }
+    // JPEG out: the last stage's strips encode their bands in restart intervals and a worker joins them;
+    // decoded, the file has the pixels of the one-piece encode of `dips process`. Only the worker that
+    // reaches storage through the master is left, so it joins the segments the master serves as one blob.
+    await Promise.all(workers.map((worker) => worker.stop()));
+    const referenceJpeg = await runDips(['process', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'reference-jpeg'), '--format', 'jpeg']);
+    expect(referenceJpeg.code, referenceJpeg.stderr).toBe(0);
+    const submittedJpeg = await runDips(['submit', ...files, '--pipeline', pipeline, '--out', path.join(tmp, 'cluster-jpeg'), '--format', 'jpeg', '--master', master.url]);
+    expect(submittedJpeg.code, submittedJpeg.stderr + master.log()).toBe(0);
+    for (const file of files) {
+      const name = `${path.parse(file).name}.jpg`;
+      const jpeg = await fs.readFile(path.join(tmp, 'cluster-jpeg', name));
+      expect(jpeg.includes(Buffer.from([0xff, 0xdd])), `${name} has restart intervals`).toBe(true);
+      const expected = await pixelsOf(path.join(tmp, 'reference-jpeg', name));
+      const actual = await pixelsOf(path.join(tmp, 'cluster-jpeg', name));
       expect({ ...actual, data: undefined }).toEqual({ ...expected, data: undefined });
       expect(actual.data.equals(expected.data), `${name} differs from dips process`).toBe(true);
     }

@@ -106,4 +106,31 @@ describe('a tiled run gives the pixels of a whole-image run', () => {
       },
     );
   });
+
+  describe('JPEG output, encoded by the last stage\'s strips in restart intervals', () => {
+    test.each([
+      { label: 'blur, 4:2:0 q90, tile size 257', image: () => garden, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 257, encoding: {} },
+      { label: 'blur, 4:4:4 q75, tile size 257', image: () => garden, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 257, encoding: { quality: 75, chromaSubsampling: '4:4:4' as const } },
+      { label: 'sharpen > equalize > flop > median (two stages)', image: () => garden, pipeline: [{ op: 'sharpen' }, { op: 'equalize' }, { op: 'flop' }, { op: 'median', size: 3 }], tileSize: 257, encoding: {} },
+      { label: 'grayscale > blur (one component)', image: () => garden, pipeline: [{ op: 'grayscale' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
+      { label: 'blur on an image with alpha (flattened)', image: () => smallWithAlpha, pipeline: [{ op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
+      { label: 'edges > blur (after a whole stage)', image: () => small, pipeline: [{ op: 'edges' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: { quality: 50 } },
+    ])('$label', async ({ image, pipeline, tileSize, encoding }) => {
+      const jpeg = { format: 'jpeg' as const, ...encoding };
+      const tiled = await runTiled(image(), pipeline, tileSize, {}, jpeg);
+      const last = tiled.plan.stages.at(-1)!;
+      expect(last.restart, 'the last stage encodes the JPEG').toBeDefined();
+      expect(tiled.output.includes(Buffer.from([0xff, 0xd0])), 'a restart marker between strips').toBe(true);
+      const whole = await runWhole(image(), pipeline, jpeg);
+      expect(await difference(tiled.output, whole.output)).toBe('identical');
+    });
+
+    test('a progressive JPEG is still one encode of the last intermediate', async () => {
+      const pipeline = [{ op: 'blur', sigma: 2 }];
+      const jpeg = { format: 'jpeg' as const, progressive: true };
+      const tiled = await runTiled(garden, pipeline, 257, {}, jpeg);
+      expect(tiled.plan.stages.at(-1)!.restart).toBeUndefined();
+      expect(await difference(tiled.output, (await runWhole(garden, pipeline, jpeg)).output)).toBe('identical');
+    });
+  });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { haloOf } from '../../services/image-core/operation.js';
 import { parsePipeline, PipelineError } from '../../services/image-core/pipeline.js';
-import { planImage, planStages, planStageTiles, stageOutputSize, type Stage } from '../../services/image-core/planner.js';
+import { planImage, planStages, planStageTiles, stageOutputSize, type PlanOptions, type Stage } from '../../services/image-core/planner.js';
 import type { Rect } from '../../services/image-core/raw-image.js';
 
 const rgb = (width: number, height: number) => ({ width, height, channels: 3 });
@@ -45,6 +45,27 @@ describe('planImage', () => {
       const plan = planImage(image, parsePipeline(pipeline), inputFormat ? { inputFormat } : {});
       expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
     }
+  });
+
+  test('a baseline JPEG output is encoded by the last stage\'s strips, in bands of whole restart intervals', () => {
+    const image = rgb(10_000, 10_000);
+    const planned = (output: PlanOptions['output'], options = {}) => {
+      const plan = planImage(image, steps, { inputFormat: 'jpeg', workerMemoryBytes: 512 * MiB, output, ...options });
+      if (plan.mode !== 'tiled') throw new Error('expected a tiled plan');
+      return { restart: plan.stages.at(-1)!.restart, cores: planStageTiles(plan.stages[0], plan.input, plan.tileSize).map(({ core }) => core!) };
+    };
+    // 625 MCUs of 16x16 a row: an interval holds at most 104 MCU rows (1664), so each 2500-row strip gets
+    // 2 pieces of 78 MCU rows; the 16 rows left at the bottom join the last strip.
+    const jpeg = planned({ format: 'jpeg' });
+    expect(jpeg.restart).toEqual({ pieceRows: 1248, stripRows: 2496 });
+    expect(jpeg.cores.map(({ y, height }) => [y, height])).toEqual([[0, 2496], [2496, 2496], [4992, 2496], [7488, 2512]]);
+    // 4:4:4: 8x8 MCUs, 1250 a row, at most 52 MCU rows (416) an interval: 6 pieces of 416 rows a strip.
+    expect(planned({ format: 'jpeg', chromaSubsampling: '4:4:4' }).restart).toEqual({ pieceRows: 416, stripRows: 2496 });
+    for (const output of [{ format: 'jpeg', progressive: true }, { format: 'png' }, { format: 'webp' }, undefined] as const) {
+      expect(planned(output).restart).toBeUndefined();
+    }
+    // Strips thinner than an MCU (a forced tiny tile size) cannot be whole intervals: one encode task.
+    expect(planned({ format: 'jpeg' }, { tileSize: 100 }).restart).toBeUndefined();
   });
 
   test('less worker memory means tiling sooner and smaller tiles', () => {

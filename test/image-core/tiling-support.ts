@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
@@ -66,9 +66,14 @@ export class LocalTiledWork implements TiledRunWork {
   async closeParts(): Promise<void> {}
 
   async tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome> {
+    // As the master does (image-runner.ts): a strip encoding its band of the JPEG gets the job's encoder settings.
+    const { quality, metadata, progressive, chromaSubsampling, lossless, effort } = this.encodeOptions;
+    const options = { metadata, progressive, chromaSubsampling, lossless, effort };
+    if (job.jpeg) job = { ...job, jpeg: { ...job.jpeg, ...(quality ? { quality } : {}), options } };
     const { bytes, outcome } = await runTileJob(job, job.decode ? this.source : await this.rows(input, job), { signal, maxPixels: MAX_PIXELS });
     if (bytes && output) {
-      if (output.part) await writeAt(this.path(output.intermediate), output.part.range.start, bytes);
+      if ('segment' in output) await writeFile(this.segmentPath(output.segment), bytes);
+      else if (output.part) await writeAt(this.path(output.intermediate), output.part.range.start, bytes);
       else await writeFile(this.path(output.intermediate), bytes);
     }
     return outcome;
@@ -85,33 +90,44 @@ export class LocalTiledWork implements TiledRunWork {
   async encode(intermediate: number, shape: ImageShape): Promise<void> {
     this.output = await encodeIntermediate(this.path(intermediate), shape, this.encodeOptions);
   }
+
+  private segmentPath(segment: number): string {
+    return join(this.workDir, `jpeg-${segment}`);
+  }
+
+  async assemble(segments: number): Promise<void> {
+    const parts: Buffer[] = [];
+    for (let segment = 0; segment < segments; segment++) parts.push(await readFile(this.segmentPath(segment)));
+    this.output = Buffer.concat(parts);
+  }
 }
 
-/** The reference: the whole image through runSteps, encoded as lossless PNG. */
-export async function runWhole(source: string, pipeline: unknown): Promise<{ output: Buffer; annotations: Annotations }> {
+/** The reference: the whole image through runSteps, encoded as lossless PNG (or as `encoding` says). */
+export async function runWhole(source: string, pipeline: unknown, encoding: EncodeOptions = { format: 'png' }): Promise<{ output: Buffer; annotations: Annotations }> {
   const decoded = await decodeImage(source, { maxPixels: MAX_PIXELS, name: source });
   const { image, annotations } = await runSteps(decoded, parsePipeline(pipeline));
-  return { output: await encodeImage(image, { format: 'png' }), annotations };
+  return { output: await encodeImage(image, encoding), annotations };
 }
 
 /**
  * Plans with a forced tile size (the image must be larger than one tile) as the master does (the decoded
  * shape and the upload's format from openInput, so the first stage decodes its own rows where it can) and
- * runs the plan tiled to PNG.
+ * runs the plan tiled to PNG (or as `encoding` says: a baseline JPEG is encoded by the last stage's strips).
  */
 export async function runTiled(
   source: string,
   pipeline: unknown,
   tileSize: number,
   extra: Partial<TiledRunOptions> = {},
+  encoding: EncodeOptions = { format: 'png' },
 ): Promise<{ output: Buffer; annotations: Annotations; plan: TiledPlan }> {
   const steps = parsePipeline(pipeline);
   const { width, height, channels, format } = await openInput(source, { maxPixels: MAX_PIXELS, name: source });
-  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format });
+  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format, output: encoding });
   if (plan.mode !== 'tiled') throw new Error(`expected a tiled plan for ${width}x${height} at tile size ${tileSize}`);
   const workDir = await mkdtemp(join(tmpdir(), 'dips-tiled-'));
   try {
-    const work = new LocalTiledWork(source, workDir, { format: 'png' });
+    const work = new LocalTiledWork(source, workDir, encoding);
     const result = await runTiledImage({ plan, work, name: basename(source), concurrency: 3, ...extra });
     return { output: work.output!, annotations: result.annotations, plan };
   } finally {
