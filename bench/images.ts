@@ -10,6 +10,21 @@ export async function corpusPhotos(): Promise<string[]> {
   return names.sort().map((name) => path.join(corpusDir, name));
 }
 
+/**
+ * The sustained batch of issue #12's figures: the corpus photos of at most 2 MP (~1.3 MP on average),
+ * repeated to 240 items in 4 concurrent jobs of 60 (at least 200 images in several jobs, so each run lasts
+ * seconds, not one short job). `warmUp` is one small job of 2 photos run first, outside the measurement.
+ */
+export async function sustainedBatch(): Promise<{ photos: string[]; jobs: string[][]; warmUp: string[][] }> {
+  const photos: string[] = [];
+  for (const photo of await corpusPhotos()) {
+    const { width, height } = await sharp(photo).metadata();
+    if (width * height <= 2e6) photos.push(photo);
+  }
+  const jobs = Array.from({ length: 4 }, (_, job) => Array.from({ length: 60 }, (_, i) => photos[(job * 60 + i) % photos.length]!));
+  return { photos, jobs, warmUp: [photos.slice(0, 2)] };
+}
+
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(
     () => true,

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import type { LocalCluster } from './cluster.js';
 import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
 import { hugeImage, type HugeResult } from './huge-image.js';
-import { corpusPhotos, photoMosaic } from './images.js';
+import { photoMosaic, sustainedBatch } from './images.js';
 import { countersAround, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
@@ -21,9 +21,6 @@ const resultsFile = path.resolve(import.meta.dirname, '../../bench/results.md');
 const chartFile = path.resolve(import.meta.dirname, '../../bench/results.svg');
 /** Plain sharp's best setting here (sharp-facts: 2 in flight ≈ all cores, 4 in flight a little more). */
 const sharpInFlight = 2 * cores;
-/** The sustained batch: at least 200 images, in several jobs submitted together. */
-const sustainedJobs = 4;
-const sustainedPerJob = 60;
 
 /** Goals of issue #12, per image. */
 const goals = { masterMsS3: 1, masterMsLocal: 3, workerRatio: 1.1, hugeRatio: 1.3, masterPeakMiB: 256, workerPeakMiB: 768 };
@@ -105,10 +102,8 @@ async function storageSideBySide(name: string, cluster: LocalCluster, warmUp: re
 const chunk = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
 async function main(): Promise<void> {
-  const photos: string[] = [];
-  for (const photo of await corpusPhotos()) if ((await megapixels([photo])) <= 2) photos.push(photo);
-  const sustained = Array.from({ length: sustainedJobs * sustainedPerJob }, (_, i) => photos[i % photos.length]!);
-  const sustainedJobsFiles = chunk(sustained, sustainedPerJob);
+  const { jobs: sustainedJobsFiles, warmUp: warmUpFiles } = await sustainedBatch();
+  const sustained = sustainedJobsFiles.flat();
   const large = await Promise.all(
     Array.from({ length: 8 }, (_, index) =>
       photoMosaic({ file: path.join(outDir, `mosaic-12mp-${index}.jpg`), columns: 3, rows: 3, cellWidth: 1334, cellHeight: 1000, offset: index }),
@@ -116,12 +111,11 @@ async function main(): Promise<void> {
   );
   const rows: Row[] = [];
   const sourcesDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-sources-'));
-  const warmUpFiles = [sustained.slice(0, 2)];
   const localFolders = await stageLocal(path.join(sourcesDir, 'in'), sustainedJobsFiles);
   const localWarmUp = await stageLocal(path.join(sourcesDir, 'warm'), warmUpFiles);
   await withCluster({ DIPS_SOURCES: `file://${sourcesDir}/` }, async (cluster) => {
-    rows.push(await sideBySide(`local disk: ${sustained.length} photos of ~1.3 MP, ${sustainedJobs} concurrent jobs`, cluster, sustainedJobsFiles));
-    rows.push(await storageSideBySide(`local disk, batch from a folder: ${sustained.length} photos of ~1.3 MP, ${sustainedJobs} concurrent jobs`, cluster, localWarmUp, localFolders, sustained));
+    rows.push(await sideBySide(`local disk: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, sustainedJobsFiles));
+    rows.push(await storageSideBySide(`local disk, batch from a folder: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, localWarmUp, localFolders, sustained));
     rows.push(await sideBySide(`local disk: ${large.length} photos of 12 MP, 2 concurrent jobs`, cluster, chunk(large, large.length / 2)));
   });
   await rm(sourcesDir, { recursive: true, force: true });
@@ -130,8 +124,8 @@ async function main(): Promise<void> {
     const s3Folders = await stageS3(s3, 'in', sustainedJobsFiles);
     const s3WarmUp = await stageS3(s3, 'warm', warmUpFiles);
     await withCluster({ ...s3.env, DIPS_SOURCES: `s3://${s3.bucket}/` }, async (cluster) => {
-      rows.push(await sideBySide(`S3 (s3rver on loopback): ${sustained.length} photos of ~1.3 MP, ${sustainedJobs} concurrent jobs`, cluster, sustainedJobsFiles));
-      rows.push(await storageSideBySide(`S3 (s3rver on loopback), batch from a prefix: ${sustained.length} photos of ~1.3 MP, ${sustainedJobs} concurrent jobs`, cluster, s3WarmUp, s3Folders, sustained));
+      rows.push(await sideBySide(`S3 (s3rver on loopback): ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, sustainedJobsFiles));
+      rows.push(await storageSideBySide(`S3 (s3rver on loopback), batch from a prefix: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, s3WarmUp, s3Folders, sustained));
     });
   } finally {
     await s3.close();

@@ -169,20 +169,12 @@ async function withStorageCluster<T>(
 }
 
 async function main(): Promise<void> {
-  const { corpusPhotos } = await import('./images.js');
-  const sharp = (await import('sharp')).default;
+  const { sustainedBatch } = await import('./images.js');
   const mode = process.argv[2] === 's3' ? 's3' : 'local';
   const sessions = process.argv.includes('--sessions');
   const profileAt = process.argv.indexOf('--cpu-prof');
   const nodeArgs = profileAt > 0 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.argv[profileAt + 1]!)] : undefined;
-  const photos: string[] = [];
-  for (const photo of await corpusPhotos()) {
-    const { width, height } = await sharp(photo).metadata();
-    if (width! * height! <= 2e6) photos.push(photo);
-  }
-  const all = Array.from({ length: 240 }, (_, i) => photos[i % photos.length]!);
-  const jobs = Array.from({ length: 4 }, (_, job) => all.slice(job * 60, (job + 1) * 60));
-  const warm = [photos.slice(0, 2)];
+  const { jobs, warmUp: warm } = await sustainedBatch();
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-bench-storage-'));
   const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: 90 };
   const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;

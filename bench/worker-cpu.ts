@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { startLocalCluster } from './cluster.js';
-import { corpusPhotos } from './images.js';
+import { sustainedBatch } from './images.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
@@ -36,25 +36,20 @@ async function plainSharp(files: readonly string[]): Promise<number> {
 }
 
 async function main(mode: 's3' | 'local', rounds: number): Promise<void> {
-  const photos: string[] = [];
-  for (const photo of await corpusPhotos()) {
-    const { width, height } = await sharp(photo).metadata();
-    if (width! * height! <= 2e6) photos.push(photo);
-  }
-  const all = Array.from({ length: 240 }, (_, i) => photos[i % photos.length]!);
-  const jobs = Array.from({ length: 4 }, (_, job) => all.slice(job * 60, (job + 1) * 60));
+  const { jobs, warmUp } = await sustainedBatch();
+  const all = jobs.flat();
   const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: jpegOut.quality };
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-bench-worker-cpu-'));
   const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;
   try {
-    const warm = s3 ? await stageS3(s3, 'warm', [photos.slice(0, 2)]) : await stageLocal(path.join(tmp, 'warm'), [photos.slice(0, 2)]);
+    const warm = s3 ? await stageS3(s3, 'warm', warmUp) : await stageLocal(path.join(tmp, 'warm'), warmUp);
     const folders = s3 ? await stageS3(s3, 'in', jobs) : await stageLocal(path.join(tmp, 'in'), jobs);
     const dataDir = path.join(tmp, 'data');
     await fs.mkdir(dataDir);
     const cluster = await startLocalCluster({ workers: 2, dataDir, env: { DIPS_SOURCES: s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`, ...s3?.env } });
     try {
       await runStorageBatch(cluster, warm, options);
-      await plainSharp(photos.slice(0, 2));
+      await plainSharp(warmUp.flat());
       for (let round = 0; round < rounds; round++) {
         const before = await plainSharp(all);
         const alone = await countersAround(await cluster.pids(), () => runStorageBatch(cluster, folders, options));
