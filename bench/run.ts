@@ -72,31 +72,40 @@ async function megapixels(files: readonly string[]): Promise<number> {
   return total;
 }
 
-/** Runs one batch on the cluster (after a warm-up job) and on plain sharp, alternately. */
-async function sideBySide(name: string, cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row> {
-  const files = jobs.flat();
-  await runJob(cluster.url, files.slice(0, 2));
+/**
+ * One batch on the cluster, with plain sharp on the same files right before and right after it: the two
+ * plain runs are averaged, so drift of this shared machine during the row falls on both sides.
+ */
+async function besidePlainSharp(name: string, files: readonly string[], warmUp: () => Promise<unknown>, run: () => Promise<Row['dips']>): Promise<Row> {
+  await warmUp();
   await plainSharp(files.slice(0, 2));
-  const plain = await plainSharp(files);
-  const dips = await dipsRun(cluster, jobs);
+  const before = await plainSharp(files);
+  const dips = await run();
+  const after = await plainSharp(files);
+  const plain = { seconds: (before.seconds + after.seconds) / 2, workCpuMs: (before.workCpuMs + after.workCpuMs) / 2 };
   const row = { name, images: files.length, megapixels: await megapixels(files), plain, dips };
   console.error(`${name}: sharp ${plain.seconds.toFixed(2)} s, DIPS ${dips.seconds.toFixed(2)} s, master ${(dips.masterCpuMs / files.length).toFixed(2)} ms/image`);
   return row;
+}
+
+/** Jobs uploaded through the CLI's client, submitted together. */
+function sideBySide(name: string, cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row> {
+  const files = jobs.flat();
+  return besidePlainSharp(name, files, () => runJob(cluster.url, files.slice(0, 2)), () => dipsRun(cluster, jobs));
 }
 
 /**
  * The same photos as batch jobs read from storage (one folder or prefix per job, staged beforehand),
  * results left in the master's storage and downloaded by the client as they are reported.
  */
-async function storageSideBySide(name: string, cluster: LocalCluster, warmUp: readonly string[], folders: readonly string[], files: readonly string[]): Promise<Row> {
+function storageSideBySide(name: string, cluster: LocalCluster, warmUp: readonly string[], folders: readonly string[], files: readonly string[]): Promise<Row> {
   const options = { pipeline, format: 'jpeg', quality: jpegOut.quality };
-  await runStorageBatch(cluster, warmUp, options);
-  await plainSharp(files.slice(0, 2));
-  const plain = await plainSharp(files);
-  const dips = await countersAround(await cluster.pids(), () => runStorageBatch(cluster, folders, options));
-  const row = { name, images: files.length, megapixels: await megapixels(files), plain, dips };
-  console.error(`${name}: sharp ${plain.seconds.toFixed(2)} s, DIPS ${dips.seconds.toFixed(2)} s, master ${(dips.masterCpuMs / files.length).toFixed(2)} ms/image`);
-  return row;
+  return besidePlainSharp(
+    name,
+    files,
+    () => runStorageBatch(cluster, warmUp, options),
+    async () => countersAround(await cluster.pids(), () => runStorageBatch(cluster, folders, options)),
+  );
 }
 
 const chunk = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
@@ -162,7 +171,7 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
       `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, the jobs submitted together ` +
       `through the CLI's client (upload, live progress, download of every result); the "batch from" rows submit the same photos as batch jobs read from a folder ` +
       `(file:// under DIPS_SOURCES) or a bucket prefix, results kept in the master's storage, the client following each job's event stream and downloading every result ` +
-      `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight. ` +
+      `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight, run right before and right after each DIPS row on the same files, the two averaged. ` +
       `Pipeline blur σ2, output JPEG q${jpegOut.quality} without Huffman optimisation (DIPS' encoder setting) on both sides. CPU is utime+stime from /proc/<pid>/stat; the master's bytes are ` +
       `rchar+wchar from /proc/<pid>/io (every byte it reads or writes: sockets, files, SQLite).`,
     '',
