@@ -337,9 +337,10 @@ export class Dispatcher {
       units += worker.inflight;
       slots += worker.slots;
     }
-    // Every worker's free slots first: a few units (the strips of one image) spread over the workers
-    // instead of waiting in one worker's queue while another is idle.
-    for (const worker of takers) while (takeOne(worker, (held) => held < worker.slots));
+    // Every worker's free slots first, one unit to each worker in turn: a few units (the strips of one
+    // image) spread over the workers instead of waiting in one worker's queue, or sharing one worker's
+    // cores, while another worker is idle.
+    for (let open = takers; open.length > 0; ) open = open.filter((worker) => takeOne(worker, (held) => held < worker.slots));
     // Then the windows, one unit to each worker in turn, so workers that drained together share the queue.
     const fillsWindow = (worker: WorkerRecord) => {
       const share = Math.ceil((units * worker.slots) / slots);
@@ -408,21 +409,23 @@ export class Dispatcher {
     // While the tasks are prepared, cancelling the last open unit of the batch ends it (nothing is sent).
     const preparing = new AbortController();
     for (const lease of batch) lease.batch = preparing;
-    let tasks: Task[];
-    try {
-      tasks = await Promise.all(
-        batch.map(async (lease) => ({ unit: lease.pending.unit.id, lease: lease.id, ...(await lease.pending.unit.prepare(lease.id, worker)) })),
-      );
-    } catch (error) {
-      for (const lease of batch) if (!lease.closed) this.attemptFailed(lease, `task could not be prepared: ${(error as Error).message}`);
-      return;
-    }
+    // A unit that cannot be prepared (its input vanished, say) fails its own attempt; the rest still go.
+    const tasks = await Promise.all(
+      batch.map(async (lease): Promise<Task | undefined> => {
+        try {
+          return { unit: lease.pending.unit.id, lease: lease.id, ...(await lease.pending.unit.prepare(lease.id, worker)) };
+        } catch (error) {
+          if (!lease.closed) this.attemptFailed(lease, `task could not be prepared: ${(error as Error).message}`);
+          return undefined;
+        }
+      }),
+    );
     // A window of many-variant tasks can outgrow the worker's body limit: it then goes as several requests.
     let part: Array<{ lease: Lease; json: string }> = [];
     let bytes = 0;
     for (const [index, task] of tasks.entries()) {
       const lease = batch[index]!;
-      if (lease.closed) continue;
+      if (task === undefined || lease.closed) continue;
       const json = JSON.stringify(task);
       const size = Buffer.byteLength(json) + 1;
       if (part.length > 0 && bytes + size > maxTaskBatchBytes - batchFramingBytes) {

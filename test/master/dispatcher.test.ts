@@ -156,6 +156,43 @@ describe('dispatcher', () => {
     await Promise.all(results);
   });
 
+  it('puts two units on two idle workers, one each, not both on the first one\'s free slots', async () => {
+    beat(1);
+    beat(2);
+    const results = ['strip-0', 'strip-1'].map((id) => dispatcher.run(unit(id)));
+    await until(() => calls.length === 2);
+    expect(calls.map((call) => call.batch.tasks.length)).toEqual([1, 1]);
+    expect(new Set(calls.map((call) => call.worker))).toEqual(new Set([String(portOf(1)), String(portOf(2))]));
+    for (const call of calls) answerAll(call);
+    await Promise.all(results);
+  });
+
+  it('a unit that cannot be prepared fails its own attempt; the rest of its batch is sent', async () => {
+    beat(1);
+    let preparations = 0;
+    const broken: WorkUnit = {
+      ...unit('broken'),
+      prepare: async () => {
+        preparations += 1;
+        throw new Error('input vanished');
+      },
+    };
+    const brokenResult = dispatcher.run(broken);
+    const results = ['ok-1', 'ok-2'].map((id) => dispatcher.run(unit(id)));
+    await until(() => calls.length === 1);
+    expect(calls[0]!.batch.tasks.map((task) => task.unit)).toEqual(['ok-1', 'ok-2']);
+    answerAll(calls[0]!);
+    expect((await Promise.all(results)).map((result) => result.bytesOut)).toEqual([20, 20]);
+    // Its own attempts go on with backoff, up to the limit, and it fails with the reason.
+    const failure = brokenResult.catch((error: Error) => error);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await vi.advanceTimersByTimeAsync(30_000);
+      await nextTurns();
+    }
+    expect(((await failure) as Error).message).toMatch(/input vanished/);
+    expect(preparations).toBe(5);
+  });
+
   it('keeps a long task leased while heartbeats list it, and re-queues it once they stop', async () => {
     beat(1);
     void dispatcher.run(unit('long'));
@@ -268,7 +305,6 @@ describe('dispatcher', () => {
 
   it('a connection cut under the answers marks the worker dead and retries only the unanswered units', async () => {
     beat(1);
-    beat(2);
     const answeredFirst = dispatcher.run(unit('kept'));
     const cutOff = dispatcher.run(unit('lost'));
     await until(() => calls.length > 0);
@@ -279,6 +315,7 @@ describe('dispatcher', () => {
     first.cut();
     await until(() => registry.list().some((worker) => worker.state === 'dead'));
     expect(registry.list().find((worker) => worker.state === 'dead')!.address).toContain(`:${first.worker}`);
+    beat(2);
     await waitingForRetry();
     await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5) + 1);
     await until(() => calls.length > 1);
