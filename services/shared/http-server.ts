@@ -30,8 +30,9 @@ export interface ServerLimits {
 }
 
 /**
- * A worker's connections come from its master only: at most two tasks per slot plus a health check,
- * and a task body of at most DIPS_MAX_TASK_BYTES (512 MiB) over a LAN or loopback.
+ * A worker's connections come from its master only: one per open task request (a request carries a
+ * window of up to 512 tasks, dispatcher.ts) plus a health check, and a task body of at most
+ * DIPS_MAX_TASK_BYTES (512 MiB) over a LAN or loopback.
  */
 export const workerServerLimits: ServerLimits = {
   headersTimeoutMs: 10_000,
