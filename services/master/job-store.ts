@@ -17,6 +17,15 @@ export type Progress = JobView['progress'];
 export const maxListedImages = 1000;
 /** Batch jobs whose parsed submission the store keeps at once. */
 const maxCachedSpecs = 1000;
+/**
+ * How long the store may hold the writes that only record progress (a claim marking items running, a
+ * worker taking an item, a batch item's outcome) before committing them together. Results arrive one at
+ * a time and a commit each was the store's largest cost; 50 ms is a fifth of the event streams' 250 ms
+ * interval, so a view or stream shows a result at most this much later than before.
+ */
+export const heldWritesMs = 50;
+/** Held writes committed at once, whatever the window: bounds what they hold (and what a crash re-runs). */
+const maxHeldWrites = 256;
 
 export interface NewImage {
   name: string;
@@ -178,6 +187,22 @@ interface JobRow {
   manifest_written: number;
 }
 
+/** An outcome waiting for the next commit, and who hears what recording it did to its job. */
+interface HeldOutcome {
+  item: { jobId: string; index: number; outcome: ItemOutcome };
+  recorded: (result: FinishedImage) => void;
+}
+
+/** Writes waiting for the next commit (see heldWritesMs), in the order they are written. */
+interface HeldWrites {
+  /** Items claimed, per job: still queued in the table, running for every claim since. */
+  claims: Map<string, Set<number>>;
+  started: Array<{ jobId: string; index: number; at: number }>;
+  outcomes: HeldOutcome[];
+}
+
+const noHeldWrites = (): HeldWrites => ({ claims: new Map(), started: [], outcomes: [] });
+
 type Parameters = SQLInputValue[];
 interface Statement {
   run(...params: Parameters): { changes: number };
@@ -300,6 +325,14 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   private readonly runningItems = new Map<string, number>();
   /** Batch jobs' submissions, parsed once: the runner reads them for every item. */
   private readonly batchSpecs = new Map<string, BatchJobSpec>();
+  /**
+   * Writes held for the next commit: the next transaction writes them first (so a cancel, stop or retry
+   * sees them), else the window's timer does. A master killed meanwhile loses them, which is safe: an
+   * item whose claim or outcome was not committed is queued or running in the table, and runs again.
+   */
+  private held = noHeldWrites();
+  private heldCount = 0;
+  private heldTimer: NodeJS.Timeout | undefined;
 
   constructor(dataDir: string) {
     super();
@@ -341,7 +374,20 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   }
 
   close(): void {
+    this.commitHeld();
     this.db.close();
+  }
+
+  /** Commits the held writes now (on stopping, and before a decision that must see every outcome). */
+  commitHeld(): void {
+    if (this.heldCount > 0) this.transaction(() => undefined);
+  }
+
+  /** Counts a held write: the window's timer starts with the first, and a full window commits at once. */
+  private hold(writes: number): void {
+    this.heldCount += writes;
+    if (this.heldCount >= maxHeldWrites && !this.inTransaction) return this.commitHeld();
+    this.heldTimer ??= setTimeout(() => this.commitHeld(), heldWritesMs).unref();
   }
 
   /**
@@ -369,26 +415,68 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    */
   private transaction<T>(work: () => T): T {
     if (this.inTransaction) return work();
+    const held = this.held;
+    this.held = noHeldWrites();
+    const heldCount = this.heldCount;
+    this.heldCount = 0;
+    clearTimeout(this.heldTimer);
+    this.heldTimer = undefined;
     this.prepare('BEGIN IMMEDIATE').run();
     this.inTransaction = true;
+    let written;
+    let result: T;
     try {
-      const result = work();
+      written = this.writeHeld(held);
+      result = work();
       this.prepare('COMMIT').run();
-      return result;
     } catch (error) {
       this.prepare('ROLLBACK').run();
+      this.restoreHeld(held, heldCount);
       throw error;
     } finally {
       this.inTransaction = false;
     }
+    this.heldWritten(held, written);
+    return result;
   }
 
-  /**
-   * Several of the store's writes in one transaction, so one commit: the batch runner records a turn's
-   * outcomes and claims the items that replace them together (a commit costs more than either's statements).
-   */
-  batched<T>(work: () => T): T {
-    return this.transaction(work);
+  /** Writes held claims, started marks and outcomes, in that order (an item's outcome comes after its claim). */
+  private writeHeld(held: HeldWrites) {
+    const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ? AND status = 'queued'");
+    // Claiming is what starts a job; nothing else about its status changes here (it was queued or running).
+    const startJob = this.prepare(`UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = ? AND status = 'queued'`);
+    const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
+    const touched = new Map<string, number[]>();
+    for (const [jobId, indexes] of held.claims) {
+      startJob.run(jobId);
+      for (const index of indexes) if (markRunning.run(jobId, index).changes > 0) appendTo(touched, jobId, index);
+    }
+    for (const { jobId, index, at } of held.started) if (markStarted.run(at, jobId, index).changes > 0) appendTo(touched, jobId, index);
+    const outcomes = held.outcomes.length > 0 ? this.writeOutcomes(held.outcomes.map(({ item }) => item)) : undefined;
+    return { touched, outcomes };
+  }
+
+  /** After the commit: the held outcomes' effects in memory, their listeners, one event per job touched. */
+  private heldWritten(held: HeldWrites, written: ReturnType<JobStore['writeHeld']>): void {
+    const { touched, outcomes } = written;
+    if (outcomes) {
+      this.outcomesWritten(outcomes.finishedPerJob);
+      for (const [position, { item, recorded }] of held.outcomes.entries()) {
+        appendTo(touched, item.jobId, item.index);
+        recorded(outcomes.results[position]!);
+      }
+    }
+    for (const [jobId, images] of touched) this.emit('job', jobId, [...new Set(images)]);
+  }
+
+  /** A transaction that failed wrote nothing: what it held waits for the next one. */
+  private restoreHeld(held: HeldWrites, count: number): void {
+    for (const [jobId, indexes] of this.held.claims) for (const index of indexes) addTo(held.claims, jobId, index);
+    held.started.push(...this.held.started);
+    held.outcomes.push(...this.held.outcomes);
+    this.held = held;
+    this.heldCount += count;
+    this.hold(0);
   }
 
   createJob(job: NewJob): void {
@@ -640,10 +728,10 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   }
 
   /**
-   * Marks up to limit queued items of one kind running, oldest job first; batch jobs with fewer items
-   * running go first, so a small job is not stuck behind a 100,000-item one. The jobs come from memory
-   * (claimable, runningItems): no query to find them. Each job's queued items are read by index and
-   * marked one by one: one UPDATE … WHERE idx IN (subquery) RETURNING measured 1.2-1.5x the CPU at 1-8 items.
+   * Takes up to limit queued items of one kind, oldest job first; batch jobs with fewer items running go
+   * first, so a small job is not stuck behind a 100,000-item one. The jobs come from memory (claimable,
+   * runningItems): no query to find them. The rows are marked running with the next commit (heldWritesMs):
+   * a claim only reads, so a refill never waits for the window; until then the held claims are skipped.
    */
   private claim(kind: JobKind, limit: number): ImageRow[] {
     const candidates = this.claimable[kind];
@@ -653,36 +741,23 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       ([a, createdA], [b, createdB]) => running(a) - running(b) || createdA - createdB || (a < b ? -1 : a > b ? 1 : 0),
     );
     const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);
-    const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ?");
-    // Claiming is what starts a job; nothing else about its status changes here (it was queued or running).
-    const startJob = this.prepare(`UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = ? AND status = 'queued'`);
     const claimed: ImageRow[] = [];
-    const touched = new Map<string, number[]>();
-    const exhausted: string[] = [];
-    this.transaction(() => {
-      for (const [id] of jobs) {
-        const wanted = limit - claimed.length;
-        if (wanted <= 0) break;
-        const rows = select.all(id, wanted) as ImageRow[];
-        if (rows.length < wanted) exhausted.push(id);
-        if (rows.length === 0) continue;
-        startJob.run(id);
-        for (const row of rows) {
-          markRunning.run(id, row.idx);
-          claimed.push(row);
-          appendTo(touched, id, row.idx);
-        }
-      }
-    });
-    for (const id of exhausted) candidates.delete(id);
-    for (const [jobId, images] of touched) {
-      if (kind === 'batch') this.runningItems.set(jobId, running(jobId) + images.length);
-      this.emit('job', jobId, images);
+    for (const [id] of jobs) {
+      const wanted = limit - claimed.length;
+      if (wanted <= 0) break;
+      const held = this.held.claims.get(id);
+      const rows = (select.all(id, wanted + (held?.size ?? 0)) as ImageRow[]).filter((row) => !held?.has(row.idx)).slice(0, wanted);
+      if (rows.length < wanted) candidates.delete(id);
+      if (rows.length === 0) continue;
+      for (const row of rows) addTo(this.held.claims, id, row.idx);
+      if (kind === 'batch') this.runningItems.set(id, running(id) + rows.length);
+      claimed.push(...rows);
     }
+    if (claimed.length > 0) this.hold(claimed.length);
     return claimed;
   }
 
-  /** Marks up to limit queued uploaded images running (oldest job first) and returns them. */
+  /** Claims up to limit queued uploaded images (oldest job first; see claim) and returns them. */
   claimQueuedImages(limit: number): ImageWork[] {
     const rows = this.claim('upload', limit);
     const jobs = new Map<string, JobRow>();
@@ -709,7 +784,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     });
   }
 
-  /** Marks up to limit queued batch items running (oldest job first) and returns them. */
+  /** Claims up to limit queued batch items (fewest running, then oldest job first; see claim) and returns them. */
   claimQueuedItems(limit: number): ItemWork[] {
     return this.claim('batch', limit).map((row) => ({
       jobId: row.job_id,
@@ -790,6 +865,25 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    * order; one result per outcome. A job finished by the batch reports it on its last outcome in it.
    */
   finishImages(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>): FinishedImage[] {
+    const { results, finishedPerJob } = this.transaction(() => this.writeOutcomes(outcomes));
+    this.outcomesWritten(finishedPerJob);
+    const touched = new Map<string, number[]>();
+    for (const { jobId, index } of outcomes) appendTo(touched, jobId, index);
+    for (const [jobId, images] of touched) this.emit('job', jobId, images);
+    return results;
+  }
+
+  /**
+   * Records a batch item's outcome with the next commit, at most heldWritesMs from now (see
+   * heldWritesMs); `recorded` hears what it did to the job once it is committed.
+   */
+  finishLater(item: { jobId: string; index: number; outcome: ItemOutcome }, recorded: (result: FinishedImage) => void): void {
+    this.held.outcomes.push({ item, recorded });
+    this.hold(1);
+  }
+
+  /** The outcomes' rows, output records and job statuses (inside a transaction). */
+  private writeOutcomes(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>) {
     const jobBefore = this.prepare('SELECT status, created_at, kind FROM jobs WHERE id = ?');
     // One prepared statement per row: passing the batch as one JSON array (UPDATE … FROM json_each) measured
     // slower at the 1-4 outcomes a turn brings.
@@ -804,52 +898,50 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     );
     const dropCheckpoint = this.prepare('DELETE FROM checkpoints WHERE job_id = ? AND idx = ?');
     const finishedPerJob = new Map<string, number>();
-    const results = this.transaction(() => {
-      const before = new Map<string, Pick<JobRow, 'status' | 'created_at' | 'kind'> | undefined>();
-      for (const { jobId, index, outcome } of outcomes) {
-        if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at' | 'kind'> | undefined);
-        const job = before.get(jobId);
-        if (!job) continue;
-        const changed = update.run(
-          outcome.status,
-          outcome.error ?? null,
-          outcome.width ?? null,
-          outcome.height ?? null,
-          outcome.outputFormat ?? null,
-          outcome.qr ? JSON.stringify(outcome.qr) : null,
-          outcome.errorKind ?? null,
-          outcome.outputs ? JSON.stringify(outcome.outputs) : null,
-          outcome.skipped ? 1 : 0,
-          outcome.annotations ? JSON.stringify(outcome.annotations) : null,
-          jobId,
-          index,
-        ).changes;
-        if (changed > 0) finishedPerJob.set(jobId, (finishedPerJob.get(jobId) ?? 0) + 1);
-        for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
-        // Only uploaded images tile, so only they have checkpoints.
-        if (job.kind === 'upload') dropCheckpoint.run(jobId, index);
-      }
-      const after = new Map<string, JobStatus>();
-      for (const [jobId, job] of before) if (job) after.set(jobId, this.refreshJobStatus(jobId));
-      const lastOfJob = new Map(outcomes.map(({ jobId }, position) => [jobId, position]));
-      const now = Date.now();
-      return outcomes.map(({ jobId }, position): FinishedImage => {
-        const job = before.get(jobId);
-        if (!job) return { status: 'canceled', finished: false, ageMs: 0 };
-        const status = after.get(jobId)!;
-        return { status, finished: lastOfJob.get(jobId) === position && !isTerminal(job.status) && isTerminal(status), ageMs: now - job.created_at };
-      });
+    const before = new Map<string, Pick<JobRow, 'status' | 'created_at' | 'kind'> | undefined>();
+    for (const { jobId, index, outcome } of outcomes) {
+      if (!before.has(jobId)) before.set(jobId, jobBefore.get(jobId) as Pick<JobRow, 'status' | 'created_at' | 'kind'> | undefined);
+      const job = before.get(jobId);
+      if (!job) continue;
+      const changed = update.run(
+        outcome.status,
+        outcome.error ?? null,
+        outcome.width ?? null,
+        outcome.height ?? null,
+        outcome.outputFormat ?? null,
+        outcome.qr ? JSON.stringify(outcome.qr) : null,
+        outcome.errorKind ?? null,
+        outcome.outputs ? JSON.stringify(outcome.outputs) : null,
+        outcome.skipped ? 1 : 0,
+        outcome.annotations ? JSON.stringify(outcome.annotations) : null,
+        jobId,
+        index,
+      ).changes;
+      if (changed > 0) finishedPerJob.set(jobId, (finishedPerJob.get(jobId) ?? 0) + 1);
+      for (const record of outcome.recorded ?? []) remember.run(record.uri, record.contentKey, record.fingerprint);
+      // Only uploaded images tile, so only they have checkpoints.
+      if (job.kind === 'upload') dropCheckpoint.run(jobId, index);
+    }
+    const after = new Map<string, JobStatus>();
+    for (const [jobId, job] of before) if (job) after.set(jobId, this.refreshJobStatus(jobId));
+    const lastOfJob = new Map(outcomes.map(({ jobId }, position) => [jobId, position]));
+    const now = Date.now();
+    const results = outcomes.map(({ jobId }, position): FinishedImage => {
+      const job = before.get(jobId);
+      if (!job) return { status: 'canceled', finished: false, ageMs: 0 };
+      const status = after.get(jobId)!;
+      return { status, finished: lastOfJob.get(jobId) === position && !isTerminal(job.status) && isTerminal(status), ageMs: now - job.created_at };
     });
-    // A batch item is running from its claim until its outcome: each row this wrote was one of those.
+    return { results, finishedPerJob };
+  }
+
+  /** A batch item is running from its claim until its outcome: each row an outcome changed was one of those. */
+  private outcomesWritten(finishedPerJob: ReadonlyMap<string, number>): void {
     for (const [jobId, finished] of finishedPerJob) {
       const left = (this.runningItems.get(jobId) ?? 0) - finished;
       if (left > 0) this.runningItems.set(jobId, left);
       else this.runningItems.delete(jobId);
     }
-    const touched = new Map<string, number[]>();
-    for (const { jobId, index } of outcomes) appendTo(touched, jobId, index);
-    for (const [jobId, images] of touched) this.emit('job', jobId, images);
-    return results;
   }
 
   /** Cancels a job: images not yet finished become canceled. False when the job is unknown. */
@@ -901,6 +993,8 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    * uploaded images (the upload admission limit); `count - uploads` are batch items (their own limit).
    */
   pendingImages(): { count: number; uploads: number; pixels: number; queued: number; queuedPixels: number } {
+    // Admission and the scaler count claims exactly: held ones are still queued in the table.
+    this.commitHeld();
     const counts = this
       .prepare(
         `SELECT COALESCE(SUM(n), 0) AS count, COALESCE(SUM(CASE WHEN status = 'queued' THEN n ELSE 0 END), 0) AS queued
@@ -924,6 +1018,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    * output format): the scaler's backlog prices each group at its own cost.
    */
   waitingWork(): WorkItem[] {
+    this.commitHeld();
     const rows = this
       .prepare(
         `SELECT j.pipeline AS pipeline, i.in_format AS decode, j.format AS format, COUNT(*) AS units, SUM(i.in_width * i.in_height) AS pixels
@@ -959,15 +1054,11 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     this.runningItems.delete(jobId);
   }
 
-  /** Images whose first unit a worker took (in one transaction per batch): they show as running from now. */
+  /** Images whose first unit a worker took: they show as running once the next commit writes it (heldWritesMs). */
   markImagesStarted(images: ReadonlyArray<{ jobId: string; index: number }>): void {
-    const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
-    const now = Date.now();
-    const started = new Map<string, number[]>();
-    this.transaction(() => {
-      for (const { jobId, index } of images) if (markStarted.run(now, jobId, index).changes > 0) appendTo(started, jobId, index);
-    });
-    for (const [jobId, indexes] of started) this.emit('job', jobId, indexes);
+    const at = Date.now();
+    for (const { jobId, index } of images) this.held.started.push({ jobId, index, at });
+    if (images.length > 0) this.hold(images.length);
   }
 
   /** Tiling progress of one image, so a restarted master resumes instead of starting over. */
@@ -983,6 +1074,12 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       .prepare('INSERT INTO checkpoints (job_id, idx, state) VALUES (?, ?, ?) ON CONFLICT(job_id, idx) DO UPDATE SET state = excluded.state')
       .run(jobId, index, state);
   }
+}
+
+function addTo<K, V>(sets: Map<K, Set<V>>, key: K, value: V): void {
+  const set = sets.get(key);
+  if (set) set.add(value);
+  else sets.set(key, new Set([value]));
 }
 
 function appendTo<K, V>(lists: Map<K, V[]>, key: K, value: V): void {

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobStore, type JobView } from '../../services/master/job-store.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { heldWritesMs, JobStore, type FinishedImage, type JobView } from '../../services/master/job-store.js';
 
 /* The store's batched writes and patched views against its own full reads, on a real SQLite file. */
 
@@ -13,6 +13,7 @@ beforeEach(() => {
   store = new JobStore(dir);
 });
 afterEach(() => {
+  vi.useRealTimers();
   store.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -29,6 +30,7 @@ describe('job store', () => {
     batchJob('b', 1);
     const claimed = store.claimQueuedItems(10);
     expect(claimed).toHaveLength(4);
+    store.commitHeld();
     const events: Array<[string, readonly number[] | undefined]> = [];
     store.on('job', (jobId, images) => events.push([jobId, images]));
     const results = store.finishImages([
@@ -65,6 +67,7 @@ describe('job store', () => {
     });
     const step = (change: () => void): JobView => {
       change();
+      store.commitHeld();
       const patched = store.getJob('job', { view, changed })!;
       expect(patched).toEqual(store.getJob('job'));
       changed = new Set();
@@ -87,6 +90,9 @@ describe('job store', () => {
     expect(claim(2)).toEqual(['small/0', 'small/1']);
     // Both have two running: the older goes first, and takes the rest of the limit from the next one.
     expect(claim(1)).toEqual(['big/2']);
+    // Claims are held (skipped by the claims above, not yet in the table) until the next commit.
+    expect(store.jobSummary('big')!.status).toBe('queued');
+    store.commitHeld();
     expect(store.jobSummary('big')!.status).toBe('running');
     store.finishImages([
       { jobId: 'small', index: 0, outcome: { status: 'failed', error: 'bad', errorKind: 'permanent' } },
@@ -143,5 +149,40 @@ describe('job store', () => {
     store.finishImages([{ jobId: 'upload', index: 0, outcome: { status: 'succeeded', width: 9000, height: 9000, outputFormat: 'png' } }]);
     expect(store.loadCheckpoint('upload', 0)).toBeUndefined();
     expect(store.jobSummary('upload')!.status).toBe('succeeded');
+  });
+
+  it('holds claims, started marks and outcomes for one commit at most heldWritesMs later; a cancel, a failed transaction and a full window commit sooner', () => {
+    vi.useFakeTimers();
+    batchJob('job', 3);
+    const events: Array<[string, readonly number[] | undefined]> = [];
+    store.on('job', (jobId, images) => events.push([jobId, images]));
+    const recorded: FinishedImage[] = [];
+    expect(store.claimQueuedItems(2).map((item) => item.index)).toEqual([0, 1]);
+    store.markImagesStarted([{ jobId: 'job', index: 0 }]);
+    store.finishLater({ jobId: 'job', index: 0, outcome: { status: 'succeeded', width: 4, height: 3, outputFormat: 'jpeg' } }, (result) => recorded.push(result));
+    const rows = () => store.imagesOf('job').map((row) => row.status);
+    vi.advanceTimersByTime(heldWritesMs - 1);
+    expect([rows(), events, recorded]).toEqual([['queued', 'queued', 'queued'], [], []]);
+    vi.advanceTimersByTime(1);
+    expect(rows()).toEqual(['succeeded', 'running', 'queued']);
+    expect(events).toEqual([['job', [0, 1]]]);
+    expect(recorded).toEqual([{ status: 'running', finished: false, ageMs: expect.any(Number) }]);
+    expect(store.getJob('job')!.images!.map((image) => image.status)).toEqual(['succeeded', 'queued', 'queued']);
+
+    // A transaction that fails writes none of what it held: the next commit does.
+    store.markImagesStarted([{ jobId: 'job', index: 1 }]);
+    expect(() => store.addItems('no such job', [{ source: 'file:///in/x.jpg', name: 'x.jpg' }], 'x.jpg')).toThrow();
+    expect(store.image('job', 1)!.started_at).toBeNull();
+    // A cancel first commits what is held: an item that finished before it stays succeeded.
+    store.finishLater({ jobId: 'job', index: 1, outcome: { status: 'succeeded', width: 1, height: 1, outputFormat: 'png' } }, (result) => recorded.push(result));
+    expect(store.cancelJob('job')).toBe(true);
+    expect(rows()).toEqual(['succeeded', 'succeeded', 'canceled']);
+    expect(store.image('job', 1)!.started_at).not.toBeNull();
+    expect(recorded.at(-1)!.status).toBe('running'); // recorded before the cancel, in the same commit
+
+    // Claims of a full window are committed at once, without waiting for the timer.
+    batchJob('large', 300);
+    expect(store.claimQueuedItems(300)).toHaveLength(300);
+    expect(store.imagesOf('large').filter((row) => row.status === 'running')).toHaveLength(300);
   });
 });

@@ -13,7 +13,7 @@ import { HttpError } from '../../shared/http-error.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Blobs } from '../blobs.js';
 import type { Dispatcher } from '../dispatcher.js';
-import type { BatchJobSpec, ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
+import type { BatchJobSpec, FinishedImage, ItemOutcome, ItemWork, JobStatus, JobStore, NewItem, OutputRecord } from '../job-store.js';
 import { isTerminal, splitAnnotations } from '../job-store.js';
 import { outputKey } from '../keys.js';
 import type { Metrics } from '../metrics.js';
@@ -71,8 +71,12 @@ export function itemBudget(config: { workerMemoryBytes: number; tileSize?: numbe
 export class BatchRunner {
   private readonly active = new Map<string, AbortController>();
   private readonly listing = new Set<string>();
-  /** Outcomes of items done in this turn, written together by recordOutcomes. */
-  private readonly unrecorded: Array<{ jobId: string; index: number; outcome: ItemOutcome }> = [];
+  /** Jobs whose outcomes the last commit recorded, with each one's status after: checked once per commit. */
+  private readonly recordedJobs = new Map<string, JobStatus>();
+  /** A refill is due at the end of this turn (items finished in it). */
+  private refillDue = false;
+  /** An item of a job with maxFailures failed in this turn: its outcome is committed at once, not held. */
+  private failureDue = false;
   private stopped = false;
 
   constructor(private readonly deps: BatchRunnerDeps) {}
@@ -86,7 +90,7 @@ export class BatchRunner {
 
   stop(): void {
     // What finished before the stop is kept, as if it had been written at once.
-    this.writeOutcomes();
+    this.deps.store.commitHeld();
     this.stopped = true;
     for (const controller of this.active.values()) controller.abort(new Error('master stopping'));
   }
@@ -235,40 +239,42 @@ export class BatchRunner {
     }
     if (this.stopped) return;
     if (outcome.status === 'failed') logger.warn({ job: work.jobId, item: work.index, reason: outcome.error, kind: outcome.errorKind }, 'item failed');
-    this.unrecorded.push({ jobId: work.jobId, index: work.index, outcome });
-    if (this.unrecorded.length === 1) setImmediate(() => void this.recordOutcomes());
+    store.finishLater({ jobId: work.jobId, index: work.index, outcome }, (result) => this.recorded(work.jobId, outcome, result));
+    if (outcome.status === 'failed' && (store.batchJobSpec(work.jobId)?.spec as BatchJobBody | undefined)?.maxFailures !== undefined) this.failureDue = true;
+    if (this.refillDue) return;
+    this.refillDue = true;
+    setImmediate(() => this.refill());
   }
 
   /**
-   * Outcomes that arrive in one turn of the event loop (a worker's answers come several at a time) are
-   * written in one transaction, together with the claims of the items that take their places (one
-   * commit), then each job they touched is checked once: a commit, a job-status query and a job check
-   * per item were most of the master's SQLite time. An outcome not yet written when the master dies is
-   * an item still running in the store: the next master runs it again.
+   * Once per turn in which items finished: the items that take their places are claimed at once (a
+   * claim commits nothing, so workers do not wait for the store's window), while the outcomes wait for
+   * the store's next commit (JobStore heldWritesMs), which records them with the claims and started marks
+   * of the same window: one commit for many items. A failure in a job with maxFailures is committed now,
+   * so the limit is checked after the same outcomes as when each turn committed. An outcome not yet
+   * committed when the master dies is an item still queued or running in the store: the next master runs it again.
    */
-  private async recordOutcomes(): Promise<void> {
-    const jobs = this.deps.store.batched(() => {
-      const written = this.writeOutcomes();
-      this.fill();
-      return written;
-    });
-    if (this.stopped) return;
-    await Promise.all([...jobs].map(([jobId, status]) => this.afterChange(jobId, status)));
+  private refill(): void {
+    this.refillDue = false;
+    if (this.failureDue) this.deps.store.commitHeld();
+    this.failureDue = false;
+    this.fill();
   }
 
-  /** Writes the outcomes waiting to be recorded; the jobs they belong to, with each one's status after. */
-  private writeOutcomes(): Map<string, JobStatus> {
-    const outcomes = this.unrecorded.splice(0);
-    const jobs = new Map<string, JobStatus>();
-    if (outcomes.length === 0) return jobs;
-    const { store, metrics } = this.deps;
-    for (const [position, { status, finished, ageMs }] of store.finishImages(outcomes).entries()) {
-      const { jobId, outcome } = outcomes[position]!;
-      metrics.imagesFinished.inc({ status: outcome.skipped ? 'skipped' : outcome.status });
-      if (finished) metrics.jobLatency.observe(ageMs / 1000);
-      jobs.set(jobId, status);
-    }
-    return jobs;
+  /** An outcome is committed: metrics now, and each job it touched checked once per commit. */
+  private recorded(jobId: string, outcome: ItemOutcome, { status, finished, ageMs }: FinishedImage): void {
+    const { metrics } = this.deps;
+    metrics.imagesFinished.inc({ status: outcome.skipped ? 'skipped' : outcome.status });
+    if (finished) metrics.jobLatency.observe(ageMs / 1000);
+    if (this.recordedJobs.size === 0) queueMicrotask(() => void this.afterCommit());
+    this.recordedJobs.set(jobId, status);
+  }
+
+  private async afterCommit(): Promise<void> {
+    const jobs = [...this.recordedJobs];
+    this.recordedJobs.clear();
+    if (this.stopped) return;
+    await Promise.all(jobs.map(([jobId, status]) => this.afterChange(jobId, status)));
   }
 
   /**
