@@ -410,8 +410,8 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   }
 
   /**
-   * Runs `work` in one transaction: all of its writes land together, or none do. Inside another
-   * transaction (see `batched`) it is part of that one.
+   * Runs `work` in one transaction, with the held writes first: all of them land together, or none
+   * do. Called while one is open, `work` joins it.
    */
   private transaction<T>(work: () => T): T {
     if (this.inTransaction) return work();
@@ -528,16 +528,15 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     const insert = this.prepare(
       `INSERT INTO images (job_id, idx, name, status, source, source_version, source_size) VALUES (?, ?, ?, 'queued', ?, ?, ?)`,
     );
-    const createdAt = this.transaction(() => {
+    this.transaction(() => {
       const { next } = this.prepare('SELECT COALESCE(MAX(idx) + 1, 0) AS next FROM images WHERE job_id = ?').get(jobId) as { next: number };
       items.forEach((item, offset) =>
         insert.run(jobId, next + offset, item.name, item.source, item.version?.fingerprint ?? null, item.version?.size ?? null),
       );
       this.prepare('UPDATE jobs SET list_cursor = ? WHERE id = ?').run(cursor, jobId);
       this.refreshJobStatus(jobId);
-      return (this.prepare('SELECT created_at FROM jobs WHERE id = ?').get(jobId) as Pick<JobRow, 'created_at'>).created_at;
     });
-    if (items.length > 0) this.claimable.batch.set(jobId, createdAt);
+    if (items.length > 0) this.claimable.batch.set(jobId, this.batchJobSpec(jobId)!.createdAt);
     this.emit('job', jobId);
   }
 
@@ -993,8 +992,10 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
    * uploaded images (the upload admission limit); `count - uploads` are batch items (their own limit).
    */
   pendingImages(): { count: number; uploads: number; pixels: number; queued: number; queuedPixels: number } {
-    // Admission and the scaler count claims exactly: held ones are still queued in the table.
-    this.commitHeld();
+    // No commit of the held writes here (admission asks on every upload): `count` and `uploads` hold
+    // whatever is held (a claim moves an item from queued to running, both counted; a held outcome
+    // over-counts for at most the window, on the safe side). `queued` and `queuedPixels` count held
+    // claims as queued until they are committed: the scaler's backlog commits them first.
     const counts = this
       .prepare(
         `SELECT COALESCE(SUM(n), 0) AS count, COALESCE(SUM(CASE WHEN status = 'queued' THEN n ELSE 0 END), 0) AS queued

@@ -127,6 +127,8 @@ export class Master {
   }
 
   backlog(): ClusterBacklog {
+    // The scaler's figures count claims exactly: held ones would still be queued in the table.
+    this.store.commitHeld();
     const waiting = this.store.pendingImages();
     return {
       ...this.dispatcher.backlog(),

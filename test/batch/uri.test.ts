@@ -1,7 +1,11 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PermanentTaskError } from '../../services/master/dispatcher.js';
 import { errorKindOf, ItemError } from '../../services/master/batch/item-error.js';
 import { contentKey, resolveItem } from '../../services/master/batch/locations.js';
+import { FileObjects, type ListedObject } from '../../services/master/batch/objects.js';
 import { failureLimit } from '../../services/master/batch/runner.js';
 import { formatUri, parseUri, Roots } from '../../services/master/batch/uri.js';
 
@@ -84,5 +88,27 @@ describe('errors and maxFailures', () => {
     expect(failureLimit(10, 500)).toBe(10);
     expect(failureLimit('5%', 500)).toBe(25);
     expect(failureLimit('0.5%', 999)).toBe(4);
+  });
+});
+
+describe('files listed from a folder', () => {
+  it('carry their version from the listing; one deleted before its item runs is gone, as stat says', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-listed-'));
+    try {
+      await fs.writeFile(path.join(root, 'a.png'), 'a');
+      await fs.writeFile(path.join(root, 'b.png'), 'bb');
+      const folder = parseUri(`file://${root}/`);
+      const files = new FileObjects([folder]);
+      const listed: ListedObject[] = [];
+      for await (const object of files.list(folder)) listed.push(object);
+      expect(listed.map((object) => object.version?.size)).toEqual([1, 2]);
+      const [a, b] = listed;
+      expect(await files.readyListed(a!.location, a!.version!)).toMatchObject({ ...a!.version, resolvedPath: await fs.realpath(path.join(root, 'a.png')) });
+      await fs.rm(path.join(root, 'b.png'));
+      expect(await files.readyListed(b!.location, b!.version!)).toBeUndefined();
+      expect(await files.stat(b!.location)).toBeUndefined();
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -68,7 +68,11 @@ describe('job store', () => {
     const step = (change: () => void): JobView => {
       change();
       store.commitHeld();
+      // Patched from the changed rows alone: the job's whole list of images is not read again.
+      const wholeRead = vi.spyOn(store, 'imagesOf');
       const patched = store.getJob('job', { view, changed })!;
+      expect(wholeRead).not.toHaveBeenCalled();
+      wholeRead.mockRestore();
       expect(patched).toEqual(store.getJob('job'));
       changed = new Set();
       return (view = patched);

@@ -44,9 +44,9 @@ export interface ObjectStore {
   /**
    * The version a listing saw, made ready to read when the item runs, with what must be checked then
    * (a file's resolved path against the roots); no call to storage where none is needed (S3).
-   * Stores whose listing gives no versions have none.
+   * Stores whose listing gives no versions have none. Undefined when the object is gone, as for `stat`.
    */
-  readyListed?(location: Location, listed: ObjectInfo): Promise<ObjectInfo>;
+  readyListed?(location: Location, listed: ObjectInfo): Promise<ObjectInfo | undefined>;
   readStream(location: Location): Promise<Readable>;
   /** Writes a local file as the whole object (replacing any); a reader never sees half of it. */
   write(location: Location, data: { file: string }): Promise<void>;
@@ -96,8 +96,8 @@ export class S3Objects implements ObjectStore {
   /**
    * A presigned HEAD on a keep-alive node:http agent: the SDK's HeadObject (its whole middleware stack)
    * cost about 3x as much CPU per item, fetch (undici) about 2.5x (docs/performance.md). 4xx answers
-   * are permanent (as the SDK's errors are for errorKindOf), others and network errors transient; the
-   * caller retries those.
+   * other than 408 and 429 are permanent (as the SDK's errors are for errorKindOf), others and network
+   * errors transient; the caller retries those.
    */
   async stat(location: Location): Promise<ObjectInfo | undefined> {
     const { bucket, key } = s3Of(location);
@@ -227,14 +227,19 @@ export class FileObjects implements ObjectStore {
     return real;
   }
 
-  async stat(location: Location): Promise<ObjectInfo | undefined> {
-    let real: string;
+  /** The resolved path, or undefined when nothing is there. */
+  private async resolveIfExists(location: Location): Promise<string | undefined> {
     try {
-      real = await this.resolveExisting(location);
+      return await this.resolveExisting(location);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+  }
+
+  async stat(location: Location): Promise<ObjectInfo | undefined> {
+    const real = await this.resolveIfExists(location);
+    if (real === undefined) return undefined;
     const stats = await fs.stat(real);
     if (!stats.isFile()) throw new ItemError('permanent', `${formatUri(location)} is not a file`);
     return { ...fileVersion(stats), resolvedPath: real };
@@ -244,8 +249,9 @@ export class FileObjects implements ObjectStore {
    * The path is resolved and checked against the roots when the item runs, not when it was listed: a
    * link put in its place meanwhile cannot lead out of the roots. Its version is the listing's (one stat less).
    */
-  async readyListed(location: Location, listed: ObjectInfo): Promise<ObjectInfo> {
-    return { ...listed, resolvedPath: await this.resolveExisting(location) };
+  async readyListed(location: Location, listed: ObjectInfo): Promise<ObjectInfo | undefined> {
+    const real = await this.resolveIfExists(location);
+    return real === undefined ? undefined : { ...listed, resolvedPath: real };
   }
 
   async readStream(location: Location): Promise<Readable> {

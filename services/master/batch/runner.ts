@@ -226,8 +226,8 @@ export class BatchRunner {
   private async run(work: ItemWork, signal: AbortSignal): Promise<void> {
     const { store, logger } = this.deps;
     let outcome: ItemOutcome;
+    const job = store.batchJobSpec(work.jobId);
     try {
-      const job = store.batchJobSpec(work.jobId);
       if (!job) throw new ItemError('permanent', `job ${work.jobId} is gone`);
       outcome = await this.process(work, job, signal);
     } catch (error) {
@@ -240,7 +240,7 @@ export class BatchRunner {
     if (this.stopped) return;
     if (outcome.status === 'failed') logger.warn({ job: work.jobId, item: work.index, reason: outcome.error, kind: outcome.errorKind }, 'item failed');
     store.finishLater({ jobId: work.jobId, index: work.index, outcome }, (result) => this.recorded(work.jobId, outcome, result));
-    if (outcome.status === 'failed' && (store.batchJobSpec(work.jobId)?.spec as BatchJobBody | undefined)?.maxFailures !== undefined) this.failureDue = true;
+    if (outcome.status === 'failed' && (job?.spec as BatchJobBody | undefined)?.maxFailures !== undefined) this.failureDue = true;
     if (this.refillDue) return;
     this.refillDue = true;
     setImmediate(() => this.refill());
