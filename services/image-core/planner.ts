@@ -88,6 +88,8 @@ export interface PlanOptions {
    * (GIF, WebP, AVIF: every strip would decode the whole frame). Unknown: a decode task runs first.
    */
   inputFormat?: InputFormat;
+  /** The upload is progressive or interlaced (OpenedInput.progressive): decoded whole too, so a decode task runs first. */
+  inputProgressive?: boolean;
   /** The output's encoding: a baseline JPEG is encoded by the last stage's strips (Stage.restart). */
   output?: Pick<EncodeOptions, 'format' | 'progressive' | 'chromaSubsampling'>;
 }
@@ -184,7 +186,8 @@ export function planImage(
   const bytesPerPixel = channels * WORKING_BYTES_PER_SAMPLE;
   // An empty pipeline (a plain conversion) has no stage at all.
   const first = stages[0];
-  const decoding = first !== undefined && !first.whole && first.steps.length > 0 && options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat);
+  const decodesRowsInOrder = options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat) && options.inputProgressive !== true;
+  const decoding = first !== undefined && !first.whole && first.steps.length > 0 && decodesRowsInOrder;
   const tiled = (tileSize: number, decodingTileSize = tileSize): Plan => {
     if (decoding && decodesInBands(first, shapes[0], decodingTileSize)) {
       first.decodes = true;

@@ -105,6 +105,7 @@ export class ImageRunner {
         ...(this.deps.config.tileSize ? { tileSize: this.deps.config.tileSize } : {}),
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
         inputFormat: work.inputFormat as InputFormat,
+        inputProgressive: work.inputProgressive,
         output: { format: (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat), ...work.options },
       });
       log.debug({ mode: plan.mode }, 'image started');

@@ -47,6 +47,16 @@ describe('planImage', () => {
     }
   });
 
+  test('a progressive JPEG or interlaced PNG gets a decode task: libvips decodes all of it before its first row', () => {
+    const image = rgb(10_000, 10_000);
+    for (const inputFormat of ['jpeg', 'png'] as const) {
+      const plan = planImage(image, steps, { inputFormat, inputProgressive: true, workerMemoryBytes: 512 * MiB });
+      expect(plan).toMatchObject({ mode: 'tiled' });
+      expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
+      expect(planImage(image, steps, { inputFormat, inputProgressive: false, workerMemoryBytes: 512 * MiB })).toMatchObject({ stages: [{ decodes: true }] });
+    }
+  });
+
   test('a baseline JPEG output is encoded by the last stage\'s strips, in bands of whole restart intervals', () => {
     const image = rgb(10_000, 10_000);
     const planned = (output: PlanOptions['output'], options = {}) => {
