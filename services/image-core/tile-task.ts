@@ -73,21 +73,16 @@ export interface TileOutcome extends ImageShape {
 }
 
 /**
- * The bytes a tile writes, in order: the .v header first for the core at the origin, then the core's
- * pixels (never joined: a strip can be 150 MB); or its band's part of the output JPEG.
- */
-export type TileBytes = Buffer[];
-
-/**
  * Runs a tile on the bytes of its rows (or, with `job.decode`, on the upload, a buffer or a file path)
- * and returns the bytes to write: a tiled stage's core (after the .v header when the core starts the
- * image, see coreRange), its band of the output JPEG (`job.jpeg`), or a whole stage's complete .v file.
+ * and returns the bytes to write, in order and never joined (a strip can be 150 MB): a tiled stage's core
+ * (after the .v header when the core starts the image, see coreRange), its band of the output JPEG
+ * (`job.jpeg`), or a whole stage's complete .v file.
  */
 export async function runTileJob(
   job: TileJob,
   input: Buffer | string,
   options: { signal?: AbortSignal; maxPixels: number },
-): Promise<{ bytes?: TileBytes; outcome: TileOutcome }> {
+): Promise<{ bytes?: Buffer[]; outcome: TileOutcome }> {
   const { tile, steps } = job.decode
     ? await decodeTileRows(input, job, { name: job.decode.name, maxPixels: options.maxPixels })
     : { tile: cutRows(input as Buffer, job.input, job.source), steps: job.steps };

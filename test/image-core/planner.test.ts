@@ -43,6 +43,7 @@ describe('planImage', () => {
     // quarter turn every strip would decode all rows: a decode task first.
     for (const [pipeline, inputFormat] of [[[{ op: 'blur' }], 'webp'], [[{ op: 'blur' }], undefined], [[{ op: 'equalize' }], 'jpeg'], [[{ op: 'resize', scale: 0.9 }, { op: 'blur' }], 'jpeg'], [[{ op: 'rotate', angle: 90 }, { op: 'blur' }], 'jpeg']] as const) {
       const plan = planImage(image, parsePipeline(pipeline), inputFormat ? { inputFormat } : {});
+      expect(plan.mode).toBe('tiled');
       expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
     }
   });

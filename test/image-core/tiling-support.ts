@@ -67,8 +67,7 @@ export class LocalTiledWork implements TiledRunWork {
 
   async tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome> {
     // As the master does (image-runner.ts): a strip encoding its band of the JPEG gets the job's encoder settings.
-    const { quality, metadata, progressive, chromaSubsampling, lossless, effort } = this.encodeOptions;
-    const options = { metadata, progressive, chromaSubsampling, lossless, effort };
+    const { format: _format, source: _source, quality, ...options } = this.encodeOptions;
     if (job.jpeg) job = { ...job, jpeg: { ...job.jpeg, ...(quality ? { quality } : {}), options } };
     const { bytes, outcome } = await runTileJob(job, job.decode ? this.source : await this.rows(input, job), { signal, maxPixels: MAX_PIXELS });
     if (bytes && output) {
