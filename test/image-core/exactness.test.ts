@@ -114,6 +114,7 @@ describe('a tiled run gives the pixels of a whole-image run', () => {
       { label: 'blur, 4:4:4 q75, tile size 257', image: () => garden, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 257, encoding: { quality: 75, chromaSubsampling: '4:4:4' as const } },
       { label: 'sharpen > equalize > flop > median (two stages)', image: () => garden, pipeline: [{ op: 'sharpen' }, { op: 'equalize' }, { op: 'flop' }, { op: 'median', size: 3 }], tileSize: 257, encoding: {} },
       { label: 'grayscale > blur (one component)', image: () => garden, pipeline: [{ op: 'grayscale' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
+      { label: 'blur on a grey upload (its strips stream through a scratch file)', image: () => grey, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 100, encoding: {} },
       { label: 'blur on an image with alpha (flattened)', image: () => smallWithAlpha, pipeline: [{ op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
       { label: 'edges > blur (after a whole stage)', image: () => small, pipeline: [{ op: 'edges' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: { quality: 50 } },
     ])('$label', async ({ image, pipeline, tileSize, encoding }) => {
