@@ -30,6 +30,11 @@ export interface OpenedInput {
    * decoded pixels (the fusion in process-image.ts).
    */
   plain: boolean;
+  /**
+   * A progressive JPEG or an Adam7-interlaced PNG (sharp's isProgressive reports both): libvips decodes
+   * all of it before it yields the first row, so decoding only the top rows costs a whole decode.
+   */
+  progressive: boolean;
 }
 
 function formatOf(metadata: Metadata): InputFormat | undefined {
@@ -104,7 +109,8 @@ export async function openInput(input: Buffer | string, options: DecodeOptions):
     (metadata.orientation ?? 1) === 1 &&
     (metadata.space === 'srgb' || metadata.space === 'b-w') &&
     (metadata.pages ?? 1) === 1;
-  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain };
+  const progressive = metadata.isProgressive === true;
+  return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain, progressive };
 }
 
 /**

@@ -1,5 +1,6 @@
-import { encodeImage, type EncodeOptions } from './encode.js';
-import type { RawImage } from './raw-image.js';
+import sharp, { type Sharp } from 'sharp';
+import { encodePipeline, type EncodeOptions } from './encode.js';
+import { rawDescriptor, type Channels, type RawImage } from './raw-image.js';
 
 /**
  * A baseline JPEG encoded in parallel, one band of rows per task (docs/tiling.md, "JPEG output by restart
@@ -48,20 +49,35 @@ export interface RestartBand {
   pieceRows: number;
 }
 
+/** A band's pixels, piece by piece: `rows` rows from its row `top`, as a sharp pipeline to encode. */
+export interface BandPixels {
+  width: number;
+  height: number;
+  channels: Channels;
+  rows(top: number, rows: number): Sharp;
+}
+
+/** A band held as raw pixels: each piece is a view of its rows. */
+export function rawBand(band: RawImage): BandPixels {
+  const rowBytes = band.width * band.channels;
+  return {
+    ...band,
+    rows: (top, rows) => sharp(band.data.subarray(top * rowBytes, (top + rows) * rowBytes), rawDescriptor({ ...band, height: rows })),
+  };
+}
+
 /**
  * The bytes of the output JPEG that `band` (full-width rows of the image starting at `at.y`) makes, in
  * file order: the headers when it starts the image, each piece's entropy-coded data with its restart
  * marker, and EOI when it ends the image. Concatenated in band order they are the whole file.
  */
-export async function encodeRestartBand(band: RawImage, at: RestartBand, options: EncodeOptions): Promise<Buffer[]> {
+export async function encodeRestartBand(band: BandPixels, at: RestartBand, options: EncodeOptions): Promise<Buffer[]> {
   const { y, imageHeight, pieceRows } = at;
   if (y % pieceRows !== 0) throw new Error(`a band starting at row ${y} is not on a piece boundary (every ${pieceRows} rows)`);
-  const rowBytes = band.width * band.channels;
   const bytes: Buffer[] = [];
   for (let top = 0; top < band.height; top += pieceRows) {
     const rows = Math.min(pieceRows, band.height - top);
-    const piece = { ...band, height: rows, data: band.data.subarray(top * rowBytes, (top + rows) * rowBytes) };
-    const { headers, scan, frame } = splitJpeg(await encodeImage(piece, options));
+    const { headers, scan, frame } = splitJpeg(await encodePipeline(band.rows(top, rows), band, options));
     const index = (y + top) / pieceRows;
     const interval = (pieceRows / frame.mcuHeight) * Math.ceil(band.width / frame.mcuWidth);
     if (!Number.isInteger(interval) || interval > MAX_RESTART_INTERVAL) {

@@ -88,6 +88,8 @@ export interface PlanOptions {
    * (GIF, WebP, AVIF: every strip would decode the whole frame). Unknown: a decode task runs first.
    */
   inputFormat?: InputFormat;
+  /** The upload is progressive or interlaced (OpenedInput.progressive): decoded whole too, so a decode task runs first. */
+  inputProgressive?: boolean;
   /** The output's encoding: a baseline JPEG is encoded by the last stage's strips (Stage.restart). */
   output?: Pick<EncodeOptions, 'format' | 'progressive' | 'chromaSubsampling'>;
 }
@@ -179,12 +181,14 @@ export function planImage(
     );
   }
   const stages = planStages(steps);
-  checkWholeStagesFit(stages, shapes, memory);
+  const staged = stageShapes(stages, shapes);
+  checkWholeStagesFit(staged, memory);
   const channels = Math.max(...shapes.map((shape) => shape.channels));
   const bytesPerPixel = channels * WORKING_BYTES_PER_SAMPLE;
   // An empty pipeline (a plain conversion) has no stage at all.
   const first = stages[0];
-  const decoding = first !== undefined && !first.whole && first.steps.length > 0 && options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat);
+  const decodesRowsInOrder = options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat) && options.inputProgressive !== true;
+  const decoding = first !== undefined && !first.whole && first.steps.length > 0 && decodesRowsInOrder;
   const tiled = (tileSize: number, decodingTileSize = tileSize): Plan => {
     if (decoding && decodesInBands(first, shapes[0], decodingTileSize)) {
       first.decodes = true;
@@ -192,7 +196,7 @@ export function planImage(
     }
     const last = stages.at(-1)!;
     if (options.output && encodesByRestartIntervals(options.output)) {
-      const restart = restartStrips(last, stageShapes(stages, shapes).at(-1)!.shapes, last.tileSize ?? tileSize, options.output.chromaSubsampling);
+      const restart = restartStrips(last, staged.at(-1)!.shapes, last.tileSize ?? tileSize, options.output.chromaSubsampling);
       if (restart) last.restart = restart;
     }
     return { mode: 'tiled', tileSize, stages, input: shapes[0] };
@@ -204,13 +208,13 @@ export function planImage(
   const pixels = area(largest);
   // Whole stages were checked to fit one worker; tiling pays only if a stage that can tile handles an
   // image too large for one (a 100 MP photo resized to 2 MP, then sharpened, runs whole).
-  const tiledPixels = Math.max(0, ...stageShapes(stages, shapes).flatMap(({ stage, shapes: own }) => (stage.whole ? [] : own.map(area))));
+  const tiledPixels = Math.max(0, ...staged.flatMap(({ stage, shapes: own }) => (stage.whole ? [] : own.map(area))));
   if (tiledPixels <= Math.min(WHOLE_IMAGE_MAX_PIXELS, memory / bytesPerPixel)) return { mode: 'whole' };
   const halo = Math.max(0, ...stages.map((stage) => stage.halo));
   const memoryEdge = Math.sqrt(memory / TASKS_PER_WORKER / bytesPerPixel) - 2 * halo;
   const wantedEdge = 2 ** Math.floor(Math.log2(Math.sqrt(pixels / TARGET_TILES)));
   const tileSize = Math.max(MIN_TILE_EDGE, Math.min(MAX_TILE_EDGE, wantedEdge, Math.floor(memoryEdge)));
-  return tiled(tileSize, decoding ? Math.max(tileSize, decodingTileSize(first, stageShapes(stages, shapes)[0].shapes, memory, channels)) : tileSize);
+  return tiled(tileSize, decoding ? Math.max(tileSize, decodingTileSize(first, staged[0].shapes, memory, channels)) : tileSize);
 }
 
 /**
@@ -252,8 +256,13 @@ function restartStrips(stage: Stage, own: readonly ImageShape[], tileSize: numbe
   return { pieceRows, stripRows: pieces * pieceRows };
 }
 
-/** Each stage with the shapes of its input and of the output of each of its steps. */
-function stageShapes(stages: readonly Stage[], shapes: readonly ImageShape[]) {
+/** A stage with the shapes of its input and of the output of each of its steps. */
+interface StageShapes {
+  stage: Stage;
+  shapes: ImageShape[];
+}
+
+function stageShapes(stages: readonly Stage[], shapes: readonly ImageShape[]): StageShapes[] {
   let first = 0;
   return stages.map((stage) => {
     const own = shapes.slice(first, first + stage.steps.length + 1);
@@ -263,8 +272,8 @@ function stageShapes(stages: readonly Stage[], shapes: readonly ImageShape[]) {
 }
 
 /** Refuses a plan whose whole stage (its input and output on one worker at once) exceeds `memory`. */
-function checkWholeStagesFit(stages: readonly Stage[], shapes: readonly ImageShape[], memory: number): void {
-  for (const { stage, shapes: own } of stageShapes(stages, shapes)) {
+function checkWholeStagesFit(staged: readonly StageShapes[], memory: number): void {
+  for (const { stage, shapes: own } of staged) {
     if (stage.whole) {
       const samples = own.map((shape) => shape.width * shape.height * shape.channels);
       // The largest step of the stage: one image held as input, the next being made.

@@ -156,10 +156,7 @@ async function runStage(options: TiledRunOptions, index: number, resume: TiledRu
   if (inParts && !resume.parts) await checkpoint?.save(snapshot());
 
   const runOne = async (tile: StageTile, tileSignal: AbortSignal) => {
-    const job = jobFor(stage, tile, input.shape, resume.mergedHistogram, returnCore);
-    if (stage.decodes) job.decode = { name: options.name };
-    if (tiledOutput) job.output = tiledOutput;
-    if (stage.restart) job.jpeg = { pieceRows: stage.restart.pieceRows };
+    const job = jobFor(stage, tile, { input: input.shape, output: tiledOutput, mergedHistogram: resume.mergedHistogram, returnCore, name: options.name });
     const target: TileTarget | undefined = !returnCore
       ? undefined
       : stage.restart
@@ -216,9 +213,18 @@ function tiledStageOutput(stage: Stage, input: ImageShape): ImageShape {
   return { ...size, channels: shapesThrough(stage.steps, input).at(-1)!.channels };
 }
 
-function jobFor(stage: Stage, tile: StageTile, input: ImageShape, mergedHistogram: number[] | undefined, returnCore: boolean): TileJob {
+/** The task of one tile: `output` is a tiled stage's output shape, `name` the upload's (for a decoding stage's errors). */
+function jobFor(
+  stage: Stage,
+  tile: StageTile,
+  context: { input: ImageShape; output: ImageShape | undefined; mergedHistogram: number[] | undefined; returnCore: boolean; name: string },
+): TileJob {
+  const { input, output, mergedHistogram, returnCore, name } = context;
   const job: TileJob = { steps: serializePipeline(stage.steps), input, source: tile.source, returnCore };
   if (tile.core) job.core = tile.core;
+  if (stage.decodes) job.decode = { name };
+  if (output) job.output = output;
+  if (stage.restart) job.jpeg = { pieceRows: stage.restart.pieceRows };
   if (stage.leadingStatistics) {
     if (!mergedHistogram) throw new Error('a stage starting with a statistics step has no merged histogram');
     job.histogram = mergedHistogram;

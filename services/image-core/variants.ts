@@ -36,8 +36,8 @@ export async function processVariants(
 ): Promise<{ width: number; height: number; annotations: Annotations; variants: Variant[] }> {
   const [only] = variants;
   if (variants.length === 1 && only!.width === undefined) {
-    const { signal, output, ...decoding } = options;
-    const result = await processImage(input, steps, { ...output, ...(only!.format ? { format: only!.format } : {}), ...(only!.quality ? { quality: only!.quality } : {}) }, { ...decoding, ...(signal ? { signal } : {}) });
+    const { output, ...decoding } = options;
+    const result = await processImage(input, steps, { ...output, ...(only!.format ? { format: only!.format } : {}), ...(only!.quality ? { quality: only!.quality } : {}) }, decoding);
     return { width: result.width, height: result.height, annotations: result.annotations, variants: [{ data: result.data, format: result.format, width: result.width, height: result.height }] };
   }
   const decoded = await decodeImage(input, options);

@@ -105,6 +105,7 @@ export class ImageRunner {
         ...(this.deps.config.tileSize ? { tileSize: this.deps.config.tileSize } : {}),
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
         inputFormat: work.inputFormat as InputFormat,
+        inputProgressive: work.inputProgressive,
         output: { format: (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat), ...work.options },
       });
       log.debug({ mode: plan.mode }, 'image started');
@@ -177,12 +178,14 @@ export class ImageRunner {
 
   /**
    * Large images (or any larger than DIPS_TILE_SIZE): workers run the tiles of every stage (the first
-   * stage's decoding their rows from the upload, or after a decode task) and encode, reading and writing the intermediates in storage themselves; the master only plans, merges
-   * histograms and checkpoints the run in the store, so a restarted master continues where it stopped.
+   * stage's decoding their rows from the upload, or after a decode task) and encode the output (a baseline
+   * JPEG: the last stage's strips encode their bands and a join task concatenates them), reading and writing
+   * in storage themselves; the master only plans, merges histograms and checkpoints the run in the store, so
+   * a restarted master continues where it stopped.
    */
   private async runTiled(work: ImageWork, plan: TiledPlan, signal: AbortSignal): Promise<ImageOutcome> {
     const { store, registry } = this.deps;
-    // Counted from the start: the decode comes before the first progress report, and a scaler deciding
+    // Counted from the start: a decode task comes before the first progress report, and a scaler deciding
     // in between must still see this image's work (it is no longer "waiting").
     const progress: TiledProgress = { pixels: work.width * work.height, stages: plan.stages.map((stage) => serializePipeline(stage.steps)), stage: 0, done: 0 };
     this.tiledProgress.set(keyOf(work.jobId, work.index), progress);

@@ -33,6 +33,8 @@ export interface NewImage {
   height: number;
   channels: number;
   format: string;
+  /** A progressive JPEG or interlaced PNG (OpenedInput.progressive): the planner gives it a decode task. */
+  progressive?: boolean;
 }
 
 export interface NewJob {
@@ -127,6 +129,7 @@ export interface ImageWork {
   height: number;
   channels: number;
   inputFormat: string;
+  inputProgressive: boolean;
   pipeline: unknown[];
   format?: string;
   quality?: number;
@@ -155,6 +158,7 @@ export interface ImageRow {
   in_height: number | null;
   in_channels: number | null;
   in_format: string | null;
+  in_progressive: number | null;
   width: number | null;
   height: number | null;
   out_format: string | null;
@@ -249,6 +253,7 @@ CREATE TABLE IF NOT EXISTS images (
   in_height INTEGER,
   in_channels INTEGER,
   in_format TEXT,
+  in_progressive INTEGER,
   width INTEGER,
   height INTEGER,
   out_format TEXT,
@@ -366,6 +371,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       { table: 'jobs', column: 'options', type: 'TEXT' },
       { table: 'images', column: 'source_version', type: 'TEXT' },
       { table: 'images', column: 'source_size', type: 'INTEGER' },
+      { table: 'images', column: 'in_progressive', type: 'INTEGER' },
     ] as const;
     for (const { table, column, type } of added) {
       const present = (this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).some((info) => info.name === column);
@@ -484,14 +490,14 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       'INSERT INTO jobs (id, status, pipeline, format, quality, options, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     const insertImage = this.prepare(
-      `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format)
-       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)`,
+      `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format, in_progressive)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
     );
     const createdAt = Date.now();
     this.transaction(() => {
       insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, job.options ? JSON.stringify(job.options) : null, createdAt);
       job.images.forEach((image, index) =>
-        insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format),
+        insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format, image.progressive ? 1 : 0),
       );
     });
     if (job.images.length > 0) this.claimable.upload.set(job.id, createdAt);
@@ -775,6 +781,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
         height: row.in_height ?? 0,
         channels: row.in_channels ?? 0,
         inputFormat: row.in_format ?? '',
+        inputProgressive: row.in_progressive === 1,
         pipeline: JSON.parse(job.pipeline) as unknown[],
         ...(job.format === null ? {} : { format: job.format }),
         ...(job.quality === null ? {} : { quality: job.quality }),

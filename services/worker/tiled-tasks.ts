@@ -5,10 +5,13 @@ import { randomBytes } from 'node:crypto';
 import type { Task } from '../protocol/tasks.js';
 import type { TaskDone } from './run-task.js';
 import { decodeToIntermediate, encodeIntermediate, runTileJob } from '../image-core/tile-task.js';
-import { fileOfLocation, readLocation, writeLocation, writeLocationFromFile, type Reach } from './locations.js';
+import { fileOfLocation, inputOfLocation, readLocation, writeLocation, writeLocationFromFile, type Reach } from './locations.js';
 
 type TiledKind = 'decode' | 'tile' | 'encode';
 export type TiledTask = Task & { spec: Extract<Task['spec'], { kind: TiledKind }> };
+
+/** JPEG segments the join task reads at once. */
+const SEGMENT_READS_AT_ONCE = 4;
 
 export const isTiledTask = (task: Task): task is TiledTask => ['decode', 'tile', 'encode'].includes(task.spec.kind);
 
@@ -26,18 +29,23 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxP
     return task.output;
   };
   if (spec.kind === 'tile') {
-    // A tile that decodes the upload gives sharp a shared file's path: libvips reads only what it decodes.
-    const input = spec.decode && task.input.via === 'file' && !task.input.range ? task.input.path : await readLocation(task.input, reach);
-    const { bytes, outcome } = await runTileJob(spec, input, { maxPixels: limits.maxPixels, ...(reach.signal ? { signal: reach.signal } : {}) });
+    // A tile that decodes the upload gives sharp a shared file's path (libvips reads only what it decodes);
+    // a stage's rows arrive as one buffer.
+    const input = spec.decode ? await inputOfLocation(task.input, reach) : await readLocation(task.input, reach).then((data) => ({ input: data, bytes: data.length }));
+    const { bytes, outcome } = await runTileJob(spec, input.input, { maxPixels: limits.maxPixels, ...(reach.signal ? { signal: reach.signal } : {}) });
     const { tag } = bytes && task.output ? await writeLocation(task.output, bytes, reach) : {};
-    const bytesIn = typeof input === 'string' ? (await fs.stat(input)).size : input.length;
-    return { bytesIn, bytesOut: bytes?.reduce((sum, chunk) => sum + chunk.length, 0) ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
+    return { bytesIn: input.bytes, bytesOut: bytes?.reduce((sum, chunk) => sum + chunk.length, 0) ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
   }
   if (spec.kind === 'encode' && spec.segments) {
     // The last stage's strips encoded the JPEG: the output is their bytes in order.
     const segments = [task.input, ...spec.segments];
-    const data: Buffer[] = [];
-    for (const segment of segments) data.push(await readLocation(segment, reach));
+    const data: Buffer[] = new Array(segments.length);
+    // A few requests at once: each is a round trip to storage, and the output needs all of them anyway.
+    let next = 0;
+    const reader = async () => {
+      for (let index = next++; index < segments.length; index = next++) data[index] = await readLocation(segments[index], reach);
+    };
+    await Promise.all(Array.from({ length: Math.min(SEGMENT_READS_AT_ONCE, segments.length) }, reader));
     await writeLocation(output(), data, reach);
     const bytes = data.reduce((sum, chunk) => sum + chunk.length, 0);
     const { width, height } = spec.shape;

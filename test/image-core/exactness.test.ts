@@ -74,8 +74,9 @@ describe('a tiled run gives the pixels of a whole-image run', () => {
   describe.each([64, 100, 257])('tile size %i', (tileSize) => {
     // An operation that runs whole gets the assembled image whatever the tile size: one tile size (and the
     // alpha case below) shows the tiled run hands it the same pixels. blurfaces alone costs ~2 s a case.
-    // One tile would hold the whole crop at 257: that size runs on the larger photo.
-    const onCrop = tileSize < 263;
+    // At 257 one strip would hold the whole 301x263 crop (257² pixels are 219 of its rows, and the 44 left
+    // join them): that size runs on the larger photo.
+    const onCrop = tileSize < 257;
     const image = () => (onCrop ? small : garden);
     test.each(everyOperation.filter((each) => tileSize === 64 || !each.runsWhole))(`$label on ${onCrop ? 'a 301x263 photo crop' : 'garden-odd.png (1001x667)'}`, async ({ pipeline }) => {
       const tiled = await runTiled(image(), pipeline, tileSize);
@@ -113,6 +114,7 @@ describe('a tiled run gives the pixels of a whole-image run', () => {
       { label: 'blur, 4:4:4 q75, tile size 257', image: () => garden, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 257, encoding: { quality: 75, chromaSubsampling: '4:4:4' as const } },
       { label: 'sharpen > equalize > flop > median (two stages)', image: () => garden, pipeline: [{ op: 'sharpen' }, { op: 'equalize' }, { op: 'flop' }, { op: 'median', size: 3 }], tileSize: 257, encoding: {} },
       { label: 'grayscale > blur (one component)', image: () => garden, pipeline: [{ op: 'grayscale' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
+      { label: 'blur on a grey upload (its strips stream through a scratch file)', image: () => grey, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 100, encoding: {} },
       { label: 'blur on an image with alpha (flattened)', image: () => smallWithAlpha, pipeline: [{ op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
       { label: 'edges > blur (after a whole stage)', image: () => small, pipeline: [{ op: 'edges' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: { quality: 50 } },
     ])('$label', async ({ image, pipeline, tileSize, encoding }) => {

@@ -43,7 +43,18 @@ describe('planImage', () => {
     // quarter turn every strip would decode all rows: a decode task first.
     for (const [pipeline, inputFormat] of [[[{ op: 'blur' }], 'webp'], [[{ op: 'blur' }], undefined], [[{ op: 'equalize' }], 'jpeg'], [[{ op: 'resize', scale: 0.9 }, { op: 'blur' }], 'jpeg'], [[{ op: 'rotate', angle: 90 }, { op: 'blur' }], 'jpeg']] as const) {
       const plan = planImage(image, parsePipeline(pipeline), inputFormat ? { inputFormat } : {});
+      expect(plan.mode).toBe('tiled');
       expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
+    }
+  });
+
+  test('a progressive JPEG or interlaced PNG gets a decode task: libvips decodes all of it before its first row', () => {
+    const image = rgb(10_000, 10_000);
+    for (const inputFormat of ['jpeg', 'png'] as const) {
+      const plan = planImage(image, steps, { inputFormat, inputProgressive: true, workerMemoryBytes: 512 * MiB });
+      expect(plan).toMatchObject({ mode: 'tiled' });
+      expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
+      expect(planImage(image, steps, { inputFormat, inputProgressive: false, workerMemoryBytes: 512 * MiB })).toMatchObject({ stages: [{ decodes: true }] });
     }
   });
 

@@ -202,6 +202,28 @@ describe('a first stage that decodes its own rows', () => {
     expect(await difference(work.output!, (await runWhole(source, pipeline)).output)).toBe('identical');
   });
 
+  /** Progressive and interlaced files, which libvips decodes whole even for their top rows. */
+  const progressive = {
+    'progressive JPEG': (path: string) => sharp(garden).jpeg({ quality: 90, progressive: true }).toFile(path),
+    'interlaced PNG': (path: string) => sharp(garden).png({ progressive: true }).toFile(path),
+  };
+  test.each(Object.entries(progressive))('%s: one decode task, then strips of the intermediate, pixels as a whole run', async (name, write) => {
+    const source = join(workDir, `${name.replace(/\W+/g, '-')}.${name.includes('PNG') ? 'png' : 'jpg'}`);
+    await write(source);
+    const opened = await openInput(source, { maxPixels: 10_000_000, name });
+    expect(opened).toMatchObject({ format: name.includes('PNG') ? 'png' : 'jpeg', progressive: true });
+    const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }];
+    const plan = planImage(opened, parsePipeline(pipeline), { tileSize: 180, inputFormat: opened.format, inputProgressive: opened.progressive }) as TiledPlan;
+    expect(plan.stages[0]!.decodes).toBeFalsy();
+    let decodeTasks = 0;
+    const work = localWork({ source, around: (job, run) => (expect(job.decode).toBeUndefined(), run()) });
+    const decode = work.decode.bind(work);
+    work.decode = () => (decodeTasks++, decode());
+    await runTiledImage(baseOptions(plan, work));
+    expect(decodeTasks).toBe(1);
+    expect(await difference(work.output!, (await runWhole(source, pipeline)).output)).toBe('identical');
+  });
+
   test('a tile that finds the upload other than planned says so', async () => {
     const plan = planImage({ width: 1001, height: 667, channels: 1 }, parsePipeline([{ op: 'blur' }]), { tileSize: 300, inputFormat: 'png' }) as TiledPlan;
     await expect(runTiledImage(baseOptions(plan, localWork()))).rejects.toThrow(

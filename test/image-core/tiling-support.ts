@@ -67,8 +67,7 @@ export class LocalTiledWork implements TiledRunWork {
 
   async tile(job: TileJob, input: number, output: TileTarget | undefined, signal: AbortSignal): Promise<TileOutcome> {
     // As the master does (image-runner.ts): a strip encoding its band of the JPEG gets the job's encoder settings.
-    const { quality, metadata, progressive, chromaSubsampling, lossless, effort } = this.encodeOptions;
-    const options = { metadata, progressive, chromaSubsampling, lossless, effort };
+    const { format: _format, source: _source, quality, ...options } = this.encodeOptions;
     if (job.jpeg) job = { ...job, jpeg: { ...job.jpeg, ...(quality ? { quality } : {}), options } };
     const { bytes, outcome } = await runTileJob(job, job.decode ? this.source : await this.rows(input, job), { signal, maxPixels: MAX_PIXELS });
     if (bytes && output) {
@@ -111,7 +110,7 @@ export async function runWhole(source: string, pipeline: unknown, encoding: Enco
 
 /**
  * Plans with a forced tile size (the image must be larger than one tile) as the master does (the decoded
- * shape and the upload's format from openInput, so the first stage decodes its own rows where it can) and
+ * shape, the upload's format and whether it is progressive from openInput, so the first stage decodes its own rows where it can) and
  * runs the plan tiled to PNG (or as `encoding` says: a baseline JPEG is encoded by the last stage's strips).
  */
 export async function runTiled(
@@ -122,8 +121,8 @@ export async function runTiled(
   encoding: EncodeOptions = { format: 'png' },
 ): Promise<{ output: Buffer; annotations: Annotations; plan: TiledPlan }> {
   const steps = parsePipeline(pipeline);
-  const { width, height, channels, format } = await openInput(source, { maxPixels: MAX_PIXELS, name: source });
-  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format, output: encoding });
+  const { width, height, channels, format, progressive } = await openInput(source, { maxPixels: MAX_PIXELS, name: source });
+  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format, inputProgressive: progressive, output: encoding });
   if (plan.mode !== 'tiled') throw new Error(`expected a tiled plan for ${width}x${height} at tile size ${tileSize}`);
   const workDir = await mkdtemp(join(tmpdir(), 'dips-tiled-'));
   try {
