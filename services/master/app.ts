@@ -24,14 +24,14 @@ import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
 import { signedUploadRoutes, uploadSessionRoutes } from './upload-sessions-routes.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
-import { Admission, freeDiskBytes } from './admission.js';
+import { Admission } from './admission.js';
 import { ProgressStreams } from './progress-stream.js';
 import { Webhooks } from './webhooks.js';
 
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
   const { config, store, storage, runner, metrics, logger } = master;
-  const admission = new Admission(config, () => store.pendingImages().uploads, () => freeDiskBytes(config.dataDir));
+  const admission = new Admission(config, () => store.pendingImages().uploads, master.uploadDisk);
   const streams = new ProgressStreams(store, config);
   const app = express();
   app.disable('x-powered-by');
@@ -79,7 +79,7 @@ export function createApp(master: Master) {
         for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
         store.createJob({ id, ...job });
         webhooks.register(id, webhook);
-        reservation.release(); // the store counts the images from now on
+        reservation.commit(); // the store counts the images from now on, the disk their files
       } catch (error) {
         await storage.deletePrefix(jobPrefix(id));
         throw error;
