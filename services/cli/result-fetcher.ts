@@ -119,7 +119,7 @@ export class ResultFetcher {
  * GETs one result: a master path with the client's token, an absolute (presigned) URL without it, so
  * the token never leaves for storage.
  */
-export async function fetchResult(client: MasterClient, download: ResultDownload): Promise<Response> {
+async function fetchResult(client: MasterClient, download: ResultDownload): Promise<Response> {
   if (download.url.startsWith('/')) return client.request(download.url);
   const response = await fetch(download.url).catch((error: Error & { cause?: Error }) => {
     throw new Error(`result ${download.index} (${download.name}): storage cannot be reached: ${error.cause?.message ?? error.message}`);

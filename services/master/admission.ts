@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
 
-export type AdmissionLimits = Pick<MasterConfig, 'maxQueuedImages' | 'maxRequestBytes' | 'minFreeDiskBytes' | 'maxJobPixels'>;
+export type AdmissionLimits = Pick<MasterConfig, 'maxQueuedImages' | 'maxRequestBytes' | 'maxJobPixels'>;
 
 /** Free bytes on the volume holding dir (what an unprivileged process may still write). */
 export async function freeDiskBytes(dir: string): Promise<number> {
@@ -15,16 +15,67 @@ export async function freeDiskBytes(dir: string): Promise<number> {
 const queueRetryAfterSeconds = 5;
 /** Seconds before retrying on a full disk: space comes back when jobs expire or are purged, not soon. */
 const diskRetryAfterSeconds = 60;
+/**
+ * How old a reading of the disk's free bytes may be when a write is admitted against it: one statfs a
+ * second rather than one per upload (it cost about as much as writing a 200 kB file).
+ */
+const diskReadingMs = 1_000;
+
+/** Disk bytes held for one write: `kept` once they are on disk, `release` when nothing stays; either again is harmless. */
+export interface DiskHold {
+  kept(): void;
+  release(): void;
+}
+
+/**
+ * The disk space promised to uploads, whether a multipart POST /v1/jobs or a local upload session's PUT:
+ * one budget, so neither can spend what the other was promised, and one refusal (503, Retry-After).
+ * Each check and the hold it grants happen in one synchronous step after the reading, so concurrent
+ * writes cannot all pass the same check. Bytes kept since the last reading count as used until the
+ * next reading sees them on the disk.
+ */
+export class UploadDisk {
+  private reading: { at: number; free: number } | undefined;
+  private heldBytes = 0;
+
+  constructor(
+    private readonly minFreeDiskBytes: number,
+    /** Free bytes where uploads and results are written (freeDiskBytes). */
+    private readonly diskFree: () => Promise<number>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Holds `bytes` for `what` (named in the refusal), or refuses with 503 when they would bring the disk below the reserve. */
+  async hold(bytes: number, what: string): Promise<DiskHold> {
+    if (!this.reading || this.now() - this.reading.at >= diskReadingMs) this.reading = { at: this.now(), free: await this.diskFree() };
+    // After the await: other writes may have been granted meanwhile, and this step counts them.
+    const reading = this.reading;
+    const free = reading.free - this.heldBytes;
+    if (free - bytes < this.minFreeDiskBytes) {
+      throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free for uploads and keeps ${this.minFreeDiskBytes} in reserve; ${what} needs ${bytes}; retry later`, diskRetryAfterSeconds);
+    }
+    this.heldBytes += bytes;
+    let done = false;
+    const end = (kept: boolean) => {
+      if (done) return;
+      done = true;
+      this.heldBytes -= bytes;
+      if (kept && this.reading === reading) reading.free -= bytes;
+    };
+    return { kept: () => end(true), release: () => end(false) };
+  }
+}
 
 /**
  * Capacity a request holds while it is received and stored: the disk bytes it may write and, once its
- * images are known, their places in the queue. Release it once the job is committed (its images are then
- * counted by the store) or has failed; releasing twice is harmless.
+ * images are known, their places in the queue. `commit` once the job is stored (its images are then
+ * counted by the store, its files by the disk), `release` when it failed; either again is harmless.
  */
 export interface Reservation {
   readonly bytes: number;
   /** Claims queue places and checks the pixel budget for the job's images; throws 413/429. */
   reserveImages(images: ReadonlyArray<{ width: number; height: number }>): void;
+  commit(): void;
   release(): void;
 }
 
@@ -34,15 +85,13 @@ export interface Reservation {
  * the sum of what is reserved and what the store already holds never exceeds a limit.
  */
 export class Admission {
-  private reservedBytes = 0;
   private reservedImages = 0;
 
   constructor(
     private readonly limits: AdmissionLimits,
     /** Images accepted and not finished (the store's count). */
     private readonly pendingImages: () => number,
-    /** Free bytes where uploads and results are written. */
-    private readonly diskFree: () => Promise<number>,
+    private readonly disk: UploadDisk,
   ) {}
 
   /**
@@ -52,26 +101,29 @@ export class Admission {
    */
   async admit(req: IncomingMessage): Promise<Reservation> {
     const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-    const { maxRequestBytes, maxQueuedImages, minFreeDiskBytes } = this.limits;
+    const { maxRequestBytes } = this.limits;
     if (declared !== undefined && declared > maxRequestBytes) {
       throw new HttpError(413, 'request_too_large', `the request is ${declared} bytes; at most ${maxRequestBytes} bytes are accepted (DIPS_MAX_REQUEST_BYTES)`);
     }
     this.checkQueue(0);
-    const free = await this.diskFree();
     const bytes = declared ?? maxRequestBytes;
-    // After the await: other requests may have reserved meanwhile, and this step counts them.
-    this.checkQueue(0);
-    if (free - this.reservedBytes - bytes < minFreeDiskBytes) {
-      throw new HttpError(
-        503,
-        'insufficient_storage',
-        `the master's disk has ${free - this.reservedBytes} bytes free for uploads and keeps ${minFreeDiskBytes} in reserve; this request needs ${bytes}; retry later`,
-        diskRetryAfterSeconds,
-      );
+    const disk = await this.disk.hold(bytes, 'this request');
+    try {
+      // After the await: other requests may have reserved meanwhile, and this step counts them.
+      this.checkQueue(0);
+    } catch (error) {
+      disk.release();
+      throw error;
     }
-    this.reservedBytes += bytes;
     let images = 0;
-    let released = false;
+    let ended = false;
+    const end = (committed: boolean) => {
+      if (ended) return;
+      ended = true;
+      this.reservedImages -= images;
+      if (committed) disk.kept();
+      else disk.release();
+    };
     return {
       bytes,
       reserveImages: (list) => {
@@ -80,12 +132,8 @@ export class Admission {
         this.reservedImages += list.length;
         images += list.length;
       },
-      release: () => {
-        if (released) return;
-        released = true;
-        this.reservedBytes -= bytes;
-        this.reservedImages -= images;
-      },
+      commit: () => end(true),
+      release: () => end(false),
     };
   }
 

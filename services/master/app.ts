@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import yazl from 'yazl';
@@ -16,6 +18,7 @@ import type { ImageRow, JobView } from './job-store.js';
 import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
 import { batchRoutes } from './batch/routes.js';
 import type { Master } from './master.js';
+import type { Storage } from './storage.js';
 import { duplicatesRoutes } from './duplicates.js';
 import { openApiRouter } from './openapi-route.js';
 import { presetRoutes } from './presets-routes.js';
@@ -24,14 +27,14 @@ import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
 import { signedUploadRoutes, uploadSessionRoutes } from './upload-sessions-routes.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
-import { Admission, freeDiskBytes } from './admission.js';
+import { Admission } from './admission.js';
 import { ProgressStreams } from './progress-stream.js';
 import { Webhooks } from './webhooks.js';
 
 /** The master's HTTP API (the contract's routes), the web console and the worker heartbeat routes. */
 export function createApp(master: Master) {
   const { config, store, storage, runner, metrics, logger } = master;
-  const admission = new Admission(config, () => store.pendingImages().uploads, () => freeDiskBytes(config.dataDir));
+  const admission = new Admission(config, () => store.pendingImages().uploads, master.uploadDisk);
   const streams = new ProgressStreams(store, config);
   const app = express();
   app.disable('x-powered-by');
@@ -79,7 +82,7 @@ export function createApp(master: Master) {
         for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
         store.createJob({ id, ...job });
         webhooks.register(id, webhook);
-        reservation.release(); // the store counts the images from now on
+        reservation.commit(); // the store counts the images from now on, the disk their files
       } catch (error) {
         await storage.deletePrefix(jobPrefix(id));
         throw error;
@@ -128,9 +131,7 @@ export function createApp(master: Master) {
     const answer: DownloadsAnswer = {
       downloads: await Promise.all(
         images.map(async (image) => {
-          const name = outputName(image);
-          const contentType = contentTypeFor(image.out_format as OutputFormat);
-          const direct = await storage.downloadUrl(outputKey(image.job_id, image.idx), { fileName: name, contentType });
+          const { name, contentType, direct } = await resultOf(storage, image);
           return { index: image.idx, name, contentType, url: direct ?? `/v1/jobs/${image.job_id}/images/${image.idx}` };
         }),
       ),
@@ -140,17 +141,14 @@ export function createApp(master: Master) {
 
   api.get('/jobs/:id/images/:index', async (req, res) => {
     const image = finishedImage(master, req.params.id, req.params.index);
-    const format = image.out_format!;
-    const key = outputKey(image.job_id, image.idx);
+    const { name, contentType, direct } = await resultOf(storage, image);
     // With S3 the client fetches the bytes from the bucket itself.
-    const direct = await storage.downloadUrl(key, { fileName: outputName(image), contentType: contentTypeFor(format as OutputFormat) });
     if (direct) return res.redirect(302, direct);
-    res.attachment(outputName(image)).type(contentTypeFor(format as OutputFormat));
+    res.attachment(name).type(contentType);
+    const key = outputKey(image.job_id, image.idx);
     const file = await storage.locate(key, 'get', sameMachine);
     if (file?.via === 'file') return sendFile(res, file.path);
-    const stream = await storage.getStream(key);
-    stream.on('error', (error) => res.destroy(error));
-    stream.pipe(res);
+    await send(await storage.getStream(key), res);
   });
 
   api.get('/jobs/:id/archive', (req, res) => {
@@ -205,12 +203,9 @@ async function sendFile(res: express.Response, file: string): Promise<void> {
     const { size } = await handle.stat();
     if (size > wholeReadBytes) {
       res.setHeader('content-length', size);
-      // The stream closes the handle when it ends or fails.
-      const stream = handle.createReadStream({ highWaterMark: wholeReadBytes });
+      // The stream closes the handle when it ends, fails or is destroyed (the client went away).
       streaming = true;
-      stream.on('error', (error) => res.destroy(error));
-      stream.pipe(res);
-      return;
+      return await send(handle.createReadStream({ highWaterMark: wholeReadBytes }), res);
     }
     const data = Buffer.allocUnsafe(size);
     const { bytesRead } = await handle.read(data, 0, size, 0);
@@ -219,6 +214,21 @@ async function sendFile(res: express.Response, file: string): Promise<void> {
   } finally {
     if (!streaming) await handle.close();
   }
+}
+
+/**
+ * Streams a result to the client; either side failing destroys both, so a client that disconnects
+ * mid-download leaves no file open. The answer has begun by then: a failure is only the cut connection.
+ */
+async function send(body: Readable, res: express.Response): Promise<void> {
+  await pipeline(body, res).catch(() => undefined);
+}
+
+/** A finished result as a client downloads it: its file name, type and, with S3, the presigned URL it is fetched from. */
+async function resultOf(storage: Storage, image: ImageRow): Promise<{ name: string; contentType: string; direct: string | undefined }> {
+  const name = outputName(image);
+  const contentType = contentTypeFor(image.out_format as OutputFormat);
+  return { name, contentType, direct: await storage.downloadUrl(outputKey(image.job_id, image.idx), { fileName: name, contentType }) };
 }
 
 function jobNotFound(id: string): HttpError {

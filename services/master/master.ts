@@ -4,7 +4,7 @@ import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClusterView } from '../protocol/api.js';
-import { freeDiskBytes } from './admission.js';
+import { freeDiskBytes, UploadDisk } from './admission.js';
 import { BatchRunner } from './batch/runner.js';
 import { FileObjects, objectStores, S3Objects } from './batch/objects.js';
 import { Roots } from './batch/uri.js';
@@ -67,6 +67,8 @@ export class Master {
   readonly presets: Presets;
   readonly spoolDir: string;
   readonly uploads: UploadSessions;
+  /** The disk space promised to uploads: session PUTs and multipart POST /v1/jobs hold it from one budget. */
+  readonly uploadDisk: UploadDisk;
   scaler: Scaler | undefined;
   private readonly retentionTimer: NodeJS.Timeout;
 
@@ -81,7 +83,8 @@ export class Master {
     this.presets = openPresets(config);
     this.storage = deps.storage;
     this.spoolDir = path.join(config.dataDir, 'spool');
-    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger, () => freeDiskBytes(config.dataDir));
+    this.uploadDisk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir));
+    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger, this.uploadDisk);
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
     this.workerCredential = config.workerToken ?? config.token;

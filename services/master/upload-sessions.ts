@@ -7,6 +7,7 @@ import type { SessionFile, UploadPart, UploadSession, UploadSessionBody } from '
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
+import type { UploadDisk } from './admission.js';
 import { presignedSeconds, type Storage } from './storage.js';
 import { displayName } from './upload.js';
 
@@ -53,15 +54,7 @@ const maxParts = 10_000;
 /** A worker on another machine: the URLs a client gets are the ones that do not need the master's disk. */
 const remote = { colocated: false };
 
-export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes' | 'minFreeDiskBytes'>;
-/** Seconds a client waits before sending to a master whose disk is full (as for multipart uploads). */
-const diskRetryAfterSeconds = 30;
-/**
- * How old a reading of the disk's free bytes may be when a PUT is admitted against it: one statfs a
- * second rather than one per file (it cost about as much as writing a 200 kB file). The bytes admitted
- * since the reading count as used, so a burst of PUTs cannot overrun the reserve between readings.
- */
-const diskReadingMs = 1_000;
+export type UploadSessionLimits = Pick<MasterConfig, 'maxFiles' | 'maxUploadBytes' | 'maxUploadSessions' | 'uploadPartBytes'>;
 
 /** What the sweep asks the job store: whether a job still exists, and which job reads a session's files. */
 export interface SessionJobs {
@@ -84,17 +77,17 @@ export class UploadSessions {
   private readonly signingKey: Buffer;
   /** Sessions a job is being created from right now: a second request for one waits for nothing and is refused. */
   private readonly becomingJobs = new Set<string>();
+  /** Local PUTs being received, per session: a session does not become a job while one may still rename its file. */
+  private readonly receiving = new Map<string, number>();
   private readonly cache = new Map<string, Session>();
-  /** The last reading of the disk's free bytes, less what was admitted since. */
-  private disk: { readAt: number; free: number } | undefined;
 
   constructor(
     private readonly storage: Storage,
     dataDir: string,
     private readonly limits: UploadSessionLimits,
     private readonly logger: Logger,
-    /** Free bytes of the disk local uploads land on (services/master/admission.ts freeDiskBytes). */
-    private readonly freeDiskBytes: () => Promise<number>,
+    /** The disk space promised to uploads, shared with multipart POST /v1/jobs. */
+    private readonly disk: UploadDisk,
     private readonly now: () => number = Date.now,
   ) {
     mkdirSync(dataDir, { recursive: true });
@@ -187,16 +180,24 @@ export class UploadSessions {
   async receive(id: string, index: number, query: { expires?: unknown; signature?: unknown }, body: Readable, contentLength: string | undefined) {
     const file = this.verify(id, index, query);
     const what = `file ${index} "${file.name}"`;
+    if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id}; it takes no more bytes`);
     if (contentLength !== undefined && Number(contentLength) !== file.size) {
       throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${file.size} bytes; this request sends ${contentLength}`);
     }
-    if (!this.disk || this.now() - this.disk.readAt >= diskReadingMs) this.disk = { readAt: this.now(), free: await this.freeDiskBytes() };
-    const { free } = this.disk;
-    if (free - file.size < this.limits.minFreeDiskBytes) {
-      throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free and keeps ${this.limits.minFreeDiskBytes} in reserve; ${what} needs ${file.size}; retry later`, diskRetryAfterSeconds);
+    this.receiving.set(id, (this.receiving.get(id) ?? 0) + 1);
+    try {
+      const hold = await this.disk.hold(file.size, what);
+      try {
+        await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
+        hold.kept();
+      } finally {
+        hold.release();
+      }
+    } finally {
+      const left = this.receiving.get(id)! - 1;
+      if (left === 0) this.receiving.delete(id);
+      else this.receiving.set(id, left);
     }
-    this.disk.free -= file.size;
-    await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
     return { index, name: file.name, size: file.size };
   }
 
@@ -230,11 +231,16 @@ export class UploadSessions {
    */
   async becomeJob<Job extends { id: string }>(id: string, create: () => Promise<Job>): Promise<Job> {
     if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id} by another request`);
+    const receiving = this.receiving.get(id);
+    if (receiving) throw new HttpError(409, 'upload_busy', `${receiving} file(s) of upload session ${id} are still being received; create the job once they are answered`);
     this.becomingJobs.add(id);
     try {
       const files = await this.checkReady(id);
+      // Before create(): the job's listing stats and reaches the files as soon as it starts, and must see the versions checked.
+      this.db.prepare('UPDATE sessions SET files = ? WHERE id = ?').run(JSON.stringify(files), id);
+      this.session(id)!.files = files;
       const job = await create();
-      this.db.prepare('UPDATE sessions SET job_id = ?, files = ? WHERE id = ? AND job_id IS NULL').run(job.id, JSON.stringify(files), id);
+      this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ? AND job_id IS NULL').run(job.id, id);
       this.cache.delete(id); // read again: the row as written
       return job;
     } finally {
@@ -249,7 +255,7 @@ export class UploadSessions {
    * and try again.
    */
   async checkReady(id: string): Promise<StagedFile[]> {
-    // Copies: the versions seen are the session's only once its job exists (becomeJob writes them).
+    // Copies: the versions seen become the session's when becomeJob writes them.
     const files = this.openSession(id).files.map((file) => ({ ...file }));
     const stored = await this.storage.listObjects(stagedPrefix(id));
     const problems = files.map((file, index) => {

@@ -70,7 +70,6 @@ export const maxDownloadsPerRequest = 1_000;
 export const downloadsBody = z.object({
   indexes: z.array(z.number().int().min(0)).min(1).max(maxDownloadsPerRequest),
 });
-export type DownloadsBody = z.infer<typeof downloadsBody>;
 
 /**
  * Where one result is fetched. An absolute `url` is a presigned GET of the bucket (S3 mode): it carries

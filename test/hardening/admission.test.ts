@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Admission, freeDiskBytes } from '../../services/master/admission.js';
+import { Admission, freeDiskBytes, UploadDisk } from '../../services/master/admission.js';
 import { corpus, postJob } from '../helpers/api.js';
 import { closeMasters, hardenedMaster } from './master.js';
 
@@ -43,9 +43,9 @@ describe('admission under concurrency', () => {
     // The admission alone, with a disk whose free space the test decides: 10 MB above the reserve.
     const reserve = 1_000_000_000;
     const admission = new Admission(
-      { maxQueuedImages: 1000, maxRequestBytes: 50_000_000, minFreeDiskBytes: reserve, maxJobPixels: 1e12 },
+      { maxQueuedImages: 1000, maxRequestBytes: 50_000_000, maxJobPixels: 1e12 },
       () => 0,
-      async () => reserve + 10_000_000,
+      new UploadDisk(reserve, async () => reserve + 10_000_000),
     );
     const request = { headers: { 'content-length': '3000000' } } as unknown as IncomingMessage;
     const outcomes = await Promise.allSettled(Array.from({ length: 8 }, () => admission.admit(request)));

@@ -4,12 +4,17 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
+import { Admission, UploadDisk } from '../../services/master/admission.js';
 import { createApp } from '../../services/master/app.js';
 import { ownUpload } from '../../services/master/batch/inputs.js';
 import { Master } from '../../services/master/master.js';
 import { JobStore } from '../../services/master/job-store.js';
 import { parseUri, Roots } from '../../services/master/batch/uri.js';
 import { LocalStorage } from '../../services/master/local-storage.js';
+import { S3Storage } from '../../services/master/s3-storage.js';
+import { StagedObjects } from '../../services/master/upload-sessions-objects.js';
+import { startS3Server } from '../../bench/s3-server.js';
 import { presignedSeconds } from '../../services/master/storage.js';
 import { stagedKey, UploadSessions } from '../../services/master/upload-sessions.js';
 import { uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
@@ -23,7 +28,11 @@ let dir: string;
 let storage: LocalStorage;
 let now: number;
 let sessions: UploadSessions;
-const limits = { maxFiles: 4, maxUploadBytes: 1000, maxUploadSessions: 2, uploadPartBytes: 5 * 1024 * 1024, minFreeDiskBytes: 1000 };
+/** The disk budget the sessions share with multipart POST /v1/jobs (the master's one). */
+let disk: UploadDisk;
+const limits = { maxFiles: 4, maxUploadBytes: 1000, maxUploadSessions: 2, uploadPartBytes: 5 * 1024 * 1024 };
+/** The disk's reserve: below 1000 free bytes, nothing more is written. */
+const reserve = 1000;
 /** What the disk has free: the test sets it. */
 let freeBytes: number;
 const logger = createLogger('test', 'silent');
@@ -33,7 +42,8 @@ beforeEach(async () => {
   storage = new LocalStorage(path.join(dir, 'files'));
   now = Date.UTC(2026, 0, 1);
   freeBytes = 10_000;
-  sessions = new UploadSessions(storage, dir, limits, logger, async () => freeBytes, () => now);
+  disk = new UploadDisk(reserve, async () => freeBytes, () => now);
+  sessions = new UploadSessions(storage, dir, limits, logger, disk, () => now);
 });
 afterEach(async () => {
   sessions.close();
@@ -86,7 +96,7 @@ describe('upload sessions', () => {
     // The disk is read at most once a second: the next reading, a second later, finds it nearly full.
     freeBytes = 1002;
     now += 1_000;
-    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 30 });
+    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 60 });
     expect(await fs.readdir(path.join(dir, 'files', 'uploads', session.id)).catch(() => [])).toEqual([]);
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
   });
@@ -101,6 +111,40 @@ describe('upload sessions', () => {
     freeBytes = 1003;
     await put(session, 1, Buffer.from('def'));
     expect(await stagedBytes(session.id, 1)).toEqual(Buffer.from('def'));
+  });
+
+  it('a PUT and a multipart POST /v1/jobs spend one disk budget: bytes held by one are not promised to the other', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
+    freeBytes = 1008;
+    const admission = new Admission({ maxQueuedImages: 10, maxRequestBytes: 100, maxJobPixels: 1e9 }, () => 0, disk);
+    const request = await admission.admit({ headers: { 'content-length': '6' } } as unknown as IncomingMessage);
+    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 60, message: expect.stringContaining('1002 bytes free') });
+    request.release();
+    await put(session, 0, Buffer.from('abc'));
+    expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
+  });
+
+  it('takes no bytes while the session becomes a job, and does not become one while a PUT is still being received', async () => {
+    const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
+    await put(session, 0, Buffer.from('abc'));
+    let release!: () => void;
+    const making = sessions.becomeJob(session.id, () => new Promise<{ id: string }>((resolve) => (release = () => resolve({ id: 'job-1' }))));
+    await waitFor(() => release !== undefined);
+    // The same size again, other bytes: a file replaced under the job being made would be processed unchecked.
+    await expect(put(session, 0, Buffer.from('xyz'))).rejects.toMatchObject({ status: 409, code: 'upload_busy' });
+    release();
+    await making;
+    expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
+
+    const other = await sessions.create({ files: [{ name: 'b.jpg', size: 3 }] });
+    const body = new Readable({ read() {} });
+    const receiving = sessions.receive(other.id, 0, query(other, 0), body, '3');
+    body.push(Buffer.from('ab'));
+    await expect(sessions.becomeJob(other.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_busy', message: expect.stringContaining('still being received') });
+    body.push(Buffer.from('c'));
+    body.push(null);
+    await receiving;
+    await expect(sessions.becomeJob(other.id, async () => ({ id: 'job-2' }))).resolves.toEqual({ id: 'job-2' });
   });
 
   it('bounds the open sessions; a session becomes one job, one request at a time, no longer counts, and is swept once its job is gone', async () => {
@@ -148,7 +192,7 @@ describe('upload sessions', () => {
   it('refuses a signature made for another file, and a URL signed by another master', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }, { name: 'b.jpg', size: 1 }] });
     await expect(sessions.receive(session.id, 0, query(session, 1), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
-    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, async () => freeBytes, () => now);
+    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, disk, () => now);
     const foreign = await other.create({ files: [{ name: 'a.jpg', size: 1 }] });
     other.close();
     await expect(sessions.receive(session.id, 0, query(foreign, 0), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
@@ -194,6 +238,33 @@ describe('GET /v1/uploads', () => {
       server.closeAllConnections();
       server.close();
       master.close();
+    }
+  });
+});
+
+describe('upload session files as job inputs, on S3', () => {
+  it('a worker reading a file gets a URL pinned with If-Match to the version checked, from the moment the job is being created', async () => {
+    const s3 = await startS3Server();
+    const bucket = new S3Storage(s3.client, s3.bucket);
+    const onS3 = new UploadSessions(bucket, path.join(dir, 's3'), limits, logger, disk, () => now);
+    try {
+      const session = await onS3.create({ files: [{ name: 'a.jpg', size: 3 }] });
+      const sent = await fetch(session.files[0]!.parts[0]!.url, { method: 'PUT', body: 'abc' });
+      expect(sent.status).toBe(200);
+      const etag = sent.headers.get('etag');
+      const objects = new StagedObjects(onS3, bucket);
+      const file = { scheme: 'upload', session: session.id, index: 0 } as const;
+      // The job's listing starts inside create(): what it hands a worker is what a worker reads.
+      let reached: Awaited<ReturnType<StagedObjects['reach']>> | undefined;
+      await onS3.becomeJob(session.id, async () => {
+        const info = (await objects.stat(file))!;
+        reached = await objects.reach(file, { get: info }, { colocated: false });
+        return { id: 'job-1' };
+      });
+      expect(reached).toMatchObject({ direct: { via: 'url', headers: { 'if-match': etag } } });
+    } finally {
+      onS3.close();
+      await s3.close();
     }
   });
 });
