@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { Readable } from 'node:stream';
 import { authHeaders } from '../shared/auth.js';
-import { keepAliveRequest } from '../shared/http-client.js';
+import { keepAliveRequest, readErrorAnswer } from '../shared/http-client.js';
 import type { Logger } from '../shared/logger.js';
-import { describeApiError, isPermanentStatus, readErrorResponse } from '../protocol/errors.js';
+import { describeApiError, isPermanentStatus, type ApiError } from '../protocol/errors.js';
 import {
   maxTaskBatchBytes,
   maxTasksPerBatch,
@@ -106,6 +105,7 @@ interface Lease {
   id: string;
   pending: Pending;
   worker: WorkerRecord;
+  /** Aborts the request that carries the unit (every lease of one request shares it); the lease's own until it is posted. */
   batch: AbortController;
   timer: NodeJS.Timeout;
   closed: boolean;
@@ -218,7 +218,6 @@ export class Dispatcher {
     });
   }
 
-  /** Called for every unit a worker completed, with its result (processingMs: the scaler's service time). */
   /**
    * Whole-image units queued or on workers, as the scaler's backlog lists them (tiles are counted by
    * their image, ImageRunner.tiledWork). Units queued with the same work are one item.
@@ -255,11 +254,16 @@ export class Dispatcher {
    * wait here while the master prepares more. A batch runner claims this many items.
    */
   unitsWanted(): number {
+    const workers = this.registry.list();
     let expectedMs = 0;
-    for (const lease of this.leases.values()) expectedMs += lease.expectedMs;
-    const perUnit = this.leases.size > 0 ? expectedMs / this.leases.size : unknownExpectedMs;
+    let held = 0;
+    for (const worker of workers) {
+      expectedMs += this.loads.get(worker)?.expectedMs ?? 0;
+      held += worker.inflight;
+    }
+    const perUnit = held > 0 ? expectedMs / held : unknownExpectedMs;
     let wanted = 0;
-    for (const worker of this.registry.list()) {
+    for (const worker of workers) {
       if (worker.state !== 'ready') continue;
       const window = Math.max(minTasksPerSlot * worker.slots, Math.floor((windowMsPerSlot * worker.slots) / perUnit));
       wanted += Math.min(maxLeasesPerWorker, window) + minTasksPerSlot * worker.slots;
@@ -267,6 +271,7 @@ export class Dispatcher {
     return wanted;
   }
 
+  /** Called for every unit a worker completed, with its result (processingMs: the scaler's service time). */
   onUnitDone(listener: (unit: WorkUnit, result: UnitResult) => void): void {
     this.doneListeners.push(listener);
   }
@@ -406,10 +411,8 @@ export class Dispatcher {
 
   private async send(worker: WorkerRecord, batch: Lease[]): Promise<void> {
     const started = performance.now();
-    // While the tasks are prepared, cancelling the last open unit of the batch ends it (nothing is sent).
-    const preparing = new AbortController();
-    for (const lease of batch) lease.batch = preparing;
     // A unit that cannot be prepared (its input vanished, say) fails its own attempt; the rest still go.
+    // A unit cancelled (or failed) while the tasks are prepared has its lease closed: it is not sent.
     const tasks = await Promise.all(
       batch.map(async (lease): Promise<Task | undefined> => {
         try {
@@ -465,7 +468,7 @@ export class Dispatcher {
     }
     const status = response.statusCode ?? 0;
     if (status < 200 || status >= 300) {
-      return this.batchRefused(worker, open, new Response(Readable.toWeb(response) as ReadableStream, { status, statusText: response.statusMessage }));
+      return this.batchRefused(worker, open, await readErrorAnswer(response));
     }
     const answered = new Set<string>();
     try {
@@ -486,8 +489,7 @@ export class Dispatcher {
   }
 
   /** The worker refused the whole batch. */
-  private async batchRefused(worker: WorkerRecord, open: Lease[], response: Response): Promise<void> {
-    const error = await readErrorResponse(response);
+  private batchRefused(worker: WorkerRecord, open: Lease[], error: ApiError): void {
     if (error.status === 503) {
       // The worker is draining: not the units' fault, so no attempt is spent.
       this.registry.markDraining(worker.id);

@@ -1,5 +1,8 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { readErrorResponse, type ApiError } from '../protocol/errors.js';
 
 /**
  * An idle connection is closed after this long. Node's agent ignores the server's Keep-Alive hint, and
@@ -17,16 +20,24 @@ const agents = {
 export interface KeepAliveRequest {
   method: string;
   headers?: OutgoingHttpHeaders;
-  body?: string;
+  /**
+   * A string, buffers written in order (never joined into one), or a stream piped in (its
+   * content-length is the caller's header; the others' is set here).
+   */
+  body?: string | readonly Buffer[] | Readable;
   signal?: AbortSignal;
-  /** The request fails with this error when no answer has begun within timeoutMs. */
+  /**
+   * The request fails with this error when its connection is idle this long before the answer's head
+   * arrives: no answer, or an upload that stalled.
+   */
   timeout?: { ms: number; error: () => Error };
 }
 
 /**
  * One request on a keep-alive node:http(s) agent, resolving with the response once its head arrives
- * (the caller reads or resumes the body). The master's hot requests (tasks to workers, HEADs to S3)
- * go this way: fetch (undici) cost about 2.5x the CPU per request here (docs/performance.md). The URL is
+ * (the caller reads or resumes the body). The hot requests (the master's tasks to workers and HEADs to
+ * S3, the workers' storage GETs and PUTs and heartbeats) go this way: fetch (undici) cost about 2.5x the
+ * CPU per request here (docs/performance.md). The URL is
  * parsed once (a presigned one is long), and the signal is one abort listener: node's own `signal`
  * option sets up an end-of-stream watcher per request, which cost more than the rest of the request's
  * set-up in a profile of the master.
@@ -36,8 +47,9 @@ export function keepAliveRequest(url: string | URL, options: KeepAliveRequest): 
   const { protocol } = target;
   if (protocol !== 'http:' && protocol !== 'https:') return Promise.reject(new Error(`${target.href}: only http and https are supported`));
   const client = protocol === 'https:' ? https : http;
-  const headers = options.body === undefined ? options.headers : { ...options.headers, 'content-length': Buffer.byteLength(options.body) };
-  const { signal, timeout } = options;
+  const { body, signal, timeout } = options;
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body === undefined || body instanceof Readable ? undefined : body.reduce((sum, chunk) => sum + chunk.length, 0);
+  const headers = length === undefined ? options.headers : { ...options.headers, 'content-length': length };
   if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
     const request = client.request(target, { method: options.method, agent: agents[protocol], headers }, resolve);
@@ -48,13 +60,23 @@ export function keepAliveRequest(url: string | URL, options: KeepAliveRequest): 
       request.once('close', () => signal.removeEventListener('abort', onAbort));
     }
     if (timeout) {
-      const timer = setTimeout(() => request.destroy(timeout.error()), timeout.ms);
-      request.once('response', () => clearTimeout(timer));
-      request.once('close', () => clearTimeout(timer));
+      // The socket's idle timeout, off again once the answer begins (its body is the caller's to time).
+      request.setTimeout(timeout.ms, () => request.destroy(timeout.error()));
+      request.once('response', () => request.setTimeout(0));
     }
     request.on('error', reject);
-    request.end(options.body);
+    if (body instanceof Readable) pipeline(body, request).catch(reject);
+    else if (typeof body === 'string' || body === undefined) request.end(body);
+    else {
+      for (const chunk of body) request.write(chunk);
+      request.end();
+    }
   });
+}
+
+/** A non-2xx answer of another DIPS process (or of storage) read back into the ApiError it was built from. */
+export function readErrorAnswer(response: IncomingMessage): Promise<ApiError> {
+  return readErrorResponse(new Response(Readable.toWeb(response) as ReadableStream, { status: response.statusCode ?? 0, statusText: response.statusMessage ?? '' }));
 }
 
 /** The error an aborted request fails with, as node's own `signal` option makes it: an AbortError caused by the reason. */

@@ -2,13 +2,12 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
-import https from 'node:https';
-import { Readable } from 'node:stream';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { writeAt } from '../image-core/intermediate.js';
-import { ApiError, readErrorResponse } from '../protocol/errors.js';
-import { keepAliveRequest } from '../shared/http-client.js';
+import { ApiError } from '../protocol/errors.js';
+import { keepAliveRequest, readErrorAnswer } from '../shared/http-client.js';
 import type { Location } from '../protocol/tasks.js';
 
 /** How a worker reaches the bytes a task names: the master's URL and its credential for `master` locations. */
@@ -171,12 +170,10 @@ async function putBody(location: Exclude<Location, { via: 'file' }>, body: Body,
 const storageTimeoutMs = 300_000;
 
 /**
- * One request to storage over node:http(s) (about a third of fetch's CPU per request here): a GET
- * through keepAliveRequest's pool; a PUT, whose body keepAliveRequest does not take (buffers or a
- * stream), on node's default agent, which keeps connections alive too (Node ≥ 19). An answer other than
- * 2xx is an error, and storage that cannot be reached (connection refused or reset, a name that does
- * not resolve) is reported as a storage error: the master retries it later, on any worker, instead of
- * taking the same failure on two workers for a bad item.
+ * One request to storage over keepAliveRequest's pool (about a third of fetch's CPU per request here).
+ * An answer other than 2xx is an error, and storage that cannot be reached (connection refused or
+ * reset, a name that does not resolve) is reported as a storage error: the master retries it later, on
+ * any worker, instead of taking the same failure on two workers for a bad item.
  */
 async function storageRequest(
   what: string,
@@ -185,9 +182,12 @@ async function storageRequest(
 ): Promise<IncomingMessage> {
   const { body, signal, ...request } = options;
   const send = () =>
-    body === undefined
-      ? keepAliveRequest(url, { ...request, ...(signal ? { signal } : {}), timeout: { ms: storageTimeoutMs, error: () => stalled(what) } })
-      : sendWithBody(url, request, body, signal);
+    keepAliveRequest(url, {
+      ...request,
+      ...(body === undefined ? {} : { body: typeof body === 'function' ? body() : body }),
+      ...(signal ? { signal } : {}),
+      timeout: { ms: storageTimeoutMs, error: () => stalled(what) },
+    });
   let response: IncomingMessage;
   try {
     // A kept-alive connection that the server closed just as the request went out resets (servers close
@@ -203,8 +203,7 @@ async function storageRequest(
   response.setTimeout(storageTimeoutMs, () => response.destroy(stalled(what)));
   const status = response.statusCode ?? 0;
   if (status < 200 || status >= 300) {
-    const answer = await readErrorResponse(new Response(Readable.toWeb(response) as ReadableStream, { status, statusText: response.statusMessage ?? '' }));
-    throw transferError(what, answer);
+    throw transferError(what, await readErrorAnswer(response));
   }
   return response;
 }
@@ -213,22 +212,6 @@ const connectionLost = new Set(['ECONNRESET', 'EPIPE']);
 
 /** A request body: buffers written in order, or a stream made afresh for each attempt (a file's). */
 type Body = readonly Buffer[] | (() => Readable);
-
-/** A request with a body written as it goes (no copy into one buffer), resolving once the answer's head arrives. */
-function sendWithBody(url: string, options: { method: string; headers: OutgoingHttpHeaders }, body: Body, signal: AbortSignal | undefined): Promise<IncomingMessage> {
-  const client = new URL(url).protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    const request = client.request(url, { ...options, ...(signal ? { signal } : {}) }, resolve);
-    request.setTimeout(storageTimeoutMs, () => request.destroy(new Error(`no answer within ${storageTimeoutMs / 1000} s`)));
-    request.on('error', reject);
-    if (typeof body === 'function') {
-      pipeline(body(), request).catch(reject);
-      return;
-    }
-    for (const chunk of body) request.write(chunk);
-    request.end();
-  });
-}
 
 const stalled = (what: string) => new ApiError(502, 'storage_error', `${what}: storage sent nothing for ${storageTimeoutMs / 1000} s`);
 

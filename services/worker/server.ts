@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { once } from 'node:events';
-import { Readable } from 'node:stream';
 import { authHeaders } from '../shared/auth.js';
 import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
-import { keepAliveRequest } from '../shared/http-client.js';
-import { describeErrorResponse } from '../shared/http-error.js';
+import { describeApiError } from '../protocol/errors.js';
+import { keepAliveRequest, readErrorAnswer } from '../shared/http-client.js';
 import type { Heartbeat } from '../protocol/tasks.js';
 import { createHttpServer, workerServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
@@ -58,7 +57,7 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
       });
       const status = response.statusCode ?? 0;
       if (status < 200 || status >= 300) {
-        throw new Error(await describeErrorResponse(new Response(Readable.toWeb(response) as ReadableStream, { status, statusText: response.statusMessage ?? '' })));
+        throw new Error(describeApiError(await readErrorAnswer(response)));
       }
       response.resume();
       if (lastWarning) logger.info({ master: masterUrl }, 'master reachable again');
