@@ -1,7 +1,7 @@
 import type { Response } from 'express';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
-import { isTerminal, type ImageView, type JobStore, type JobView } from './job-store.js';
+import { isTerminal, type JobStore, type JobView } from './job-store.js';
 
 export type StreamLimits = Pick<MasterConfig, 'maxStreamsPerJob' | 'maxStreams' | 'streamWriteTimeoutMs'>;
 
@@ -11,11 +11,10 @@ export type StreamLimits = Pick<MasterConfig, 'maxStreamsPerJob' | 'maxStreams' 
  */
 const smallJobIntervalMs = 250;
 /**
- * Jobs with more items than GET /v1/jobs/{id} lists (the contract: images for at most 1,000) send the
- * items that changed as `items` events, and build their view at most once a second: one diff over
- * 100,000 items costs tens of milliseconds.
+ * Jobs with more items than GET /v1/jobs/{id} lists (the contract: images for at most 1,000) stream
+ * their view without `images` (GET /v1/jobs/{id}/items pages them), built at most once a second.
  */
-const itemDeltaThreshold = 1_000;
+const largeJobItems = 1_000;
 const largeJobIntervalMs = 1_000;
 /** An SSE comment this often keeps proxies (and the client's idle timers) from closing a quiet stream. */
 const keepAliveMs = 15_000;
@@ -91,8 +90,6 @@ class Channel {
   private readonly subscribers = new Set<Subscriber>();
   private version = 0;
   private progressText = '';
-  /** Large jobs: each item's encoded view and the version it last changed in. */
-  private readonly items = new Map<number, { text: string; version: number }>();
   private timer: NodeJS.Timeout | undefined;
   /** The last view built, and the images changed since ('all': anything may have); the next view patches it. */
   private view: JobView | undefined;
@@ -163,10 +160,9 @@ class Channel {
       return this.endAll();
     }
     const before = this.progressText;
-    const changedItems = this.rebuild(job);
-    let frames = this.progressText === before ? '' : frame('progress', this.progressText);
-    if (changedItems.length > 0) frames += frame('items', `{"items":[${changedItems.join(',')}]}`);
-    if (frames !== '') {
+    this.rebuild(job);
+    if (this.progressText !== before) {
+      const frames = frame('progress', this.progressText);
       for (const subscriber of this.subscribers) {
         if (subscriber.behind) continue; // it is sent the latest state once it drains
         subscriber.version = this.version;
@@ -176,34 +172,15 @@ class Channel {
     if (this.finished) this.endAll();
   }
 
-  /** Takes in the job's current view: a new version, and for large jobs the encoded items that changed. */
-  rebuild(job: JobView): string[] {
+  /** Takes in the job's current view as a new version. */
+  rebuild(job: JobView): void {
     this.view = job;
     this.changedImages = new Set();
     this.finished = isTerminal(job.status);
     this.lastBuiltAt = Date.now();
     this.version += 1;
-    this.large = job.progress.total > itemDeltaThreshold;
-    if (!this.large) {
-      this.progressText = JSON.stringify(job);
-      return [];
-    }
-    const { images, ...summary } = job;
-    this.progressText = JSON.stringify(summary);
-    return (images ?? []).flatMap((item: ImageView) => {
-      const text = JSON.stringify(item);
-      if (this.items.get(item.index)?.text === text) return [];
-      this.items.set(item.index, { text, version: this.version });
-      return [text];
-    });
-  }
-
-  /** What a subscriber that fell behind is sent when it reads again: the latest view and the items since. */
-  private catchUp(since: number): string {
-    let frames = frame('progress', this.progressText);
-    const items = [...this.items.values()].filter((item) => item.version > since).map((item) => item.text);
-    if (items.length > 0) frames += frame('items', `{"items":[${items.join(',')}]}`);
-    return frames;
+    this.large = job.progress.total > largeJobItems;
+    this.progressText = JSON.stringify(job);
   }
 
   private write(subscriber: Subscriber, text: string): void {
@@ -214,9 +191,8 @@ class Channel {
       clearTimeout(subscriber.timer);
       subscriber.behind = false;
       if (subscriber.version === this.version || subscriber.res.writableEnded) return;
-      const since = subscriber.version;
       subscriber.version = this.version;
-      this.write(subscriber, this.catchUp(since));
+      this.write(subscriber, frame('progress', this.progressText));
     });
   }
 
