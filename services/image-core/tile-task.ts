@@ -111,10 +111,7 @@ export async function runTileJob(
   if (job.output && job.output.channels !== shape.channels) {
     throw new Error(`the stage made ${shape.channels}-channel pixels where its plan expects ${job.output.channels}`);
   }
-  if (job.jpeg) {
-    if (!job.core || !job.output) throw new Error('a tile encoding its part of the JPEG needs its core and the stage output shape');
-    return { bytes: await encodeBand(rawBand(result.core), job), outcome };
-  }
+  if (job.jpeg) return { bytes: await encodeBand(rawBand(result.core), job), outcome };
   const startsFile = !job.core || (job.core.x === 0 && job.core.y === 0);
   return { bytes: startsFile ? [await headerFor(job.output ?? shape), result.core.data] : [result.core.data], outcome };
 }
