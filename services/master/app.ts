@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import yazl from 'yazl';
@@ -10,6 +9,7 @@ import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
+import { sendStream } from '../shared/http-server.js';
 import { describeCatalogue } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
 import { downloadsBody, type DownloadsAnswer } from '../protocol/api.js';
@@ -148,24 +148,34 @@ export function createApp(master: Master) {
     const key = outputKey(image.job_id, image.idx);
     const file = await storage.locate(key, 'get', sameMachine);
     if (file?.via === 'file') return sendFile(res, file.path);
-    await send(await storage.getStream(key), res);
+    await sendStream(await storage.getStream(key), res);
   });
 
-  api.get('/jobs/:id/archive', (req, res) => {
+  api.get('/jobs/:id/archive', async (req, res) => {
     jobOr404(master, req.params.id);
     const images = store.imagesOf(req.params.id).filter((image) => image.status === 'succeeded');
     if (images.length === 0) throw new HttpError(409, 'no_results', `job ${req.params.id} has no finished images yet`);
     const zip = new yazl.ZipFile();
     const used = new Set<string>();
+    // yazl reads one entry at a time and does not end the entry it is reading when its output is
+    // destroyed: a client that leaves mid-archive would leave that result's file open.
+    let reading: Readable | undefined;
+    res.once('close', () => reading?.destroy());
     for (const image of images) {
       zip.addReadStreamLazy(uniqueName(outputName(image), used), (callback) => {
-        storage.getStream(outputKey(image.job_id, image.idx)).then((stream) => callback(null, stream), (error) => callback(error, undefined as never));
+        storage.getStream(outputKey(image.job_id, image.idx)).then(
+          (stream) => {
+            reading = stream;
+            if (res.destroyed) stream.destroy();
+            callback(null, stream);
+          },
+          (error) => callback(error, undefined as never),
+        );
       });
     }
     zip.end();
     res.type('application/zip').attachment(`${req.params.id}.zip`);
-    zip.outputStream.on('error', (error) => res.destroy(error as Error));
-    zip.outputStream.pipe(res);
+    await sendStream(zip.outputStream, res);
   });
 
   api.get('/cluster', (_req, res) => {
@@ -205,7 +215,7 @@ async function sendFile(res: express.Response, file: string): Promise<void> {
       res.setHeader('content-length', size);
       // The stream closes the handle when it ends, fails or is destroyed (the client went away).
       streaming = true;
-      return await send(handle.createReadStream({ highWaterMark: wholeReadBytes }), res);
+      return await sendStream(handle.createReadStream({ highWaterMark: wholeReadBytes }), res);
     }
     const data = Buffer.allocUnsafe(size);
     const { bytesRead } = await handle.read(data, 0, size, 0);
@@ -220,10 +230,6 @@ async function sendFile(res: express.Response, file: string): Promise<void> {
  * Streams a result to the client; either side failing destroys both, so a client that disconnects
  * mid-download leaves no file open. The answer has begun by then: a failure is only the cut connection.
  */
-async function send(body: Readable, res: express.Response): Promise<void> {
-  await pipeline(body, res).catch(() => undefined);
-}
-
 /** A finished result as a client downloads it: its file name, type and, with S3, the presigned URL it is fetched from. */
 async function resultOf(storage: Storage, image: ImageRow): Promise<{ name: string; contentType: string; direct: string | undefined }> {
   const name = outputName(image);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import { HttpError } from '../shared/http-error.js';
+import { sendStream } from '../shared/http-server.js';
 import { summarizeCluster } from '../shared/cluster-summary.js';
 import { contentTypeFor, type OutputFormat } from '../image-core/encode.js';
 import { isTerminal } from './job-store.js';
@@ -59,8 +60,7 @@ export function processRouter(master: Master): express.Router {
     res.type(contentTypeFor(image.out_format as OutputFormat)).set('X-DIPS-Job', id);
     // Header values must be ASCII: other characters of the decoded texts travel as JSON \u escapes.
     if (image.qr) res.set('X-DIPS-QR', image.qr.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
-    stream.on('error', (error) => res.destroy(error));
-    stream.pipe(res);
+    await sendStream(stream, res);
   });
   return router;
 }

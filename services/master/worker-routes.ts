@@ -2,6 +2,7 @@ import express from 'express';
 import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
 import { HttpError } from '../shared/http-error.js';
+import { sendStream } from '../shared/http-server.js';
 import { heartbeat, type HeartbeatAnswer } from '../protocol/tasks.js';
 import type { Master } from './master.js';
 
@@ -39,8 +40,7 @@ export function workerRoutes(master: Master): express.Router {
     if (!blob?.read) throw new HttpError(404, 'no_blob', `nothing to read at ${req.path} (the lease is over)`);
     const stream = await blob.read();
     res.type('application/octet-stream');
-    stream.on('error', (error) => res.destroy(error));
-    stream.pipe(res);
+    await sendStream(stream, res);
   });
 
   routes.put('/blobs/:lease/:direction', async (req, res) => {

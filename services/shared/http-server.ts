@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 
 /**
  * How long an idle keep-alive connection stays open. A client reuses an idle connection without knowing
@@ -123,4 +124,13 @@ function watchBodyRate(req: IncomingMessage, res: ServerResponse, minBytesPerSec
   timer.unref();
   req.once('end', () => clearInterval(timer));
   res.once('close', () => clearInterval(timer));
+}
+
+/**
+ * Sends a stream as a response's body. Either side's end ends both: a client that leaves mid-body
+ * releases the file behind the stream (`.pipe` would leave it paused and open), and a failing source
+ * cuts the response short rather than ending it as if complete.
+ */
+export async function sendStream(body: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
+  await pipeline(body, res).catch(() => undefined);
 }

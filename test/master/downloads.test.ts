@@ -81,3 +81,24 @@ describe('downloading a result larger than 1 MiB from local disk', () => {
     expect((await download(url, jobId, 0)).equals(result)).toBe(true);
   });
 });
+
+describe('downloading the job as a zip archive', () => {
+  it('closes the result file when the client disconnects mid-archive, and keeps serving', async () => {
+    expect(await openFilesOfJob()).toEqual([]);
+    await new Promise<void>((resolve, reject) => {
+      const request = http.get(`${url}/v1/jobs/${jobId}/archive`, (response) => {
+        expect(response.statusCode).toBe(200);
+        response.once('data', () => {
+          request.destroy();
+          resolve();
+        });
+      });
+      request.on('error', (error) => (request.destroyed ? undefined : reject(error)));
+    });
+    await waitUntil(openFilesOfJob, (open) => open.length === 0, 10_000, 'the result file closed');
+    const archive = await fetch(`${url}/v1/jobs/${jobId}/archive`);
+    expect(archive.status).toBe(200);
+    // A stored (or deflated) entry holds the result's bytes; the archive is at least as large as them.
+    expect((await archive.arrayBuffer()).byteLength).toBeGreaterThan(result.length / 2);
+  });
+});
