@@ -191,6 +191,55 @@ interface JobRow {
   manifest_written: number;
 }
 
+/** A job a claim can take from: its creation time (the claim order) and its queued indexes. */
+interface ClaimableJob {
+  createdAt: number;
+  queued: QueuedIndexes;
+}
+
+/**
+ * Item indexes waiting to be claimed, in order, as runs [from, to): a job's items are queued in long
+ * runs (created or listed together), so a 100,000-item job takes a few numbers, not 100,000.
+ */
+class QueuedIndexes {
+  private readonly runs: Array<[from: number, to: number]> = [];
+  size = 0;
+
+  /** Queues [from, to) (none of them queued already), merged with the runs it touches. */
+  add(from: number, to: number): void {
+    this.size += to - from;
+    let at = this.runs.length;
+    while (at > 0 && this.runs[at - 1]![0] > from) at -= 1;
+    const before = this.runs[at - 1];
+    if (before && before[1] === from) {
+      before[1] = to;
+      const after = this.runs[at];
+      if (after && after[0] === to) {
+        before[1] = after[1];
+        this.runs.splice(at, 1);
+      }
+      return;
+    }
+    const after = this.runs[at];
+    if (after && after[0] === to) after[0] = from;
+    else this.runs.splice(at, 0, [from, to]);
+  }
+
+  /** Takes up to `count` of the lowest indexes. */
+  take(count: number): number[] {
+    const taken: number[] = [];
+    while (taken.length < count && this.runs.length > 0) {
+      const run = this.runs[0]!;
+      const end = Math.min(run[1], run[0] + count - taken.length);
+      for (let index = run[0]; index < end; index++) taken.push(index);
+      run[0] = end;
+      if (run[0] === run[1]) this.runs.shift();
+    }
+    this.size -= taken.length;
+    return taken;
+  }
+}
+
 /** An outcome waiting for the next commit, and who hears what recording it did to its job. */
 interface HeldOutcome {
   item: { jobId: string; index: number; outcome: ItemOutcome };
@@ -321,11 +370,11 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   private readonly statements = new Map<string, Statement>();
   private inTransaction = false;
   /**
-   * Jobs that may have queued items, by kind, with their creation time: a claim takes from these
-   * without a query to find them. Every write that queues items adds its job; a job whose queued items
-   * ran out is dropped by the claim that finds fewer than it asked for.
+   * Jobs with queued items, by kind, with their creation time and the indexes queued (not yet claimed):
+   * a claim takes from these without a query, then reads each claimed row by its key. Every write that
+   * queues items adds them; a job whose queue runs out is dropped. Rebuilt from the table on opening.
    */
-  private readonly claimable: Record<JobKind, Map<string, number>> = { upload: new Map(), batch: new Map() };
+  private readonly claimable: Record<JobKind, Map<string, ClaimableJob>> = { upload: new Map(), batch: new Map() };
   /** Batch items claimed and not yet finished, per job: the claim order (fewest first) without counting them. */
   private readonly runningItems = new Map<string, number>();
   /** Batch jobs' submissions, parsed once: the runner reads them for every item. */
@@ -360,9 +409,26 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       )
       .all() as Array<{ id: string; kind: JobKind; created_at: number; status: ImageStatus; n: number }>;
     for (const row of rows) {
-      if (row.status === 'queued') this.claimable[row.kind].set(row.id, row.created_at);
+      if (row.status === 'queued') this.requeueFromTable(row.id, row.kind, row.created_at);
       else if (row.kind === 'batch') this.runningItems.set(row.id, row.n);
     }
+  }
+
+  /** A job's claim queue as the table has it: every queued row (held claims must be written first). */
+  private requeueFromTable(jobId: string, kind: JobKind, createdAt: number): void {
+    const queued = new QueuedIndexes();
+    const rows = this.prepare(`SELECT idx FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx`).all(jobId) as Array<{ idx: number }>;
+    for (const { idx } of rows) queued.add(idx, idx + 1);
+    if (queued.size > 0) this.claimable[kind].set(jobId, { createdAt, queued });
+    else this.claimable[kind].delete(jobId);
+  }
+
+  /** Indexes [from, to) of a job just queued (new images or items), at the end of its claim queue. */
+  private enqueue(jobId: string, kind: JobKind, createdAt: number, from: number, to: number): void {
+    if (to <= from) return;
+    let job = this.claimable[kind].get(jobId);
+    if (!job) this.claimable[kind].set(jobId, (job = { createdAt, queued: new QueuedIndexes() }));
+    job.queued.add(from, to);
   }
 
   /** Columns added after their table first shipped: a data dir of an earlier version gets them when opened. */
@@ -446,19 +512,50 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     return result;
   }
 
-  /** Writes held claims, started marks and outcomes, in that order (an item's outcome comes after its claim). */
+  /**
+   * Writes held claims, started marks and outcomes, in that order (an item's outcome comes after its
+   * claim), one row write per item where the window holds several of its changes: a claim and its
+   * started mark are one UPDATE, and an item whose outcome is held too is written by the outcome alone
+   * (queued to finished, with its start time).
+   */
   private writeHeld(held: HeldWrites) {
     const markRunning = this.prepare("UPDATE images SET status = 'running' WHERE job_id = ? AND idx = ? AND status = 'queued'");
+    const markRunningStarted = this.prepare("UPDATE images SET status = 'running', started_at = ? WHERE job_id = ? AND idx = ? AND status = 'queued'");
     // Claiming is what starts a job; nothing else about its status changes here (it was queued or running).
     const startJob = this.prepare(`UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = ? AND status = 'queued'`);
     const markStarted = this.prepare('UPDATE images SET started_at = ? WHERE job_id = ? AND idx = ? AND started_at IS NULL');
+    const finishing = new Map<string, Set<number>>();
+    for (const { item } of held.outcomes) addTo(finishing, item.jobId, item.index);
+    // The first start of an item counts (as `started_at IS NULL` has it).
+    const started = new Map<string, Map<number, number>>();
+    for (const { jobId, index, at } of held.started) {
+      let marks = started.get(jobId);
+      if (!marks) started.set(jobId, (marks = new Map()));
+      if (!marks.has(index)) marks.set(index, at);
+    }
     const touched = new Map<string, number[]>();
     for (const [jobId, indexes] of held.claims) {
       startJob.run(jobId);
-      for (const index of indexes) if (markRunning.run(jobId, index).changes > 0) appendTo(touched, jobId, index);
+      const finished = finishing.get(jobId);
+      const marks = started.get(jobId);
+      for (const index of indexes) {
+        if (finished?.has(index)) continue;
+        const at = marks?.get(index);
+        marks?.delete(index);
+        const changed = at === undefined ? markRunning.run(jobId, index) : markRunningStarted.run(at, jobId, index);
+        if (changed.changes > 0) appendTo(touched, jobId, index);
+      }
     }
-    for (const { jobId, index, at } of held.started) if (markStarted.run(at, jobId, index).changes > 0) appendTo(touched, jobId, index);
-    const outcomes = held.outcomes.length > 0 ? this.writeOutcomes(held.outcomes.map(({ item }) => item)) : undefined;
+    for (const [jobId, marks] of started) {
+      const finished = finishing.get(jobId);
+      for (const [index, at] of marks) {
+        if (finished?.has(index)) continue;
+        if (markStarted.run(at, jobId, index).changes > 0) appendTo(touched, jobId, index);
+        marks.delete(index);
+      }
+    }
+    // What is left in `started` are the marks of items finishing in this commit.
+    const outcomes = held.outcomes.length > 0 ? this.writeOutcomes(held.outcomes.map(({ item }) => item), started) : undefined;
     return { touched, outcomes };
   }
 
@@ -472,7 +569,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
         recorded(outcomes.results[position]!);
       }
     }
-    for (const [jobId, images] of touched) this.emit('job', jobId, [...new Set(images)]);
+    for (const [jobId, images] of touched) this.emit('job', jobId, [...new Set(images)].sort((a, b) => a - b));
   }
 
   /** A transaction that failed wrote nothing: what it held waits for the next one. */
@@ -500,7 +597,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
         insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format, image.progressive ? 1 : 0),
       );
     });
-    if (job.images.length > 0) this.claimable.upload.set(job.id, createdAt);
+    this.enqueue(job.id, 'upload', createdAt, 0, job.images.length);
     this.emit('job', job.id);
   }
 
@@ -534,15 +631,16 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     const insert = this.prepare(
       `INSERT INTO images (job_id, idx, name, status, source, source_version, source_size) VALUES (?, ?, ?, 'queued', ?, ?, ?)`,
     );
-    this.transaction(() => {
+    const first = this.transaction(() => {
       const { next } = this.prepare('SELECT COALESCE(MAX(idx) + 1, 0) AS next FROM images WHERE job_id = ?').get(jobId) as { next: number };
       items.forEach((item, offset) =>
         insert.run(jobId, next + offset, item.name, item.source, item.version?.fingerprint ?? null, item.version?.size ?? null),
       );
       this.prepare('UPDATE jobs SET list_cursor = ? WHERE id = ?').run(cursor, jobId);
       this.refreshJobStatus(jobId);
+      return next;
     });
-    if (items.length > 0) this.claimable.batch.set(jobId, this.batchJobSpec(jobId)!.createdAt);
+    if (items.length > 0) this.enqueue(jobId, 'batch', this.batchJobSpec(jobId)!.createdAt, first, first + items.length);
     this.emit('job', jobId);
   }
 
@@ -734,29 +832,32 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   /**
    * Takes up to limit queued items of one kind, oldest job first; batch jobs with fewer items running go
-   * first, so a small job is not stuck behind a 100,000-item one. The jobs come from memory (claimable,
-   * runningItems): no query to find them. The rows are marked running with the next commit (heldWritesMs):
-   * a claim only reads, so a refill never waits for the window; until then the held claims are skipped.
+   * first, so a small job is not stuck behind a 100,000-item one. The jobs and their queued indexes come
+   * from memory (claimable, runningItems): no query to find them. The rows are marked running with the
+   * next commit (heldWritesMs): a claim only reads, so a refill never waits for the window.
    */
   private claim(kind: JobKind, limit: number): ImageRow[] {
     const candidates = this.claimable[kind];
     if (limit <= 0 || candidates.size === 0) return [];
     const running = (id: string) => (kind === 'batch' ? (this.runningItems.get(id) ?? 0) : 0);
     const jobs = [...candidates.entries()].sort(
-      ([a, createdA], [b, createdB]) => running(a) - running(b) || createdA - createdB || (a < b ? -1 : a > b ? 1 : 0),
+      ([a, { createdAt: createdA }], [b, { createdAt: createdB }]) => running(a) - running(b) || createdA - createdB || (a < b ? -1 : a > b ? 1 : 0),
     );
-    const select = this.prepare(`SELECT * FROM images WHERE job_id = ? AND status = 'queued' ORDER BY idx LIMIT ?`);
     const claimed: ImageRow[] = [];
-    for (const [id] of jobs) {
-      const wanted = limit - claimed.length;
-      if (wanted <= 0) break;
-      const held = this.held.claims.get(id);
-      const rows = (select.all(id, wanted + (held?.size ?? 0)) as ImageRow[]).filter((row) => !held?.has(row.idx)).slice(0, wanted);
-      if (rows.length < wanted) candidates.delete(id);
-      if (rows.length === 0) continue;
-      for (const row of rows) addTo(this.held.claims, id, row.idx);
-      if (kind === 'batch') this.runningItems.set(id, running(id) + rows.length);
-      claimed.push(...rows);
+    for (const [id, { queued }] of jobs) {
+      if (claimed.length >= limit) break;
+      let taken = 0;
+      for (const index of queued.take(limit - claimed.length)) {
+        // Read by its key (a query by status was compiled anew on most runs); a row no longer queued
+        // (canceled, stopped) is passed over.
+        const row = this.image(id, index);
+        if (row?.status !== 'queued') continue;
+        addTo(this.held.claims, id, index);
+        claimed.push(row);
+        taken += 1;
+      }
+      if (queued.size === 0) candidates.delete(id);
+      if (kind === 'batch' && taken > 0) this.runningItems.set(id, running(id) + taken);
     }
     if (claimed.length > 0) this.hold(claimed.length);
     return claimed;
@@ -822,7 +923,8 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       if (changed > 0) {
         this.prepare(`UPDATE jobs SET status = 'running', error = NULL, finished_at = NULL, manifest_written = 0 WHERE id = ?`).run(jobId);
         this.refreshJobStatus(jobId);
-        this.claimable[job.kind].set(jobId, job.created_at);
+        // The held claims were written first (transaction): the queued rows are exactly the claimable ones.
+        this.requeueFromTable(jobId, job.kind, job.created_at);
       }
       return changed;
     });
@@ -889,13 +991,13 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   }
 
   /** The outcomes' rows, output records and job statuses (inside a transaction). */
-  private writeOutcomes(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>) {
+  private writeOutcomes(outcomes: ReadonlyArray<{ jobId: string; index: number; outcome: ItemOutcome }>, startedAt?: ReadonlyMap<string, ReadonlyMap<number, number>>) {
     const jobBefore = this.prepare('SELECT status, created_at, kind FROM jobs WHERE id = ?');
     // One prepared statement per row: passing the batch as one JSON array (UPDATE … FROM json_each) measured
     // slower at the 1-4 outcomes a turn brings.
     const update = this.prepare(
       `UPDATE images SET status = ?, error = ?, width = ?, height = ?, out_format = ?, qr = ?,
-         error_kind = ?, outputs = ?, skipped = ?, annotations = ?
+         error_kind = ?, outputs = ?, skipped = ?, annotations = ?, started_at = COALESCE(started_at, ?)
        WHERE job_id = ? AND idx = ? AND status NOT IN ('succeeded', 'failed', 'canceled')`,
     );
     const remember = this.prepare(
@@ -920,6 +1022,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
         outcome.outputs ? JSON.stringify(outcome.outputs) : null,
         outcome.skipped ? 1 : 0,
         outcome.annotations ? JSON.stringify(outcome.annotations) : null,
+        startedAt?.get(jobId)?.get(index) ?? null,
         jobId,
         index,
       ).changes;

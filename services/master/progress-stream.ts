@@ -1,7 +1,7 @@
 import type { Response } from 'express';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
-import { isTerminal, type JobStore, type JobView } from './job-store.js';
+import { isTerminal, type ImageView, type JobStore, type JobView } from './job-store.js';
 
 export type StreamLimits = Pick<MasterConfig, 'maxStreamsPerJob' | 'maxStreams' | 'streamWriteTimeoutMs'>;
 
@@ -94,6 +94,9 @@ class Channel {
   /** The last view built, and the images changed since ('all': anything may have); the next view patches it. */
   private view: JobView | undefined;
   private changedImages: Set<number> | 'all' = 'all';
+  /** Each image of the last view with its JSON: a patched view keeps unchanged images' objects, whose text is reused. */
+  private images: readonly ImageView[] = [];
+  private imageTexts: string[] = [];
   private lastBuiltAt = 0;
   private large = false;
   /** The job has reached a final state: every stream ends after its last event. */
@@ -180,7 +183,16 @@ class Channel {
     this.lastBuiltAt = Date.now();
     this.version += 1;
     this.large = job.progress.total > largeJobItems;
-    this.progressText = JSON.stringify(job);
+    const { images, ...summary } = job;
+    if (!images) {
+      this.progressText = JSON.stringify(job);
+      return;
+    }
+    // The same text as JSON.stringify(job) (images are the view's last field), encoding only images that changed.
+    const texts = images.map((image, index) => (image === this.images[index] ? this.imageTexts[index]! : JSON.stringify(image)));
+    this.images = images;
+    this.imageTexts = texts;
+    this.progressText = `${JSON.stringify(summary).slice(0, -1)},"images":[${texts.join(',')}]}`;
   }
 
   private write(subscriber: Subscriber, text: string): void {

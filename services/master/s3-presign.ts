@@ -1,6 +1,6 @@
+import { createHmac, hash } from 'node:crypto';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { presignedSeconds } from './storage.js';
 
 /** Where a bucket's objects are addressed and which region signs for it, as the SDK's endpoint rules decided. */
@@ -20,57 +20,81 @@ type Operation = keyof typeof methods;
 /** The key of the one URL per bucket that the SDK presigns to tell where the bucket is. */
 const probeKey = 'dips-endpoint-probe';
 
+/** SigV4's name for HMAC-SHA256 signing, and the last element of every credential scope. */
+const algorithm = 'AWS4-HMAC-SHA256';
+const scopeTerminator = 'aws4_request';
+
+/** A signing key, and what it was derived for: it changes with the day, the region and the secret. */
+interface SigningKey {
+  day: string;
+  region: string;
+  secret: string;
+  key: Buffer;
+}
+
 /**
  * Presigned S3 URLs at a fraction of getSignedUrl's cost. getSignedUrl builds a command and runs the
  * client's whole middleware stack for every URL (endpoint rules, serialisation, user agent, retries):
  * most of the master's CPU per batch item in S3 mode. Here the SDK presigns one URL per bucket, which
  * says where the bucket is (protocol, host, path style, signing region, as its endpoint rules decide),
- * and every other URL is signed with Smithy's SigV4 signer, the one getSignedUrl ends in, with the same
- * credentials provider: the signatures are the SDK's own (test/master/s3-presign.test.ts compares them).
+ * and every other URL is signed here by SigV4's query-string rules with the client's own credentials
+ * provider: the same URL as the SDK's (test/master/s3-presign.test.ts compares them). The signing key
+ * (four chained HMACs) is derived once per day and region, not per URL as Smithy's signer does (it also
+ * hashes the credentials per URL to find its cache entry): one SHA-256 and one HMAC per URL.
  */
 export class S3Presigner {
-  private readonly signer: SignatureV4;
   private readonly endpoints = new Map<string, Promise<BucketEndpoint>>();
+  private readonly keys = new Map<string, SigningKey>();
 
-  constructor(private readonly client: S3Client) {
-    this.signer = new SignatureV4({
-      credentials: client.config.credentials,
-      region: client.config.region,
-      service: 's3',
-      sha256: client.config.sha256,
-      // S3 signs the path as sent (no double encoding), and presigned requests carry no payload checksum.
-      uriEscapePath: false,
-      applyChecksum: false,
-    });
-  }
+  constructor(private readonly client: S3Client) {}
 
   /**
    * A URL for one operation on one object, valid presignedSeconds. `query` are parameters the URL carries
    * signed (response-content-disposition, uploadId, partNumber...).
    */
-  async url(operation: Operation, bucket: string, key: string, query: Record<string, string> = {}, signingDate?: Date): Promise<string> {
+  async url(operation: Operation, bucket: string, key: string, query: Record<string, string> = {}, signingDate = new Date()): Promise<string> {
     const endpoint = await this.endpointOf(bucket);
+    const credentials = await this.client.config.credentials();
     const host = endpoint.port === undefined ? endpoint.hostname : `${endpoint.hostname}:${endpoint.port}`;
     const path = `${endpoint.keyPath}${escapeKey(key)}`;
-    const signed = await this.signer.presign(
-      {
-        method: methods[operation],
-        protocol: endpoint.protocol,
-        hostname: endpoint.hostname,
-        ...(endpoint.port === undefined ? {} : { port: endpoint.port }),
-        path,
-        // The SDK names the operation in the URL where the path alone does not tell (S3 ignores it); kept, so that a URL here is the SDK's own.
-        query: operation === 'HeadObject' ? { ...query } : { ...query, 'x-id': operation },
-        // As the SDK's S3 presigner: the payload is not signed (the URL is used for any body).
-        headers: { host, 'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD' },
-      },
-      { expiresIn: presignedSeconds, signingRegion: endpoint.region, unsignableHeaders: new Set(['content-type']), ...(signingDate ? { signingDate } : {}) },
-    );
-    // Every parameter is a single string: the signer adds only those, to the ones given here.
-    const search = Object.entries(signed.query as Record<string, string>)
-      .map(([name, value]) => `${escapeQuery(name)}=${escapeQuery(value)}`)
+    // 20261202T040000Z: the ISO time without separators or milliseconds.
+    const time = signingDate.toISOString().replace(/[-:]|\.\d{3}/g, '');
+    const day = time.slice(0, 8);
+    const scope = `${day}/${endpoint.region}/s3/${scopeTerminator}`;
+    const parameters: Record<string, string> = {
+      ...query,
+      // The SDK names the operation in the URL where the path alone does not tell (S3 ignores it); kept, so that a URL here is the SDK's own.
+      ...(operation === 'HeadObject' ? {} : { 'x-id': operation }),
+      // As the SDK's S3 presigner: the payload is not signed (the URL is used for any body).
+      'X-Amz-Content-Sha256': 'UNSIGNED-PAYLOAD',
+      ...(credentials.sessionToken ? { 'X-Amz-Security-Token': credentials.sessionToken } : {}),
+      'X-Amz-Algorithm': algorithm,
+      'X-Amz-Credential': `${credentials.accessKeyId}/${scope}`,
+      'X-Amz-Date': time,
+      'X-Amz-Expires': String(presignedSeconds),
+      'X-Amz-SignedHeaders': 'host',
+    };
+    // Sorted by escaped name (code unit order, as SigV4 wants); each parameter is a single string.
+    const search = Object.entries(parameters)
+      .map(([name, value]) => [escapeQuery(name), escapeQuery(value)] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, value]) => `${name}=${value}`)
       .join('&');
-    return `${endpoint.protocol}//${host}${path}?${search}`;
+    // The canonical request: S3 signs the path as sent (no double escaping), host is the one signed header.
+    const canonical = `${methods[operation]}\n${path}\n${search}\nhost:${host}\n\nhost\nUNSIGNED-PAYLOAD`;
+    const toSign = `${algorithm}\n${time}\n${scope}\n${hash('sha256', canonical)}`;
+    const signature = createHmac('sha256', this.signingKey(credentials.secretAccessKey, day, endpoint.region)).update(toSign).digest('hex');
+    return `${endpoint.protocol}//${host}${path}?${search}&X-Amz-Signature=${signature}`;
+  }
+
+  /** HMAC("AWS4" + secret, day) → region → "s3" → "aws4_request", kept per region until the day or the secret changes. */
+  private signingKey(secret: string, day: string, region: string): Buffer {
+    const known = this.keys.get(region);
+    if (known && known.day === day && known.secret === secret) return known.key;
+    let key: Buffer | string = `AWS4${secret}`;
+    for (const part of [day, region, 's3', scopeTerminator]) key = createHmac('sha256', key).update(part).digest();
+    this.keys.set(region, { day, region, secret, key: key as Buffer });
+    return key as Buffer;
   }
 
   private endpointOf(bucket: string): Promise<BucketEndpoint> {

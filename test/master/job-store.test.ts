@@ -120,6 +120,25 @@ describe('job store', () => {
     expect(claim(10)).toEqual(['big/0', 'big/1', 'big/2', 'small/0', 'after/0', 'after/1', 'after/2']);
   });
 
+  it('claims each queued item once, lowest index first: pages listed meanwhile, failed items retried among the rest', () => {
+    store.createBatchJob({ id: 'job', pipeline: [], spec: { inputs: { prefix: 'file:///in' } }, specKey: 'job' });
+    const page = (from: number, to: number) => Array.from({ length: to - from }, (_, offset) => ({ source: `file:///in/${from + offset}.jpg`, name: `${from + offset}.jpg` }));
+    const claim = (limit: number) => store.claimQueuedItems(limit).map(({ index, name }) => `${index}:${name}`);
+    store.addItems('job', page(0, 4), '3.jpg');
+    expect(claim(3)).toEqual(['0:0.jpg', '1:1.jpg', '2:2.jpg']);
+    store.addItems('job', page(4, 7), '6.jpg');
+    store.finishListing('job');
+    expect(claim(2)).toEqual(['3:3.jpg', '4:4.jpg']);
+    const failed = { status: 'failed', error: 'bad', errorKind: 'transient' } as const;
+    store.finishImages([0, 2, 3].map((index) => ({ jobId: 'job', index, outcome: failed })));
+    expect(store.retryFailed('job')).toBe(3);
+    // 5 and 6 were never claimed; 0, 2 and 3 are queued again, before them.
+    expect(claim(10)).toEqual(['0:0.jpg', '2:2.jpg', '3:3.jpg', '5:5.jpg', '6:6.jpg']);
+    expect(claim(10)).toEqual([]);
+    store.commitHeld();
+    expect(store.imagesOf('job').map((row) => row.status)).toEqual(['running', 'running', 'running', 'running', 'running', 'running', 'running']);
+  });
+
   it("keeps a listed input's version with its item until the item is retried, and writes output records (and drops an upload's checkpoint) with the outcomes", () => {
     store.createBatchJob({ id: 'job', pipeline: [{ op: 'blur', sigma: 2 }], format: 'webp', spec: { inputs: { prefix: 's3://in/' } }, specKey: 'job' });
     store.addItems('job', [

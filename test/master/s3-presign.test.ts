@@ -41,6 +41,15 @@ describe.each(Object.entries(clients))('the presigner against getSignedUrl: %s',
     expect(sorted(await presigner.url('PutObject', 'dips-bucket', key, {}, signingDate))).toEqual(sorted(await getSignedUrl(client, new PutObjectCommand({ Bucket: 'dips-bucket', Key: key }), sdkOptions)));
   });
 
+  it('a URL of the next day, after one of this day (the signing key is derived again for it)', async () => {
+    const nextDay = new Date(signingDate.getTime() + 24 * 3600 * 1000);
+    for (const date of [signingDate, nextDay, signingDate]) {
+      expect(sorted(await presigner.url('GetObject', 'dips-bucket', keys[0]!, {}, date))).toEqual(
+        sorted(await getSignedUrl(client, new GetObjectCommand({ Bucket: 'dips-bucket', Key: keys[0]! }), { ...sdkOptions, signingDate: date })),
+      );
+    }
+  });
+
   it('a download that names its file and type, and an UploadPart', async () => {
     const disposition = `attachment; filename="r sum.jpg"; filename*=UTF-8''r%C3%A9sum.jpg`;
     expect(sorted(await presigner.url('GetObject', 'dips-bucket', keys[1]!, { 'response-content-disposition': disposition, 'response-content-type': 'image/jpeg' }, signingDate))).toEqual(

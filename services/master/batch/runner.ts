@@ -298,7 +298,8 @@ export class BatchRunner {
     const { version } = work;
     const info = await this.retrying(() => (version && store.readyListed ? store.readyListed(source, version) : store.stat(source)), signal);
     if (!info) throw new ItemError('permanent', `${work.source} does not exist`);
-    const key = contentKey({ uri: work.source, fingerprint: info.fingerprint }, pipeline, resolved.outputs);
+    // Only outputs under a prefix are recorded with their content key (a result in the master's storage is not).
+    const key = resolved.outputs.length > 0 ? contentKey({ uri: work.source, fingerprint: info.fingerprint }, pipeline, resolved.outputs) : '';
     if (resolved.outputs.length > 0 && (await this.alreadyWritten(resolved.outputs, key, signal))) {
       return { status: 'succeeded', skipped: true, outputs: resolved.outputs.map((output) => formatUri(output.location)) };
     }
