@@ -6,6 +6,7 @@ import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
 import { outputSizeOf, type Step } from './pipeline.js';
 import type { Channels, Rect } from './raw-image.js';
+import { fusable } from './sharp-raw.js';
 
 /** Memory of the smallest worker we plan for (an AWS micro instance). */
 const DEFAULT_WORKER_MEMORY_BYTES = 1024 ** 3;
@@ -34,6 +35,13 @@ const MAX_TILE_EDGE = 2048;
  * Each further step of the stage holds its input and output as a raw-pixel step does.
  */
 const DECODING_STRIP_BYTES_PER_SAMPLE = 2.5;
+/**
+ * Bytes per output sample of a decoding strip that streams its one step into a scratch file and encodes
+ * its band of the JPEG from there (runsThroughFile): the step's input once. Measured on the 100 MP JPEG,
+ * blur σ2, one strip per process over one whose decoder had started (83 MiB): 5000 rows peaked at
+ * 251-257 MiB (1.19 bytes per sample), 6240 rows at 288 (1.15), 7488 at 326 (1.13).
+ */
+const DECODING_STRIP_THROUGH_FILE_BYTES_PER_SAMPLE = 1.2;
 /**
  * A decoding stage has at least this many strips, so two workers share the decode. More cost more: each
  * strip decodes the upload from its first row to its last row (libvips decodes sequentially), so n strips
@@ -90,6 +98,11 @@ export interface PlanOptions {
   inputFormat?: InputFormat;
   /** The upload is progressive or interlaced (OpenedInput.progressive): decoded whole too, so a decode task runs first. */
   inputProgressive?: boolean;
+  /**
+   * The upload is plain (OpenedInput.plain): a decoding strip runs a sharp-native first step in its
+   * decode call (processImage's fusion), which lets it stream through a scratch file (runsThroughFile).
+   */
+  inputPlain?: boolean;
   /** The output's encoding: a baseline JPEG is encoded by the last stage's strips (Stage.restart). */
   output?: Pick<EncodeOptions, 'format' | 'progressive' | 'chromaSubsampling'>;
 }
@@ -214,7 +227,24 @@ export function planImage(
   const memoryEdge = Math.sqrt(memory / TASKS_PER_WORKER / bytesPerPixel) - 2 * halo;
   const wantedEdge = 2 ** Math.floor(Math.log2(Math.sqrt(pixels / TARGET_TILES)));
   const tileSize = Math.max(MIN_TILE_EDGE, Math.min(MAX_TILE_EDGE, wantedEdge, Math.floor(memoryEdge)));
-  return tiled(tileSize, decoding ? Math.max(tileSize, decodingTileSize(first, staged[0].shapes, memory, channels)) : tileSize);
+  if (!decoding) return tiled(tileSize);
+  // A lone decoding stage of one fused step whose strips encode the JPEG holds each strip once.
+  const own = staged[0].shapes;
+  const general = DECODING_STRIP_BYTES_PER_SAMPLE + WORKING_BYTES_PER_SAMPLE * (first.steps.length - 1);
+  const lean = options.inputPlain === true && stages.length === 1 && options.output !== undefined && encodesByRestartIntervals(options.output) && runsThroughFile(first.steps, shapes[0].channels);
+  const leanEdge = lean ? decodingTileSize(own, memory, channels, DECODING_STRIP_THROUGH_FILE_BYTES_PER_SAMPLE) : undefined;
+  const chroma = options.output?.chromaSubsampling;
+  const edge = leanEdge && restartStrips(first, own, leanEdge, chroma) ? leanEdge : decodingTileSize(own, memory, channels, general);
+  return tiled(tileSize, Math.max(tileSize, edge));
+}
+
+/**
+ * Whether a decoding strip of these steps, on a plain upload, runs them in its decode call (fusionOf:
+ * one sharp-native step, which keeps pixels in place), so that one encoding its band of the JPEG streams
+ * them into a scratch file (tile-task.ts) and holds its pixels once (DECODING_STRIP_THROUGH_FILE_BYTES_PER_SAMPLE).
+ */
+function runsThroughFile(steps: readonly Step[], channels: Channels): boolean {
+  return steps.length === 1 && fusable(steps[0], channels) && tilingOf(steps[0]) !== 'move';
 }
 
 /**
@@ -228,14 +258,13 @@ function decodesInBands(stage: Stage, input: Size, tileSize: number): boolean {
 }
 
 /**
- * The tile edge of a decoding stage: the fewest strips (at least MIN_DECODING_STRIPS) whose tasks fit a
- * worker's share of memory. Fewer strips decode less (each decodes from the top of the image down to its
- * last row); the strips after the first still let the other workers start at once, where a decode task
- * had them wait for the whole image.
+ * The tile edge of a decoding stage: the fewest strips (at least MIN_DECODING_STRIPS) whose tasks, at
+ * `bytesPerSample` of output, fit a worker's share of memory. Fewer strips decode less (each decodes
+ * from the top of the image down to its last row); the strips after the first still let the other
+ * workers start at once, where a decode task had them wait for the whole image.
  */
-function decodingTileSize(stage: Stage, own: readonly ImageShape[], memory: number, channels: number): number {
+function decodingTileSize(own: readonly ImageShape[], memory: number, channels: number, bytesPerSample: number): number {
   const pixels = Math.max(...own.map(({ width, height }) => width * height));
-  const bytesPerSample = DECODING_STRIP_BYTES_PER_SAMPLE + WORKING_BYTES_PER_SAMPLE * (stage.steps.length - 1);
   const strips = Math.max(MIN_DECODING_STRIPS, Math.ceil((pixels * channels * bytesPerSample) / (memory / TASKS_PER_WORKER)));
   return Math.ceil(Math.sqrt(pixels / strips));
 }

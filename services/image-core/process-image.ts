@@ -4,8 +4,8 @@ import { encodeImage, outputFormatFor, withEncoding, type EncodeOptions, type Ou
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { shapesThrough } from './planner.js';
-import { hasAlpha, type Channels } from './raw-image.js';
-import { rawPipeline, rawResult, toRawImage } from './sharp-raw.js';
+import type { Channels } from './raw-image.js';
+import { fusable, rawPipeline, rawResult, toRawImage } from './sharp-raw.js';
 
 export interface ProcessedImage {
   /** The encoded result. */
@@ -14,12 +14,6 @@ export interface ProcessedImage {
   height: number;
   format: OutputFormat;
   annotations: Annotations;
-}
-
-/** A step the executor can run inside a sharp call on pixels with `channels`. */
-function fusable(step: Step | undefined, channels: Channels): step is Step & { op: { sharp: object } } {
-  const native = step?.op.sharp;
-  return native !== undefined && (native.alpha === 'process' || !hasAlpha({ channels }));
 }
 
 /**

@@ -1,8 +1,9 @@
 import sharp, { type Sharp } from 'sharp';
 import type { z } from 'zod';
 import type { OperationDeclaration, SharpNative } from './operation.js';
+import type { Step } from './pipeline.js';
 import { toGrey } from './operations/grayscale.js';
-import { hasAlpha, joinAlpha, rawDescriptor, rawImage, splitAlpha, type RawImage } from './raw-image.js';
+import { hasAlpha, joinAlpha, rawDescriptor, rawImage, splitAlpha, type Channels, type RawImage } from './raw-image.js';
 
 /**
  * The one executor between raw pixels and sharp: operations never call sharp() themselves, they hand
@@ -32,6 +33,15 @@ export async function applySharp(
     return joinAlpha(await applySharp(colour, operation), alpha);
   }
   return rawResult(operation(rawPipeline(image)), image.channels);
+}
+
+/**
+ * A step that runs inside a sharp call on pixels with `channels` (a sharp-native op whose alpha rule
+ * allows them): processImage fuses it with decode or encode, a decoding strip runs it on its pieces.
+ */
+export function fusable(step: Step | undefined, channels: Channels): step is Step & { op: { sharp: object } } {
+  const native = step?.op.sharp;
+  return native !== undefined && (native.alpha === 'process' || !hasAlpha({ channels }));
 }
 
 /** A sharp pipeline reading raw pixels. */

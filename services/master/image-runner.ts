@@ -106,6 +106,7 @@ export class ImageRunner {
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
         inputFormat: work.inputFormat as InputFormat,
         inputProgressive: work.inputProgressive,
+        inputPlain: work.inputPlain,
         output: { format: (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat), ...work.options },
       });
       log.debug({ mode: plan.mode }, 'image started');

@@ -52,7 +52,7 @@ export async function validateSubmission(
     if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
     try {
       const info = await openInput(file.path, { maxPixels: config.maxPixels, name: file.name });
-      images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format, progressive: info.progressive });
+      images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format, progressive: info.progressive, plain: info.plain });
     } catch (error) {
       if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);
       throw error;

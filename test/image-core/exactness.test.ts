@@ -37,6 +37,8 @@ let small: string;
 let smallWithAlpha: string;
 let sixteenBit: string;
 let grey: string;
+let sixteenBitGrey: string;
+let rotatedJpeg: string;
 const garden = corpus('garden-odd.png');
 
 beforeAll(async () => {
@@ -56,6 +58,10 @@ beforeAll(async () => {
   await dune.clone().toColourspace('rgb16').png().toFile(sixteenBit);
   grey = join(dir, 'dune-grey.png');
   await dune.clone().toColourspace('b-w').png().toFile(grey);
+  sixteenBitGrey = join(dir, 'dune-grey16.png');
+  await dune.clone().toColourspace('grey16').png().toFile(sixteenBitGrey);
+  rotatedJpeg = join(dir, 'dune-orientation-6.jpg');
+  await dune.clone().jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toFile(rotatedJpeg);
 });
 
 afterAll(async () => {
@@ -115,6 +121,10 @@ describe('a tiled run gives the pixels of a whole-image run', () => {
       { label: 'sharpen > equalize > flop > median (two stages)', image: () => garden, pipeline: [{ op: 'sharpen' }, { op: 'equalize' }, { op: 'flop' }, { op: 'median', size: 3 }], tileSize: 257, encoding: {} },
       { label: 'grayscale > blur (one component)', image: () => garden, pipeline: [{ op: 'grayscale' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
       { label: 'blur on a grey upload (its strips stream through a scratch file)', image: () => grey, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 100, encoding: {} },
+      // Uploads that are not plain: the strips decode to raw pixels, run the step on those and encode their core.
+      { label: 'blur on an EXIF-rotated JPEG upload', image: () => rotatedJpeg, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 100, encoding: {} },
+      { label: 'blur on a 16-bit RGB upload', image: () => sixteenBit, pipeline: [{ op: 'blur', sigma: 2 }], tileSize: 100, encoding: {} },
+      { label: 'median on a 16-bit grey upload', image: () => sixteenBitGrey, pipeline: [{ op: 'median', size: 5 }], tileSize: 100, encoding: {} },
       { label: 'blur on an image with alpha (flattened)', image: () => smallWithAlpha, pipeline: [{ op: 'blur', sigma: 1 }], tileSize: 100, encoding: {} },
       { label: 'edges > blur (after a whole stage)', image: () => small, pipeline: [{ op: 'edges' }, { op: 'blur', sigma: 1 }], tileSize: 100, encoding: { quality: 50 } },
     ])('$label', async ({ image, pipeline, tileSize, encoding }) => {

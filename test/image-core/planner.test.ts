@@ -61,19 +61,36 @@ describe('planImage', () => {
   test('a baseline JPEG output is encoded by the last stage\'s strips, in bands of whole restart intervals', () => {
     const image = rgb(10_000, 10_000);
     const planned = (output: PlanOptions['output'], options = {}) => {
-      const plan = planImage(image, steps, { inputFormat: 'jpeg', workerMemoryBytes: 512 * MiB, output, ...options });
+      const plan = planImage(image, steps, { inputFormat: 'jpeg', inputPlain: true, workerMemoryBytes: 512 * MiB, output, ...options });
       if (plan.mode !== 'tiled') throw new Error('expected a tiled plan');
       return { restart: plan.stages.at(-1)!.restart, cores: planStageTiles(plan.stages[0], plan.input, plan.tileSize).map(({ core }) => core!) };
     };
-    // 625 MCUs of 16x16 a row: an interval holds at most 104 MCU rows (1664), so each 2500-row strip gets
-    // 2 pieces of 78 MCU rows; the 16 rows left at the bottom join the last strip.
+    // A blur on a plain upload runs in the decode call and streams each strip through a scratch file (1.2
+    // bytes a sample): 2 strips of about 5000 rows.
+    // 625 MCUs of 16x16 a row: an interval holds at most 104 MCU rows (1664), so each strip gets 3 pieces
+    // of 104 MCU rows; the 16 rows left at the bottom join the last strip.
     const jpeg = planned({ format: 'jpeg' });
-    expect(jpeg.restart).toEqual({ pieceRows: 1248, stripRows: 2496 });
-    expect(jpeg.cores.map(({ y, height }) => [y, height])).toEqual([[0, 2496], [2496, 2496], [4992, 2496], [7488, 2512]]);
-    // 4:4:4: 8x8 MCUs, 1250 a row, at most 52 MCU rows (416) an interval: 6 pieces of 416 rows a strip.
-    expect(planned({ format: 'jpeg', chromaSubsampling: '4:4:4' }).restart).toEqual({ pieceRows: 416, stripRows: 2496 });
+    expect(jpeg.restart).toEqual({ pieceRows: 1664, stripRows: 4992 });
+    expect(jpeg.cores.map(({ y, height }) => [y, height])).toEqual([[0, 4992], [4992, 5008]]);
+    // 4:4:4: 8x8 MCUs, 1250 a row, at most 52 MCU rows an interval: 13 pieces of 49 MCU rows (392) a strip.
+    expect(planned({ format: 'jpeg', chromaSubsampling: '4:4:4' }).restart).toEqual({ pieceRows: 392, stripRows: 5096 });
     for (const output of [{ format: 'jpeg', progressive: true }, { format: 'png' }, { format: 'webp' }, undefined] as const) {
       expect(planned(output).restart).toBeUndefined();
+    }
+    // A step that is not one sharp call (invert), or a blur of an upload that is not plain (decoded to raw
+    // pixels first), holds the strip's raw pixels, 2.5 bytes a sample: 4 strips; a second step 8 more: 16.
+    // PNG output has no pieces to encode from a file: 4 strips.
+    const cases = [
+      [[{ op: 'invert' }], { format: 'jpeg' }, true, 4],
+      [[{ op: 'blur' }], { format: 'jpeg' }, false, 4],
+      [[{ op: 'blur' }, { op: 'blur' }], { format: 'jpeg' }, true, 16],
+      [[{ op: 'blur' }], { format: 'png' }, true, 4],
+    ] as const;
+    for (const [pipeline, output, inputPlain, strips] of cases) {
+      const plan = planImage(image, parsePipeline(pipeline), { inputFormat: 'jpeg', inputPlain, workerMemoryBytes: 512 * MiB, output });
+      if (plan.mode !== 'tiled') throw new Error('expected a tiled plan');
+      expect(plan.stages[0]).toMatchObject({ decodes: true });
+      expect(planStageTiles(plan.stages[0], plan.input, plan.tileSize).length).toBe(strips);
     }
     // Strips thinner than an MCU (a forced tiny tile size) cannot be whole intervals: one encode task.
     expect(planned({ format: 'jpeg' }, { tileSize: 100 }).restart).toBeUndefined();

@@ -25,6 +25,24 @@ function batchJob(id: string, items: number): void {
 }
 
 describe('job store', () => {
+  it('keeps what the planner reads from an upload\'s header: progressive, plain (also after a reopen)', () => {
+    store.createJob({
+      id: 'u',
+      pipeline: [],
+      images: [
+        { name: 'camera.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: true, plain: false },
+        { name: 'mosaic.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: false, plain: true },
+      ],
+    });
+    store.close();
+    store = new JobStore(dir);
+    const claimed = store.claimQueuedImages(2);
+    expect(claimed.map(({ name, inputProgressive, inputPlain }) => ({ name, inputProgressive, inputPlain }))).toEqual([
+      { name: 'camera.jpg', inputProgressive: true, inputPlain: false },
+      { name: 'mosaic.jpg', inputProgressive: false, inputPlain: true },
+    ]);
+  });
+
   it('writes a turn of outcomes in one go: each its own row, the job finished once, one event per job with the rows changed', () => {
     batchJob('a', 3);
     batchJob('b', 1);
