@@ -209,7 +209,8 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
     `| master CPU ≤ ${goals.masterMsS3} ms per image, S3 mode: batch from a prefix | ${fixed(s3Batch!.master)} ms | ${verdict(s3Batch!.master <= goals.masterMsS3)} | ` +
       `no image byte passes the master (${kib(s3Batch!.bytes)} per image through its syscalls: HTTP control traffic, SQLite). Per item it still lists it, presigns ` +
       `the worker's GET and PUT and the client's download URL, sends its task to a worker (many tasks to a request), takes its result line and writes its ` +
-      `three state changes in SQLite (one commit per 50 ms window for all items); the rest is spread over express, the dispatcher, the HTTP client and garbage ` +
+      `state in SQLite (one commit per 50 ms window for all items; a claim and its start are one row write, an item finished within the window is written ` +
+      `by its outcome alone); the rest is spread over express, the dispatcher, the HTTP client and garbage ` +
       `collection, none of them a hot spot (docs/performance.md breaks the profile down). |`,
     `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk: uploads | ${fixed(localSmall!.master)} ms | ${verdict(localSmall!.master <= goals.masterMsLocal)} | ` +
       `co-located workers read and write the files themselves; the master receives each upload (a signed PUT streamed to a file, no parsing) ` +
