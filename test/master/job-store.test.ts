@@ -206,6 +206,8 @@ describe('job store', () => {
     expect([rows(), events, recorded]).toEqual([['queued', 'queued', 'queued'], [], []]);
     vi.advanceTimersByTime(1);
     expect(rows()).toEqual(['succeeded', 'running', 'queued']);
+    // Item 0 was claimed, started and finished within the window: one row write keeps its start time too.
+    expect([store.image('job', 0)!.started_at, store.image('job', 1)!.started_at]).toEqual([expect.any(Number), null]);
     expect(events).toEqual([['job', [0, 1]]]);
     expect(recorded).toEqual([{ status: 'running', finished: false, ageMs: expect.any(Number) }]);
     expect(store.getJob('job')!.images!.map((image) => image.status)).toEqual(['succeeded', 'queued', 'queued']);
