@@ -166,7 +166,7 @@ const installs = new Map<string, Promise<string>>();
 async function installDependencies(repoRoot: string, cacheDir: string, arch: BundleArch): Promise<string> {
   const lock = await readFile(path.join(repoRoot, 'package-lock.json'), 'utf8');
   const manifest = await productionManifest(repoRoot);
-  const key = createHash('sha256').update(lock).update(manifest).update('linux-glibc v2').digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(lock).update(manifest).update('linux-glibc v3').digest('hex').slice(0, 16);
   const base = path.join(cacheDir, `dependencies-${key}`);
   const folder = path.join(base, arch);
   if (existsSync(path.join(folder, 'node_modules'))) return folder;
@@ -183,6 +183,7 @@ async function installDependencies(repoRoot: string, cacheDir: string, arch: Bun
       if (npm.status !== 0) throw new Error(`npm ci --omit=dev --cpu=${arch} failed in ${partial}:\n${npm.stderr}`);
       // npm's own bookkeeping: it names the install folder, which differs between hosts.
       await rm(path.join(partial, 'node_modules', '.package-lock.json'));
+      await removeSourceMaps(path.join(partial, 'node_modules'));
     });
     await removeOtherKeys(cacheDir, base);
     return folder;
@@ -201,6 +202,16 @@ async function installDependencies(repoRoot: string, cacheDir: string, arch: Bun
     await Promise.all(wanted.map(([where, entry]) => fetchPackage(nameOf(where), entry.version, entry.integrity, path.join(cacheDir, 'packages'), path.join(partial, where))));
   });
   return folder;
+}
+
+/**
+ * Source maps are a fifth of the production tree (52 of 258 MB, most of them TensorFlow.js' and
+ * OpenTelemetry's): the services run without --enable-source-maps, so Node never reads them, and every
+ * deploy would upload and every boot download and unpack them.
+ */
+async function removeSourceMaps(nodeModules: string): Promise<void> {
+  const entries = await readdir(nodeModules, { recursive: true, withFileTypes: true });
+  await Promise.all(entries.filter((entry) => entry.isFile() && entry.name.endsWith('.map')).map((entry) => rm(path.join(entry.parentPath, entry.name))));
 }
 
 /**

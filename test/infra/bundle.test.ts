@@ -91,7 +91,7 @@ function elfMachine(file: string): number | undefined {
 }
 
 describe.each(['x64', 'arm64'] as const)('the %s bundle', (arch) => {
-  it('holds sorted entries with fixed times, no owners, Linux modes, and the production dependencies only', async () => {
+  it('holds sorted entries with fixed times, no owners, Linux modes, and the production dependencies only, without their source maps', async () => {
     const entries = await entriesOf(bundles[arch].archivePath);
     const names = entries.map((entry) => entry.path.replace(/\/$/, ''));
     // Files carry mtime 0; folders none at all (portable mode), so the unpacker's clock fills them in.
@@ -106,6 +106,7 @@ describe.each(['x64', 'arm64'] as const)('the %s bundle', (arch) => {
     const otherArch = arch === 'x64' ? 'arm64' : 'x64';
     expect(names.some((name) => name.includes(`sharp-linux-${otherArch}`) || name.includes('sharp-linuxmusl') || name.includes('sharp-darwin'))).toBe(false);
     expect(names.some((name) => name.endsWith('.node') && !name.startsWith('node_modules/@img/')), 'a native addon besides sharp').toBe(false);
+    expect(names.filter((name) => name.startsWith('node_modules/') && name.endsWith('.map'))).toEqual([]);
     for (const devOnly of ['vitest', 'typescript', 'aws-cdk-lib', 'cdk-nag', '.bin']) {
       expect(names.some((name) => name.startsWith(`node_modules/${devOnly}/`)), devOnly).toBe(false);
     }
