@@ -54,8 +54,8 @@ describe('a file:// batch job', () => {
     // A job of more than 1,000 items does not list them in its view.
     expect(job.images).toBeUndefined();
 
-    // The manifest copy is written as the job ends.
-    const written = await waitUntil(() => filesUnder(path.join(destinations, 'big')), (files) => files.length > count, 10_000, 'the manifest copy');
+    // The manifest copy is written as the job ends (through a partial file renamed into place, so wait for its name).
+    const written = await waitUntil(() => filesUnder(path.join(destinations, 'big')), (files) => files.includes(`manifest-${id}.jsonl`), 10_000, 'the manifest copy');
     expect(written).toEqual([...names, `manifest-${id}.jsonl`].sort());
     // Outputs are the inverted inputs: spot-check pixels of a few.
     for (const n of [0, 777, count - 1]) {
