@@ -91,7 +91,8 @@ async function besidePlainSharp(name: string, files: readonly string[], warmUp: 
 /** Jobs uploaded through the CLI's client, submitted together. */
 function sideBySide(name: string, cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row> {
   const files = jobs.flat();
-  return besidePlainSharp(name, files, () => runJob(cluster.url, files.slice(0, 2)), () => dipsRun(cluster, jobs));
+  // Warmed up by the same jobs, as sustainedBatch says.
+  return besidePlainSharp(name, files, () => Promise.all(jobs.map((each) => runJob(cluster.url, each))), () => dipsRun(cluster, jobs));
 }
 
 /**
@@ -168,7 +169,7 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
     '# DIPS benchmark results',
     '',
     `Written by \`npm run bench\` on ${new Date().toISOString()}: ${cores} cores (${cpu}), ${mib(os.totalmem())} memory, Node ${process.version}, ` +
-      `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, the jobs submitted together ` +
+      `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, warmed up by the same batch once, the jobs submitted together ` +
       `through the CLI's client (upload, live progress, download of every result); the "batch from" rows submit the same photos as batch jobs read from a folder ` +
       `(file:// under DIPS_SOURCES) or a bucket prefix, results kept in the master's storage, the client following each job's event stream and downloading every result ` +
       `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight, run right before and right after each DIPS row on the same files, the two averaged. ` +
