@@ -17,6 +17,8 @@ interface Call {
   batch: TaskBatch;
   /** Answers a task of this batch (one NDJSON line); end() closes the response, cut() breaks the connection. */
   answer(result: TaskResult): void;
+  /** Writes these bytes of the response as they are (parts of lines, several lines, anything). */
+  raw(text: string): void;
   end(): void;
   cut(): void;
 }
@@ -42,6 +44,7 @@ function fakeWorker(): Promise<Server> {
       worker: String(port),
       batch: taskBatch.parse(JSON.parse(text)),
       answer: (result) => void res.write(`${JSON.stringify(result)}\n`),
+      raw: (text) => void res.write(text),
       end: () => void res.end(),
       cut: () => void req.socket.destroy(),
     });
@@ -325,6 +328,32 @@ describe('dispatcher', () => {
     second.answer(done(second.batch.tasks[0]!.lease));
     second.end();
     await expect(cutOff).resolves.toMatchObject({ lease: second.batch.tasks[0]!.lease });
+  });
+
+  it('takes result lines however the bytes arrive; a line that is no result marks the worker dead and retries the rest', async () => {
+    beat(1);
+    const results = ['split', 'second', 'third', 'garbled'].map((id) => dispatcher.run(unit(id)));
+    await until(() => calls.length > 0);
+    const first = calls[0]!;
+    const [split, second, third, garbled] = first.batch.tasks;
+    const line = (lease: string) => `${JSON.stringify(done(lease))}\n`;
+    // One line cut in two writes, then two lines and a blank one in one write.
+    first.raw(line(split!.lease).slice(0, 20));
+    await nextTurns();
+    first.raw(line(split!.lease).slice(20));
+    await expect(results[0]).resolves.toMatchObject({ lease: split!.lease });
+    first.raw(`${line(second!.lease)}\n${line(third!.lease)}`);
+    await expect(results[1]).resolves.toMatchObject({ lease: second!.lease });
+    await expect(results[2]).resolves.toMatchObject({ lease: third!.lease });
+    first.raw('{"ok":true}\n');
+    await until(() => registry.list().some((worker) => worker.state === 'dead'));
+    beat(2);
+    await waitingForRetry();
+    await vi.advanceTimersByTimeAsync(retryDelay(100, 1, 0.5) + 1);
+    await until(() => calls.length > 1);
+    expect(calls[1]!.batch.tasks.map((task) => task.unit)).toEqual([garbled!.unit]);
+    answerAll(calls[1]!);
+    await expect(results[3]).resolves.toMatchObject({ lease: calls[1]!.batch.tasks[0]!.lease });
   });
 
   it('fills a worker with many short units in one request, and refills it only once its window has drained below the low-water mark', async () => {
