@@ -92,6 +92,8 @@ export async function hugeImage(): Promise<HugeResult> {
   const plain = await plainRun(file, true);
   const plainUnoptimised = await plainRun(file, false);
   return withCluster(clusterEnv, async (cluster) => {
+    // A running cluster, as the batches measure one (bench/images.ts): the same job once first, outside the measurement.
+    await runJob(cluster.url, [file]);
     const run = await dipsRun(cluster, file);
     const { width, height } = await sharp(file).metadata();
     return {

@@ -196,7 +196,7 @@ function report(rows: Row[], huge: HugeResult, inputBytes: number): string {
     '| --- | ---: | ---: | ---: |',
     `| plain sharp, whole image (${huge.threads} libvips thread${huge.threads === 1 ? '' : 's'}) | ${fixed(huge.plainSeconds)} s | ${fixed(huge.plainCpuSeconds)} s | ${mib(huge.plainPeak)} |`,
     `| plain sharp without Huffman optimisation (DIPS' JPEG setting) | ${fixed(huge.plainUnoptimised.seconds)} s | ${fixed(huge.plainUnoptimised.cpuSeconds)} s | ${mib(huge.plainUnoptimised.peakBytes)} |`,
-    `| DIPS, tiled (upload and download included) | ${fixed(huge.dipsSeconds)} s (${fixed(hugeRatio)}x sharp with the same JPEG setting, ` +
+    `| DIPS, tiled (upload and download included; after one warm-up run of the same job) | ${fixed(huge.dipsSeconds)} s (${fixed(hugeRatio)}x sharp with the same JPEG setting, ` +
       `${fixed(huge.dipsSeconds / huge.plainSeconds)}x sharp's defaults) | workers ${fixed(huge.workerCpuSeconds)} s, master ${fixed(huge.masterCpuSeconds)} s | ` +
       `master ${mib(huge.masterPeak)}; workers ${huge.workerPeaks.map(mib).join(', ')} |`,
     '',
