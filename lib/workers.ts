@@ -6,6 +6,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { BundleRelease } from './bundle-release.js';
+import { workerNodeArgs } from '../services/worker/node-args.js';
 import { addBootCommands } from './bundle/user-data.js';
 import { WORKER_PORT } from './config.js';
 import { instanceRole } from './instance-role.js';
@@ -103,6 +104,7 @@ export class Workers extends Construct {
       bundleParameterName: props.release.parameterName,
       secrets: { DIPS_WORKER_TOKEN: props.workerToken.secretArn },
       serviceArgs: `worker --port ${WORKER_PORT} --master ${props.masterUrl}`,
+      nodeArgs: workerNodeArgs.join(' '),
       serviceEnv: { DIPS_WORKER_HOST: '0.0.0.0', AWS_REGION: Aws.REGION },
       healthUrl: `http://127.0.0.1:${WORKER_PORT}/healthz`,
       logGroupName: props.logGroupName,

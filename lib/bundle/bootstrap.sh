@@ -10,6 +10,7 @@
 #   DIPS_SECRET_IDS        NAME=secret ARN, one a line: each becomes NAME=<secret> in the service's environment
 #   AWS_REGION             the region, used to sign the requests; DIPS_*_URL its endpoints
 #   DIPS_SERVICE_ARGS      the dips command line; DIPS_SERVICE_ENV its environment, one NAME=value a line
+#   DIPS_NODE_ARGS         optional: node's flags before the entry point (a worker's: services/worker/node-args.ts)
 #   DIPS_HEALTH_URL        what must answer 200 before the boot counts as a success
 #   DIPS_ADVERTISE_PORT    workers only: the port the master reaches them on, at this instance's private IP
 #   DIPS_DATA_VOLUME_ID    master only: the EBS volume holding /var/lib/dips (survives the instance); this
@@ -254,7 +255,7 @@ After=network-online.target
 [Service]
 User=dips
 EnvironmentFile=/etc/dips/dips.env
-ExecStart=/opt/dips/bin/node /opt/dips/dist/services/cli/main.js $DIPS_SERVICE_ARGS
+ExecStart=/opt/dips/bin/node ${DIPS_NODE_ARGS:+$DIPS_NODE_ARGS }/opt/dips/dist/services/cli/main.js $DIPS_SERVICE_ARGS
 Restart=always
 RestartSec=2
 # A stopping worker drains (finishes what it holds); the master resumes from SQLite on restart.

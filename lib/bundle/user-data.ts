@@ -14,6 +14,8 @@ export interface BootUserDataProps {
   secrets: Record<string, string>;
   /** The dips command line, e.g. `worker --port 12345 --master http://10.0.0.5:8080`. */
   serviceArgs: string;
+  /** Node's own flags before the entry point (services/worker/node-args.ts). */
+  nodeArgs?: string;
   /** The service's environment besides the secrets. */
   serviceEnv: Record<string, string>;
   healthUrl: string;
@@ -51,6 +53,7 @@ export function addBootCommands(userData: ec2.UserData, props: BootUserDataProps
     `DIPS_AUTOSCALING_URL='${endpoint('autoscaling')}'`,
     `DIPS_EC2_URL='${endpoint('ec2')}'`,
     `DIPS_SERVICE_ARGS='${props.serviceArgs}'`,
+    ...(props.nodeArgs === undefined ? [] : [`DIPS_NODE_ARGS='${props.nodeArgs}'`]),
     `DIPS_SERVICE_ENV='${lines(props.serviceEnv)}'`,
     `DIPS_HEALTH_URL='${props.healthUrl}'`,
     `DIPS_LOG_GROUP='${props.logGroupName}'`,

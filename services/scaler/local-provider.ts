@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { loadWorkerConfig } from '../shared/config.js';
+import { workerNodeArgs } from '../worker/node-args.js';
 import type { CapacityProvider, CapacityReport, WorkerSnapshot } from './capacity-provider.js';
 
 export interface LocalProviderOptions {
@@ -81,7 +82,7 @@ export class LocalCapacityProvider implements CapacityProvider {
   }
 
   private startWorker(): LocalWorker {
-    const child = spawn(process.execPath, ['--import', exitWithMaster, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
+    const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMaster, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
       env: workerEnvironment(this.options.env ?? process.env, this.options.masterUrl),
       // The IPC channel is how the worker notices this process is gone (exit-with-master.ts).
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],

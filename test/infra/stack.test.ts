@@ -12,6 +12,7 @@ import type { BundleCommand } from '../../lib/bundle-release.js';
 import { archOfInstanceType } from '../../lib/bundle/target.js';
 import { readConfig } from '../../lib/config.js';
 import { AMIS, CLI_BUNDLING_STACKS, type CdkCommand, codeVersion, synthesize } from './synth.js';
+import { workerNodeArgs } from '../../services/worker/node-args.js';
 
 const ALLOWED_CIDR = '203.0.113.0/24';
 // A Graviton master and x86 workers: both bundles, both images.
@@ -410,6 +411,7 @@ describe('workers', () => {
     const [instanceId] = masterInstance();
     const text = userDataText(workerLaunchTemplate().UserData);
     expect(text).toContain(`DIPS_SERVICE_ARGS='worker --port 12345 --master http://\${GetAtt:${instanceId}.PrivateIp}:8080'`);
+    expect(text).toContain(`DIPS_NODE_ARGS='${workerNodeArgs.join(' ')}'`);
     expect(text).toContain('DIPS_ADVERTISE_PORT=12345');
     expect(text).toContain('DIPS_WORKER_HOST=0.0.0.0');
     expect(text).toMatch(/DIPS_SECRET_IDS='DIPS_WORKER_TOKEN=\$\{Ref:StorageWorkerToken[0-9A-F]+\}'\n/);
