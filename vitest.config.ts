@@ -28,8 +28,8 @@ class LongestFirst extends BaseSequencer {
       const place = longestFiles.indexOf(relative(file.project.config.root, file.moduleId).split('\\').join('/'));
       return place < 0 ? longestFiles.length : place;
     };
-    const ordered = await super.sort(files);
-    return ordered.map((file, order) => ({ file, order, rank: rank(file) })).sort((a, b) => a.rank - b.rank || a.order - b.order).map(({ file }) => file);
+    // Array sort is stable: files of one rank keep vitest's order.
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
   }
 }
 

@@ -60,8 +60,10 @@ async function plainSharp(files: readonly string[]): Promise<Side> {
 
 /** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */
 async function dipsRun(cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row['dips']> {
-  return countersAround(await cluster.pids(), () => Promise.all(jobs.map((files) => runJob(cluster.url, files))));
+  return countersAround(await cluster.pids(), () => runJobs(cluster, jobs));
 }
+
+const runJobs = (cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>) => Promise.all(jobs.map((files) => runJob(cluster.url, files)));
 
 async function megapixels(files: readonly string[]): Promise<number> {
   let total = 0;
@@ -92,7 +94,7 @@ async function besidePlainSharp(name: string, files: readonly string[], warmUp: 
 function sideBySide(name: string, cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row> {
   const files = jobs.flat();
   // Warmed up by the same jobs, as sustainedBatch says.
-  return besidePlainSharp(name, files, () => Promise.all(jobs.map((each) => runJob(cluster.url, each))), () => dipsRun(cluster, jobs));
+  return besidePlainSharp(name, files, () => runJobs(cluster, jobs), () => dipsRun(cluster, jobs));
 }
 
 /**
