@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { BatchJobBody, JobSummary, JobsPage } from '../protocol/batch.js';
+import { batchAccepted, jobSummary, jobsPage, retryAccepted, type BatchJobBody, type JobSummary, type JobsPage } from '../protocol/batch.js';
 import type { MasterClient } from './client.js';
 
 /* `dips submit --from`, `dips jobs`, `dips retry`: batch jobs read from storage. */
@@ -55,7 +55,7 @@ export function batchBody(options: Omit<BatchSubmitOptions, 'progress'>): BatchJ
  */
 export async function submitBatch(client: MasterClient, options: BatchSubmitOptions): Promise<JobSummary> {
   const { default: cliProgress } = await import('cli-progress');
-  const accepted = await client.json<{ id: string; resumed?: boolean }>('/v1/jobs', {
+  const accepted = await client.json('/v1/jobs', batchAccepted, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(batchBody(options)),
@@ -71,7 +71,7 @@ export async function submitBatch(client: MasterClient, options: BatchSubmitOpti
   let first: number | undefined;
   let job: JobSummary;
   for (;;) {
-    job = await client.json<JobSummary>(`/v1/jobs/${accepted.id}`);
+    job = await client.json(`/v1/jobs/${accepted.id}`, jobSummary);
     const finished = job.progress.done + job.progress.failed;
     first ??= finished;
     const seconds = (Date.now() - started) / 1000;
@@ -112,7 +112,7 @@ export function registerBatchCommands(program: Command): void {
     .option('--master <url>', 'master URL')
     .action(async (options: { status?: string; limit: string; cursor?: string; json?: boolean; master?: string }) => {
       const query = new URLSearchParams({ limit: options.limit, ...(options.status ? { status: options.status } : {}), ...(options.cursor ? { cursor: options.cursor } : {}) });
-      const page = await (await clientFor(options.master)).json<JobsPage>(`/v1/jobs?${query}`);
+      const page = await (await clientFor(options.master)).json(`/v1/jobs?${query}`, jobsPage);
       if (options.json) process.stdout.write(`${JSON.stringify(page, null, 2)}\n`);
       else printJobs(page);
     });
@@ -123,7 +123,7 @@ export function registerBatchCommands(program: Command): void {
     .argument('<id>', 'job id')
     .option('--master <url>', 'master URL')
     .action(async (id: string, options: { master?: string }) => {
-      const answer = await (await clientFor(options.master)).json<{ id: string; status: string; retried: number }>(`/v1/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' });
+      const answer = await (await clientFor(options.master)).json(`/v1/jobs/${encodeURIComponent(id)}/retry`, retryAccepted, { method: 'POST' });
       process.stdout.write(`job ${answer.id}: ${answer.retried} failed item${answer.retried === 1 ? '' : 's'} re-queued (${answer.status})\n`);
     });
 }

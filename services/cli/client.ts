@@ -1,4 +1,6 @@
+import type { z } from 'zod';
 import { authHeaders } from '../shared/auth.js';
+import { parseResponse } from '../protocol/api.js';
 import { masterUrlFrom } from '../shared/config.js';
 import { describeApiError, readErrorResponse } from '../protocol/errors.js';
 
@@ -27,8 +29,9 @@ export class MasterClient {
     return response;
   }
 
-  async json<T>(path: string, init?: RequestInit): Promise<T> {
-    return (await (await this.request(path, init)).json()) as T;
+  /** Fetches a path and reads its answer through the route's protocol schema. */
+  async json<Schema extends z.ZodType>(path: string, schema: Schema, init?: RequestInit): Promise<z.output<Schema>> {
+    return parseResponse(schema, await this.request(path, init));
   }
 }
 

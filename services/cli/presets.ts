@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { parseResponse } from '../protocol/api.js';
 import { duplicatesReport, preset, presetBody, presetList, type PresetBody } from '../protocol/presets.js';
 import type { MasterClient } from './client.js';
 import { formatTable } from './table.js';
@@ -58,7 +57,7 @@ export function registerPresetCommands(program: Command): void {
     .option('--json', 'print the answer of GET /v1/presets')
     .option('--master <url>', 'master URL')
     .action(async (options: { json?: boolean; master?: string }) => {
-      const list = await parseResponse(presetList, await (await clientFor(options.master)).request('/v1/presets'));
+      const list = await (await clientFor(options.master)).json('/v1/presets', presetList);
       if (options.json) return printJson(list);
       if (list.presetsOnly) process.stdout.write('presets-only master: jobs must name one of these\n');
       if (list.presets.length === 0) return void process.stdout.write('no presets (dips presets put NAME --pipeline JSON)\n');
@@ -78,7 +77,7 @@ export function registerPresetCommands(program: Command): void {
     .argument('<name>')
     .option('--master <url>', 'master URL')
     .action(async (name: string, options: { master?: string }) => {
-      const { name: _name, updatedAt: _updated, ...body } = await parseResponse(preset, await (await clientFor(options.master)).request(`/v1/presets/${encodeURIComponent(name)}`));
+      const { name: _name, updatedAt: _updated, ...body } = await (await clientFor(options.master)).json(`/v1/presets/${encodeURIComponent(name)}`, preset);
       printJson(body);
     });
 
@@ -119,7 +118,7 @@ export function registerPresetCommands(program: Command): void {
     .option('--json', 'print the answer of GET /v1/jobs/{id}/duplicates')
     .option('--master <url>', 'master URL')
     .action(async (id: string, options: { json?: boolean; master?: string }) => {
-      const report = await parseResponse(duplicatesReport, await (await clientFor(options.master)).request(`/v1/jobs/${encodeURIComponent(id)}/duplicates`));
+      const report = await (await clientFor(options.master)).json(`/v1/jobs/${encodeURIComponent(id)}/duplicates`, duplicatesReport);
       if (options.json) return printJson(report);
       if (report.groups.length === 0) return void process.stdout.write(`no duplicates (no two items within ${report.threshold} bits)\n`);
       for (const [number, group] of report.groups.entries()) {

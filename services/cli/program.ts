@@ -155,10 +155,12 @@ program
   .action(async (id: string, options: { master?: string; json?: boolean }) => {
     const { MasterClient } = await import('./client.js');
     const { formatJob } = await import('./views.js');
+    const { jobView } = await import('../protocol/api.js');
+    const { clusterAnswer } = await import('../protocol/newcomer.js');
     const client = new MasterClient(options.master);
-    const job = await client.json<import('./submit.js').JobState>(`/v1/jobs/${encodeURIComponent(id)}`);
+    const job = await client.json(`/v1/jobs/${encodeURIComponent(id)}`, jobView);
     if (options.json) return printJson(job);
-    const cluster = job.status === 'queued' ? await client.json<import('../shared/cluster-summary.js').ClusterSummary>('/v1/cluster') : undefined;
+    const cluster = job.status === 'queued' ? await client.json('/v1/cluster', clusterAnswer) : undefined;
     process.stdout.write(`${formatJob(job, cluster?.waiting?.replace('<master URL>', client.baseUrl))}\n`);
   });
 
@@ -186,8 +188,9 @@ program
   .action(async (options: { master?: string; json?: boolean }) => {
     const { MasterClient } = await import('./client.js');
     const { formatCluster } = await import('./views.js');
+    const { clusterAnswer } = await import('../protocol/newcomer.js');
     const client = new MasterClient(options.master);
-    const cluster = await client.json<Parameters<typeof formatCluster>[0]>('/v1/cluster');
+    const cluster = await client.json('/v1/cluster', clusterAnswer);
     if (options.json) return printJson(cluster);
     process.stdout.write(`${formatCluster(cluster, client.baseUrl)}\n`);
   });

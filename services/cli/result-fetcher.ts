@@ -74,8 +74,8 @@ export class ResultFetcher {
     for (let start = 0; start < indexes.length && this.batchRoute; start += maxDownloadsPerRequest) {
       const page = indexes.slice(start, start + maxDownloadsPerRequest);
       try {
-        const answer = await this.client.json(`/v1/jobs/${jobId}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: page }) });
-        downloads.push(...downloadsAnswer.parse(answer).downloads);
+        const answer = await this.client.json(`/v1/jobs/${jobId}/downloads`, downloadsAnswer, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: page }) });
+        downloads.push(...answer.downloads);
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 404 && error.code === 'not_found')) throw error;
         this.batchRoute = false;

@@ -6,13 +6,13 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
-import type { ClusterSummary } from '../shared/cluster-summary.js';
 import { batchAccepted } from '../protocol/batch.js';
+import { clusterAnswer } from '../protocol/newcomer.js';
 import { preset } from '../protocol/presets.js';
 import type { WholeImageBudget } from '../protocol/tasks.js';
-import { uploadSession, uploadSessionTerms, type UploadSession } from '../protocol/uploads.js';
+import { storedFile, uploadSession, uploadSessionTerms, type UploadSession } from '../protocol/uploads.js';
 import { describeErrorResponse } from '../shared/http-error.js';
-import type { ResultDownload } from '../protocol/api.js';
+import { isTerminalStatus, jobAccepted, jobWithImages, type ImageView, type JobWithImages, type ResultDownload } from '../protocol/api.js';
 import { ApiError, type MasterClient } from './client.js';
 import { ResultFetcher } from './result-fetcher.js';
 import { TerminalOutput } from './terminal-output.js';
@@ -34,22 +34,6 @@ export interface SubmitOptions {
   quiet?: boolean;
 }
 
-export interface ImageState {
-  index: number;
-  name: string;
-  status: string;
-  error?: string;
-  qr?: string[];
-}
-
-export interface JobState {
-  id: string;
-  status: string;
-  progress: { done: number; total: number };
-  images: ImageState[];
-}
-
-const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 const maxSaturatedRetries = 60;
 const pollIntervalMs = 250;
 /** How often a job that has not started asks the cluster why (no worker, workers starting). */
@@ -58,25 +42,25 @@ const waitingCheckMs = 2_000;
 const parallelUploads = 4;
 
 /** Images that were really processed: succeeded or failed, not canceled before they ran. */
-export const processedCount = (job: JobState): number => job.images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length;
+export const processedCount = (job: JobWithImages): number => job.images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length;
 
 /**
  * The exit code of `dips submit` (README "Exit codes"): 0 when every image succeeded, 2 when the jobs
  * ran to their end but some images failed or were canceled.
  */
-export function exitCodeFor(jobs: readonly JobState[]): 0 | 2 {
+export function exitCodeFor(jobs: readonly JobWithImages[]): 0 | 2 {
   return jobs.every((job) => job.images.every((image) => image.status === 'succeeded')) ? 0 : 2;
 }
 
 /** One line per finished job: "job <id> partial: 8 succeeded, 1 failed". */
-export function describeOutcome(job: JobState): string {
+export function describeOutcome(job: JobWithImages): string {
   const count = (status: string) => job.images.filter((image) => image.status === status).length;
   const parts = [`${count('succeeded')} succeeded`, ...(['failed', 'canceled'] as const).filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`)];
   return `job ${job.id} ${job.status}: ${parts.join(', ')}`;
 }
 
 /** Submits files as one job, follows it and downloads its results (the library form, used by the benchmarks). */
-export async function submitFiles(client: MasterClient, files: string[], options: SubmitOptions): Promise<JobState> {
+export async function submitFiles(client: MasterClient, files: string[], options: SubmitOptions): Promise<JobWithImages> {
   const [job] = await submitJobs(client, [files], options, new TerminalOutput({ progress: options.progress, quiet: options.quiet === true }));
   return job!;
 }
@@ -86,7 +70,7 @@ export async function submitFiles(client: MasterClient, files: string[], options
  * them all with one progress bar (Server-Sent Events, polling if a stream breaks) and downloads each
  * result as soon as it is ready. Returns the final states, in order.
  */
-export async function submitJobs(client: MasterClient, groups: string[][], options: SubmitOptions, output: TerminalOutput): Promise<JobState[]> {
+export async function submitJobs(client: MasterClient, groups: string[][], options: SubmitOptions, output: TerminalOutput): Promise<JobWithImages[]> {
   const ids: string[] = [];
   const route = await submissionRoute(client, options);
   for (const files of groups) {
@@ -95,12 +79,12 @@ export async function submitJobs(client: MasterClient, groups: string[][], optio
     ids.push(id);
   }
   const total = groups.reduce((sum, files) => sum + files.length, 0);
-  const latest = new Map<string, JobState>();
+  const latest = new Map<string, JobWithImages>();
   const downloads = options.out ? new ResultDownloader(client, options.out, options.overwrite === true, output) : undefined;
   const waiting = new WaitingReason(client, output);
   const reported = new Set<string>();
   output.startProgress(total, 'queued');
-  const onState = (job: JobState) => {
+  const onState = (job: JobWithImages) => {
     latest.set(job.id, job);
     const states = [...latest.values()];
     const done = states.reduce((sum, state) => sum + processedCount(state), 0);
@@ -108,7 +92,7 @@ export async function submitJobs(client: MasterClient, groups: string[][], optio
     const status = started || !waiting.reason ? [...new Set(states.map((state) => state.status))].join(', ') : `waiting: ${waiting.reason}`;
     output.progress(done, total, status);
     downloads?.offer(job);
-    for (const image of job.images) if (terminal.has(image.status)) reportImage(job, image, output, reported);
+    for (const image of job.images) if (isTerminalStatus(image.status)) reportImage(job, image, output, reported);
     if (!started) waiting.check();
   };
   try {
@@ -122,7 +106,7 @@ export async function submitJobs(client: MasterClient, groups: string[][], optio
 }
 
 /** Prints each finished image's failure or QR texts once. */
-function reportImage(job: JobState, image: ImageState, output: TerminalOutput, reported: Set<string>): void {
+function reportImage(job: JobWithImages, image: ImageView, output: TerminalOutput, reported: Set<string>): void {
   const key = `${job.id}/${image.index}`;
   if (reported.has(key)) return;
   reported.add(key);
@@ -131,12 +115,12 @@ function reportImage(job: JobState, image: ImageState, output: TerminalOutput, r
   if (image.qr?.length) output.result(`${image.name}\tqr: ${JSON.stringify(image.qr)}`);
 }
 
-async function followJob(client: MasterClient, id: string, onState: (job: JobState) => void): Promise<JobState> {
+async function followJob(client: MasterClient, id: string, onState: (job: JobWithImages) => void): Promise<JobWithImages> {
   let job = await followEvents(client, id, onState).catch(() => undefined);
-  while (!job || !terminal.has(job.status)) {
-    job = await client.json<JobState>(`/v1/jobs/${id}`);
+  while (!job || !isTerminalStatus(job.status)) {
+    job = await client.json(`/v1/jobs/${id}`, jobWithImages);
     onState(job);
-    if (!terminal.has(job.status)) await sleep(pollIntervalMs);
+    if (!isTerminalStatus(job.status)) await sleep(pollIntervalMs);
   }
   return job;
 }
@@ -158,7 +142,7 @@ class WaitingReason {
   check(): void {
     if (Date.now() - this.lastCheck < waitingCheckMs) return;
     this.lastCheck = Date.now();
-    this.client.json<ClusterSummary>('/v1/cluster').then(
+    this.client.json('/v1/cluster', clusterAnswer).then(
       ({ waiting }) => {
         this.reason = waiting?.replace('<master URL>', this.client.baseUrl);
         if (this.reason && !this.said.has(this.reason)) {
@@ -172,7 +156,7 @@ class WaitingReason {
 }
 
 /** Reads the job's event stream until it reports a final state; undefined if the stream ended early. */
-async function followEvents(client: MasterClient, id: string, onState: (job: JobState) => void): Promise<JobState | undefined> {
+async function followEvents(client: MasterClient, id: string, onState: (job: JobWithImages) => void): Promise<JobWithImages | undefined> {
   const response = await client.request(`/v1/jobs/${id}/events`, { headers: { accept: 'text/event-stream' } });
   const events = response.body!.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
   try {
@@ -180,9 +164,9 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
       const { done, value: event } = await events.read();
       if (done) return undefined;
       if (event.event !== 'progress') continue;
-      const job = JSON.parse(event.data) as JobState;
+      const job = jobWithImages.parse(JSON.parse(event.data));
       onState(job);
-      if (terminal.has(job.status)) return job;
+      if (isTerminalStatus(job.status)) return job;
     }
   } finally {
     await events.cancel().catch(() => undefined);
@@ -201,7 +185,7 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
 async function submissionRoute(client: MasterClient, options: SubmitOptions): Promise<(files: string[]) => Promise<'session' | 'multipart'>> {
   let budget: WholeImageBudget;
   try {
-    budget = uploadSessionTerms.parse(await client.json('/v1/uploads')).whole;
+    budget = (await client.json('/v1/uploads', uploadSessionTerms)).whole;
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) return async () => 'multipart';
     throw error;
@@ -214,7 +198,7 @@ async function submissionRoute(client: MasterClient, options: SubmitOptions): Pr
   ]);
   let steps: ReturnType<typeof parsePipeline>;
   try {
-    steps = parsePipeline(options.preset !== undefined ? preset.parse(await client.json(`/v1/presets/${encodeURIComponent(options.preset)}`)).pipeline : options.pipeline);
+    steps = parsePipeline(options.preset !== undefined ? (await client.json(`/v1/presets/${encodeURIComponent(options.preset)}`, preset)).pipeline : options.pipeline);
   } catch {
     return async () => 'session';
   }
@@ -241,7 +225,7 @@ async function submissionRoute(client: MasterClient, options: SubmitOptions): Pr
  */
 async function postSession(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
   const declared = await Promise.all(files.map(async (file) => ({ name: path.basename(file), size: (await fs.stat(file)).size })));
-  const session = uploadSession.parse(await whileSaturated(output, () => client.json('/v1/uploads', jsonPost({ files: declared }))));
+  const session = await whileSaturated(output, () => client.json('/v1/uploads', uploadSession, jsonPost({ files: declared })));
   await sendFiles(client, session, files);
   const body = {
     ...(options.pipeline !== undefined ? { pipeline: parseJsonFlag('pipeline', options.pipeline) } : {}),
@@ -251,7 +235,7 @@ async function postSession(client: MasterClient, files: string[], options: Submi
     ...(options.quality ? { quality: Number(options.quality) } : {}),
     inputs: { upload: session.id },
   };
-  return batchAccepted.parse(await whileSaturated(output, () => client.json('/v1/jobs', jsonPost(body))));
+  return whileSaturated(output, () => client.json('/v1/jobs', batchAccepted, jsonPost(body)));
 }
 
 function jsonPost(body: unknown): RequestInit {
@@ -290,7 +274,7 @@ async function sendFiles(client: MasterClient, session: UploadSession, files: st
   };
   await Promise.all(Array.from({ length: parallelUploads }, next));
   for (const file of session.files) {
-    if (file.complete) await client.json(file.complete, jsonPost({ etags: etags[file.index] }));
+    if (file.complete) await client.json(file.complete, storedFile, jsonPost({ etags: etags[file.index] }));
   }
 }
 
@@ -323,7 +307,7 @@ async function postMultipart(client: MasterClient, files: string[], options: Sub
       });
       form.append('images', blob, path.basename(file));
     }
-    return client.json<{ id: string }>('/v1/jobs', { method: 'POST', body: form });
+    return client.json('/v1/jobs', jobAccepted, { method: 'POST', body: form });
   });
 }
 
@@ -347,14 +331,14 @@ class ResultDownloader {
     this.fetcher = new ResultFetcher(client, (_jobId, download, response) => this.save(download, response));
   }
 
-  offer(job: JobState): void {
+  offer(job: JobWithImages): void {
     for (const image of job.images) {
       const key = `${job.id}/${image.index}`;
       if (image.status !== 'succeeded' || this.started.has(key)) continue;
       this.started.add(key);
       this.fetcher.add(job.id, image.index);
     }
-    if (terminal.has(job.status)) this.fetcher.flush(job.id);
+    if (isTerminalStatus(job.status)) this.fetcher.flush(job.id);
   }
 
   finished(): Promise<void> {

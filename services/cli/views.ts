@@ -1,21 +1,15 @@
-import type { ClusterFacts, ClusterSummary } from '../shared/cluster-summary.js';
-import { processedCount, type JobState } from './submit.js';
+import type { JobView } from '../protocol/api.js';
+import type { ClusterAnswer } from '../protocol/newcomer.js';
 import { formatTable } from './table.js';
 
-interface ImageRow {
-  index: number;
-  name: string;
-  status: string;
-  width?: number;
-  height?: number;
-  error?: string;
-  qr?: string[];
-}
-
-/** `dips status`: a headline (what was really processed, why a queued job waits) and one row per image. */
-export function formatJob(job: JobState & { images: ImageRow[] }, waiting?: string): string {
-  const failed = job.images.filter((image) => image.status === 'failed').length;
-  const headline = `job ${job.id}  ${job.status}  ${processedCount(job)} of ${job.images.length} images processed${failed ? ` (${failed} failed)` : ''}`;
+/**
+ * `dips status`: a headline (what was really processed, why a queued job waits) and one row per image;
+ * a job too large for its view to list them gets the headline from its counts.
+ */
+export function formatJob(job: JobView, waiting?: string): string {
+  const { done, failed, total } = job.progress;
+  const headline = `job ${job.id}  ${job.status}  ${done + failed} of ${total} images processed${failed ? ` (${failed} failed)` : ''}`;
+  if (!job.images) return [headline, ...(waiting ? [`waiting: ${waiting}`] : []), '', `its items are listed page by page: GET /v1/jobs/${job.id}/items`].join('\n');
   const table = formatTable(job.images, [
     { heading: '#', cell: (image) => image.index, align: 'right' },
     { heading: 'name', cell: (image) => image.name },
@@ -25,11 +19,6 @@ export function formatJob(job: JobState & { images: ImageRow[] }, waiting?: stri
   ]);
   return [headline, ...(waiting ? [`waiting: ${waiting}`] : []), '', table].join('\n');
 }
-
-type ClusterAnswer = ClusterFacts &
-  ClusterSummary & {
-    workers: Array<{ id: string; address: string; state: string; inflight: number; slots?: number; lastHeartbeat: string }>;
-  };
 
 /** `dips cluster`: the summary line ("2 workers, nothing queued"), what blocks queued work, and the workers. */
 export function formatCluster(cluster: ClusterAnswer, masterUrl: string, now = Date.now()): string {

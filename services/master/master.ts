@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
-import type { ClusterView } from '../protocol/api.js';
+import type { ClusterView, ScalerStartup, ScalerStatus } from '../protocol/api.js';
 import { freeDiskBytes, UploadDisk } from './admission.js';
 import { BatchRunner } from './batch/runner.js';
 import { FileObjects, objectStores, S3Objects } from './batch/objects.js';
@@ -41,7 +41,7 @@ export interface ClusterBacklog extends Backlog {
 export interface Scaler {
   desiredCapacity(backlog: ClusterBacklog, workers: readonly WorkerRecord[]): number;
   /** Backlog, desired and actual capacity, last decision and reason: shown as /v1/cluster's "scaler". */
-  status?(): object;
+  status?(): ScalerStatus | ScalerStartup;
   /** A job was accepted: decide now (wakes a pool scaled to zero without waiting for the next tick). */
   wake?(): void;
 }
@@ -158,7 +158,7 @@ export class Master {
       })),
       queueDepth: backlog.queuedUnits + backlog.waitingImages,
       desiredCapacity: this.scaler ? this.scaler.desiredCapacity(backlog, workers) : live.length,
-      ...(this.scaler?.status ? { scaler: this.scaler.status() as Record<string, unknown> } : {}),
+      ...(this.scaler?.status ? { scaler: this.scaler.status() } : {}),
     };
   }
 

@@ -59,6 +59,10 @@ export const jobView = z.object({
 });
 export type JobView = z.infer<typeof jobView>;
 
+/** A job view that lists its images: what a client following a job it uploaded reads (upload jobs stay under the 1,000 items a view lists). */
+export const jobWithImages = jobView.required({ images: true });
+export type JobWithImages = z.infer<typeof jobWithImages>;
+
 /** 202 answer of POST /v1/jobs. */
 export const jobAccepted = z.object({ id: z.string(), status: jobStatus });
 export type JobAccepted = z.infer<typeof jobAccepted>;
@@ -103,12 +107,57 @@ export const workerView = z.object({
 });
 export type WorkerView = z.infer<typeof workerView>;
 
-/** GET /v1/cluster. `scaler` is the scaler's own status object (services/scaler). */
+const scalerDecision = z.object({
+  at: z.string(),
+  action: z.enum(['scale-out', 'scale-in', 'hold']),
+  desired: z.number().int(),
+  needed: z.number().int(),
+  reason: z.string(),
+});
+
+/** GET /v1/cluster's `scaler`: the scaling loop's state (services/scaler/scaler.ts), present when the master scales its pool. */
+export const scalerStatus = z.object({
+  provider: z.enum(['local', 'aws']),
+  min: z.number().int(),
+  max: z.number().int(),
+  desiredCapacity: z.number().int(),
+  actualCapacity: z.number().int(),
+  /** The backlog in worker-seconds, split by where its costs came from. */
+  backlog: z.object({
+    workerSeconds: z.number(),
+    learnedWorkerSeconds: z.number(),
+    defaultWorkerSeconds: z.number(),
+    units: z.number().int(),
+    pixels: z.number(),
+  }),
+  /** Seconds of backlog per worker before the pool grows, and its source (e.g. "measured boot"). */
+  target: z.object({ secondsPerWorker: z.number(), source: z.string() }),
+  /** The latest decision, often "hold". */
+  lastDecision: scalerDecision.nullable(),
+  /** The latest decision that changed capacity. */
+  lastChange: scalerDecision.nullable(),
+  /** The provider's last failure, cleared by the next success. */
+  lastError: z.object({ at: z.string(), message: z.string() }).nullable(),
+  /** Workers running but never heartbeating (AWS instances past their boot grace). */
+  silentWorkers: z.array(z.string()),
+});
+export type ScalerStatus = z.infer<typeof scalerStatus>;
+
+/** GET /v1/cluster's `scaler` until the scaling loop runs (services/scaler/startup.ts retries its start). */
+export const scalerStartup = z.object({
+  state: z.enum(['starting', 'failed']),
+  attempt: z.number().int(),
+  attempts: z.number().int(),
+  lastError: z.string().optional(),
+});
+export type ScalerStartup = z.infer<typeof scalerStartup>;
+
+/** GET /v1/cluster. */
 export const clusterView = z.object({
   workers: z.array(workerView),
   queueDepth: z.number().int(),
   desiredCapacity: z.number().int(),
-  scaler: z.record(z.string(), z.unknown()).optional(),
+  scaler: z.union([scalerStatus, scalerStartup]).optional(),
 });
 export type ClusterView = z.infer<typeof clusterView>;
 

@@ -56,6 +56,9 @@ export const uploadSession = z.object({
 });
 export type UploadSession = z.infer<typeof uploadSession>;
 
+/** What the master answers for a file it has: a local PUT received, or a multipart file completed. */
+export const storedFile = z.object({ index: z.number().int().min(0), name: z.string(), size: z.number().int().min(0) });
+
 /** POST /v1/uploads/{id}/files/{index}/complete body. */
 export const completeBody = z.object({ etags: z.array(z.string().min(1).max(200)).min(1).max(10_000) }).strict();
 

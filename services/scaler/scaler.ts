@@ -5,6 +5,7 @@ import type { BootClock } from './boot-clock.js';
 import { type BacklogEstimate, type CostModel, emptyEstimate, estimateBacklog } from './cost-model.js';
 import { type PolicyMemory, type ScalingAction, type ScalingPolicy, type Target, decideCapacity, initialPolicyMemory } from './policy.js';
 import type { WorkItem } from './work.js';
+import type { ScalerStatus } from '../protocol/api.js';
 
 export interface ScalerOptions {
   policy: ScalingPolicy;
@@ -29,34 +30,7 @@ export interface ScalerOptions {
   now?: () => number;
 }
 
-export interface ScalerDecisionRecord {
-  at: string;
-  action: ScalingAction;
-  desired: number;
-  needed: number;
-  reason: string;
-}
-
-/** What /v1/cluster shows under "scaler". */
-export interface ScalerStatus {
-  provider: CapacityProvider['kind'];
-  min: number;
-  max: number;
-  desiredCapacity: number;
-  actualCapacity: number;
-  /** The backlog in worker-seconds, split by where its costs came from. */
-  backlog: BacklogEstimate;
-  /** Seconds of backlog per worker before the pool grows, and its source. */
-  target: Target;
-  /** The latest decision, often "hold". */
-  lastDecision: ScalerDecisionRecord | null;
-  /** The latest decision that changed capacity. */
-  lastChange: ScalerDecisionRecord | null;
-  /** The provider's last failure, cleared by the next success. */
-  lastError: { at: string; message: string } | null;
-  /** Workers running but never heartbeating (AWS instances past their boot grace). */
-  silentWorkers: string[];
-}
+type ScalerDecisionRecord = NonNullable<ScalerStatus['lastDecision']>;
 
 /**
  * The target never drops below two ticks: a worker asked for at this tick is seen at the next at the

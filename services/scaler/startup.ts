@@ -1,6 +1,7 @@
 import pRetry from 'p-retry';
 import type { Logger } from 'pino';
 import type { Master, Scaler as MasterScaler } from '../master/master.js';
+import type { ScalerStartup } from '../protocol/api.js';
 
 /** Bounds of the start-up retries: exponential backoff with jitter, a fixed number of attempts. */
 export interface StartupRetry {
@@ -16,13 +17,6 @@ export interface StartupRetry {
  */
 export const defaultStartupRetry: StartupRetry = { attempts: 12, minDelayMs: 2_000, maxDelayMs: 120_000 };
 
-/** What /v1/cluster shows as "scaler" until the scaler runs. */
-export interface ScalerStartupStatus {
-  state: 'starting' | 'failed';
-  attempt: number;
-  attempts: number;
-  lastError?: string;
-}
 
 /**
  * Starts the scaler with `start`, retrying any failure (a group that does not exist yet, AccessDenied
@@ -30,7 +24,7 @@ export interface ScalerStartupStatus {
  * after the last attempt it shows "failed" and the promise rejects: the caller exits non-zero.
  */
 export async function startScalerWithRetry<T extends MasterScaler>(master: Master, start: () => Promise<T>, logger: Logger, retry: StartupRetry = defaultStartupRetry): Promise<T> {
-  const status: ScalerStartupStatus = { state: 'starting', attempt: 1, attempts: retry.attempts };
+  const status: ScalerStartup = { state: 'starting', attempt: 1, attempts: retry.attempts };
   master.scaler = {
     // Until the scaler runs, the cluster wants what it has, as without one.
     desiredCapacity: (_backlog, workers) => workers.filter((worker) => worker.state !== 'dead').length,

@@ -1,3 +1,4 @@
+import type { ClusterView } from '../protocol/api.js';
 import type { ClusterAnswer } from '../protocol/newcomer.js';
 
 /** The parts of GET /v1/cluster a summary reads (master.ts's ClusterView). */
@@ -5,7 +6,7 @@ export interface ClusterFacts {
   workers: ReadonlyArray<{ state: string }>;
   queueDepth: number;
   desiredCapacity: number;
-  scaler?: { backlog?: { seconds?: number } };
+  scaler?: ClusterView['scaler'];
 }
 
 /** What summarizeCluster adds to GET /v1/cluster (declared in services/protocol/newcomer.ts). */
@@ -18,7 +19,8 @@ export type ClusterSummary = Pick<ClusterAnswer, 'summary' | 'waiting'>;
  */
 export function summarizeCluster(cluster: ClusterFacts): ClusterSummary {
   const ready = cluster.workers.filter((worker) => worker.state === 'ready').length;
-  const seconds = cluster.scaler?.backlog?.seconds;
+  // A scaler still starting has no backlog figure yet.
+  const seconds = cluster.scaler && 'backlog' in cluster.scaler ? cluster.scaler.backlog.workerSeconds : undefined;
   const backlog =
     seconds !== undefined && seconds > 0 ? `${Math.round(seconds)} s of work queued` : cluster.queueDepth > 0 ? `${cluster.queueDepth} units queued` : 'nothing queued';
   // Without a scaler the desired capacity is only the live count: nothing is being added or removed.

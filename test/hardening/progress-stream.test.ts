@@ -2,19 +2,20 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from '../../services/worker/server.js';
-import { corpus, submit, type JobView } from '../helpers/api.js';
+import { corpus, submit } from '../helpers/api.js';
+import { jobWithImages, type JobWithImages } from '../../services/protocol/api.js';
 import { closeMasters, hardenedMaster } from './master.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }]);
 afterAll(closeMasters);
 
 /** Reads a whole event stream (it ends with the job) into its progress events. */
-async function progressEvents(url: string, id: string): Promise<JobView[]> {
+async function progressEvents(url: string, id: string): Promise<JobWithImages[]> {
   const text = await (await fetch(`${url}/v1/jobs/${id}/events`)).text();
   return text
     .split('\n\n')
     .filter((block) => block.startsWith('event: progress'))
-    .map((block) => JSON.parse(block.split('\ndata: ')[1]!) as JobView);
+    .map((block) => jobWithImages.parse(JSON.parse(block.split('\ndata: ')[1]!)));
 }
 
 describe('progress streams', () => {

@@ -3,17 +3,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import yauzl from 'yauzl';
+import { jobAccepted, jobWithImages, parseResponse, type JobWithImages } from '../../services/protocol/api.js';
+import { clusterAnswer, type ClusterAnswer } from '../../services/protocol/newcomer.js';
 
 const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../fixtures/corpus');
 /** A photograph of the repository's test corpus (test/fixtures/corpus, or DIPS_CORPUS_DIR). */
 export const corpus = (name: string): string => path.join(corpusDir, name);
-
-export interface JobView {
-  id: string;
-  status: string;
-  progress: { done: number; total: number };
-  images: Array<{ index: number; name: string; status: string; error?: string; width?: number; height?: number; qr?: string[] }>;
-}
 
 const auth = (token?: string): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
 
@@ -36,28 +31,20 @@ export async function postJob(
 export async function submit(baseUrl: string, images: Array<string | { name: string; data: Buffer }>, fields: Record<string, string>, token?: string): Promise<string> {
   const response = await postJob(baseUrl, images, fields, token);
   if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
-  return ((await response.json()) as { id: string }).id;
+  return (await parseResponse(jobAccepted, response)).id;
 }
 
-export async function getJob(baseUrl: string, id: string, token?: string): Promise<JobView> {
+export async function getJob(baseUrl: string, id: string, token?: string): Promise<JobWithImages> {
   const response = await fetch(`${baseUrl}/v1/jobs/${id}`, { headers: auth(token) });
   if (!response.ok) throw new Error(`GET /v1/jobs/${id} answered ${response.status}`);
-  return (await response.json()) as JobView;
+  return parseResponse(jobWithImages, response);
 }
 
-/** A worker as GET /v1/cluster lists it. */
-export interface ClusterWorker {
-  id: string;
-  address: string;
-  state: string;
-  inflight: number;
-}
-
-/** GET /v1/cluster: the workers the master knows (and, for callers that name them, the other fields). */
-export async function getCluster<View extends { workers: ClusterWorker[] } = { workers: ClusterWorker[] }>(baseUrl: string, token?: string): Promise<View> {
+/** GET /v1/cluster, read through its protocol schema. */
+export async function getCluster(baseUrl: string, token?: string): Promise<ClusterAnswer> {
   const response = await fetch(`${baseUrl}/v1/cluster`, { headers: auth(token) });
   if (!response.ok) throw new Error(`GET /v1/cluster answered ${response.status}`);
-  return (await response.json()) as View;
+  return parseResponse(clusterAnswer, response);
 }
 
 /** Polls until the condition holds; fails with the last value seen when it never does. */
@@ -86,7 +73,7 @@ export async function waitForWorker(masterUrl: string, address: string, state: '
   );
 }
 
-export function waitForJob(baseUrl: string, id: string, token?: string, timeoutMs = 90_000): Promise<JobView> {
+export function waitForJob(baseUrl: string, id: string, token?: string, timeoutMs = 90_000): Promise<JobWithImages> {
   return waitUntil(() => getJob(baseUrl, id, token), (job) => ['succeeded', 'partial', 'failed', 'canceled'].includes(job.status), timeoutMs, `job ${id} to finish`);
 }
 

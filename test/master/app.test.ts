@@ -5,14 +5,14 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadsAnswer } from '../../services/protocol/api.js';
+import { downloadsAnswer, jobWithImages } from '../../services/protocol/api.js';
 import { loadMasterConfig, type MasterOptions } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
 import { createApp } from '../../services/master/app.js';
 import { Master, type Scaler } from '../../services/master/master.js';
 import { startWorker, type RunningWorker } from '../../services/worker/server.js';
 import { filesId } from '../../services/shared/files-id.js';
-import { corpus, download, getJob, postJob, submit, unzip, waitForJob, waitUntil, type JobView } from '../helpers/api.js';
+import { corpus, download, getJob, postJob, submit, unzip, waitForJob, waitUntil } from '../helpers/api.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
 const logger = createLogger('test', 'silent');
@@ -55,7 +55,7 @@ describe('job progress and results', () => {
     const events = text
       .split('\n\n')
       .filter((block) => block.startsWith('event: progress'))
-      .map((block) => JSON.parse(block.split('\ndata: ')[1]!) as JobView);
+      .map((block) => jobWithImages.parse(JSON.parse(block.split('\ndata: ')[1]!)));
     expect(events.at(-1)).toMatchObject({ id, status: 'succeeded', progress: { done: 2, total: 2 } });
     const done = events.map((event) => event.progress.done);
     expect(done).toEqual([...done].sort());

@@ -4,22 +4,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ClusterWorker, corpus, download, getCluster, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { corpus, download, getCluster, metric, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { type DipsProcess, exited, killAll, startDips } from '../helpers/processes.js';
-
-interface ClusterView {
-  workers: ClusterWorker[];
-  queueDepth: number;
-  desiredCapacity: number;
-  scaler: {
-    desiredCapacity: number;
-    actualCapacity: number;
-    lastChange: { action: string; reason: string } | null;
-    lastDecision: { action: string; reason: string } | null;
-    lastError: unknown;
-    target: { secondsPerWorker: number; source: string };
-  };
-}
+import { scalerStatus } from '../../services/protocol/api.js';
+import type { ClusterAnswer } from '../../services/protocol/newcomer.js';
 
 const photos = ['dune.jpg'].map(corpus);
 
@@ -40,9 +28,13 @@ async function startAutoscaledCluster(min: number, max: number, env: NodeJS.Proc
   return up;
 }
 
-const cluster = (url: string) => getCluster<ClusterView>(url);
+/** GET /v1/cluster of an autoscaled cluster: its scaler must be running, so its status is the running loop's. */
+async function cluster(url: string) {
+  const view = await getCluster(url);
+  return { ...view, scaler: scalerStatus.parse(view.scaler) };
+}
 
-const ready = (view: ClusterView) => view.workers.filter((worker) => worker.state === 'ready');
+const ready = (view: ClusterAnswer) => view.workers.filter((worker) => worker.state === 'ready');
 
 describe('dips up --autoscale', () => {
   // The same photographs (one 9 MP, two 1.2 MP) in both bursts: only the pipeline's cost differs.
@@ -52,7 +44,7 @@ describe('dips up --autoscale', () => {
 
   /** Runs one job, watching the pool the way an operator would (/v1/cluster) until it is done. */
   async function watchJob(url: string, pipeline: string, log: () => string) {
-    const seen = { largestPool: 0, largestDesired: 0, reasons: new Set<string>() };
+    const seen = { largestPool: 0, largestDesired: 0, reasons: new Set<string>(), summaries: new Set<string>() };
     let watching = true;
     const watcher = (async () => {
       while (watching) {
@@ -61,6 +53,7 @@ describe('dips up --autoscale', () => {
         seen.largestPool = Math.max(seen.largestPool, ready(view).length);
         seen.largestDesired = Math.max(seen.largestDesired, view.desiredCapacity);
         if (view.scaler.lastDecision) seen.reasons.add(view.scaler.lastDecision.reason);
+        seen.summaries.add(view.summary);
         await sleep(100);
       }
     })();
@@ -97,6 +90,8 @@ describe('dips up --autoscale', () => {
     expect(heavy.largestDesired).toBeLessThanOrEqual(max);
     expect(afterBurst.scaler.lastChange?.action === 'scale-out' || heavy.largestPool >= 2).toBe(true);
     expect([...heavy.reasons].some((reason) => reason.includes('scale out from 1 to'))).toBe(true);
+    // The summary an operator reads says how much work waits, in the scaler's own worker-seconds.
+    expect([...heavy.summaries].some((summary) => /^\d+ workers?, \d+ s of work queued/.test(summary)), [...heavy.summaries].join('\n')).toBe(true);
     const output = await sharp(await download(url, heavy.id, 0)).metadata();
     expect([output.format, output.width, output.height]).toEqual(['jpeg', 3840, 2400]);
 

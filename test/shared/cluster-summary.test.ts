@@ -1,8 +1,22 @@
 import { describe, expect, it } from 'vitest';
+import type { ScalerStatus } from '../../services/protocol/api.js';
 import { summarizeCluster } from '../../services/shared/cluster-summary.js';
 
 const worker = (state: string) => ({ state });
-const scaler = (seconds: number) => ({ backlog: { seconds } });
+/** The scaler's state as /v1/cluster reports it, with this backlog in worker-seconds (all from calibrated defaults). */
+const scaler = (workerSeconds: number): ScalerStatus => ({
+  provider: 'local',
+  min: 0,
+  max: 4,
+  desiredCapacity: 0,
+  actualCapacity: 0,
+  backlog: { workerSeconds, learnedWorkerSeconds: 0, defaultWorkerSeconds: workerSeconds, units: workerSeconds > 0 ? 1 : 0, pixels: 0 },
+  target: { secondsPerWorker: 6, source: 'configured boot' },
+  lastDecision: null,
+  lastChange: null,
+  lastError: null,
+  silentWorkers: [],
+});
 
 describe('summarizeCluster', () => {
   it('says how many workers are ready, how much work waits, and what the scaler is changing', () => {
@@ -21,5 +35,7 @@ describe('summarizeCluster', () => {
     });
     expect(summarizeCluster({ workers: [worker('dead')], queueDepth: 1, desiredCapacity: 0 }).waiting).toMatch(/^no worker is registered with the master/);
     expect(summarizeCluster({ workers: [worker('draining')], queueDepth: 1, desiredCapacity: 1 }).waiting).toMatch(/^no worker is registered/);
+    // A scaler still starting (AWS group not found yet) has no backlog figure: the queue is counted in units.
+    expect(summarizeCluster({ workers: [], queueDepth: 2, desiredCapacity: 0, scaler: { state: 'starting', attempt: 2, attempts: 12 } }).summary).toBe('0 workers, 2 units queued');
   });
 });
