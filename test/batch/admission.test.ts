@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { corpus, getJob, postJob, waitUntil } from '../helpers/api.js';
 import { killAll, startDips, type DipsProcess } from '../helpers/processes.js';
 import { getBatchJob, postBatch, servedSchema, submitBatch, tempDir, writeImages } from './support.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { batchAccepted, jobsPage } from '../../services/protocol/batch.js';
 
 // A master without workers: whatever it accepts stays queued, so the bounds are what answers.
 let master: DipsProcess;
@@ -35,7 +37,7 @@ describe('queue bounds', () => {
     expect(() => accepted.parse(resumed)).not.toThrow();
     expect(() => accepted.parse({ id, status: 'queued', resumed: 'yes' })).toThrow();
     // GET /v1/jobs says each job's kind, as its served schema requires.
-    const jobs = (await (await fetch(`${master.url}/v1/jobs`)).json()) as { jobs: Array<{ id: string; kind: string }> };
+    const jobs = await parseResponse(jobsPage, await fetch(`${master.url}/v1/jobs`));
     expect(jobs.jobs.find((job) => job.id === id)?.kind).toBe('batch');
     const listed = await servedSchema(master.url, '/v1/jobs', 'get', '200');
     expect(() => listed.parse(jobs)).not.toThrow();
@@ -45,7 +47,7 @@ describe('queue bounds', () => {
     const upload = async () => postJob(master.url, [corpus('aqua.jpg')], { pipeline: '[]' });
     const first = await upload();
     expect(first.status).toBe(202);
-    expect((await getJob(master.url, ((await first.json()) as { id: string }).id)).status).toBe('queued');
+    expect((await getJob(master.url, (await parseResponse(batchAccepted, first)).id)).status).toBe('queued');
     expect((await upload()).status).toBe(202);
     const third = await upload();
     expect(third.status).toBe(429);

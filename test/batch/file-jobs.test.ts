@@ -2,7 +2,6 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ItemsPage } from '../../services/protocol/batch.js';
 import { waitUntil } from '../helpers/api.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
 import {
@@ -18,6 +17,9 @@ import {
   waitForBatch,
   writeImages,
 } from './support.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
+import { itemsPage } from '../../services/protocol/batch.js';
 
 const pipeline = [{ op: 'invert' }];
 let master: DipsProcess;
@@ -138,7 +140,7 @@ describe('several outputs per input', () => {
     const job = await waitForBatch(master.url, id);
     expect(job).toMatchObject({ status: 'succeeded', progress: { done: 3, total: 3 } });
     const out = `file://${destinations}/responsive/set-0/img-1`;
-    const page = (await (await fetch(`${master.url}/v1/jobs/${id}/items`)).json()) as ItemsPage;
+    const page = await parseResponse(itemsPage, await fetch(`${master.url}/v1/jobs/${id}/items`));
     expect(page.items.find((item) => item.name === 'set-0/img-1.png')!.outputs).toEqual([`${out}-16w.webp`, `${out}-16w.png`, `${out}-64w.webp`, `${out}-64w.png`]);
     // /items and the manifest answer what the master's served schemas say (outputs included).
     const itemsSchema = await servedSchema(master.url, '/v1/jobs/{id}/items', 'get', '200');
@@ -187,13 +189,13 @@ describe('roots and traversal', () => {
     for (const [inputs, named] of cases) {
       const response = await postBatch(master.url, { pipeline, inputs, output: { prefix: `file://${destinations}/x` } });
       expect(response.status, JSON.stringify(inputs)).toBe(403);
-      const { error } = (await response.json()) as { error: { message: string } };
+      const { error } = await parseResponse(errorBody, response);
       expect(error.message).toContain(named);
       if (named === 'DIPS_SOURCES') expect(error.message).toContain(`file://${sources}`);
     }
     const outside = await postBatch(master.url, { pipeline, inputs: { prefix: `file://${sources}` }, output: { prefix: `file://${sources}/results` } });
     expect(outside.status).toBe(403);
-    expect(((await outside.json()) as { error: { message: string } }).error.message).toContain(`DIPS_DESTINATIONS=file://${destinations}`);
+    expect((await parseResponse(errorBody, outside)).error.message).toContain(`DIPS_DESTINATIONS=file://${destinations}`);
   });
 
   it('a symbolic link out of the root fails that item alone; a listed URL outside the root fails per item too', async () => {
@@ -214,6 +216,6 @@ describe('roots and traversal', () => {
   it('rejects a malformed body with 400 naming the field', async () => {
     const response = await postBatch(master.url, { pipeline, inputs: { folder: 'x' } });
     expect(response.status).toBe(400);
-    expect(((await response.json()) as { error: { message: string } }).error.message).toMatch(/inputs/);
+    expect((await parseResponse(errorBody, response)).error.message).toMatch(/inputs/);
   });
 });

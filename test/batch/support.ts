@@ -5,11 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
-import type { ItemView, JobSummary } from '../../services/protocol/batch.js';
+import { jobView, parseResponse } from '../../services/protocol/api.js';
+import { batchAccepted, itemsPage, type ItemView } from '../../services/protocol/batch.js';
 import { waitUntil } from '../helpers/api.js';
 
 /** A job as GET /v1/jobs/{id} shows it to a batch client. */
-export type BatchJob = JobSummary & { images?: Array<{ index: number; name: string; status: string; error?: string }> };
+/** A batch job's view (GET /v1/jobs/{id}): its images listed up to 1,000 items. */
+const batchJob = jobView.required({ kind: true });
+export type BatchJob = z.infer<typeof batchJob>;
 
 export const finished = (job: BatchJob) => ['succeeded', 'partial', 'failed', 'canceled'].includes(job.status);
 
@@ -47,16 +50,16 @@ export async function postBatch(masterUrl: string, body: unknown): Promise<Respo
   return fetch(`${masterUrl}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 }
 
-export async function submitBatch(masterUrl: string, body: unknown): Promise<{ id: string; resumed?: boolean }> {
+export async function submitBatch(masterUrl: string, body: unknown): Promise<z.infer<typeof batchAccepted>> {
   const response = await postBatch(masterUrl, body);
   if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
-  return (await response.json()) as { id: string; resumed?: boolean };
+  return parseResponse(batchAccepted, response);
 }
 
 export async function getBatchJob(masterUrl: string, id: string): Promise<BatchJob> {
   const response = await fetch(`${masterUrl}/v1/jobs/${id}`);
   if (!response.ok) throw new Error(`GET /v1/jobs/${id} answered ${response.status}`);
-  return (await response.json()) as BatchJob;
+  return parseResponse(batchJob, response);
 }
 
 export function waitForBatch(masterUrl: string, id: string, timeoutMs = 120_000): Promise<BatchJob> {
@@ -71,7 +74,7 @@ export async function allItems(masterUrl: string, id: string, query = '', limit 
   do {
     const response = await fetch(`${masterUrl}/v1/jobs/${id}/items?limit=${limit}${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     if (!response.ok) throw new Error(`/items answered ${response.status}: ${await response.text()}`);
-    const page = (await response.json()) as { items: ItemView[]; next?: string };
+    const page = await parseResponse(itemsPage, response);
     items.push(...page.items);
     cursor = page.next;
     pages += 1;

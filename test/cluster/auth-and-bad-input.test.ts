@@ -6,6 +6,7 @@ import { errorBody } from '../../services/protocol/errors.js';
 import { corpus, download, postJob, submit, waitForJob } from '../helpers/api.js';
 import { pngDeclaring } from '../helpers/hostile-corpus.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
+import { parseResponse } from '../../services/protocol/api.js';
 
 const token = 'test-secret-7f3a';
 const pipeline = JSON.stringify([{ op: 'invert' }]);
@@ -40,7 +41,7 @@ describe('with DIPS_TOKEN set', () => {
       for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }] as Array<Record<string, string>>) {
         const response = await fetch(`${master.url}${route}`, { method, headers });
         expect(response.status, `${method} ${route} ${JSON.stringify(headers)}`).toBe(401);
-        expect(((await response.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+        expect((await parseResponse(errorBody, response)).error.code).toBe('unauthorized');
       }
     }
     expect((await fetch(`${master.url}/healthz`)).status).toBe(200);
@@ -76,7 +77,7 @@ describe('with DIPS_TOKEN set', () => {
 
 describe('bad uploads', () => {
   const post = (images: Parameters<typeof postJob>[1], fields: Record<string, string>) => postJob(master.url, images, fields, token);
-  const errorOf = async (response: Response) => ({ status: response.status, ...((await response.json()) as { error: { code: string; message: string } }).error });
+  const errorOf = async (response: Response) => ({ status: response.status, ...(await parseResponse(errorBody, response)).error });
 
   it('get a 4xx naming what is wrong', async () => {
     const photo = await fs.readFile(corpus('aqua.jpg'));

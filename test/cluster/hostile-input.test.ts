@@ -22,6 +22,8 @@ import {
   webpDeclaring,
 } from '../helpers/hostile-corpus.js';
 import { killAll, memoryOf, startCluster, type DipsProcess } from '../helpers/processes.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 const pipeline = JSON.stringify([{ op: 'invert' }]);
 const steps = parsePipeline(JSON.parse(pipeline));
@@ -45,7 +47,7 @@ interface ErrorAnswer {
 }
 
 async function errorOf(response: Response): Promise<ErrorAnswer> {
-  const body = (await response.json()) as { error: { code: string; message: string } };
+  const body = await parseResponse(errorBody, response);
   expect(Object.keys(body.error).sort()).toEqual(['code', 'message']);
   return { status: response.status, ...body.error };
 }

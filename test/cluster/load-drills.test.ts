@@ -8,6 +8,8 @@ import { processImage } from '../../services/image-core/process-image.js';
 import { download, metric, pixelsOf, postJob, waitForJob, waitForWorker, waitUntil } from '../helpers/api.js';
 import { smallCrops } from '../helpers/hostile-corpus.js';
 import { exited, killAll, memoryOf, startCluster, startDips } from '../helpers/processes.js';
+import { jobAccepted, parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
 /** Distinct inputs, so a result delivered to the wrong job shows as wrong pixels or size. */
@@ -53,12 +55,12 @@ async function submitPolitely(url: string, input: { name: string; data: Buffer }
       tally.saturated += 1;
       const retryAfter = Number(response.headers.get('retry-after'));
       expect(retryAfter, 'Retry-After of a 429').toBeGreaterThan(0);
-      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('saturated');
+      expect((await parseResponse(errorBody, response)).error.code).toBe('saturated');
       await sleep(retryAfter * 1000);
       continue;
     }
     if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
-    return ((await response.json()) as { id: string }).id;
+    return (await parseResponse(jobAccepted, response)).id;
   }
 }
 

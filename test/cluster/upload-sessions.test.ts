@@ -3,13 +3,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadsAnswer, jobView } from '../../services/protocol/api.js';
+import { downloadsAnswer, jobView, parseResponse } from '../../services/protocol/api.js';
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
 import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
 import { startS3Server } from '../../bench/s3-server.js';
 import { pngDeclaring } from '../helpers/hostile-corpus.js';
 import { corpus, download, getJob, pixelsOf, waitForJob, waitForWorker } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips, type DipsProcess } from '../helpers/processes.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 /* Upload sessions end to end, on local storage and on a real S3-protocol server on loopback (the real
    SDK in the master, presigned URLs fetched by this test and the CLI). One master and one worker per
@@ -67,7 +68,7 @@ function createJob(master: string, id: string): Promise<Response> {
 }
 
 async function expectError(response: Response, status: number, code: string, message: RegExp): Promise<void> {
-  const body = (await response.json()) as { error: { code: string; message: string } };
+  const body = await parseResponse(errorBody, response);
   expect(response.status, JSON.stringify(body)).toBe(status);
   expect(body.error.code).toBe(code);
   expect(body.error.message).toMatch(message);

@@ -6,11 +6,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Admission, freeDiskBytes, UploadDisk } from '../../services/master/admission.js';
 import { corpus, postJob } from '../helpers/api.js';
 import { closeMasters, hardenedMaster } from './master.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 const pipeline = JSON.stringify([{ op: 'invert' }]);
 afterAll(closeMasters);
 
-const errorCode = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
+const errorCode = async (response: Response) => (await parseResponse(errorBody, response)).error;
 
 describe('admission under concurrency', () => {
   it('never accepts more queued images than DIPS_MAX_QUEUED_IMAGES, however many submit at once', async () => {

@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startWorker } from '../../services/worker/server.js';
 import { corpus, getJob, submit, waitForJob } from '../helpers/api.js';
 import { closeMasters, hardenedMaster } from './master.js';
+import { jobView, parseResponse } from '../../services/protocol/api.js';
 
 const pipeline = JSON.stringify([{ op: 'invert' }]);
 afterAll(closeMasters);
@@ -19,7 +20,7 @@ describe('DELETE /v1/jobs/{id}', () => {
 
     const canceled = await fetch(`${url}/v1/jobs/${id}`, { method: 'DELETE' });
     expect(canceled.status).toBe(200);
-    expect(((await canceled.json()) as { status: string }).status).toBe('canceled');
+    expect((await parseResponse(jobView, canceled)).status).toBe('canceled');
     expect(await exists(path.join(jobDir, 'in'))).toBe(false);
     expect((await getJob(url, id)).status).toBe('canceled');
 

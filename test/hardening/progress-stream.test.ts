@@ -3,8 +3,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startWorker } from '../../services/worker/server.js';
 import { corpus, submit } from '../helpers/api.js';
-import { jobWithImages, type JobWithImages } from '../../services/protocol/api.js';
+import { jobWithImages, type JobWithImages, parseResponse } from '../../services/protocol/api.js';
 import { closeMasters, hardenedMaster } from './master.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }]);
 afterAll(closeMasters);
@@ -52,7 +53,7 @@ describe('progress streams', () => {
     const refused = await fetch(`${url}/v1/jobs/${id}/events`);
     expect(refused.status).toBe(503);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('too_many_streams');
+    expect((await parseResponse(errorBody, refused)).error.code).toBe('too_many_streams');
     open[0]!.abort();
     await expect.poll(async () => {
       const again = await fetch(`${url}/v1/jobs/${id}/events`, { signal: AbortSignal.timeout(1_000) }).catch(() => undefined);

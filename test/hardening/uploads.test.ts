@@ -7,6 +7,8 @@ import { startWorker, type RunningWorker } from '../../services/worker/server.js
 import { corpus, getJob, pixelsOf, postJob, submit, waitForJob } from '../helpers/api.js';
 import { runDips } from '../helpers/processes.js';
 import { closeMasters, hardenedMaster } from './master.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 const pipeline = JSON.stringify([{ op: 'invert' }]);
 const utf8Name = 'Café-写真.jpg';
@@ -21,7 +23,7 @@ afterAll(async () => {
   await closeMasters();
 });
 
-const errorOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
+const errorOf = async (response: Response) => (await parseResponse(errorBody, response)).error;
 
 describe('file names', () => {
   it(`keeps a UTF-8 name as sent (${utf8Name}) in the job and in the download`, async () => {

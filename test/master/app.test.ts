@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadsAnswer, jobWithImages } from '../../services/protocol/api.js';
+import { downloadsAnswer, jobWithImages, parseResponse } from '../../services/protocol/api.js';
 import { loadMasterConfig, type MasterOptions } from '../../services/shared/config.js';
 import { createLogger } from '../../services/shared/logger.js';
 import { createApp } from '../../services/master/app.js';
@@ -13,6 +13,8 @@ import { Master, type Scaler } from '../../services/master/master.js';
 import { startWorker, type RunningWorker } from '../../services/worker/server.js';
 import { filesId } from '../../services/shared/files-id.js';
 import { corpus, download, getJob, postJob, submit, unzip, waitForJob, waitUntil } from '../helpers/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
+import { clusterAnswer } from '../../services/protocol/newcomer.js';
 
 const pipeline = JSON.stringify([{ op: 'blur', sigma: 1 }, { op: 'invert' }]);
 const logger = createLogger('test', 'silent');
@@ -83,7 +85,7 @@ describe('job progress and results', () => {
     await waitForJob(busy.url, id);
     const missing = await fetch(`${busy.url}/v1/jobs/${id}/images/7`);
     expect(missing.status).toBe(404);
-    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(/no image 7/);
+    expect((await parseResponse(errorBody, missing)).error.message).toMatch(/no image 7/);
   });
 
   it("answers many results' download URLs in one request, and names what is wrong in a bad one", async () => {
@@ -97,7 +99,7 @@ describe('job progress and results', () => {
       { index: 1, name: 'garden-odd.png', contentType: 'image/png', url: `/v1/jobs/${id}/images/1` },
       { index: 0, name: 'aqua.jpg', contentType: 'image/jpeg', url: `/v1/jobs/${id}/images/0` },
     ]);
-    const errorOf = async (response: Response) => [response.status, ((await response.json()) as { error: { code: string; message: string } }).error] as const;
+    const errorOf = async (response: Response) => [response.status, (await parseResponse(errorBody, response)).error] as const;
     const [emptyStatus, empty] = await errorOf(await ask(id, { indexes: [] }));
     expect([emptyStatus, empty.code]).toEqual([400, 'bad_downloads']);
     expect(empty.message).toMatch(/indexes/);
@@ -108,7 +110,7 @@ describe('job progress and results', () => {
   });
 
   it('shows the worker in /v1/cluster and counts work in /metrics', async () => {
-    const cluster = (await (await fetch(`${busy.url}/v1/cluster`)).json()) as { workers: Array<{ id: string; address: string; state: string }>; desiredCapacity: number; queueDepth: number };
+    const cluster = await parseResponse(clusterAnswer, await fetch(`${busy.url}/v1/cluster`));
     expect(cluster.workers).toEqual([expect.objectContaining({ id: worker.id, address: worker.url, state: 'ready', inflight: 0 })]);
     expect(cluster.desiredCapacity).toBe(1);
     const metrics = await (await fetch(`${busy.url}/metrics`)).text();
@@ -142,7 +144,7 @@ describe('a master without workers', () => {
     const backlog = master.backlog();
     expect(pixelsOfWork(backlog.work)).toBe(1400 * 875 + 1400 * 933);
     expect(backlog.inflightUnits).toBe(0);
-    const cluster = (await (await fetch(`${url}/v1/cluster`)).json()) as { queueDepth: number; desiredCapacity: number };
+    const cluster = await parseResponse(clusterAnswer, await fetch(`${url}/v1/cluster`));
     expect(cluster).toMatchObject({ queueDepth: 2, desiredCapacity: 7 });
     expect(seen).toEqual([1400 * 875 + 1400 * 933]);
 
@@ -154,7 +156,7 @@ describe('a master without workers', () => {
     expect((await fetch(`${url}/v1/jobs/${id}/images/0`)).status).toBe(409);
     const notReady = await fetch(`${url}/v1/jobs/${id}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: [1] }) });
     expect(notReady.status).toBe(409);
-    expect(((await notReady.json()) as { error: { message: string } }).error.message).toBe(`image 1 of job ${id} is canceled`);
+    expect((await parseResponse(errorBody, notReady)).error.message).toBe(`image 1 of job ${id} is canceled`);
     expect(master.backlog()).toMatchObject({ queuedUnits: 0, waitingImages: 0 });
   });
 
@@ -164,14 +166,14 @@ describe('a master without workers', () => {
     const refused = await postJob(url, [corpus('aqua.jpg')], { pipeline });
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('saturated');
+    expect((await parseResponse(errorBody, refused)).error.code).toBe('saturated');
   });
 
   it('rejects uploads over the size and count limits with 413', async () => {
     const { url } = await startMaster({ maxUploadBytes: 100_000, maxFiles: 2 });
     const big = await postJob(url, [corpus('dune.jpg')], { pipeline });
     expect(big.status).toBe(413);
-    expect(((await big.json()) as { error: { message: string } }).error.message).toMatch(/dune\.jpg.*100000 bytes/);
+    expect((await parseResponse(errorBody, big)).error.message).toMatch(/dune\.jpg.*100000 bytes/);
     const many = await postJob(url, [corpus('aqua.jpg'), corpus('aqua.jpg'), corpus('aqua.jpg')], { pipeline });
     expect(many.status).toBe(413);
     const tooLong = await postJob(url, [corpus('aqua.jpg')], { pipeline: JSON.stringify(Array.from({ length: 40 }, () => ({ op: 'invert' }))) });

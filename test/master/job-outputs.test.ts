@@ -9,6 +9,8 @@ import { duplicatesReport } from '../../services/protocol/presets.js';
 import { corpus, download, getJob, pixelsOf, submit, waitForJob } from '../helpers/api.js';
 import { killAll, startCluster, type DipsProcess } from '../helpers/processes.js';
 import { submitBatch, waitForBatch } from '../batch/support.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 /*
  * What a job gives back besides pixels, on a real master and worker: output options reach the encoder,
@@ -113,7 +115,7 @@ describe('annotations and duplicates', () => {
 
     const unhashed = await submit(master.url, [other], { pipeline: '[]' });
     const refused = await fetch(`${master.url}/v1/jobs/${unhashed}/duplicates`);
-    expect([refused.status, ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([409, 'no_phash']);
+    expect([refused.status, (await parseResponse(errorBody, refused)).error.code]).toEqual([409, 'no_phash']);
   });
 
   it('a batch job naming a preset: annotations in /items and the manifest, the preset\'s options in the written files, duplicates grouped', async () => {

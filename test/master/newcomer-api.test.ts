@@ -6,11 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jobView } from '../../services/protocol/api.js';
+import { jobView, parseResponse } from '../../services/protocol/api.js';
 import { errorBody } from '../../services/protocol/errors.js';
 import { signWebhook } from '../../services/master/webhooks.js';
 import { corpus, getJob, pixelsOf, postJob, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { killAll, runDips, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
+import { clusterAnswer } from '../../services/protocol/newcomer.js';
 
 const secret = 'webhook-secret-for-tests';
 let work: string;
@@ -19,7 +20,7 @@ let master: DipsProcess;
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'dips-newcomer-'));
   ({ master } = await startCluster({ workers: 1, dataDir: path.join(work, 'data'), env: { DIPS_WEBHOOK_SECRET: secret, DIPS_WEBHOOK_RETRY_MS: '100' } }));
-  await waitUntil(async () => (await (await fetch(`${master.url}/v1/cluster`)).json()) as { workers: unknown[] }, (c) => c.workers.length === 1, 30_000, 'a worker');
+  await waitUntil(async () => parseResponse(clusterAnswer, await fetch(`${master.url}/v1/cluster`)), (c) => c.workers.length === 1, 30_000, 'a worker');
 });
 
 afterAll(killAll);
@@ -186,7 +187,7 @@ describe('GET /v1/openapi.json', () => {
 describe('saying when nothing can run', () => {
   it('with no worker registered, the cluster, dips status and POST /v1/process say so; a cancelled job counts what was processed', async () => {
     const lonely = await startDips(['master', '--port', '0', '--data-dir', path.join(work, 'lonely')]);
-    const cluster = (await (await fetch(`${lonely.url}/v1/cluster`)).json()) as { summary: string; waiting?: string };
+    const cluster = await parseResponse(clusterAnswer, await fetch(`${lonely.url}/v1/cluster`));
     expect(cluster.summary).toBe('0 workers, nothing queued');
     expect(cluster.waiting).toMatch(/no worker is registered/);
     const id = await submit(lonely.url, [corpus('aqua.jpg'), corpus('wood.jpg')], { pipeline: '[{"op":"invert"}]' });

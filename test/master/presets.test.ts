@@ -8,6 +8,8 @@ import { processImage } from '../../services/image-core/process-image.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { corpus, download, pixelsOf, postJob, submit, waitForJob } from '../helpers/api.js';
 import { killAll, runDips, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { errorBody } from '../../services/protocol/errors.js';
 
 /* Presets on a real master and worker: CRUD, jobs naming a preset, the refusals, presets-only mode, restart. */
 
@@ -18,7 +20,7 @@ const thumb = { pipeline: [{ op: 'resize', width: 48 }], description: 'small PNG
 
 const put = (url: string, name: string, body: unknown) =>
   fetch(`${url}/v1/presets/${name}`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-const codeOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
+const codeOf = async (response: Response) => (await parseResponse(errorBody, response)).error;
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-presets-'));

@@ -9,6 +9,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningMaster, startMaster } from '../../services/master/server.js';
 import { startMasterScaler } from '../../services/scaler/master-scaler.js';
 import { startScalerWithRetry } from '../../services/scaler/startup.js';
+import { parseResponse } from '../../services/protocol/api.js';
+import { clusterAnswer } from '../../services/protocol/newcomer.js';
 
 // The AWS SDK faked at the client boundary; the master is real, on loopback.
 const autoScaling = mockClient(AutoScalingClient);
@@ -44,7 +46,7 @@ afterAll(async () => {
   else process.env.AWS_REGION = region;
 });
 
-const cluster = async () => (await (await fetch(`${running.url}/v1/cluster`)).json()) as { scaler?: Record<string, unknown> };
+const cluster = async () => parseResponse(clusterAnswer, await fetch(`${running.url}/v1/cluster`));
 const group = { AutoScalingGroupName: groupName, MinSize: 0, MaxSize: 4, DesiredCapacity: 0 };
 
 describe('scaler start-up', () => {

@@ -7,8 +7,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { corpus, pixelsOf, unzip } from '../helpers/api.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
-import { operationList } from '../../services/protocol/newcomer.js';
+import { clusterAnswer, operationList } from '../../services/protocol/newcomer.js';
 import { accessibilityViolations, addStep, artifacts, closePages, DESKTOP, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
+import { jobView, jobWithImages, parseResponse } from '../../services/protocol/api.js';
 
 /** Processing two 1.3 MP photos on a shared 2-core machine: seconds, with room for a busy CI. */
 const JOB_TIMEOUT_MS = 60_000;
@@ -247,7 +248,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await page.getByRole('button', { name: 'Process images' }).click();
     const job = page.locator('article.job').first();
     await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
-    const state = (await (await fetch(`${cluster.url}/v1/jobs/${await job.getAttribute('data-job-id')}`)).json()) as { images: Array<{ qr?: string[] }> };
+    const state = await parseResponse(jobWithImages, await fetch(`${cluster.url}/v1/jobs/${await job.getAttribute('data-job-id')}`));
     const texts = state.images[0]!.qr ?? [];
     expect(texts.length).toBeGreaterThan(0);
     await expect.poll(() => job.locator('.qr-list li').allTextContents()).toEqual(texts);
@@ -347,7 +348,9 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
 
   test('the cluster view lists the workers the master knows', async () => {
     const response = await fetch(`${cluster.url}/v1/cluster`);
-    const state = (await response.json()) as { workers: Array<{ id: string; address: string }> } & Record<string, unknown>;
+    // Loose: the console shows fields it does not know by name, so this test sees them too.
+    const state = await parseResponse(clusterAnswer.loose(), response);
+    const fields: Record<string, unknown> = state;
     expect(state.workers).toHaveLength(2);
     const page = await openConsole(cluster.url);
     const rows = page.locator('#workers-body tr');
@@ -359,9 +362,9 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     // Every field the master reports is shown: its summary as a sentence, numbers as tiles (including ones the
     // console does not know by name), objects (the scaler's internals) folded away under "Scaler details".
     await expect.poll(() => page.locator('#cluster-line').textContent()).toBe(state.summary);
-    const numbers = Object.keys(state).filter((key) => typeof state[key] === 'number');
+    const numbers = Object.keys(fields).filter((key) => typeof fields[key] === 'number');
     expect(await page.locator('#cluster-summary [data-field]').evaluateAll((tiles) => tiles.map((tile) => tile.getAttribute('data-field')))).toEqual(['workers', ...numbers]);
-    const objects = Object.keys(state).filter((key) => key !== 'workers' && typeof state[key] === 'object');
+    const objects = Object.keys(fields).filter((key) => key !== 'workers' && typeof fields[key] === 'object');
     expect(await page.locator('#scaler-body > [data-field]').evaluateAll((parts) => parts.map((part) => part.getAttribute('data-field')))).toEqual(objects);
     await expect.poll(() => page.locator('#connection').textContent()).toBe('Master connected');
   });
@@ -414,7 +417,7 @@ describe('console on a master with DIPS_TOKEN', () => {
     await expect.poll(() => queued.locator('.job-head .badge').textContent()).toBe('canceled');
     const canceledId = await queued.getAttribute('data-job-id');
     const state = await fetch(`${master.url}/v1/jobs/${canceledId}`, { headers: { authorization: `Bearer ${token}` } });
-    expect(((await state.json()) as { status: string }).status).toBe('canceled');
+    expect((await parseResponse(jobView, state)).status).toBe('canceled');
 
     worker = await startDips(['worker', '--port', '0', '--master', master.url], { DIPS_TOKEN: token });
     await expect.poll(() => page.locator('#workers-body tr').count(), { timeout: 15_000 }).toBe(1);

@@ -7,6 +7,8 @@ import { corpus, pixelsOf } from '../helpers/api.js';
 import { runDips, type DipsProcess } from '../helpers/processes.js';
 import { operationList } from '../../services/protocol/newcomer.js';
 import { accessibilityViolations, addStep, artifacts, closePages, type ConsoleCluster, DESKTOP, NARROW, openConsole as openPage, startConsoleCluster } from './console-page.js';
+import { jobWithImages, parseResponse } from '../../services/protocol/api.js';
+import { duplicatesReport, preset } from '../../services/protocol/presets.js';
 
 /** One 1.3 MP photo through a few steps on a shared 2-core machine: seconds, with room for a busy CI. */
 const JOB_TIMEOUT_MS = 60_000;
@@ -167,7 +169,7 @@ describe('console: annotations and the duplicates report', () => {
     const job = page.locator('article.job').first();
     await expect.poll(() => job.locator('.job-head .badge').textContent(), { timeout: JOB_TIMEOUT_MS }).toBe('succeeded');
     const id = (await job.getAttribute('data-job-id'))!;
-    const view = (await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { images: Array<{ name: string; annotations?: { phash?: string; thumbhash?: string } }> };
+    const view = await parseResponse(jobWithImages, await fetch(`${cluster.url}/v1/jobs/${id}`));
 
     for (const image of view.images) {
       const card = job.locator('.image-card', { has: page.locator('.image-name', { hasText: new RegExp(`^${image.name}$`) }) });
@@ -204,7 +206,7 @@ describe('console: annotations and the duplicates report', () => {
       }
     }
 
-    const report = (await (await fetch(`${cluster.url}/v1/jobs/${id}/duplicates`)).json()) as { threshold: number; groups: Array<{ items: Array<{ name: string }> }> };
+    const report = await parseResponse(duplicatesReport, await fetch(`${cluster.url}/v1/jobs/${id}/duplicates`));
     expect(report.groups.map((group) => group.items.map((item) => item.name).sort())).toEqual([['aqua-copy.jpg', 'aqua.jpg']]);
     const duplicates = job.locator('.duplicates');
     await expect.poll(() => duplicates.locator('h4').textContent()).toBe(`Near-duplicates (phash within ${report.threshold} bits)`);
@@ -235,7 +237,7 @@ describe('console: presets and output options', () => {
     await page.getByLabel('Description').fill('Negative, progressive, full colour resolution');
     await page.getByRole('button', { name: 'Save preset' }).click();
     await expect.poll(() => page.locator('#save-preset-status').textContent()).toBe('Preset negative-444 saved: choose it above to run it.');
-    const stored = (await (await fetch(`${cluster.url}/v1/presets/negative-444`)).json()) as Record<string, unknown>;
+    const stored = await parseResponse(preset, await fetch(`${cluster.url}/v1/presets/negative-444`));
     expect(stored).toMatchObject({ name: 'negative-444', pipeline: [{ op: 'invert' }], format: 'jpeg', options: { progressive: true, chromaSubsampling: '4:4:4' }, description: 'Negative, progressive, full colour resolution' });
 
     // Choosing the preset replaces the step editor; the form's output settings are left at their defaults.
