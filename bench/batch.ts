@@ -4,6 +4,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { peakRss, startLocalCluster } from './cluster.js';
 import { processCounters } from './proc.js';
+import { jobView, parseResponse } from '../services/protocol/api.js';
+import { batchAccepted } from '../services/protocol/batch.js';
 
 /*
  * Batch jobs at scale: images/s and peak memory of master and workers for a file:// job of N small
@@ -52,12 +54,12 @@ async function runOne(count: number) {
       body: JSON.stringify({ pipeline: [{ op: 'invert' }], inputs: { prefix: `file://${sources}` }, output: { prefix: `file://${destinations}`, format: 'png' } }),
     });
     if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
-    const { id } = (await response.json()) as { id: string };
+    const { id } = await parseResponse(batchAccepted, response);
     const { master, workers } = await cluster.pids();
     const before = await Promise.all([master, ...workers].map(processCounters));
-    let job: { status: string; progress: { done: number; failed: number; total: number } };
+    let job;
     for (;;) {
-      job = (await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as typeof job;
+      job = await parseResponse(jobView, await fetch(`${cluster.url}/v1/jobs/${id}`));
       if (['succeeded', 'partial', 'failed', 'canceled'].includes(job.status)) break;
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }

@@ -3,6 +3,7 @@ import { openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { clusterView, parseResponse } from '../services/protocol/api.js';
 
 export const cliPath = path.resolve(import.meta.dirname, '../services/cli/main.js');
 
@@ -49,7 +50,7 @@ export async function startLocalCluster(options: {
     if (child.exitCode !== null) throw new Error(`dips up exited with code ${child.exitCode}`);
     if (Date.now() > deadline) throw new Error('cluster did not become ready within 60 s');
     const ready = await fetch(`${url}/v1/cluster`)
-      .then(async (response) => response.ok && ((await response.json()) as { workers: unknown[] }).workers.length >= options.workers)
+      .then(async (response) => response.ok && (await parseResponse(clusterView, response)).workers.length >= options.workers)
       .catch(() => false);
     if (ready) break;
     await new Promise((resolve) => setTimeout(resolve, 200));

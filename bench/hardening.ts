@@ -15,18 +15,13 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { startLocalCluster } from './cluster.js';
+import { jobAccepted, jobView, parseResponse, type JobView } from '../services/protocol/api.js';
 
 const corpusDir = path.resolve(import.meta.dirname, '../../test/fixtures/corpus');
 const subscribers = 500;
 const idleConnections = 10_000;
 const runs = Number(process.env.HARDENING_RUNS ?? 2);
 const clockTicks = 100; // USER_HZ on Linux
-
-interface JobView {
-  status: string;
-  createdAt: string;
-  finishedAt?: string;
-}
 
 /** 100 small JPEGs cut from the corpus photos (160 px wide): the job of the issue's probe. */
 async function images(): Promise<Blob[]> {
@@ -88,12 +83,12 @@ async function fanOutRun(url: string, pid: number, files: Blob[], withSubscriber
   files.forEach((file, i) => form.append('images', file, `img-${i}.jpg`));
   const health = watchHealth(url);
   const cpuBefore = await cpuSeconds(pid);
-  const { id } = (await (await fetch(`${url}/v1/jobs`, { method: 'POST', body: form })).json()) as { id: string };
+  const { id } = await parseResponse(jobAccepted, await fetch(`${url}/v1/jobs`, { method: 'POST', body: form }));
   const counter = { bytes: 0 };
   const streams = withSubscribers ? Array.from({ length: subscribers }, () => subscribe(url, id, counter)) : [];
   let job: JobView;
   for (let polls = 0; ; polls++) {
-    job = (await (await fetch(`${url}/v1/jobs/${id}`)).json()) as JobView;
+    job = await parseResponse(jobView, await fetch(`${url}/v1/jobs/${id}`));
     if (job.finishedAt || polls > 2_400) break; // at most 2 minutes
     await sleep(50);
   }

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { MasterClient } from '../services/cli/client.js';
+import { jobView, parseResponse } from '../services/protocol/api.js';
+import { batchAccepted } from '../services/protocol/batch.js';
 import { ResultFetcher } from '../services/cli/result-fetcher.js';
 import { processedCount, submitFiles } from '../services/cli/submit.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
@@ -111,7 +113,7 @@ export async function runStorageBatch(cluster: LocalCluster, folders: readonly s
         body: JSON.stringify({ pipeline: options.pipeline, inputs: { prefix }, format: options.format, quality: options.quality }),
       });
       if (response.status !== 202) throw new Error(`POST /v1/jobs answered ${response.status}: ${await response.text()}`);
-      return ((await response.json()) as { id: string }).id;
+      return (await parseResponse(batchAccepted, response)).id;
     }),
   );
   const statuses = await Promise.all(ids.map((id) => followJob(cluster.url, id, results)));
@@ -120,7 +122,7 @@ export async function runStorageBatch(cluster: LocalCluster, folders: readonly s
     const views = await Promise.all(ids.map(async (id) => (await fetch(`${cluster.url}/v1/jobs/${id}`)).text()));
     throw new Error(`batch jobs ended ${statuses.join(', ')}: ${views.join('\n').slice(0, 2000)}`);
   }
-  const done = await Promise.all(ids.map(async (id) => ((await (await fetch(`${cluster.url}/v1/jobs/${id}`)).json()) as { progress: { done: number } }).progress.done));
+  const done = await Promise.all(ids.map(async (id) => (await parseResponse(jobView, await fetch(`${cluster.url}/v1/jobs/${id}`))).progress.done));
   return { images: done.reduce((sum, count) => sum + count, 0), downloadedBytes };
 }
 
