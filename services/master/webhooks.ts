@@ -1,5 +1,10 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP, type LookupFunction } from 'node:net';
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { DatabaseSync } from 'node:sqlite';
 import pRetry, { AbortError } from 'p-retry';
 import { z } from 'zod';
@@ -18,6 +23,46 @@ export function signWebhook(secret: string, timestamp: string, body: string): st
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
+/**
+ * Why an address may not receive webhooks by default, or undefined when it may: only public unicast
+ * addresses. Loopback, private, link-local (the instance metadata service at 169.254.169.254),
+ * unique-local, carrier-grade NAT, multicast and reserved ranges are the master's own network, which
+ * a client must not reach through it. IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
+ */
+export function refusedRange(address: string): string | undefined {
+  const range = ipaddr.process(address).range();
+  return range === 'unicast' ? undefined : range;
+}
+
+/** A webhook whose host is, or resolves to, an address refusedRange refuses. */
+class RefusedAddress extends Error {
+  constructor(host: string, address: string, range: string) {
+    super(`webhook host ${host} is ${address}, a ${range} address; webhooks call public addresses only unless DIPS_WEBHOOK_ALLOW_PRIVATE=true`);
+  }
+}
+
+/**
+ * DNS resolution for deliveries that checks what the name resolved to, at each connection: a name
+ * checked at submission could resolve elsewhere later (DNS rebinding).
+ */
+const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+  lookup(hostname, options, (error, address, family) => {
+    if (error) return callback(error, address, family);
+    const entries = typeof address === 'string' ? [{ address }] : address;
+    for (const entry of entries) {
+      const range = refusedRange(entry.address);
+      if (range) return callback(new RefusedAddress(hostname, entry.address, range), address, family);
+    }
+    callback(null, address, family);
+  });
+};
+
+/** The URL's host when it is a literal IP address (URL keeps IPv6 in brackets), else undefined. */
+function literalAddress(url: URL): string | undefined {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return isIP(host) ? host : undefined;
+}
+
 /** A delivery not yet made: its URL, and its payload once the job finished (fixed from then on). */
 interface PendingDelivery {
   url: string;
@@ -28,7 +73,8 @@ interface PendingDelivery {
  * Job webhooks: a job submitted with a `webhook` URL has it called once when the job finishes, with
  * `{"event":"job.finished","job":<GET /v1/jobs/{id}>}` signed as signWebhook says (docs in README
  * "Webhooks"). A failed call (network error, timeout, 5xx, 408, 429) is retried with exponential backoff
- * (DIPS_WEBHOOK_RETRY_MS, doubling, DIPS_WEBHOOK_ATTEMPTS in all); other 4xx answers are final. The
+ * (DIPS_WEBHOOK_RETRY_MS, doubling, DIPS_WEBHOOK_ATTEMPTS in all); other 4xx answers are final, and so is
+ * an address refusedRange refuses (unless DIPS_WEBHOOK_ALLOW_PRIVATE). The
  * registrations live in their own SQLite file beside the job store, so a restarted master still calls
  * them (at least once: a crash between a receiver's 2xx and its record can repeat a call).
  */
@@ -60,7 +106,39 @@ export class Webhooks {
     if (field === undefined || field === '') return undefined;
     if (!webhookUrl.safeParse(field).success) throw new HttpError(422, 'bad_webhook', `webhook "${field.slice(0, 200)}" is not an http(s) URL`);
     if (!this.secret) throw new HttpError(422, 'webhook_unsigned', 'webhooks are signed: the master needs DIPS_WEBHOOK_SECRET (or DIPS_TOKEN) to accept one');
+    const refused = this.refusedLiteral(new URL(field));
+    if (refused) throw new HttpError(422, 'webhook_not_allowed', refused.message);
     return field;
+  }
+
+  /** The refusal of a URL whose host is a literal address out of bounds (names are checked when they resolve). */
+  private refusedLiteral(url: URL): RefusedAddress | undefined {
+    const address = literalAddress(url);
+    const range = address && !this.master.config.webhookAllowPrivate ? refusedRange(address) : undefined;
+    return range ? new RefusedAddress(url.hostname, address!, range) : undefined;
+  }
+
+  /** One signed POST; resolves with the receiver's status. Redirects are not followed. */
+  private post(url: URL, body: string, headers: Record<string, string>): Promise<number> {
+    const refused = this.refusedLiteral(url);
+    if (refused) return Promise.reject(refused);
+    return new Promise((resolve, reject) => {
+      const request = (url.protocol === 'https:' ? https : http).request(
+        url,
+        {
+          method: 'POST',
+          headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+          signal: AbortSignal.timeout(attemptTimeoutMs),
+          ...(this.master.config.webhookAllowPrivate ? {} : { lookup: publicOnlyLookup }),
+        },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        },
+      );
+      request.once('error', reject);
+      request.end(body);
+    });
   }
 
   register(jobId: string, url: string | undefined): void {
@@ -103,34 +181,28 @@ export class Webhooks {
       await pRetry(
         async () => {
           const timestamp = String(Math.floor(Date.now() / 1000));
-          let response: Response;
+          let status: number;
           try {
-            response = await fetch(url, {
-              method: 'POST',
-              body,
-              headers: {
-                'content-type': 'application/json',
-                'x-dips-event': 'job.finished',
-                'x-dips-delivery': randomUUID(),
-                'x-dips-timestamp': timestamp,
-                'x-dips-signature': signWebhook(this.secret!, timestamp, body),
-              },
-              signal: AbortSignal.timeout(attemptTimeoutMs),
-              redirect: 'manual',
+            status = await this.post(new URL(url), body, {
+              'content-type': 'application/json',
+              'x-dips-event': 'job.finished',
+              'x-dips-delivery': randomUUID(),
+              'x-dips-timestamp': timestamp,
+              'x-dips-signature': signWebhook(this.secret!, timestamp, body),
             });
           } catch (error) {
-            const reason = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+            const reason = (error as Error).message;
             record('pending', reason);
-            throw new Error(reason);
+            // An address out of bounds stays so: no retry.
+            throw error instanceof RefusedAddress ? new AbortError(reason) : new Error(reason);
           }
-          await response.body?.cancel();
-          if (response.ok) {
+          if (status >= 200 && status < 300) {
             this.pending.delete(jobId);
             return record('delivered');
           }
-          const reason = `the receiver answered ${response.status}`;
+          const reason = `the receiver answered ${status}`;
           record('pending', reason);
-          throw isPermanentStatus(response.status) ? new AbortError(reason) : new Error(reason);
+          throw isPermanentStatus(status) ? new AbortError(reason) : new Error(reason);
         },
         { retries: config.webhookAttempts - 1, minTimeout: config.webhookRetryMs, factor: 2 },
       );

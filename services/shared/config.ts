@@ -68,6 +68,8 @@ const masterSchema = z.object({
   webhookSecret: optionalText,
   webhookAttempts: positiveInt.default(6),
   webhookRetryMs: milliseconds.default(1_000),
+  /** Webhooks may call loopback, private and link-local addresses (a receiver on the cluster's own network). */
+  webhookAllowPrivate: z.union([z.boolean(), z.stringbool()]).default(false),
   /** Batch jobs: comma-separated s3:// and file:/// roots they may read from and write to (empty: none). */
   sources: z.string().default(''),
   destinations: z.string().default(''),
@@ -140,6 +142,7 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   webhookSecret: 'DIPS_WEBHOOK_SECRET',
   webhookAttempts: 'DIPS_WEBHOOK_ATTEMPTS',
   webhookRetryMs: 'DIPS_WEBHOOK_RETRY_MS',
+  webhookAllowPrivate: 'DIPS_WEBHOOK_ALLOW_PRIVATE',
   sources: 'DIPS_SOURCES',
   destinations: 'DIPS_DESTINATIONS',
   presetsOnly: 'DIPS_PRESETS_ONLY',

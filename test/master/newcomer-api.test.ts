@@ -19,7 +19,7 @@ let master: DipsProcess;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'dips-newcomer-'));
-  ({ master } = await startCluster({ workers: 1, dataDir: path.join(work, 'data'), env: { DIPS_WEBHOOK_SECRET: secret, DIPS_WEBHOOK_RETRY_MS: '100' } }));
+  ({ master } = await startCluster({ workers: 1, dataDir: path.join(work, 'data'), env: { DIPS_WEBHOOK_SECRET: secret, DIPS_WEBHOOK_RETRY_MS: '100', DIPS_WEBHOOK_ALLOW_PRIVATE: 'true' } }));
   await waitUntil(async () => parseResponse(clusterAnswer, await fetch(`${master.url}/v1/cluster`)), (c) => c.workers.length === 1, 30_000, 'a worker');
 });
 

@@ -1,0 +1,105 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { jobAccepted, parseResponse } from '../../services/protocol/api.js';
+import { jobsPage } from '../../services/protocol/batch.js';
+import { webhookEvent } from '../../services/protocol/newcomer.js';
+import { errorBody } from '../../services/protocol/errors.js';
+import { signWebhook } from '../../services/master/webhooks.js';
+import { corpus, postJob, waitUntil } from '../helpers/api.js';
+import { closeMasters, hardenedMaster } from '../hardening/master.js';
+
+/* Webhooks reach public addresses only, unless DIPS_WEBHOOK_ALLOW_PRIVATE says otherwise: a client must
+   not make the master call its own network (the instance metadata service, the VPC, its loopback).
+   No worker runs here: a job canceled at once is finished, and that is when its webhook is called. */
+
+const secret = 'webhook-secret-for-tests';
+afterAll(closeMasters);
+
+let receiver: Server | undefined;
+afterEach(() => {
+  receiver?.close();
+  receiver = undefined;
+});
+
+/** A receiver on every local address (IPv4 and IPv6 loopback alike); records each call. */
+async function startReceiver(): Promise<{ port: number; calls: Array<{ headers: IncomingMessage['headers']; body: string }> }> {
+  const calls: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
+  receiver = createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    calls.push({ headers: req.headers, body });
+    res.writeHead(204).end();
+  });
+  receiver.listen(0);
+  await once(receiver, 'listening');
+  return { port: (receiver.address() as AddressInfo).port, calls };
+}
+
+/** Submits a job with this webhook and cancels it: the job is finished, so its webhook is due. */
+async function canceledJobWithWebhook(masterUrl: string, webhook: string): Promise<string> {
+  const { id } = await parseResponse(jobAccepted, await postJob(masterUrl, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]', webhook }));
+  expect((await fetch(`${masterUrl}/v1/jobs/${id}`, { method: 'DELETE' })).ok).toBe(true);
+  return id;
+}
+
+/** The master's record of a job's delivery, as a restarted master would read it. */
+function delivery(dataDir: string, jobId: string): { state: string; attempts: number; last_error: string | null } | undefined {
+  const db = new DatabaseSync(path.join(dataDir, 'webhooks.sqlite'), { readOnly: true });
+  try {
+    return db.prepare('SELECT state, attempts, last_error FROM deliveries WHERE job_id = ?').get(jobId) as { state: string; attempts: number; last_error: string | null } | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+describe('webhook addresses', () => {
+  it('refuses a literal loopback, private, link-local or mapped address at submission, naming it and the setting', async () => {
+    const master = await hardenedMaster({ webhookSecret: secret });
+    const cases = [
+      ['http://127.0.0.1:9/hook', '127.0.0.1', 'loopback'],
+      ['http://169.254.169.254/latest/meta-data/', '169.254.169.254', 'linkLocal'],
+      ['https://10.0.0.5/hook', '10.0.0.5', 'private'],
+      ['http://[::1]:9/hook', '::1', 'loopback'],
+      ['http://[::ffff:192.168.1.10]/hook', '::ffff:c0a8:10a', 'private'],
+      ['http://0x7f.1/hook', '127.0.0.1', 'loopback'],
+    ] as const;
+    for (const [webhook, address, range] of cases) {
+      const refused = await postJob(master.url, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]', webhook });
+      expect(refused.status, webhook).toBe(422);
+      const { error } = await parseResponse(errorBody, refused);
+      expect(error.code).toBe('webhook_not_allowed');
+      expect(error.message).toContain(`is ${address}, a ${range} address`);
+      expect(error.message).toContain('DIPS_WEBHOOK_ALLOW_PRIVATE=true');
+    }
+    // Nothing was accepted.
+    expect((await parseResponse(jobsPage, await fetch(`${master.url}/v1/jobs`))).jobs).toEqual([]);
+  });
+
+  it('checks the address a name resolves to when it calls: localhost is refused, once, and the receiver never hears of it', async () => {
+    const master = await hardenedMaster({ webhookSecret: secret, webhookRetryMs: 50 });
+    const { port, calls } = await startReceiver();
+    const id = await canceledJobWithWebhook(master.url, `http://localhost:${port}/hooks/dips`);
+    const record = await waitUntil(async () => delivery(master.dataDir, id), (row) => row?.state === 'failed', 10_000, 'the delivery to be given up');
+    expect(record!.last_error).toMatch(/^webhook host localhost is (127\.0\.0\.1|::1), a loopback address/);
+    // Well past several retry delays: it was not tried again.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(delivery(master.dataDir, id)!.attempts).toBe(1);
+    expect(calls).toEqual([]);
+  });
+
+  it('with DIPS_WEBHOOK_ALLOW_PRIVATE=true calls a receiver on the local network, signed', async () => {
+    const master = await hardenedMaster({ webhookSecret: secret, webhookAllowPrivate: true });
+    const { port, calls } = await startReceiver();
+    const id = await canceledJobWithWebhook(master.url, `http://localhost:${port}/hooks/dips`);
+    await waitUntil(async () => delivery(master.dataDir, id)?.state, (state) => state === 'delivered', 10_000, 'the delivery');
+    expect(calls).toHaveLength(1);
+    const { headers, body } = calls[0]!;
+    expect(headers['x-dips-signature']).toBe(signWebhook(secret, String(headers['x-dips-timestamp']), body));
+    const event = webhookEvent.parse(JSON.parse(body));
+    expect([event.event, event.job.id, event.job.status]).toEqual(['job.finished', id, 'canceled']);
+  });
+});
