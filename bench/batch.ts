@@ -4,7 +4,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { peakRss, startLocalCluster } from './cluster.js';
 import { processCounters } from './proc.js';
-import { jobView, parseResponse } from '../services/protocol/api.js';
+import { isTerminalStatus, jobView, parseResponse } from '../services/protocol/api.js';
 import { batchAccepted } from '../services/protocol/batch.js';
 
 /*
@@ -60,7 +60,7 @@ async function runOne(count: number) {
     let job;
     for (;;) {
       job = await parseResponse(jobView, await fetch(`${cluster.url}/v1/jobs/${id}`));
-      if (['succeeded', 'partial', 'failed', 'canceled'].includes(job.status)) break;
+      if (isTerminalStatus(job.status)) break;
       await new Promise((resolve) => setTimeout(resolve, pollMs));
     }
     const seconds = (performance.now() - started) / 1000;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { MasterClient } from '../services/cli/client.js';
-import { jobView, parseResponse } from '../services/protocol/api.js';
+import { isTerminalStatus, jobView, jobWithImages, parseResponse, type ImageView } from '../services/protocol/api.js';
 import { batchAccepted } from '../services/protocol/batch.js';
 import { ResultFetcher } from '../services/cli/result-fetcher.js';
 import { processedCount, submitFiles } from '../services/cli/submit.js';
@@ -35,7 +35,6 @@ export interface StorageBatchRun {
   downloadedBytes: number;
 }
 
-const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 
 /** Copies each job's photos into its own folder under `root` (a local directory). */
 export async function stageLocal(root: string, jobs: ReadonlyArray<readonly string[]>): Promise<string[]> {
@@ -62,18 +61,13 @@ export async function stageS3(s3: Awaited<ReturnType<typeof startS3Server>>, und
   return prefixes;
 }
 
-interface ItemState {
-  index: number;
-  status: string;
-}
-
 /** Follows one job's event stream until it ends, handing each succeeded item to the fetcher once. */
 async function followJob(baseUrl: string, id: string, results: ResultFetcher): Promise<string> {
   const offered = new Set<number>();
   const response = await fetch(`${baseUrl}/v1/jobs/${id}/events`, { headers: { accept: 'text/event-stream' } });
   if (!response.ok) throw new Error(`events of ${id} answered ${response.status}`);
   const events = response.body!.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
-  const offer = (items: readonly ItemState[]) => {
+  const offer = (items: readonly ImageView[]) => {
     for (const item of items) {
       if (item.status !== 'succeeded' || offered.has(item.index)) continue;
       offered.add(item.index);
@@ -85,9 +79,9 @@ async function followJob(baseUrl: string, id: string, results: ResultFetcher): P
       const { done, value: event } = await events.read();
       if (done) throw new Error(`event stream of ${id} ended before the job did`);
       if (event.event !== 'progress') continue;
-      const job = JSON.parse(event.data) as { status: string; images: ItemState[] };
+      const job = jobWithImages.parse(JSON.parse(event.data));
       offer(job.images);
-      if (terminal.has(job.status)) {
+      if (isTerminalStatus(job.status)) {
         results.flush(id);
         return job.status;
       }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { batchAccepted, jobSummary, jobsPage, retryAccepted, type BatchJobBody, type JobSummary, type JobsPage } from '../protocol/batch.js';
+import { isTerminalStatus } from '../protocol/api.js';
 import type { MasterClient } from './client.js';
 
 /* `dips submit --from`, `dips jobs`, `dips retry`: batch jobs read from storage. */
@@ -19,7 +20,6 @@ export interface BatchSubmitOptions {
   progress: boolean;
 }
 
-const terminal = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 const pollIntervalMs = 500;
 
 /** The job body for `--from URI [--to URI]`: a .jsonl/.csv file is a manifest, anything else a prefix. */
@@ -79,7 +79,7 @@ export async function submitBatch(client: MasterClient, options: BatchSubmitOpti
     if (bar && !bar.isActive) bar.start(job.progress.total, finished, payload);
     bar?.setTotal(job.progress.total);
     bar?.update(finished, payload);
-    if (terminal.has(job.status)) break;
+    if (isTerminalStatus(job.status)) break;
     await new Promise((resolve) => setTimeout(resolve, pollIntervalMs));
   }
   bar?.stop();

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { jobView, parseResponse } from '../../services/protocol/api.js';
+import { isTerminalStatus, jobView, parseResponse } from '../../services/protocol/api.js';
 import { batchAccepted, itemsPage, type ItemView } from '../../services/protocol/batch.js';
 import { waitUntil } from '../helpers/api.js';
 
@@ -14,7 +14,7 @@ import { waitUntil } from '../helpers/api.js';
 const batchJob = jobView.required({ kind: true });
 export type BatchJob = z.infer<typeof batchJob>;
 
-export const finished = (job: BatchJob) => ['succeeded', 'partial', 'failed', 'canceled'].includes(job.status);
+export const finished = (job: BatchJob) => isTerminalStatus(job.status);
 
 export async function tempDir(name: string): Promise<string> {
   return fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), `dips-${name}-`)));

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import yauzl from 'yauzl';
-import { jobAccepted, jobWithImages, parseResponse, type JobWithImages } from '../../services/protocol/api.js';
+import { isTerminalStatus, jobAccepted, jobWithImages, parseResponse, type JobWithImages } from '../../services/protocol/api.js';
 import { clusterAnswer, type ClusterAnswer } from '../../services/protocol/newcomer.js';
 
 const corpusDir = process.env.DIPS_CORPUS_DIR ?? path.resolve(import.meta.dirname, '../fixtures/corpus');
@@ -74,7 +74,7 @@ export async function waitForWorker(masterUrl: string, address: string, state: '
 }
 
 export function waitForJob(baseUrl: string, id: string, token?: string, timeoutMs = 90_000): Promise<JobWithImages> {
-  return waitUntil(() => getJob(baseUrl, id, token), (job) => ['succeeded', 'partial', 'failed', 'canceled'].includes(job.status), timeoutMs, `job ${id} to finish`);
+  return waitUntil(() => getJob(baseUrl, id, token), (job) => isTerminalStatus(job.status), timeoutMs, `job ${id} to finish`);
 }
 
 export async function download(baseUrl: string, id: string, index: number, token?: string): Promise<Buffer> {
