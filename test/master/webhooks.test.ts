@@ -8,7 +8,7 @@ import { jobAccepted, parseResponse } from '../../services/protocol/api.js';
 import { jobsPage } from '../../services/protocol/batch.js';
 import { webhookEvent } from '../../services/protocol/newcomer.js';
 import { errorBody } from '../../services/protocol/errors.js';
-import { signWebhook } from '../../services/master/webhooks.js';
+import { refusedRange, signWebhook } from '../../services/master/webhooks.js';
 import { corpus, postJob, waitUntil } from '../helpers/api.js';
 import { closeMasters, hardenedMaster } from '../hardening/master.js';
 
@@ -57,6 +57,20 @@ function delivery(dataDir: string, jobId: string): { state: string; attempts: nu
 }
 
 describe('webhook addresses', () => {
+  it('classifies only public unicast addresses as callable, IPv4-mapped IPv6 as the IPv4 address it carries', () => {
+    const refused = {
+      '127.0.0.1': 'loopback', '::1': 'loopback', '::ffff:127.0.0.1': 'loopback',
+      '10.1.2.3': 'private', '172.16.0.1': 'private', '192.168.0.1': 'private', '::ffff:10.0.0.1': 'private',
+      '169.254.169.254': 'linkLocal', '::ffff:169.254.169.254': 'linkLocal', 'fe80::1': 'linkLocal',
+      'fc00::1': 'uniqueLocal', 'fd12:3456::1': 'uniqueLocal', '100.64.0.1': 'carrierGradeNat', '100.127.255.254': 'carrierGradeNat',
+      '0.0.0.0': 'unspecified', '::': 'unspecified', '224.0.0.1': 'multicast', 'ff02::1': 'multicast',
+      '255.255.255.255': 'broadcast', '240.0.0.1': 'reserved', '192.0.2.1': 'reserved', '2001:db8::1': 'reserved',
+    };
+    for (const [address, range] of Object.entries(refused)) expect(refusedRange(address), address).toBe(range);
+    for (const address of ['8.8.8.8', '1.1.1.1', '100.128.0.1', '172.32.0.1', '::ffff:8.8.8.8', '2606:4700:4700::1111', '2a00:1450:4001::200e'])
+      expect(refusedRange(address), address).toBeUndefined();
+  });
+
   it('refuses a literal loopback, private, link-local or mapped address at submission, naming it and the setting', async () => {
     const master = await hardenedMaster({ webhookSecret: secret });
     const cases = [
@@ -66,6 +80,11 @@ describe('webhook addresses', () => {
       ['http://[::1]:9/hook', '::1', 'loopback'],
       ['http://[::ffff:192.168.1.10]/hook', '::ffff:c0a8:10a', 'private'],
       ['http://0x7f.1/hook', '127.0.0.1', 'loopback'],
+      ['http://0.0.0.0:9/hook', '0.0.0.0', 'unspecified'],
+      ['http://100.64.0.1/hook', '100.64.0.1', 'carrierGradeNat'],
+      ['http://[fd00::1]/hook', 'fd00::1', 'uniqueLocal'],
+      ['http://[fe80::1]/hook', 'fe80::1', 'linkLocal'],
+      ['http://[::ffff:169.254.169.254]/hook', '::ffff:a9fe:a9fe', 'linkLocal'],
     ] as const;
     for (const [webhook, address, range] of cases) {
       const refused = await postJob(master.url, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]', webhook });
