@@ -1,8 +1,12 @@
 /**
  * Every request to the master goes through apiFetch: it adds the bearer token, asks the user for a
  * token when the master answers 401, waits out 429/503 answers that carry Retry-After, and turns
- * error bodies ({"error":{"code","message"}}) into ApiError with a readable message.
+ * error bodies ({"error":{"code","message"}}) into ApiError with a readable message. Answers are read
+ * through the protocol's zod schemas (services/protocol, bundled with zod as /protocol.js by
+ * `npm run build`), as the CLI and the tests read them.
  */
+import { errorBody, parseResponse } from './protocol.js';
+
 const TOKEN_KEY = 'dips.token';
 const MAX_BUSY_RETRIES = 3;
 const MAX_RETRY_AFTER_SECONDS = 30;
@@ -101,9 +105,9 @@ export async function apiFetch(path, init = {}) {
   }
 }
 
-export async function getJson(path, init) {
-  const response = await apiFetch(path, init);
-  return response.json();
+/** GETs (or sends `init`) and reads the answer through its schema: an answer of another shape fails here, naming what differs. */
+export async function getJson(path, schema, init) {
+  return parseResponse(schema, await apiFetch(path, init));
 }
 
 async function errorFrom(response) {
@@ -111,11 +115,8 @@ async function errorFrom(response) {
   let code = `http_${response.status}`;
   let message = text.trim() || response.statusText;
   try {
-    const body = JSON.parse(text);
-    if (body?.error?.message) {
-      code = body.error.code ?? code;
-      message = body.error.message;
-    }
+    const body = errorBody.safeParse(JSON.parse(text));
+    if (body.success) ({ code, message } = body.data.error);
   } catch {
     // Not JSON (a proxy's HTML page, say): keep the text.
   }

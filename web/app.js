@@ -8,6 +8,7 @@ import { createPipelineEditor } from './pipeline-editor.js';
 import { describeParam, parseParam } from './params.js';
 import { createPresets } from './presets.js';
 import { formatBytes, h } from './dom.js';
+import { operationList } from './protocol.js';
 import { createTokenPrompt } from './token-dialog.js';
 
 const $ = (id) => document.getElementById(id);
@@ -72,9 +73,9 @@ async function loadOperations() {
   $('ops-error').hidden = true;
   void presets.load();
   try {
-    const catalogue = await getJson('/v1/operations');
-    editor.setOperations(Array.isArray(catalogue) ? catalogue : catalogue.operations ?? []);
-    outputOptions.setSchema(Array.isArray(catalogue) ? undefined : catalogue.outputOptions);
+    const catalogue = await getJson('/v1/operations', operationList);
+    editor.setOperations(catalogue.operations);
+    outputOptions.setSchema(catalogue.outputOptions);
   } catch (error) {
     $('ops-error-text').textContent = `Could not load the operations: ${error.message}`;
     $('ops-error').hidden = false;

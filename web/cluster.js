@@ -1,5 +1,6 @@
 import { authHeaders, getJson } from './api.js';
 import { formatAge, h } from './dom.js';
+import { clusterAnswer } from './protocol.js';
 import { createThroughputChart } from './throughput-chart.js';
 
 const POLL_INTERVAL_MS = 3000;
@@ -60,7 +61,8 @@ export function createClusterView({ line, waiting, summary, details, detailsBody
 
   async function poll() {
     try {
-      const cluster = await getJson('/v1/cluster');
+      // Loose: fields this console does not know by name are shown too (as tiles or under the scaler's details).
+      const cluster = await getJson('/v1/cluster', clusterAnswer.loose());
       render(cluster);
       status.textContent = 'Master connected';
       status.dataset.state = 'ok';

@@ -6,6 +6,7 @@ import { forgetJob, loadJobs, rememberJob } from './job-store.js';
 import { shortenDataUrls } from './params.js';
 import { readEventStream } from './sse.js';
 import { uploadForm } from './upload.js';
+import { duplicatesReport, itemsPage, jobAccepted, jobsPage, jobView, retryAccepted } from './protocol.js';
 
 const FINISHED = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 /** Browsers allow 6 HTTP/1.1 connections per host; leave most for everything else. */
@@ -55,7 +56,7 @@ export function createJobList({ container, compareDialog }) {
     if (format) form.append('format', format);
     if (quality !== undefined) form.append('quality', String(quality));
     if (options) form.append('options', JSON.stringify(options));
-    const { id, status } = await uploadForm('/v1/jobs', form, { onProgress, signal });
+    const { id, status } = await uploadForm('/v1/jobs', form, jobAccepted, { onProgress, signal });
     // Remembered in localStorage (a few MB per site): overlays are kept as their start only.
     const applied = { ...preset?.options, ...options };
     const entry = {
@@ -142,20 +143,21 @@ export function createJobList({ container, compareDialog }) {
 
   async function refresh(job) {
     job.lastDetailRefresh = Date.now();
-    const snapshot = await getJson(`/v1/jobs/${encodeURIComponent(job.entry.id)}`, { signal: job.abort.signal });
+    const snapshot = await getJson(`/v1/jobs/${encodeURIComponent(job.entry.id)}`, jobView, { signal: job.abort.signal });
     showJobError(job, '');
     render(job, snapshot);
   }
 
   /** Events carry the job's progress (the whole job or a part of it); anything else triggers a fetch. */
   function onEvent(job, { data }) {
-    let update;
+    let update = null;
     try {
-      update = JSON.parse(data);
+      const parsed = jobView.safeParse(JSON.parse(data));
+      if (parsed.success) update = parsed.data;
     } catch {
-      update = null;
+      // not JSON: fetched below
     }
-    if (update && typeof update === 'object') render(job, { ...job.snapshot, ...update });
+    if (update) render(job, { ...job.snapshot, ...update });
     const hasImageDetail = Array.isArray(update?.images);
     if (!hasImageDetail && Date.now() - job.lastDetailRefresh >= DETAIL_REFRESH_MS) {
       refresh(job).catch(() => {
@@ -316,7 +318,7 @@ export function createJobList({ container, compareDialog }) {
 
   /** Fetches the job's duplicates report once it has finished with perceptual hashes. */
   function showDuplicates(job) {
-    job.duplicates = getJson(`/v1/jobs/${encodeURIComponent(job.entry.id)}/duplicates`, { signal: job.abort.signal })
+    job.duplicates = getJson(`/v1/jobs/${encodeURIComponent(job.entry.id)}/duplicates`, duplicatesReport, { signal: job.abort.signal })
       .then((report) => job.view.duplicates.replaceChildren(duplicatesView(report)))
       .catch((error) => {
         if (!job.abort.signal.aborted) job.view.duplicates.replaceChildren(h('p', { class: 'job-error' }, `Could not load the duplicates report: ${error.message}`));
@@ -462,7 +464,7 @@ export function createMasterJobs({ container }) {
 
   async function refresh() {
     try {
-      const { jobs } = await getJson('/v1/jobs?limit=50');
+      const { jobs } = await getJson('/v1/jobs?limit=50', jobsPage);
       message.hidden = true;
       body.replaceChildren(...jobs.map((job) => h('tr', { 'data-job': job.id, 'data-status': job.status },
         h('td', {}, h('button', { type: 'button', class: 'link-button', onclick: () => open(job.id), 'aria-label': `Open job ${job.id}` }, shortId(job.id))),
@@ -488,8 +490,8 @@ export function createMasterJobs({ container }) {
 
   async function renderDetail(id) {
     const [job, failed] = await Promise.all([
-      getJson(`/v1/jobs/${encodeURIComponent(id)}`),
-      getJson(`/v1/jobs/${encodeURIComponent(id)}/items?status=failed&limit=${FAILED_ITEMS_SHOWN}`),
+      getJson(`/v1/jobs/${encodeURIComponent(id)}`, jobView),
+      getJson(`/v1/jobs/${encodeURIComponent(id)}/items?status=failed&limit=${FAILED_ITEMS_SHOWN}`, itemsPage),
     ]);
     const { done, failed: failedCount, total, skipped = 0 } = job.progress;
     detail.hidden = false;
@@ -513,7 +515,7 @@ export function createMasterJobs({ container }) {
 
   async function retry(id) {
     try {
-      const answer = await getJson(`/v1/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' });
+      const answer = await getJson(`/v1/jobs/${encodeURIComponent(id)}/retry`, retryAccepted, { method: 'POST' });
       announce(`Job ${shortId(id)}: ${answer.retried} failed item${answer.retried === 1 ? '' : 's'} re-queued.`);
       await refresh();
     } catch (error) {

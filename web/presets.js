@@ -1,6 +1,7 @@
 import { ApiError, apiFetch, getJson } from './api.js';
 import { h } from './dom.js';
 import { shortenDataUrls } from './params.js';
+import { presetList } from './protocol.js';
 
 const describeOutput = ({ format, quality, options }) =>
   [format ? `output ${format}` : null, quality !== undefined ? `quality ${quality}` : null, ...Object.entries(options ?? {}).map(([name, value]) => `${name} ${JSON.stringify(value)}`)]
@@ -19,7 +20,7 @@ export function createPresets({ row, picker, hint, deleteButton, message, builde
   async function load(selectName = picker.value) {
     message.hidden = true;
     try {
-      ({ presets, presetsOnly = false } = await getJson('/v1/presets'));
+      ({ presets, presetsOnly } = await getJson('/v1/presets', presetList));
     } catch (error) {
       presets = [];
       // A master without presets (404) simply has none to offer.

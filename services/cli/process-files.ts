@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { loadMasterConfig } from '../shared/config.js';
-import { extensionFor, type OutputFormat } from '../image-core/encode.js';
+import { extensionFor } from '../image-core/encode.js';
+import { type OutputFormat } from '../protocol/output.js';
 import { parsePipeline } from '../image-core/pipeline.js';
 import { processImage } from '../image-core/process-image.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { outputOptions } from './encode.js';
+import { outputOptions } from '../protocol/output.js';
 import type { OperationDeclaration } from './operation.js';
 import { blurfaces } from './operations/blurfaces.js';
 import { composite } from './operations/composite.js';

@@ -4,50 +4,10 @@ import { rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import { z } from 'zod';
 import type { InputFormat } from './decode.js';
 import { hasAlpha, rawDescriptor, type RawImage } from './raw-image.js';
 import { exifWithoutGps } from './source-metadata.js';
-
-export const outputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif'] as const;
-export type OutputFormat = (typeof outputFormats)[number];
-
-/** Highest encoder effort per format that has one (sharp's ranges). */
-const maxEffort = { webp: 6, avif: 9, png: 10 } as const;
-
-/** What the encoder does when an output option is not given: metadata stripped, baseline JPEG 4:2:0, lossy WebP/AVIF. */
-const outputDefaults = { metadata: 'strip', progressive: false, chromaSubsampling: '4:2:0', lossless: false } as const;
-
-/**
- * Output options besides format and quality; one schema for the job field `options`, batch bodies,
- * presets and the tasks workers get. Every field is optional and nothing is filled in on parsing, so
- * a job's options can override a preset's key by key; the encoder applies `outputDefaults`.
- */
-export const outputOptions = z
-  .object({
-    metadata: z
-      .enum(['strip', 'icc', 'exif'])
-      .optional()
-      .meta({
-        default: outputDefaults.metadata,
-        description: "strip: no metadata; icc: keep the input's ICC profile; exif: keep the ICC profile and the EXIF tags except GPS",
-      }),
-    progressive: z.boolean().optional().meta({ default: outputDefaults.progressive, description: 'progressive JPEG (interlaced PNG)' }),
-    chromaSubsampling: z
-      .enum(['4:2:0', '4:4:4'])
-      .optional()
-      .meta({ default: outputDefaults.chromaSubsampling, description: 'JPEG and AVIF chroma subsampling; 4:4:4 keeps colour edges sharp' }),
-    lossless: z.boolean().optional().meta({ default: outputDefaults.lossless, description: 'lossless WebP or AVIF (quality is then ignored)' }),
-    effort: z
-      .number()
-      .int()
-      .min(0)
-      .max(10)
-      .optional()
-      .describe(`encoder effort (CPU for smaller files): WebP 0-${maxEffort.webp} (default 4), AVIF 0-${maxEffort.avif} (default 2), PNG 1-${maxEffort.png} (palette only, unused)`),
-  })
-  .strict();
-export type OutputOptions = z.output<typeof outputOptions>;
+import { maxEffort, outputDefaults, outputFormats, type OutputFormat, type OutputOptions } from '../protocol/output.js';
 
 export interface EncodeOptions extends OutputOptions {
   format: OutputFormat;

@@ -1,6 +1,7 @@
 import type { Sharp } from 'sharp';
 import { openInput, inputErrorFrom, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodeImage, outputFormatFor, withEncoding, type EncodeOptions, type OutputFormat, type OutputOptions } from './encode.js';
+import { encodeImage, outputFormatFor, withEncoding, type EncodeOptions } from './encode.js';
+import { type OutputFormat, type OutputOptions } from '../protocol/output.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { shapesThrough } from './planner.js';

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { decodeImage, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodePipeline, outputFormatFor, type OutputFormat, type OutputOptions } from './encode.js';
+import { encodePipeline, outputFormatFor } from './encode.js';
+import { type OutputFormat, type OutputOptions } from '../protocol/output.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
 import { processImage } from './process-image.js';

@@ -1,17 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import yazl from 'yazl';
 import { z } from 'zod';
 import { requireToken } from '../shared/auth.js';
+import { packageRoot } from '../shared/config.js';
 import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import { sendStream } from '../shared/http-server.js';
 import { describeCatalogue } from '../image-core/catalogue.js';
-import { contentTypeFor, extensionFor, type OutputFormat } from '../image-core/encode.js';
+import { contentTypeFor, extensionFor } from '../image-core/encode.js';
+import { type OutputFormat } from '../protocol/output.js';
 import { downloadsBody, type DownloadsAnswer } from '../protocol/api.js';
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
@@ -190,6 +193,8 @@ export function createApp(master: Master) {
   if (existsSync(config.webDir)) app.use(express.static(config.webDir, { index: 'index.html' }));
   // The console decodes ThumbHash placeholders with the thumbhash package's own ES module.
   app.get('/vendor/thumbhash.js', (_req, res) => res.sendFile(fileURLToPath(import.meta.resolve('thumbhash'))));
+  // The console reads every answer through the protocol's schemas, bundled with zod by `npm run build` (vite.config.ts).
+  app.get('/protocol.js', (_req, res) => res.sendFile(path.join(packageRoot(), 'dist/services/protocol/browser.js')));
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;

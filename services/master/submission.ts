@@ -1,7 +1,8 @@
 import { HttpError } from '../shared/http-error.js';
 import type { MasterConfig } from '../shared/config.js';
 import { InputError, openInput, type InputErrorCode, type InputFormat } from '../image-core/decode.js';
-import { effortRefusal, outputFormatFor, outputFormats, type OutputFormat } from '../image-core/encode.js';
+import { effortRefusal, outputFormatFor } from '../image-core/encode.js';
+import { outputFormats, type OutputFormat } from '../protocol/output.js';
 import { PipelineError } from '../image-core/errors.js';
 import { parsePipeline, serializePipeline } from '../image-core/pipeline.js';
 import { planImage } from '../image-core/planner.js';

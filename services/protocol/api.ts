@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { outputFormats } from '../image-core/encode.js';
+import { outputFormats } from './output.js';
 
 /**
  * API responses of the master, as the contract (/v1/...) defines them. The master builds them with

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { annotations, imageStatus, imageView, jobStatus, jobView, outputFormat, quality } from './api.js';
-import { outputOptions } from '../image-core/encode.js';
+import { outputOptions } from './output.js';
 import { presetName } from './presets.js';
 import { maxVariantsPerTask } from './tasks.js';
 import { uploadSessionId } from './uploads.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { outputOptions } from '../image-core/encode.js';
+import { outputOptions } from './output.js';
 import { outputFormat, quality, workerState } from './api.js';
 
 /**

@@ -1,13 +1,8 @@
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeImage } from '../../services/image-core/decode.js';
-import {
-  contentTypeFor,
-  encodeImage,
-  extensionFor,
-  outputFormatFor,
-  outputFormats,
-} from '../../services/image-core/encode.js';
+import { contentTypeFor, encodeImage, extensionFor, outputFormatFor } from '../../services/image-core/encode.js';
+import { outputFormats } from '../../services/protocol/output.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { toRawImage } from '../../services/image-core/sharp-raw.js';
 import { corpus, meanDifference } from '../helpers/api.js';

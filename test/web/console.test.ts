@@ -346,6 +346,16 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await page.locator('.cluster').screenshot({ path: path.join(artifacts, 'cluster-narrow.png') });
   });
 
+  test('an answer of another shape is named, not drawn: the console reads answers through the protocol schemas', async () => {
+    const page = await openConsole(cluster.url);
+    await page.route('**/v1/cluster', (route) =>
+      route.fulfill({ contentType: 'application/json', body: JSON.stringify({ workers: 'none', queueDepth: 0, desiredCapacity: 0, summary: 'a summary to show' }) }),
+    );
+    await page.reload();
+    await expect.poll(() => page.locator('#workers-note').textContent()).toMatch(/^Cluster state unavailable: unexpected answer from \S+\/v1\/cluster: [^]*expected array[^]*workers/);
+    expect(await page.locator('#cluster-line').textContent()).not.toBe('a summary to show');
+  });
+
   test('the cluster view lists the workers the master knows', async () => {
     const response = await fetch(`${cluster.url}/v1/cluster`);
     // Loose: the console shows fields it does not know by name, so this test sees them too.

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { extensionFor, type OutputFormat } from '../../image-core/encode.js';
+import { extensionFor } from '../../image-core/encode.js';
+import { type OutputFormat } from '../../protocol/output.js';
 import type { BatchJobBody } from '../../protocol/batch.js';
 import { formatUri, joinUnder, parseUri, type Location } from './uri.js';
 

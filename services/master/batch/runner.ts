@@ -5,7 +5,7 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pRetry from 'p-retry';
-import type { OutputFormat } from '../../image-core/encode.js';
+import type { OutputFormat } from '../../protocol/output.js';
 import { parsePipeline, PipelineError, serializePipeline } from '../../image-core/pipeline.js';
 import type { BatchJobBody, ManifestLine, ResolvedBatchJobBody } from '../../protocol/batch.js';
 import type { TaskSpec, WholeImageBudget, Location as WireLocation } from '../../protocol/tasks.js';
