@@ -6,9 +6,8 @@ import { forgetJob, loadJobs, rememberJob } from './job-store.js';
 import { shortenDataUrls } from './params.js';
 import { readEventStream } from './sse.js';
 import { uploadForm } from './upload.js';
-import { duplicatesReport, itemsPage, jobAccepted, jobsPage, jobView, retryAccepted } from './protocol.js';
+import { duplicatesReport, isTerminalStatus, itemsPage, jobAccepted, jobsPage, jobView, retryAccepted } from './protocol.js';
 
-const FINISHED = new Set(['succeeded', 'partial', 'failed', 'canceled']);
 /** Browsers allow 6 HTTP/1.1 connections per host; leave most for everything else. */
 const MAX_EVENT_STREAMS = 3;
 const POLL_INTERVAL_MS = 1000;
@@ -133,7 +132,7 @@ export function createJobList({ container, compareDialog }) {
           showJobError(job, error.message);
           delay = Math.min(delay * 2, MAX_POLL_INTERVAL_MS);
         }
-        if (FINISHED.has(job.snapshot?.status)) return;
+        if (isTerminalStatus(job.snapshot?.status)) return;
         await sleep(delay, signal);
       }
     } finally {
@@ -186,11 +185,11 @@ export function createJobList({ container, compareDialog }) {
     view.progressText.textContent = `${done} of ${total} image${total === 1 ? '' : 's'} done · ${percent}%${canceled ? ` · ${canceled} canceled` : ''}`;
     view.waiting.hidden = !(status === 'queued' && waitingReason);
     view.waiting.textContent = waitingReason ? `Waiting: ${waitingReason}` : '';
-    view.cancelButton.hidden = FINISHED.has(status);
-    view.archiveButton.hidden = !(FINISHED.has(status) && images.some((image) => image.status === 'succeeded'));
+    view.cancelButton.hidden = isTerminalStatus(status);
+    view.archiveButton.hidden = !(isTerminalStatus(status) && images.some((image) => image.status === 'succeeded'));
     for (const image of images) renderImage(job, image);
-    if (FINISHED.has(status) && !job.duplicates && hasPhash(images)) showDuplicates(job);
-    if (previousStatus && previousStatus !== status && FINISHED.has(status)) {
+    if (isTerminalStatus(status) && !job.duplicates && hasPhash(images)) showDuplicates(job);
+    if (previousStatus && previousStatus !== status && isTerminalStatus(status)) {
       announce(`Job ${shortId(snapshot.id ?? job.entry.id)} ${status}.`);
     }
   }
