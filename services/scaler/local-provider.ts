@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
+import { cliPath, exitWithMasterImport } from '../shared/child-processes.js';
 import { loadWorkerConfig } from '../shared/config.js';
 import { workerNodeArgs } from '../worker/node-args.js';
 import type { CapacityProvider, CapacityReport, WorkerSnapshot } from './capacity-provider.js';
@@ -30,8 +29,6 @@ interface LocalWorker {
 }
 
 const workerAnnouncement = /^DIPS worker (\S+): /;
-/** Beside this file with its extension: .js in dist/, .ts when tests load the sources (Node runs it by type stripping). */
-const exitWithMaster = pathToFileURL(path.resolve(import.meta.dirname, `exit-with-master${path.extname(import.meta.filename)}`)).href;
 const DEFAULT_STOP_GRACE_MS = 120_000;
 const DEFAULT_REGISTER_GRACE_MS = 30_000;
 
@@ -48,7 +45,7 @@ export class LocalCapacityProvider implements CapacityProvider {
   private closed = false;
 
   constructor(private readonly options: LocalProviderOptions) {
-    this.cliPath = options.cliPath ?? path.resolve(import.meta.dirname, '../cli/main.js');
+    this.cliPath = options.cliPath ?? cliPath;
   }
 
   /** Idle workers to stop for `excess` too many: a worker holding leases is never stopped (its work would be retried elsewhere). */
@@ -82,7 +79,7 @@ export class LocalCapacityProvider implements CapacityProvider {
   }
 
   private startWorker(): LocalWorker {
-    const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMaster, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
+    const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMasterImport, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
       env: workerEnvironment(this.options.env ?? process.env, this.options.masterUrl),
       // The IPC channel is how the worker notices this process is gone (exit-with-master.ts).
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
