@@ -91,6 +91,18 @@ program
   });
 
 program
+  .command('storage')
+  .description('the local storage service alone: the files of a master\'s data directory behind its signed URLs (dips up and dips master start it)')
+  .option('--port <port>', 'port (0 picks a free one)', integer('--port'), 0)
+  .option('--data-dir <dir>', 'the master\'s data directory (default DIPS_DATA_DIR or ./.dips-data)')
+  .action(async (options: { port: number; dataDir?: string }) => {
+    const { startStorageService } = await import('../storage/server.js');
+    const running = await startStorageService({ port: options.port, ...(options.dataDir ? { dataDir: options.dataDir } : {}) });
+    process.stdout.write(`DIPS storage: ${running.url}\n`);
+    stopOnSignal(() => running.close());
+  });
+
+program
   .command('process')
   .description('run a pipeline in this process (no cluster, no tiling): the reference result')
   .argument('<files...>', 'input images')
@@ -197,11 +209,20 @@ program
 
 /**
  * Starts the master and, when given a scaling mode, its scaler (mode from the master's URL); Ctrl-C or
- * SIGTERM stops the scaler (draining the workers it started) and then the master. Resolves with the URL.
+ * SIGTERM stops the scaler (draining the workers it started), the master, then its storage service.
+ * On local storage without DIPS_STORAGE_URL it first starts the storage service (services/storage/),
+ * so that clients' bytes do not pass through the master. Resolves with the URL.
  */
 async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => ScalingMode): Promise<string> {
-  const { startMaster } = await import('../master/server.js');
-  const running = await startMaster({ ...(flags.port === undefined ? {} : { port: flags.port }), ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) });
+  const [{ startMaster }, { loadMasterConfig }, { createLogger }] = await Promise.all([import('../master/server.js'), import('../shared/config.js'), import('../shared/logger.js')]);
+  const options = { ...(flags.port === undefined ? {} : { port: flags.port }), ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) };
+  const config = loadMasterConfig(options);
+  const storageService =
+    config.storage === 'local' && !config.storageUrl ? await (await import('../storage/process.js')).StorageProcess.start(config.dataDir, createLogger('dips-master').child({ component: 'storage' })) : undefined;
+  const running = await startMaster({ ...options, ...(storageService ? { storageUrl: storageService.url } : {}) }).catch(async (error: unknown) => {
+    await storageService?.stop();
+    throw error;
+  });
   // Retried with backoff (the group may not exist yet, IAM may be propagating); shown in /v1/cluster meanwhile.
   // A scaler that never starts stops the master with a non-zero exit, so its supervisor sees it.
   const { startMasterScaler } = await import('../scaler/master-scaler.js');
@@ -218,6 +239,7 @@ async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => 
   stopOnSignal(async () => {
     await scaler?.stop();
     await running.close();
+    await storageService?.stop();
   });
   return running.url;
 }

@@ -11,7 +11,7 @@ import { requireToken } from '../shared/auth.js';
 import { packageRoot } from '../shared/config.js';
 import { withSummary } from '../shared/cluster-summary.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
-import { sendStream } from '../shared/http-server.js';
+import { sendFile, sendStream } from '../shared/http-server.js';
 import { describeCatalogue } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor } from '../image-core/encode.js';
 import { type OutputFormat } from '../protocol/output.js';
@@ -28,7 +28,9 @@ import { presetRoutes } from './presets-routes.js';
 import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
-import { signedUploadRoutes, uploadSessionRoutes } from './upload-sessions-routes.js';
+import { uploadSessionRoutes } from './upload-sessions-routes.js';
+import { LocalStorage } from './local-storage.js';
+import { storageRoutes } from '../storage/routes.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
 import { Admission } from './admission.js';
 import { ProgressStreams } from './progress-stream.js';
@@ -144,12 +146,13 @@ export function createApp(master: Master) {
 
   api.get('/jobs/:id/images/:index', async (req, res) => {
     const image = finishedImage(master, req.params.id, req.params.index);
-    const { name, contentType, direct } = await resultOf(storage, image);
-    // With S3 the client fetches the bytes from the bucket itself.
-    if (direct) return res.redirect(302, direct);
-    res.attachment(name).type(contentType);
     const key = outputKey(image.job_id, image.idx);
+    // A local file is sent from here, same origin as the console's requests; with S3 the client fetches the bytes from the bucket itself.
     const file = await storage.locate(key, 'get', sameMachine);
+    const direct = file?.via === 'file' ? undefined : (await resultOf(storage, image)).direct;
+    if (direct) return res.redirect(302, direct);
+    const { name, contentType } = resultFile(image);
+    res.attachment(name).type(contentType);
     if (file?.via === 'file') return sendFile(res, file.path);
     await sendStream(await storage.getStream(key), res);
   });
@@ -187,8 +190,9 @@ export function createApp(master: Master) {
 
   // Worker routes first: they take the worker credential, not the client token.
   app.use('/v1', workerRoutes(master));
-  // Signed URLs carry their own authorisation (local storage's stand-in for presigned S3 URLs).
-  app.use('/v1', signedUploadRoutes(master));
+  // Local storage without its own service (DIPS_STORAGE_URL unset): the master serves its signed URLs,
+  // which carry their own authorisation as presigned S3 URLs do.
+  if (storage instanceof LocalStorage && storage.servedByMaster) app.use('/storage', storageRoutes(storage, master.uploadDisk));
   app.use('/v1', api);
   if (existsSync(config.webDir)) app.use(express.static(config.webDir, { index: 'index.html' }));
   // The console decodes ThumbHash placeholders with the thumbhash package's own ES module.
@@ -202,44 +206,14 @@ export function createApp(master: Master) {
 
 /** The master reads its own storage as a co-located worker would: local disk gives the file's path. */
 const sameMachine = { colocated: true };
-/**
- * A result up to this size is read whole with one read and sent with one write; a larger one is
- * streamed in reads of this size. Measured: a 105 KiB result costs the master ~330 µs of CPU read
- * whole against ~500 µs streamed (64 KiB reads, chunked framing); the bound keeps a download's memory
- * at 1 MiB whatever the result.
- */
-const wholeReadBytes = 1 << 20;
-
-/** Sends a local result file: one open (no separate existence check), its size as Content-Length. */
-async function sendFile(res: express.Response, file: string): Promise<void> {
-  const handle = await fs.open(file, 'r');
-  let streaming = false;
-  try {
-    const { size } = await handle.stat();
-    if (size > wholeReadBytes) {
-      res.setHeader('content-length', size);
-      // The stream closes the handle when it ends, fails or is destroyed (the client went away).
-      streaming = true;
-      return await sendStream(handle.createReadStream({ highWaterMark: wholeReadBytes }), res);
-    }
-    const data = Buffer.allocUnsafe(size);
-    const { bytesRead } = await handle.read(data, 0, size, 0);
-    res.setHeader('content-length', bytesRead);
-    res.end(data.subarray(0, bytesRead));
-  } finally {
-    if (!streaming) await handle.close();
-  }
+/** A finished result as a client downloads it: its file name, type and the URL it is fetched from without the master (S3, the storage service). */
+async function resultOf(storage: Storage, image: ImageRow): Promise<{ name: string; contentType: string; direct: string | undefined }> {
+  const { name, contentType } = resultFile(image);
+  return { name, contentType, direct: await storage.downloadUrl(outputKey(image.job_id, image.idx), { fileName: name, contentType }) };
 }
 
-/**
- * Streams a result to the client; either side failing destroys both, so a client that disconnects
- * mid-download leaves no file open. The answer has begun by then: a failure is only the cut connection.
- */
-/** A finished result as a client downloads it: its file name, type and, with S3, the presigned URL it is fetched from. */
-async function resultOf(storage: Storage, image: ImageRow): Promise<{ name: string; contentType: string; direct: string | undefined }> {
-  const name = outputName(image);
-  const contentType = contentTypeFor(image.out_format as OutputFormat);
-  return { name, contentType, direct: await storage.downloadUrl(outputKey(image.job_id, image.idx), { fileName: name, contentType }) };
+function resultFile(image: ImageRow): { name: string; contentType: string } {
+  return { name: outputName(image), contentType: contentTypeFor(image.out_format as OutputFormat) };
 }
 
 function jobNotFound(id: string): HttpError {

@@ -5,17 +5,41 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
-import { checkKey, type Storage, type StoredObject } from './storage.js';
+import type { UrlSigner } from '../storage/signed-urls.js';
+import { checkKey, presignedSeconds, type Storage, type StoredObject } from './storage.js';
 
 /** Files a listing stats at once: a directory of thousands of files in rounds, not thousands of requests queued on libuv's 4 threads. */
 const parallelStats = 64;
+
+/** Where clients send and fetch local storage's bytes: signed URLs of the storage service, or of the master itself. */
+export interface ClientAccess {
+  signer: UrlSigner;
+  /**
+   * The storage service's URL as clients reach it (DIPS_STORAGE_URL; `dips up` and `dips master` start
+   * one): uploads and downloads go there, not through the master. Unset: the master serves the signed
+   * URLs itself (paths on the master) and streams downloads.
+   */
+  serviceUrl?: string | undefined;
+}
 
 /** Storage in a directory of the local file system (the default). */
 export class LocalStorage implements Storage {
   /** Directories known to exist: a job's output directory is made once, not once per image. */
   private readonly made = new Set<string>();
+  readonly signer: UrlSigner;
+  /** True when no storage service serves the signed URLs: the master mounts their routes (app.ts). */
+  readonly servedByMaster: boolean;
+  private readonly serviceUrl: string;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    access: ClientAccess,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.signer = access.signer;
+    this.servedByMaster = access.serviceUrl === undefined;
+    this.serviceUrl = access.serviceUrl?.replace(/\/$/, '') ?? '';
+  }
 
   private async mkdirOnce(dir: string): Promise<void> {
     if (this.made.has(dir)) return;
@@ -43,18 +67,26 @@ export class LocalStorage implements Storage {
     await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial)));
   }
 
+  /** Like putStream, for a key nothing is stored under yet: fails with EEXIST (and keeps what is there) otherwise. */
+  async createStream(key: string, body: Readable): Promise<void> {
+    await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial)), { replace: false });
+  }
+
   async putBuffer(key: string, data: Buffer): Promise<void> {
     await this.writeThenRename(key, (partial) => fs.writeFile(partial, data));
   }
 
-  /** Write then rename so a crash never leaves a half-written object under the final key. */
-  private async writeThenRename(key: string, write: (partial: string) => Promise<void>): Promise<void> {
+  /**
+   * Write then rename so a crash never leaves a half-written object under the final key; without
+   * `replace`, a hard link in place of the rename, which fails when the key exists.
+   */
+  private async writeThenRename(key: string, write: (partial: string) => Promise<void>, { replace = true } = {}): Promise<void> {
     const target = this.pathOf(key);
     await this.mkdirOnce(path.dirname(target));
     const partial = `${target}.partial-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
       await write(partial);
-      await fs.rename(partial, target);
+      await (replace ? fs.rename(partial, target) : fs.link(partial, target));
     } finally {
       await fs.rm(partial, { force: true });
     }
@@ -64,6 +96,11 @@ export class LocalStorage implements Storage {
     const file = this.pathOf(key);
     await fs.access(file);
     return createReadStream(file, range ?? {});
+  }
+
+  /** The file of key, for a server that opens it itself (ENOENT then when nothing is stored). */
+  pathIfStored(key: string): string {
+    return this.pathOf(key);
   }
 
   getBuffer(key: string): Promise<Buffer> {
@@ -128,7 +165,15 @@ export class LocalStorage implements Storage {
 
   async abortParts(): Promise<void> {}
 
-  async downloadUrl(): Promise<undefined> {
-    return undefined;
+  /** A signed PUT of exactly `size` bytes, creating the object (an upload URL writes once). */
+  async uploadUrl(key: string, size: number, expiresAt: number): Promise<string> {
+    await this.mkdirOnce(path.dirname(this.pathOf(key)));
+    return `${this.serviceUrl}${this.signer.path({ method: 'PUT', key: checkKey(key), size, expiresAt })}`;
+  }
+
+  /** With a storage service, a signed GET there; without one, the master streams the file itself. */
+  async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string | undefined> {
+    if (this.servedByMaster) return undefined;
+    return `${this.serviceUrl}${this.signer.path({ method: 'GET', key: checkKey(key), name: as.fileName, type: as.contentType, expiresAt: this.now() + presignedSeconds * 1000 })}`;
   }
 }

@@ -14,6 +14,7 @@ import { ImageRunner } from './image-runner.js';
 import { JobStore } from './job-store.js';
 import { jobPrefix } from './keys.js';
 import { LocalStorage } from './local-storage.js';
+import { UrlSigner } from '../storage/signed-urls.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { openPresets, type Presets } from './presets.js';
 import type { Storage } from './storage.js';
@@ -84,7 +85,7 @@ export class Master {
     this.storage = deps.storage;
     this.spoolDir = path.join(config.dataDir, 'spool');
     this.uploadDisk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir));
-    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger, this.uploadDisk);
+    this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger);
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
     this.workerCredential = config.workerToken ?? config.token;
@@ -222,5 +223,5 @@ async function defaultStorage(config: MasterConfig): Promise<Storage> {
       config.s3Prefix,
     );
   }
-  return new LocalStorage(path.join(config.dataDir, 'files'));
+  return new LocalStorage(path.join(config.dataDir, 'files'), { signer: UrlSigner.forDataDir(config.dataDir), serviceUrl: config.storageUrl });
 }

@@ -7,7 +7,7 @@ import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
 import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
 import { heartbeat, heartbeatAnswer } from '../protocol/tasks.js';
-import { completeBody, fileReceived, uploadSession, uploadSessionBody, uploadSessionTerms } from '../protocol/uploads.js';
+import { completeBody, storedFile, storedObject, uploadSession, uploadSessionBody, uploadSessionTerms } from '../protocol/uploads.js';
 
 /** A binary file part of a multipart body. */
 const file = z.string().meta({ format: 'binary' });
@@ -94,19 +94,25 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
           responses: { '200': json(uploadSessionTerms, "the session limits and the batch items' planning budget"), ...errors(401) },
         },
         post: {
-          summary: 'open an upload session: where to send each file (presigned S3 URLs, or signed URLs on the master); then POST /v1/jobs with "inputs": {"upload": id}',
+          summary: 'open an upload session: where to send each file (presigned S3 URLs, or signed URLs on the storage service); then POST /v1/jobs with "inputs": {"upload": id}',
           requestBody: { required: true, content: { 'application/json': { schema: schema(uploadSessionBody) } } },
           responses: { '201': json(uploadSession, 'the session, its expiry and per file the requests to send'), ...errors(400, 401, 413, 429) },
         },
       },
-      '/v1/uploads/{id}/files/{index}': {
-        parameters: [jobId, { name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+      '/storage/objects/{key}': {
+        summary: "local storage's signed URLs, as a session or /downloads gives them (S3 storage gives presigned bucket URLs instead)",
+        servers: [{ url: '/', description: 'the storage service (DIPS_STORAGE_URL; `dips up` starts one), or the master when it serves local storage itself' }],
+        parameters: [{ name: 'key', in: 'path', required: true, schema: { type: 'string' } }, ...['expires', 'signature'].map((name) => ({ name, in: 'query', required: true, schema: { type: 'string' } }))],
         put: {
-          summary: "a file's bytes, to the signed URL a session gave (local storage); the signature authorises it",
+          summary: "a session file's bytes, exactly the signed size, into a new object; the signature authorises it",
           security: [],
-          parameters: ['expires', 'signature'].map((name) => ({ name, in: 'query', required: true, schema: { type: 'string' } })),
           requestBody: { required: true, content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
-          responses: { '200': json(fileReceived, 'stored whole'), ...errors(400, 403, 404, 409, 410) },
+          responses: { '200': json(storedObject, 'stored whole'), ...errors(400, 403, 409, 503) },
+        },
+        get: {
+          summary: 'a result, as an attachment with the signed file name and type; the signature authorises it',
+          security: [],
+          responses: { '200': binary('application/octet-stream', 'the object'), ...errors(403, 404) },
         },
       },
       '/v1/uploads/{id}/files/{index}/complete': {
@@ -114,7 +120,7 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
         post: {
           summary: 'complete a file sent in parts (S3 multipart) from the ETags its parts answered',
           requestBody: { required: true, content: { 'application/json': { schema: schema(completeBody) } } },
-          responses: { '200': json(fileReceived, 'assembled'), ...errors(400, 401, 404, 409, 410) },
+          responses: { '200': json(storedFile, 'assembled'), ...errors(400, 401, 404, 409, 410) },
         },
       },
       '/v1/jobs/{id}/items': {

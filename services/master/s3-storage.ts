@@ -147,6 +147,11 @@ export class S3Storage implements Storage {
     await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.keyOf(key), UploadId: upload }));
   }
 
+  /** A presigned PUT (valid presignedSeconds, like the session it belongs to). */
+  async uploadUrl(key: string): Promise<string> {
+    return this.presigner.url('PutObject', this.bucket, this.keyOf(key));
+  }
+
   async downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string> {
     return this.presigner.url('GetObject', this.bucket, this.keyOf(key), {
       'response-content-disposition': contentDisposition(as.fileName),

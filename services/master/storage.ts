@@ -43,7 +43,12 @@ export interface Storage {
   closeParts(key: string, upload: string | undefined, tags: string[]): Promise<void>;
   /** Gives up a piecewise object that will never be closed (S3: aborts the multipart upload, freeing its parts). */
   abortParts(key: string, upload: string | undefined): Promise<void>;
-  /** A URL a client downloads the object from without the master (S3: presigned); undefined to stream it. */
+  /**
+   * A URL a client PUTs exactly `size` bytes to, until expiresAt and without the token: presigned (S3),
+   * or signed for local storage's routes (services/storage/routes.ts), which write each object once.
+   */
+  uploadUrl(key: string, size: number, expiresAt: number): Promise<string>;
+  /** A URL a client downloads the object from without the master (S3: presigned; local: the storage service's); undefined to stream it. */
   downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string | undefined>;
 }
 

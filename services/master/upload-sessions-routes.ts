@@ -4,26 +4,6 @@ import { completeBody, uploadSessionBody, type UploadSession, type UploadSession
 import { HttpError } from '../shared/http-error.js';
 import { itemBudget } from './batch/runner.js';
 import type { Master } from './master.js';
-import { endRequestBody } from './upload.js';
-
-/**
- * The signed upload URLs of local storage: `PUT /v1/uploads/{id}/files/{index}?expires&signature`.
- * Mounted before the client token, as a presigned S3 URL needs no credentials either: the signature
- * is the authorisation, for one file of one session until the session expires.
- */
-export function signedUploadRoutes(master: Master): express.Router {
-  const router = express.Router();
-  router.put('/uploads/:id/files/:index', async (req, res) => {
-    try {
-      const received = await master.uploads.receive(req.params.id, fileIndex(req.params.index), req.query, req, req.headers['content-length']);
-      res.json(received);
-    } catch (error) {
-      endRequestBody(req);
-      throw error;
-    }
-  });
-  return router;
-}
 
 /** What sessions accept, opening one and completing its multipart files: behind the client token like every /v1 route. */
 export function uploadSessionRoutes(master: Master): express.Router {

@@ -1,13 +1,11 @@
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { DatabaseSync } from 'node:sqlite';
 import type { SessionFile, UploadPart, UploadSession, UploadSessionBody } from '../protocol/uploads.js';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
-import type { UploadDisk } from './admission.js';
 import { presignedSeconds, type Storage } from './storage.js';
 import { displayName } from './upload.js';
 
@@ -66,19 +64,16 @@ export interface SessionJobs {
  * Upload sessions: a client declares files, sends their bytes where the session says and then creates a
  * job from it. With S3 the URLs are presigned (single PUT, or one UploadPart per part for files over
  * DIPS_UPLOAD_PART_BYTES), so the bytes go from the client to the bucket. With local storage they are
- * URLs on the master signed with a key only the master holds (HMAC-SHA256 over session, file and
- * expiry), so a client treats both alike: "PUT these bytes to this URL with these headers".
- * Sessions are rows in their own SQLite file and the key a file beside it: both survive a restart.
- * A session lives as long as its URLs (presignedSeconds); sweep() removes expired ones and those
- * whose job is gone, with their bytes.
+ * signed URLs of the storage service (services/storage/), each for one file of its declared size,
+ * writing it once: a client treats both alike, "PUT these bytes to this URL with these headers", and
+ * neither passes the bytes through the master. Sessions are rows in their own SQLite file and survive
+ * a restart. A session lives as long as its URLs (presignedSeconds); sweep() removes expired ones and
+ * those whose job is gone, with their bytes.
  */
 export class UploadSessions {
   private readonly db: DatabaseSync;
-  private readonly signingKey: Buffer;
   /** Sessions a job is being created from right now: a second request for one waits for nothing and is refused. */
   private readonly becomingJobs = new Set<string>();
-  /** Local PUTs being received, per session: a session does not become a job while one may still rename its file. */
-  private readonly receiving = new Map<string, number>();
   private readonly cache = new Map<string, Session>();
 
   constructor(
@@ -86,12 +81,9 @@ export class UploadSessions {
     dataDir: string,
     private readonly limits: UploadSessionLimits,
     private readonly logger: Logger,
-    /** The disk space promised to uploads, shared with multipart POST /v1/jobs. */
-    private readonly disk: UploadDisk,
     private readonly now: () => number = Date.now,
   ) {
     mkdirSync(dataDir, { recursive: true });
-    this.signingKey = readOrCreateKey(path.join(dataDir, 'upload-signing.key'));
     this.db = new DatabaseSync(path.join(dataDir, 'uploads.sqlite'));
     this.db.exec(`PRAGMA journal_mode = WAL;
       CREATE TABLE IF NOT EXISTS sessions (
@@ -134,16 +126,13 @@ export class UploadSessions {
     return { id, expiresAt: new Date(expiresAt).toISOString(), files };
   }
 
-  /** Where file `index` goes: a presigned PUT, presigned parts, or a signed URL on the master (local storage). */
+  /** Where file `index` goes: one signed or presigned PUT, or (S3, a file over the part size) presigned parts. */
   private async targets(id: string, index: number, size: number, expiresAt: number): Promise<{ parts: UploadPart[]; upload?: string }> {
     const key = stagedKey(id, index);
-    const whole = await this.storage.locate(key, 'put', remote);
-    if (!whole || whole.via !== 'url') {
-      return { parts: [{ url: `/v1/uploads/${id}/files/${index}?expires=${expiresAt}&signature=${this.sign(id, index, expiresAt)}`, headers: {}, offset: 0, size }] };
-    }
     const partBytes = Math.max(this.limits.uploadPartBytes, Math.ceil(size / maxParts));
-    if (size <= partBytes) return { parts: [{ url: whole.url, headers: {}, offset: 0, size }] };
-    const upload = await this.storage.openParts(key);
+    // Local storage has no parts (openParts answers no upload): one PUT whatever the size.
+    const upload = size > partBytes ? await this.storage.openParts(key) : undefined;
+    if (!upload) return { parts: [{ url: await this.storage.uploadUrl(key, size, expiresAt), headers: {}, offset: 0, size }] };
     const parts: UploadPart[] = [];
     for (let offset = 0, number = 1; offset < size; offset += partBytes, number++) {
       const length = Math.min(partBytes, size - offset);
@@ -152,53 +141,6 @@ export class UploadSessions {
       parts.push({ url: part.url, headers: {}, offset, size: length });
     }
     return { parts, ...(upload ? { upload } : {}) };
-  }
-
-  private sign(id: string, index: number, expiresAt: number): string {
-    return createHmac('sha256', this.signingKey).update(`PUT ${id}/${index} ${expiresAt}`).digest('base64url');
-  }
-
-  /** Checks a local upload URL: the signature (constant-time), then its expiry, then the session's state. */
-  private verify(id: string, index: number, query: { expires?: unknown; signature?: unknown }): StagedFile {
-    const expiresAt = Number(query.expires);
-    const given = Buffer.from(typeof query.signature === 'string' ? query.signature : '', 'base64url');
-    const expected = Buffer.from(this.sign(id, index, expiresAt), 'base64url');
-    if (!Number.isInteger(expiresAt) || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      throw new HttpError(403, 'bad_signature', `the upload URL for file ${index} of session ${id} is not one this master signed`);
-    }
-    if (this.now() > expiresAt) throw new HttpError(403, 'upload_url_expired', `the upload URL for file ${index} of session ${id} expired at ${new Date(expiresAt).toISOString()}`);
-    const session = this.openSession(id);
-    const file = session.files[index];
-    if (!file) throw new HttpError(404, 'upload_file_not_found', `session ${id} has no file ${index}`);
-    return file;
-  }
-
-  /**
-   * A local upload URL's PUT: the body streamed straight into storage (no parsing), refused beyond the
-   * declared size and kept only when exactly that many bytes arrived (LocalStorage writes, then renames).
-   */
-  async receive(id: string, index: number, query: { expires?: unknown; signature?: unknown }, body: Readable, contentLength: string | undefined) {
-    const file = this.verify(id, index, query);
-    const what = `file ${index} "${file.name}"`;
-    if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id}; it takes no more bytes`);
-    if (contentLength !== undefined && Number(contentLength) !== file.size) {
-      throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${file.size} bytes; this request sends ${contentLength}`);
-    }
-    this.receiving.set(id, (this.receiving.get(id) ?? 0) + 1);
-    try {
-      const hold = await this.disk.hold(file.size, what);
-      try {
-        await this.storage.putStream(stagedKey(id, index), Readable.from(exactly(body, file.size, what)));
-        hold.kept();
-      } finally {
-        hold.release();
-      }
-    } finally {
-      const left = this.receiving.get(id)! - 1;
-      if (left === 0) this.receiving.delete(id);
-      else this.receiving.set(id, left);
-    }
-    return { index, name: file.name, size: file.size };
   }
 
   /** Completes a multipart file from its parts' ETags (metadata only; S3 assembles the parts). */
@@ -231,8 +173,6 @@ export class UploadSessions {
    */
   async becomeJob<Job extends { id: string }>(id: string, create: () => Promise<Job>): Promise<Job> {
     if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id} by another request`);
-    const receiving = this.receiving.get(id);
-    if (receiving) throw new HttpError(409, 'upload_busy', `${receiving} file(s) of upload session ${id} are still being received; create the job once they are answered`);
     this.becomingJobs.add(id);
     try {
       const files = await this.checkReady(id);
@@ -281,7 +221,9 @@ export class UploadSessions {
 
   /**
    * Removes sessions nobody will use: expired before a job was created from them, or whose job was
-   * deleted (retention, purge). Their bytes go with them, and their unfinished multipart uploads.
+   * deleted (retention, purge). Their bytes go with them, and their unfinished multipart uploads. A
+   * deleted job's session keeps its row until its URLs expire, its bytes deleted at every sweep: a
+   * URL still valid could store a file again, and nothing would delete it once the row was gone.
    */
   async sweep(jobs: SessionJobs): Promise<number> {
     const rows = this.db.prepare('SELECT * FROM sessions WHERE (job_id IS NULL AND expires_at <= ?) OR job_id IS NOT NULL').all(this.now()) as unknown as SessionRow[];
@@ -296,6 +238,7 @@ export class UploadSessions {
         continue;
       }
       await this.abort(row.id, JSON.parse(row.files) as StagedFile[]);
+      if (row.expires_at > this.now()) continue;
       this.db.prepare('DELETE FROM sessions WHERE id = ?').run(row.id);
       this.cache.delete(row.id);
       removed += 1;
@@ -341,25 +284,4 @@ export class UploadSessions {
   close(): void {
     this.db.close();
   }
-}
-
-/** The master's signing key: 32 random bytes made once and kept (mode 0600), so URLs outlive a restart. */
-function readOrCreateKey(file: string): Buffer {
-  try {
-    writeFileSync(file, randomBytes(32), { flag: 'wx', mode: 0o600 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  return readFileSync(file);
-}
-
-/** Passes a body through, failing it as soon as it exceeds `size` bytes, or when it ends short of them. */
-async function* exactly(body: AsyncIterable<Buffer>, size: number, what: string): AsyncIterable<Buffer> {
-  let received = 0;
-  for await (const chunk of body) {
-    received += chunk.length;
-    if (received > size) throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${size} bytes; more arrived`);
-    yield chunk;
-  }
-  if (received !== size) throw new HttpError(400, 'upload_wrong_size', `${what} was declared as ${size} bytes; ${received} arrived`);
 }

@@ -3,8 +3,8 @@ import { wholeImageBudget } from './tasks.js';
 
 /*
  * Upload sessions (POST /v1/uploads): a client declares its files, sends each one's bytes where the
- * answer says (S3: presigned URLs, the master never sees them; local disk: signed URLs on the master,
- * streamed straight into a file), then creates a job from the session (POST /v1/jobs, JSON,
+ * answer says (S3: presigned URLs; local disk: signed URLs on the storage service, streamed straight
+ * into a file; the master sees neither), then creates a job from the session (POST /v1/jobs, JSON,
  * `"inputs": {"upload": "<id>"}`). Master, CLI and tests read these schemas.
  */
 
@@ -24,7 +24,7 @@ export type UploadSessionBody = z.infer<typeof uploadSessionBody>;
 
 /**
  * One request a client sends: `PUT` the bytes [offset, offset + size) of the file to `url` (absolute,
- * or a path on the master) with exactly `headers` and nothing else (no Authorization: the URL carries
+ * or a path on the master when it serves local storage itself) with exactly `headers` and nothing else (no Authorization: the URL carries
  * its own). A part of a multipart file answers with an ETag header the client reports afterwards.
  */
 export const uploadPart = z.object({
@@ -56,14 +56,14 @@ export const uploadSession = z.object({
 });
 export type UploadSession = z.infer<typeof uploadSession>;
 
-/** What the master answers for a file it has: a local PUT received, or a multipart file completed. */
+/** What the master answers for a multipart file it completed. */
 export const storedFile = z.object({ index: z.number().int().min(0), name: z.string(), size: z.number().int().min(0) });
+
+/** What local storage answers for a signed PUT (PUT /storage/objects/<key>): the object it now holds. */
+export const storedObject = z.object({ key: z.string(), size: z.number().int().min(0) });
 
 /** POST /v1/uploads/{id}/files/{index}/complete body. */
 export const completeBody = z.object({ etags: z.array(z.string().min(1).max(200)).min(1).max(10_000) }).strict();
-
-/** Answer of a local PUT and of a completion: what the master now holds for the file. */
-export const fileReceived = z.object({ index: z.number().int(), name: z.string(), size: z.number().int() });
 
 /**
  * GET /v1/uploads: what a session accepts. `whole` is the budget its items are planned under (they run

@@ -36,6 +36,8 @@ const masterSchema = z.object({
   storage: z.enum(['local', 's3']).default('local'),
   s3Bucket: optionalText,
   s3Prefix: z.string().default(''),
+  /** The local storage service clients send uploads to and fetch results from (services/storage/); unset, the master serves them. */
+  storageUrl: z.url().optional(),
   maxUploadBytes: positiveInt.default(200 * 1024 * 1024),
   maxFiles: positiveInt.default(100),
   /** Upload sessions (services/master/upload-sessions.ts): open at once, and the part size of S3 multipart files (S3 wants >= 5 MiB). */
@@ -112,6 +114,7 @@ const masterEnv: Record<keyof MasterConfig, string> = {
   storage: 'DIPS_STORAGE',
   s3Bucket: 'DIPS_S3_BUCKET',
   s3Prefix: 'DIPS_S3_PREFIX',
+  storageUrl: 'DIPS_STORAGE_URL',
   maxUploadBytes: 'DIPS_MAX_UPLOAD_BYTES',
   maxFiles: 'DIPS_MAX_FILES',
   maxUploadSessions: 'DIPS_MAX_UPLOAD_SESSIONS',

@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import http, { type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
@@ -133,4 +134,33 @@ function watchBodyRate(req: IncomingMessage, res: ServerResponse, minBytesPerSec
  */
 export async function sendStream(body: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
   await pipeline(body, res).catch(() => undefined);
+}
+
+/**
+ * A result up to this size is read whole with one read and sent with one write; a larger one is
+ * streamed in reads of this size. Measured: a 105 KiB result costs the master ~330 µs of CPU read
+ * whole against ~500 µs streamed (64 KiB reads, chunked framing); the bound keeps a download's memory
+ * at 1 MiB whatever the result.
+ */
+const wholeReadBytes = 1 << 20;
+
+/** Sends a local file (a result): one open (no separate existence check), its size as Content-Length. */
+export async function sendFile(res: ServerResponse, file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  let streaming = false;
+  try {
+    const { size } = await handle.stat();
+    if (size > wholeReadBytes) {
+      res.setHeader('content-length', size);
+      // The stream closes the handle when it ends, fails or is destroyed (the client went away).
+      streaming = true;
+      return await sendStream(handle.createReadStream({ highWaterMark: wholeReadBytes }), res);
+    }
+    const data = Buffer.allocUnsafe(size);
+    const { bytesRead } = await handle.read(data, 0, size, 0);
+    res.setHeader('content-length', bytesRead);
+    res.end(data.subarray(0, bytesRead));
+  } finally {
+    if (!streaming) await handle.close();
+  }
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { childrenRunning } from '../../bench/cluster.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,14 +54,16 @@ describe('dips up', () => {
       const { workers } = await getCluster(up.url);
       return workers.filter((worker) => worker.state === 'ready').map((worker) => worker.id);
     };
-    const childrenOfUp = () => readFileSync(`/proc/${up.child.pid}/task/${up.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    const childrenOfUp = () => childrenRunning(up.child.pid!, 'worker');
     const first = await waitUntil(readyWorkers, (ids) => ids.length === 2, 30_000, 'two workers to register');
-    const children = childrenOfUp();
+    const children = await childrenOfUp();
+    const [storage] = await childrenRunning(up.child.pid!, 'storage');
+    expect(storage).toBeDefined();
     expect(children).toHaveLength(2);
 
     process.kill(children[0]!, 'SIGKILL');
     const replaced = await waitUntil(
-      async () => ({ ready: await readyWorkers(), children: childrenOfUp() }),
+      async () => ({ ready: await readyWorkers(), children: await childrenOfUp() }),
       (state) => state.ready.length === 2 && !state.ready.every((id) => first.includes(id)) && state.children.length === 2,
       30_000,
       'the dead worker to be replaced',
@@ -73,6 +75,7 @@ describe('dips up', () => {
     await exited(up.child);
     expect(up.child.exitCode).toBe(0);
     for (const pid of replaced.children) expect(() => process.kill(pid, 0), `worker ${pid} still running`).toThrow();
+    expect(() => process.kill(storage!, 0), `storage service ${storage} still running`).toThrow();
   });
 
   it('dips status answers with the master\'s error for an unknown job', async () => {

@@ -7,6 +7,7 @@ import { downloadsAnswer, jobView, parseResponse } from '../../services/protocol
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
 import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
 import { startS3Server } from '../../bench/s3-server.js';
+import { childrenRunning } from '../../bench/cluster.js';
 import { pngDeclaring } from '../helpers/hostile-corpus.js';
 import { corpus, download, getJob, pixelsOf, waitForJob, waitForWorker } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips, type DipsProcess } from '../helpers/processes.js';
@@ -72,6 +73,12 @@ async function expectError(response: Response, status: number, code: string, mes
   expect(response.status, JSON.stringify(body)).toBe(status);
   expect(body.error.code).toBe(code);
   expect(body.error.message).toMatch(message);
+}
+
+/** Whether a process runs (a zombie, exited but not yet reaped, does not). */
+async function running(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat !== '' && !/^\d+ \(.*\) Z/.test(stat);
 }
 
 /** Bytes the process has read and written through any file descriptor (sockets too), from /proc. */
@@ -147,27 +154,31 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     const upload = await session(master.url, files);
     expect(upload.files.map((file) => file.parts.length)).toEqual(mode === 's3' ? [1, 3] : [1, 1]);
     expect(upload.files.map((file) => file.complete !== undefined)).toEqual(mode === 's3' ? [false, true] : [false, false]);
-    for (const file of upload.files) expect(new URL(file.parts[0]!.url, master.url).origin).toBe(mode === 's3' ? s3.endpoint : master.url);
-    const before = await ioBytes(master.child.pid!);
+    // Local: the storage service `dips master` started, on its own port; S3: the bucket.
+    expect(master.storageUrl === undefined).toBe(mode === 's3');
+    for (const file of upload.files) expect(new URL(file.parts[0]!.url, master.url).origin).toBe(mode === 's3' ? s3.endpoint : master.storageUrl);
+    const [storagePid] = await childrenRunning(master.child.pid!, 'storage');
+    expect(storagePid === undefined).toBe(mode === 's3');
+    const before = await Promise.all([ioBytes(master.child.pid!), storagePid && ioBytes(storagePid)]);
     for (const [index, file] of files.entries()) await send(master.url, upload, index, file.data);
-    const carried = (await ioBytes(master.child.pid!)) - before;
+    const carried = (await ioBytes(master.child.pid!)) - before[0];
     const uploaded = files.reduce((sum, file) => sum + file.data.length, 0);
-    // S3: the bytes went from this client to the bucket; the master only completed the multipart file.
-    // Local: it received them and wrote them to disk, so it carried at least twice as much.
-    if (mode === 's3') expect(carried, `master carried ${carried} bytes for ${uploaded} uploaded`).toBeLessThan(uploaded / 10);
-    else expect(carried).toBeGreaterThan(2 * uploaded);
+    // The bytes went from this client to the bucket or the storage service; the master at most completed the multipart file.
+    expect(carried, `master carried ${carried} bytes for ${uploaded} uploaded`).toBeLessThan(uploaded / 10);
+    // Local: the storage service received them and wrote them to disk, so it carried at least twice as much.
+    if (storagePid) expect((await ioBytes(storagePid)) - before[1]!).toBeGreaterThan(2 * uploaded);
     const created = await createJob(master.url, upload.id);
     expect(created.status).toBe(202);
     const { id } = batchAccepted.parse(await created.json());
     expect((await waitForJob(master.url, id)).status).toBe('succeeded');
-    if (mode === 's3') {
-      const redirect = await fetch(`${master.url}/v1/jobs/${id}/images/1`, { redirect: 'manual' });
-      expect(redirect.status).toBe(302);
-      expect(redirect.headers.get('location')).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/jobs/${id}/out/1\\?`));
-    }
+    // One result by its route: S3 redirects to the bucket; local disk answers the file, same origin as the console.
+    const single = await fetch(`${master.url}/v1/jobs/${id}/images/1`, { redirect: 'manual' });
+    expect(single.status).toBe(mode === 's3' ? 302 : 200);
+    if (mode === 's3') expect(single.headers.get('location')).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/jobs/${id}/out/1\\?`));
+    else expect(single.headers.get('content-disposition')).toBe('attachment; filename=dune.png');
     await expectReferencePixels(master.url, id);
-    // Both results' URLs in one request, in the order asked: S3 presigned GETs of the bucket, which
-    // this client fetches without the master; local disk the master's own result route.
+    // Both results' URLs in one request, in the order asked: S3 presigned GETs of the bucket, local disk
+    // signed GETs of the storage service, which this client fetches without the master.
     const asked = await fetch(`${master.url}/v1/jobs/${id}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: [1, 0] }) });
     expect(asked.status, await asked.clone().text()).toBe(200);
     const { downloads } = downloadsAnswer.parse(await asked.json());
@@ -177,8 +188,11 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     ]);
     for (const entry of downloads) {
       if (mode === 's3') expect(entry.url).toMatch(new RegExp(`^${s3.endpoint}/${s3.bucket}/jobs/${id}/out/${entry.index}\\?`));
-      else expect(entry.url).toBe(`/v1/jobs/${id}/images/${entry.index}`);
-      const bytes = Buffer.from(await (await fetch(new URL(entry.url, master.url))).arrayBuffer());
+      else expect(entry.url).toMatch(new RegExp(`^${master.storageUrl}/storage/objects/jobs/${id}/out/${entry.index}\\?`));
+      const fetched = await fetch(entry.url);
+      expect(fetched.headers.get('content-disposition')).toBe(`attachment; filename=${entry.name}`);
+      expect(fetched.headers.get('content-type')).toBe('image/png');
+      const bytes = Buffer.from(await fetched.arrayBuffer());
       expect(bytes.equals(await download(master.url, id, entry.index)), `result ${entry.index} from its URL`).toBe(true);
     }
     // The session is spent: a second job from it is refused, naming the first.
@@ -197,12 +211,14 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     if (mode === 'local') {
       const forged = new URL(first!.url, master.url);
       forged.searchParams.set('signature', forged.searchParams.get('signature')!.replace(/^./, (c) => (c === 'A' ? 'B' : 'A')));
-      await expectError(await fetch(forged, { method: 'PUT', body: new Uint8Array(aqua) }), 403, 'bad_signature', /not one this master signed/);
+      await expectError(await fetch(forged, { method: 'PUT', body: new Uint8Array(aqua) }), 403, 'bad_signature', /not one this cluster signed/);
       const otherFile = new URL(upload.files[1]!.parts[0]!.url, master.url);
       otherFile.pathname = otherFile.pathname.replace(/\/1$/, '/0');
-      await expectError(await fetch(otherFile, { method: 'PUT', body: new Uint8Array(aqua) }), 403, 'bad_signature', /file 0/);
-      await expectError(await fetch(new URL(first!.url, master.url), { method: 'PUT', body: new Uint8Array(aqua.subarray(1)) }), 400, 'upload_wrong_size', /file 0 "aqua.jpg" was declared as 147909 bytes; this request sends 147908/);
+      await expectError(await fetch(otherFile, { method: 'PUT', body: new Uint8Array(aqua) }), 403, 'bad_signature', new RegExp(`PUT URL of uploads/${upload.id}/0 `));
+      await expectError(await fetch(new URL(first!.url, master.url), { method: 'PUT', body: new Uint8Array(aqua.subarray(1)) }), 400, 'upload_wrong_size', new RegExp(`uploads/${upload.id}/0 was signed for 147909 bytes; this request sends 147908`));
       await send(master.url, upload, 0, aqua);
+      // Stored once: the same file again is refused, the bytes already kept stay.
+      await expectError(await fetch(new URL(first!.url, master.url), { method: 'PUT', body: new Uint8Array(aqua) }), 409, 'already_stored', /writes its object once/);
     } else {
       // S3 takes any body at a presigned PUT; the job's creation finds the wrong size from the object's metadata.
       expect((await fetch(first!.url, { method: 'PUT', body: new Uint8Array(aqua.subarray(1)) })).status).toBe(200);
@@ -230,10 +246,14 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     const upload = await session(master.url, files);
     await send(master.url, upload, 0, files[0]!.data);
     const port = new URL(master.url).port;
+    const [storagePid] = await childrenRunning(master.child.pid!, 'storage');
+    expect(storagePid === undefined).toBe(mode === 's3');
     master.child.kill('SIGKILL');
     await exited(master.child);
+    // The storage service does not outlive its master.
+    if (storagePid) await expect.poll(() => running(storagePid), { timeout: 5_000 }).toBe(false);
     master = await startDips(['master', '--port', port, '--data-dir', dataDir], env());
-    // The URLs handed out before the restart still work: the signing key and the sessions were kept.
+    // The URLs handed out before the restart still work: the signing key, the sessions and the storage service's port were kept.
     await send(master.url, upload, 1, files[1]!.data);
     const created = await createJob(master.url, upload.id);
     expect(created.status, await created.clone().text()).toBe(202);

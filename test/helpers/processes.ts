@@ -16,6 +16,8 @@ export interface DipsProcess {
   child: ChildProcess;
   /** The URL the process announced, without a trailing slash. */
   url: string;
+  /** The storage service's URL, when it started one (`dips up` and `dips master` on local storage). */
+  storageUrl: string | undefined;
   /** The tail of what it wrote (logs), for failure messages. */
   log(): string;
   /** SIGTERM to the whole group (a clean shutdown), SIGKILL if it outlasts the grace. */
@@ -63,14 +65,16 @@ export function launchDips(args: string[], launch: Launch): Promise<DipsProcess>
   });
   spawned.add(child);
   let output = '';
+  let storageUrl: string | undefined;
   const log = () => output;
   const record = (text: string) => (output = (output + text).slice(-LOG_TAIL_CHARS));
   child.stderr!.on('data', (chunk: Buffer) => record(chunk.toString()));
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       record(`${line}\n`);
+      storageUrl ??= /^DIPS storage: (\S+)/.exec(line)?.[1];
       const url = announcement.exec(line)?.[1];
-      if (url) resolve({ child, url, log, stop: () => stopGroup(child) });
+      if (url) resolve({ child, url, storageUrl, log, stop: () => stopGroup(child) });
     });
     child.once('error', reject);
     child.once('exit', (code, signal) => reject(new Error(`dips ${args.join(' ')} exited (${code ?? signal}) before announcing its URL:\n${output}`)));

@@ -1,10 +1,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type Server } from 'node:http';
+import express from 'express';
 import { Admission, UploadDisk } from '../../services/master/admission.js';
 import { createApp } from '../../services/master/app.js';
 import { ownUpload } from '../../services/master/batch/inputs.js';
@@ -18,11 +18,16 @@ import { startS3Server } from '../../bench/s3-server.js';
 import { presignedSeconds } from '../../services/master/storage.js';
 import { stagedKey, UploadSessions } from '../../services/master/upload-sessions.js';
 import { uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
+import { readErrorResponse } from '../../services/protocol/errors.js';
 import { loadMasterConfig } from '../../services/shared/config.js';
+import { errorHandler } from '../../services/shared/http-error.js';
 import { createLogger } from '../../services/shared/logger.js';
+import { UrlSigner } from '../../services/storage/signed-urls.js';
+import { storageRoutes } from '../../services/storage/routes.js';
 
-/* UploadSessions on local storage with a clock the test moves: signed URLs and their expiry, the open
-   session limit, bodies of the wrong length, and the sweep of expired and orphaned sessions. */
+/* UploadSessions on local storage with a clock the test moves, its signed URLs served over HTTP on
+   loopback by the storage routes: expiry, the open session limit, bodies of the wrong length, files
+   written once, and the sweep of expired and orphaned sessions. */
 
 let dir: string;
 let storage: LocalStorage;
@@ -37,34 +42,54 @@ const reserve = 1000;
 let freeBytes: number;
 const logger = createLogger('test', 'silent');
 
+/** The storage routes on loopback, as the storage service or the master serves them. */
+let server: Server;
+let base: string;
+
 beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-upload-sessions-unit-'));
-  storage = new LocalStorage(path.join(dir, 'files'));
+  storage = new LocalStorage(path.join(dir, 'files'), { signer: UrlSigner.forDataDir(dir) }, () => now);
   now = Date.UTC(2026, 0, 1);
   freeBytes = 10_000;
   disk = new UploadDisk(reserve, async () => freeBytes, () => now);
-  sessions = new UploadSessions(storage, dir, limits, logger, disk, () => now);
+  sessions = new UploadSessions(storage, dir, limits, logger, () => now);
+  const app = express().use('/storage', storageRoutes(storage, disk, () => now)).use(errorHandler(logger));
+  server = app.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterEach(async () => {
   sessions.close();
+  server.closeAllConnections();
+  server.close();
   await fs.rm(dir, { recursive: true, force: true });
 });
 
-/** The query of file `index`'s signed URL, as the route hands it over. */
-function query(session: UploadSession, index: number): Record<string, string> {
-  return Object.fromEntries(new URL(session.files[index]!.parts[0]!.url, 'http://master').searchParams);
+/** File `index`'s signed URL, as the session hands it to a client. */
+const urlOf = (session: UploadSession, index: number) => new URL(session.files[index]!.parts[0]!.url, base);
+
+/** PUTs data to file `index`'s URL; an error answer rejects with its status, code, message and Retry-After. */
+async function put(session: UploadSession, index: number, data: Buffer, url = urlOf(session, index)): Promise<void> {
+  const response = await fetch(url, { method: 'PUT', body: new Uint8Array(data) });
+  if (response.ok) return void (await response.body?.cancel());
+  const error = await readErrorResponse(response);
+  throw { status: error.status, code: error.code, message: error.message, retryAfter: response.headers.get('retry-after') };
 }
 
-const put = (session: UploadSession, index: number, data: Buffer, contentLength?: string) =>
-  sessions.receive(session.id, index, query(session, index), Readable.from([data]), contentLength);
+/** A PUT of `size` declared bytes whose body the test writes bit by bit; `answer` is its status. */
+function slowPut(url: URL, size: number): { request: http.ClientRequest; answer: Promise<number> } {
+  const request = http.request(url, { method: 'PUT', headers: { 'content-length': size } });
+  const answer = new Promise<number>((resolve, reject) => request.once('response', (response) => (response.resume(), resolve(response.statusCode!))).once('error', reject));
+  return { request, answer };
+}
 
 /**
  * Lets pending callbacks and file I/O run until the condition holds (no timers: the clock here is fake);
  * gives up after 5 s of real time, which a loaded machine's readdir and stat stay far below.
  */
-async function waitFor(condition: () => boolean): Promise<void> {
+async function waitFor(condition: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = performance.now() + 5_000;
-  while (!condition()) {
+  while (!(await condition())) {
     if (performance.now() > deadline) throw new Error('condition never held within 5 s');
     await new Promise((resolve) => setImmediate(resolve));
   }
@@ -78,11 +103,11 @@ describe('upload sessions', () => {
   it('a signed URL takes its file until the session expires; then it and the job creation are refused, and the sweep removes it', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }, { name: 'b.jpg', size: 2 }] });
     expect(Date.parse(session.expiresAt)).toBe(now + presignedSeconds * 1000);
-    await put(session, 0, Buffer.from('abc'), '3');
+    await put(session, 0, Buffer.from('abc'));
     expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
 
     now += presignedSeconds * 1000 + 1;
-    await expect(put(session, 1, Buffer.from('de'))).rejects.toMatchObject({ status: 403, code: 'upload_url_expired' });
+    await expect(put(session, 1, Buffer.from('de'))).rejects.toMatchObject({ status: 403, code: 'url_expired' });
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 410, code: 'upload_expired' });
     expect(await sessions.sweep(noJobs)).toBe(1);
     expect(await stagedBytes(session.id, 0)).toBeUndefined();
@@ -91,12 +116,18 @@ describe('upload sessions', () => {
 
   it('keeps a file only when exactly its declared bytes arrived and the disk keeps its reserve; nothing half-written is visible', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
-    await expect(put(session, 0, Buffer.from('abcd'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; more arrived' });
-    await expect(put(session, 0, Buffer.from('ab'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: 'file 0 "a.jpg" was declared as 3 bytes; 2 arrived' });
+    const key = stagedKey(session.id, 0);
+    await expect(put(session, 0, Buffer.from('abcd'))).rejects.toMatchObject({ status: 400, code: 'upload_wrong_size', message: `${key} was signed for 3 bytes; this request sends 4` });
+    // A chunked body declares no length: counted as it arrives.
+    const chunked = (data: string) => new ReadableStream({ start: (controller) => (controller.enqueue(new TextEncoder().encode(data)), controller.close()) });
+    for (const [data, arrived] of [['abcd', 'more arrived'], ['ab', '2 arrived']]) {
+      const response = await fetch(urlOf(session, 0), { method: 'PUT', body: chunked(data!), duplex: 'half' } as RequestInit);
+      expect(await readErrorResponse(response)).toMatchObject({ status: 400, code: 'upload_wrong_size', message: `${key} was signed for 3 bytes; ${arrived}` });
+    }
     // The disk is read at most once a second: the next reading, a second later, finds it nearly full.
     freeBytes = 1002;
     now += 1_000;
-    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 60 });
+    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfter: '60' });
     expect(await fs.readdir(path.join(dir, 'files', 'uploads', session.id)).catch(() => [])).toEqual([]);
     await expect(sessions.checkReady(session.id)).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('file 0 "a.jpg" has not arrived') });
   });
@@ -118,33 +149,30 @@ describe('upload sessions', () => {
     freeBytes = 1008;
     const admission = new Admission({ maxQueuedImages: 10, maxRequestBytes: 100, maxJobPixels: 1e9 }, () => 0, disk);
     const request = await admission.admit({ headers: { 'content-length': '6' } } as unknown as IncomingMessage);
-    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfterSeconds: 60, message: expect.stringContaining('1002 bytes free') });
+    await expect(put(session, 0, Buffer.from('abc'))).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', retryAfter: '60', message: expect.stringContaining('1002 bytes free') });
     request.release();
     await put(session, 0, Buffer.from('abc'));
     expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
   });
 
-  it('takes no bytes while the session becomes a job, and does not become one while a PUT is still being received', async () => {
+  it('writes each file once, so a file checked for a job cannot be replaced; a file still being received has not arrived', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 3 }] });
     await put(session, 0, Buffer.from('abc'));
-    let release!: () => void;
-    const making = sessions.becomeJob(session.id, () => new Promise<{ id: string }>((resolve) => (release = () => resolve({ id: 'job-1' }))));
-    await waitFor(() => release !== undefined);
-    // The same size again, other bytes: a file replaced under the job being made would be processed unchecked.
-    await expect(put(session, 0, Buffer.from('xyz'))).rejects.toMatchObject({ status: 409, code: 'upload_busy' });
-    release();
-    await making;
+    // The same size again, other bytes: a file replaced under its job would be processed unchecked.
+    await expect(put(session, 0, Buffer.from('xyz'))).rejects.toMatchObject({ status: 409, code: 'already_stored' });
+    await expect(sessions.becomeJob(session.id, async () => ({ id: 'job-1' }))).resolves.toEqual({ id: 'job-1' });
+    await expect(put(session, 0, Buffer.from('xyz'))).rejects.toMatchObject({ status: 409, code: 'already_stored' });
     expect(await stagedBytes(session.id, 0)).toEqual(Buffer.from('abc'));
 
     const other = await sessions.create({ files: [{ name: 'b.jpg', size: 3 }] });
-    const body = new Readable({ read() {} });
-    const receiving = sessions.receive(other.id, 0, query(other, 0), body, '3');
-    body.push(Buffer.from('ab'));
-    await expect(sessions.becomeJob(other.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_busy', message: expect.stringContaining('still being received') });
-    body.push(Buffer.from('c'));
-    body.push(null);
-    await receiving;
+    const { request, answer } = slowPut(urlOf(other, 0), 3);
+    request.write('ab');
+    await waitFor(async () => (await fs.readdir(path.join(dir, 'files', 'uploads', other.id)).catch(() => [])).length > 0);
+    await expect(sessions.becomeJob(other.id, async () => ({ id: 'job-2' }))).rejects.toMatchObject({ status: 409, code: 'upload_incomplete', message: expect.stringContaining('has not arrived') });
+    request.end('c');
+    expect(await answer).toBe(200);
     await expect(sessions.becomeJob(other.id, async () => ({ id: 'job-2' }))).resolves.toEqual({ id: 'job-2' });
+    expect(await stagedBytes(other.id, 0)).toEqual(Buffer.from('abc'));
   });
 
   it('bounds the open sessions; a session becomes one job, one request at a time, no longer counts, and is swept once its job is gone', async () => {
@@ -163,7 +191,12 @@ describe('upload sessions', () => {
 
     expect(await sessions.sweep({ exists: (job) => job === 'job-1', readingSession: () => undefined })).toBe(0);
     expect(await stagedBytes(first.id, 0)).toEqual(Buffer.from('x'));
-    expect(await sessions.sweep(noJobs)).toBe(1);
+    // Its job gone, its bytes go at once; the row stays while its URL is valid, and a file stored again meanwhile goes at the next sweep.
+    expect(await sessions.sweep(noJobs)).toBe(0);
+    expect(await stagedBytes(first.id, 0)).toBeUndefined();
+    await put(first, 0, Buffer.from('y'));
+    now += presignedSeconds * 1000 + 1;
+    expect(await sessions.sweep(noJobs)).toBe(3);
     expect(await stagedBytes(first.id, 0)).toBeUndefined();
   });
 
@@ -189,13 +222,20 @@ describe('upload sessions', () => {
     store.close();
   });
 
-  it('refuses a signature made for another file, and a URL signed by another master', async () => {
+  it('refuses a signature made for another file, another size, and a URL signed by another cluster', async () => {
     const session = await sessions.create({ files: [{ name: 'a.jpg', size: 1 }, { name: 'b.jpg', size: 1 }] });
-    await expect(sessions.receive(session.id, 0, query(session, 1), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
-    const other = new UploadSessions(storage, path.join(dir, 'other'), limits, logger, disk, () => now);
+    const wrongFile = urlOf(session, 0);
+    wrongFile.search = urlOf(session, 1).search;
+    await expect(put(session, 0, Buffer.from('x'), wrongFile)).rejects.toMatchObject({ status: 403, code: 'bad_signature', message: expect.stringContaining('not one this cluster signed') });
+    const wrongSize = urlOf(session, 0);
+    wrongSize.searchParams.set('size', '2');
+    await expect(put(session, 0, Buffer.from('xy'), wrongSize)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+    const otherDir = path.join(dir, 'other');
+    const other = new UploadSessions(new LocalStorage(path.join(dir, 'files'), { signer: UrlSigner.forDataDir(otherDir) }, () => now), otherDir, limits, logger, () => now);
     const foreign = await other.create({ files: [{ name: 'a.jpg', size: 1 }] });
     other.close();
-    await expect(sessions.receive(session.id, 0, query(foreign, 0), Readable.from([Buffer.from('x')]), undefined)).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+    await expect(put(foreign, 0, Buffer.from('x'))).rejects.toMatchObject({ status: 403, code: 'bad_signature' });
+    expect(await fs.readdir(path.join(dir, 'files', 'uploads', foreign.id)).catch(() => [])).toEqual([]);
   });
 
   it('a session\'s files are readable by the job made from it only: no source root covers upload://', () => {
@@ -246,7 +286,7 @@ describe('upload session files as job inputs, on S3', () => {
   it('a worker reading a file gets a URL pinned with If-Match to the version checked, from the moment the job is being created', async () => {
     const s3 = await startS3Server();
     const bucket = new S3Storage(s3.client, s3.bucket);
-    const onS3 = new UploadSessions(bucket, path.join(dir, 's3'), limits, logger, disk, () => now);
+    const onS3 = new UploadSessions(bucket, path.join(dir, 's3'), limits, logger, () => now);
     try {
       const session = await onS3.create({ files: [{ name: 'a.jpg', size: 3 }] });
       const sent = await fetch(session.files[0]!.parts[0]!.url, { method: 'PUT', body: 'abc' });
