@@ -18,11 +18,18 @@ async function freePort(): Promise<number> {
   });
 }
 
+export interface ClusterPids {
+  master: number;
+  workers: number[];
+  /** Local storage only (S3 mode has none). */
+  storage: number | undefined;
+}
+
 export interface LocalCluster {
   url: string;
   process: ChildProcess;
-  /** pids of the master (the `dips up` process itself runs the master) and of its worker children. */
-  pids(): Promise<{ master: number; workers: number[] }>;
+  /** pids of the master (the `dips up` process itself runs the master), of its worker children and of its storage service child. */
+  pids(): Promise<ClusterPids>;
   stop(): Promise<void>;
 }
 
@@ -58,7 +65,10 @@ export async function startLocalCluster(options: {
   return {
     url,
     process: child,
-    pids: async () => ({ master: child.pid!, workers: await childPids(child.pid!) }),
+    pids: async () => {
+      const [workers, [storage]] = await Promise.all([childrenRunning(child.pid!, 'worker'), childrenRunning(child.pid!, 'storage')]);
+      return { master: child.pid!, workers, storage };
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -78,9 +88,12 @@ function workerProfiling(): Record<string, string> {
   return dir ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(dir)}`.trim() } : {};
 }
 
-async function childPids(pid: number): Promise<number[]> {
+/** The child processes of pid that run `dips <command>` (from /proc: their command lines). */
+export async function childrenRunning(pid: number, command: 'worker' | 'storage'): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  return text.split(/\s+/).filter(Boolean).map(Number);
+  const children = text.split(/\s+/).filter(Boolean).map(Number);
+  const commands = await Promise.all(children.map((child) => readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')));
+  return children.filter((_child, at) => commands[at]!.split('\0').includes(command));
 }
 
 /** Peak resident set size of a live process (Linux VmHWM), in bytes. */

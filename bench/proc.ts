@@ -21,23 +21,32 @@ export async function processCounters(pid: number): Promise<ProcessCounters> {
   return { cpuMs, ioBytes: counter('rchar') + counter('wchar') };
 }
 
-/** What a run cost, from /proc around it: wall time, the master's CPU and bytes, the workers' CPU together. */
+/** What a run cost, from /proc around it: wall time, the master's CPU and bytes, the workers' CPU together, the storage service's CPU. */
 export interface RunCounters {
   seconds: number;
   masterCpuMs: number;
   masterBytes: number;
   workCpuMs: number;
+  /** The local storage service's (services/storage/); undefined in S3 mode, where s3rver runs in the bench's own process. */
+  storageCpuMs: number | undefined;
 }
 
-/** Runs `work` and reads the counters of the master and its workers before and after it. */
-export async function countersAround(pids: { master: number; workers: number[] }, work: () => Promise<unknown>): Promise<RunCounters> {
-  const all = [pids.master, ...pids.workers];
+/** Runs `work` and reads the counters of the master, its workers and its storage service before and after it. */
+export async function countersAround(pids: { master: number; workers: number[]; storage?: number | undefined }, work: () => Promise<unknown>): Promise<RunCounters> {
+  const all = [pids.master, ...pids.workers, ...(pids.storage === undefined ? [] : [pids.storage])];
   const before = await Promise.all(all.map(processCounters));
   const start = performance.now();
   await work();
   const seconds = (performance.now() - start) / 1000;
   const after = await Promise.all(all.map(processCounters));
+  const cpu = (index: number) => after[index]!.cpuMs - before[index]!.cpuMs;
   let workCpuMs = 0;
-  for (let index = 1; index < after.length; index++) workCpuMs += after[index]!.cpuMs - before[index]!.cpuMs;
-  return { seconds, masterCpuMs: after[0]!.cpuMs - before[0]!.cpuMs, masterBytes: after[0]!.ioBytes - before[0]!.ioBytes, workCpuMs };
+  for (let index = 1; index <= pids.workers.length; index++) workCpuMs += cpu(index);
+  return {
+    seconds,
+    masterCpuMs: cpu(0),
+    masterBytes: after[0]!.ioBytes - before[0]!.ioBytes,
+    workCpuMs,
+    storageCpuMs: pids.storage === undefined ? undefined : cpu(all.length - 1),
+  };
 }

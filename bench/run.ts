@@ -162,6 +162,7 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const perImage = (row: Row) => ({
     master: row.dips.masterCpuMs / row.images,
+    storage: row.dips.storageCpuMs === undefined ? undefined : row.dips.storageCpuMs / row.images,
     bytes: row.dips.masterBytes / row.images,
     work: row.dips.workCpuMs / row.images,
     plain: row.plain.workCpuMs / row.images,
@@ -179,7 +180,9 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `(file:// under DIPS_SOURCES) or a bucket prefix, results kept in the master's storage, the client following each job's event stream and downloading every result ` +
       `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight, run right before and right after each DIPS row on the same files, the two averaged. ` +
       `Pipeline blur σ2, output JPEG q${jpegOut.quality} without Huffman optimisation (DIPS' encoder setting) on both sides. CPU is utime+stime from /proc/<pid>/stat; the master's bytes are ` +
-      `rchar+wchar from /proc/<pid>/io (every byte it reads or writes: sockets, files, SQLite). ` +
+      `rchar+wchar from /proc/<pid>/io (every byte it reads or writes: sockets, files, SQLite). On local disk \`dips up\` also runs the storage service ` +
+      `(services/storage/, the local stand-in for S3), which takes the uploads and serves the downloads through signed URLs: its CPU is its own column. ` +
+      `In S3 mode s3rver runs inside the bench's own process and is not counted on either side. ` +
       `"Cores of pixel work per master core" is plain sharp's CPU per image over the master's: how many cores busy with this pipeline one master core keeps fed. ` +
       `It holds across the machine's changes of speed, which move every CPU figure here together: on this shared machine the same plain-sharp work has measured 17-34 ms per image.`,
     '',
@@ -187,13 +190,14 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
     '',
     '## Side by side',
     '',
-    '| batch | plain sharp wall | DIPS wall | sharp / DIPS | pixel-work CPU per image, sharp | workers | master CPU per image | cores of pixel work per master core | master bytes per image |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| batch | plain sharp wall | DIPS wall | sharp / DIPS | pixel-work CPU per image, sharp | workers | master CPU per image | cores of pixel work per master core | master bytes per image | storage service CPU per image |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map((row) => {
       const figures = perImage(row);
       return (
         `| ${row.name} | ${fixed(row.plain.seconds)} s | ${fixed(row.dips.seconds)} s | ${fixed(row.plain.seconds / row.dips.seconds)} | ` +
-        `${fixed(figures.plain, 1)} ms | ${fixed(figures.work, 1)} ms | ${fixed(figures.master)} ms | ${fixed(figures.plain / figures.master, 0)} | ${kib(figures.bytes)} |`
+        `${fixed(figures.plain, 1)} ms | ${fixed(figures.work, 1)} ms | ${fixed(figures.master)} ms | ${fixed(figures.plain / figures.master, 0)} | ${kib(figures.bytes)} | ` +
+        `${figures.storage === undefined ? '—' : `${fixed(figures.storage)} ms`} |`
       );
     }),
     '',
@@ -221,18 +225,18 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `by its outcome alone); the rest is spread over express, the dispatcher, the HTTP client and garbage ` +
       `collection, none of them a hot spot (docs/performance.md breaks the profile down). |`,
     `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk: uploads | ${fixed(localSmall!.master)} ms | ${verdict(localSmall!.master <= goals.masterMsLocal)} | ` +
-      `co-located workers read and write the files themselves; the master receives each upload (a signed PUT streamed to a file, no parsing) ` +
-      `and streams each result to the client (${kib(localSmall!.bytes)} per image). Taking a ${kib(floor.bytesPerFile)} upload costs the master ` +
-      `${fixed(floor.masterMs)} ms, and a bare node:http server that only streams it into a file ${fixed(floor.bareMs)} ms (bench/upload-floor.ts, ` +
-      `${floor.files} files each, alternating). The next row's cost plus one upload received is ${fixed(localBatch!.master + floor.masterMs)} ms, plus one at the bare server's ` +
-      `cost ${fixed(localBatch!.master + floor.bareMs)} ms: the bytes themselves take most of the margin. Another process taking the uploads (a local stand-in for S3) ` +
-      `would move that cost out of the master, not remove it. |`,
+      `the client PUTs each file to a signed URL of the storage service and fetches each result from another (as from S3's presigned URLs); co-located workers read ` +
+      `and write the files themselves, so no image byte passes the master (${kib(localSmall!.bytes)} per image through its syscalls). The bytes cost the storage ` +
+      `service ${fixed(localSmall!.storage!)} ms per image, master and storage service together ${fixed(localSmall!.master + localSmall!.storage!)} ms. Taking one ` +
+      `${kib(floor.bytesPerFile)} upload cost the storage service ${fixed(floor.storageMs)} ms (the master meanwhile ${fixed(floor.masterMs)} ms), a bare node:http ` +
+      `server that only streams it into a file ${fixed(floor.bareMs)} ms (bench/upload-floor.ts, ${floor.files} files each, alternating). |`,
     `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk: batch from a folder | ${fixed(localBatch!.master)} ms | ${verdict(localBatch!.master <= goals.masterMsLocal)} | ` +
-      `the master streams each result to the client (${kib(localBatch!.bytes)} per image through its syscalls) and does the per-item control work of the S3 row, with one realpath per item in place of presigning. |`,
+      `the client fetches each result from the storage service (${fixed(localBatch!.storage!)} ms per image there; ${kib(localBatch!.bytes)} per image through the master's syscalls), ` +
+      `and the master does the per-item control work of the S3 row, with one realpath per item in place of presigning the worker's URLs. |`,
     `| bytes the master carries per image (S3: metadata only) | local ${kib(localSmall!.bytes)}, S3 ${kib(s3Small!.bytes)}; batch from storage: local ${kib(localBatch!.bytes)}, S3 ${kib(s3Batch!.bytes)} (an input averages ${kib(inputBytes)}) | ` +
       `${verdict(s3Small!.bytes < inputBytes / 4 && s3Batch!.bytes < inputBytes / 4)} | S3: no image byte passes the master; what it reads and writes is control traffic ` +
       `(task and result bodies, event streams, download URLs, heartbeats, SQLite's pages), judged metadata only while it stays under a quarter of an average input. ` +
-      `Local disk has no such goal: the master receives each upload and streams each download by design. |`,
+      `Local disk has no such goal; there too the uploads and downloads go to the storage service, not the master. |`,
     `| worker CPU ≤ ${goals.workerRatio}x plain sharp (1.3 MP) | local ${workerRatios.slice(0, 2).map((ratio) => `${fixed(ratio)}x`).join(', ')}; ` +
       `S3 ${workerRatios.slice(2).map((ratio) => `${fixed(ratio)}x`).join(', ')} (uploads, batch) | ${verdict(workerRatios.every((ratio) => ratio <= goals.workerRatio))} | ` +
       `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does); the rest is the worker's ` +
@@ -243,7 +247,7 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
       `(${fixed(huge.phases.tile?.seconds ?? 0)} s of strip round trips summed${huge.phases.decode ? `, after a ${fixed(huge.phases.decode.seconds)} s decode task` : ''}); ` +
       `then one worker joins their bytes into the file (${fixed(huge.phases.encode?.seconds ?? 0)} s). ` +
-      `The upload and download through the master are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
+      `The upload (a multipart POST through the master: \`dips submit\` sends an image that tiles that way) and the download (from the storage service) are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
       `in ${fixed(huge.plainUnoptimised.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
       `${fixed(huge.plainSeconds)} s, and DIPS is ${fixed(huge.dipsSeconds / huge.plainSeconds)}x that). |`,
     `| master peak ≤ ${goals.masterPeakMiB} MiB on 100 MP | ${mib(huge.masterPeak)} | ${verdict(huge.masterPeak <= goals.masterPeakMiB * 2 ** 20)} | the master holds no pixels: tasks name byte ranges of intermediates that workers read and write. |`,
