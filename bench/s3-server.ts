@@ -16,13 +16,34 @@ signing.getStringToSign = (request, signature) => getStringToSign(/^\/[^/]+$/.te
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const region = 'us-east-1';
 
+/** A bucket CORS rule, as lib/config.ts declares the stack's (JOB_DATA_CORS). */
+export interface CorsRule {
+  allowedMethods: readonly string[];
+  allowedOrigins: readonly string[];
+  exposedHeaders: readonly string[];
+  maxAgeSeconds: number;
+}
+
+/** The rule as the CORSConfiguration document PutBucketCors takes (and s3rver reads at start). */
+function corsConfiguration(rule: CorsRule): string {
+  const elements = (name: string, values: readonly string[]) => values.map((value) => `<${name}>${value}</${name}>`).join('');
+  return (
+    '<CORSConfiguration><CORSRule>' +
+    elements('AllowedOrigin', rule.allowedOrigins) +
+    elements('AllowedMethod', rule.allowedMethods) +
+    elements('ExposeHeader', rule.exposedHeaders) +
+    `<MaxAgeSeconds>${rule.maxAgeSeconds}</MaxAgeSeconds></CORSRule></CORSConfiguration>`
+  );
+}
+
 /**
  * A real S3-protocol server (s3rver) on loopback (for the bench and the tests) with one bucket, files in a temporary directory, and the
  * settings that point the AWS SDK at it: `client` for this process, `env` for a spawned master.
  */
-export async function startS3Server(bucket = 'dips-test') {
+export async function startS3Server(bucket = 'dips-test', options: { cors?: CorsRule } = {}) {
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-s3-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
+  const configs = options.cors ? [corsConfiguration(options.cors)] : [];
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket, configs }] });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   return {

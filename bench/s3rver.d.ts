@@ -6,7 +6,8 @@ declare module '@20minutes/s3rver' {
     port?: number;
     silent?: boolean;
     directory?: string;
-    configureBuckets?: Array<{ name: string }>;
+    /** Each bucket, with its subresource documents (CORSConfiguration, WebsiteConfiguration XML). */
+    configureBuckets?: Array<{ name: string; configs?: string[] }>;
   }
   export default class S3rver {
     constructor(options: S3rverOptions);

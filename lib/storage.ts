@@ -2,7 +2,7 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { JOB_DATA_PREFIX } from './config.js';
+import { JOB_DATA_CORS, JOB_DATA_PREFIX } from './config.js';
 
 export interface StorageProps {
   jobDataExpiryDays: number;
@@ -24,6 +24,14 @@ export class Storage extends Construct {
       enforceSSL: true,
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      cors: [
+        {
+          allowedMethods: JOB_DATA_CORS.allowedMethods.map((method) => s3.HttpMethods[method]),
+          allowedOrigins: [...JOB_DATA_CORS.allowedOrigins],
+          exposedHeaders: [...JOB_DATA_CORS.exposedHeaders],
+          maxAge: JOB_DATA_CORS.maxAgeSeconds,
+        },
+      ],
       lifecycleRules: [
         { prefix: JOB_DATA_PREFIX, expiration: Duration.days(props.jobDataExpiryDays) },
         // Uploads interrupted by a crash would otherwise be billed forever.

@@ -441,6 +441,13 @@ describe('data, secrets and logs', () => {
     template.hasResourceProperties('Custom::S3AutoDeleteObjects', { BucketName: { Ref: bucketId } });
   });
 
+  it("lets browsers read the bucket's answers to presigned URLs (the CORS rule test/web/console-s3 runs the console against)", () => {
+    const [, bucket] = only('AWS::S3::Bucket');
+    expect(bucket.Properties.CorsConfiguration.CorsRules).toEqual([
+      { AllowedMethods: ['GET', 'HEAD', 'PUT'], AllowedOrigins: ['*'], ExposedHeaders: ['ETag'], MaxAge: 3600 },
+    ]);
+  });
+
   it('refuses requests without TLS in the bucket policy', () => {
     const [bucketId] = only('AWS::S3::Bucket');
     const [, policy] = only('AWS::S3::BucketPolicy');

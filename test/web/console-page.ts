@@ -15,20 +15,31 @@ export const NARROW = { width: 390, height: 844 };
 /** `dips <args>` with the default timings and logs (the console is looked at as a user runs it), no token unless given. */
 export const startDips = (args: string[], env: NodeJS.ProcessEnv = {}) => launchDips(args, { env: { ...process.env, DIPS_TOKEN: '', ...env } });
 
+/** What a console page may do beyond its master: a token already entered, a bucket its results redirect to. */
+export interface ConsoleOptions {
+  /** Entered before the page loads, as a user who gave it earlier in the tab's session. */
+  token?: string;
+  /** The bucket's origin (S3 storage): the master redirects result requests to presigned GETs there. */
+  storageOrigin?: string;
+}
+
 /**
  * A fresh browser profile on the console. Records page errors and every request that leaves the
- * master (the console must load nothing from elsewhere), both checked by closePages after each test.
+ * master (the console must load nothing from elsewhere but its storage), both checked by closePages
+ * after each test.
  */
 const opened: Array<{ context: BrowserContext; pageErrors: string[]; foreignRequests: string[] }> = [];
-export async function openConsole(browser: Browser, masterUrl: string, viewport = DESKTOP): Promise<Page> {
+export async function openConsole(browser: Browser, masterUrl: string, viewport = DESKTOP, options: ConsoleOptions = {}): Promise<Page> {
   // Reduced motion (the console honours it) so screenshots show the progress bar where it ends.
   const context = await browser.newContext({ viewport, acceptDownloads: true, reducedMotion: 'reduce' });
   const record = { context, pageErrors: [] as string[], foreignRequests: [] as string[] };
   opened.push(record);
+  const allowed = [`${masterUrl}/`, 'blob:', 'data:', ...(options.storageOrigin ? [`${options.storageOrigin}/`] : [])];
   context.on('request', (request) => {
     const url = request.url();
-    if (!url.startsWith(`${masterUrl}/`) && !url.startsWith('blob:') && !url.startsWith('data:')) record.foreignRequests.push(url);
+    if (!allowed.some((prefix) => url.startsWith(prefix))) record.foreignRequests.push(url);
   });
+  if (options.token) await context.addInitScript((token) => sessionStorage.setItem('dips.token', token), options.token);
   const page = await context.newPage();
   page.on('pageerror', (error) => record.pageErrors.push(error.message));
   await page.goto(`${masterUrl}/`);
@@ -62,8 +73,8 @@ export async function addStep(page: Page, operation: string): Promise<void> {
 }
 
 /** Waits until the master lists `count` workers, so the console is looked at on a cluster at full strength. */
-export async function waitForWorkers(masterUrl: string, count: number): Promise<void> {
-  await waitUntil(() => getCluster(masterUrl), ({ workers }) => workers.length === count, 30_000, `${masterUrl} to list ${count} workers`);
+export async function waitForWorkers(masterUrl: string, count: number, token?: string): Promise<void> {
+  await waitUntil(() => getCluster(masterUrl, token), ({ workers }) => workers.length === count, 30_000, `${masterUrl} to list ${count} workers`);
 }
 
 /** A browser and a one-worker `dips up` with its data in a scratch folder: what one console test file needs. */
