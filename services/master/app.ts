@@ -29,6 +29,7 @@ import { processRouter } from './process-route.js';
 import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
 import { uploadSessionRoutes } from './upload-sessions-routes.js';
+import { reachableBy } from './client-urls.js';
 import { LocalStorage } from './local-storage.js';
 import { storageRoutes } from '../storage/routes.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
@@ -137,7 +138,7 @@ export function createApp(master: Master) {
       downloads: await Promise.all(
         images.map(async (image) => {
           const { name, contentType, direct } = await resultOf(storage, image);
-          return { index: image.idx, name, contentType, url: direct ?? `/v1/jobs/${image.job_id}/images/${image.idx}` };
+          return { index: image.idx, name, contentType, url: direct ? reachableBy(req, direct) : `/v1/jobs/${image.job_id}/images/${image.idx}` };
         }),
       ),
     };

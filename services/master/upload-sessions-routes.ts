@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { completeBody, uploadSessionBody, type UploadSession, type UploadSessionTerms } from '../protocol/uploads.js';
 import { HttpError } from '../shared/http-error.js';
 import { itemBudget } from './batch/runner.js';
+import { reachableBy } from './client-urls.js';
 import type { Master } from './master.js';
 
 /** What sessions accept, opening one and completing its multipart files: behind the client token like every /v1 route. */
@@ -20,7 +21,8 @@ export function uploadSessionRoutes(master: Master): express.Router {
   router.post('/uploads', json, async (req, res) => {
     const parsed = uploadSessionBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_upload_session', `upload session body: ${z.prettifyError(parsed.error)}`);
-    const session: UploadSession = await master.uploads.create(parsed.data);
+    const created = await master.uploads.create(parsed.data);
+    const session: UploadSession = { ...created, files: created.files.map((file) => ({ ...file, parts: file.parts.map((part) => ({ ...part, url: reachableBy(req, part.url) })) })) };
     res.status(201).location(`/v1/uploads/${session.id}`).json(session);
   });
 

@@ -262,3 +262,29 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     await expectReferencePixels(master.url, id);
   });
 });
+
+describe('local storage on every interface (DIPS_HOST=0.0.0.0)', () => {
+  it('hands out storage URLs at the host the client reached the master at, and they work', async () => {
+    const master = await startDips(['master', '--port', '0', '--data-dir', path.join(tmp, 'data-every-interface')], { DIPS_HOST: '0.0.0.0' });
+    // The client knows the machine by a name of its own, not by the address the master listens on.
+    const reached = master.url.replace('0.0.0.0', 'localhost');
+    const worker = await startDips(['worker', '--port', '0', '--master', reached]);
+    await waitForWorker(reached, worker.url, 'ready');
+    const data = await readFile(corpus('aqua.jpg'));
+    const upload = await session(reached, [{ name: 'aqua.jpg', data }]);
+    const storagePort = new URL(master.storageUrl!).port;
+    expect(upload.files[0]!.parts[0]!.url.startsWith(`http://localhost:${storagePort}/storage/objects/`), upload.files[0]!.parts[0]!.url).toBe(true);
+    await send(reached, upload, 0, data);
+    const created = await createJob(reached, upload.id);
+    expect(created.status, await created.clone().text()).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await waitForJob(reached, id)).status).toBe('succeeded');
+    const answer = await parseResponse(downloadsAnswer, await fetch(`${reached}/v1/jobs/${id}/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ indexes: [0] }) }));
+    const url = answer.downloads[0]!.url;
+    expect(url.startsWith(`http://localhost:${storagePort}/storage/objects/`), url).toBe(true);
+    const result = await fetch(url);
+    expect(result.status).toBe(200);
+    const expected = await pixelsOf(path.join(tmp, 'reference', 'aqua.png'));
+    expect((await pixelsOf(Buffer.from(await result.arrayBuffer()))).data.equals(expected.data)).toBe(true);
+  });
+});
