@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { openDatabase } from './database.js';
 import { imageStatuses, isTerminalStatus, type ImageStatus, type ImageView, type JobStatus, type JobView } from '../protocol/api.js';
 import type { InputFormat } from '../image-core/decode.js';
 import { outputFormatFor } from '../image-core/encode.js';
@@ -397,8 +398,8 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   constructor(dataDir: string) {
     super();
     this.setMaxListeners(0);
-    this.db = new DatabaseSync(path.join(dataDir, 'dips.sqlite'));
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;');
+    this.db = openDatabase(path.join(dataDir, 'dips.sqlite'));
+    this.db.exec('PRAGMA foreign_keys = ON;');
     this.db.exec(schema);
     this.addMissingColumns();
     this.loadClaimable();

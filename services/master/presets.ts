@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { openDatabase } from './database.js';
 import { z } from 'zod';
 import { effortRefusal } from '../image-core/encode.js';
 import { outputOptions, type OutputFormat, type OutputOptions } from '../protocol/output.js';
@@ -56,9 +57,8 @@ class StoredPresets implements Presets {
   private readonly db: DatabaseSync;
 
   constructor(dataDir: string) {
-    this.db = new DatabaseSync(path.join(dataDir, 'presets.sqlite'));
-    this.db.exec(`PRAGMA journal_mode = WAL;
-      CREATE TABLE IF NOT EXISTS presets (name TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;`);
+    this.db = openDatabase(path.join(dataDir, 'presets.sqlite'));
+    this.db.exec(`CREATE TABLE IF NOT EXISTS presets (name TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;`);
   }
 
   list(): Preset[] {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { openDatabase } from './database.js';
 import type { SessionFile, UploadPart, UploadSession, UploadSessionBody } from '../protocol/uploads.js';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
@@ -84,9 +85,8 @@ export class UploadSessions {
     private readonly now: () => number = Date.now,
   ) {
     mkdirSync(dataDir, { recursive: true });
-    this.db = new DatabaseSync(path.join(dataDir, 'uploads.sqlite'));
-    this.db.exec(`PRAGMA journal_mode = WAL;
-      CREATE TABLE IF NOT EXISTS sessions (
+    this.db = openDatabase(path.join(dataDir, 'uploads.sqlite'));
+    this.db.exec(`CREATE TABLE IF NOT EXISTS sessions (
         id TEXT PRIMARY KEY,
         expires_at INTEGER NOT NULL,
         job_id TEXT,

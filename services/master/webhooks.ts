@@ -5,7 +5,8 @@ import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
+import { openDatabase } from './database.js';
 import pRetry, { AbortError } from 'p-retry';
 import { z } from 'zod';
 import { HttpError } from '../shared/http-error.js';
@@ -90,9 +91,8 @@ export class Webhooks {
 
   constructor(private readonly master: Master) {
     this.secret = master.config.webhookSecret ?? master.config.token;
-    this.db = new DatabaseSync(path.join(master.config.dataDir, 'webhooks.sqlite'));
-    this.db.exec(`PRAGMA journal_mode = WAL;
-      CREATE TABLE IF NOT EXISTS deliveries (
+    this.db = openDatabase(path.join(master.config.dataDir, 'webhooks.sqlite'));
+    this.db.exec(`CREATE TABLE IF NOT EXISTS deliveries (
         job_id TEXT PRIMARY KEY, url TEXT NOT NULL, body TEXT,
         state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)`);
     master.store.on('job', (jobId) => this.jobChanged(jobId));
