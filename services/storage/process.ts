@@ -74,7 +74,10 @@ export class StorageProcess {
         // Exit code 0 is a stop someone asked for (a Ctrl-C reaches the whole process group).
         if (this.stopping || code === 0 || !this.listened) return;
         this.logger.warn({ pid: child.pid, code, signal }, 'storage service exited unexpectedly; starting it again on the same port');
-        setTimeout(() => this.spawn().catch((error: unknown) => this.logger.error({ err: error }, 'storage service did not start again')), restartDelayMs).unref();
+        // A start that fails exits too, and is tried again the same way, a second later.
+        setTimeout(() => {
+          if (!this.stopping) this.spawn().catch((error: unknown) => this.logger.error({ err: error }, 'storage service did not start again'));
+        }, restartDelayMs).unref();
       });
     });
   }

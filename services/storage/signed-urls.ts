@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HttpError } from '../shared/http-error.js';
 
@@ -21,10 +21,16 @@ export class UrlSigner {
   static forDataDir(dataDir: string): UrlSigner {
     mkdirSync(dataDir, { recursive: true });
     const file = path.join(dataDir, 'storage-signing.key');
+    // Written whole beside it, then linked into place: the master and its storage service may start
+    // together, and the one that loses the race must read the winner's whole key, never a half-written one.
+    const partial = `${file}.partial-${process.pid}`;
+    writeFileSync(partial, randomBytes(32), { mode: 0o600 });
     try {
-      writeFileSync(file, randomBytes(32), { flag: 'wx', mode: 0o600 });
+      linkSync(partial, file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    } finally {
+      rmSync(partial, { force: true });
     }
     return new UrlSigner(readFileSync(file));
   }
