@@ -29,6 +29,7 @@ const announcements: Record<string, RegExp> = {
   up: /^DIPS console: (http:\/\/[^\s/]+)/,
   master: /^DIPS master: (http:\/\/[^\s/]+)/,
   worker: /^DIPS worker \S+: (http:\/\/[^\s/]+)/,
+  storage: /^DIPS storage: (http:\/\/[^\s/]+)/,
 };
 
 /** Test defaults: short timeouts so failure handling takes seconds, quiet logs. */

@@ -84,4 +84,22 @@ describe('the storage service', () => {
     expect((await fetch(session.files[0].parts[0].url, { method: 'PUT', body: 'abc' })).status).toBe(200);
     expect(master.log()).toMatch(/storage service exited unexpectedly; starting it again on the same port/);
   });
+
+  it('dips storage runs alone; a master given its URL (DIPS_STORAGE_URL) starts none and hands out its URLs', async () => {
+    const dataDir = path.join(dir, 'separate');
+    const storageService = await startDips(['storage', '--port', '0', '--data-dir', dataDir]);
+    const master = await startDips(['master', '--port', '0', '--data-dir', dataDir], { DIPS_STORAGE_URL: storageService.url });
+    expect(master.storageUrl).toBeUndefined();
+    expect(await childrenRunning(master.child.pid!, 'storage')).toEqual([]);
+    const data = await fs.readFile(corpus('aqua.jpg'));
+    const session = await (await fetch(`${master.url}/v1/uploads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ files: [{ name: 'aqua.jpg', size: data.length }] }) })).json();
+    const url = new URL(session.files[0].parts[0].url);
+    expect(url.origin).toBe(storageService.url);
+    expect((await fetch(url, { method: 'PUT', body: data })).status).toBe(200);
+    // The master's own routes do not take the bytes: it leaves them to the service.
+    expect((await fetch(`${master.url}${url.pathname}${url.search}`, { method: 'PUT', body: data })).status).toBe(404);
+    // Both read one data directory: the master finds the file the service stored.
+    const created = await fetch(`${master.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pipeline: [{ op: 'invert' }], inputs: { upload: session.id } }) });
+    expect(created.status, await created.clone().text()).toBe(202);
+  });
 });
