@@ -148,13 +148,13 @@ export function createApp(master: Master) {
   api.get('/jobs/:id/images/:index', async (req, res) => {
     const image = finishedImage(master, req.params.id, req.params.index);
     const key = outputKey(image.job_id, image.idx);
+    const { name, contentType } = resultFile(image);
     // A local file is sent from here, same origin as the console's requests; with S3 the client fetches the bytes from the bucket itself.
     const file = await storage.locate(key, 'get', sameMachine);
-    const direct = file?.via === 'file' ? undefined : (await resultOf(storage, image)).direct;
+    if (file?.via === 'file') return sendFile(res.attachment(name).type(contentType), file.path);
+    const direct = await storage.downloadUrl(key, { fileName: name, contentType });
     if (direct) return res.redirect(302, direct);
-    const { name, contentType } = resultFile(image);
     res.attachment(name).type(contentType);
-    if (file?.via === 'file') return sendFile(res, file.path);
     await sendStream(await storage.getStream(key), res);
   });
 

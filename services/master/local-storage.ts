@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
-import type { UrlSigner } from '../storage/signed-urls.js';
+import { UrlSigner } from '../storage/signed-urls.js';
 import { checkKey, presignedSeconds, type Storage, type StoredObject } from './storage.js';
 
 /** Files a listing stats at once: a directory of thousands of files in rounds, not thousands of requests queued on libuv's 4 threads. */
@@ -30,6 +30,11 @@ export class LocalStorage implements Storage {
   /** True when no storage service serves the signed URLs: the master mounts their routes (app.ts). */
   readonly servedByMaster: boolean;
   private readonly serviceUrl: string;
+
+  /** The storage of a data directory (its `files/`), signing with the directory's key: the master's and its storage service's alike. */
+  static inDataDir(dataDir: string, serviceUrl?: string): LocalStorage {
+    return new LocalStorage(path.join(dataDir, 'files'), { signer: UrlSigner.forDataDir(dataDir), serviceUrl });
+  }
 
   constructor(
     private readonly root: string,

@@ -14,7 +14,6 @@ import { ImageRunner } from './image-runner.js';
 import { JobStore } from './job-store.js';
 import { jobPrefix } from './keys.js';
 import { LocalStorage } from './local-storage.js';
-import { UrlSigner } from '../storage/signed-urls.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { openPresets, type Presets } from './presets.js';
 import type { Storage } from './storage.js';
@@ -223,5 +222,5 @@ async function defaultStorage(config: MasterConfig): Promise<Storage> {
       config.s3Prefix,
     );
   }
-  return new LocalStorage(path.join(config.dataDir, 'files'), { signer: UrlSigner.forDataDir(config.dataDir), serviceUrl: config.storageUrl });
+  return LocalStorage.inDataDir(config.dataDir, config.storageUrl);
 }

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import path from 'node:path';
 import express from 'express';
 import { freeDiskBytes, UploadDisk } from '../master/admission.js';
 import { LocalStorage } from '../master/local-storage.js';
@@ -10,11 +9,9 @@ import { errorHandler, notFound } from '../shared/http-error.js';
 import { createHttpServer, masterServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { storageRoutes } from './routes.js';
-import { UrlSigner } from './signed-urls.js';
 
 export interface StorageServiceOptions {
   dataDir?: string;
-  host?: string;
   /** 0 picks a free port. */
   port: number;
 }
@@ -32,9 +29,9 @@ export interface RunningStorageService {
  * and it takes the master's limits (body rate, connections, disk reserve).
  */
 export async function startStorageService(options: StorageServiceOptions): Promise<RunningStorageService> {
-  const config = loadMasterConfig({ ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.host ? { host: options.host } : {}) });
+  const config = loadMasterConfig(options.dataDir ? { dataDir: options.dataDir } : {});
   const logger = createLogger('dips-storage');
-  const storage = new LocalStorage(path.join(config.dataDir, 'files'), { signer: UrlSigner.forDataDir(config.dataDir) });
+  const storage = LocalStorage.inDataDir(config.dataDir);
   const disk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir));
   const app = express();
   app.disable('x-powered-by');

@@ -1,8 +1,8 @@
-import { childrenRunning } from '../../bench/cluster.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { childrenRunning } from '../../bench/cluster.js';
 import { describeCatalogue, describeOperations } from '../../services/image-core/catalogue.js';
 import { corpus, getCluster, pixelsOf, waitUntil } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips } from '../helpers/processes.js';

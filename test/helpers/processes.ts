@@ -73,7 +73,7 @@ export function launchDips(args: string[], launch: Launch): Promise<DipsProcess>
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       record(`${line}\n`);
-      storageUrl ??= /^DIPS storage: (\S+)/.exec(line)?.[1];
+      storageUrl ??= announcements.storage!.exec(line)?.[1];
       const url = announcement.exec(line)?.[1];
       if (url) resolve({ child, url, storageUrl, log, stop: () => stopGroup(child) });
     });
