@@ -133,7 +133,8 @@ export function createApp(master: Master) {
   api.post('/jobs/:id/downloads', express.json({ limit: '64kb' }), async (req, res) => {
     const parsed = downloadsBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_downloads', `downloads body: ${z.prettifyError(parsed.error)}`);
-    const images = parsed.data.indexes.map((index) => finishedImage(master, req.params.id, String(index)));
+    const rows = master.store.imagesAt(req.params.id, parsed.data.indexes);
+    const images = parsed.data.indexes.map((index) => finishedImage(master, req.params.id, index, rows.get(index)));
     const answer: DownloadsAnswer = {
       downloads: await Promise.all(
         images.map(async (image) => {
@@ -146,7 +147,8 @@ export function createApp(master: Master) {
   });
 
   api.get('/jobs/:id/images/:index', async (req, res) => {
-    const image = finishedImage(master, req.params.id, req.params.index);
+    const index = Number(req.params.index);
+    const image = finishedImage(master, req.params.id, req.params.index, Number.isInteger(index) ? master.store.image(req.params.id, index) : undefined);
     const key = outputKey(image.job_id, image.idx);
     const { name, contentType } = resultFile(image);
     // A local file is sent from here, same origin as the console's requests; with S3 the client fetches the bytes from the bucket itself.
@@ -227,13 +229,14 @@ function jobOr404(master: Master, id: string): JobView {
   return job;
 }
 
-/** The image's row alone: a download reads one row, not the job's view of every image (clients fetch results by the hundred). */
-function finishedImage(master: Master, jobId: string, indexText: string): ImageRow {
-  const index = Number(indexText);
-  const image = Number.isInteger(index) ? master.store.image(jobId, index) : undefined;
+/**
+ * The row read for a result to download (a download reads rows, not the job's view of every image:
+ * clients fetch results by the hundred), checked: 404 or 409 when there is no result at `index`.
+ */
+function finishedImage(master: Master, jobId: string, index: number | string, image: ImageRow | undefined): ImageRow {
   if (!image) {
     if (!master.store.jobSummary(jobId)) throw jobNotFound(jobId);
-    throw new HttpError(404, 'image_not_found', `job ${jobId} has no image ${indexText}`);
+    throw new HttpError(404, 'image_not_found', `job ${jobId} has no image ${index}`);
   }
   if (image.status !== 'succeeded') {
     throw new HttpError(409, 'image_not_ready', `image ${index} of job ${jobId} is ${image.status}${image.error ? `: ${image.error}` : ''}`);
