@@ -247,7 +247,7 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
       `(${fixed(huge.phases.tile?.seconds ?? 0)} s of strip round trips summed${huge.phases.decode ? `, after a ${fixed(huge.phases.decode.seconds)} s decode task` : ''}); ` +
       `then one worker joins their bytes into the file (${fixed(huge.phases.encode?.seconds ?? 0)} s). ` +
-      `The upload (a multipart POST through the master: \`dips submit\` sends an image that tiles that way) and the download (from the storage service) are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
+      `The upload (to the storage service through an upload session, which \`dips submit\` then makes an upload job: the master reads the header from the file and plans the strips) and the download (from the storage service) are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
       `in ${fixed(huge.plainUnoptimised.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
       `${fixed(huge.plainSeconds)} s, and DIPS is ${fixed(huge.dipsSeconds / huge.plainSeconds)}x that). |`,
     `| master peak ≤ ${goals.masterPeakMiB} MiB on 100 MP | ${mib(huge.masterPeak)} | ${verdict(huge.masterPeak <= goals.masterPeakMiB * 2 ** 20)} | the master holds no pixels: tasks name byte ranges of intermediates that workers read and write. |`,

@@ -74,7 +74,8 @@ export async function submitJobs(client: MasterClient, groups: string[][], optio
   const ids: string[] = [];
   const route = await submissionRoute(client, options);
   for (const files of groups) {
-    const { id } = (await route(files)) === 'session' ? await postSession(client, files, options, output) : await postMultipart(client, files, options, output);
+    const way = await route(files);
+    const { id } = way === 'multipart' ? await postMultipart(client, files, options, output) : await postSession(client, files, options, output, way);
     output.note(`job ${id} accepted (${files.length} image${files.length === 1 ? '' : 's'})`);
     ids.push(id);
   }
@@ -182,7 +183,14 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
  * steps or a header cannot be read here (a bad pipeline, not an image), the session is used and the
  * master or the worker names the problem, as for any session.
  */
-async function submissionRoute(client: MasterClient, options: SubmitOptions): Promise<(files: string[]) => Promise<'session' | 'multipart'>> {
+/**
+ * How a group of files is sent: through an upload session, as a batch job (`batch`) or, when one of
+ * them tiles, as an upload job, which the master plans image by image (`upload`); multipart to a
+ * master without sessions.
+ */
+type SubmissionRoute = (files: string[]) => Promise<'batch' | 'upload' | 'multipart'>;
+
+async function submissionRoute(client: MasterClient, options: SubmitOptions): Promise<SubmissionRoute> {
   let budget: WholeImageBudget;
   try {
     budget = (await client.json('/v1/uploads', uploadSessionTerms)).whole;
@@ -200,12 +208,12 @@ async function submissionRoute(client: MasterClient, options: SubmitOptions): Pr
   try {
     steps = parsePipeline(options.preset !== undefined ? (await client.json(`/v1/presets/${encodeURIComponent(options.preset)}`, preset)).pipeline : options.pipeline);
   } catch {
-    return async () => 'session';
+    return async () => 'batch';
   }
   const tiles = async (file: string) => {
     try {
-      // Header only, and no pixel limit here: an image beyond the master's plans tiled, so it goes
-      // multipart, where the master refuses it (413) naming the file.
+      // Header only, and no pixel limit here: an image beyond the master's plans tiled, so it goes to
+      // an upload job, where the master refuses it (413) naming the file.
       const opened = await openInput(file, { maxPixels: Number.MAX_SAFE_INTEGER, name: path.basename(file) });
       return planImage(opened, steps, budget).mode !== 'whole';
     } catch {
@@ -213,29 +221,35 @@ async function submissionRoute(client: MasterClient, options: SubmitOptions): Pr
     }
   };
   return async (files) => {
-    for (const file of files) if (await tiles(file)) return 'multipart';
-    return 'session';
+    for (const file of files) if (await tiles(file)) return 'upload';
+    return 'batch';
   };
 }
 
 /**
  * Submits the files as one job through an upload session: one request declares them all, the bytes go
- * where the master says (S3: straight to the bucket; local storage: signed URLs the master streams to
- * disk), a few requests at a time, then a JSON request makes the job.
+ * where the master says (S3: straight to the bucket; local storage: signed URLs of the storage
+ * service), a few requests at a time, then a JSON request makes the job of `kind` from them. A master
+ * without upload jobs from sessions (404) gets the files multipart instead.
  */
-async function postSession(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
+async function postSession(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput, kind: 'batch' | 'upload'): Promise<{ id: string }> {
   const declared = await Promise.all(files.map(async (file) => ({ name: path.basename(file), size: (await fs.stat(file)).size })));
   const session = await whileSaturated(output, () => client.json('/v1/uploads', uploadSession, jsonPost({ files: declared })));
   await sendFiles(client, session, files);
-  const body = {
+  const recipe = {
     ...(options.pipeline !== undefined ? { pipeline: parseJsonFlag('pipeline', options.pipeline) } : {}),
     ...(options.preset !== undefined ? { preset: options.preset } : {}),
     ...(options.options !== undefined ? { options: parseJsonFlag('options', options.options) } : {}),
     ...(options.format ? { format: options.format } : {}),
     ...(options.quality ? { quality: Number(options.quality) } : {}),
-    inputs: { upload: session.id },
   };
-  return whileSaturated(output, () => client.json('/v1/jobs', batchAccepted, jsonPost(body)));
+  if (kind === 'batch') return whileSaturated(output, () => client.json('/v1/jobs', batchAccepted, jsonPost({ ...recipe, inputs: { upload: session.id } })));
+  try {
+    return await whileSaturated(output, () => client.json(`/v1/uploads/${session.id}/job`, jobAccepted, jsonPost(recipe)));
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 404 && error.code === 'not_found')) throw error;
+    return postMultipart(client, files, options, output);
+  }
 }
 
 function jsonPost(body: unknown): RequestInit {

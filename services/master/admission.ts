@@ -105,9 +105,20 @@ export class Admission {
     if (declared !== undefined && declared > maxRequestBytes) {
       throw new HttpError(413, 'request_too_large', `the request is ${declared} bytes; at most ${maxRequestBytes} bytes are accepted (DIPS_MAX_REQUEST_BYTES)`);
     }
+    return this.reserve(declared ?? maxRequestBytes, 'this request');
+  }
+
+  /**
+   * Admits a job whose inputs are in storage already (an upload session's): the queue's checks, and no
+   * bytes to hold beyond the disk's reserve.
+   */
+  admitStored(): Promise<Reservation> {
+    return this.reserve(0, 'this job');
+  }
+
+  private async reserve(bytes: number, what: string): Promise<Reservation> {
     this.checkQueue(0);
-    const bytes = declared ?? maxRequestBytes;
-    const disk = await this.disk.hold(bytes, 'this request');
+    const disk = await this.disk.hold(bytes, what);
     try {
       // After the await: other requests may have reserved meanwhile, and this step counts them.
       this.checkQueue(0);

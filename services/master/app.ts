@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -18,7 +17,7 @@ import { type OutputFormat } from '../protocol/output.js';
 import { downloadsBody, type DownloadsAnswer } from '../protocol/api.js';
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
-import { inputKey, inputPrefix, jobPrefix, outputKey } from './keys.js';
+import { inputPrefix, jobPrefix, outputKey } from './keys.js';
 import { batchRoutes } from './batch/routes.js';
 import type { Master } from './master.js';
 import type { Storage } from './storage.js';
@@ -26,13 +25,12 @@ import { duplicatesRoutes } from './duplicates.js';
 import { openApiRouter } from './openapi-route.js';
 import { presetRoutes } from './presets-routes.js';
 import { processRouter } from './process-route.js';
-import { validateSubmission } from './submission.js';
 import { workerRoutes } from './worker-routes.js';
 import { uploadSessionRoutes } from './upload-sessions-routes.js';
+import { uploadJobRoutes } from './upload-jobs.js';
 import { reachableBy } from './client-urls.js';
 import { LocalStorage } from './local-storage.js';
 import { storageRoutes } from '../storage/routes.js';
-import { discard, endRequestBody, receiveUpload } from './upload.js';
 import { Admission } from './admission.js';
 import { ProgressStreams } from './progress-stream.js';
 import { Webhooks } from './webhooks.js';
@@ -70,39 +68,7 @@ export function createApp(master: Master) {
 
   api.use(uploadSessionRoutes(master));
   api.use(batchRoutes(master));
-  api.post('/jobs', async (req, res) => {
-    let reservation;
-    try {
-      reservation = await admission.admit(req);
-    } catch (error) {
-      endRequestBody(req);
-      throw error;
-    }
-    try {
-      const upload = await receiveUpload(req, master.spoolDir, config);
-      const id = randomUUID();
-      try {
-        const job = await validateSubmission(config, master.presets, upload.files, upload.fields);
-        const webhook = webhooks.parse(upload.fields.webhook);
-        reservation.reserveImages(job.images);
-        for (const [index, file] of upload.files.entries()) await storage.putFile(inputKey(id, index), file.path);
-        store.createJob({ id, ...job });
-        webhooks.register(id, webhook);
-        reservation.commit(); // the store counts the images from now on, the disk their files
-      } catch (error) {
-        await storage.deletePrefix(jobPrefix(id));
-        throw error;
-      } finally {
-        await discard(upload.files);
-      }
-      logger.info({ job: id, images: upload.files.length }, 'job accepted');
-      runner.fill();
-      master.scaler?.wake?.();
-      res.status(202).location(`/v1/jobs/${id}`).json({ id, status: 'queued' });
-    } finally {
-      reservation.release();
-    }
-  });
+  api.use(uploadJobRoutes(master, admission, webhooks));
 
   api.get('/jobs/:id', (req, res) => {
     res.json(jobOr404(master, req.params.id));

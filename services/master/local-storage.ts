@@ -112,6 +112,12 @@ export class LocalStorage implements Storage {
     return fs.readFile(this.pathOf(key));
   }
 
+  async copyObject(from: string, to: string): Promise<void> {
+    const target = this.pathOf(to);
+    await this.mkdirOnce(path.dirname(target));
+    await fs.link(this.pathOf(from), target);
+  }
+
   /** Files being written (`*.partial-*`) are not objects yet. */
   async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
     const dir = this.pathOf(prefix);

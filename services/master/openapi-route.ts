@@ -1,13 +1,13 @@
 import express from 'express';
 import { z } from 'zod';
 import type { MasterConfig } from '../shared/config.js';
-import { downloadsAnswer, downloadsBody, jobView, outputFormat, quality } from '../protocol/api.js';
+import { downloadsAnswer, downloadsBody, jobAccepted, jobView, outputFormat, quality } from '../protocol/api.js';
 import { batchAccepted, batchJobBody, itemsPage, jobsPage, manifestLine, pageQuery, retryAccepted } from '../protocol/batch.js';
 import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
 import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
 import { heartbeat, heartbeatAnswer } from '../protocol/tasks.js';
-import { completeBody, storedFile, storedObject, uploadSession, uploadSessionBody, uploadSessionTerms } from '../protocol/uploads.js';
+import { completeBody, sessionJobBody, storedFile, storedObject, uploadSession, uploadSessionBody, uploadSessionTerms } from '../protocol/uploads.js';
 
 /** A binary file part of a multipart body. */
 const file = z.string().meta({ format: 'binary' });
@@ -90,11 +90,11 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
       },
       '/v1/uploads': {
         get: {
-          summary: 'what a session accepts: its file limits, and the budget its images must plan whole under (one that would tile goes as a multipart POST /v1/jobs)',
+          summary: 'what a session accepts: its file limits, and the budget its images must plan whole under as a batch job (a session with one that would tile becomes an upload job: POST /v1/uploads/{id}/job)',
           responses: { '200': json(uploadSessionTerms, "the session limits and the batch items' planning budget"), ...errors(401) },
         },
         post: {
-          summary: 'open an upload session: where to send each file (presigned S3 URLs, or signed URLs on the storage service); then POST /v1/jobs with "inputs": {"upload": id}',
+          summary: 'open an upload session: where to send each file (presigned S3 URLs, or signed URLs on the storage service); then POST /v1/jobs with "inputs": {"upload": id}, or POST /v1/uploads/{id}/job',
           requestBody: { required: true, content: { 'application/json': { schema: schema(uploadSessionBody) } } },
           responses: { '201': json(uploadSession, 'the session, its expiry and per file the requests to send'), ...errors(400, 401, 413, 429) },
         },
@@ -113,6 +113,14 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
           summary: 'a result, as an attachment with the signed file name and type; the signature authorises it',
           security: [],
           responses: { '200': binary('application/octet-stream', 'the object'), ...errors(403, 404) },
+        },
+      },
+      '/v1/uploads/{id}/job': {
+        parameters: [jobId],
+        post: {
+          summary: "make the session's files the images of an upload job, as a multipart POST /v1/jobs does with its parts (each planned from its header, tiled when too large to run whole); the bytes stay in storage",
+          requestBody: { required: true, content: { 'application/json': { schema: schema(sessionJobBody.extend({ webhook: z.url().optional() })) } } },
+          responses: { '202': json(jobAccepted, 'accepted and queued'), ...errors(400, 401, 404, 409, 410, 413, 415, 422, 429, 503) },
         },
       },
       '/v1/uploads/{id}/files/{index}/complete': {

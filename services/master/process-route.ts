@@ -8,7 +8,7 @@ import { type OutputFormat } from '../protocol/output.js';
 import { isTerminal } from './job-store.js';
 import { inputKey, outputKey } from './keys.js';
 import type { Master } from './master.js';
-import { validateSubmission } from './submission.js';
+import { spooledImage, validateSubmission } from './submission.js';
 import { discard, receiveUpload } from './upload.js';
 
 /** Seconds a client should wait before trying again when no worker can take the image. */
@@ -39,7 +39,7 @@ export function processRouter(master: Master): express.Router {
     try {
       if (upload.files.length === 0) throw new HttpError(400, 'no_image', 'the request has no file part named "image"');
       if (upload.fields.webhook !== undefined) throw new HttpError(400, 'unexpected_field', 'POST /v1/process answers synchronously: "webhook" is for POST /v1/jobs');
-      const job = await validateSubmission(config, master.presets, upload.files, upload.fields);
+      const job = await validateSubmission(config, master.presets, upload.files.map(spooledImage), upload.fields);
       await storage.putFile(inputKey(id, 0), upload.files[0]!.path);
       store.createJob({ id, ...job });
       runner.fill();

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -68,6 +69,13 @@ export class S3Storage implements Storage {
     const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
     if (!Body) throw new Error(`s3 object ${key} has no body`);
     return Buffer.from(await Body.transformToByteArray());
+  }
+
+  async copyObject(from: string, to: string, version?: string): Promise<void> {
+    // Keys are checked to [A-Za-z0-9._-/] (checkKey), so the copy source needs no escaping.
+    await this.client.send(
+      new CopyObjectCommand({ Bucket: this.bucket, Key: this.keyOf(to), CopySource: `${this.bucket}/${this.keyOf(from)}`, ...(version ? { CopySourceIfMatch: version } : {}) }),
+    );
   }
 
   /** One ListObjectsV2 per 1,000 objects, rather than a HEAD per object. */

@@ -16,6 +16,12 @@ export interface Storage {
   getStream(key: string, range?: ByteRange): Promise<Readable>;
   getBuffer(key: string): Promise<Buffer>;
   /**
+   * Stores the object of `from` under `to` as well, without its bytes passing the master: a hard link on
+   * local disk, a server-side CopyObject on S3 (which copies objects of up to 5 GiB so). `version`: the
+   * version (S3 ETag) the object must still have, else the copy fails (local objects are written once).
+   */
+  copyObject(from: string, to: string, version?: string): Promise<void>;
+  /**
    * Every object directly under the folder-like prefix, by key: its size and, where storage has one, its
    * version (S3 ETag). Metadata only: one listing, no bytes read.
    */

@@ -10,6 +10,16 @@ import type { NewJob } from './job-store.js';
 import { parseOptionsField, recipeOf, type Presets } from './presets.js';
 import type { UploadedFile } from './upload.js';
 
+/** An image of a submission as validation reads it: its display name, its size, and its file or a buffer holding at least its header. */
+export interface SubmittedImage {
+  name: string;
+  bytes: number;
+  header: string | Buffer;
+}
+
+/** A file a multipart request spooled, as validation reads it. */
+export const spooledImage = ({ name, bytes, path }: UploadedFile): SubmittedImage => ({ name, bytes, header: path });
+
 /**
  * Checks everything about a submission before anything is stored; errors name the part at fault. A job
  * names a pipeline or a preset (whose format, quality and options the job's own fields override).
@@ -17,7 +27,7 @@ import type { UploadedFile } from './upload.js';
 export async function validateSubmission(
   config: Pick<MasterConfig, 'maxPipelineSteps' | 'maxPixels' | 'workerMemoryBytes' | 'tileSize'>,
   presets: Presets,
-  files: UploadedFile[],
+  files: readonly SubmittedImage[],
   fields: Record<string, string>,
 ): Promise<Omit<NewJob, 'id'>> {
   if (files.length === 0) throw new HttpError(400, 'no_images', 'the request has no file parts named "images"');
@@ -52,7 +62,7 @@ export async function validateSubmission(
   for (const file of files) {
     if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
     try {
-      const info = await openInput(file.path, { maxPixels: config.maxPixels, name: file.name });
+      const info = await openInput(file.header, { maxPixels: config.maxPixels, name: file.name });
       images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format, progressive: info.progressive, plain: info.plain });
     } catch (error) {
       if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);

@@ -171,7 +171,7 @@ export class UploadSessions {
    * session as that job's. One request at a time per session (409 for a concurrent one), so two bodies
    * cannot both take the same files.
    */
-  async becomeJob<Job extends { id: string }>(id: string, create: () => Promise<Job>): Promise<Job> {
+  async becomeJob<Job extends { id: string }>(id: string, create: (files: readonly StagedFile[]) => Promise<Job>): Promise<Job> {
     if (this.becomingJobs.has(id)) throw new HttpError(409, 'upload_busy', `a job is being created from upload session ${id} by another request`);
     this.becomingJobs.add(id);
     try {
@@ -179,7 +179,7 @@ export class UploadSessions {
       // Before create(): the job's listing stats and reaches the files as soon as it starts, and must see the versions checked.
       this.db.prepare('UPDATE sessions SET files = ? WHERE id = ?').run(JSON.stringify(files), id);
       this.session(id)!.files = files;
-      const job = await create();
+      const job = await create(files);
       this.db.prepare('UPDATE sessions SET job_id = ? WHERE id = ? AND job_id IS NULL').run(job.id, id);
       this.cache.delete(id); // read again: the row as written
       return job;

@@ -1,11 +1,15 @@
 import { z } from 'zod';
+import { outputFormat, quality } from './api.js';
+import { outputOptions } from './output.js';
+import { presetName } from './presets.js';
 import { wholeImageBudget } from './tasks.js';
 
 /*
  * Upload sessions (POST /v1/uploads): a client declares its files, sends each one's bytes where the
  * answer says (S3: presigned URLs; local disk: signed URLs on the storage service, streamed straight
- * into a file; the master sees neither), then creates a job from the session (POST /v1/jobs, JSON,
- * `"inputs": {"upload": "<id>"}`). Master, CLI and tests read these schemas.
+ * into a file; the master sees neither), then creates a job from the session: a batch job (POST
+ * /v1/jobs, JSON, `"inputs": {"upload": "<id>"}`), or the job a multipart POST /v1/jobs makes, which
+ * tiles images too large to run whole (POST /v1/uploads/{id}/job). Master, CLI and tests read these schemas.
  */
 
 export const uploadSessionId = z.uuid();
@@ -67,8 +71,8 @@ export const completeBody = z.object({ etags: z.array(z.string().min(1).max(200)
 
 /**
  * GET /v1/uploads: what a session accepts. `whole` is the budget its items are planned under (they run
- * whole, never tiled): an image planImage would tile under it belongs in a multipart POST /v1/jobs,
- * which tiles. `dips submit` reads every header and chooses the way from this.
+ * whole, never tiled): a session with an image planImage would tile under it becomes an upload job
+ * (POST /v1/uploads/{id}/job), which tiles. `dips submit` reads every header and chooses the way from this.
  */
 export const uploadSessionTerms = z.object({
   /** Files one session declares at most (DIPS_MAX_FILES). */
@@ -80,3 +84,19 @@ export const uploadSessionTerms = z.object({
   whole: wholeImageBudget,
 });
 export type UploadSessionTerms = z.infer<typeof uploadSessionTerms>;
+
+/**
+ * POST /v1/uploads/{id}/job body: the fields of a multipart POST /v1/jobs, as JSON; the session's files
+ * are the job's images, in order. The answer is the multipart route's (jobAccepted, 202).
+ */
+export const sessionJobBody = z
+  .object({
+    pipeline: z.array(z.record(z.string(), z.unknown())).optional(),
+    preset: presetName.optional(),
+    format: outputFormat.optional(),
+    quality: quality.optional(),
+    options: outputOptions.optional(),
+    webhook: z.string().max(2048).optional(),
+  })
+  .strict();
+export type SessionJobBody = z.infer<typeof sessionJobBody>;

@@ -21,7 +21,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
   const steps = parsePipeline(spec.pipeline);
   const opened = await openInput(input, { maxPixels: limits.maxPixels, name: spec.name });
   if (planImage(opened, steps, spec.whole).mode !== 'whole') {
-    throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do; send it in a multipart POST /v1/jobs, which tiles (dips submit does so by itself)`);
+    throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do; make its session an upload job (POST /v1/uploads/{id}/job) or send it in a multipart POST /v1/jobs, which tile (dips submit does so by itself)`);
   }
   const signal = reach.signal ? { signal: reach.signal } : {};
   const result = await processVariants(input, steps, spec.variants, {

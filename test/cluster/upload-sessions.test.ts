@@ -17,7 +17,7 @@ import { errorBody } from '../../services/protocol/errors.js';
    SDK in the master, presigned URLs fetched by this test and the CLI). One master and one worker per
    mode. In S3 mode DIPS_UPLOAD_PART_BYTES makes dune.jpg (360 kB) a multipart file of 3 parts while
    aqua.jpg (148 kB) is one presigned PUT. DIPS_TILE_SIZE=1400 lets those 1400x875 photos run whole
-   while twowings-4k.jpg (3840x2400) would tile, so `dips submit` sends it as a multipart job. */
+   while twowings-4k.jpg (3840x2400, 880 kB) tiles, so `dips submit` makes its session an upload job. */
 
 const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }];
 const photos = ['aqua.jpg', 'dune.jpg'];
@@ -122,23 +122,30 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     expect(jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json()).kind).toBe('batch');
   });
 
-  // Which way dips submit sends files is the client's choice, the same whatever the storage: one mode
-  // shows it (a 9 MP photo tiled costs seconds of CPU; test/cluster/s3-mode.test.ts tiles through S3).
-  if (mode === 'local') it('dips submit sends files with one that would tile as one multipart job, which tiles it; the results equal dips process', async () => {
+  it("dips submit makes a session with a file that tiles an upload job, which tiles it without the image's bytes passing the master; the results equal dips process", async () => {
     const terms = uploadSessionTerms.parse(await (await fetch(`${master.url}/v1/uploads`)).json());
     expect(terms.whole.tileSize).toBe(tileSize);
     const files = [tiling, 'aqua.jpg'];
     const out = path.join(tmp, `out-tiled-${mode}`);
+    const before = await ioBytes(master.child.pid!);
     const run = await runDips(['submit', ...files.map(corpus), '--pipeline', JSON.stringify(pipeline), '--format', 'png', '--out', out, '--master', master.url]);
+    const carried = (await ioBytes(master.child.pid!)) - before;
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toMatch(/^job \S+ accepted \(2 images\)$/m);
     for (const file of files) {
       const expected = await pixelsOf(path.join(tmp, 'reference', `${path.parse(file).name}.png`));
       expect((await pixelsOf(path.join(out, `${path.parse(file).name}.png`))).data.equals(expected.data), `${file} differs`).toBe(true);
     }
-    // A multipart upload job, not a session's batch job, whose worker refuses the large photo:
+    // An upload job, planned by the master (the large photo in tiles), not a session's batch job:
     const jobId = /job (\S+) accepted/.exec(run.stderr)![1]!;
-    expect(jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json()).kind).toBe('upload');
+    const job = jobView.parse(await (await fetch(`${master.url}/v1/jobs/${jobId}`)).json());
+    expect([job.kind, job.images!.map((image) => [image.name, image.width, image.height])]).toEqual(['upload', [[tiling, 3840, 2400], ['aqua.jpg', 1400, 875]]]);
+    // Uploads, the job's inputs, its tiles and the downloads all passed it by (a multipart job carries
+    // every byte twice, in and on to storage): on local disk it read the headers from the files, in S3
+    // mode it read each photo's head (128 KiB) for them; the rest is control traffic.
+    const uploaded = (await fs.stat(corpus(tiling))).size + (await fs.stat(corpus('aqua.jpg'))).size;
+    expect(carried, `master carried ${carried} bytes for ${uploaded} uploaded`).toBeLessThan(mode === 's3' ? uploaded / 2 : uploaded / 4);
+    // A batch job from a session runs images whole only: its worker refuses the large photo.
     const data = await readFile(corpus(tiling));
     const upload = await session(master.url, [{ name: tiling, data }]);
     await send(master.url, upload, 0, data);
@@ -239,6 +246,30 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     expect(images.map((image) => [image.name, image.status])).toEqual([['aqua.jpg', 'succeeded'], ['notes.jpg', 'failed'], ['late.jpg', 'succeeded'], ['bomb.png', 'failed']]);
     expect(images[1]!.error).toMatch(/notes\.jpg: not an image in a supported format/);
     expect(images[3]!.error).toMatch(/bomb\.png: 100000x100000 is 10000000000 pixels; at most \d+/);
+  });
+
+  it('an upload job from a session refuses what a multipart job refuses, naming the file, and consumes nothing it refused', async () => {
+    const aqua = await readFile(corpus('aqua.jpg'));
+    const notes = Buffer.from('shopping list: eggs, flour\n');
+    const uploadJob = (id: string, body: unknown = { pipeline, format: 'png' }) =>
+      fetch(`${master.url}/v1/uploads/${id}/job`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await expectError(await uploadJob('3b241101-e2bb-4255-8caf-4136c566a962'), 404, 'upload_not_found', /no upload session with id "3b241101/);
+    const upload = await session(master.url, [{ name: 'aqua.jpg', data: aqua }, { name: 'notes.jpg', data: notes }]);
+    await expectError(await uploadJob(upload.id, { pipeline, colour: 'red' }), 400, 'bad_job', /colour/);
+    await send(master.url, upload, 0, aqua);
+    await expectError(await uploadJob(upload.id), 409, 'upload_incomplete', /file 1 "notes.jpg" has not arrived/);
+    await send(master.url, upload, 1, notes);
+    // Refused whole, as a multipart job is (in S3 mode these small files are read whole for their headers).
+    await expectError(await uploadJob(upload.id), 415, 'unsupported_format', /notes\.jpg: not an image in a supported format/);
+    const bombs = await session(master.url, [{ name: 'bomb.png', data: pngDeclaring(100_000, 100_000) }]);
+    await send(master.url, bombs, 0, pngDeclaring(100_000, 100_000));
+    await expectError(await uploadJob(bombs.id), 413, 'too_many_pixels', /bomb\.png: 100000x100000 is 10000000000 pixels/);
+    // Nothing was consumed: the same session still makes a batch job, whose good file succeeds.
+    const created = await createJob(master.url, upload.id);
+    expect(created.status).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await waitForJob(master.url, id)).status).toBe('partial');
+    expect((await getJob(master.url, id)).images.map((image) => [image.name, image.status])).toEqual([['aqua.jpg', 'succeeded'], ['notes.jpg', 'failed']]);
   });
 
   it('a master restarted between the uploads and the job creation still makes the job', async () => {

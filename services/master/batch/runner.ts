@@ -57,8 +57,8 @@ const minItemsInFlight = 8;
 
 /**
  * The planner budget a batch item is held to: its worker runs it whole or fails it (422 needs_tiling).
- * GET /v1/uploads publishes this same budget, so a client sends an image that would tile as a
- * multipart POST /v1/jobs (which tiles) rather than through an upload session (a batch job).
+ * GET /v1/uploads publishes this same budget, so a client makes a session with an image that would tile
+ * an upload job (POST /v1/uploads/{id}/job, which tiles) rather than a batch job.
  */
 export function itemBudget(config: { workerMemoryBytes: number; tileSize?: number | undefined }): WholeImageBudget {
   return { workerMemoryBytes: config.workerMemoryBytes, ...(config.tileSize ? { tileSize: config.tileSize } : {}) };

@@ -1,0 +1,79 @@
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { clusterView, parseResponse } from '../services/protocol/api.js';
+export const cliPath = path.resolve(import.meta.dirname, '../services/cli/main.js');
+async function freePort() {
+    return new Promise((resolve, reject) => {
+        const server = createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const { port } = server.address();
+            server.close(() => resolve(port));
+        });
+    });
+}
+/** Starts `dips up` as a child process and waits until `workers` workers have registered. */
+export async function startLocalCluster(options) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), cliPath, 'up', '--workers', String(options.workers), '--port', String(port)], {
+        env: { ...process.env, ...workerProfiling(), DIPS_DATA_DIR: options.dataDir, ...options.env },
+        // Logs go to the data dir, so the benchmark's own output stays readable.
+        stdio: ['ignore', 'ignore', openSync(path.join(options.dataDir, 'cluster.log'), 'a')],
+    });
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+        if (child.exitCode !== null)
+            throw new Error(`dips up exited with code ${child.exitCode}`);
+        if (Date.now() > deadline)
+            throw new Error('cluster did not become ready within 60 s');
+        const ready = await fetch(`${url}/v1/cluster`)
+            .then(async (response) => response.ok && (await parseResponse(clusterView, response)).workers.length >= options.workers)
+            .catch(() => false);
+        if (ready)
+            break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return {
+        url,
+        process: child,
+        pids: async () => {
+            const [workers, [storage]] = await Promise.all([childrenRunning(child.pid, 'worker'), childrenRunning(child.pid, 'storage')]);
+            return { master: child.pid, workers, storage };
+        },
+        stop: () => new Promise((resolve) => {
+            if (child.exitCode !== null)
+                return resolve();
+            child.once('exit', () => resolve());
+            child.kill('SIGTERM');
+        }),
+    };
+}
+/**
+ * DIPS_BENCH_WORKER_CPU_PROF=DIR profiles the workers too (any bench that starts a cluster): workers
+ * inherit the master's environment, so NODE_OPTIONS reaches them, and the master as well; each profile
+ * is named by its process id, and the master's log (cluster.log) names the workers' pids.
+ */
+function workerProfiling() {
+    const dir = process.env.DIPS_BENCH_WORKER_CPU_PROF;
+    return dir ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${path.resolve(dir)}`.trim() } : {};
+}
+/** The child processes of pid that run `dips <command>` (from /proc: their command lines). */
+export async function childrenRunning(pid, command) {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+    const children = text.split(/\s+/).filter(Boolean).map(Number);
+    const commands = await Promise.all(children.map((child) => readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')));
+    return children.filter((_child, at) => commands[at].split('\0').includes(command));
+}
+/** Peak resident set size of a live process (Linux VmHWM), in bytes. */
+export async function peakRss(pid) {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    if (!match)
+        throw new Error(`no VmHWM for pid ${pid}`);
+    return Number(match[1]) * 1024;
+}
+//# sourceMappingURL=cluster.js.map

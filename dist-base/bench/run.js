@@ -1,0 +1,221 @@
+/**
+ * `npm run bench`: DIPS on a local cluster against plain sharp, side by side in one run, on the same
+ * images; writes bench/results.md and the chart bench/results.svg. CPU and bytes come from /proc.
+ * Ratios matter more than absolute figures: this machine is shared.
+ */
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
+import { hugeImage } from './huge-image.js';
+import { photoMosaic, sustainedBatch } from './images.js';
+import { countersAround } from './proc.js';
+import { startS3Server } from './s3-server.js';
+import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
+import { chart } from './chart.js';
+import { uploadFloor } from './upload-floor.js';
+const outDir = path.resolve(import.meta.dirname, '../../bench/out');
+const resultsFile = path.resolve(import.meta.dirname, '../../bench/results.md');
+const chartFile = path.resolve(import.meta.dirname, '../../bench/results.svg');
+/** Plain sharp's best setting here (sharp-facts: 2 in flight ≈ all cores, 4 in flight a little more). */
+const sharpInFlight = 2 * cores;
+/** Goals of issue #12, per image. */
+const goals = { masterMsS3: 1, masterMsLocal: 3, workerRatio: 1.1, hugeRatio: 1.3, masterPeakMiB: 256, workerPeakMiB: 768 };
+async function inParallel(items, limit, work) {
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+        while (next < items.length)
+            await work(items[next++]);
+    }));
+}
+async function plainSharp(files) {
+    const cpu = process.cpuUsage();
+    const start = performance.now();
+    await inParallel(files, sharpInFlight, async (file) => {
+        await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
+    });
+    const used = process.cpuUsage(cpu);
+    return { seconds: (performance.now() - start) / 1000, workCpuMs: (used.user + used.system) / 1000 };
+}
+/** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */
+async function dipsRun(cluster, jobs) {
+    return countersAround(await cluster.pids(), () => runJobs(cluster, jobs));
+}
+const runJobs = (cluster, jobs) => Promise.all(jobs.map((files) => runJob(cluster.url, files)));
+async function megapixels(files) {
+    let total = 0;
+    for (const file of files) {
+        const { width, height } = await sharp(file).metadata();
+        total += (width * height) / 1e6;
+    }
+    return total;
+}
+/**
+ * One batch on the cluster, with plain sharp on the same files right before and right after it: the two
+ * plain runs are averaged, so drift of this shared machine during the row falls on both sides.
+ */
+async function besidePlainSharp(name, files, warmUp, run) {
+    await warmUp();
+    await plainSharp(files.slice(0, 2));
+    const before = await plainSharp(files);
+    const dips = await run();
+    const after = await plainSharp(files);
+    const plain = { seconds: (before.seconds + after.seconds) / 2, workCpuMs: (before.workCpuMs + after.workCpuMs) / 2 };
+    const row = { name, images: files.length, megapixels: await megapixels(files), plain, dips };
+    console.error(`${name}: sharp ${plain.seconds.toFixed(2)} s, DIPS ${dips.seconds.toFixed(2)} s, master ${(dips.masterCpuMs / files.length).toFixed(2)} ms/image`);
+    return row;
+}
+/** Jobs uploaded through the CLI's client, submitted together. */
+function sideBySide(name, cluster, jobs) {
+    const files = jobs.flat();
+    // Warmed up by the same jobs, as sustainedBatch says.
+    return besidePlainSharp(name, files, () => runJobs(cluster, jobs), () => dipsRun(cluster, jobs));
+}
+/**
+ * The same photos as batch jobs read from storage (one folder or prefix per job, staged beforehand),
+ * results left in the master's storage and downloaded by the client as they are reported.
+ */
+function storageSideBySide(name, cluster, warmUp, folders, files) {
+    const options = { pipeline, format: 'jpeg', quality: jpegOut.quality };
+    return besidePlainSharp(name, files, () => runStorageBatch(cluster, warmUp, options), async () => countersAround(await cluster.pids(), () => runStorageBatch(cluster, folders, options)));
+}
+const chunk = (items, size) => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+async function main() {
+    const { jobs: sustainedJobsFiles, warmUp: warmUpFiles } = await sustainedBatch();
+    const sustained = sustainedJobsFiles.flat();
+    const large = await Promise.all(Array.from({ length: 8 }, (_, index) => photoMosaic({ file: path.join(outDir, `mosaic-12mp-${index}.jpg`), columns: 3, rows: 3, cellWidth: 1334, cellHeight: 1000, offset: index })));
+    const rows = [];
+    let floor;
+    const sourcesDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-sources-'));
+    const localFolders = await stageLocal(path.join(sourcesDir, 'in'), sustainedJobsFiles);
+    const localWarmUp = await stageLocal(path.join(sourcesDir, 'warm'), warmUpFiles);
+    await withCluster({ DIPS_SOURCES: `file://${sourcesDir}/` }, async (cluster) => {
+        rows.push(await sideBySide(`local disk: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, sustainedJobsFiles));
+        rows.push(await storageSideBySide(`local disk, batch from a folder: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, localWarmUp, localFolders, sustained));
+        rows.push(await sideBySide(`local disk: ${large.length} photos of 12 MP, 2 concurrent jobs`, cluster, chunk(large, large.length / 2)));
+        floor = await uploadFloor(cluster, sustained);
+    });
+    await rm(sourcesDir, { recursive: true, force: true });
+    const s3 = await startS3Server('dips-bench');
+    try {
+        const s3Folders = await stageS3(s3, 'in', sustainedJobsFiles);
+        const s3WarmUp = await stageS3(s3, 'warm', warmUpFiles);
+        await withCluster({ ...s3.env, DIPS_SOURCES: `s3://${s3.bucket}/` }, async (cluster) => {
+            rows.push(await sideBySide(`S3 (s3rver on loopback): ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, sustainedJobsFiles));
+            rows.push(await storageSideBySide(`S3 (s3rver on loopback), batch from a prefix: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, s3WarmUp, s3Folders, sustained));
+        });
+    }
+    finally {
+        await s3.close();
+    }
+    const huge = await hugeImage();
+    await writeFile(chartFile, chart(rows.map((row) => ({ label: row.name.split(':')[0], sub: row.name.split(': ')[1], plain: row.plain.seconds, dips: row.dips.seconds, masterMs: row.dips.masterCpuMs / row.images }))));
+    let inputBytes = 0;
+    for (const file of sustained)
+        inputBytes += (await stat(file)).size;
+    await writeFile(resultsFile, report(rows, huge, floor, inputBytes / sustained.length));
+    console.log(await readFile(resultsFile, 'utf8'));
+}
+const fixed = (value, digits = 2) => value.toFixed(digits);
+const mib = (bytes) => `${Math.round(bytes / 2 ** 20)} MiB`;
+const kib = (bytes) => `${Math.round(bytes / 1024)} KiB`;
+const verdict = (met) => (met ? '**met**' : '**missed**');
+function report(rows, huge, floor, inputBytes) {
+    const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+    const perImage = (row) => ({
+        master: row.dips.masterCpuMs / row.images,
+        storage: row.dips.storageCpuMs === undefined ? undefined : row.dips.storageCpuMs / row.images,
+        bytes: row.dips.masterBytes / row.images,
+        work: row.dips.workCpuMs / row.images,
+        plain: row.plain.workCpuMs / row.images,
+    });
+    const [localSmall, localBatch, , s3Small, s3Batch] = rows.map(perImage);
+    // Against plain sharp with DIPS's own JPEG settings: the same encoding work on both sides.
+    const hugeRatio = huge.dipsSeconds / huge.plainUnoptimised.seconds;
+    const workerRatios = [localSmall, localBatch, s3Small, s3Batch].map((row) => row.work / row.plain);
+    const lines = [
+        '# DIPS benchmark results',
+        '',
+        `Written by \`npm run bench\` on ${new Date().toISOString()}: ${cores} cores (${cpu}), ${mib(os.totalmem())} memory, Node ${process.version}, ` +
+            `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, warmed up by the same batch once, the jobs submitted together ` +
+            `through the CLI's client (upload, live progress, download of every result); the "batch from" rows submit the same photos as batch jobs read from a folder ` +
+            `(file:// under DIPS_SOURCES) or a bucket prefix, results kept in the master's storage, the client following each job's event stream and downloading every result ` +
+            `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight, run right before and right after each DIPS row on the same files, the two averaged. ` +
+            `Pipeline blur σ2, output JPEG q${jpegOut.quality} without Huffman optimisation (DIPS' encoder setting) on both sides. CPU is utime+stime from /proc/<pid>/stat; the master's bytes are ` +
+            `rchar+wchar from /proc/<pid>/io (every byte it reads or writes: sockets, files, SQLite). On local disk \`dips up\` also runs the storage service ` +
+            `(services/storage/, the local stand-in for S3), which takes the uploads and serves the downloads through signed URLs: its CPU is its own column. ` +
+            `In S3 mode s3rver runs inside the bench's own process and is not counted on either side. ` +
+            `"Cores of pixel work per master core" is plain sharp's CPU per image over the master's: how many cores busy with this pipeline one master core keeps fed. ` +
+            `It holds across the machine's changes of speed, which move every CPU figure here together: on this shared machine the same plain-sharp work has measured 17-34 ms per image.`,
+        '',
+        '![side by side](results.svg)',
+        '',
+        '## Side by side',
+        '',
+        '| batch | plain sharp wall | DIPS wall | sharp / DIPS | pixel-work CPU per image, sharp | workers | master CPU per image | cores of pixel work per master core | master bytes per image | storage service CPU per image |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+        ...rows.map((row) => {
+            const figures = perImage(row);
+            return (`| ${row.name} | ${fixed(row.plain.seconds)} s | ${fixed(row.dips.seconds)} s | ${fixed(row.plain.seconds / row.dips.seconds)} | ` +
+                `${fixed(figures.plain, 1)} ms | ${fixed(figures.work, 1)} ms | ${fixed(figures.master)} ms | ${fixed(figures.plain / figures.master, 0)} | ${kib(figures.bytes)} | ` +
+                `${figures.storage === undefined ? '—' : `${fixed(figures.storage)} ms`} |`);
+        }),
+        '',
+        `## One very large image (${fixed(huge.megapixels, 0)} MP mosaic of corpus photos), blur σ2`,
+        '',
+        '| | wall time | CPU | peak memory |',
+        '| --- | ---: | ---: | ---: |',
+        `| plain sharp, whole image (${huge.threads} libvips thread${huge.threads === 1 ? '' : 's'}) | ${fixed(huge.plainSeconds)} s | ${fixed(huge.plainCpuSeconds)} s | ${mib(huge.plainPeak)} |`,
+        `| plain sharp without Huffman optimisation (DIPS' JPEG setting) | ${fixed(huge.plainUnoptimised.seconds)} s | ${fixed(huge.plainUnoptimised.cpuSeconds)} s | ${mib(huge.plainUnoptimised.peakBytes)} |`,
+        `| DIPS, tiled (upload and download included; after one warm-up run of the same job) | ${fixed(huge.dipsSeconds)} s (${fixed(hugeRatio)}x sharp with the same JPEG setting, ` +
+            `${fixed(huge.dipsSeconds / huge.plainSeconds)}x sharp's defaults) | workers ${fixed(huge.workerCpuSeconds)} s, master ${fixed(huge.masterCpuSeconds)} s | ` +
+            `master ${mib(huge.masterPeak)}; workers ${huge.workerPeaks.map(mib).join(', ')} |`,
+        '',
+        '## Goals (issue #12)',
+        '',
+        '| goal | measured | verdict | why |',
+        '| --- | ---: | --- | --- |',
+        `| master CPU ≤ ${goals.masterMsS3} ms per image, S3 mode: uploads | ${fixed(s3Small.master)} ms | ${verdict(s3Small.master <= goals.masterMsS3)} | ` +
+            `the client PUTs each file to a presigned URL of an upload session, so no image byte passes the master (${kib(s3Small.bytes)} per image through its syscalls, ` +
+            `an input averages ${kib(inputBytes)}); the job is then a batch job over the session, with the per-item control work of the next row. |`,
+        `| master CPU ≤ ${goals.masterMsS3} ms per image, S3 mode: batch from a prefix | ${fixed(s3Batch.master)} ms | ${verdict(s3Batch.master <= goals.masterMsS3)} | ` +
+            `no image byte passes the master (${kib(s3Batch.bytes)} per image through its syscalls: HTTP control traffic, SQLite). Per item it still lists it, presigns ` +
+            `the worker's GET and PUT and the client's download URL, sends its task to a worker (many tasks to a request), takes its result line and writes its ` +
+            `state in SQLite (one commit per 50 ms window for all items; a claim and its start are one row write, an item finished within the window is written ` +
+            `by its outcome alone); the rest is spread over express, the dispatcher, the HTTP client and garbage ` +
+            `collection, none of them a hot spot (docs/performance.md breaks the profile down). |`,
+        `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk: uploads | ${fixed(localSmall.master)} ms | ${verdict(localSmall.master <= goals.masterMsLocal)} | ` +
+            `the client PUTs each file to a signed URL of the storage service and fetches each result from another (as from S3's presigned URLs); co-located workers read ` +
+            `and write the files themselves, so no image byte passes the master (${kib(localSmall.bytes)} per image through its syscalls). The bytes cost the storage ` +
+            `service ${fixed(localSmall.storage)} ms per image, master and storage service together ${fixed(localSmall.master + localSmall.storage)} ms. Taking one ` +
+            `${kib(floor.bytesPerFile)} upload cost the storage service ${fixed(floor.storageMs)} ms (the master meanwhile ${fixed(floor.masterMs)} ms), a bare node:http ` +
+            `server that only streams it into a file ${fixed(floor.bareMs)} ms (bench/upload-floor.ts, ${floor.files} files each, alternating). |`,
+        `| master CPU ≤ ${goals.masterMsLocal} ms per 1.3 MP image, local disk: batch from a folder | ${fixed(localBatch.master)} ms | ${verdict(localBatch.master <= goals.masterMsLocal)} | ` +
+            `the client fetches each result from the storage service (${fixed(localBatch.storage)} ms per image there; ${kib(localBatch.bytes)} per image through the master's syscalls), ` +
+            `and the master does the per-item control work of the S3 row, with one realpath per item in place of presigning the worker's URLs. |`,
+        `| bytes the master carries per image (S3: metadata only) | local ${kib(localSmall.bytes)}, S3 ${kib(s3Small.bytes)}; batch from storage: local ${kib(localBatch.bytes)}, S3 ${kib(s3Batch.bytes)} (an input averages ${kib(inputBytes)}) | ` +
+            `${verdict(s3Small.bytes < inputBytes / 4 && s3Batch.bytes < inputBytes / 4)} | S3: no image byte passes the master; what it reads and writes is control traffic ` +
+            `(task and result bodies, event streams, download URLs, heartbeats, SQLite's pages), judged metadata only while it stays under a quarter of an average input. ` +
+            `Local disk has no such goal; there too the uploads and downloads go to the storage service, not the master. |`,
+        `| worker CPU ≤ ${goals.workerRatio}x plain sharp (1.3 MP) | local ${workerRatios.slice(0, 2).map((ratio) => `${fixed(ratio)}x`).join(', ')}; ` +
+            `S3 ${workerRatios.slice(2).map((ratio) => `${fixed(ratio)}x`).join(', ')} (uploads, batch) | ${verdict(workerRatios.every((ratio) => ratio <= goals.workerRatio))} | ` +
+            `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does); the rest is the worker's ` +
+            `own per-task work: reading the input and writing the output through storage (in S3 mode a GET and a PUT over HTTP per image, which plain sharp reading ` +
+            `local files does not pay), its HTTP server, and its share of the cores with the master, the client and s3rver on this 2-core machine. |`,
+        `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
+            `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
+            `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
+            `(${fixed(huge.phases.tile?.seconds ?? 0)} s of strip round trips summed${huge.phases.decode ? `, after a ${fixed(huge.phases.decode.seconds)} s decode task` : ''}); ` +
+            `then one worker joins their bytes into the file (${fixed(huge.phases.encode?.seconds ?? 0)} s). ` +
+            `The upload (a multipart POST through the master: \`dips submit\` sends an image that tiles that way) and the download (from the storage service) are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
+            `in ${fixed(huge.plainUnoptimised.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
+            `${fixed(huge.plainSeconds)} s, and DIPS is ${fixed(huge.dipsSeconds / huge.plainSeconds)}x that). |`,
+        `| master peak ≤ ${goals.masterPeakMiB} MiB on 100 MP | ${mib(huge.masterPeak)} | ${verdict(huge.masterPeak <= goals.masterPeakMiB * 2 ** 20)} | the master holds no pixels: tasks name byte ranges of intermediates that workers read and write. |`,
+        `| each worker ≤ ${goals.workerPeakMiB} MiB on 100 MP | ${huge.workerPeaks.map(mib).join(', ')} | ${verdict(huge.workerPeaks.every((peak) => peak <= goals.workerPeakMiB * 2 ** 20))} | |`,
+        '',
+    ];
+    return lines.join('\n');
+}
+await main();
+//# sourceMappingURL=run.js.map

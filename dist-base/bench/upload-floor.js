@@ -1,0 +1,133 @@
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { uploadSession } from '../services/protocol/uploads.js';
+import { startLocalCluster } from './cluster.js';
+import { processCounters } from './proc.js';
+/*
+ * What receiving an upload costs any Node process here, against what it costs the storage service: the
+ * same files PUT to an upload session's signed URLs (local disk: the storage service `dips up` starts)
+ * and to a bare node:http server in its own process that streams each body into a file and renames it
+ * (no routing, no signature, no limits). The two are measured in alternating rounds, so both see the
+ * same state of this shared machine; the master's CPU during the signed PUTs shows that it takes none.
+ *   npm run build && node dist/bench/upload-floor.js
+ */
+/** Files per round: one upload session's worth at the master's default DIPS_MAX_FILES. */
+const filesPerRound = 100;
+/** Rounds per side, alternating; the first of each side warms it up and is not counted. */
+const rounds = 4;
+/** PUTs in flight, as `dips submit` sends them. */
+const inFlight = 4;
+const agent = new http.Agent({ keepAlive: true });
+function put(url, body) {
+    return new Promise((resolve, reject) => {
+        const request = http.request(url, { method: 'PUT', agent, headers: { 'content-length': body.length } }, (response) => {
+            response.resume();
+            response.once('end', () => (response.statusCode === 200 ? resolve() : reject(new Error(`PUT ${url.pathname} answered ${response.statusCode}`))));
+        });
+        request.once('error', reject);
+        request.end(body);
+    });
+}
+async function putAll(urls, bodies) {
+    let next = 0;
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+        while (next < urls.length) {
+            const at = next++;
+            await put(urls[at], bodies[at]);
+        }
+    }));
+}
+/** CPU (ms) that each of `pids` spent while `work` ran. */
+async function cpuOf(pids, work) {
+    const before = await Promise.all(pids.map(processCounters));
+    await work();
+    const after = await Promise.all(pids.map(processCounters));
+    return after.map((counters, at) => counters.cpuMs - before[at].cpuMs);
+}
+/** One session's signed URLs, for these bodies. */
+async function sessionUrls(cluster, bodies) {
+    const response = await fetch(`${cluster.url}/v1/uploads`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ files: bodies.map((body, index) => ({ name: `${index}.jpg`, size: body.length })) }),
+    });
+    if (response.status !== 201)
+        throw new Error(`POST /v1/uploads answered ${response.status}: ${await response.text()}`);
+    return uploadSession.parse(await response.json()).files.map((file) => new URL(file.parts[0].url, cluster.url));
+}
+/** Measures both sides on `files` (cycled to filesPerRound) against a running local-disk cluster. */
+export async function uploadFloor(cluster, files) {
+    const photos = await Promise.all(files.map((file) => readFile(file)));
+    const bodies = Array.from({ length: filesPerRound }, (_, index) => photos[index % photos.length]);
+    const bare = fork(import.meta.filename, ['serve'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    try {
+        const [port] = (await once(bare, 'message'));
+        const bareUrls = bodies.map((_, index) => new URL(`http://127.0.0.1:${port}/${index}`));
+        const { master, storage } = await cluster.pids();
+        if (storage === undefined)
+            throw new Error('the upload floor needs a local-disk cluster, which runs a storage service');
+        let storageMs = 0;
+        let masterMs = 0;
+        let bareMs = 0;
+        for (let round = 0; round < rounds; round++) {
+            const urls = await sessionUrls(cluster, bodies);
+            const [storageCpu, masterCpu] = await cpuOf([storage, master], () => putAll(urls, bodies));
+            const [plain] = await cpuOf([bare.pid], () => putAll(bareUrls, bodies));
+            if (round === 0)
+                continue;
+            storageMs += storageCpu;
+            masterMs += masterCpu;
+            bareMs += plain;
+        }
+        const counted = (rounds - 1) * filesPerRound;
+        return { storageMs: storageMs / counted, masterMs: masterMs / counted, bareMs: bareMs / counted, files: counted, bytesPerFile: bodies.reduce((sum, body) => sum + body.length, 0) / bodies.length };
+    }
+    finally {
+        bare.kill();
+    }
+}
+/** The bare server: each PUT's body into a file beside its target, then renamed over it. */
+async function serve() {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'dips-upload-floor-'));
+    const server = http.createServer((request, response) => {
+        const target = path.join(dir, path.basename(request.url ?? 'file'));
+        const partial = `${target}.partial`;
+        pipeline(request, createWriteStream(partial))
+            .then(() => rename(partial, target))
+            .then(() => response.end('{}'), (error) => {
+            response.statusCode = 500;
+            response.end(error.message);
+        });
+    });
+    server.listen(0, '127.0.0.1', () => process.send(server.address().port));
+    process.once('SIGTERM', () => {
+        server.close();
+        void rm(dir, { recursive: true, force: true }).then(() => process.exit(0));
+    });
+}
+async function main() {
+    const { sustainedBatch } = await import('./images.js');
+    const { photos } = await sustainedBatch();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-upload-floor-cluster-'));
+    const cluster = await startLocalCluster({ workers: 1, dataDir });
+    try {
+        console.log(JSON.stringify(await uploadFloor(cluster, photos)));
+    }
+    finally {
+        await cluster.stop();
+        await rm(dataDir, { recursive: true, force: true });
+    }
+}
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
+    if (process.argv[2] === 'serve')
+        await serve();
+    else
+        await main();
+}
+//# sourceMappingURL=upload-floor.js.map

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+import { ARCH_FACTS, archOfInstanceType } from './bundle/target.js';
+/** Fixed facts of the deployment that are not worth a context switch. */
+export const API_PORT = 8080;
+export const WORKER_PORT = 12345;
+/** The master's local data directory (SQLite job store, intermediates). */
+export const MASTER_DATA_DIR = '/var/lib/dips';
+/** Key prefix of job data in the bucket; the master's write access is limited to it. */
+export const JOB_DATA_PREFIX = 'jobs/';
+/**
+ * The job-data bucket's CORS rule. A browser follows the console's result requests to presigned GETs
+ * (GET /v1/jobs/{id}/images/{n} answers a 302 to the bucket) and may send an upload session's presigned
+ * PUTs; without the rule it refuses to read the bucket's answers. Any origin, because the presigned URL
+ * is the authorisation (CORS only lets a page read what its URL already grants), and because naming the
+ * API's CloudFront domain would make the bucket depend on the distribution, which depends on the master,
+ * which depends on the bucket. ETag is exposed for multipart clients, which report each part's.
+ */
+export const JOB_DATA_CORS = {
+    allowedMethods: ['GET', 'HEAD', 'PUT'],
+    allowedOrigins: ['*'],
+    exposedHeaders: ['ETag'],
+    maxAgeSeconds: 3600,
+};
+const cidr = z
+    .cidrv4({
+    error: (issue) => issue.input === undefined
+        ? 'context "allowedCidr" is required: the IPv4 CIDR allowed to reach the API, e.g. cdk deploy -c allowedCidr=203.0.113.7/32'
+        : 'context "allowedCidr" must be an IPv4 CIDR such as 203.0.113.7/32',
+})
+    .refine((value) => value !== '0.0.0.0/0', 'context "allowedCidr" must not be 0.0.0.0/0: name the network that may reach the API');
+const count = (name, fallback) => z.coerce.number({ error: `context "${name}" must be a whole number` }).int(`context "${name}" must be a whole number`).min(0, `context "${name}" must be 0 or more`).default(fallback);
+const instanceType = (name, fallback) => z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, `context "${name}" must be an EC2 instance type such as t4g.micro`).default(fallback);
+const amiId = (name) => z.string().regex(/^ami-[0-9a-f]{8,17}$/, `context "${name}" must be an AMI id such as ami-0123456789abcdef0`).optional();
+/**
+ * Parses `s3://bucket/prefix,...`: S3's bucket naming rules (3-63 lowercase letters, digits, dots and
+ * hyphens, a letter or digit at each end) and no "." or ".." segment, as the master's URI check. A
+ * prefix is a folder, as the master reads DIPS_SOURCES: `s3://b/in` covers `in/...`, not `inx`.
+ */
+export function parseS3Roots(name, text, context) {
+    const roots = [];
+    for (const uri of (text ?? '').split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')) {
+        const match = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(uri);
+        const refuse = (why) => context.addIssue({ code: 'custom', message: `context "${name}": ${JSON.stringify(uri)} ${why}` });
+        if (!match) {
+            refuse('is not an s3://bucket/prefix URI (several are separated by commas)');
+            continue;
+        }
+        const [, bucket = '', key = ''] = match;
+        if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+            refuse(`names the bucket ${JSON.stringify(bucket)}: S3 bucket names are 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit`);
+            continue;
+        }
+        if (key.split('/').some((segment) => segment === '.' || segment === '..') || /[*?'"\\\s]/.test(key)) {
+            refuse('has a ".", ".." segment, a wildcard, a quote or a space in its prefix: name the folder itself');
+            continue;
+        }
+        roots.push({ uri, bucket, prefix: key === '' || key.endsWith('/') ? key : `${key}/` });
+    }
+    return roots;
+}
+const s3Roots = (name) => z.string({ error: `context "${name}" must be a comma-separated list of s3:// URIs` }).optional().transform((text, context) => parseS3Roots(name, text, context));
+const configObject = z.object({
+    allowedCidr: cidr,
+    stackName: z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9-]{0,100}$/, 'context "stackName" must start with a letter and hold only letters, digits and hyphens')
+        .default('Dips'),
+    // Graviton (t4g) is about 20% cheaper than t3 for the same vCPUs and memory (docs/deploy.md).
+    // The master holds a decoded image in memory when it tiles one: 2 GiB for the 100 MP default below.
+    masterInstanceType: instanceType('masterInstanceType', 't4g.small'),
+    workerInstanceType: instanceType('workerInstanceType', 't4g.micro'),
+    /** Images declaring more pixels are refused at upload (DIPS_MAX_PIXELS); measured peak 740 MiB at 100 MP. */
+    maxImagePixels: count('maxImagePixels', 100_000_000),
+    /** The architecture the deployer means: when given, both instance types must agree with it. */
+    architecture: z.enum(['x64', 'arm64'], { error: 'context "architecture" must be x64 or arm64' }).optional(),
+    /** Pinned images (else looked up once and cached in cdk.context.json). */
+    masterAmi: amiId('masterAmi'),
+    workerAmi: amiId('workerAmi'),
+    /** The CDK bootstrap's customer-managed KMS key, when `cdk bootstrap --bootstrap-kms-key-id` made one. */
+    bootstrapKmsKeyArn: z.string().regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]+$/, 'context "bootstrapKmsKeyArn" must be a KMS key ARN').optional(),
+    logRetentionDays: count('logRetentionDays', 30),
+    minWorkers: count('minWorkers', 1),
+    maxWorkers: count('maxWorkers', 4),
+    masterVolumeGiB: count('masterVolumeGiB', 20),
+    /** The master's data volume (SQLite job store, tiling scratch): kept across instance replacement. */
+    masterDataVolumeGiB: count('masterDataVolumeGiB', 20),
+    workerVolumeGiB: count('workerVolumeGiB', 10),
+    jobDataExpiryDays: count('jobDataExpiryDays', 7),
+    /** Buckets (and prefixes) batch jobs may read from and write to, besides the stack's own (DIPS_SOURCES/DIPS_DESTINATIONS). */
+    sources: s3Roots('sources'),
+    destinations: s3Roots('destinations'),
+});
+const configShape = configObject.shape;
+const configSchema = configObject
+    .refine((config) => config.maxWorkers >= config.minWorkers && config.maxWorkers >= 1, {
+    message: 'context "maxWorkers" must be at least 1 and at least "minWorkers"',
+    path: ['maxWorkers'],
+})
+    .superRefine((config, context) => {
+    if (!config.architecture)
+        return;
+    for (const key of ['masterInstanceType', 'workerInstanceType']) {
+        const arch = archOfInstanceType(config[key]);
+        if (arch !== config.architecture) {
+            context.addIssue({
+                code: 'custom',
+                path: [key],
+                message: `context "${key}" is ${config[key]}, an ${ARCH_FACTS[arch].label} type, but "architecture" is ${config.architecture}: pick a ${ARCH_FACTS[config.architecture].label} type (t4g.* is arm64, t3.* is x64) or drop "architecture"`,
+            });
+        }
+    }
+});
+export class DipsConfigError extends Error {
+    name = 'DipsConfigError';
+}
+/** Reads and validates the tunables; throws a message naming each bad context value. */
+export function readConfig(node) {
+    const raw = Object.fromEntries(Object.keys(configShape).map((key) => [key, node.tryGetContext(key)]));
+    const result = configSchema.safeParse(raw);
+    if (!result.success)
+        throw new DipsConfigError(result.error.issues.map((issue) => issue.message).join('\n'));
+    return result.data;
+}
+//# sourceMappingURL=config.js.map

@@ -1,0 +1,94 @@
+import sharp from 'sharp';
+import { InputError } from './errors.js';
+import { toRawImage } from './sharp-raw.js';
+const inputFormats = ['jpeg', 'png', 'webp', 'tiff', 'avif', 'gif'];
+export { InputError };
+function formatOf(metadata) {
+    if (metadata.format === 'heif')
+        return metadata.compression === 'av1' ? 'avif' : undefined;
+    return inputFormats.includes(metadata.format) ? metadata.format : undefined;
+}
+/** Turns what sharp throws while reading an input into an InputError naming the file. */
+export function inputErrorFrom(error, name) {
+    if (error instanceof InputError)
+        return error;
+    const reason = error instanceof Error ? error.message : String(error);
+    if (/unsupported image format/i.test(reason)) {
+        return new InputError('unsupported_format', `${name}: not an image in a supported format (${inputFormats.join(', ')})`);
+    }
+    if (/input file is missing/i.test(reason))
+        return new InputError('missing_file', `${name}: file not found`);
+    if (/pixel limit/i.test(reason))
+        return new InputError('too_many_pixels', `${name}: ${reason}`);
+    if (/buffer is empty/i.test(reason))
+        return new InputError('corrupt_image', `${name}: the file is empty`);
+    // libvips repeats its decoder's complaints line after line; the first says what is wrong. Its error
+    // buffer is shared by the whole process, so with several decodes failing at once the detail can be
+    // gone and only the generic fail-on line is left: then say what that line means.
+    const detail = reason.trim().split('\n')[0];
+    const described = /warning treated as error/i.test(detail) ? 'the data is truncated or corrupt' : detail;
+    return new InputError('corrupt_image', `${name}: cannot decode the image (${described})`);
+}
+/**
+ * libvips decodes GIF, WebP and AVIF frames whole instead of streaming rows, so a tiny file declaring
+ * a large frame takes the whole frame's memory: a 38-byte lossless WebP declaring 12000x10000 peaks at
+ * 1 GB while decoding, a 2 kB AVIF at 2.2 GB. These formats get a lower limit (25 MP: 6000x4000 photos
+ * still pass, decoding peaks at about 270 MB for WebP and 540 MB for AVIF).
+ */
+const maxWholeFramePixels = 25_000_000;
+export const decodedWhole = new Set(['gif', 'webp', 'avif']);
+/**
+ * Reads the header of an image and returns a pipeline that decodes it. Images whose declared size
+ * exceeds maxPixels (or maxWholeFramePixels for formats decoded whole) are rejected here, before a
+ * single pixel is decoded (decompression bombs).
+ */
+export async function openInput(input, options) {
+    const { maxPixels, name } = options;
+    let metadata;
+    try {
+        metadata = await sharp(input, { limitInputPixels: false }).metadata();
+    }
+    catch (error) {
+        throw inputErrorFrom(error, name);
+    }
+    const format = formatOf(metadata);
+    if (!format) {
+        const found = metadata.format === 'heif' ? `HEIF/${metadata.compression ?? 'unknown'}` : metadata.format;
+        throw new InputError('unsupported_format', `${name}: ${found} images are not supported; use ${inputFormats.join(', ')}`);
+    }
+    const { width, height } = metadata.autoOrient;
+    if (!width || !height)
+        throw new InputError('corrupt_image', `${name}: the header declares no image size`);
+    const limit = decodedWhole.has(format) ? Math.min(maxPixels, maxWholeFramePixels) : maxPixels;
+    if (width * height > limit) {
+        const why = limit < maxPixels ? ` for ${format.toUpperCase()}, which is decoded whole in memory` : '';
+        throw new InputError('too_many_pixels', `${name}: ${width}x${height} is ${width * height} pixels; at most ${limit} are accepted${why}`);
+    }
+    // Grey with alpha is read as sRGB + alpha: sharp's raw output cannot carry grey + alpha.
+    const grey = (metadata.space === 'b-w' || metadata.space === 'grey16') && !metadata.hasAlpha;
+    const pipeline = sharp(input, { limitInputPixels: maxPixels, page: 0, pages: 1 })
+        .autoOrient()
+        // 16-bit and CMYK inputs come out as 8-bit sRGB (or grey), scaled rather than clipped.
+        .toColourspace(grey ? 'b-w' : 'srgb');
+    const plain = metadata.depth === 'uchar' &&
+        !metadata.hasProfile &&
+        (metadata.orientation ?? 1) === 1 &&
+        (metadata.space === 'srgb' || metadata.space === 'b-w') &&
+        (metadata.pages ?? 1) === 1;
+    const progressive = metadata.isProgressive === true;
+    return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain, progressive };
+}
+/**
+ * Decodes a whole image to raw pixels (upright, 8-bit, first frame, alpha kept), as openInput describes;
+ * `opened` when the caller has read the header already (its pipeline is then used up).
+ */
+export async function decodeImage(input, options) {
+    const { pipeline, format } = options.opened ?? (await openInput(input, options));
+    try {
+        return { ...(await toRawImage(pipeline)), format };
+    }
+    catch (error) {
+        throw inputErrorFrom(error, options.name);
+    }
+}
+//# sourceMappingURL=decode.js.map

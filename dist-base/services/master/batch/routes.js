@@ -1,0 +1,94 @@
+import { once } from 'node:events';
+import express from 'express';
+import { z } from 'zod';
+import { jobStatuses } from '../../protocol/api.js';
+import { batchJobBody, pageQuery } from '../../protocol/batch.js';
+import { HttpError } from '../../shared/http-error.js';
+import { parseItemStatus } from '../job-store.js';
+import { resolveBatchBody } from '../presets.js';
+/** Largest JSON job body: 10,000 URLs of up to ~1 kB each; longer lists go in a manifest. */
+const maxJsonBody = '12mb';
+/**
+ * The batch routes of the contract: POST /v1/jobs with a JSON body, GET /v1/jobs, /items, /retry and
+ * /manifest. Mounted on the /v1 router before the multipart POST /v1/jobs, which gets other bodies.
+ */
+export function batchRoutes(master) {
+    const { store, batch } = master;
+    const router = express.Router();
+    router.post('/jobs', express.json({ limit: maxJsonBody }), async (req, res, next) => {
+        if (!req.is('application/json'))
+            return next();
+        const parsed = batchJobBody.safeParse(req.body);
+        if (!parsed.success)
+            throw new HttpError(400, 'bad_job', `job body: ${z.prettifyError(parsed.error)}`);
+        const { inputs } = parsed.data;
+        const submit = () => batch.submit(resolveBatchBody(master.presets, parsed.data));
+        // A session becomes a job only when every file is there whole (metadata checks); until then nothing is consumed.
+        const accepted = 'upload' in inputs ? await master.uploads.becomeJob(inputs.upload, submit) : await submit();
+        master.scaler?.wake?.();
+        res.status(202).location(`/v1/jobs/${accepted.id}`).json(accepted);
+    });
+    router.get('/jobs', (req, res) => {
+        const query = parseQuery(req.query);
+        if (query.status !== undefined && !jobStatuses.includes(query.status)) {
+            throw new HttpError(400, 'bad_status', `status "${query.status}" is not one of ${jobStatuses.join(', ')}`);
+        }
+        res.json(guardCursor(() => store.listJobs({ limit: query.limit, ...(query.status ? { status: query.status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) })));
+    });
+    router.get('/jobs/:id/items', (req, res) => {
+        jobOr404(master, req.params.id);
+        const query = parseQuery(req.query);
+        let status;
+        try {
+            status = parseItemStatus(query.status);
+        }
+        catch (error) {
+            throw new HttpError(400, 'bad_status', error.message);
+        }
+        res.json(store.itemsPage(req.params.id, { limit: query.limit, ...(status ? { status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) }));
+    });
+    router.post('/jobs/:id/retry', (req, res) => {
+        const job = jobOr404(master, req.params.id);
+        if (job.status === 'canceled')
+            throw new HttpError(409, 'job_canceled', `job ${req.params.id} was canceled; submit it again instead`);
+        const retried = store.retryFailed(req.params.id) ?? 0;
+        master.runner.fill();
+        batch.fill();
+        res.status(202).json({ id: req.params.id, status: store.jobSummary(req.params.id).status, retried });
+    });
+    router.get('/jobs/:id/manifest', async (req, res) => {
+        jobOr404(master, req.params.id);
+        res.type('application/x-ndjson').attachment(`manifest-${req.params.id}.jsonl`);
+        for await (const line of batch.manifestLines(req.params.id)) {
+            if (!res.write(`${JSON.stringify(line)}\n`))
+                await once(res, 'drain');
+            if (res.destroyed)
+                return;
+        }
+        res.end();
+    });
+    return router;
+}
+function parseQuery(query) {
+    const parsed = pageQuery.safeParse(query);
+    if (!parsed.success)
+        throw new HttpError(400, 'bad_query', z.prettifyError(parsed.error));
+    return parsed.data;
+}
+function guardCursor(read) {
+    try {
+        return read();
+    }
+    catch (error) {
+        if (error instanceof RangeError)
+            throw new HttpError(400, 'bad_cursor', error.message);
+        throw error;
+    }
+}
+function jobOr404(master, id) {
+    const job = master.store.jobSummary(id);
+    if (!job)
+        throw new HttpError(404, 'job_not_found', `no job with id "${id}"`);
+    return job;
+}
+//# sourceMappingURL=routes.js.map

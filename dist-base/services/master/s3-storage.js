@@ -1,0 +1,128 @@
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { create as contentDisposition } from 'content-disposition';
+import { S3Presigner } from './s3-presign.js';
+import { checkKey } from './storage.js';
+/**
+ * Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). Workers get
+ * presigned URLs, so they need no AWS permissions and their bytes never pass through the master.
+ */
+export class S3Storage {
+    client;
+    bucket;
+    prefix;
+    presigner;
+    constructor(client, bucket, prefix = '') {
+        this.client = client;
+        this.bucket = bucket;
+        this.prefix = prefix;
+        this.presigner = new S3Presigner(client);
+    }
+    keyOf(key) {
+        return `${this.prefix}${checkKey(key)}`;
+    }
+    /** A spooled file has a known size: one PUT, streamed from disk (S3 takes up to 5 GB so). */
+    async putFile(key, localPath) {
+        const { size } = await fs.stat(localPath);
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), Body: createReadStream(localPath), ContentLength: size }));
+        await fs.rm(localPath, { force: true });
+    }
+    /** Multipart for anything over one part (lib-storage), so memory stays at a few parts whatever the size. */
+    async putStream(key, body) {
+        await new Upload({ client: this.client, params: { Bucket: this.bucket, Key: this.keyOf(key), Body: body } }).done();
+    }
+    async putBuffer(key, data) {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), Body: data }));
+    }
+    async getStream(key, range) {
+        const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
+        if (!Body)
+            throw new Error(`s3 object ${key} has no body`);
+        return Body instanceof Readable ? Body : Readable.fromWeb(Body.transformToWebStream());
+    }
+    async getBuffer(key) {
+        const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+        if (!Body)
+            throw new Error(`s3 object ${key} has no body`);
+        return Buffer.from(await Body.transformToByteArray());
+    }
+    /** One ListObjectsV2 per 1,000 objects, rather than a HEAD per object. */
+    async listObjects(prefix) {
+        const sizes = new Map();
+        let continuationToken;
+        do {
+            const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.keyOf(prefix)}/`, Delimiter: '/', ContinuationToken: continuationToken }));
+            for (const object of page.Contents ?? []) {
+                if (object.Key)
+                    sizes.set(object.Key.slice(this.prefix.length), { size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) });
+            }
+            continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (continuationToken);
+        return sizes;
+    }
+    /** One DeleteObject per key: a tiled image has a handful of intermediates, and S3 answers a missing key with success too. */
+    async deleteKeys(keys) {
+        await Promise.all(keys.map((key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(key) }))));
+    }
+    async deletePrefix(prefix) {
+        let continuationToken;
+        do {
+            const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.keyOf(prefix), ContinuationToken: continuationToken }));
+            const keys = (page.Contents ?? []).flatMap((object) => (object.Key ? [{ Key: object.Key }] : []));
+            if (keys.length > 0) {
+                await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys } }));
+            }
+            continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (continuationToken);
+    }
+    /** A ranged read is the presigned GET plus a Range header the worker adds (unsigned headers are allowed). */
+    async locate(key, access, _worker, range) {
+        return { via: 'url', url: await this.presigner.url(access === 'get' ? 'GetObject' : 'PutObject', this.bucket, this.keyOf(key)), ...(range ? { range } : {}) };
+    }
+    async openParts(key) {
+        const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.keyOf(key) }));
+        if (!UploadId)
+            throw new Error(`s3 gave no upload id for ${key}`);
+        return UploadId;
+    }
+    /**
+     * Part `number` as a presigned UploadPart URL. S3 wants every part but the last to be at least 5 MiB:
+     * strips of the planner's tiles are (a 2048² tile's area of RGB is 12 MiB); small forced tile sizes
+     * (DIPS_TILE_SIZE) make smaller parts, which S3-compatible test servers accept.
+     */
+    async locatePart(key, upload, part) {
+        if (!upload)
+            throw new Error(`s3 object ${key} has no multipart upload to write part ${part.number} into`);
+        const url = await this.presigner.url('UploadPart', this.bucket, this.keyOf(key), { partNumber: String(part.number), uploadId: upload });
+        return { via: 'url', url, range: part.range };
+    }
+    /** Workers always reach the bucket themselves (locatePart never declines), so the master never takes a piece. */
+    async putRange(key) {
+        throw new Error(`s3 object ${key} is written by parts through presigned URLs, not by the master`);
+    }
+    async closeParts(key, upload, tags) {
+        await this.client.send(new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: this.keyOf(key),
+            UploadId: upload,
+            MultipartUpload: { Parts: tags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+        }));
+    }
+    async abortParts(key, upload) {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.keyOf(key), UploadId: upload }));
+    }
+    /** A presigned PUT (valid presignedSeconds, like the session it belongs to). */
+    async uploadUrl(key) {
+        return this.presigner.url('PutObject', this.bucket, this.keyOf(key));
+    }
+    async downloadUrl(key, as) {
+        return this.presigner.url('GetObject', this.bucket, this.keyOf(key), {
+            'response-content-disposition': contentDisposition(as.fileName),
+            'response-content-type': as.contentType,
+        });
+    }
+}
+//# sourceMappingURL=s3-storage.js.map

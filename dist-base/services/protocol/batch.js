@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { annotations, imageStatus, imageView, jobStatus, jobView, outputFormat, quality } from './api.js';
+import { outputOptions } from './output.js';
+import { presetName } from './presets.js';
+import { maxVariantsPerTask } from './tasks.js';
+import { uploadSessionId } from './uploads.js';
+/*
+ * The batch-job part of the API (contract: "Batch jobs from storage"): the JSON job body, the job list,
+ * item pages, manifest lines and the retry answer. Master, CLI, console and tests read these schemas.
+ */
+/** `s3://bucket/key` or `file:///absolute/path`; the master checks roots and `..` itself (403). */
+export const storageUri = z
+    .string()
+    .max(2048)
+    .regex(/^(s3:\/\/[^/]+|file:\/\/\/)/, 'must be an s3://bucket/key or file:///absolute/path URI');
+/** Most URLs a job body may list itself; more go in a manifest file. */
+export const maxListedUrls = 10_000;
+export const batchInputs = z.union([
+    z.object({ prefix: storageUri }).strict(),
+    z.object({ urls: z.array(storageUri).min(1).max(maxListedUrls) }).strict(),
+    z.object({ manifest: storageUri.regex(/\.(jsonl|csv)$/i, 'a manifest is a .jsonl or .csv file') }).strict(),
+    /** The files of an upload session (POST /v1/uploads), staged in the master's storage. */
+    z.object({ upload: uploadSessionId }).strict(),
+]);
+/** Most results one input may give (sizes x formats): one variants task makes them. */
+export const maxOutputsPerInput = maxVariantsPerTask;
+/**
+ * Where results go. `sizes` and `formats` ask for several results from one decode (responsive images):
+ * each size is a largest width in pixels (never enlarged), each pair is named `<stem>-<size>w.<ext>`.
+ */
+export const batchOutput = z
+    .object({
+    prefix: storageUri,
+    format: outputFormat.optional(),
+    quality: quality.optional(),
+    formats: z.array(outputFormat).min(1).max(5).optional(),
+    sizes: z.array(z.number().int().min(1).max(65_535)).min(1).max(6).optional(),
+})
+    .strict()
+    .refine((output) => !(output.format && output.formats), { message: 'give "format" or "formats", not both' })
+    .refine((output) => (output.formats?.length ?? 1) * (output.sizes?.length ?? 1) <= maxOutputsPerInput, {
+    message: `at most ${maxOutputsPerInput} outputs (sizes x formats) per input`,
+});
+/** A count of failed items, or a percentage of the job's items such as "5%". */
+export const maxFailures = z.union([z.number().int().min(0), z.string().regex(/^\d+(\.\d+)?%$/, 'a count or a percentage such as "5%"')]);
+/** `pipeline` or `preset` (a name of GET /v1/presets, whose format, quality and options the body's override). */
+export const batchJobBody = z
+    .object({
+    pipeline: z.array(z.record(z.string(), z.unknown())).optional(),
+    preset: presetName.optional(),
+    inputs: batchInputs,
+    output: batchOutput.optional(),
+    format: outputFormat.optional(),
+    quality: quality.optional(),
+    options: outputOptions.optional(),
+    maxFailures: maxFailures.optional(),
+})
+    .strict();
+export const itemStatus = imageStatus;
+/** POST /v1/jobs (JSON) answer: 202; `resumed` when an unfinished job with the same body already existed. */
+export const batchAccepted = z.object({ id: z.string(), status: jobStatus, resumed: z.boolean().optional() });
+/** An entry of GET /v1/jobs: a job view without its images, and always saying its kind. */
+export const jobSummary = jobView.omit({ images: true }).required({ kind: true });
+export const jobsPage = z.object({ jobs: z.array(jobSummary), next: z.string().optional() });
+/** An item is an image of the job view (size, QR texts, annotations) with where it came from and went. */
+export const itemView = imageView.extend({
+    status: itemStatus,
+    /** permanent: the input itself is bad, retrying cannot help; transient: storage or workers failed. */
+    errorKind: z.enum(['permanent', 'transient']).optional(),
+    input: z.string().optional(),
+    output: z.string().optional(),
+    outputs: z.array(z.string()).optional(),
+    skipped: z.boolean().optional(),
+});
+export const itemsPage = z.object({ items: z.array(itemView), next: z.string().optional() });
+export const manifestLine = z.object({
+    input: z.string(),
+    output: z.string().optional(),
+    outputs: z.array(z.string()).optional(),
+    status: z.enum(['succeeded', 'skipped', 'failed', 'canceled', 'queued', 'running']),
+    error: z.string().optional(),
+    annotations: annotations.optional(),
+});
+export const retryAccepted = z.object({ id: z.string(), status: jobStatus, retried: z.number().int() });
+/** Query of GET /v1/jobs and /items: `limit` 1-1000 (default 100), `cursor` from the previous page's `next`. */
+export const pageQuery = z.object({
+    status: z.string().optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(200).optional(),
+});
+//# sourceMappingURL=batch.js.map

@@ -1,0 +1,2 @@
+export {};
+//# sourceMappingURL=capacity-provider.js.map

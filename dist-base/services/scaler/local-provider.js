@@ -1,0 +1,103 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { cliPath, exitWithMasterImport } from '../shared/child-processes.js';
+import { loadWorkerConfig } from '../shared/config.js';
+import { workerNodeArgs } from '../worker/node-args.js';
+const workerAnnouncement = /^DIPS worker (\S+): /;
+const DEFAULT_STOP_GRACE_MS = 120_000;
+const DEFAULT_REGISTER_GRACE_MS = 30_000;
+/**
+ * Local worker processes (`dips worker --port 0 --master URL`). Scale-in sends SIGTERM to idle
+ * workers only: a worker drains (finishes what it holds, leaves the master) before exiting; one that
+ * holds leases is left until it is idle (a later tick). A worker that dies is forgotten and replaced on
+ * the next tick; a worker whose master dies stops too (exit-with-master.ts).
+ */
+export class LocalCapacityProvider {
+    options;
+    kind = 'local';
+    workers = new Set();
+    cliPath;
+    closed = false;
+    constructor(options) {
+        this.options = options;
+        this.cliPath = options.cliPath ?? cliPath;
+    }
+    /** Idle workers to stop for `excess` too many: a worker holding leases is never stopped (its work would be retried elsewhere). */
+    idleToStop(running, registered, excess) {
+        const inflight = new Map(registered.map((worker) => [worker.id, worker.inflight]));
+        // A process still starting holds nothing, and is the cheapest to give up.
+        return running.filter((worker) => !worker.workerId || !inflight.get(worker.workerId)).sort((a, b) => Number(!!a.workerId) - Number(!!b.workerId)).slice(0, excess);
+    }
+    async apply(desired, registered) {
+        const running = [...this.workers].filter((worker) => !worker.stopping);
+        for (let count = running.length; count < desired && !this.closed; count++)
+            running.push(this.startWorker());
+        if (running.length > desired) {
+            for (const worker of this.idleToStop(running, registered, running.length - desired))
+                this.stopWorker(worker);
+        }
+        const ids = new Set(registered.map((worker) => worker.id));
+        const registerGraceMs = this.options.registerGraceMs ?? DEFAULT_REGISTER_GRACE_MS;
+        const silent = [...this.workers]
+            .filter((worker) => !worker.stopping && Date.now() - worker.startedAt > registerGraceMs)
+            .filter((worker) => !worker.workerId || !ids.has(worker.workerId))
+            .map((worker) => `local worker process ${worker.process.pid} has not registered with ${this.options.masterUrl}`);
+        return { actual: [...this.workers].filter((worker) => !worker.stopping).length, silent };
+    }
+    /** Drains and stops every worker this provider started. */
+    async close() {
+        this.closed = true;
+        const all = [...this.workers];
+        for (const worker of all)
+            this.stopWorker(worker);
+        await Promise.all(all.map((worker) => worker.exited));
+    }
+    startWorker() {
+        const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMasterImport, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
+            env: workerEnvironment(this.options.env ?? process.env, this.options.masterUrl),
+            // The IPC channel is how the worker notices this process is gone (exit-with-master.ts).
+            stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+        });
+        // Nothing is sent over it: it must not keep the master alive either.
+        child.channel?.unref();
+        const worker = { process: child, startedAt: Date.now(), workerId: undefined, stopping: false, exited: Promise.resolve() };
+        worker.exited = new Promise((resolve) => {
+            child.once('exit', (code, signal) => {
+                this.workers.delete(worker);
+                const fields = { pid: child.pid, workerId: worker.workerId, code, signal };
+                if (worker.stopping)
+                    this.options.logger.info(fields, 'local worker stopped');
+                else
+                    this.options.logger.warn(fields, 'local worker exited unexpectedly; the next tick replaces it');
+                resolve();
+            });
+        });
+        child.on('error', (error) => this.options.logger.error({ err: error }, 'local worker process failed'));
+        // `dips worker` announces itself on stdout as "DIPS worker <id>: <url>": pass it on, learn the id.
+        createInterface({ input: child.stdout }).on('line', (line) => {
+            process.stdout.write(`${line}\n`);
+            worker.workerId ??= workerAnnouncement.exec(line)?.[1];
+        });
+        this.workers.add(worker);
+        this.options.logger.info({ pid: child.pid }, 'local worker started');
+        return worker;
+    }
+    stopWorker(worker) {
+        if (worker.stopping)
+            return;
+        worker.stopping = true;
+        worker.process.kill('SIGTERM');
+        const killer = setTimeout(() => worker.process.kill('SIGKILL'), this.options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+        killer.unref();
+        void worker.exited.then(() => clearTimeout(killer));
+    }
+}
+/**
+ * The worker's environment with libuv's thread pool sized for its slots: sharp needs a libuv thread per
+ * task in flight or it serialises them (docs/cluster.md), and Node sizes the pool at start-up only.
+ */
+function workerEnvironment(env, masterUrl) {
+    const { slots } = loadWorkerConfig({ port: 0, masterUrl }, env);
+    return { ...env, UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? String(Math.max(4, slots * 2)) };
+}
+//# sourceMappingURL=local-provider.js.map

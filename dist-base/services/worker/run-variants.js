@@ -1,0 +1,42 @@
+import { ApiError } from '../protocol/errors.js';
+import { openInput } from '../image-core/decode.js';
+import { parsePipeline } from '../image-core/pipeline.js';
+import { planImage } from '../image-core/planner.js';
+import { processVariants } from '../image-core/variants.js';
+import { inputOfLocation, writeLocation } from './locations.js';
+import { imageAnnotations } from './run-task.js';
+/**
+ * A batch item: reads the input where the task says (presigned URL, shared file or master blob),
+ * refuses an image the master's planner would tile, decodes once (the header read for the plan is the
+ * decode's), then encodes each variant and writes it to its own output. The master receives only the
+ * description (sizes, formats, ETags).
+ */
+export async function runVariantsTask(task, reach, limits) {
+    const { spec } = task;
+    const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
+    const steps = parsePipeline(spec.pipeline);
+    const opened = await openInput(input, { maxPixels: limits.maxPixels, name: spec.name });
+    if (planImage(opened, steps, spec.whole).mode !== 'whole') {
+        throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do; send it in a multipart POST /v1/jobs, which tiles (dips submit does so by itself)`);
+    }
+    const signal = reach.signal ? { signal: reach.signal } : {};
+    const result = await processVariants(input, steps, spec.variants, {
+        ...(spec.options ? { output: spec.options } : {}),
+        maxPixels: limits.maxPixels,
+        name: spec.name,
+        opened,
+        ...signal,
+    });
+    const variants = [];
+    for (const [index, variant] of result.variants.entries()) {
+        const { tag: etag } = await writeLocation(spec.variants[index].output, variant.data, reach);
+        variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.data.length, ...(etag ? { etag } : {}) });
+    }
+    return {
+        bytesIn,
+        bytesOut: variants.reduce((sum, variant) => sum + variant.bytes, 0),
+        image: { width: result.width, height: result.height, format: result.variants[0].format, ...imageAnnotations(result.annotations) },
+        variants,
+    };
+}
+//# sourceMappingURL=run-variants.js.map
