@@ -10,15 +10,16 @@ import type { NewJob } from './job-store.js';
 import { parseOptionsField, recipeOf, type Presets } from './presets.js';
 import type { UploadedFile } from './upload.js';
 
-/** An image of a submission as validation reads it: its display name, its size, and its file or a buffer holding at least its header. */
+/** An image of a submission as validation reads it: its display name, its size, and how to read its header. */
 export interface SubmittedImage {
   name: string;
   bytes: number;
-  header: string | Buffer;
+  /** Its file, or a buffer holding at least its header: asked for when the image is validated, one at a time. */
+  header(): Promise<string | Buffer>;
 }
 
 /** A file a multipart request spooled, as validation reads it. */
-export const spooledImage = ({ name, bytes, path }: UploadedFile): SubmittedImage => ({ name, bytes, header: path });
+export const spooledImage = ({ name, bytes, path }: UploadedFile): SubmittedImage => ({ name, bytes, header: async () => path });
 
 /**
  * Checks everything about a submission before anything is stored; errors name the part at fault. A job
@@ -62,7 +63,7 @@ export async function validateSubmission(
   for (const file of files) {
     if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
     try {
-      const info = await openInput(file.header, { maxPixels: config.maxPixels, name: file.name });
+      const info = await openInput(await file.header(), { maxPixels: config.maxPixels, name: file.name });
       images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format, progressive: info.progressive, plain: info.plain });
     } catch (error) {
       if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);

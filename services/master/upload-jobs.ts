@@ -90,18 +90,18 @@ export function uploadJobRoutes(master: Master, admission: Admission, webhooks: 
       let images = 0;
       await master.uploads.becomeJob(req.params.id, async (staged) => {
         images = staged.length;
-        const headers: Array<SubmittedImage & { spooled?: string }> = [];
+        const spooled: string[] = [];
         try {
           // The job's own copies first (no bytes through the master), pinned to the versions the session
           // checked: its headers are then read from what the workers will read.
           for (const [index, file] of staged.entries()) await storage.copyObject(stagedKey(req.params.id, index), inputKey(id, index), file.etag);
-          for (const [index, file] of staged.entries()) headers.push(await headerOf(master, inputKey(id, index), file));
+          const headers = staged.map((file, index): SubmittedImage => ({ name: file.name, bytes: file.size, header: () => headerOf(master, inputKey(id, index), file, spooled) }));
           await createJob(id, headers, fieldsOf(parsed.data), reservation, async () => {});
         } catch (error) {
           await storage.deletePrefix(jobPrefix(id));
           throw error;
         } finally {
-          await Promise.all(headers.map(({ spooled }) => spooled && fs.rm(spooled, { force: true })));
+          await Promise.all(spooled.map((file) => fs.rm(file, { force: true })));
         }
         // The job has its copies: the staged files need not wait for the session's sweep.
         await storage.deleteKeys(staged.map((_file, index) => stagedKey(req.params.id, index))).catch((error: unknown) => logger.warn({ session: req.params.id, err: error }, 'staged files not deleted'));
@@ -128,27 +128,22 @@ function fieldsOf(body: SessionJobBody): Record<string, string> {
 }
 
 /**
- * A stored input as validateSubmission reads it. On the master's disk that is the file itself; else a
- * JPEG's head, in memory (at most jpegHeadBytes an image: maxFiles of them stay small), or the whole
- * file, spooled (other formats, whose metadata may follow the pixels, and JPEGs whose head does not
- * parse alone).
+ * A stored input's header as validateSubmission reads it. On the master's disk that is the file itself;
+ * else a JPEG's head, in memory (one image at a time, at most jpegHeadBytes), or the whole file,
+ * spooled (its path added to `spooled`): other formats, whose metadata may follow the pixels, and
+ * JPEGs whose head does not parse alone.
  */
-async function headerOf(master: Master, key: string, file: StagedFile): Promise<SubmittedImage & { spooled?: string }> {
-  const image = { name: file.name, bytes: file.size };
+async function headerOf(master: Master, key: string, file: StagedFile, spooled: string[]): Promise<string | Buffer> {
   const local = await master.storage.locate(key, 'get', { colocated: true });
-  if (local?.via === 'file') return { ...image, header: local.path };
+  if (local?.via === 'file') return local.path;
   if (file.size > jpegHeadBytes) {
     const head = await buffer(await master.storage.getStream(key, { start: 0, end: jpegHeadBytes - 1 }));
     const { format } = await sharp(head, { limitInputPixels: false }).metadata().catch(() => ({ format: undefined }));
-    if (format === 'jpeg') return { ...image, header: head };
+    if (format === 'jpeg') return head;
   }
   await fs.mkdir(master.spoolDir, { recursive: true });
-  const spooled = path.join(master.spoolDir, `header-${randomUUID()}`);
-  try {
-    await pipeline(await master.storage.getStream(key), createWriteStream(spooled));
-  } catch (error) {
-    await fs.rm(spooled, { force: true });
-    throw error;
-  }
-  return { ...image, header: spooled, spooled };
+  const whole = path.join(master.spoolDir, `header-${randomUUID()}`);
+  spooled.push(whole);
+  await pipeline(await master.storage.getStream(key), createWriteStream(whole));
+  return whole;
 }

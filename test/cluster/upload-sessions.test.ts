@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadsAnswer, jobView, parseResponse } from '../../services/protocol/api.js';
+import { downloadsAnswer, jobAccepted, jobView, parseResponse } from '../../services/protocol/api.js';
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
 import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
 import { startS3Server } from '../../bench/s3-server.js';
@@ -270,6 +270,26 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     const { id } = batchAccepted.parse(await created.json());
     expect((await waitForJob(master.url, id)).status).toBe('partial');
     expect((await getJob(master.url, id)).images.map((image) => [image.name, image.status])).toEqual([['aqua.jpg', 'succeeded'], ['notes.jpg', 'failed']]);
+  });
+
+  // Local disk reads every header from the file itself; only S3 chooses between a JPEG's head and the whole file.
+  if (mode === 's3') it('an upload job reads a PNG over 128 KiB whole for its header, and runs it', async () => {
+    const name = 'garden-odd.png';
+    const data = await readFile(corpus(name));
+    expect(data.length).toBeGreaterThan(128 * 1024);
+    const upload = await session(master.url, [{ name, data }]);
+    await send(master.url, upload, 0, data);
+    const before = await ioBytes(master.child.pid!);
+    const created = await fetch(`${master.url}/v1/uploads/${upload.id}/job`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pipeline, format: 'png' }) });
+    expect(created.status, await created.clone().text()).toBe(202);
+    // Read whole from the bucket (and spooled), not just its head.
+    expect((await ioBytes(master.child.pid!)) - before).toBeGreaterThan(data.length);
+    const { id } = jobAccepted.parse(await created.json());
+    expect((await waitForJob(master.url, id)).status).toBe('succeeded');
+    const expected = await runDips(['process', corpus(name), '--pipeline', JSON.stringify(pipeline), '--out', path.join(tmp, 'reference-png'), '--format', 'png']);
+    expect(expected.code, expected.stderr).toBe(0);
+    const reference = await pixelsOf(path.join(tmp, 'reference-png', 'garden-odd.png'));
+    expect((await pixelsOf(await download(master.url, id, 0))).data.equals(reference.data)).toBe(true);
   });
 
   it('a master restarted between the uploads and the job creation still makes the job', async () => {

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 async function submit(path: string, pipeline: unknown) {
-  const file = { name: path.split('/').at(-1)!, header: path, bytes: (await stat(path)).size };
+  const file = { name: path.split('/').at(-1)!, header: async () => path, bytes: (await stat(path)).size };
   return validateSubmission(config, presets, [file], { pipeline: JSON.stringify(pipeline) });
 }
 

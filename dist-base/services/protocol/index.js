@@ -1,8 +1,0 @@
-/** The one protocol module: API responses, master<->worker messages, and the error model. */
-export * from './api.js';
-export * from './errors.js';
-export * from './tasks.js';
-export * from './newcomer.js';
-export * from './batch.js';
-export * from './presets.js';
-//# sourceMappingURL=index.js.map

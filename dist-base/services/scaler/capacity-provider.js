@@ -1,2 +1,0 @@
-export {};
-//# sourceMappingURL=capacity-provider.js.map
