@@ -16,7 +16,7 @@ signing.getStringToSign = (request, signature) => getStringToSign(/^\/[^/]+$/.te
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const region = 'us-east-1';
 
-/** A bucket CORS rule, as lib/config.ts declares the stack's (JOB_DATA_CORS). */
+/** A bucket CORS rule, as services/storage/cors.ts declares the stack's (JOB_DATA_CORS). */
 export interface CorsRule {
   allowedMethods: readonly string[];
   allowedOrigins: readonly string[];

@@ -9,21 +9,6 @@ export const WORKER_PORT = 12345;
 export const MASTER_DATA_DIR = '/var/lib/dips';
 /** Key prefix of job data in the bucket; the master's write access is limited to it. */
 export const JOB_DATA_PREFIX = 'jobs/';
-/**
- * The job-data bucket's CORS rule. A browser follows the console's result requests to presigned GETs
- * (GET /v1/jobs/{id}/images/{n} answers a 302 to the bucket) and may send an upload session's presigned
- * PUTs; without the rule it refuses to read the bucket's answers. Any origin, because the presigned URL
- * is the authorisation (CORS only lets a page read what its URL already grants), and because naming the
- * API's CloudFront domain would make the bucket depend on the distribution, which depends on the master,
- * which depends on the bucket. ETag is exposed for multipart clients, which report each part's.
- */
-export const JOB_DATA_CORS = {
-  allowedMethods: ['GET', 'HEAD', 'PUT'],
-  allowedOrigins: ['*'],
-  exposedHeaders: ['ETag'],
-  maxAgeSeconds: 3600,
-} as const;
-
 const cidr = z
   .cidrv4({
     error: (issue) =>

@@ -2,7 +2,8 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { JOB_DATA_CORS, JOB_DATA_PREFIX } from './config.js';
+import { JOB_DATA_CORS } from '../services/storage/cors.js';
+import { JOB_DATA_PREFIX } from './config.js';
 
 export interface StorageProps {
   jobDataExpiryDays: number;

@@ -5,8 +5,8 @@ import { announce, formatAge, h, saveBlob } from './dom.js';
 import { forgetJob, loadJobs, rememberJob } from './job-store.js';
 import { shortenDataUrls } from './params.js';
 import { readEventStream } from './sse.js';
-import { uploadForm } from './upload.js';
-import { duplicatesReport, isTerminalStatus, itemsPage, jobAccepted, jobsPage, jobView, retryAccepted } from './protocol.js';
+import { submitThroughSession } from './upload.js';
+import { duplicatesReport, isTerminalStatus, itemsPage, jobsPage, jobView, retryAccepted } from './protocol.js';
 
 /** Browsers allow 6 HTTP/1.1 connections per host; leave most for everything else. */
 const MAX_EVENT_STREAMS = 3;
@@ -48,14 +48,13 @@ export function createJobList({ container, compareDialog }) {
    * options given with a preset override its own.
    */
   async function submit({ files, pipeline, preset, format, quality, options, onProgress, signal }) {
-    const form = new FormData();
-    for (const file of files) form.append('images', file, file.name);
-    if (preset) form.append('preset', preset.name);
-    else form.append('pipeline', JSON.stringify(pipeline));
-    if (format) form.append('format', format);
-    if (quality !== undefined) form.append('quality', String(quality));
-    if (options) form.append('options', JSON.stringify(options));
-    const { id, status } = await uploadForm('/v1/jobs', form, jobAccepted, { onProgress, signal });
+    const recipe = {
+      ...(preset ? { preset: preset.name } : { pipeline }),
+      ...(format ? { format } : {}),
+      ...(quality !== undefined ? { quality } : {}),
+      ...(options ? { options } : {}),
+    };
+    const { id, status } = await submitThroughSession(files, recipe, { onProgress, signal });
     // Remembered in localStorage (a few MB per site): overlays are kept as their start only.
     const applied = { ...preset?.options, ...options };
     const entry = {

@@ -5,3 +5,4 @@ export * from './tasks.js';
 export * from './newcomer.js';
 export * from './batch.js';
 export * from './presets.js';
+export * from './uploads.js';

@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import cors from 'cors';
 import express from 'express';
 import { storedObject } from '../protocol/uploads.js';
 import { HttpError } from '../shared/http-error.js';
@@ -6,6 +7,7 @@ import { sendFile } from '../shared/http-server.js';
 import type { UploadDisk } from '../master/admission.js';
 import type { LocalStorage } from '../master/local-storage.js';
 import { endRequestBody } from '../master/upload.js';
+import { JOB_DATA_CORS } from './cors.js';
 
 /**
  * Local storage's signed URLs, as S3 serves presigned ones: `PUT /storage/objects/<key>` takes exactly
@@ -15,6 +17,12 @@ import { endRequestBody } from '../master/upload.js';
  */
 export function storageRoutes(storage: LocalStorage, disk: UploadDisk, now: () => number = Date.now): express.Router {
   const router = express.Router();
+  // The console's uploads and downloads come from the master's origin (another port), as they come to
+  // the bucket. The rule has one origin, '*' (the cors package compares an array's entries literally).
+  router.use(
+    '/objects',
+    cors({ origin: JOB_DATA_CORS.allowedOrigins[0], methods: [...JOB_DATA_CORS.allowedMethods], exposedHeaders: [...JOB_DATA_CORS.exposedHeaders], maxAge: JOB_DATA_CORS.maxAgeSeconds }),
+  );
 
   router.put('/objects/*key', async (req, res) => {
     try {

@@ -24,17 +24,18 @@ export interface ConsoleOptions {
 }
 
 /**
- * A fresh browser profile on the console. Records page errors and every request that leaves the
- * master (the console must load nothing from elsewhere but its storage), both checked by closePages
- * after each test.
+ * A fresh browser profile on the console of `master`. Records page errors and every request that
+ * leaves the master and its storage service (the console must load nothing from elsewhere but its
+ * storage), both checked by closePages after each test.
  */
 const opened: Array<{ context: BrowserContext; pageErrors: string[]; foreignRequests: string[] }> = [];
-export async function openConsole(browser: Browser, masterUrl: string, viewport = DESKTOP, options: ConsoleOptions = {}): Promise<Page> {
+export async function openConsole(browser: Browser, master: Pick<DipsProcess, 'url' | 'storageUrl'>, viewport = DESKTOP, options: ConsoleOptions = {}): Promise<Page> {
+  const masterUrl = master.url;
   // Reduced motion (the console honours it) so screenshots show the progress bar where it ends.
   const context = await browser.newContext({ viewport, acceptDownloads: true, reducedMotion: 'reduce' });
   const record = { context, pageErrors: [] as string[], foreignRequests: [] as string[] };
   opened.push(record);
-  const allowed = [`${masterUrl}/`, 'blob:', 'data:', ...(options.storageOrigin ? [`${options.storageOrigin}/`] : [])];
+  const allowed = [`${masterUrl}/`, 'blob:', 'data:', ...[master.storageUrl, options.storageOrigin].filter((origin) => origin !== undefined).map((origin) => `${origin}/`)];
   context.on('request', (request) => {
     const url = request.url();
     if (!allowed.some((prefix) => url.startsWith(prefix))) record.foreignRequests.push(url);

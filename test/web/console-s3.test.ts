@@ -4,7 +4,7 @@ import path from 'node:path';
 import { type Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { startS3Server } from '../../bench/s3-server.js';
-import { JOB_DATA_CORS } from '../../lib/config.js';
+import { JOB_DATA_CORS } from '../../services/storage/cors.js';
 import { corpus, pixelsOf } from '../helpers/api.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
@@ -41,7 +41,7 @@ describe('console on a master with S3 storage and a token, as deployed', () => {
   test('the result, redirected to a presigned GET of the bucket, previews and downloads with the reference pixels', async () => {
     const reference = path.join(scratch, 'reference');
     const referenceRun = runDips(['process', corpus('aqua.jpg'), '--pipeline', '[{"op":"invert"}]', '--out', reference, '--format', 'png']);
-    const page = await openConsole(browser, cluster.url, undefined, { token, storageOrigin: s3.endpoint });
+    const page = await openConsole(browser, cluster, undefined, { token, storageOrigin: s3.endpoint });
     await page.locator('#file-input').setInputFiles([corpus('aqua.jpg')]);
     await addStep(page, 'invert');
     await page.getByLabel('Format').selectOption('png');

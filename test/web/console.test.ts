@@ -1,7 +1,7 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page, type Request } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { corpus, pixelsOf, unzip } from '../helpers/api.js';
@@ -31,7 +31,7 @@ afterAll(async () => {
 
 afterEach(closePages);
 
-const openConsole = (masterUrl: string, viewport = DESKTOP): Promise<Page> => openPage(browser, masterUrl, viewport);
+const openConsole = (master: DipsProcess, viewport = DESKTOP): Promise<Page> => openPage(browser, master, viewport);
 
 /** A 2x2 24-bit BMP: an image format browsers decode and the master does not. */
 function tinyBmp(): Buffer {
@@ -71,7 +71,12 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     const reference = path.join(scratch, 'reference');
     const referenceDone = runDips(['process', corpus('aqua.jpg'), corpus('storm.jpg'), '--pipeline', JSON.stringify(pipeline), '--out', reference, '--format', 'png']);
 
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
+    // Where the images' bytes go: each file to the storage service's signed URL, none to the master.
+    const sent: Request[] = [];
+    page.on('requestfinished', (request) => {
+      if (request.method() === 'PUT' || request.method() === 'POST') sent.push(request);
+    });
     await page.locator('#file-input').setInputFiles([corpus('aqua.jpg'), corpus('storm.jpg')]);
     await expect.poll(() => page.getByRole('list', { name: 'Chosen images' }).getByRole('listitem').count()).toBe(2);
     await addStep(page, 'blur');
@@ -86,6 +91,17 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     await expect.poll(() => job.locator('.job-head .badge').textContent()).toBe('succeeded');
     await expect.poll(() => job.locator('.image-card[data-status="succeeded"]').count()).toBe(2);
     await expect.poll(() => job.locator('.progress-text').textContent()).toBe('2 of 2 images done · 100%');
+    const sizes = await Promise.all(['aqua.jpg', 'storm.jpg'].map(async (name) => (await stat(corpus(name))).size));
+    const sends = await Promise.all(
+      sent.map(async (request) => {
+        const url = new URL(request.url());
+        const bytes = Number((await request.allHeaders())['content-length']);
+        return `${request.method()} ${url.origin === cluster.storageUrl ? 'storage' : url.pathname.replace(/[0-9a-f-]{36}/, '<id>')} ${bytes > 10_000 ? bytes : '(json)'}`;
+      }),
+    );
+    expect(sends.sort()).toEqual(
+      ['POST /v1/uploads (json)', 'POST /v1/uploads/<id>/job (json)', ...sizes.map((size) => `PUT storage ${size}`)].sort(),
+    );
 
     // The before/after view shows the picked original and the processed result, both decoded.
     const slider = job.getByRole('slider', { name: /Before\/after split for aqua\.jpg/ });
@@ -156,7 +172,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('steps are added, reordered and removed from the keyboard; dropped images are listed, other files refused', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     const picker = page.getByLabel('Operation', { exact: true });
     const addButton = page.getByRole('button', { name: 'Add step' });
     await expect.poll(() => picker.locator('option').count()).toBeGreaterThan(3);
@@ -205,7 +221,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('a parameter out of range is refused before submitting, with a message naming it', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     await page.locator('#file-input').setInputFiles([corpus('wood.jpg')]);
     await addStep(page, 'blur');
     const sigma = page.getByLabel('sigma');
@@ -229,7 +245,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
 
   test('an upload the browser decodes but the master cannot shows the master\'s error naming the file', async () => {
     // A BMP: Chromium decodes it (so it is not flagged), libvips has no BMP loader (so the master refuses it).
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     await page.locator('#file-input').setInputFiles([{ name: 'tiny.bmp', mimeType: 'image/bmp', buffer: tinyBmp() }]);
     await addStep(page, 'invert');
     await page.getByRole('button', { name: 'Process images' }).click();
@@ -237,7 +253,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('without the event stream the console polls; texts decoded by the qr step are shown on the image card', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     let refusedStreams = 0;
     await page.route('**/v1/jobs/*/events', (route) => {
       refusedStreams += 1;
@@ -257,7 +273,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('upload progress is shown while the images are sent, and cancelling it submits nothing', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     // Chromium's own network throttling: about 5 s to send the three photos, so progress can be seen and cancelled.
     const cdp = await page.context().newCDPSession(page);
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 256 * 1024 });
@@ -283,7 +299,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('a file the browser cannot decode is flagged before upload, and the others are still sent', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     await page.locator('#file-input').setInputFiles([
       { name: 'fake.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('this is a text file, not a JPEG') },
       { name: 'aqua.jpg', mimeType: 'image/jpeg', buffer: await readFile(corpus('aqua.jpg')) },
@@ -303,7 +319,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('at 1280x900 the jobs sit beside the form, above the fold; the cluster reads as a sentence with the scaler folded away', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     await page.locator('#file-input').setInputFiles([corpus('ladybird.jpg')]);
     await addStep(page, 'invert');
     await page.getByRole('button', { name: 'Process images' }).click();
@@ -330,7 +346,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('at 390 px every column of the workers table stays on screen', async () => {
-    const page = await openConsole(cluster.url, NARROW);
+    const page = await openConsole(cluster, NARROW);
     const rows = page.locator('#workers-body tr');
     await expect.poll(() => rows.count()).toBe(2);
     for (const cell of await page.locator('#workers-body tr').first().locator('th, td').all()) {
@@ -347,7 +363,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
   });
 
   test('an answer of another shape is named, not drawn: the console reads answers through the protocol schemas', async () => {
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     await page.route('**/v1/cluster', (route) =>
       route.fulfill({ contentType: 'application/json', body: JSON.stringify({ workers: 'none', queueDepth: 0, desiredCapacity: 0, summary: 'a summary to show' }) }),
     );
@@ -362,7 +378,7 @@ describe('console on a local cluster (dips up, 2 workers)', () => {
     const state = await parseResponse(clusterAnswer.loose(), response);
     const fields: Record<string, unknown> = state;
     expect(state.workers).toHaveLength(2);
-    const page = await openConsole(cluster.url);
+    const page = await openConsole(cluster);
     const rows = page.locator('#workers-body tr');
     await expect.poll(() => rows.count()).toBe(2);
     for (const worker of state.workers) {
@@ -395,7 +411,7 @@ describe('console on a master with DIPS_TOKEN', () => {
   });
 
   test('asks for the token, refuses a wrong one, then works: cancel a queued job, list the worker, run a job', async () => {
-    const page = await openConsole(master.url);
+    const page = await openConsole(master);
     const dialog = page.getByRole('dialog', { name: 'Access token needed' });
     await expect.poll(() => dialog.isVisible()).toBe(true);
     await page.screenshot({ path: path.join(artifacts, 'token-desktop.png') });
@@ -457,7 +473,7 @@ describe('console on a master with no worker', () => {
   });
 
   test('the cluster panel and the queued job say that nothing can run, and how to start a worker', async () => {
-    const page = await openConsole(master.url);
+    const page = await openConsole(master);
     const waiting = page.locator('#cluster-waiting');
     await expect.poll(() => waiting.textContent()).toBe(`Nothing can run now: no worker is registered with the master: start one with \`dips worker --master ${master.url}\`, or run \`dips up\``);
     await page.locator('#file-input').setInputFiles([corpus('storm.jpg')]);

@@ -26,7 +26,7 @@ afterAll(() => setup?.close());
 
 afterEach(closePages);
 
-const openConsole = (viewport = DESKTOP): Promise<Page> => openPage(setup.browser, cluster.url, viewport);
+const openConsole = (viewport = DESKTOP): Promise<Page> => openPage(setup.browser, cluster, viewport);
 
 /** GET /v1/operations as the master serves it, through the one schema of that answer. */
 async function servedOperations() {

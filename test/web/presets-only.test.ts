@@ -32,7 +32,7 @@ afterEach(closePages);
 
 describe('console on a master in presets-only mode', () => {
   test('only the preset picker is offered; a job without a preset is refused, one with a preset runs', async () => {
-    const page = await openConsole(setup.browser, setup.cluster.url, NARROW);
+    const page = await openConsole(setup.browser, setup.cluster, NARROW);
     const picker = page.getByLabel('Preset', { exact: true });
     await expect.poll(() => picker.locator('option').allTextContents()).toEqual(['Choose a preset', 'grey', 'thumbnail']);
     expect(await page.locator('#presets-only-note').textContent()).toBe('This master runs only its presets: choose one.');
