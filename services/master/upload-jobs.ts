@@ -36,12 +36,12 @@ export function uploadJobRoutes(master: Master, admission: Admission, webhooks: 
   const { config, storage, logger } = master;
   const router = express.Router();
 
-  /** Validates the job, claims its queue places, stores its inputs (storeInputs), then commits it. */
-  const createJob = async (id: string, files: readonly SubmittedImage[], fields: Record<string, string>, reservation: Reservation, storeInputs: () => Promise<void>) => {
+  /** Validates the job, claims its queue places, stores its inputs (storeInputs, unless they are stored already), then commits it. */
+  const createJob = async (id: string, files: readonly SubmittedImage[], fields: Record<string, string>, reservation: Reservation, storeInputs?: () => Promise<void>) => {
     const job = await validateSubmission(config, master.presets, files, fields);
     const webhook = webhooks.parse(fields.webhook);
     reservation.reserveImages(job.images);
-    await storeInputs();
+    await storeInputs?.();
     master.store.createJob({ id, ...job });
     webhooks.register(id, webhook);
     reservation.commit(); // the store counts the images from now on, the disk their files
@@ -96,7 +96,7 @@ export function uploadJobRoutes(master: Master, admission: Admission, webhooks: 
           // checked: its headers are then read from what the workers will read.
           for (const [index, file] of staged.entries()) await storage.copyObject(stagedKey(req.params.id, index), inputKey(id, index), file.etag);
           const headers = staged.map((file, index): SubmittedImage => ({ name: file.name, bytes: file.size, header: () => headerOf(master, inputKey(id, index), file, spooled) }));
-          await createJob(id, headers, fieldsOf(parsed.data), reservation, async () => {});
+          await createJob(id, headers, fieldsOf(parsed.data), reservation);
         } catch (error) {
           await storage.deletePrefix(jobPrefix(id));
           throw error;
