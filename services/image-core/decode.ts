@@ -42,8 +42,21 @@ function formatOf(metadata: Metadata): InputFormat | undefined {
   return (inputFormats as readonly string[]).includes(metadata.format) ? (metadata.format as InputFormat) : undefined;
 }
 
-/** Turns what sharp throws while reading an input into an InputError naming the file. */
-export function inputErrorFrom(error: unknown, name: string): InputError {
+/** The words libvips' loaders sign their complaints with (vipsjpeg, pngload, VipsForeignLoadTiff...). */
+const loaderWords: Record<InputFormat, RegExp> = {
+  jpeg: /\b(vips)?jpeg|jpegload|ForeignLoadJpeg/i,
+  png: /\b(vips)?s?png|pngload|ForeignLoadPng/i,
+  webp: /webp/i,
+  tiff: /tiff/i,
+  avif: /heif|avif/i,
+  gif: /\bgif|gifload|ForeignLoadGif/i,
+};
+
+/**
+ * Turns what sharp throws while reading an input into an InputError naming the file. `format`, when the
+ * header was read: a complaint signed by another format's loader is another decode's.
+ */
+export function inputErrorFrom(error: unknown, name: string, format?: InputFormat): InputError {
   if (error instanceof InputError) return error;
   const reason = error instanceof Error ? error.message : String(error);
   if (/unsupported image format/i.test(reason)) {
@@ -54,9 +67,11 @@ export function inputErrorFrom(error: unknown, name: string): InputError {
   if (/buffer is empty/i.test(reason)) return new InputError('corrupt_image', `${name}: the file is empty`);
   // libvips repeats its decoder's complaints line after line; the first says what is wrong. Its error
   // buffer is shared by the whole process, so with several decodes failing at once the detail can be
-  // gone and only the generic fail-on line is left: then say what that line means.
+  // gone and only the generic fail-on line is left, or be another decode's (signed by another format's
+  // loader): then say what the failure means.
   const detail = reason.trim().split('\n')[0]!;
-  const described = /warning treated as error/i.test(detail) ? 'the data is truncated or corrupt' : detail;
+  const foreign = format !== undefined && inputFormats.some((other) => other !== format && loaderWords[other].test(detail) && !loaderWords[format].test(detail));
+  const described = foreign || /warning treated as error/i.test(detail) ? 'the data is truncated or corrupt' : detail;
   return new InputError('corrupt_image', `${name}: cannot decode the image (${described})`);
 }
 
@@ -122,6 +137,6 @@ export async function decodeImage(input: Buffer | string, options: DecodeOptions
   try {
     return { ...(await toRawImage(pipeline)), format };
   } catch (error) {
-    throw inputErrorFrom(error, options.name);
+    throw inputErrorFrom(error, options.name, format);
   }
 }

@@ -53,7 +53,7 @@ export async function processImage(
   const { withDecode, withEncode } = fusionOf(steps, opened);
   const channelsOut = shapesThrough(steps, opened).at(-1)!.channels;
   const decodeFailure = (error: unknown) => {
-    throw inputErrorFrom(error, name);
+    throw inputErrorFrom(error, name, opened.format);
   };
 
   if (opened.plain && withDecode === steps.length) {

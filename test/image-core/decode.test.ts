@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImage, InputError, openInput } from '../../services/image-core/decode.js';
+import { decodeImage, InputError, inputErrorFrom, openInput } from '../../services/image-core/decode.js';
 import type { RawImage } from '../../services/image-core/raw-image.js';
 import { toRawImage } from '../../services/image-core/sharp-raw.js';
 import { corpus, meanDifference } from '../helpers/api.js';
@@ -193,5 +193,17 @@ describe('writing a decoded image straight to a file', () => {
     const info = await opened.pipeline.png().toFile(path);
     expect([info.width, info.height, info.channels]).toEqual([opened.width, opened.height, opened.channels]);
     expect((await decodeImage(path, options('out.png'))).data.equals((await decodeImage(rotated, options('photo.webp'))).data)).toBe(true);
+  });
+});
+
+describe('decode failures', () => {
+  // libvips' error buffer is shared by the process: a JPEG failing beside a PNG can be handed the PNG's complaint.
+  it("keeps libvips' words for the file's own format, and gives another format's complaint as a generic reason", () => {
+    const failure = (message: string, format: 'jpeg' | 'png') => inputErrorFrom(new Error(message), `cut.${format === 'jpeg' ? 'jpg' : 'png'}`, format).message;
+    expect(failure('VipsJpeg: Premature end of JPEG file\nVipsJpeg: out of order read', 'jpeg')).toBe('cut.jpg: cannot decode the image (VipsJpeg: Premature end of JPEG file)');
+    expect(failure('vipspng: libpng read error', 'jpeg')).toBe('cut.jpg: cannot decode the image (the data is truncated or corrupt)');
+    expect(failure('vipspng: libpng read error', 'png')).toBe('cut.png: cannot decode the image (vipspng: libpng read error)');
+    expect(failure('VipsJpeg: Premature end of JPEG file', 'png')).toBe('cut.png: cannot decode the image (the data is truncated or corrupt)');
+    expect(inputErrorFrom(new Error('vipspng: libpng read error'), 'cut.jpg').message).toBe('cut.jpg: cannot decode the image (vipspng: libpng read error)');
   });
 });
