@@ -174,21 +174,19 @@ async function followEvents(client: MasterClient, id: string, onState: (job: Job
   }
 }
 
-/**
- * How each group of files goes to the master. An upload session makes a batch job, whose items run
- * whole on one worker and fail (422 needs_tiling) when the master's planner would tile them; so a group
- * with such an image goes as one multipart POST /v1/jobs, which tiles, and so does every group for a
- * master without sessions (404). Each file's header is read here with the same openInput and planImage
- * the master and the worker use, under the budget the master publishes (GET /v1/uploads). When the
- * steps or a header cannot be read here (a bad pipeline, not an image), the session is used and the
- * master or the worker names the problem, as for any session.
- */
-/**
- * How a group of files is sent: through an upload session, as a batch job (`batch`) or, when one of
- * them tiles, as an upload job, which the master plans image by image (`upload`); multipart to a
- * master without sessions.
- */
+/** How a group of files is sent: through an upload session as a batch job or an upload job, or multipart. */
 type SubmissionRoute = (files: string[]) => Promise<'batch' | 'upload' | 'multipart'>;
+
+/**
+ * How each group of files goes to the master. Every group goes through an upload session. A session's
+ * batch job runs its items whole on one worker, failing them (422 needs_tiling) when the master's
+ * planner would tile them; so a group with such an image makes its session an upload job instead,
+ * which the master plans image by image and tiles. Only a master without sessions (404) gets multipart.
+ * Each file's header is read here with the same openInput and planImage the master and the worker use,
+ * under the budget the master publishes (GET /v1/uploads). When the steps or a header cannot be read
+ * here (a bad pipeline, not an image), the group makes a batch job and the master or the worker names
+ * the problem, as for any session.
+ */
 
 async function submissionRoute(client: MasterClient, options: SubmitOptions): Promise<SubmissionRoute> {
   let budget: WholeImageBudget;
