@@ -379,7 +379,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
   private inSnapshot = false;
   /**
    * Jobs with queued items, by kind, with their creation time and the indexes queued (not yet claimed):
-   * a claim takes from these without a query, then reads each claimed row by its key. Every write that
+   * a claim takes from these without a query, then reads the claimed rows by their keys. Every write that
    * queues items adds them; a job whose queue runs out is dropped. Rebuilt from the table on opening.
    */
   private readonly claimable: Record<JobKind, Map<string, ClaimableJob>> = { upload: new Map(), batch: new Map() };
