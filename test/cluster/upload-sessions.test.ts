@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -96,6 +98,38 @@ async function expectReferencePixels(master: string, jobId: string): Promise<voi
   }
 }
 
+/**
+ * A master of the version before upload jobs from sessions: this master behind a proxy that answers
+ * POST /v1/uploads/{id}/job as a master answers a route it does not have (404 not_found). Records the
+ * requests it saw, as "METHOD path" with ids replaced by <id>.
+ */
+async function withoutSessionJobs(target: string): Promise<{ url: string; seen: string[]; close(): void }> {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    const route = `${req.method} ${req.url!.split('?')[0]!.replace(/[0-9a-f-]{36}/g, '<id>')}`;
+    seen.push(route);
+    if (route === 'POST /v1/uploads/<id>/job') {
+      req.resume();
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }));
+      return;
+    }
+    const upstream = http.request(new URL(req.url!, target), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
 describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) => {
   let master: DipsProcess;
   let dataDir: string;
@@ -154,6 +188,21 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     const { id } = batchAccepted.parse(await created.json());
     expect((await waitForJob(master.url, id)).status).toBe('failed');
     expect((await getJob(master.url, id)).images![0]!.error).toMatch(/twowings-4k\.jpg: 3840x2400 needs tiling/);
+  });
+
+  // How dips submit copes with an older master is the client's choice, the same whatever the storage: one mode shows it.
+  if (mode === 'local') it('dips submit falls back to one multipart job when the master cannot make an upload job from a session', async () => {
+    const older = await withoutSessionJobs(master.url);
+    try {
+      const out = path.join(tmp, 'out-older-master');
+      const run = await runDips(['submit', corpus(tiling), '--pipeline', JSON.stringify(pipeline), '--format', 'png', '--out', out, '--master', older.url]);
+      expect(run.code, run.stderr).toBe(0);
+      const expected = await pixelsOf(path.join(tmp, 'reference', `${path.parse(tiling).name}.png`));
+      expect((await pixelsOf(path.join(out, `${path.parse(tiling).name}.png`))).data.equals(expected.data)).toBe(true);
+      expect(older.seen.filter((route) => route.startsWith('POST'))).toEqual(['POST /v1/uploads', 'POST /v1/uploads/<id>/job', 'POST /v1/jobs', 'POST /v1/jobs/<id>/downloads']);
+    } finally {
+      older.close();
+    }
   });
 
   it('a session is a multipart file and a single PUT as S3 wants them, and its job serves the results', async () => {
