@@ -129,18 +129,17 @@ function fieldsOf(body: SessionJobBody): Record<string, string> {
 
 /**
  * A stored input's header as validateSubmission reads it. On the master's disk that is the file itself;
- * else a JPEG's head, in memory (one image at a time, at most jpegHeadBytes), or the whole file,
- * spooled (its path added to `spooled`): other formats, whose metadata may follow the pixels, and
- * JPEGs whose head does not parse alone.
+ * else, in memory (one image at a time, at most jpegHeadBytes), a file no larger than that whole or a
+ * JPEG's head; else the whole file, spooled (its path added to `spooled`): other formats, whose metadata
+ * may follow the pixels, and JPEGs whose head does not parse alone.
  */
 async function headerOf(master: Master, key: string, file: StagedFile, spooled: string[]): Promise<string | Buffer> {
   const local = await master.storage.locate(key, 'get', { colocated: true });
   if (local?.via === 'file') return local.path;
-  if (file.size > jpegHeadBytes) {
-    const head = await buffer(await master.storage.getStream(key, { start: 0, end: jpegHeadBytes - 1 }));
-    const { format } = await sharp(head, { limitInputPixels: false }).metadata().catch(() => ({ format: undefined }));
-    if (format === 'jpeg') return head;
-  }
+  if (file.size <= jpegHeadBytes) return buffer(await master.storage.getStream(key));
+  const head = await buffer(await master.storage.getStream(key, { start: 0, end: jpegHeadBytes - 1 }));
+  const { format } = await sharp(head, { limitInputPixels: false }).metadata().catch(() => ({ format: undefined }));
+  if (format === 'jpeg') return head;
   await fs.mkdir(master.spoolDir, { recursive: true });
   const whole = path.join(master.spoolDir, `header-${randomUUID()}`);
   spooled.push(whole);
