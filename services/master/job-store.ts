@@ -741,6 +741,10 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     this.prepare('UPDATE jobs SET manifest_written = 1 WHERE id = ?').run(jobId);
   }
 
+  hasJob(id: string): boolean {
+    return this.prepare('SELECT 1 FROM jobs WHERE id = ?').get(id) !== undefined;
+  }
+
   /** A job's status and progress without its items: constant time whatever the job's size. */
   jobSummary(id: string): JobView | undefined {
     return this.snapshot(() => {

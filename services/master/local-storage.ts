@@ -1,4 +1,4 @@
-import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, type Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -120,22 +120,29 @@ export class LocalStorage implements Storage {
 
   /** Files being written (`*.partial-*`) are not objects yet. */
   async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
-    const dir = this.pathOf(prefix);
     const sizes = new Map<string, StoredObject>();
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return sizes;
-      throw error;
-    }
-    const objects = names.filter((name) => !name.includes('.partial-'));
+    const objects = (await this.entriesOf(prefix)).filter((entry) => !entry.name.includes('.partial-')).map((entry) => entry.name);
+    const dir = this.pathOf(prefix);
     for (let start = 0; start < objects.length; start += parallelStats) {
       const batch = objects.slice(start, start + parallelStats);
       const stats = await Promise.all(batch.map((name) => fs.stat(path.join(dir, name)).catch(() => undefined)));
       for (const [at, stat] of stats.entries()) if (stat?.isFile()) sizes.set(`${prefix}/${batch[at]}`, { size: stat.size });
     }
     return sizes;
+  }
+
+  async listFolders(prefix: string): Promise<string[]> {
+    return (await this.entriesOf(prefix)).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  }
+
+  /** The directory's entries; none when it does not exist (nothing was stored under the prefix). */
+  private async entriesOf(prefix: string): Promise<Dirent[]> {
+    try {
+      return await fs.readdir(this.pathOf(prefix), { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
   }
 
   async deleteKeys(keys: string[]): Promise<void> {

@@ -15,6 +15,7 @@ import { JobStore } from './job-store.js';
 import { jobPrefix } from './keys.js';
 import { LocalStorage } from './local-storage.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { OrphanedJobFiles, orphanSweepMs } from './orphaned-job-files.js';
 import { openPresets, type Presets } from './presets.js';
 import type { Storage } from './storage.js';
 import { StagedObjects } from './upload-sessions-objects.js';
@@ -70,7 +71,10 @@ export class Master {
   /** The disk space promised to uploads: session PUTs and multipart POST /v1/jobs hold it from one budget. */
   readonly uploadDisk: UploadDisk;
   scaler: Scaler | undefined;
+  /** Job folders in storage that no job owns (a crash between storing inputs and committing the job). */
+  readonly orphanedFiles: OrphanedJobFiles;
   private readonly retentionTimer: NodeJS.Timeout;
+  private readonly orphanTimer: NodeJS.Timeout;
 
   private constructor(
     readonly config: MasterConfig,
@@ -117,6 +121,9 @@ export class Master {
     this.batch = createBatchRunner(this, config, logger);
     this.retentionTimer = setInterval(() => void this.deleteExpired(), Math.min(60_000, config.retentionSeconds * 250));
     this.retentionTimer.unref();
+    this.orphanedFiles = new OrphanedJobFiles(this.storage, (jobId) => this.store.hasJob(jobId), logger);
+    this.orphanTimer = setInterval(() => void this.sweepOrphanedFiles(), orphanSweepMs);
+    this.orphanTimer.unref();
   }
 
   static async create(config: MasterConfig, logger: Logger, deps: MasterDeps = {}): Promise<Master> {
@@ -126,6 +133,7 @@ export class Master {
     const master = new Master(config, logger, { ...deps, storage: deps.storage ?? (await defaultStorage(config)) });
     master.runner.start();
     master.batch.start();
+    void master.sweepOrphanedFiles();
     return master;
   }
 
@@ -165,7 +173,11 @@ export class Master {
   /** Expired jobs, then the upload sessions nobody can use any more (expired, or their job gone). */
   private async deleteExpired(): Promise<void> {
     await this.deleteExpiredJobs();
-    await this.uploads.sweep({ exists: (jobId) => this.store.jobSummary(jobId) !== undefined, readingSession: (id) => this.store.batchJobReadingUpload(id) }).catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping upload sessions failed'));
+    await this.uploads.sweep({ exists: (jobId) => this.store.hasJob(jobId), readingSession: (id) => this.store.batchJobReadingUpload(id) }).catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping upload sessions failed'));
+  }
+
+  private async sweepOrphanedFiles(): Promise<void> {
+    await this.orphanedFiles.sweep().catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping files of no job failed'));
   }
 
   /** Deletes jobs (rows and files) that finished longer ago than the retention period. */
@@ -181,6 +193,7 @@ export class Master {
 
   close(): void {
     clearInterval(this.retentionTimer);
+    clearInterval(this.orphanTimer);
     this.runner.stop();
     this.batch.stop();
     this.dispatcher.close();

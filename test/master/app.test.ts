@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -29,12 +30,16 @@ async function startMaster(options: MasterOptions = {}, scaler?: Scaler) {
   const server: Server = createApp(master).listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  toClose.push(() => {
+  let open = true;
+  const close = () => {
+    if (!open) return;
+    open = false;
     master.close();
     server.closeAllConnections();
     server.close();
-  });
-  return { master, url, dataDir };
+  };
+  toClose.push(close);
+  return { master, url, dataDir, close };
 }
 
 let busy: Awaited<ReturnType<typeof startMaster>>;
@@ -217,5 +222,24 @@ describe('failures and retention', () => {
     await expect(fs.readdir(jobDir)).resolves.toEqual(expect.arrayContaining(['in', 'out']));
     await waitUntil(async () => (await master.deleteExpiredJobs(), (await fetch(`${url}/v1/jobs/${id}`)).status), (status) => status === 404, 10_000, 'the job to expire');
     await expect(fs.access(jobDir)).rejects.toThrow();
+  });
+
+  it('after a crash between storing a job\'s inputs and committing it, a restarted master deletes those files on its second sweep, and only those', async () => {
+    const first = await startMaster();
+    first.master.registry.heartbeat(worker.id, { address: worker.url, slots: 2, filesId: filesId() });
+    const id = await submit(first.url, [corpus('aqua.jpg')], { pipeline });
+    expect((await waitForJob(first.url, id)).status).toBe('succeeded');
+    const result = await download(first.url, id, 0);
+    first.close();
+    // What the crash left: an upload stored under a job id no row was committed for.
+    const orphan = path.join(first.dataDir, 'files', 'jobs', randomUUID());
+    await fs.mkdir(path.join(orphan, 'in'), { recursive: true });
+    await fs.copyFile(corpus('aqua.jpg'), path.join(orphan, 'in', '0'));
+
+    const restarted = await startMaster({ dataDir: first.dataDir });
+    await restarted.master.orphanedFiles.sweep();
+    await restarted.master.orphanedFiles.sweep();
+    await expect(fs.access(orphan)).rejects.toThrow();
+    expect(await download(restarted.url, id, 0)).toEqual(result);
   });
 });
