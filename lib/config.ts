@@ -59,6 +59,40 @@ export function parseS3Roots(name: string, text: string | undefined, context: z.
 }
 const s3Roots = (name: string) => z.string({ error: `context "${name}" must be a comma-separated list of s3:// URIs` }).optional().transform((text, context) => parseS3Roots(name, text, context));
 
+/** GiB per vCPU of the general families: compute (c), general purpose (m), memory (r). */
+const GIB_PER_VCPU: Record<string, number> = { c: 2, m: 4, r: 8 };
+/** Burstable (t) sizes' memory, in MiB: t2, t3, t3a and t4g alike. */
+const BURSTABLE_MIB: Record<string, number> = { nano: 512, micro: 1024, small: 2048, medium: 4096, large: 8192, xlarge: 16384, '2xlarge': 32768 };
+
+/**
+ * An EC2 instance type's memory in MiB, from its name: t sizes, and c, m, r at 2, 4 and 8 GiB per vCPU
+ * (medium 1 vCPU, large 2, xlarge 4, Nxlarge 4N). Undefined for other families (GPU, storage, metal),
+ * for which the deployer gives workerMemoryMiB.
+ */
+export function instanceMemoryMiB(instanceType: string): number | undefined {
+  const [family = '', size = ''] = instanceType.split('.');
+  const letters = /^([a-z]+)\d/.exec(family)?.[1];
+  if (letters === 't') return BURSTABLE_MIB[size];
+  const perVcpu = letters === undefined ? undefined : GIB_PER_VCPU[letters];
+  const vcpus = size === 'medium' ? 1 : size === 'large' ? 2 : /^(\d*)xlarge$/.test(size) ? 4 * Number(size.slice(0, -'xlarge'.length) || 1) : undefined;
+  return perVcpu === undefined || vcpus === undefined ? undefined : perVcpu * vcpus * 1024;
+}
+
+/**
+ * What the Ubuntu instance, its agents and the worker's own Node and sharp keep of a worker's memory;
+ * the rest is what the master's planner may fill with one worker's image work (DIPS_WORKER_MEMORY_BYTES).
+ * On the default t4g.micro that leaves 512 MiB, the planner's default its tiling figures were measured with.
+ */
+const WORKER_OVERHEAD_MIB = 512;
+
+/** The bytes a worker instance has for image work (DIPS_WORKER_MEMORY_BYTES), or the issue naming what to give. */
+function workerImageMemory(config: { workerInstanceType: string; workerMemoryMiB?: number | undefined }): number | string {
+  const memory = config.workerMemoryMiB ?? instanceMemoryMiB(config.workerInstanceType);
+  if (memory === undefined) return `context "workerInstanceType" is ${config.workerInstanceType}, whose memory synth cannot tell from its name: give it as "workerMemoryMiB", e.g. -c workerMemoryMiB=4096`;
+  if (memory < 2 * WORKER_OVERHEAD_MIB) return `a worker of ${memory} MiB (${config.workerInstanceType}) is too small: DIPS keeps ${WORKER_OVERHEAD_MIB} MiB of it for the system and needs at least ${2 * WORKER_OVERHEAD_MIB} MiB in all`;
+  return (memory - WORKER_OVERHEAD_MIB) * 1024 * 1024;
+}
+
 const configObject = z.object({
     allowedCidr: cidr,
     stackName: z
@@ -66,10 +100,11 @@ const configObject = z.object({
       .regex(/^[A-Za-z][A-Za-z0-9-]{0,100}$/, 'context "stackName" must start with a letter and hold only letters, digits and hyphens')
       .default('Dips'),
     // Graviton (t4g) is about 20% cheaper than t3 for the same vCPUs and memory (docs/deploy.md).
-    // The master holds a decoded image in memory when it tiles one: 2 GiB for the 100 MP default below.
     masterInstanceType: instanceType('masterInstanceType', 't4g.small'),
     workerInstanceType: instanceType('workerInstanceType', 't4g.micro'),
-    /** Images declaring more pixels are refused at upload (DIPS_MAX_PIXELS); measured peak 740 MiB at 100 MP. */
+    /** A worker instance's memory, for types whose memory synth cannot tell from the name (instanceMemoryMiB). */
+    workerMemoryMiB: z.coerce.number({ error: 'context "workerMemoryMiB" must be a whole number' }).int('context "workerMemoryMiB" must be a whole number').optional(),
+    /** Images declaring more pixels are refused at upload (DIPS_MAX_PIXELS): the largest measured on the default instances. */
     maxImagePixels: count('maxImagePixels', 100_000_000),
     /** The architecture the deployer means: when given, both instance types must agree with it. */
     architecture: z.enum(['x64', 'arm64'], { error: 'context "architecture" must be x64 or arm64' }).optional(),
@@ -108,6 +143,14 @@ const configSchema = configObject
         });
       }
     }
+  })
+  .transform((config, context) => {
+    const workerImageMemoryBytes = workerImageMemory(config);
+    if (typeof workerImageMemoryBytes === 'string') {
+      context.addIssue({ code: 'custom', path: ['workerMemoryMiB'], message: workerImageMemoryBytes });
+      return z.NEVER;
+    }
+    return { ...config, workerImageMemoryBytes };
   });
 
 /** Every tunable of the stack, read from CDK context (`cdk deploy -c name=value` or cdk.json). */

@@ -61,6 +61,7 @@ export class DipsStack extends Stack {
       rootVolumeGiB: config.masterVolumeGiB,
       dataVolumeGiB: config.masterDataVolumeGiB,
       maxImagePixels: config.maxImagePixels,
+      workerImageMemoryBytes: config.workerImageMemoryBytes,
       bucket: storage.bucket,
       clientToken: storage.clientToken,
       workerToken: storage.workerToken,

@@ -23,6 +23,8 @@ export interface MasterProps {
   rootVolumeGiB: number;
   dataVolumeGiB: number;
   maxImagePixels: number;
+  /** What the planner may fill of one worker's memory (DIPS_WORKER_MEMORY_BYTES), from the worker instance type. */
+  workerImageMemoryBytes: number;
   bucket: s3.IBucket;
   clientToken: secretsmanager.ISecret;
   workerToken: secretsmanager.ISecret;
@@ -151,6 +153,7 @@ export class Master extends Construct {
           DIPS_S3_PREFIX: JOB_DATA_PREFIX,
           DIPS_ASG_NAME: props.workerGroupName,
           DIPS_MAX_PIXELS: String(props.maxImagePixels),
+          DIPS_WORKER_MEMORY_BYTES: String(props.workerImageMemoryBytes),
           ...batchData,
           AWS_REGION: Aws.REGION,
         },

@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowedCidrFunction } from '../../lib/api-endpoint.js';
 import type { BundleCommand } from '../../lib/bundle-release.js';
 import { archOfInstanceType } from '../../lib/bundle/target.js';
-import { readConfig } from '../../lib/config.js';
+import { instanceMemoryMiB, readConfig } from '../../lib/config.js';
+import { planImage } from '../../services/image-core/planner.js';
+import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { AMIS, CLI_BUNDLING_STACKS, type CdkCommand, codeVersion, synthesize } from './synth.js';
 import { workerNodeArgs } from '../../services/worker/node-args.js';
 
@@ -151,6 +153,27 @@ describe('context', () => {
       { uri: 's3://photos/in', bucket: 'photos', prefix: 'in/' },
       { uri: 's3://other-bucket/', bucket: 'other-bucket', prefix: '' },
     ]);
+  });
+
+  it("tells a worker type's memory from its name, and asks for workerMemoryMiB where it cannot", () => {
+    expect(['t4g.nano', 't3.micro', 't4g.medium', 't3a.2xlarge', 'c7g.medium', 'c7a.large', 'm7i-flex.large', 'c7gn.xlarge', 'r8g.4xlarge', 'g5.xlarge', 'x2gd.large', 'c5.metal'].map(instanceMemoryMiB)).toEqual([
+      512, 1024, 4096, 32768, 2048, 4096, 8192, 8192, 131072, undefined, undefined, undefined,
+    ]);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, workerInstanceType: 'g5.xlarge' })).toThrow(/"workerInstanceType" is g5\.xlarge, whose memory synth cannot tell from its name: give it as "workerMemoryMiB"/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, workerInstanceType: 't4g.nano' })).toThrow(/a worker of 512 MiB \(t4g\.nano\) is too small/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, workerMemoryMiB: 'lots' })).toThrow(/context "workerMemoryMiB" must be a whole number/);
+    const memoryOf = (context: Record<string, string>) => readConfig(new App({ context: { allowedCidr: ALLOWED_CIDR, ...context } }).node).workerImageMemoryBytes;
+    expect(memoryOf({})).toBe(512 * 2 ** 20);
+    expect(memoryOf({ workerInstanceType: 'g5.xlarge', workerMemoryMiB: '16384' })).toBe(15872 * 2 ** 20);
+  });
+
+  it('lets the planner run on a larger worker type what does not fit a micro one', () => {
+    // A 100 MP photo turned by 30°: rotation by such angles runs whole, on one worker.
+    const rotate = parsePipeline([{ op: 'rotate', angle: 30 }]);
+    const plan = (workerInstanceType: string) => () =>
+      planImage({ width: 10_000, height: 10_000, channels: 3 }, rotate, { workerMemoryBytes: readConfig(new App({ context: { allowedCidr: ALLOWED_CIDR, workerInstanceType } }).node).workerImageMemoryBytes });
+    expect(plan('t4g.micro')).toThrow(/run on the whole image.*more than the 384 MiB a worker has/);
+    expect(plan('t4g.medium')).not.toThrow();
   });
 
   it('tells the architecture from the instance type', () => {
@@ -377,6 +400,8 @@ describe('master', () => {
     expect(text).toContain('DIPS_S3_PREFIX=jobs/');
     expect(text).toContain('DIPS_ASG_NAME=DipsTest-workers');
     expect(text).toContain('DIPS_MAX_PIXELS=100000000');
+    // t3.micro workers: 1 GiB, of which 512 MiB for image work.
+    expect(text).toContain('DIPS_WORKER_MEMORY_BYTES=536870912');
     expect(text).toContain('AWS_REGION=${Ref:AWS::Region}');
     expect(text).toContain(`DIPS_SECRET_IDS='DIPS_TOKEN=\${Ref:${clientSecret}}\nDIPS_WORKER_TOKEN=\${Ref:${workerSecret}}'`);
     expect(text).toContain("DIPS_BUNDLE_PARAMETER='/DipsTest/bundle/arm64'");
