@@ -13,10 +13,7 @@ export async function corpusPhotos(): Promise<string[]> {
 /**
  * The sustained batch of issue #12's figures: the corpus photos of at most 2 MP (~1.3 MP on average),
  * repeated to 240 items in 4 concurrent jobs of 60 (at least 200 images in several jobs, so each run lasts
- * seconds, not one short job). `warmUp` is the same batch, run first outside the measurement: the figures are
- * those of a running master, as in a long batch. V8 optimises the master's per-item code over the first few
- * hundred items, and after a 2-photo warm-up one master gave 2.54, 2.21, then 1.96 ms per image for the same
- * batch three times over (2026-12-02).
+ * seconds, not one short job). `warmUp` is the same batch, run first outside the measurement (warmedUp).
  */
 export async function sustainedBatch(): Promise<{ photos: string[]; jobs: string[][]; warmUp: string[][] }> {
   const photos: string[] = [];
@@ -26,6 +23,21 @@ export async function sustainedBatch(): Promise<{ photos: string[]; jobs: string
   }
   const jobs = Array.from({ length: 4 }, (_, job) => Array.from({ length: 60 }, (_, i) => photos[(job * 60 + i) % photos.length]!));
   return { photos, jobs, warmUp: jobs };
+}
+
+/**
+ * Batches run before the measured one, so that the figures are those of a running master, as in a long
+ * batch: V8 optimises the master's per-item code over the first several hundred items. The master's CPU
+ * per thread (/proc/<pid>/task), S3 batch from a prefix, the same 240 photos again and again on one master,
+ * two series (2026-12-03): 1.21-1.46 and 1.17-1.38 ms per image in batches 2 and 3, then 0.83-1.04 from the
+ * fourth on; V8's background threads (compiler, garbage collector) took 0.2-0.4 ms per image of it in
+ * batches 2 and 3 and 0.04-0.2 after. With a 2-photo warm-up one master gave 2.54, 2.21, then 1.96 ms.
+ */
+export const warmUpBatches = 3;
+
+/** Runs `batch` warmUpBatches times (round: which one, for callers that need a fresh folder each time). */
+export async function warmedUp(batch: (round: number) => Promise<unknown>): Promise<void> {
+  for (let round = 0; round < warmUpBatches; round++) await batch(round);
 }
 
 async function exists(file: string): Promise<boolean> {

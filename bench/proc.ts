@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 export interface ProcessCounters {
   /** utime + stime, in ms. */
@@ -10,12 +10,33 @@ export interface ProcessCounters {
 /** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux that Node supports. */
 const ticksPerSecond = 100;
 
-/** CPU and I/O counters of a live process, from /proc/<pid>/stat and /proc/<pid>/io. */
-export async function processCounters(pid: number): Promise<ProcessCounters> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime in ms of a /proc stat line (a process's or a thread's). */
+function cpuMsOf(stat: string): number {
   // Fields after the command name (which may hold spaces) start at state; utime and stime are fields 14 and 15.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticksPerSecond;
+}
+
+/**
+ * The threads that do sharp's pixel work: libvips' pool and libuv's, on which sharp runs each pipeline
+ * (named so by libvips and Node). The rest of a process is its JavaScript thread and V8's helpers.
+ */
+const pixelThreadNames = /^(libvips worker|libuv-worker)/;
+
+/** CPU in ms of the process's pixel-work threads (pixelThreadNames), from /proc/<pid>/task/<tid>/stat. */
+export async function pixelThreadsCpuMs(pid: number | 'self'): Promise<number> {
+  let total = 0;
+  for (const tid of await readdir(`/proc/${pid}/task`)) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (pixelThreadNames.test(name)) total += cpuMsOf(stat);
+  }
+  return total;
+}
+
+/** CPU and I/O counters of a live process, from /proc/<pid>/stat and /proc/<pid>/io. */
+export async function processCounters(pid: number): Promise<ProcessCounters> {
+  const cpuMs = cpuMsOf(await readFile(`/proc/${pid}/stat`, 'utf8'));
   const io = await readFile(`/proc/${pid}/io`, 'utf8');
   const counter = (name: string) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? Number.NaN);
   return { cpuMs, ioBytes: counter('rchar') + counter('wchar') };
@@ -27,6 +48,8 @@ export interface RunCounters {
   masterCpuMs: number;
   masterBytes: number;
   workCpuMs: number;
+  /** Of workCpuMs, the workers' pixel-work threads (pixelThreadsCpuMs). */
+  workPixelCpuMs: number;
   /** The local storage service's (services/storage/); undefined in S3 mode, where s3rver runs in the bench's own process. */
   storageCpuMs: number | undefined;
 }
@@ -34,11 +57,14 @@ export interface RunCounters {
 /** Runs `work` and reads the counters of the master, its workers and its storage service before and after it. */
 export async function countersAround(pids: { master: number; workers: number[]; storage?: number | undefined }, work: () => Promise<unknown>): Promise<RunCounters> {
   const all = [pids.master, ...pids.workers, ...(pids.storage === undefined ? [] : [pids.storage])];
+  const pixels = () => Promise.all(pids.workers.map(pixelThreadsCpuMs)).then((each) => each.reduce((sum, ms) => sum + ms, 0));
   const before = await Promise.all(all.map(processCounters));
+  const pixelsBefore = await pixels();
   const start = performance.now();
   await work();
   const seconds = (performance.now() - start) / 1000;
   const after = await Promise.all(all.map(processCounters));
+  const workPixelCpuMs = (await pixels()) - pixelsBefore;
   const cpu = (index: number) => after[index]!.cpuMs - before[index]!.cpuMs;
   let workCpuMs = 0;
   for (let index = 1; index <= pids.workers.length; index++) workCpuMs += cpu(index);
@@ -47,6 +73,7 @@ export async function countersAround(pids: { master: number; workers: number[]; 
     masterCpuMs: cpu(0),
     masterBytes: after[0]!.ioBytes - before[0]!.ioBytes,
     workCpuMs,
+    workPixelCpuMs,
     storageCpuMs: pids.storage === undefined ? undefined : cpu(all.length - 1),
   };
 }

@@ -10,8 +10,8 @@ import sharp from 'sharp';
 import type { LocalCluster } from './cluster.js';
 import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
 import { hugeImage, type HugeResult } from './huge-image.js';
-import { photoMosaic, sustainedBatch } from './images.js';
-import { countersAround, type RunCounters } from './proc.js';
+import { photoMosaic, sustainedBatch, warmedUp, warmUpBatches } from './images.js';
+import { countersAround, pixelThreadsCpuMs, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 import { chart } from './chart.js';
@@ -30,6 +30,8 @@ interface Side {
   seconds: number;
   /** CPU of the pixel work: plain sharp's process, or the workers together. */
   workCpuMs: number;
+  /** Of workCpuMs, plain sharp's pixel-work threads (pixelThreadsCpuMs). */
+  workPixelCpuMs: number;
 }
 
 interface Row {
@@ -51,12 +53,13 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
 
 async function plainSharp(files: readonly string[]): Promise<Side> {
   const cpu = process.cpuUsage();
+  const pixelsBefore = await pixelThreadsCpuMs('self');
   const start = performance.now();
   await inParallel(files, sharpInFlight, async (file) => {
     await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
   });
   const used = process.cpuUsage(cpu);
-  return { seconds: (performance.now() - start) / 1000, workCpuMs: (used.user + used.system) / 1000 };
+  return { seconds: (performance.now() - start) / 1000, workCpuMs: (used.user + used.system) / 1000, workPixelCpuMs: (await pixelThreadsCpuMs('self')) - pixelsBefore };
 }
 
 /** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */
@@ -80,12 +83,12 @@ async function megapixels(files: readonly string[]): Promise<number> {
  * plain runs are averaged, so drift of this shared machine during the row falls on both sides.
  */
 async function besidePlainSharp(name: string, files: readonly string[], warmUp: () => Promise<unknown>, run: () => Promise<Row['dips']>): Promise<Row> {
-  await warmUp();
+  await warmedUp(warmUp);
   await plainSharp(files.slice(0, 2));
   const before = await plainSharp(files);
   const dips = await run();
   const after = await plainSharp(files);
-  const plain = { seconds: (before.seconds + after.seconds) / 2, workCpuMs: (before.workCpuMs + after.workCpuMs) / 2 };
+  const plain = { seconds: (before.seconds + after.seconds) / 2, workCpuMs: (before.workCpuMs + after.workCpuMs) / 2, workPixelCpuMs: (before.workPixelCpuMs + after.workPixelCpuMs) / 2 };
   const row = { name, images: files.length, megapixels: await megapixels(files), plain, dips };
   console.error(`${name}: sharp ${plain.seconds.toFixed(2)} s, DIPS ${dips.seconds.toFixed(2)} s, master ${(dips.masterCpuMs / files.length).toFixed(2)} ms/image`);
   return row;
@@ -94,7 +97,7 @@ async function besidePlainSharp(name: string, files: readonly string[], warmUp: 
 /** Jobs uploaded through the CLI's client, submitted together. */
 function sideBySide(name: string, cluster: LocalCluster, jobs: ReadonlyArray<readonly string[]>): Promise<Row> {
   const files = jobs.flat();
-  // Warmed up by the same jobs, as sustainedBatch says.
+  // Warmed up by the same jobs (warmedUp).
   return besidePlainSharp(name, files, () => runJobs(cluster, jobs), () => dipsRun(cluster, jobs));
 }
 
@@ -165,17 +168,26 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
     storage: row.dips.storageCpuMs === undefined ? undefined : row.dips.storageCpuMs / row.images,
     bytes: row.dips.masterBytes / row.images,
     work: row.dips.workCpuMs / row.images,
+    workPixels: row.dips.workPixelCpuMs / row.images,
     plain: row.plain.workCpuMs / row.images,
+    plainPixels: row.plain.workPixelCpuMs / row.images,
   });
   const [localSmall, localBatch, , s3Small, s3Batch] = rows.map(perImage);
   // Against plain sharp with DIPS's own JPEG settings: the same encoding work on both sides.
   const hugeRatio = huge.dipsSeconds / huge.plainUnoptimised.seconds;
   const workerRatios = [localSmall!, localBatch!, s3Small!, s3Batch!].map((row) => row.work / row.plain);
+  const pixelSplit = [localSmall!, localBatch!, s3Small!, s3Batch!].map((row, at) => ({
+    row: ['local uploads', 'local batch', 'S3 uploads', 'S3 batch'][at]!,
+    dips: row.workPixels,
+    plain: row.plainPixels,
+    dipsRest: row.work - row.workPixels,
+    plainRest: row.plain - row.plainPixels,
+  }));
   const lines = [
     '# DIPS benchmark results',
     '',
     `Written by \`npm run bench\` on ${new Date().toISOString()}: ${cores} cores (${cpu}), ${mib(os.totalmem())} memory, Node ${process.version}, ` +
-      `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, warmed up by the same batch once, the jobs submitted together ` +
+      `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, warmed up by the same batch ${warmUpBatches} times, the jobs submitted together ` +
       `through the CLI's client (upload, live progress, download of every result); the "batch from" rows submit the same photos as batch jobs read from a folder ` +
       `(file:// under DIPS_SOURCES) or a bucket prefix, results kept in the master's storage, the client following each job's event stream and downloading every result ` +
       `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight, run right before and right after each DIPS row on the same files, the two averaged. ` +
@@ -239,9 +251,13 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `Local disk has no such goal; there too the uploads and downloads go to the storage service, not the master. |`,
     `| worker CPU ≤ ${goals.workerRatio}x plain sharp (1.3 MP) | local ${workerRatios.slice(0, 2).map((ratio) => `${fixed(ratio)}x`).join(', ')}; ` +
       `S3 ${workerRatios.slice(2).map((ratio) => `${fixed(ratio)}x`).join(', ')} (uploads, batch) | ${verdict(workerRatios.every((ratio) => ratio <= goals.workerRatio))} | ` +
-      `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does); the rest is the worker's ` +
-      `own per-task work: reading the input and writing the output through storage (in S3 mode a GET and a PUT over HTTP per image, which plain sharp reading ` +
-      `local files does not pay), its HTTP server, and its share of the cores with the master, the client and s3rver on this 2-core machine. |`,
+      `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does). Per image, the threads ` +
+      `where sharp runs its pipelines and files are read and written (libvips' and libuv's pools, from /proc/<pid>/task) spent, DIPS against plain sharp: ` +
+      `${pixelSplit.map(({ row, dips, plain }) => `${row} ${fixed(dips, 1)} against ${fixed(plain, 1)} ms`).join(', ')}. ` +
+      `The rest is the JavaScript thread and V8's helper threads: ${pixelSplit.map(({ row, dipsRest, plainRest }) => `${row} ${fixed(dipsRest, 1)} against ${fixed(plainRest, 1)} ms`).join(', ')}, ` +
+      `the workers' share being each task's HTTP request and result line, the reads and writes through storage (in S3 mode a GET ` +
+      `and a PUT over HTTP; Node's HTTP client spends 0.3-0.45 ms of CPU on a 210 kB body, docs/performance.md), the header read that plans the image, ` +
+      `and the garbage collection of those buffers. |`,
     `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
       `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
       `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +

@@ -165,7 +165,7 @@ async function withStorageCluster<T>(
 }
 
 async function main(): Promise<void> {
-  const { sustainedBatch } = await import('./images.js');
+  const { sustainedBatch, warmedUp } = await import('./images.js');
   const mode = process.argv[2] === 's3' ? 's3' : 'local';
   const sessions = process.argv.includes('--sessions');
   const profileAt = process.argv.indexOf('--cpu-prof');
@@ -180,15 +180,17 @@ async function main(): Promise<void> {
       : s3
         ? [await stageS3(s3, 'warm', warm), await stageS3(s3, 'in', jobs)]
         : [await stageLocal(path.join(tmp, 'warm'), warm), await stageLocal(path.join(tmp, 'in'), jobs)];
-    const batch = (cluster: LocalCluster, warmUp: boolean) =>
-      sessions ? runSessionBatch(cluster, warmUp ? warm : jobs, options, path.join(tmp, warmUp ? 'out-warm' : 'out')) : runStorageBatch(cluster, warmUp ? warmFolders : folders, options);
+    const batch = (cluster: LocalCluster, warmUp: number | undefined) =>
+      sessions
+        ? runSessionBatch(cluster, warmUp === undefined ? jobs : warm, options, path.join(tmp, warmUp === undefined ? 'out' : `out-warm-${warmUp}`))
+        : runStorageBatch(cluster, warmUp === undefined ? folders : warmFolders, options);
     const sources = s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`;
     const dataDir = path.join(tmp, 'data');
     await fs.mkdir(dataDir, { recursive: true });
     await withStorageCluster({ dataDir, workers: 2, sources, ...(s3 ? { s3Env: s3.env } : {}), ...(nodeArgs ? { nodeArgs } : {}) }, async (cluster) => {
-      await batch(cluster, true);
+      await warmedUp((round) => batch(cluster, round));
       let run: StorageBatchRun | undefined;
-      const counters = await countersAround(await cluster.pids(), async () => (run = await batch(cluster, false)));
+      const counters = await countersAround(await cluster.pids(), async () => (run = await batch(cluster, undefined)));
       const { images, downloadedBytes } = run!;
       process.stdout.write(
         `${JSON.stringify({ mode: sessions ? `${mode} sessions` : mode, images, ...counters, masterCpuMsPerImage: counters.masterCpuMs / images, masterKiBPerImage: counters.masterBytes / images / 1024, downloadedKiBPerImage: downloadedBytes / images / 1024 })}\n`,

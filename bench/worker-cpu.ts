@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { startLocalCluster } from './cluster.js';
-import { sustainedBatch } from './images.js';
+import { sustainedBatch, warmedUp } from './images.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
@@ -48,7 +48,7 @@ async function main(mode: 's3' | 'local', rounds: number): Promise<void> {
     await fs.mkdir(dataDir);
     const cluster = await startLocalCluster({ workers: 2, dataDir, env: { DIPS_SOURCES: s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`, ...s3?.env } });
     try {
-      await runStorageBatch(cluster, warm, options);
+      await warmedUp(() => runStorageBatch(cluster, warm, options));
       await plainSharp(warmUp.flat());
       for (let round = 0; round < rounds; round++) {
         const before = await plainSharp(all);
