@@ -12,34 +12,6 @@ const signing = createRequire(import.meta.url)('@20minutes/s3rver/lib/signature/
 const getStringToSign = signing.getStringToSign;
 signing.getStringToSign = (request, signature) => getStringToSign(/^\/[^/]+$/.test(request.uri) ? { ...request, uri: `${request.uri}/` } : request, signature);
 
-// A delimited listing in s3rver only finds the common prefixes of keys one level below the prefix: it
-// skips directories deeper than that, so `jobs/<id>/in/0` under `jobs/` yields no `jobs/<id>/`, where
-// S3 answers it. The store lists delimited as S3 does: every key under the prefix, then grouped.
-interface ListedObject {
-  key: string;
-}
-interface Listing {
-  objects: ListedObject[];
-  commonPrefixes: string[];
-  isTruncated: boolean;
-}
-interface ListOptions {
-  delimiter?: string;
-  prefix?: string;
-  maxKeys?: number;
-}
-const store = (createRequire(import.meta.url)('@20minutes/s3rver/lib/stores/filesystem.js') as { prototype: { listObjects(bucket: string, options: ListOptions): Promise<Listing> } }).prototype;
-const listObjects = store.listObjects;
-store.listObjects = async function (this: unknown, bucket, options) {
-  const { delimiter, prefix = '', maxKeys = Infinity } = options;
-  if (!delimiter) return listObjects.call(this, bucket, options);
-  const every = await listObjects.call(this, bucket, { ...options, delimiter: '', maxKeys: Infinity });
-  const below = (object: ListedObject) => object.key.indexOf(delimiter, prefix.length);
-  const objects = every.objects.filter((object) => below(object) === -1);
-  const commonPrefixes = new Set(every.objects.filter((object) => below(object) !== -1).map((object) => object.key.slice(0, below(object) + delimiter.length)));
-  return { objects: objects.slice(0, maxKeys), commonPrefixes: [...commonPrefixes].sort(), isTruncated: objects.length > maxKeys };
-};
-
 /** s3rver's fixed credentials: it checks signatures with them. */
 const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const region = 'us-east-1';

@@ -131,6 +131,7 @@ export class LocalStorage implements Storage {
     return sizes;
   }
 
+  /** The names of the folders directly under the folder-like prefix. */
   async listFolders(prefix: string): Promise<string[]> {
     return (await this.entriesOf(prefix)).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
   }

@@ -71,10 +71,10 @@ export class Master {
   /** The disk space promised to uploads: session PUTs and multipart POST /v1/jobs hold it from one budget. */
   readonly uploadDisk: UploadDisk;
   scaler: Scaler | undefined;
-  /** Job folders in storage that no job owns (a crash between storing inputs and committing the job). */
-  readonly orphanedFiles: OrphanedJobFiles;
+  /** Job folders on local disk that no job owns (a crash between storing inputs and committing the job); none with S3. */
+  readonly orphanedFiles: OrphanedJobFiles | undefined;
   private readonly retentionTimer: NodeJS.Timeout;
-  private readonly orphanTimer: NodeJS.Timeout;
+  private readonly orphanTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly config: MasterConfig,
@@ -121,9 +121,11 @@ export class Master {
     this.batch = createBatchRunner(this, config, logger);
     this.retentionTimer = setInterval(() => void this.deleteExpired(), Math.min(60_000, config.retentionSeconds * 250));
     this.retentionTimer.unref();
-    this.orphanedFiles = new OrphanedJobFiles(this.storage, (jobId) => this.store.hasJob(jobId), logger);
-    this.orphanTimer = setInterval(() => void this.sweepOrphanedFiles(), orphanSweepMs);
-    this.orphanTimer.unref();
+    if (this.storage instanceof LocalStorage) {
+      this.orphanedFiles = new OrphanedJobFiles(this.storage, (jobId) => this.store.hasJob(jobId), logger);
+      this.orphanTimer = setInterval(() => void this.sweepOrphanedFiles(), orphanSweepMs);
+      this.orphanTimer.unref();
+    }
   }
 
   static async create(config: MasterConfig, logger: Logger, deps: MasterDeps = {}): Promise<Master> {
@@ -177,7 +179,7 @@ export class Master {
   }
 
   private async sweepOrphanedFiles(): Promise<void> {
-    await this.orphanedFiles.sweep().catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping files of no job failed'));
+    await this.orphanedFiles?.sweep().catch((error: unknown) => this.logger.warn({ err: error }, 'sweeping files of no job failed'));
   }
 
   /** Deletes jobs (rows and files) that finished longer ago than the retention period. */

@@ -10,7 +10,6 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -82,33 +81,17 @@ export class S3Storage implements Storage {
   /** One ListObjectsV2 per 1,000 objects, rather than a HEAD per object. */
   async listObjects(prefix: string): Promise<Map<string, StoredObject>> {
     const sizes = new Map<string, StoredObject>();
-    for await (const page of this.folderPages(prefix)) {
-      for (const object of page.Contents ?? []) {
-        if (object.Key) sizes.set(object.Key.slice(this.prefix.length), { size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) });
-      }
-    }
-    return sizes;
-  }
-
-  async listFolders(prefix: string): Promise<string[]> {
-    const folders: string[] = [];
-    const under = `${this.keyOf(prefix)}/`;
-    for await (const page of this.folderPages(prefix)) {
-      for (const common of page.CommonPrefixes ?? []) if (common.Prefix) folders.push(common.Prefix.slice(under.length, -1));
-    }
-    return folders;
-  }
-
-  /** The listing of one folder level (a delimited ListObjectsV2), page by page. */
-  private async *folderPages(prefix: string): AsyncGenerator<ListObjectsV2CommandOutput> {
     let continuationToken: string | undefined;
     do {
       const page = await this.client.send(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.keyOf(prefix)}/`, Delimiter: '/', ContinuationToken: continuationToken }),
       );
-      yield page;
+      for (const object of page.Contents ?? []) {
+        if (object.Key) sizes.set(object.Key.slice(this.prefix.length), { size: object.Size ?? 0, ...(object.ETag ? { etag: object.ETag } : {}) });
+      }
       continuationToken = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (continuationToken);
+    return sizes;
   }
 
   /** One DeleteObject per key: a tiled image has a handful of intermediates, and S3 answers a missing key with success too. */

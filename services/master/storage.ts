@@ -26,8 +26,6 @@ export interface Storage {
    * version (S3 ETag). Metadata only: one listing, no bytes read.
    */
   listObjects(prefix: string): Promise<Map<string, StoredObject>>;
-  /** The names of the folders directly under the folder-like prefix (S3: its common prefixes). Metadata only. */
-  listFolders(prefix: string): Promise<string[]>;
   /** Deletes these objects (those that exist). */
   deleteKeys(keys: string[]): Promise<void>;
   /** Deletes every object whose key starts with prefix. */

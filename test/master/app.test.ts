@@ -237,8 +237,10 @@ describe('failures and retention', () => {
     await fs.copyFile(corpus('aqua.jpg'), path.join(orphan, 'in', '0'));
 
     const restarted = await startMaster({ dataDir: first.dataDir });
-    await restarted.master.orphanedFiles.sweep();
-    await restarted.master.orphanedFiles.sweep();
+    const sweeper = restarted.master.orphanedFiles;
+    expect(sweeper, 'a master on local disk sweeps its data directory').toBeDefined();
+    await sweeper!.sweep();
+    await sweeper!.sweep();
     await expect(fs.access(orphan)).rejects.toThrow();
     expect(await download(restarted.url, id, 0)).toEqual(result);
   });
