@@ -1,5 +1,6 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
+import { PIXEL_MEMORY_SHARE } from '../services/image-core/pixel-memory.js';
 import { ARCH_FACTS, archOfInstanceType } from './bundle/target.js';
 
 /** Fixed facts of the deployment that are not worth a context switch. */
@@ -61,36 +62,60 @@ const s3Roots = (name: string) => z.string({ error: `context "${name}" must be a
 
 /** GiB per vCPU of the general families: compute (c), general purpose (m), memory (r). */
 const GIB_PER_VCPU: Record<string, number> = { c: 2, m: 4, r: 8 };
-/** Burstable (t) sizes' memory, in MiB: t2, t3, t3a and t4g alike. */
-const BURSTABLE_MIB: Record<string, number> = { nano: 512, micro: 1024, small: 2048, medium: 4096, large: 8192, xlarge: 16384, '2xlarge': 32768 };
+/** Burstable (t) sizes: memory in MiB and vCPUs, t2, t3, t3a and t4g alike. */
+const BURSTABLE: Record<string, { memoryMiB: number; vcpus: number }> = {
+  nano: { memoryMiB: 512, vcpus: 2 },
+  micro: { memoryMiB: 1024, vcpus: 2 },
+  small: { memoryMiB: 2048, vcpus: 2 },
+  medium: { memoryMiB: 4096, vcpus: 2 },
+  large: { memoryMiB: 8192, vcpus: 2 },
+  xlarge: { memoryMiB: 16384, vcpus: 4 },
+  '2xlarge': { memoryMiB: 32768, vcpus: 8 },
+};
 
-/**
- * An EC2 instance type's memory in MiB, from its name: t sizes, and c, m, r at 2, 4 and 8 GiB per vCPU
- * (medium 1 vCPU, large 2, xlarge 4, Nxlarge 4N). Undefined for other families (GPU, storage, metal),
- * for which the deployer gives workerMemoryMiB.
- */
-export function instanceMemoryMiB(instanceType: string): number | undefined {
-  const [family = '', size = ''] = instanceType.split('.');
-  const letters = /^([a-z]+)\d/.exec(family)?.[1];
-  if (letters === 't') return BURSTABLE_MIB[size];
-  const perVcpu = letters === undefined ? undefined : GIB_PER_VCPU[letters];
-  const vcpus = size === 'medium' ? 1 : size === 'large' ? 2 : /^(\d*)xlarge$/.test(size) ? 4 * Number(size.slice(0, -'xlarge'.length) || 1) : undefined;
-  return perVcpu === undefined || vcpus === undefined ? undefined : perVcpu * vcpus * 1024;
+/** An instance's memory and vCPUs: what a worker on it can hold, and how many tasks it runs at once (one per vCPU). */
+export interface InstanceShape {
+  memoryMiB: number;
+  vcpus: number;
 }
 
 /**
- * What the Ubuntu instance, its agents and the worker's own Node and sharp keep of a worker's memory;
- * the rest is what the master's planner may fill with one worker's image work (DIPS_WORKER_MEMORY_BYTES).
- * On the default t4g.micro that leaves 512 MiB, the planner's default its tiling figures were measured with.
+ * An EC2 instance type's memory and vCPUs, from its name: t sizes, and c, m, r at 2, 4 and 8 GiB per
+ * vCPU (medium 1 vCPU, large 2, xlarge 4, Nxlarge 4N). Undefined for other families (GPU, storage,
+ * metal), for which the deployer gives workerMemoryMiB and workerVcpus.
  */
-const WORKER_OVERHEAD_MIB = 512;
+export function instanceShape(instanceType: string): InstanceShape | undefined {
+  const [family = '', size = ''] = instanceType.split('.');
+  const letters = /^([a-z]+)\d/.exec(family)?.[1];
+  if (letters === 't') return BURSTABLE[size];
+  const perVcpu = letters === undefined ? undefined : GIB_PER_VCPU[letters];
+  const vcpus = size === 'medium' ? 1 : size === 'large' ? 2 : /^(\d*)xlarge$/.test(size) ? 4 * Number(size.slice(0, -'xlarge'.length) || 1) : undefined;
+  return perVcpu === undefined || vcpus === undefined ? undefined : { memoryMiB: perVcpu * vcpus * 1024, vcpus };
+}
 
-/** The bytes a worker instance has for image work (DIPS_WORKER_MEMORY_BYTES), or the issue naming what to give. */
-function workerImageMemory(config: { workerInstanceType: string; workerMemoryMiB?: number | undefined }): number | string {
-  const memory = config.workerMemoryMiB ?? instanceMemoryMiB(config.workerInstanceType);
-  if (memory === undefined) return `context "workerInstanceType" is ${config.workerInstanceType}, whose memory synth cannot tell from its name: give it as "workerMemoryMiB", e.g. -c workerMemoryMiB=4096`;
-  if (memory < 2 * WORKER_OVERHEAD_MIB) return `a worker of ${memory} MiB (${config.workerInstanceType}) is too small: DIPS keeps ${WORKER_OVERHEAD_MIB} MiB of it for the system and needs at least ${2 * WORKER_OVERHEAD_MIB} MiB in all`;
-  return (memory - WORKER_OVERHEAD_MIB) * 1024 * 1024;
+/** What the Ubuntu instance, its agents and the worker's own Node and sharp keep of a worker's memory. */
+const WORKER_OVERHEAD_MIB = 512;
+/** The planner's budget on the default t4g.micro (its default DIPS_WORKER_MEMORY_BYTES), with which the tiling figures were measured. */
+const MICRO_BUDGET_MIB = 512;
+
+/**
+ * DIPS_WORKER_MEMORY_BYTES for a worker instance: the planner lets one task of a whole stage fill
+ * PIXEL_MEMORY_SHARE of it, and a worker runs one task per vCPU, so the budget is what is left after
+ * WORKER_OVERHEAD_MIB divided among that many such tasks: all of them at once still fit. Never below the
+ * micro's budget, which larger instances have more room for. Or the issue naming what to give.
+ */
+function workerImageMemory(config: { workerInstanceType: string; workerMemoryMiB?: number | undefined; workerVcpus?: number | undefined }): number | string {
+  const named = instanceShape(config.workerInstanceType);
+  const memoryMiB = config.workerMemoryMiB ?? named?.memoryMiB;
+  const vcpus = config.workerVcpus ?? named?.vcpus;
+  if (memoryMiB === undefined || vcpus === undefined) {
+    return `context "workerInstanceType" is ${config.workerInstanceType}, whose memory and vCPUs synth cannot tell from its name: give them as "workerMemoryMiB" and "workerVcpus", e.g. -c workerMemoryMiB=16384 -c workerVcpus=4`;
+  }
+  if (memoryMiB < WORKER_OVERHEAD_MIB + MICRO_BUDGET_MIB) {
+    return `a worker of ${memoryMiB} MiB (${config.workerInstanceType}) is too small: DIPS keeps ${WORKER_OVERHEAD_MIB} MiB of it for the system and needs at least ${WORKER_OVERHEAD_MIB + MICRO_BUDGET_MIB} MiB in all`;
+  }
+  const shared = (memoryMiB - WORKER_OVERHEAD_MIB) / (PIXEL_MEMORY_SHARE * vcpus);
+  return Math.floor(Math.max(MICRO_BUDGET_MIB, shared)) * 1024 * 1024;
 }
 
 const configObject = z.object({
@@ -102,8 +127,9 @@ const configObject = z.object({
     // Graviton (t4g) is about 20% cheaper than t3 for the same vCPUs and memory (docs/deploy.md).
     masterInstanceType: instanceType('masterInstanceType', 't4g.small'),
     workerInstanceType: instanceType('workerInstanceType', 't4g.micro'),
-    /** A worker instance's memory, for types whose memory synth cannot tell from the name (instanceMemoryMiB). */
+    /** A worker instance's memory and vCPUs, for types synth cannot tell them of from the name (instanceShape). */
     workerMemoryMiB: z.coerce.number({ error: 'context "workerMemoryMiB" must be a whole number' }).int('context "workerMemoryMiB" must be a whole number').optional(),
+    workerVcpus: z.coerce.number({ error: 'context "workerVcpus" must be a whole number' }).int('context "workerVcpus" must be a whole number').min(1, 'context "workerVcpus" must be 1 or more').optional(),
     /** Images declaring more pixels are refused at upload (DIPS_MAX_PIXELS): the largest measured on the default instances. */
     maxImagePixels: count('maxImagePixels', 100_000_000),
     /** The architecture the deployer means: when given, both instance types must agree with it. */

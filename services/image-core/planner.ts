@@ -6,12 +6,11 @@ import { haloOf, pixelMoveOf, type TilingKind } from './operation.js';
 import { intersect, type PixelMove, type Size } from './pixel-move.js';
 import { outputSizeOf, type Step } from './pipeline.js';
 import type { Channels, Rect } from './raw-image.js';
+import { PIXEL_MEMORY_SHARE } from './pixel-memory.js';
 import { fusable } from './sharp-raw.js';
 
 /** Memory of the smallest worker we plan for (an AWS micro instance). */
 const DEFAULT_WORKER_MEMORY_BYTES = 1024 ** 3;
-/** Share of a worker's memory one image's pixels may use; the rest is Node, sharp and a second task. */
-const PIXEL_MEMORY_SHARE = 0.75;
 /** Bytes per sample a step needs while it runs: its input, its output and sharp's working copies. */
 const WORKING_BYTES_PER_SAMPLE = 8;
 /**

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowedCidrFunction } from '../../lib/api-endpoint.js';
 import type { BundleCommand } from '../../lib/bundle-release.js';
 import { archOfInstanceType } from '../../lib/bundle/target.js';
-import { instanceMemoryMiB, readConfig } from '../../lib/config.js';
+import { instanceShape, readConfig } from '../../lib/config.js';
+import { PIXEL_MEMORY_SHARE } from '../../services/image-core/pixel-memory.js';
 import { planImage } from '../../services/image-core/planner.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { AMIS, CLI_BUNDLING_STACKS, type CdkCommand, codeVersion, synthesize } from './synth.js';
@@ -155,16 +156,27 @@ describe('context', () => {
     ]);
   });
 
-  it("tells a worker type's memory from its name, and asks for workerMemoryMiB where it cannot", () => {
-    expect(['t4g.nano', 't3.micro', 't4g.medium', 't3a.2xlarge', 'c7g.medium', 'c7a.large', 'm7i-flex.large', 'c7gn.xlarge', 'r8g.4xlarge', 'g5.xlarge', 'x2gd.large', 'c5.metal'].map(instanceMemoryMiB)).toEqual([
-      512, 1024, 4096, 32768, 2048, 4096, 8192, 8192, 131072, undefined, undefined, undefined,
+  it("tells a worker type's memory and vCPUs from its name, and asks for them where it cannot", () => {
+    const shapes = ['t4g.nano', 't3.micro', 't4g.medium', 't3a.2xlarge', 'c7g.medium', 'c7a.large', 'm7i-flex.large', 'c7gn.xlarge', 'r8g.4xlarge', 'g5.xlarge', 'x2gd.large', 'c5.metal'].map(instanceShape);
+    expect(shapes.map((shape) => shape && `${shape.memoryMiB}/${shape.vcpus}`)).toEqual([
+      '512/2', '1024/2', '4096/2', '32768/8', '2048/1', '4096/2', '8192/2', '8192/4', '131072/16', undefined, undefined, undefined,
     ]);
-    expect(configOf({ allowedCidr: ALLOWED_CIDR, workerInstanceType: 'g5.xlarge' })).toThrow(/"workerInstanceType" is g5\.xlarge, whose memory synth cannot tell from its name: give it as "workerMemoryMiB"/);
+    expect(configOf({ allowedCidr: ALLOWED_CIDR, workerInstanceType: 'g5.xlarge' })).toThrow(/"workerInstanceType" is g5\.xlarge, whose memory and vCPUs synth cannot tell from its name: give them as "workerMemoryMiB" and "workerVcpus"/);
     expect(configOf({ allowedCidr: ALLOWED_CIDR, workerInstanceType: 't4g.nano' })).toThrow(/a worker of 512 MiB \(t4g\.nano\) is too small/);
     expect(configOf({ allowedCidr: ALLOWED_CIDR, workerMemoryMiB: 'lots' })).toThrow(/context "workerMemoryMiB" must be a whole number/);
-    const memoryOf = (context: Record<string, string>) => readConfig(new App({ context: { allowedCidr: ALLOWED_CIDR, ...context } }).node).workerImageMemoryBytes;
-    expect(memoryOf({})).toBe(512 * 2 ** 20);
-    expect(memoryOf({ workerInstanceType: 'g5.xlarge', workerMemoryMiB: '16384' })).toBe(15872 * 2 ** 20);
+  });
+
+  it("sizes the planner's worker budget so that every task a worker runs at once fits, never below the micro's", () => {
+    const budgetMiB = (context: Record<string, string>) => readConfig(new App({ context: { allowedCidr: ALLOWED_CIDR, ...context } }).node).workerImageMemoryBytes / 2 ** 20;
+    // The default t4g.micro keeps the 512 MiB its tiling figures were measured with.
+    expect(budgetMiB({})).toBe(512);
+    expect(budgetMiB({ workerInstanceType: 'g5.xlarge', workerMemoryMiB: '16384', workerVcpus: '4' })).toBe(5290);
+    for (const workerInstanceType of ['t4g.small', 't4g.medium', 't3.xlarge', 'c7g.large', 'c7gn.xlarge', 'm7g.2xlarge', 'r8g.large']) {
+      const { memoryMiB, vcpus } = instanceShape(workerInstanceType)!;
+      // One task per vCPU, each a whole stage at the planner's share of the budget: together within what the system leaves.
+      expect(vcpus * PIXEL_MEMORY_SHARE * budgetMiB({ workerInstanceType }), workerInstanceType).toBeLessThanOrEqual(memoryMiB - 512);
+      expect(budgetMiB({ workerInstanceType }), workerInstanceType).toBeGreaterThanOrEqual(512);
+    }
   });
 
   it('lets the planner run on a larger worker type what does not fit a micro one', () => {
