@@ -741,6 +741,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
     this.prepare('UPDATE jobs SET manifest_written = 1 WHERE id = ?').run(jobId);
   }
 
+  /** Whether a job of this id exists, whatever its state (one indexed lookup). */
   hasJob(id: string): boolean {
     return this.prepare('SELECT 1 FROM jobs WHERE id = ?').get(id) !== undefined;
   }
