@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
 
@@ -21,48 +24,129 @@ const diskRetryAfterSeconds = 60;
  */
 const diskReadingMs = 1_000;
 
+/** How long a process waits for the other's lock on the disk ledger: far longer than its transactions take. */
+const ledgerBusyMs = 2_000;
+
 /** Disk bytes held for one write: `kept` once they are on disk, `release` when nothing stays; either again is harmless. */
 export interface DiskHold {
   kept(): void;
   release(): void;
 }
 
+/** The file beside a data directory's SQLite stores where every process writing uploads there records what it promised. */
+export const diskLedgerFile = (dataDir: string): string => path.join(dataDir, 'upload-disk.sqlite');
+
+/** Whether a process of this id still runs (a hold it left behind when killed is no longer a promise). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * The disk space promised to uploads, whether a multipart POST /v1/jobs or a local upload session's PUT:
- * one budget, so neither can spend what the other was promised, and one refusal (503, Retry-After).
- * Each check and the hold it grants happen in one synchronous step after the reading, so concurrent
- * writes cannot all pass the same check. Bytes kept since the last reading count as used until the
- * next reading sees them on the disk.
+ * one budget, so neither can spend what the other was promised, and one refusal (503, Retry-After). The
+ * master and its storage service are separate processes writing to one disk, so the promises live in a
+ * SQLite ledger both open (diskLedgerFile): each check and the hold it grants are one IMMEDIATE
+ * transaction, so concurrent writes, in one process or two, cannot all pass the same check. Bytes kept
+ * count as used for one reading's age after they were kept, until every process's next reading sees them
+ * on the disk; holds of a process that died are dropped. Without a file (tests) the ledger is in memory.
  */
 export class UploadDisk {
   private reading: { at: number; free: number } | undefined;
-  private heldBytes = 0;
+  private readonly ledger: DatabaseSync;
+  /** This budget's own rows in the ledger (a process may open several, as tests do): closing it gives them back. */
+  private readonly holder = randomUUID();
+  private readonly statements: ReturnType<UploadDisk['prepareStatements']>;
 
   constructor(
     private readonly minFreeDiskBytes: number,
     /** Free bytes where uploads and results are written (freeDiskBytes). */
     private readonly diskFree: () => Promise<number>,
     private readonly now: () => number = Date.now,
-  ) {}
+    ledgerFile = ':memory:',
+  ) {
+    // Opened by two processes at once: the busy timeout is set before the first statement, so the other
+    // process's lock (a transaction takes microseconds) is waited for, never an error. WAL and
+    // synchronous=NORMAL as database.ts opens the master's own files.
+    this.ledger = new DatabaseSync(ledgerFile, { timeout: ledgerBusyMs });
+    this.ledger.exec(
+      'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE IF NOT EXISTS holds (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT NULL, bytes INTEGER NOT NULL, kept_at INTEGER)',
+    );
+    this.statements = this.prepareStatements();
+  }
+
+  /** Compiled once: a hold runs several of them, and compiling costs about as much as running. */
+  private prepareStatements() {
+    const statement = (sql: string) => this.ledger.prepare(sql);
+    return {
+      seen: statement('DELETE FROM holds WHERE kept_at <= ?'),
+      promised: statement('SELECT COALESCE(SUM(bytes), 0) AS promised FROM holds WHERE kept_at IS NULL OR kept_at > ?'),
+      insert: statement('INSERT INTO holds (holder, pid, bytes) VALUES (?, ?, ?)'),
+      kept: statement('UPDATE holds SET kept_at = ? WHERE id = ?'),
+      release: statement('DELETE FROM holds WHERE id = ?'),
+      otherPids: statement('SELECT DISTINCT pid FROM holds WHERE pid != ?'),
+      dropPid: statement('DELETE FROM holds WHERE pid = ?'),
+      dropHolder: statement('DELETE FROM holds WHERE holder = ?'),
+    };
+  }
 
   /** Holds `bytes` for `what` (named in the refusal), or refuses with 503 when they would bring the disk below the reserve. */
   async hold(bytes: number, what: string): Promise<DiskHold> {
-    if (!this.reading || this.now() - this.reading.at >= diskReadingMs) this.reading = { at: this.now(), free: await this.diskFree() };
-    // After the await: other writes may have been granted meanwhile, and this step counts them.
-    const reading = this.reading;
-    const free = reading.free - this.heldBytes;
-    if (free - bytes < this.minFreeDiskBytes) {
-      throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free for uploads and keeps ${this.minFreeDiskBytes} in reserve; ${what} needs ${bytes}; retry later`, diskRetryAfterSeconds);
-    }
-    this.heldBytes += bytes;
+    const fresh = !this.reading || this.now() - this.reading.at >= diskReadingMs;
+    if (fresh) this.reading = { at: this.now(), free: await this.diskFree() };
+    const { free: diskFree } = this.reading!;
+    // Kept a reading's age ago or earlier: every reading still in use was taken after, and sees those bytes on the disk.
+    const seenBefore = this.now() - diskReadingMs;
+    const id = this.inTransaction(() => {
+      // Rows that no longer count are deleted once a reading, not once a hold: every write to the ledger costs.
+      if (fresh) {
+        this.dropHoldsOfDeadProcesses();
+        this.statements.seen.run(seenBefore);
+      }
+      const { promised } = this.statements.promised.get(seenBefore) as { promised: number };
+      const free = diskFree - promised;
+      if (free - bytes < this.minFreeDiskBytes) {
+        throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free for uploads and keeps ${this.minFreeDiskBytes} in reserve; ${what} needs ${bytes}; retry later`, diskRetryAfterSeconds);
+      }
+      return Number(this.statements.insert.run(this.holder, process.pid, bytes).lastInsertRowid);
+    });
     let done = false;
     const end = (kept: boolean) => {
-      if (done) return;
+      // After close (a request ending while its process stops) the rows went with it.
+      if (done || !this.ledger.isOpen) return;
       done = true;
-      this.heldBytes -= bytes;
-      if (kept && this.reading === reading) reading.free -= bytes;
+      if (kept) this.statements.kept.run(this.now(), id);
+      else this.statements.release.run(id);
     };
     return { kept: () => end(true), release: () => end(false) };
+  }
+
+  /** Gives back this budget's holds (the writes still running when its process stops) and closes the ledger; again is harmless. */
+  close(): void {
+    if (!this.ledger.isOpen) return;
+    this.statements.dropHolder.run(this.holder);
+    this.ledger.close();
+  }
+
+  private dropHoldsOfDeadProcesses(): void {
+    const pids = this.statements.otherPids.all(process.pid) as Array<{ pid: number }>;
+    for (const { pid } of pids) if (!processAlive(pid)) this.statements.dropPid.run(pid);
+  }
+
+  private inTransaction<T>(work: () => T): T {
+    this.ledger.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.ledger.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.ledger.exec('ROLLBACK');
+      throw error;
+    }
   }
 }
 

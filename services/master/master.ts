@@ -4,7 +4,7 @@ import type { MasterConfig } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
 import type { Logger } from '../shared/logger.js';
 import type { ClusterView, ScalerStartup, ScalerStatus } from '../protocol/api.js';
-import { freeDiskBytes, UploadDisk } from './admission.js';
+import { diskLedgerFile, freeDiskBytes, UploadDisk } from './admission.js';
 import { BatchRunner } from './batch/runner.js';
 import { FileObjects, objectStores, S3Objects } from './batch/objects.js';
 import { Roots } from './batch/uri.js';
@@ -87,7 +87,7 @@ export class Master {
     this.presets = openPresets(config);
     this.storage = deps.storage;
     this.spoolDir = path.join(config.dataDir, 'spool');
-    this.uploadDisk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir));
+    this.uploadDisk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir), Date.now, diskLedgerFile(config.dataDir));
     this.uploads = new UploadSessions(this.storage, config.dataDir, config, logger);
     this.admission = new WorkerAdmission(config.workerNetworks);
     // Without a worker secret the cluster has one secret (the client's), as before DIPS_WORKER_TOKEN.
@@ -203,6 +203,7 @@ export class Master {
     this.store.close();
     this.presets.close();
     this.uploads.close();
+    this.uploadDisk.close();
   }
 }
 

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
-import { freeDiskBytes, UploadDisk } from '../master/admission.js';
+import { diskLedgerFile, freeDiskBytes, UploadDisk } from '../master/admission.js';
 import { LocalStorage } from '../master/local-storage.js';
 import { loadMasterConfig } from '../shared/config.js';
 import { errorHandler, notFound } from '../shared/http-error.js';
@@ -32,7 +32,7 @@ export async function startStorageService(options: StorageServiceOptions): Promi
   const config = loadMasterConfig(options.dataDir ? { dataDir: options.dataDir } : {});
   const logger = createLogger('dips-storage');
   const storage = LocalStorage.inDataDir(config.dataDir);
-  const disk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir));
+  const disk = new UploadDisk(config.minFreeDiskBytes, () => freeDiskBytes(config.dataDir), Date.now, diskLedgerFile(config.dataDir));
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
@@ -51,6 +51,7 @@ export async function startStorageService(options: StorageServiceOptions): Promi
     close: async () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      disk.close();
     },
   };
 }

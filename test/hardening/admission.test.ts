@@ -1,9 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Admission, freeDiskBytes, UploadDisk } from '../../services/master/admission.js';
+import { Admission, diskLedgerFile, freeDiskBytes, UploadDisk } from '../../services/master/admission.js';
 import { corpus, postJob } from '../helpers/api.js';
 import { closeMasters, hardenedMaster } from './master.js';
 import { parseResponse } from '../../services/protocol/api.js';
@@ -59,6 +61,64 @@ describe('admission under concurrency', () => {
     admitted[0]!.value.release(); // twice: still one request's bytes
     await expect(admission.admit(request)).resolves.toMatchObject({ bytes: 3_000_000 });
     await expect(admission.admit(request)).rejects.toMatchObject({ status: 503 });
+  });
+});
+
+describe('the disk budget shared by the master and its storage service', () => {
+  const reserve = 1_000_000_000;
+  const free = async () => reserve + 10_000_000;
+  const ledgerIn = async () => diskLedgerFile(await fs.mkdtemp(path.join(os.tmpdir(), 'dips-ledger-')));
+
+  it('refuses in one process what another was promised, and gives it back when released', async () => {
+    const ledger = await ledgerIn();
+    // Two budgets on one ledger file: what the master and its storage service open.
+    const master = new UploadDisk(reserve, free, Date.now, ledger);
+    const storageService = new UploadDisk(reserve, free, Date.now, ledger);
+    try {
+      const upload = await master.hold(6_000_000, 'a multipart job');
+      await expect(storageService.hold(6_000_000, 'a session file')).rejects.toMatchObject({ status: 503, code: 'insufficient_storage', message: expect.stringMatching(/4000000 bytes free.*a session file needs 6000000/) });
+      const small = await storageService.hold(3_000_000, 'a small file');
+      upload.release();
+      await expect(storageService.hold(6_000_000, 'a session file')).resolves.toBeDefined();
+      small.release();
+      // A master that stops while an upload holds bytes gives them back: the next one starts with the whole budget.
+      await master.hold(4_000_000, 'an upload cut off by the stop');
+      master.close();
+      const restarted = new UploadDisk(reserve, free, Date.now, ledger);
+      await expect(restarted.hold(5_000_000, 'a job')).rejects.toMatchObject({ status: 503 }); // the session file's 6 MB are still held
+      storageService.close();
+      await expect(restarted.hold(10_000_000, 'a job')).resolves.toBeDefined();
+      restarted.close();
+    } finally {
+      master.close();
+      storageService.close();
+    }
+  });
+
+  it('counts kept bytes until a reading of the disk can have seen them, and drops the holds of a process that died', async () => {
+    const ledger = await ledgerIn();
+    let now = 1_000_000;
+    const clock = () => now;
+    const master = new UploadDisk(reserve, free, clock, ledger);
+    const storageService = new UploadDisk(reserve, free, clock, ledger);
+    try {
+      (await master.hold(8_000_000, 'a job')).kept();
+      // The disk reading (fixed here) does not show them yet: still counted, in the other process too.
+      await expect(storageService.hold(3_000_000, 'a file')).rejects.toMatchObject({ status: 503 });
+      now += 1_000;
+      (await storageService.hold(3_000_000, 'a file')).release();
+
+      // A process killed while holding 9 MB: its pid no longer runs.
+      const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+      const raw = new DatabaseSync(ledger);
+      raw.prepare("INSERT INTO holds (holder, pid, bytes) VALUES ('killed', ?, ?)").run(dead, 9_000_000);
+      raw.close();
+      now += 1_000; // the next reading drops it
+      await expect(storageService.hold(9_000_000, 'a big file')).resolves.toBeDefined();
+    } finally {
+      master.close();
+      storageService.close();
+    }
   });
 });
 
