@@ -18,7 +18,7 @@ import { create as contentDisposition } from 'content-disposition';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
 import { S3Presigner } from './s3-presign.js';
-import { checkKey, type Storage, type StoredObject } from './storage.js';
+import { checkKey, type Storage, type StoredObject, VersionChanged } from './storage.js';
 
 /**
  * Storage in an S3 bucket under a prefix (DIPS_STORAGE=s3, DIPS_S3_BUCKET, DIPS_S3_PREFIX). Workers get
@@ -73,9 +73,11 @@ export class S3Storage implements Storage {
 
   async copyObject(from: string, to: string, version?: string): Promise<void> {
     // Keys are checked to [A-Za-z0-9._-/] (checkKey), so the copy source needs no escaping.
-    await this.client.send(
-      new CopyObjectCommand({ Bucket: this.bucket, Key: this.keyOf(to), CopySource: `${this.bucket}/${this.keyOf(from)}`, ...(version ? { CopySourceIfMatch: version } : {}) }),
-    );
+    await this.client
+      .send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.keyOf(to), CopySource: `${this.bucket}/${this.keyOf(from)}`, ...(version ? { CopySourceIfMatch: version } : {}) }))
+      .catch((error: unknown) => {
+        throw (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412 ? new VersionChanged(from) : error;
+      });
   }
 
   /** One ListObjectsV2 per 1,000 objects, rather than a HEAD per object. */

@@ -18,7 +18,8 @@ export interface Storage {
   /**
    * Stores the object of `from` under `to` as well, without its bytes passing the master: a hard link on
    * local disk, a server-side CopyObject on S3 (which copies objects of up to 5 GiB so). `version`: the
-   * version (S3 ETag) the object must still have, else the copy fails (local objects are written once).
+   * version (S3 ETag) the object must still have, else the copy fails with VersionChanged (local objects
+   * are written once).
    */
   copyObject(from: string, to: string, version?: string): Promise<void>;
   /**
@@ -56,6 +57,14 @@ export interface Storage {
   uploadUrl(key: string, size: number, expiresAt: number): Promise<string>;
   /** A URL a client downloads the object from without the master (S3: presigned; local: the storage service's); undefined to stream it. */
   downloadUrl(key: string, as: { fileName: string; contentType: string }): Promise<string | undefined>;
+}
+
+/** The object is no longer the version a caller pinned (S3: 412 PreconditionFailed to a copy's If-Match). */
+export class VersionChanged extends Error {
+  override readonly name = 'VersionChanged';
+  constructor(readonly key: string) {
+    super(`${key} is no longer the version that was checked`);
+  }
 }
 
 export interface StoredObject {

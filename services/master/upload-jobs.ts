@@ -15,6 +15,7 @@ import { inputKey, jobPrefix } from './keys.js';
 import type { Master } from './master.js';
 import { spooledImage, validateSubmission, type SubmittedImage } from './submission.js';
 import { discard, endRequestBody, receiveUpload } from './upload.js';
+import { VersionChanged } from './storage.js';
 import { stagedKey, type StagedFile } from './upload-sessions.js';
 import type { Webhooks } from './webhooks.js';
 
@@ -94,7 +95,16 @@ export function uploadJobRoutes(master: Master, admission: Admission, webhooks: 
         try {
           // The job's own copies first (no bytes through the master), pinned to the versions the session
           // checked: its headers are then read from what the workers will read.
-          for (const [index, file] of staged.entries()) await storage.copyObject(stagedKey(req.params.id, index), inputKey(id, index), file.etag);
+          for (const [index, file] of staged.entries()) {
+            await storage.copyObject(stagedKey(req.params.id, index), inputKey(id, index), file.etag).catch((error: unknown) => {
+              if (!(error instanceof VersionChanged)) throw error;
+              throw new HttpError(
+                409,
+                'upload_changed',
+                `upload session ${req.params.id}: file ${index} "${file.name}" was stored again while the job was being made from it; make the job again to take it as it is now`,
+              );
+            });
+          }
           const headers = staged.map((file, index): SubmittedImage => ({ name: file.name, bytes: file.size, header: () => headerOf(master, inputKey(id, index), file, spooled) }));
           await createJob(id, headers, fieldsOf(parsed.data), reservation);
         } catch (error) {

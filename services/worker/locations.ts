@@ -202,6 +202,11 @@ async function storageRequest(
   }
   response.setTimeout(storageTimeoutMs, () => response.destroy(stalled(what)));
   const status = response.statusCode ?? 0;
+  if (status === 412) {
+    // A GET pinned to the version the job checked (If-Match: an upload session's file stored again since): another attempt reads the same.
+    response.resume();
+    throw new ApiError(422, 'input_changed', `${what}: the object was stored again after the job checked it, so it is not processed`);
+  }
   if (status < 200 || status >= 300) {
     throw transferError(what, await readErrorAnswer(response));
   }

@@ -255,6 +255,26 @@ describe.each(['local', 's3'] as const)('upload sessions, %s storage', (mode) =>
     await expectError(await createJob(master.url, upload.id), 409, 'upload_used', new RegExp(id));
   });
 
+  // S3 presigned PUTs stay valid until they expire, so a client can store a file again after its job was made (local storage writes each file once).
+  if (mode === 's3') it('a file stored again after its job checked it is not processed: the worker\'s GET is pinned to the checked version', async () => {
+    // A master with no worker yet, so the file can be stored again before any worker reads it.
+    const idle = await startDips(['master', '--port', '0', '--data-dir', path.join(tmp, 'data-s3-pinned')], env());
+    const [aqua, storm] = await Promise.all([readFile(corpus('aqua.jpg')), readFile(corpus('storm.jpg'))]);
+    const upload = await session(idle.url, [{ name: 'aqua.jpg', data: aqua }]);
+    await send(idle.url, upload, 0, aqua);
+    const created = await createJob(idle.url, upload.id);
+    expect(created.status).toBe(202);
+    const { id } = batchAccepted.parse(await created.json());
+    expect((await fetch(upload.files[0]!.parts[0]!.url, { method: 'PUT', body: new Uint8Array(storm) })).status).toBe(200);
+    const worker = await startDips(['worker', '--port', '0', '--master', idle.url]);
+    await waitForWorker(idle.url, worker.url, 'ready');
+    expect((await waitForJob(idle.url, id)).status).toBe('failed');
+    // Refused at once as permanent (not after the attempt limit), naming why.
+    const { error } = (await getJob(idle.url, id)).images![0]!;
+    expect(error).toMatch(/stored again after the job checked it, so it is not processed/);
+    expect(error).not.toMatch(/attempts/);
+  });
+
   it('refuses too many files, a file too large, a wrong size, a missing file and a forged URL, and loses nothing it accepted', async () => {
     await expectError(await openSession(master.url, [1, 2, 3, 4, 5].map((n) => ({ name: `${n}.jpg`, size: 10 }))), 413, 'too_many_files', /5 files; at most 4 .*DIPS_MAX_FILES/);
     await expectError(await openSession(master.url, [{ name: 'huge.tif', size: 300 * 1024 * 1024 }]), 413, 'file_too_large', /file 0 "huge.tif" declares 314572800 bytes/);

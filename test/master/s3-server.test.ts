@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Storage } from '../../services/master/s3-storage.js';
+import { VersionChanged } from '../../services/master/storage.js';
 import { startS3Server } from '../../bench/s3-server.js';
 
 /* S3Storage against a real S3-protocol server on loopback, through the real SDK: what workers and
@@ -28,6 +29,26 @@ describe('S3 storage on a real S3-protocol server', () => {
     const chunks = Array.from({ length: 11 }, (_, i) => data.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024));
     await storage.putStream('jobs/j1/in/0', Readable.from(chunks));
     expect((await storage.getBuffer('jobs/j1/in/0')).equals(data)).toBe(true);
+  });
+
+  it('copies an object pinned to the version that was checked, and refuses one stored again since with VersionChanged', async () => {
+    await storage.putBuffer('uploads/s1/0', Buffer.from('checked bytes'));
+    const checked = (await storage.listObjects('uploads/s1')).get('uploads/s1/0')!.etag;
+    await storage.copyObject('uploads/s1/0', 'jobs/j0/in/0', checked);
+    expect((await storage.getBuffer('jobs/j0/in/0')).toString()).toBe('checked bytes');
+    // The client stores the file again through its still valid URL: the pinned copy must not take it.
+    await storage.putBuffer('uploads/s1/0', Buffer.from('other  bytes!'));
+    await expect(storage.copyObject('uploads/s1/0', 'jobs/j0/in/1', checked)).rejects.toBeInstanceOf(VersionChanged);
+    await expect(storage.getBuffer('jobs/j0/in/1')).rejects.toThrow();
+  });
+
+  it('pins a presigned GET with If-Match: the version checked reads, one stored again since answers 412', async () => {
+    await storage.putBuffer('uploads/s2/0', Buffer.from('checked bytes'));
+    const checked = (await storage.listObjects('uploads/s2')).get('uploads/s2/0')!.etag!;
+    const url = await urlOf('uploads/s2/0', 'get');
+    expect(await (await fetch(url, { headers: { 'if-match': checked } })).text()).toBe('checked bytes');
+    await storage.putBuffer('uploads/s2/0', Buffer.from('other  bytes!'));
+    expect((await fetch(url, { headers: { 'if-match': checked } })).status).toBe(412);
   });
 
   it('presigns a GET a worker reads with plain fetch, whole or by byte range', async () => {
