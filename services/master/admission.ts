@@ -101,17 +101,18 @@ export class UploadDisk {
     const { free: diskFree } = this.reading!;
     // Kept a reading's age ago or earlier: every reading still in use was taken after, and sees those bytes on the disk.
     const seenBefore = this.now() - diskReadingMs;
+    // Nothing to promise (a job whose inputs are in storage already): the reserve's check alone, no write.
+    if (bytes === 0) {
+      this.checkRoom(diskFree, seenBefore, 0, what);
+      return { kept: () => undefined, release: () => undefined };
+    }
     const id = this.inTransaction(() => {
       // Rows that no longer count are deleted once a reading, not once a hold: every write to the ledger costs.
       if (fresh) {
         this.dropHoldsOfDeadProcesses();
         this.statements.seen.run(seenBefore);
       }
-      const { promised } = this.statements.promised.get(seenBefore) as { promised: number };
-      const free = diskFree - promised;
-      if (free - bytes < this.minFreeDiskBytes) {
-        throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free for uploads and keeps ${this.minFreeDiskBytes} in reserve; ${what} needs ${bytes}; retry later`, diskRetryAfterSeconds);
-      }
+      this.checkRoom(diskFree, seenBefore, bytes, what);
       return Number(this.statements.insert.run(this.holder, process.pid, bytes).lastInsertRowid);
     });
     let done = false;
@@ -123,6 +124,15 @@ export class UploadDisk {
       else this.statements.release.run(id);
     };
     return { kept: () => end(true), release: () => end(false) };
+  }
+
+  /** Refuses `bytes` more when, with every promise that still counts, they would bring the disk below the reserve. */
+  private checkRoom(diskFree: number, seenBefore: number, bytes: number, what: string): void {
+    const { promised } = this.statements.promised.get(seenBefore) as { promised: number };
+    const free = diskFree - promised;
+    if (free - bytes < this.minFreeDiskBytes) {
+      throw new HttpError(503, 'insufficient_storage', `the master's disk has ${free} bytes free for uploads and keeps ${this.minFreeDiskBytes} in reserve; ${what} needs ${bytes}; retry later`, diskRetryAfterSeconds);
+    }
   }
 
   /** Gives back this budget's holds (the writes still running when its process stops) and closes the ledger; again is harmless. */
