@@ -62,7 +62,7 @@ export interface Storage {
 /** The object is no longer the version a caller pinned (S3: 412 PreconditionFailed to a copy's If-Match). */
 export class VersionChanged extends Error {
   override readonly name = 'VersionChanged';
-  constructor(readonly key: string) {
+  constructor(key: string) {
     super(`${key} is no longer the version that was checked`);
   }
 }
