@@ -23,13 +23,18 @@ function cpuMsOf(stat: string): number {
  */
 const pixelThreadNames = /^(libvips worker|libuv-worker)/;
 
-/** CPU in ms of the process's pixel-work threads (pixelThreadNames), from /proc/<pid>/task/<tid>/stat. */
-export async function pixelThreadsCpuMs(pid: number | 'self'): Promise<number> {
+/**
+ * CPU in ms of the process's threads other than its pixel-work threads (pixelThreadNames): the JavaScript
+ * thread and V8's helpers, from /proc/<pid>/task/<tid>/stat. The pixel work is the process's CPU less
+ * this: libvips' pool lets idle threads exit, and an exited thread's CPU leaves the per-thread sum while
+ * the process's own counter keeps it (a sum of the pixel threads once lost 7 ms per image that way).
+ */
+export async function jsThreadsCpuMs(pid: number | 'self'): Promise<number> {
   let total = 0;
   for (const tid of await readdir(`/proc/${pid}/task`)) {
     const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => '');
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    if (pixelThreadNames.test(name)) total += cpuMsOf(stat);
+    if (stat && !pixelThreadNames.test(name)) total += cpuMsOf(stat);
   }
   return total;
 }
@@ -48,7 +53,7 @@ export interface RunCounters {
   masterCpuMs: number;
   masterBytes: number;
   workCpuMs: number;
-  /** Of workCpuMs, the workers' pixel-work threads (pixelThreadsCpuMs). */
+  /** Of workCpuMs, the workers' pixel-work threads (their CPU less jsThreadsCpuMs). */
   workPixelCpuMs: number;
   /** The local storage service's (services/storage/); undefined in S3 mode, where s3rver runs in the bench's own process. */
   storageCpuMs: number | undefined;
@@ -57,14 +62,14 @@ export interface RunCounters {
 /** Runs `work` and reads the counters of the master, its workers and its storage service before and after it. */
 export async function countersAround(pids: { master: number; workers: number[]; storage?: number | undefined }, work: () => Promise<unknown>): Promise<RunCounters> {
   const all = [pids.master, ...pids.workers, ...(pids.storage === undefined ? [] : [pids.storage])];
-  const pixels = () => Promise.all(pids.workers.map(pixelThreadsCpuMs)).then((each) => each.reduce((sum, ms) => sum + ms, 0));
+  const js = () => Promise.all(pids.workers.map(jsThreadsCpuMs)).then((each) => each.reduce((sum, ms) => sum + ms, 0));
   const before = await Promise.all(all.map(processCounters));
-  const pixelsBefore = await pixels();
+  const jsBefore = await js();
   const start = performance.now();
   await work();
   const seconds = (performance.now() - start) / 1000;
   const after = await Promise.all(all.map(processCounters));
-  const workPixelCpuMs = (await pixels()) - pixelsBefore;
+  const workJsCpuMs = (await js()) - jsBefore;
   const cpu = (index: number) => after[index]!.cpuMs - before[index]!.cpuMs;
   let workCpuMs = 0;
   for (let index = 1; index <= pids.workers.length; index++) workCpuMs += cpu(index);
@@ -73,7 +78,7 @@ export async function countersAround(pids: { master: number; workers: number[]; 
     masterCpuMs: cpu(0),
     masterBytes: after[0]!.ioBytes - before[0]!.ioBytes,
     workCpuMs,
-    workPixelCpuMs,
+    workPixelCpuMs: workCpuMs - workJsCpuMs,
     storageCpuMs: pids.storage === undefined ? undefined : cpu(all.length - 1),
   };
 }

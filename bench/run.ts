@@ -11,7 +11,7 @@ import type { LocalCluster } from './cluster.js';
 import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
 import { hugeImage, type HugeResult } from './huge-image.js';
 import { photoMosaic, sustainedBatch, warmedUp, warmUpBatches } from './images.js';
-import { countersAround, pixelThreadsCpuMs, type RunCounters } from './proc.js';
+import { countersAround, jsThreadsCpuMs, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 import { chart } from './chart.js';
@@ -30,7 +30,7 @@ interface Side {
   seconds: number;
   /** CPU of the pixel work: plain sharp's process, or the workers together. */
   workCpuMs: number;
-  /** Of workCpuMs, plain sharp's pixel-work threads (pixelThreadsCpuMs). */
+  /** Of workCpuMs, plain sharp's pixel-work threads (its CPU less jsThreadsCpuMs). */
   workPixelCpuMs: number;
 }
 
@@ -53,13 +53,14 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
 
 async function plainSharp(files: readonly string[]): Promise<Side> {
   const cpu = process.cpuUsage();
-  const pixelsBefore = await pixelThreadsCpuMs('self');
+  const jsBefore = await jsThreadsCpuMs('self');
   const start = performance.now();
   await inParallel(files, sharpInFlight, async (file) => {
     await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
   });
   const used = process.cpuUsage(cpu);
-  return { seconds: (performance.now() - start) / 1000, workCpuMs: (used.user + used.system) / 1000, workPixelCpuMs: (await pixelThreadsCpuMs('self')) - pixelsBefore };
+  const workCpuMs = (used.user + used.system) / 1000;
+  return { seconds: (performance.now() - start) / 1000, workCpuMs, workPixelCpuMs: workCpuMs - ((await jsThreadsCpuMs('self')) - jsBefore) };
 }
 
 /** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */

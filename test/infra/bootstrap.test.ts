@@ -227,7 +227,7 @@ function runBootstrap(root: string, overrides: Record<string, string> = {}, mode
       DIPS_EC2_URL: `${baseUrl}/ec2/`,
       DIPS_POLL_SECONDS: '0.1',
       DIPS_SERVICE_ARGS: 'worker --port 12345 --master http://10.0.0.5:8080',
-      DIPS_NODE_ARGS: '--initial-old-space-size=64',
+      DIPS_NODE_ARGS: '--initial-old-space-size=128',
       DIPS_SERVICE_ENV: 'DIPS_WORKER_HOST=0.0.0.0\nAWS_REGION=eu-west-3',
       DIPS_HEALTH_URL: `${baseUrl}/healthz`,
       DIPS_LOG_GROUP: '/dips/DipsTest',
@@ -267,7 +267,7 @@ describe('instance bootstrap (lib/bundle/bootstrap.sh)', () => {
       ].sort(),
     );
     const unit = readFileSync(path.join(root, 'etc/systemd/system/dips-worker.service'), 'utf8');
-    expect(unit).toContain('ExecStart=/opt/dips/bin/node --initial-old-space-size=64 /opt/dips/dist/services/cli/main.js worker --port 12345 --master http://10.0.0.5:8080');
+    expect(unit).toContain('ExecStart=/opt/dips/bin/node --initial-old-space-size=128 /opt/dips/dist/services/cli/main.js worker --port 12345 --master http://10.0.0.5:8080');
     expect(unit).toContain('Restart=always');
     expect(unit).toContain('EnvironmentFile=/etc/dips/dips.env');
     expect(unit).toContain('StandardOutput=append:/var/log/dips/worker.log');
