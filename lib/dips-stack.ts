@@ -77,6 +77,7 @@ export class DipsStack extends Stack {
       vpc: network.vpc,
       securityGroup: network.workerSecurityGroup,
       instanceType: config.workerInstanceType,
+      imageMemoryBytes: config.workerImageMemoryBytes,
       machineImage: pinnedUbuntu(this, workerArch, config.workerAmi, 'workerAmi'),
       volumeGiB: config.workerVolumeGiB,
       minWorkers: config.minWorkers,

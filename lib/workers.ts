@@ -17,6 +17,8 @@ export interface WorkersProps {
   vpc: ec2.IVpc;
   securityGroup: ec2.ISecurityGroup;
   instanceType: string;
+  /** What a worker can hold for images (DIPS_WORKER_MEMORY_BYTES), as the master's planner assumes: the worker lends whole stages its share of it. */
+  imageMemoryBytes: number;
   machineImage: ec2.IMachineImage;
   volumeGiB: number;
   minWorkers: number;
@@ -105,7 +107,7 @@ export class Workers extends Construct {
       secrets: { DIPS_WORKER_TOKEN: props.workerToken.secretArn },
       serviceArgs: `worker --port ${WORKER_PORT} --master ${props.masterUrl}`,
       nodeArgs: workerNodeArgs.join(' '),
-      serviceEnv: { DIPS_WORKER_HOST: '0.0.0.0', AWS_REGION: Aws.REGION },
+      serviceEnv: { DIPS_WORKER_HOST: '0.0.0.0', DIPS_WORKER_MEMORY_BYTES: String(props.imageMemoryBytes), AWS_REGION: Aws.REGION },
       healthUrl: `http://127.0.0.1:${WORKER_PORT}/healthz`,
       logGroupName: props.logGroupName,
       advertisePort: WORKER_PORT,

@@ -299,22 +299,36 @@ function stageShapes(stages: readonly Stage[], shapes: readonly ImageShape[]): S
   });
 }
 
+/** Bytes a whole stage needs at its largest step: the step's input held while its output is made. */
+function wholeStageBytesOf(own: readonly ImageShape[]): number {
+  const samples = own.map((shape) => shape.width * shape.height * shape.channels);
+  return Math.max(0, ...samples.slice(1).map((out, i) => samples[i] + out * WHOLE_STAGE_BYTES_PER_OUTPUT_SAMPLE));
+}
+
 /** Refuses a plan whose whole stage (its input and output on one worker at once) exceeds `memory`. */
 function checkWholeStagesFit(staged: readonly StageShapes[], memory: number): void {
   for (const { stage, shapes: own } of staged) {
-    if (stage.whole) {
-      const samples = own.map((shape) => shape.width * shape.height * shape.channels);
-      // The largest step of the stage: one image held as input, the next being made.
-      const bytes = Math.max(0, ...samples.slice(1).map((out, i) => samples[i] + out * WHOLE_STAGE_BYTES_PER_OUTPUT_SAMPLE));
-      if (bytes > memory) {
-        const names = stage.steps.map((step) => step.op.name).join(', ');
-        throw new PipelineError(
-          `the steps ${names} run on the whole image (they cannot be tiled), and for this image they need about ` +
-            `${Math.ceil(bytes / 2 ** 20)} MiB, more than the ${Math.floor(memory / 2 ** 20)} MiB a worker has for one image (DIPS_WORKER_MEMORY_BYTES)`,
-        );
-      }
+    if (!stage.whole) continue;
+    const bytes = wholeStageBytesOf(own);
+    if (bytes > memory) {
+      const names = stage.steps.map((step) => step.op.name).join(', ');
+      throw new PipelineError(
+        `the steps ${names} run on the whole image (they cannot be tiled), and for this image they need about ` +
+          `${Math.ceil(bytes / 2 ** 20)} MiB, more than the ${Math.floor(memory / 2 ** 20)} MiB a worker has for one image (DIPS_WORKER_MEMORY_BYTES)`,
+      );
     }
   }
+}
+
+/**
+ * Memory the largest whole stage of these steps needs on this image, as checkWholeStagesFit counts it (0
+ * when every stage tiles): what a worker holds of its pixel memory while it runs them
+ * (services/worker/memory-gate.ts). Only whole stages need it: tiles are sized for TASKS_PER_WORKER at
+ * once, and tileable steps run whole only on images the planner keeps small.
+ */
+export function wholeStageBytes(info: { width: number; height: number; channels: number }, steps: readonly Step[]): number {
+  const shapes = shapesThrough(steps, { ...info, channels: info.channels as Channels });
+  return Math.max(0, ...stageShapes(planStages(steps), shapes).map(({ stage, shapes: own }) => (stage.whole ? wholeStageBytesOf(own) : 0)));
 }
 
 /** One task of a stage: the input rectangle it reads and the output rectangle it produces. */

@@ -212,10 +212,12 @@ export type Heartbeat = z.infer<typeof heartbeat>;
 export const heartbeatAnswer = z.object({ id: z.string(), state: workerState });
 export type HeartbeatAnswer = z.infer<typeof heartbeatAnswer>;
 
-/** Worker GET /healthz. */
+/** Worker GET /healthz: its slots, and the memory it lends to whole stages (services/worker/memory-gate.ts). */
 export const workerHealth = z.object({
   status: z.enum(['ok', 'draining']),
   running: z.number().int(),
   waiting: z.number().int(),
   slots: z.number().int(),
+  memory: z.object({ capacityBytes: z.number().int(), heldBytes: z.number().int(), waiting: z.number().int() }),
 });
+export type WorkerHealth = z.infer<typeof workerHealth>;

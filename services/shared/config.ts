@@ -11,6 +11,12 @@ import { z } from 'zod';
 const port = z.coerce.number().int().min(0).max(65_535);
 const positiveInt = z.coerce.number().int().positive();
 const milliseconds = z.coerce.number().int().positive();
+/**
+ * What a worker can hold (DIPS_WORKER_MEMORY_BYTES): the master's planner budgets each image by it, and a
+ * worker lends PIXEL_MEMORY_SHARE of it to whole stages (services/worker/memory-gate.ts). The stack sets it
+ * from the worker instance type; this default is a micro's (lib/config.ts).
+ */
+const workerMemoryBytes = z.coerce.number().int().positive().default(512 * 1024 * 1024);
 const optionalText = z
   .string()
   .optional()
@@ -53,7 +59,7 @@ const masterSchema = z.object({
   maxAttempts: positiveInt.default(5),
   retryBaseMs: milliseconds.default(500),
   retentionSeconds: positiveInt.default(24 * 3600),
-  workerMemoryBytes: positiveInt.default(512 * 1024 * 1024),
+  workerMemoryBytes,
   webDir: z.string().default(path.join(packageRoot(), 'web')),
   scaleInAfter: positiveInt.default(120),
   // Hardening limits (services/master/admission.ts, progress-stream.ts, services/shared/http-server.ts).
@@ -96,6 +102,7 @@ const workerSchema = z.object({
   heartbeatMs: milliseconds.default(2_000),
   maxPixels: positiveInt.default(268_402_689),
   maxTaskBytes: positiveInt.default(512 * 1024 * 1024),
+  workerMemoryBytes,
 });
 
 export type MasterConfig = z.output<typeof masterSchema>;
@@ -165,6 +172,7 @@ const workerEnv: Record<keyof WorkerConfig, string> = {
   heartbeatMs: 'DIPS_HEARTBEAT_MS',
   maxPixels: 'DIPS_MAX_PIXELS',
   maxTaskBytes: 'DIPS_MAX_TASK_BYTES',
+  workerMemoryBytes: 'DIPS_WORKER_MEMORY_BYTES',
 };
 
 /** A configuration that cannot be used; the message names the flag or variable. */

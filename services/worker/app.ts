@@ -4,13 +4,16 @@ import { requireToken } from '../shared/auth.js';
 import { errorHandler, HttpError, notFound } from '../shared/http-error.js';
 import type { Logger } from '../shared/logger.js';
 import type { WorkerConfig } from '../shared/config.js';
-import { maxTaskBatchBytes, taskBatch, type TaskResult } from '../protocol/tasks.js';
+import { maxTaskBatchBytes, taskBatch, type TaskResult, type WorkerHealth } from '../protocol/tasks.js';
 import type { Reach } from './locations.js';
+import type { MemoryGate } from './memory-gate.js';
 import { asApiError, runTask } from './run-task.js';
 import type { Slots } from './slots.js';
 
 export interface WorkerState {
   slots: Slots;
+  /** PIXEL_MEMORY_SHARE of DIPS_WORKER_MEMORY_BYTES, lent to whole stages while they run. */
+  memory: MemoryGate;
   /** Set on SIGTERM: new work is refused with 503 so the master sends it elsewhere. */
   draining: boolean;
   /** Leases of the tasks accepted and not yet answered: every heartbeat lists them, renewing them. */
@@ -31,7 +34,14 @@ export function createWorkerApp(
   app.disable('x-powered-by');
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: state.draining ? 'draining' : 'ok', running: state.slots.busy, waiting: state.slots.queued, slots: state.slots.size });
+    const { memory } = state;
+    res.json({
+      status: state.draining ? 'draining' : 'ok',
+      running: state.slots.busy,
+      waiting: state.slots.queued,
+      slots: state.slots.size,
+      memory: { capacityBytes: memory.capacity, heldBytes: memory.heldBytes, waiting: memory.queued },
+    } satisfies WorkerHealth);
   });
 
   const tasks = express.Router();
@@ -56,7 +66,7 @@ export function createWorkerApp(
         state.leases.add(task.lease);
         try {
           const result = await state.slots.use(() =>
-            signal.aborted ? Promise.reject(signal.reason) : runTask(task, { ...reach, maxBytes: config.maxTaskBytes, signal }, config),
+            signal.aborted ? Promise.reject(signal.reason) : runTask(task, { ...reach, maxBytes: config.maxTaskBytes, signal }, { maxPixels: config.maxPixels, memory: state.memory }),
           );
           logger.debug({ unit: task.unit, lease: task.lease, ms: result.processingMs, ok: result.ok }, 'task done');
           if (!result.ok) logger.info({ unit: task.unit, error: result.error }, 'task failed');

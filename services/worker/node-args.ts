@@ -10,5 +10,8 @@
  * from 64 to 128 (docs/performance.md). Peak RSS per worker rose from 240-280 to 290-300 MiB on small
  * photos, and stayed at 330-390 MiB on 10 MP ones, where pixels dominate and large Buffers start
  * collections by their own size.
+ *
+ * --expose-gc: the worker's memory gate (memory-gate.ts) collects the buffers of a large whole stage as it
+ * ends, before the next one allocates its own.
  */
-export const workerNodeArgs = ['--initial-old-space-size=128'] as const;
+export const workerNodeArgs = ['--initial-old-space-size=128', '--expose-gc'] as const;

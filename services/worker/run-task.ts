@@ -1,18 +1,26 @@
 import { ApiError } from '../protocol/errors.js';
 import type { ImageOutput, Task, TaskResult, TaskSpec } from '../protocol/tasks.js';
-import { InputError } from '../image-core/decode.js';
+import { InputError, openInput } from '../image-core/decode.js';
 import type { Annotations } from '../image-core/operation.js';
 import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
+import { wholeStageBytes } from '../image-core/planner.js';
 import { processImage } from '../image-core/process-image.js';
 import { inputOfLocation, writeLocation, type Reach } from './locations.js';
+import type { MemoryGate } from './memory-gate.js';
 import { runVariantsTask } from './run-variants.js';
 import { isTiledTask, runTiledTask } from './tiled-tasks.js';
 
 /** What a task kind's runner reports; runTask adds the lease and the time taken. */
 export type TaskDone = Omit<Extract<TaskResult, { ok: true }>, 'ok' | 'lease' | 'processingMs'>;
 
+/** What bounds a task on this worker: the pixels an image may have, and the memory its whole stage holds while it runs. */
+export interface TaskLimits {
+  maxPixels: number;
+  memory: MemoryGate;
+}
+
 /** Runs one task: read its input, do its kind's work, write its output, describe the outcome. */
-export async function runTask(task: Task, reach: Reach, limits: { maxPixels: number }): Promise<TaskResult> {
+export async function runTask(task: Task, reach: Reach, limits: TaskLimits): Promise<TaskResult> {
   const { spec } = task;
   const started = performance.now();
   const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
@@ -29,14 +37,17 @@ export async function runTask(task: Task, reach: Reach, limits: { maxPixels: num
   }
 }
 
-async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' }>, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
+async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' }>, reach: Reach, limits: TaskLimits): Promise<TaskDone> {
   if (!task.output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
   const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
-  const result = await processImage(
-    input,
-    parsePipeline(spec.pipeline),
-    { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) },
-    { maxPixels: limits.maxPixels, name: spec.name, ...(reach.signal ? { signal: reach.signal } : {}) },
+  const steps = parsePipeline(spec.pipeline);
+  const signal = reach.signal ? { signal: reach.signal } : {};
+  const decoding = { maxPixels: limits.maxPixels, name: spec.name, ...signal };
+  const opened = await openInput(input, decoding);
+  const result = await limits.memory.hold(
+    wholeStageBytes(opened, steps),
+    () => processImage(input, steps, { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) }, { ...decoding, opened }),
+    reach.signal,
   );
   await writeLocation(task.output, result.data, reach);
   const { width, height, format, annotations } = result;

@@ -2,10 +2,10 @@ import { ApiError } from '../protocol/errors.js';
 import type { Task, TaskSpec } from '../protocol/tasks.js';
 import { openInput } from '../image-core/decode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
-import { planImage } from '../image-core/planner.js';
+import { planImage, wholeStageBytes } from '../image-core/planner.js';
 import { processVariants } from '../image-core/variants.js';
 import { inputOfLocation, writeLocation, type Reach } from './locations.js';
-import { imageAnnotations, type TaskDone } from './run-task.js';
+import { imageAnnotations, type TaskDone, type TaskLimits } from './run-task.js';
 
 type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
 
@@ -15,7 +15,7 @@ type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
  * decode's), then encodes each variant and writes it to its own output. The master receives only the
  * description (sizes, formats, ETags).
  */
-export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
+export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: TaskLimits): Promise<TaskDone> {
   const { spec } = task;
   const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
   const steps = parsePipeline(spec.pipeline);
@@ -24,13 +24,18 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
     throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do; make its session an upload job (POST /v1/uploads/{id}/job) or send it in a multipart POST /v1/jobs, which tile (dips submit does so by itself)`);
   }
   const signal = reach.signal ? { signal: reach.signal } : {};
-  const result = await processVariants(input, steps, spec.variants, {
-    ...(spec.options ? { output: spec.options } : {}),
-    maxPixels: limits.maxPixels,
-    name: spec.name,
-    opened,
-    ...signal,
-  });
+  const result = await limits.memory.hold(
+    wholeStageBytes(opened, steps),
+    () =>
+      processVariants(input, steps, spec.variants, {
+        ...(spec.options ? { output: spec.options } : {}),
+        maxPixels: limits.maxPixels,
+        name: spec.name,
+        opened,
+        ...signal,
+      }),
+    reach.signal,
+  );
   const variants = [];
   for (const [index, variant] of result.variants.entries()) {
     const { tag: etag } = await writeLocation(spec.variants[index]!.output, variant.data, reach);

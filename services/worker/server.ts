@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { once } from 'node:events';
+import { PIXEL_MEMORY_SHARE } from '../image-core/pixel-memory.js';
 import { authHeaders } from '../shared/auth.js';
 import { loadWorkerConfig, type WorkerOptions } from '../shared/config.js';
 import { filesId } from '../shared/files-id.js';
@@ -11,6 +12,7 @@ import type { Heartbeat } from '../protocol/tasks.js';
 import { createHttpServer, workerServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { createWorkerApp, type WorkerState } from './app.js';
+import { MemoryGate } from './memory-gate.js';
 import { Slots } from './slots.js';
 
 export interface RunningWorker {
@@ -27,7 +29,10 @@ export interface RunningWorker {
 export async function startWorker(options: WorkerOptions = {}): Promise<RunningWorker> {
   const config = loadWorkerConfig(options);
   const logger = createLogger('dips-worker');
-  const state: WorkerState = { slots: new Slots(config.slots), draining: false, leases: new Set() };
+  // V8's collector is exposed by workerNodeArgs (instances and `dips up` start workers with them).
+  const collect = globalThis.gc;
+  const memory = new MemoryGate(Math.floor(config.workerMemoryBytes * PIXEL_MEMORY_SHARE), collect ? () => collect() : undefined);
+  const state: WorkerState = { slots: new Slots(config.slots), memory, draining: false, leases: new Set() };
   // The workers' own secret; without one, the client token (one secret for the whole cluster).
   const credential = config.workerToken ?? config.token;
   // libuv sizes its pool before any JavaScript runs, so only the environment that starts us can fix it.

@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Task } from '../protocol/tasks.js';
-import type { TaskDone } from './run-task.js';
+import type { TaskDone, TaskLimits } from './run-task.js';
+import { parsePipeline } from '../image-core/pipeline.js';
+import { wholeStageBytes } from '../image-core/planner.js';
 import { decodeToIntermediate, encodeIntermediate, runTileJob } from '../image-core/tile-task.js';
 import { fileOfLocation, inputOfLocation, readLocation, writeLocation, writeLocationFromFile, type Reach } from './locations.js';
 
@@ -22,7 +24,7 @@ export const isTiledTask = (task: Task): task is TiledTask => ['decode', 'tile',
  * disk, else a download to scratch space) and writes the image, or joins the JPEG segments the last
  * stage's strips wrote.
  */
-export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxPixels: number }): Promise<TaskDone> {
+export async function runTiledTask(task: TiledTask, reach: Reach, limits: TaskLimits): Promise<TaskDone> {
   const { spec } = task;
   const output = () => {
     if (!task.output) throw new Error(`a ${spec.kind} task needs an output`);
@@ -32,7 +34,9 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: { maxP
     // A tile that decodes the upload gives sharp a shared file's path (libvips reads only what it decodes);
     // a stage's rows arrive as one buffer.
     const input = spec.decode ? await inputOfLocation(task.input, reach) : await readLocation(task.input, reach).then((data) => ({ input: data, bytes: data.length }));
-    const { bytes, outcome } = await runTileJob(spec, input.input, { maxPixels: limits.maxPixels, ...(reach.signal ? { signal: reach.signal } : {}) });
+    // A tile without a core is a whole stage, which holds its memory; the planner sizes tiles for two at once.
+    const holds = spec.core ? 0 : wholeStageBytes(spec.input, parsePipeline(spec.steps));
+    const { bytes, outcome } = await limits.memory.hold(holds, () => runTileJob(spec, input.input, { maxPixels: limits.maxPixels, ...(reach.signal ? { signal: reach.signal } : {}) }), reach.signal);
     const { tag } = bytes && task.output ? await writeLocation(task.output, bytes, reach) : {};
     return { bytesIn: input.bytes, bytesOut: bytes?.reduce((sum, chunk) => sum + chunk.length, 0) ?? 0, tile: { ...outcome, ...(tag ? { tag } : {}) } };
   }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { workerNodeArgs } from '../../services/worker/node-args.js';
 
 /** The built CLI: process tests run real processes from dist/ (npm run build first). */
 export const dipsBin = path.resolve(import.meta.dirname, '../../dist/services/cli/main.js');
@@ -47,6 +48,8 @@ export interface Launch {
   /** The whole environment (nothing is inherited beyond it). */
   env: NodeJS.ProcessEnv;
   node?: string;
+  /** Flags for Node before the CLI. */
+  nodeArgs?: readonly string[];
   cli?: string;
   cwd?: string;
 }
@@ -58,7 +61,7 @@ export interface Launch {
 export function launchDips(args: string[], launch: Launch): Promise<DipsProcess> {
   const announcement = announcements[args[0]!];
   if (!announcement) throw new Error(`dips ${args[0]} announces no URL`);
-  const child = spawn(launch.node ?? process.execPath, [launch.cli ?? dipsBin, ...args], {
+  const child = spawn(launch.node ?? process.execPath, [...(launch.nodeArgs ?? []), launch.cli ?? dipsBin, ...args], {
     env: launch.env,
     cwd: launch.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,9 +85,12 @@ export function launchDips(args: string[], launch: Launch): Promise<DipsProcess>
   });
 }
 
-/** `dips <args>` from dist/ with the fast test timings (and no token unless `env` sets one). */
+/**
+ * `dips <args>` from dist/ with the fast test timings (and no token unless `env` sets one); a worker with
+ * the Node flags instances and `dips up` give it.
+ */
 export function startDips(args: string[], env: NodeJS.ProcessEnv = {}): Promise<DipsProcess> {
-  return launchDips(args, { env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...env } });
+  return launchDips(args, { env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...env }, ...(args[0] === 'worker' ? { nodeArgs: workerNodeArgs } : {}) });
 }
 
 /** Runs `dips <args>` to completion. */

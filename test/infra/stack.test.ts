@@ -451,6 +451,8 @@ describe('workers', () => {
     expect(text).toContain(`DIPS_NODE_ARGS='${workerNodeArgs.join(' ')}'`);
     expect(text).toContain('DIPS_ADVERTISE_PORT=12345');
     expect(text).toContain('DIPS_WORKER_HOST=0.0.0.0');
+    // The memory the master's planner assumes (t3.micro: 512 MiB), which the worker lends its whole stages from.
+    expect(text).toContain('DIPS_WORKER_MEMORY_BYTES=536870912');
     expect(text).toMatch(/DIPS_SECRET_IDS='DIPS_WORKER_TOKEN=\$\{Ref:StorageWorkerToken[0-9A-F]+\}'\n/);
     expect(text).toContain("DIPS_BUNDLE_PARAMETER='/DipsTest/bundle/x64'");
     expect(text).toContain('DIPS_ROLE=worker');
