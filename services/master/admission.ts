@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
@@ -27,6 +28,9 @@ const diskReadingMs = 1_000;
 /** How long a process waits for the other's lock on the disk ledger: far longer than its transactions take. */
 const ledgerBusyMs = 2_000;
 
+/** This process's start (startTicksOf), recorded with its holds. */
+const ownStartTicks = startTicksOf(process.pid) ?? null;
+
 /** Disk bytes held for one write: `kept` once they are on disk, `release` when nothing stays; either again is harmless. */
 export interface DiskHold {
   kept(): void;
@@ -36,14 +40,31 @@ export interface DiskHold {
 /** The file beside a data directory's SQLite stores where every process writing uploads there records what it promised. */
 export const diskLedgerFile = (dataDir: string): string => path.join(dataDir, 'upload-disk.sqlite');
 
-/** Whether a process of this id still runs (a hold it left behind when killed is no longer a promise). */
-function processAlive(pid: number): boolean {
+/**
+ * When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat): with its pid, what
+ * tells it from a later process given the same pid (after a reboot, a service often gets its old one).
+ * Undefined where there is no /proc (macOS, Windows: the pid alone is used) or no such process.
+ */
+function startTicksOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process that wrote a hold still runs: its pid does, and (where /proc tells) it started when the hold's writer did. */
+function writerAlive(pid: number, started: number | null): boolean {
+  // Not this process's own rows (those are never asked about): an earlier process that had its pid.
+  if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const ticks = started === null ? undefined : startTicksOf(pid);
+  return ticks === undefined || ticks === started;
 }
 
 /**
@@ -74,8 +95,11 @@ export class UploadDisk {
     // synchronous=NORMAL as database.ts opens the master's own files.
     this.ledger = new DatabaseSync(ledgerFile, { timeout: ledgerBusyMs });
     this.ledger.exec(
-      'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE IF NOT EXISTS holds (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT NULL, bytes INTEGER NOT NULL, kept_at INTEGER)',
+      'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE IF NOT EXISTS holds (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT NULL, started INTEGER, bytes INTEGER NOT NULL, kept_at INTEGER)',
     );
+    // A ledger from before `started` (its rows are judged by their pid alone).
+    const columns = this.ledger.prepare('PRAGMA table_info(holds)').all() as Array<{ name: string }>;
+    if (!columns.some(({ name }) => name === 'started')) this.ledger.exec('ALTER TABLE holds ADD COLUMN started INTEGER');
     this.statements = this.prepareStatements();
   }
 
@@ -85,11 +109,11 @@ export class UploadDisk {
     return {
       seen: statement('DELETE FROM holds WHERE kept_at <= ?'),
       promised: statement('SELECT COALESCE(SUM(bytes), 0) AS promised FROM holds WHERE kept_at IS NULL OR kept_at > ?'),
-      insert: statement('INSERT INTO holds (holder, pid, bytes) VALUES (?, ?, ?)'),
+      insert: statement('INSERT INTO holds (holder, pid, started, bytes) VALUES (?, ?, ?, ?)'),
       kept: statement('UPDATE holds SET kept_at = ? WHERE id = ?'),
       release: statement('DELETE FROM holds WHERE id = ?'),
-      otherPids: statement('SELECT DISTINCT pid FROM holds WHERE pid != ?'),
-      dropPid: statement('DELETE FROM holds WHERE pid = ?'),
+      otherWriters: statement('SELECT DISTINCT pid, started FROM holds WHERE NOT (pid = ? AND started IS ?)'),
+      dropWriter: statement('DELETE FROM holds WHERE pid = ? AND started IS ?'),
       dropHolder: statement('DELETE FROM holds WHERE holder = ?'),
     };
   }
@@ -113,7 +137,7 @@ export class UploadDisk {
         this.statements.seen.run(seenBefore);
       }
       this.checkRoom(diskFree, seenBefore, bytes, what);
-      return Number(this.statements.insert.run(this.holder, process.pid, bytes).lastInsertRowid);
+      return Number(this.statements.insert.run(this.holder, process.pid, ownStartTicks, bytes).lastInsertRowid);
     });
     let done = false;
     const end = (kept: boolean) => {
@@ -143,8 +167,8 @@ export class UploadDisk {
   }
 
   private dropHoldsOfDeadProcesses(): void {
-    const pids = this.statements.otherPids.all(process.pid) as Array<{ pid: number }>;
-    for (const { pid } of pids) if (!processAlive(pid)) this.statements.dropPid.run(pid);
+    const writers = this.statements.otherWriters.all(process.pid, ownStartTicks) as Array<{ pid: number; started: number | null }>;
+    for (const { pid, started } of writers) if (!writerAlive(pid, started)) this.statements.dropWriter.run(pid, started);
   }
 
   private inTransaction<T>(work: () => T): T {

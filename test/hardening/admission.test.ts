@@ -1,4 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
@@ -118,6 +120,39 @@ describe('the disk budget shared by the master and its storage service', () => {
     } finally {
       master.close();
       storageService.close();
+    }
+  });
+
+  it('drops the holds of a process whose pid a later one was given (after a reboot), and keeps a live one', async () => {
+    const ledger = await ledgerIn();
+    let now = 1_000_000;
+    const budget = new UploadDisk(reserve, free, () => now, ledger);
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      await once(sleeper, 'spawn');
+      const startOf = (pid: number) => Number((readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')[19]);
+      const raw = new DatabaseSync(ledger);
+      const insert = raw.prepare('INSERT INTO holds (holder, pid, started, bytes) VALUES (?, ?, ?, ?)');
+      // Before a reboot a process had this test's pid, and the sleeper's, and held 9 MB each.
+      insert.run('before the reboot', process.pid, startOf(process.pid) - 1, 9_000_000);
+      insert.run('before the reboot', sleeper.pid!, startOf(sleeper.pid!) - 1, 9_000_000);
+      raw.close();
+      now += 1_000;
+      (await budget.hold(9_000_000, 'a big file')).release();
+
+      // The sleeper itself, still running, keeps what it holds; once it has gone, so has its hold.
+      const again = new DatabaseSync(ledger);
+      again.prepare('INSERT INTO holds (holder, pid, started, bytes) VALUES (?, ?, ?, ?)').run('live', sleeper.pid!, startOf(sleeper.pid!), 9_500_000);
+      again.close();
+      now += 1_000;
+      await expect(budget.hold(1_000_000, 'a file')).rejects.toMatchObject({ status: 503 });
+      sleeper.kill();
+      await once(sleeper, 'exit');
+      now += 1_000;
+      await expect(budget.hold(1_000_000, 'a file')).resolves.toBeDefined();
+    } finally {
+      sleeper.kill();
+      budget.close();
     }
   });
 });
