@@ -11,7 +11,8 @@ import type { LocalCluster } from './cluster.js';
 import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
 import { hugeImage, type HugeResult } from './huge-image.js';
 import { photoMosaic, sustainedBatch, warmedUp, warmUpBatches } from './images.js';
-import { countersAround, jsThreadsCpuMs, type RunCounters } from './proc.js';
+import { plainSharp, sharpInFlight, type Side } from './plain-sharp.js';
+import { countersAround, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 import { chart } from './chart.js';
@@ -20,19 +21,9 @@ import { uploadFloor, type UploadFloor } from './upload-floor.js';
 const outDir = path.resolve(import.meta.dirname, '../../bench/out');
 const resultsFile = path.resolve(import.meta.dirname, '../../bench/results.md');
 const chartFile = path.resolve(import.meta.dirname, '../../bench/results.svg');
-/** Plain sharp's best setting here (sharp-facts: 2 in flight ≈ all cores, 4 in flight a little more). */
-const sharpInFlight = 2 * cores;
 
 /** Goals of issue #12, per image. */
 const goals = { masterMsS3: 1, masterMsLocal: 3, workerRatio: 1.1, hugeRatio: 1.3, masterPeakMiB: 256, workerPeakMiB: 768 };
-
-interface Side {
-  seconds: number;
-  /** CPU of the pixel work: plain sharp's process, or the workers together. */
-  workCpuMs: number;
-  /** Of workCpuMs, plain sharp's pixel-work threads (its CPU less jsThreadsCpuMs). */
-  workPixelCpuMs: number;
-}
 
 interface Row {
   name: string;
@@ -40,27 +31,6 @@ interface Row {
   megapixels: number;
   plain: Side;
   dips: RunCounters;
-}
-
-async function inParallel<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await work(items[next++]!);
-    }),
-  );
-}
-
-async function plainSharp(files: readonly string[]): Promise<Side> {
-  const cpu = process.cpuUsage();
-  const jsBefore = await jsThreadsCpuMs('self');
-  const start = performance.now();
-  await inParallel(files, sharpInFlight, async (file) => {
-    await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
-  });
-  const used = process.cpuUsage(cpu);
-  const workCpuMs = (used.user + used.system) / 1000;
-  return { seconds: (performance.now() - start) / 1000, workCpuMs, workPixelCpuMs: workCpuMs - ((await jsThreadsCpuMs('self')) - jsBefore) };
 }
 
 /** Several jobs at once; the master's and workers' CPU and the master's bytes from /proc around them. */

@@ -3,9 +3,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import sharp from 'sharp';
 import { startLocalCluster } from './cluster.js';
+import { jpegOut } from './dips-job.js';
 import { sustainedBatch, warmedUp } from './images.js';
+import { plainSharp } from './plain-sharp.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
@@ -13,27 +14,14 @@ import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 /*
  * Workers' CPU per image against plain sharp's on the same files in the same run (issue #12's worker
  * goal): bench/storage-batch.ts's sustained batch (240 photos of ~1.3 MP in 4 jobs, blur σ2 → JPEG q90)
- * on `dips up --workers 2`, and plain sharp in this process (4 in flight, DIPS' JPEG settings) before
+ * on `dips up --workers 2`, and plain sharp in this process (bench/plain-sharp.ts) before
  * and after it, averaged so that drift of the shared machine falls on both sides. A second batch runs
  * with plain sharp in a process of its own at the same time: both then see the same contention.
  *   npm run build && node dist/bench/worker-cpu.js s3|local [ROUNDS]
  */
 
-const jpegOut = { quality: 90, optimiseCoding: false, chromaSubsampling: '4:2:0' } as const;
-const inFlight = 4;
-
-/** Plain sharp's CPU per image (ms) over `files`, `inFlight` at a time. */
-async function plainSharp(files: readonly string[]): Promise<number> {
-  const cpu = process.cpuUsage();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < files.length) await sharp(files[next++]!).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
-    }),
-  );
-  const used = process.cpuUsage(cpu);
-  return (used.user + used.system) / 1000 / files.length;
-}
+/** Plain sharp's CPU per image (ms) over `files`. */
+const plainMsPerImage = async (files: readonly string[]): Promise<number> => (await plainSharp(files)).workCpuMs / files.length;
 
 async function main(mode: 's3' | 'local', rounds: number): Promise<void> {
   const { jobs, warmUp } = await sustainedBatch();
@@ -49,11 +37,11 @@ async function main(mode: 's3' | 'local', rounds: number): Promise<void> {
     const cluster = await startLocalCluster({ workers: 2, dataDir, env: { DIPS_SOURCES: s3 ? `s3://${s3.bucket}/` : `file://${tmp}/`, ...s3?.env } });
     try {
       await warmedUp(() => runStorageBatch(cluster, warm, options));
-      await plainSharp(warmUp.flat());
+      await plainMsPerImage(warmUp.flat());
       for (let round = 0; round < rounds; round++) {
-        const before = await plainSharp(all);
+        const before = await plainMsPerImage(all);
         const alone = await countersAround(await cluster.pids(), () => runStorageBatch(cluster, folders, options));
-        const plain = (before + (await plainSharp(all))) / 2;
+        const plain = (before + (await plainMsPerImage(all))) / 2;
         const child = promisify(execFile)(process.execPath, [import.meta.filename, '--plain', JSON.stringify(all)]);
         const together = await countersAround(await cluster.pids(), () => runStorageBatch(cluster, folders, options));
         const plainTogether = Number((await child).stdout);
@@ -75,7 +63,7 @@ async function main(mode: 's3' | 'local', rounds: number): Promise<void> {
 if (process.argv[2] === '--plain') {
   const files = JSON.parse(process.argv[3]!) as string[];
   await plainSharp(files.slice(0, 2));
-  process.stdout.write(String(await plainSharp(files)));
+  process.stdout.write(String(await plainMsPerImage(files)));
 } else {
   await main(process.argv[2] === 's3' ? 's3' : 'local', Number(process.argv[3] ?? 1));
 }
