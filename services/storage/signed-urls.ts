@@ -32,6 +32,9 @@ export class UrlSigner {
     } finally {
       rmSync(partial, { force: true });
     }
+    // The key of versions before the storage service (signed upload URLs of the master), which nothing
+    // reads now: a secret is not left lying in a data directory an upgrade kept.
+    rmSync(path.join(dataDir, 'upload-signing.key'), { force: true });
     return new UrlSigner(readFileSync(file));
   }
 

@@ -27,6 +27,14 @@ describe('UrlSigner.forDataDir', () => {
     expect(await fs.readdir(dir)).toEqual(['storage-signing.key']);
   });
 
+  it("deletes an earlier version's signing key, which nothing reads now, from a data directory an upgrade kept", async () => {
+    const upgraded = path.join(dir, 'upgraded');
+    await fs.mkdir(upgraded);
+    await fs.writeFile(path.join(upgraded, 'upload-signing.key'), Buffer.alloc(32, 7), { mode: 0o600 });
+    UrlSigner.forDataDir(upgraded);
+    expect(await fs.readdir(upgraded)).toEqual(['storage-signing.key']);
+  });
+
   it('processes opening a new directory at the same moment all get the same whole key', async () => {
     const fresh = path.join(dir, 'raced');
     // The built module, as the master and the storage service run it (npm test builds first).
