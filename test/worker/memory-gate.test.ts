@@ -20,53 +20,55 @@ function manualTask() {
   return task;
 }
 
+/** Tasks asking `gate` for these bytes, in this order: which have started, and finishing them by their index. */
+function holding(gate: MemoryGate, bytes: readonly number[]) {
+  const tasks = bytes.map(() => manualTask());
+  const running = Promise.all(tasks.map((task, at) => gate.hold(bytes[at]!, task.work)));
+  return {
+    started: async () => {
+      await settle();
+      return tasks.map((task) => task.started);
+    },
+    finish: (...indexes: number[]) => indexes.forEach((index) => tasks[index]!.finish()),
+    running,
+  };
+}
+
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('memory gate', () => {
   it('runs tasks whose bytes fit together at once, and holds back one that would pass the capacity until memory is given back', async () => {
     const gate = new MemoryGate(100);
-    const [a, b, c] = [manualTask(), manualTask(), manualTask()];
-    const running = [gate.hold(40, a.work), gate.hold(50, b.work), gate.hold(30, c.work)];
-    await settle();
-    expect([a.started, b.started, c.started]).toEqual([true, true, false]);
+    const tasks = holding(gate, [40, 50, 30]);
+    expect(await tasks.started()).toEqual([true, true, false]);
     expect({ held: gate.heldBytes, queued: gate.queued }).toEqual({ held: 90, queued: 1 });
-    a.finish();
-    await settle();
-    expect(c.started).toBe(true);
+    tasks.finish(0);
+    expect(await tasks.started()).toEqual([true, true, true]);
     expect(gate.heldBytes).toBe(80);
-    b.finish();
-    c.finish();
-    await Promise.all(running);
+    tasks.finish(1, 2);
+    await tasks.running;
     expect({ held: gate.heldBytes, queued: gate.queued }).toEqual({ held: 0, queued: 0 });
   });
 
   it('keeps arrival order: a small task does not pass a large one that waits', async () => {
     const gate = new MemoryGate(100);
-    const [first, large, small] = [manualTask(), manualTask(), manualTask()];
-    const running = [gate.hold(60, first.work), gate.hold(90, large.work), gate.hold(10, small.work)];
-    await settle();
-    expect([first.started, large.started, small.started]).toEqual([true, false, false]);
-    first.finish();
-    await settle();
-    expect([large.started, small.started]).toEqual([true, true]);
-    large.finish();
-    small.finish();
-    await Promise.all(running);
+    const tasks = holding(gate, [60, 90, 10]);
+    expect(await tasks.started()).toEqual([true, false, false]);
+    tasks.finish(0);
+    expect(await tasks.started()).toEqual([true, true, true]);
+    tasks.finish(1, 2);
+    await tasks.running;
   });
 
   it('runs work that holds nothing at once, and a stage larger than the capacity alone', async () => {
     const gate = new MemoryGate(100);
-    const [big, free, next] = [manualTask(), manualTask(), manualTask()];
-    const running = [gate.hold(250, big.work), gate.hold(0, free.work), gate.hold(1, next.work)];
-    await settle();
-    expect([big.started, free.started, next.started]).toEqual([true, true, false]);
+    const tasks = holding(gate, [250, 0, 1]);
+    expect(await tasks.started()).toEqual([true, true, false]);
     expect(gate.heldBytes).toBe(100);
-    big.finish();
-    free.finish();
-    await settle();
-    expect(next.started).toBe(true);
-    next.finish();
-    await Promise.all(running);
+    tasks.finish(0, 1);
+    expect(await tasks.started()).toEqual([true, true, true]);
+    tasks.finish(2);
+    await tasks.running;
   });
 
   it('stops waiting when the task is aborted, and lets the tasks behind it go', async () => {
