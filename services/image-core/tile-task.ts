@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp, { type Sharp } from 'sharp';
-import { inputErrorFrom, openInput } from './decode.js';
+import { inputErrorFrom, openInput, type OpenedInput } from './decode.js';
 import { encodePipeline, type EncodeOptions } from './encode.js';
 import { type OutputOptions } from '../protocol/output.js';
 import { executeTileTask } from './execute-tile.js';
@@ -184,8 +184,9 @@ async function decodeTileRows(upload: Buffer | string, job: TileJob, options: { 
 }
 
 /** Decodes an upload into the run's first intermediate (.v at `path`) and returns its shape. */
-export async function decodeToIntermediate(input: Buffer | string, path: string, options: { maxPixels: number; name: string }): Promise<ImageShape> {
-  const { pipeline } = await openInput(input, options);
+export async function decodeToIntermediate(input: Buffer | string, path: string, options: { maxPixels: number; name: string; opened?: OpenedInput }): Promise<ImageShape> {
+  // The caller may have read the header already (a worker sizes what the decode holds from it).
+  const { pipeline } = options.opened ?? (await openInput(input, options));
   return writeIntermediate(pipeline, path).catch((error: unknown) => {
     throw inputErrorFrom(error, options.name);
   });

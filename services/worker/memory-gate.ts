@@ -4,9 +4,10 @@
  * worker runs a task per slot: two such stages at once (a contour trace of a 44 MP photo each) took a
  * worker to 746 MiB, more than a 1 GiB micro leaves it; one at a time, 461 MiB.
  *
- * A task holds the bytes its whole stage needs (planner.ts wholeStageBytes) while it runs; a task that
- * would pass the capacity waits, in arrival order, so that a large one is not passed over for ever by
- * smaller ones. Work without a whole stage holds nothing and never waits.
+ * A task holds the bytes its whole stage needs (planner.ts wholeStageBytes), or the whole frame its decode
+ * holds (GIF, WebP and AVIF: OpenedInput.frameBytes), while it runs. A task that would pass the capacity
+ * waits, in arrival order, so that a large one is not passed over for ever by smaller ones. Other work
+ * holds nothing and never waits.
  *
  * Memory given back is not free until V8 collects the stage's buffers, and nothing makes it do so while
  * the next stage allocates: one process tracing contours twice in a row peaked at 637 MiB, and at 478

@@ -1,8 +1,8 @@
 import { ApiError } from '../protocol/errors.js';
 import type { ImageOutput, Task, TaskResult, TaskSpec } from '../protocol/tasks.js';
-import { InputError, openInput } from '../image-core/decode.js';
+import { InputError, openInput, type OpenedInput } from '../image-core/decode.js';
 import type { Annotations } from '../image-core/operation.js';
-import { parsePipeline, PipelineError } from '../image-core/pipeline.js';
+import { parsePipeline, PipelineError, type Step } from '../image-core/pipeline.js';
 import { wholeStageBytes } from '../image-core/planner.js';
 import { processImage } from '../image-core/process-image.js';
 import { inputOfLocation, writeLocation, type Reach } from './locations.js';
@@ -18,6 +18,9 @@ export interface TaskLimits {
   maxPixels: number;
   memory: MemoryGate;
 }
+
+/** What a whole image lends from the memory gate while it runs: its largest whole stage, or the whole frame its decode holds. */
+export const imageMemoryOf = (opened: OpenedInput, steps: readonly Step[]): number => Math.max(wholeStageBytes(opened, steps), opened.frameBytes);
 
 /** Runs one task: read its input, do its kind's work, write its output, describe the outcome. */
 export async function runTask(task: Task, reach: Reach, limits: TaskLimits): Promise<TaskResult> {
@@ -45,7 +48,7 @@ async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' 
   const decoding = { maxPixels: limits.maxPixels, name: spec.name, ...signal };
   const opened = await openInput(input, decoding);
   const result = await limits.memory.hold(
-    wholeStageBytes(opened, steps),
+    imageMemoryOf(opened, steps),
     () => processImage(input, steps, { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) }, { ...decoding, opened }),
     reach.signal,
   );

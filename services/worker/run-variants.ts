@@ -2,10 +2,10 @@ import { ApiError } from '../protocol/errors.js';
 import type { Task, TaskSpec } from '../protocol/tasks.js';
 import { openInput } from '../image-core/decode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
-import { planImage, wholeStageBytes } from '../image-core/planner.js';
+import { planImage } from '../image-core/planner.js';
 import { processVariants } from '../image-core/variants.js';
 import { inputOfLocation, writeLocation, type Reach } from './locations.js';
-import { imageAnnotations, type TaskDone, type TaskLimits } from './run-task.js';
+import { imageAnnotations, imageMemoryOf, type TaskDone, type TaskLimits } from './run-task.js';
 
 type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
 
@@ -25,7 +25,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
   }
   const signal = reach.signal ? { signal: reach.signal } : {};
   const result = await limits.memory.hold(
-    wholeStageBytes(opened, steps),
+    imageMemoryOf(opened, steps),
     () =>
       processVariants(input, steps, spec.variants, {
         ...(spec.options ? { output: spec.options } : {}),

@@ -1,13 +1,17 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openInput } from '../../services/image-core/decode.js';
 import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, wholeStageBytes } from '../../services/image-core/planner.js';
 import { workerHealth } from '../../services/protocol/tasks.js';
 import { MemoryGate } from '../../services/worker/memory-gate.js';
 import { corpus, submit, waitForJob, waitUntil } from '../helpers/api.js';
+import { webpDeclaring } from '../helpers/hostile-corpus.js';
 import { killAll, memoryOf, startCluster } from '../helpers/processes.js';
 
 afterEach(killAll);
@@ -100,6 +104,28 @@ describe('memory gate', () => {
     expect(wholeStageBytes(photo, contours)).toBeGreaterThanOrEqual(samples);
     expect(wholeStageBytes(photo, contours)).toBeLessThanOrEqual(0.75 * 512 * 2 ** 20);
     expect(wholeStageBytes(photo, parsePipeline([{ op: 'blur', sigma: 2 }]))).toBe(0);
+  });
+});
+
+describe('what a whole-frame decode holds', () => {
+  it('is told from the header, covers what decoding a 25 MP WebP takes, and is nothing for a JPEG', { timeout: 60_000 }, async () => {
+    const webp = await webpDeclaring(6000, 4166);
+    const opened = await openInput(webp, { maxPixels: 1e9, name: 'flat.webp' });
+    expect((await openInput(corpus('aqua.jpg'), { maxPixels: 1e9, name: 'aqua.jpg' })).frameBytes).toBe(0);
+    // Measured in a process of its own (the built modules, as a worker runs them): its peak over its start.
+    const dist = path.resolve(import.meta.dirname, '../../dist/services/image-core');
+    const script = `
+      const { processImage } = await import(${JSON.stringify(`${dist}/process-image.js`)});
+      const { parsePipeline } = await import(${JSON.stringify(`${dist}/pipeline.js`)});
+      const webp = Buffer.from(${JSON.stringify(webp.toString('base64'))}, 'base64');
+      const start = process.memoryUsage().rss;
+      await processImage(webp, parsePipeline([{ op: 'invert' }]), { format: 'jpeg' }, { maxPixels: 1e9, name: 'flat.webp' });
+      process.stdout.write(String(process.resourceUsage().maxRSS * 1024 - start));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    const peak = Number(stdout);
+    // 249 MiB measured against 262 MiB estimated.
+    expect(peak).toBeLessThanOrEqual(opened.frameBytes);
+    expect(peak).toBeGreaterThan(0.75 * opened.frameBytes);
   });
 });
 
