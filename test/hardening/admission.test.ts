@@ -70,6 +70,12 @@ describe('the disk budget shared by the master and its storage service', () => {
   const reserve = 1_000_000_000;
   const free = async () => reserve + 10_000_000;
   const ledgerIn = async () => diskLedgerFile(await fs.mkdtemp(path.join(os.tmpdir(), 'dips-ledger-')));
+  /** A hold written into the ledger as another process left it. */
+  const plantHold = (ledger: string, hold: { holder: string; pid: number; started?: number; bytes: number }) => {
+    const raw = new DatabaseSync(ledger);
+    raw.prepare('INSERT INTO holds (holder, pid, started, bytes) VALUES (?, ?, ?, ?)').run(hold.holder, hold.pid, hold.started ?? null, hold.bytes);
+    raw.close();
+  };
 
   it('refuses in one process what another was promised, and gives it back when released', async () => {
     const ledger = await ledgerIn();
@@ -111,10 +117,7 @@ describe('the disk budget shared by the master and its storage service', () => {
       (await storageService.hold(3_000_000, 'a file')).release();
 
       // A process killed while holding 9 MB: its pid no longer runs.
-      const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-      const raw = new DatabaseSync(ledger);
-      raw.prepare("INSERT INTO holds (holder, pid, bytes) VALUES ('killed', ?, ?)").run(dead, 9_000_000);
-      raw.close();
+      plantHold(ledger, { holder: 'killed', pid: spawnSync(process.execPath, ['-e', '']).pid!, bytes: 9_000_000 });
       now += 1_000; // the next reading drops it
       await expect(storageService.hold(9_000_000, 'a big file')).resolves.toBeDefined();
     } finally {
@@ -131,19 +134,13 @@ describe('the disk budget shared by the master and its storage service', () => {
     try {
       await once(sleeper, 'spawn');
       const startOf = (pid: number) => Number((readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ')[19]);
-      const raw = new DatabaseSync(ledger);
-      const insert = raw.prepare('INSERT INTO holds (holder, pid, started, bytes) VALUES (?, ?, ?, ?)');
       // Before a reboot a process had this test's pid, and the sleeper's, and held 9 MB each.
-      insert.run('before the reboot', process.pid, startOf(process.pid) - 1, 9_000_000);
-      insert.run('before the reboot', sleeper.pid!, startOf(sleeper.pid!) - 1, 9_000_000);
-      raw.close();
+      for (const pid of [process.pid, sleeper.pid!]) plantHold(ledger, { holder: 'before the reboot', pid, started: startOf(pid) - 1, bytes: 9_000_000 });
       now += 1_000;
       (await budget.hold(9_000_000, 'a big file')).release();
 
       // The sleeper itself, still running, keeps what it holds; once it has gone, so has its hold.
-      const again = new DatabaseSync(ledger);
-      again.prepare('INSERT INTO holds (holder, pid, started, bytes) VALUES (?, ?, ?, ?)').run('live', sleeper.pid!, startOf(sleeper.pid!), 9_500_000);
-      again.close();
+      plantHold(ledger, { holder: 'live', pid: sleeper.pid!, started: startOf(sleeper.pid!), bytes: 9_500_000 });
       now += 1_000;
       await expect(budget.hold(1_000_000, 'a file')).rejects.toMatchObject({ status: 503 });
       sleeper.kill();
