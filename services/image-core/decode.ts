@@ -35,7 +35,7 @@ export interface OpenedInput {
    * all of it before it yields the first row, so decoding only the top rows costs a whole decode.
    */
   progressive: boolean;
-  /** Memory the decode itself holds (wholeFrameDecodeBytes): a whole frame's for GIF, WebP and AVIF, nothing for formats decoded row by row. */
+  /** Memory the decode itself holds (wholeFrameDecodeBytesPerPixel): a whole frame's for GIF, WebP and AVIF, nothing for formats decoded row by row. */
   frameBytes: number;
 }
 
@@ -89,7 +89,7 @@ export const decodedWhole: ReadonlySet<InputFormat> = new Set(['gif', 'webp', 'a
  * Bytes per pixel a whole-frame decode takes, measured on 25 MP of noise decoded and inverted, over a bare
  * process (GIF 211 MiB, WebP 262, AVIF 461); a worker lends them from its memory gate like a whole stage.
  */
-const wholeFrameDecodeBytesPerPixel: Readonly<Record<string, number>> = { gif: 9, webp: 11, avif: 20 };
+const wholeFrameDecodeBytesPerPixel: Readonly<Partial<Record<InputFormat, number>>> = { gif: 9, webp: 11, avif: 20 };
 
 /**
  * Reads the header of an image and returns a pipeline that decodes it. Images whose declared size

@@ -16,7 +16,7 @@ const milliseconds = z.coerce.number().int().positive();
  * worker lends PIXEL_MEMORY_SHARE of it to whole stages (services/worker/memory-gate.ts). The stack sets it
  * from the worker instance type; this default is a micro's (lib/config.ts).
  */
-const workerMemoryBytes = z.coerce.number().int().positive().default(512 * 1024 * 1024);
+const workerMemoryBytes = positiveInt.default(512 * 1024 * 1024);
 const optionalText = z
   .string()
   .optional()
