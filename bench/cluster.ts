@@ -96,10 +96,3 @@ export async function childrenRunning(pid: number, command: 'worker' | 'storage'
   return children.filter((_child, at) => commands[at]!.split('\0').includes(command));
 }
 
-/** Peak resident set size of a live process (Linux VmHWM), in bytes. */
-export async function peakRss(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
-  if (!match) throw new Error(`no VmHWM for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}

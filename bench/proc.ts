@@ -39,6 +39,17 @@ export async function jsThreadsCpuMs(pid: number | 'self'): Promise<number> {
   return total;
 }
 
+/**
+ * Peak resident set size of a live process (Linux VmHWM, its memory's own high-water mark), in bytes.
+ * Not getrusage's maxRSS: Linux carries that across exec, so a child's starts at its parent's size.
+ */
+export async function peakRss(pid: number | 'self'): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  if (!match) throw new Error(`no VmHWM for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
 /** CPU and I/O counters of a live process, from /proc/<pid>/stat and /proc/<pid>/io. */
 export async function processCounters(pid: number): Promise<ProcessCounters> {
   const cpuMs = cpuMsOf(await readFile(`/proc/${pid}/stat`, 'utf8'));

@@ -4,8 +4,9 @@
  * worker runs a task per slot: two such stages at once (a contour trace of a 44 MP photo each) took a
  * worker to 746 MiB, more than a 1 GiB micro leaves it; one at a time, 461 MiB.
  *
- * A task holds the bytes its whole stage needs (planner.ts wholeStageBytes), or the whole frame its decode
- * holds (GIF, WebP and AVIF: OpenedInput.frameBytes), while it runs. A task that would pass the capacity
+ * A task holds the bytes its whole stage needs (planner.ts wholeStageBytes), or what its decode holds
+ * (a whole frame of GIF, WebP, AVIF or interlaced PNG, a progressive JPEG's coefficients:
+ * OpenedInput.frameBytes), while it runs. A task that would pass the capacity
  * waits, in arrival order, so that a large one is not passed over for ever by smaller ones. Other work
  * holds nothing and never waits.
  *
