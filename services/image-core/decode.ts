@@ -13,6 +13,11 @@ export interface DecodeOptions {
   maxPixels: number;
   /** The file's name as the user knows it, for error messages. */
   name: string;
+  /**
+   * The most a decode may hold (OpenedInput.frameBytes): a worker's memory (DIPS_WORKER_MEMORY_BYTES).
+   * A larger one is refused from the header, as no worker could decode it; none for `dips process`.
+   */
+  maxDecodeBytes?: number;
 }
 
 export interface OpenedInput {
@@ -154,6 +159,14 @@ export async function openInput(input: Buffer | string, options: DecodeOptions):
     (metadata.pages ?? 1) === 1;
   const progressive = metadata.isProgressive === true;
   const frameBytes = decodeHoldBytes(metadata, format, width * height);
+  if (options.maxDecodeBytes !== undefined && frameBytes > options.maxDecodeBytes) {
+    const kind = progressive ? (format === 'jpeg' ? 'a progressive JPEG' : 'an interlaced PNG') : format.toUpperCase();
+    const instead = progressive ? (format === 'jpeg' ? '; a baseline (sequential) JPEG decodes row by row' : '; a non-interlaced PNG decodes row by row') : '';
+    throw new InputError(
+      'too_many_pixels',
+      `${name}: decoding ${kind} of ${width}x${height} holds about ${Math.ceil(frameBytes / 2 ** 20)} MiB at once, more than the ${Math.floor(options.maxDecodeBytes / 2 ** 20)} MiB a worker has (DIPS_WORKER_MEMORY_BYTES)${instead}`,
+    );
+  }
   return { pipeline, width, height, channels: grey ? 1 : metadata.hasAlpha ? 4 : 3, format, plain, progressive, frameBytes };
 }
 

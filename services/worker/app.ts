@@ -25,7 +25,7 @@ export interface WorkerState {
  * check. A batch is answered with one NDJSON line per task as each finishes.
  */
 export function createWorkerApp(
-  config: Pick<WorkerConfig, 'maxPixels' | 'maxTaskBytes'> & { credential?: string | undefined },
+  config: Pick<WorkerConfig, 'maxPixels' | 'maxTaskBytes' | 'workerMemoryBytes'> & { credential?: string | undefined },
   reach: Omit<Reach, 'maxBytes' | 'signal'>,
   state: WorkerState,
   logger: Logger,
@@ -66,7 +66,7 @@ export function createWorkerApp(
         state.leases.add(task.lease);
         try {
           const result = await state.slots.use(() =>
-            signal.aborted ? Promise.reject(signal.reason) : runTask(task, { ...reach, maxBytes: config.maxTaskBytes, signal }, { maxPixels: config.maxPixels, memory: state.memory }),
+            signal.aborted ? Promise.reject(signal.reason) : runTask(task, { ...reach, maxBytes: config.maxTaskBytes, signal }, { maxPixels: config.maxPixels, maxDecodeBytes: config.workerMemoryBytes, memory: state.memory }),
           );
           logger.debug({ unit: task.unit, lease: task.lease, ms: result.processingMs, ok: result.ok }, 'task done');
           if (!result.ok) logger.info({ unit: task.unit, error: result.error }, 'task failed');

@@ -1,6 +1,6 @@
 import { ApiError } from '../protocol/errors.js';
 import type { ImageOutput, Task, TaskResult, TaskSpec } from '../protocol/tasks.js';
-import { InputError, openInput, type OpenedInput } from '../image-core/decode.js';
+import { InputError, openInput, type DecodeOptions, type OpenedInput } from '../image-core/decode.js';
 import type { Annotations } from '../image-core/operation.js';
 import { parsePipeline, PipelineError, type Step } from '../image-core/pipeline.js';
 import { wholeStageBytes } from '../image-core/planner.js';
@@ -13,11 +13,18 @@ import { isTiledTask, runTiledTask } from './tiled-tasks.js';
 /** What a task kind's runner reports; runTask adds the lease and the time taken. */
 export type TaskDone = Omit<Extract<TaskResult, { ok: true }>, 'ok' | 'lease' | 'processingMs'>;
 
-/** What bounds a task on this worker: the pixels an image may have, and the memory its whole stage holds while it runs. */
+/**
+ * What bounds a task on this worker: the pixels an image may have, the most its decode may hold (the
+ * worker's memory), and the memory its whole stage or decode holds while it runs.
+ */
 export interface TaskLimits {
   maxPixels: number;
+  maxDecodeBytes: number;
   memory: MemoryGate;
 }
+
+/** How this worker opens an input: with its limits, naming the file as the user knows it. */
+export const decodeOptions = (limits: TaskLimits, name: string): DecodeOptions => ({ maxPixels: limits.maxPixels, maxDecodeBytes: limits.maxDecodeBytes, name });
 
 /** What a whole image lends from the memory gate while it runs: its largest whole stage, or the whole frame its decode holds. */
 export const imageMemoryOf = (opened: OpenedInput, steps: readonly Step[]): number => Math.max(wholeStageBytes(opened, steps), opened.frameBytes);
@@ -45,7 +52,7 @@ async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' 
   const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
   const steps = parsePipeline(spec.pipeline);
   const signal = reach.signal ? { signal: reach.signal } : {};
-  const decoding = { maxPixels: limits.maxPixels, name: spec.name, ...signal };
+  const decoding = { ...decodeOptions(limits, spec.name), ...signal };
   const opened = await openInput(input, decoding);
   const result = await limits.memory.hold(
     imageMemoryOf(opened, steps),

@@ -5,7 +5,7 @@ import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage } from '../image-core/planner.js';
 import { processVariants } from '../image-core/variants.js';
 import { inputOfLocation, writeLocation, type Reach } from './locations.js';
-import { imageAnnotations, imageMemoryOf, type TaskDone, type TaskLimits } from './run-task.js';
+import { decodeOptions, imageAnnotations, imageMemoryOf, type TaskDone, type TaskLimits } from './run-task.js';
 
 type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
 
@@ -19,7 +19,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
   const { spec } = task;
   const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
   const steps = parsePipeline(spec.pipeline);
-  const opened = await openInput(input, { maxPixels: limits.maxPixels, name: spec.name });
+  const opened = await openInput(input, decodeOptions(limits, spec.name));
   if (planImage(opened, steps, spec.whole).mode !== 'whole') {
     throw new ApiError(422, 'needs_tiling', `${spec.name}: ${opened.width}x${opened.height} needs tiling, which batch items do not do; make its session an upload job (POST /v1/uploads/{id}/job) or send it in a multipart POST /v1/jobs, which tile (dips submit does so by itself)`);
   }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Task } from '../protocol/tasks.js';
-import type { TaskDone, TaskLimits } from './run-task.js';
+import { decodeOptions, type TaskDone, type TaskLimits } from './run-task.js';
 import { openInput } from '../image-core/decode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
 import { wholeStageBytes } from '../image-core/planner.js';
@@ -64,7 +64,7 @@ export async function runTiledTask(task: TiledTask, reach: Reach, limits: TaskLi
       // Beside its target on a shared disk (renamed into place), else in scratch space and then PUT.
       const file = target.via === 'file' ? `${target.path}.partial-${randomBytes(4).toString('hex')}.v` : path.join(scratch, 'decoded.v');
       try {
-        const decoding = { maxPixels: limits.maxPixels, name: spec.name };
+        const decoding = decodeOptions(limits, spec.name);
         const opened = await openInput(input, decoding);
         const shape = await limits.memory.hold(opened.frameBytes, () => decodeToIntermediate(input, file, { ...decoding, opened }), reach.signal);
         await writeLocationFromFile(target, file, reach);

@@ -18,6 +18,7 @@ import {
   photoCrop,
   png16,
   pngDeclaring,
+  progressiveJpegDeclaring,
   truncated,
   webpDeclaring,
 } from '../helpers/hostile-corpus.js';
@@ -87,6 +88,8 @@ describe('rejected before anything is stored: a 4xx naming the problem', () => {
       // Under the general limit, but GIF and WebP frames are decoded whole: each would take about 1 GB.
       ['35-byte GIF declaring 20000x10000', { name: 'wide.gif', data: gifDeclaring(20_000, 10_000) }, 413, 'too_many_pixels', /wide\.gif: 20000x10000 .* for GIF, which is decoded whole/],
       ['38-byte WebP declaring 12000x10000', { name: 'flat.webp', data: await webpDeclaring(12_000, 10_000) }, 413, 'too_many_pixels', /flat\.webp: 12000x10000 .* for WEBP, which is decoded whole/],
+      // Under the pixel limit, but a progressive JPEG's decoder keeps all its coefficients: 720 MB here, more than a 512 MiB worker.
+      ['progressive JPEG header declaring 12000x10000', { name: 'deep.jpg', data: await progressiveJpegDeclaring(12_000, 10_000) }, 413, 'too_many_pixels', /deep\.jpg: decoding a progressive JPEG of 12000x10000 holds about 687 MiB at once, more than the 512 MiB a worker has \(DIPS_WORKER_MEMORY_BYTES\); a baseline \(sequential\) JPEG decodes row by row/],
     ];
     for (const [what, image, status, code, message] of cases) {
       const response = await postJob(master.url, [image], { pipeline });

@@ -89,6 +89,19 @@ export async function webpDeclaring(width: number, height: number): Promise<Buff
   return webp;
 }
 
+/**
+ * A progressive 4:4:4 JPEG of a few hundred bytes whose frame header (SOF2) declares width x height (at
+ * most 65535 each): a 16x16 image's with larger dimensions patched in, so its header reads true.
+ */
+export async function progressiveJpegDeclaring(width: number, height: number): Promise<Buffer> {
+  const jpeg = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#336699' } }).jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer();
+  // SOF2: the marker, a 2-byte length, the sample precision, then height and width.
+  const at = jpeg.indexOf(Buffer.from([0xff, 0xc2])) + 5;
+  jpeg.writeUInt16BE(height, at);
+  jpeg.writeUInt16BE(width, at + 2);
+  return jpeg;
+}
+
 /** The first `fraction` of a file's bytes: a download or upload cut short. */
 export const truncated = (data: Buffer, fraction: number): Buffer => data.subarray(0, Math.floor(data.length * fraction));
 

@@ -145,6 +145,19 @@ describe('bad input', () => {
     await expect(openInput(encoded, options('big.png', source.width * source.height))).resolves.toBeDefined();
   });
 
+  it('refuses, from its header, a decode that holds more than a worker has; the same pixels saved baseline pass', async () => {
+    const crop = sharp(corpus('freshflower.jpg')).extract({ left: 0, top: 0, width: 600, height: 400 });
+    const progressive = await crop.clone().jpeg({ progressive: true, chromaSubsampling: '4:4:4' }).toBuffer();
+    const baseline = await crop.clone().jpeg({ chromaSubsampling: '4:4:4' }).toBuffer();
+    const worker = { ...options('wide.jpg'), maxDecodeBytes: 2 ** 20 };
+    const error = await rejection(openInput(progressive, worker));
+    expect(error.code).toBe('too_many_pixels');
+    expect(error.message).toBe('wide.jpg: decoding a progressive JPEG of 600x400 holds about 2 MiB at once, more than the 1 MiB a worker has (DIPS_WORKER_MEMORY_BYTES); a baseline (sequential) JPEG decodes row by row');
+    await expect(openInput(baseline, worker)).resolves.toMatchObject({ progressive: false, frameBytes: 0 });
+    // `dips process` sets no such bound: the machine it runs on is the user's.
+    await expect(openInput(progressive, options('wide.jpg'))).resolves.toMatchObject({ progressive: true, frameBytes: 600 * 400 * 6 });
+  });
+
   it('rejects a decompression bomb from its header alone', async () => {
     const bomb = pngDeclaring(100_000, 100_000);
     expect(bomb.length).toBeLessThan(1000);

@@ -10,8 +10,10 @@ import { parsePipeline } from '../../services/image-core/pipeline.js';
 import { planImage, wholeStageBytes } from '../../services/image-core/planner.js';
 import { workerHealth } from '../../services/protocol/tasks.js';
 import { MemoryGate } from '../../services/worker/memory-gate.js';
+import { runTask } from '../../services/worker/run-task.js';
+import type { Task } from '../../services/protocol/tasks.js';
 import { corpus, submit, waitForJob, waitUntil } from '../helpers/api.js';
-import { webpDeclaring } from '../helpers/hostile-corpus.js';
+import { progressiveJpegDeclaring, webpDeclaring } from '../helpers/hostile-corpus.js';
 import { killAll, memoryOf, startCluster } from '../helpers/processes.js';
 
 afterEach(killAll);
@@ -160,6 +162,21 @@ describe('what a decode holds', () => {
     for (const [kind, { counted, extra }] of Object.entries(found)) {
       expect({ kind, covered: extra <= counted, close: extra > counted / 2 }, JSON.stringify(found)).toEqual({ kind, covered: true, close: true });
     }
+  });
+
+  it('more than the worker has fails its task from the header, permanently (422), naming the file', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-decode-hold-'));
+    const input = path.join(dir, 'deep.jpg');
+    await fs.writeFile(input, await progressiveJpegDeclaring(12_000, 10_000));
+    const reach = { masterUrl: 'http://127.0.0.1:9', headers: {}, maxBytes: 1 << 30 };
+    const limits = { maxPixels: 268_402_689, maxDecodeBytes: 512 * 2 ** 20, memory: new MemoryGate(256 * 2 ** 20) };
+    const pipeline = [{ op: 'blur', sigma: 2 }];
+    const base = { unit: 'u', lease: 'l', input: { via: 'file' as const, path: input }, output: { via: 'file' as const, path: path.join(dir, 'out') } };
+    const whole: Task = { ...base, spec: { kind: 'whole', name: 'deep.jpg', pipeline } };
+    const variants: Task = { ...base, spec: { kind: 'variants', name: 'deep.jpg', pipeline, whole: { workerMemoryBytes: 512 * 2 ** 20 }, variants: [{ format: 'webp', output: base.output }] } };
+    const refusal = { status: 422, code: 'too_many_pixels', message: expect.stringMatching(/^deep\.jpg: decoding a progressive JPEG of 12000x10000 holds about 687 MiB/) };
+    expect(await runTask(whole, reach, limits)).toMatchObject({ ok: false, error: refusal });
+    expect(await runTask(variants, reach, limits)).toMatchObject({ ok: false, error: refusal });
   });
 });
 

@@ -19,7 +19,7 @@ describe('tiled tasks', () => {
     const upload = corpus('garden-odd.png');
     const { size } = await fs.stat(upload);
     const reach = { masterUrl: 'http://127.0.0.1:9', headers: {}, maxBytes: size - 1 };
-    const limits = { maxPixels: 10_000_000, memory: new MemoryGate(1 << 30) };
+    const limits = { maxPixels: 10_000_000, maxDecodeBytes: 1 << 30, memory: new MemoryGate(1 << 30) };
     const base = { unit: 'u', lease: 'l', input: { via: 'file' as const, path: upload } };
     const strip: Task = {
       ...base,
@@ -61,7 +61,7 @@ describe('tiled tasks', () => {
       output: { via: 'file', path: joined },
       spec: { kind: 'encode', shape: { width: 10, height: 10, channels: 3 }, format: 'jpeg', segments: segments.slice(1) },
     };
-    expect(await runTask(join, reach, { maxPixels: 100, memory: new MemoryGate(1 << 30) })).toMatchObject({ ok: true });
+    expect(await runTask(join, reach, { maxPixels: 100, maxDecodeBytes: 1 << 30, memory: new MemoryGate(1 << 30) })).toMatchObject({ ok: true });
     const expected = Buffer.concat(await Promise.all(segments.map(({ path: file }) => fs.readFile(file))));
     expect((await fs.readFile(joined)).equals(expected)).toBe(true);
   });
