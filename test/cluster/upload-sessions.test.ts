@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadsAnswer, jobAccepted, jobView, parseResponse } from '../../services/protocol/api.js';
 import { batchAccepted, itemsPage } from '../../services/protocol/batch.js';
 import { uploadSession, uploadSessionTerms, type UploadSession } from '../../services/protocol/uploads.js';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { startS3Server } from '../../bench/s3-server.js';
 import { childrenRunning } from '../../bench/cluster.js';
 import { pngDeclaring } from '../helpers/hostile-corpus.js';
@@ -410,5 +411,65 @@ describe('local storage on every interface (DIPS_HOST=0.0.0.0)', () => {
     expect(result.status).toBe(200);
     const expected = await pixelsOf(path.join(tmp, 'reference', 'aqua.png'));
     expect((await pixelsOf(Buffer.from(await result.arrayBuffer()))).data.equals(expected.data)).toBe(true);
+  });
+});
+
+/**
+ * An S3 endpoint for the master that forwards to `s3`, except that it stores `replacement` at a session's
+ * file, as a client would through its still valid presigned PUT, just before the master's first
+ * CopyObject of that file reaches the server: the window between the session's check and the job's copy.
+ */
+async function storingAgainBeforeCopy(s3: Awaited<ReturnType<typeof startS3Server>>, replacement: Buffer): Promise<{ url: string; close(): void }> {
+  let stored = false;
+  const server = http.createServer((req, res) => {
+    const forward = () => {
+      const upstream = http.request(new URL(req.url!, s3.endpoint), { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    };
+    const source = decodeURIComponent(String(req.headers['x-amz-copy-source'] ?? ''));
+    const staged = /\/(uploads\/[0-9a-f-]{36}\/\d+)$/.exec(source);
+    if (!staged || stored) return forward();
+    stored = true;
+    s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: staged[1], Body: replacement })).then(forward, (error: unknown) => res.writeHead(500).end(String(error)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+describe('an upload job from a session on S3 whose file is stored again while the job is made', () => {
+  it('answers 409 upload_changed naming the file, keeps nothing of that job, and takes the file as it is now when asked again', async () => {
+    const bucket = await startS3Server('dips-stored-again');
+    const checked = await readFile(corpus('aqua.jpg'));
+    // The same size, another version: the first value of the first quantisation table changed (still a valid JPEG).
+    const replacement = Buffer.from(checked);
+    expect(replacement.readUInt16BE(2)).toBe(0xffdb);
+    replacement[7] = replacement[7]! + 1;
+    const endpoint = await storingAgainBeforeCopy(bucket, replacement);
+    try {
+      const master = await startDips(['master', '--port', '0', '--data-dir', path.join(tmp, 'data-stored-again')], { ...bucket.env, AWS_ENDPOINT_URL_S3: endpoint.url });
+      const upload = await session(master.url, [{ name: 'aqua.jpg', data: checked }]);
+      await send(master.url, upload, 0, checked);
+      const uploadJob = () => fetch(`${master.url}/v1/uploads/${upload.id}/job`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pipeline, format: 'png' }) });
+      await expectError(await uploadJob(), 409, 'upload_changed', new RegExp(`upload session ${upload.id}: file 0 "aqua\\.jpg" was stored again while the job was being made from it; make the job again`));
+      const jobObjects = async () => ((await bucket.client.send(new ListObjectsV2Command({ Bucket: bucket.bucket, Prefix: 'jobs/' }))).Contents ?? []).map((object) => object.Key);
+      expect(await jobObjects()).toEqual([]);
+      const created = await uploadJob();
+      expect(created.status, await created.clone().text()).toBe(202);
+      const { id } = jobAccepted.parse(await created.json());
+      const input = await bucket.client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: `jobs/${id}/in/0` }));
+      expect(Buffer.from(await input.Body!.transformToByteArray()).equals(replacement)).toBe(true);
+    } finally {
+      endpoint.close();
+      await bucket.close();
+    }
   });
 });
