@@ -1,10 +1,10 @@
 /**
  * One very large image (a 10000x10000 JPEG mosaic of corpus photos), blur σ2, JPEG q90 out: DIPS
  * (`dips up --workers <cores>`, upload, run, download) against plain sharp with the same JPEG settings,
- * each plain run in a process of its own (bench/plain-sharp-huge.ts). Part of `npm run bench`; alone,
- * `node dist/bench/huge-image.js [ROUNDS]` runs plain sharp and DIPS alternately ROUNDS times on one
- * cluster and prints one JSON line per round (wall, CPU of plain sharp, the master and each worker, the
- * units' round trips) for before/after comparisons.
+ * each plain run in a process of its own (bench/plain-sharp-huge.ts), in rounds as the batch rows are
+ * (bench/rounds.ts). Part of `npm run bench`; alone, `node dist/bench/huge-image.js [ROUNDS]` prints one
+ * JSON line per round (wall, CPU of plain sharp, the master and each worker, the units' round trips) for
+ * before/after comparisons.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -15,6 +15,7 @@ import { peakRss } from './proc.js';
 import { runJob, withCluster } from './dips-job.js';
 import { photoMosaic } from './images.js';
 import { processCounters } from './proc.js';
+import { rounds as benchRounds } from './rounds.js';
 
 const execFileAsync = promisify(execFile);
 const outDir = path.resolve(import.meta.dirname, '../../bench/out');
@@ -26,23 +27,31 @@ interface PlainRun {
   threads: number;
 }
 
-export interface HugeResult {
-  megapixels: number;
-  plainSeconds: number;
-  plainCpuSeconds: number;
-  /** Plain sharp with DIPS' JPEG setting (no Huffman optimisation, which sharp does by default): the same encoder work on both sides. */
-  plainUnoptimised: { seconds: number; cpuSeconds: number; peakBytes: number };
-  /** libvips threads per image (sharp.concurrency()), the same in plain sharp's process and in each worker. */
-  threads: number;
+/** One round: DIPS, then plain sharp again, against the mean of the plain runs around it. */
+export interface HugeRound {
+  /** DIPS' wall time over plain sharp's with the same JPEG setting. */
+  ratio: number;
   dipsSeconds: number;
-  /** CPU of the master and of the workers together over the DIPS run. */
+  plain: PlainRun;
   masterCpuSeconds: number;
   workerCpuSeconds: number;
-  plainPeak: number;
-  masterPeak: number;
-  workerPeaks: number[];
   /** Units of each kind (tile, encode; decode when the first stage cannot decode its own rows): how many, and the seconds the master waited on them, summed. */
   phases: Phases;
+}
+
+export interface HugeResult {
+  megapixels: number;
+  /** Plain sharp with its defaults (Huffman optimisation on), once: a comparison, not the goal's measure. */
+  plainOptimised: PlainRun;
+  /** libvips threads per image (sharp.concurrency()), the same in plain sharp's process and in each worker. */
+  threads: number;
+  /** The rounds, in the order they ran. */
+  rounds: HugeRound[];
+  /** The round whose ratio is the median, whose figures the report shows. */
+  median: HugeRound;
+  /** The processes' highest resident set over every round (VmHWM). */
+  masterPeak: number;
+  workerPeaks: number[];
 }
 
 type Phases = Record<string, { units: number; seconds: number }>;
@@ -87,56 +96,47 @@ async function dipsRun(cluster: LocalCluster, file: string) {
 
 const clusterEnv = { DIPS_MAX_PIXELS: String(200_000_000) };
 
-/** About 100 MP, blur: wall time and CPU against plain sharp on the whole image, and peak memory per process. */
-export async function hugeImage(): Promise<HugeResult> {
+/**
+ * About 100 MP, blur: `count` rounds on one running cluster (the same job once first, outside the
+ * measurement, as the batches measure a running master: bench/images.ts), each DIPS against the mean of
+ * the plain sharp runs right before and after it; peak memory per process over all of them.
+ */
+export async function hugeImage(count = benchRounds): Promise<HugeResult> {
   const file = await mosaic();
-  const plain = await plainRun(file, true);
-  const plainUnoptimised = await plainRun(file, false);
+  const plainOptimised = await plainRun(file, true);
+  let before = await plainRun(file, false);
   return withCluster(clusterEnv, async (cluster) => {
-    // A running cluster, as the batches measure one (bench/images.ts): the same job once first, outside the measurement.
     await runJob(cluster.url, [file]);
-    const run = await dipsRun(cluster, file);
+    const rounds: HugeRound[] = [];
+    for (let round = 0; round < count; round++) {
+      const dips = await dipsRun(cluster, file);
+      const after = await plainRun(file, false);
+      const plain = { seconds: (before.seconds + after.seconds) / 2, cpuSeconds: (before.cpuSeconds + after.cpuSeconds) / 2, peakBytes: Math.max(before.peakBytes, after.peakBytes), threads: after.threads };
+      const workerCpuSeconds = dips.workersCpuSeconds.reduce((sum, cpu) => sum + cpu, 0);
+      rounds.push({ ratio: dips.seconds / plain.seconds, dipsSeconds: dips.seconds, plain, masterCpuSeconds: dips.masterCpuSeconds, workerCpuSeconds, phases: dips.phases });
+      console.error(`100 MP round ${round + 1}: sharp ${plain.seconds.toFixed(2)} s, DIPS ${dips.seconds.toFixed(2)} s, ${(dips.seconds / plain.seconds).toFixed(2)}x`);
+      before = after;
+    }
     const { width, height } = await sharp(file).metadata();
+    const pids = await cluster.pids();
     return {
       megapixels: (width! * height!) / 1e6,
-      plainSeconds: plain.seconds,
-      plainCpuSeconds: plain.cpuSeconds,
-      plainUnoptimised,
-      threads: plain.threads,
-      dipsSeconds: run.seconds,
-      masterCpuSeconds: run.masterCpuSeconds,
-      workerCpuSeconds: run.workersCpuSeconds.reduce((sum, cpu) => sum + cpu, 0),
-      plainPeak: plain.peakBytes,
-      masterPeak: await peakRss(run.pids.master),
-      workerPeaks: await Promise.all(run.pids.workers.map(peakRss)),
-      phases: run.phases,
+      plainOptimised,
+      threads: plainOptimised.threads,
+      rounds,
+      median: [...rounds].sort((a, b) => a.ratio - b.ratio)[Math.floor((rounds.length - 1) / 2)]!,
+      masterPeak: await peakRss(pids.master),
+      workerPeaks: await Promise.all(pids.workers.map(peakRss)),
     };
   });
 }
 
-/** Alternating rounds on one cluster, one JSON line each (peaks are the processes' highest so far). */
-async function rounds(count: number): Promise<void> {
-  const file = await mosaic();
-  await withCluster(clusterEnv, async (cluster) => {
-    for (let round = 1; round <= count; round++) {
-      const plain = await plainRun(file, false);
-      const dips = await dipsRun(cluster, file);
-      const r = (value: number) => Math.round(value * 1000) / 1000;
-      const line = {
-        round,
-        plainSeconds: r(plain.seconds),
-        plainCpuSeconds: r(plain.cpuSeconds),
-        dipsSeconds: r(dips.seconds),
-        ratio: r(dips.seconds / plain.seconds),
-        masterCpuSeconds: r(dips.masterCpuSeconds),
-        workersCpuSeconds: dips.workersCpuSeconds.map(r),
-        phases: Object.fromEntries(Object.entries(dips.phases).map(([kind, phase]) => [kind, { units: phase.units, seconds: r(phase.seconds) }])),
-        masterPeakMiB: Math.round((await peakRss(dips.pids.master)) / 2 ** 20),
-        workerPeaksMiB: (await Promise.all(dips.pids.workers.map(peakRss))).map((bytes) => Math.round(bytes / 2 ** 20)),
-      };
-      console.log(JSON.stringify(line));
-    }
-  });
+if (process.argv[1] === import.meta.filename) {
+  const r = (value: number) => Math.round(value * 1000) / 1000;
+  const result = await hugeImage(Number(process.argv[2] ?? benchRounds));
+  for (const [at, round] of result.rounds.entries()) {
+    const phases = Object.fromEntries(Object.entries(round.phases).map(([kind, phase]) => [kind, { units: phase.units, seconds: r(phase.seconds) }]));
+    console.log(JSON.stringify({ round: at + 1, ratio: r(round.ratio), dipsSeconds: r(round.dipsSeconds), plainSeconds: r(round.plain.seconds), plainCpuSeconds: r(round.plain.cpuSeconds), masterCpuSeconds: r(round.masterCpuSeconds), workerCpuSeconds: r(round.workerCpuSeconds), phases }));
+  }
+  console.log(JSON.stringify({ masterPeakMiB: Math.round(result.masterPeak / 2 ** 20), workerPeaksMiB: result.workerPeaks.map((bytes) => Math.round(bytes / 2 ** 20)) }));
 }
-
-if (process.argv[1] === import.meta.filename) await rounds(Number(process.argv[2] ?? 3));

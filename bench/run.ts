@@ -16,6 +16,7 @@ import { countersAround, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 import { chart } from './chart.js';
+import { median, medians, rounds, spreadOf } from './rounds.js';
 import { uploadFloor, type UploadFloor } from './upload-floor.js';
 
 const outDir = path.resolve(import.meta.dirname, '../../bench/out');
@@ -34,30 +35,6 @@ interface Row {
   dips: RunCounters;
   /** Each round's workers against plain sharp and master CPU per image, for their spread. */
   rounds: Array<{ workerRatio: number; masterMs: number }>;
-}
-
-/**
- * Rounds of each row: DIPS, then plain sharp again (which is also the next round's "before"). The row's
- * figures are the medians of its rounds: on this shared machine one run's ratio moved by 0.05 between
- * runs minutes apart (1.07-1.12x for the same build), more than the goals' margins.
- */
-const rounds = 3;
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
-
-/** The median of each field over `items` (a field undefined in one is undefined in the result). */
-function medians<T extends object>(items: readonly T[]): T {
-  const first = items[0] as Record<string, number | undefined>;
-  const result: Record<string, number | undefined> = {};
-  for (const key of Object.keys(first)) {
-    const values = items.map((item) => (item as Record<string, number | undefined>)[key]);
-    result[key] = values.every((value) => value !== undefined) ? median(values) : undefined;
-  }
-  return result as T;
 }
 
 const meanSide = (a: Side, b: Side): Side => ({ seconds: (a.seconds + b.seconds) / 2, workCpuMs: (a.workCpuMs + b.workCpuMs) / 2, workPixelCpuMs: (a.workPixelCpuMs + b.workPixelCpuMs) / 2 });
@@ -189,12 +166,11 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
   const [localSmall, localBatch, , s3Small, s3Batch] = rows.map(perImage);
   const [localSmallRow, localBatchRow, , s3SmallRow, s3BatchRow] = rows;
   /** The rounds' spread of one figure: "lowest-highest". */
-  const spread = (row: Row, figure: (round: Row['rounds'][number]) => number, digits = 2) => {
-    const values = row.rounds.map(figure);
-    return `${fixed(Math.min(...values), digits)}-${fixed(Math.max(...values), digits)}`;
-  };
+  const spread = (row: Row, figure: (round: Row['rounds'][number]) => number, digits = 2) => spreadOf(row.rounds.map(figure), digits);
   // Against plain sharp with DIPS's own JPEG settings: the same encoding work on both sides.
-  const hugeRatio = huge.dipsSeconds / huge.plainUnoptimised.seconds;
+  const hugeMedian = huge.median;
+  const hugeRatio = hugeMedian.ratio;
+  const hugeSpread = spreadOf(huge.rounds.map((round) => round.ratio));
   const ratioRows = [localSmallRow!, localBatchRow!, s3SmallRow!, s3BatchRow!];
   const workerRatios = ratioRows.map((row) => median(row.rounds.map((round) => round.workerRatio)));
   const ratioText = (at: number) => `${fixed(workerRatios[at]!)}x (${spread(ratioRows[at]!, (round) => round.workerRatio)})`;
@@ -241,10 +217,10 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
     '',
     '| | wall time | CPU | peak memory |',
     '| --- | ---: | ---: | ---: |',
-    `| plain sharp, whole image (${huge.threads} libvips thread${huge.threads === 1 ? '' : 's'}) | ${fixed(huge.plainSeconds)} s | ${fixed(huge.plainCpuSeconds)} s | ${mib(huge.plainPeak)} |`,
-    `| plain sharp without Huffman optimisation (DIPS' JPEG setting) | ${fixed(huge.plainUnoptimised.seconds)} s | ${fixed(huge.plainUnoptimised.cpuSeconds)} s | ${mib(huge.plainUnoptimised.peakBytes)} |`,
-    `| DIPS, tiled (upload and download included; after one warm-up run of the same job) | ${fixed(huge.dipsSeconds)} s (${fixed(hugeRatio)}x sharp with the same JPEG setting, ` +
-      `${fixed(huge.dipsSeconds / huge.plainSeconds)}x sharp's defaults) | workers ${fixed(huge.workerCpuSeconds)} s, master ${fixed(huge.masterCpuSeconds)} s | ` +
+    `| plain sharp, whole image (${huge.threads} libvips thread${huge.threads === 1 ? '' : 's'}) | ${fixed(huge.plainOptimised.seconds)} s | ${fixed(huge.plainOptimised.cpuSeconds)} s | ${mib(huge.plainOptimised.peakBytes)} |`,
+    `| plain sharp without Huffman optimisation (DIPS' JPEG setting; mean of the runs around the median round) | ${fixed(hugeMedian.plain.seconds)} s | ${fixed(hugeMedian.plain.cpuSeconds)} s | ${mib(hugeMedian.plain.peakBytes)} |`,
+    `| DIPS, tiled (upload and download included; the median of ${huge.rounds.length} rounds, after one warm-up run of the same job) | ${fixed(hugeMedian.dipsSeconds)} s (${fixed(hugeRatio)}x sharp with the same JPEG setting, ` +
+      `rounds ${hugeSpread}; ${fixed(hugeMedian.dipsSeconds / huge.plainOptimised.seconds)}x sharp's defaults) | workers ${fixed(hugeMedian.workerCpuSeconds)} s, master ${fixed(hugeMedian.masterCpuSeconds)} s | ` +
       `master ${mib(huge.masterPeak)}; workers ${huge.workerPeaks.map(mib).join(', ')} |`,
     '',
     '## Goals (issue #12)',
@@ -281,14 +257,14 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `the workers' share being each task's HTTP request and result line, the reads and writes through storage (in S3 mode a GET ` +
       `and a PUT over HTTP; Node's HTTP client spends 0.3-0.45 ms of CPU on a 210 kB body, docs/performance.md), the header read that plans the image, ` +
       `and the garbage collection of those buffers. |`,
-    `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
-      `${huge.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
+    `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x (${hugeSpread}) | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
+      `${hugeMedian.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
       `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
-      `(${fixed(huge.phases.tile?.seconds ?? 0)} s of strip round trips summed${huge.phases.decode ? `, after a ${fixed(huge.phases.decode.seconds)} s decode task` : ''}); ` +
-      `then one worker joins their bytes into the file (${fixed(huge.phases.encode?.seconds ?? 0)} s). ` +
+      `(${fixed(hugeMedian.phases.tile?.seconds ?? 0)} s of strip round trips summed${hugeMedian.phases.decode ? `, after a ${fixed(hugeMedian.phases.decode.seconds)} s decode task` : ''}); ` +
+      `then one worker joins their bytes into the file (${fixed(hugeMedian.phases.encode?.seconds ?? 0)} s). ` +
       `The upload (to the storage service through an upload session, which \`dips submit\` then makes an upload job: the master reads the header from the file and plans the strips) and the download (from the storage service) are in the wall time. Plain sharp streams decode, blur and encode in one libvips pipeline ` +
-      `in ${fixed(huge.plainUnoptimised.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
-      `${fixed(huge.plainSeconds)} s, and DIPS is ${fixed(huge.dipsSeconds / huge.plainSeconds)}x that). |`,
+      `in ${fixed(hugeMedian.plain.seconds)} s on one thread (with sharp's default Huffman optimisation, which buffers the whole image for a second pass, ` +
+      `${fixed(huge.plainOptimised.seconds)} s, and DIPS is ${fixed(hugeMedian.dipsSeconds / huge.plainOptimised.seconds)}x that). |`,
     `| master peak ≤ ${goals.masterPeakMiB} MiB on 100 MP | ${mib(huge.masterPeak)} | ${verdict(huge.masterPeak <= goals.masterPeakMiB * 2 ** 20)} | the master holds no pixels: tasks name byte ranges of intermediates that workers read and write. |`,
     `| each worker ≤ ${goals.workerPeakMiB} MiB on 100 MP | ${huge.workerPeaks.map(mib).join(', ')} | ${verdict(huge.workerPeaks.every((peak) => peak <= goals.workerPeakMiB * 2 ** 20))} | |`,
     '',

@@ -36,6 +36,14 @@ beforeAll(async () => {
       for (let at = 0; at < body.length; at += 1000) res.write(body.subarray(at, at + 1000));
       return void res.end();
     }
+    // /cut/ keys: storage dies half-way through the body; /stall/ keys: it stops sending half-way.
+    if (key.startsWith('/cut/') || key.startsWith('/stall/')) {
+      res.writeHead(200, { 'content-length': body.length });
+      res.write(body.subarray(0, body.length / 2), () => {
+        if (key.startsWith('/cut/')) res.socket?.destroy();
+      });
+      return;
+    }
     res.writeHead(200, { 'content-length': body.length }).end(body);
   });
   server.listen(0, '127.0.0.1');
@@ -89,6 +97,21 @@ describe('worker storage transfers', () => {
     const refused = await failure(writeLocation({ via: 'url', url: `http://127.0.0.1:${port}/x` }, randomBytes(10), reach()));
     expect([refused.status, refused.code]).toEqual([502, 'storage_error']);
     expect(refused.message).toBe('writing the output: storage did not answer (ECONNREFUSED)');
+  });
+
+  it('a body cut short by storage is a retryable 502, and a task aborted mid-body stops reading, not as a storage failure', async () => {
+    stored.set('/cut/a', randomBytes(200_000));
+    const cut = await failure(readLocation({ via: 'url', url: `${base}/cut/a` }, reach()));
+    expect([cut.status, cut.code, cut.permanent]).toEqual([502, 'storage_error', false]);
+    expect(cut.message).toMatch(/^reading the input: storage did not answer/);
+    stored.set('/stall/a', randomBytes(200_000));
+    const controller = new AbortController();
+    const reading = readLocation({ via: 'url', url: `${base}/stall/a` }, { ...reach(), signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('lease lost')), 200);
+    // Not a storage failure: the read stopped because the task was aborted (its result is dropped).
+    const aborted = await reading.then(() => undefined, (error: unknown) => error);
+    expect(aborted).toBeInstanceOf(Error);
+    expect(aborted).not.toBeInstanceOf(ApiError);
   });
 
   it("gives sharp a shared file's path after checking its size against the cap", async () => {
