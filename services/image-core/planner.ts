@@ -97,6 +97,8 @@ export interface PlanOptions {
   inputFormat?: InputFormat;
   /** The upload is progressive or interlaced (OpenedInput.progressive): decoded whole too, so a decode task runs first. */
   inputProgressive?: boolean;
+  /** The upload is turned whole by its EXIF orientation (OpenedInput.turned): every strip would decode and turn all of it, so a decode task runs first. */
+  inputTurned?: boolean;
   /**
    * The upload is plain (OpenedInput.plain): a decoding strip runs a sharp-native first step in its
    * decode call (processImage's fusion), which lets it stream through a scratch file (runsThroughFile).
@@ -199,7 +201,7 @@ export function planImage(
   const bytesPerPixel = channels * WORKING_BYTES_PER_SAMPLE;
   // An empty pipeline (a plain conversion) has no stage at all.
   const first = stages[0];
-  const decodesRowsInOrder = options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat) && options.inputProgressive !== true;
+  const decodesRowsInOrder = options.inputFormat !== undefined && !decodedWhole.has(options.inputFormat) && options.inputProgressive !== true && options.inputTurned !== true;
   const decoding = first !== undefined && !first.whole && first.steps.length > 0 && decodesRowsInOrder;
   const tiled = (tileSize: number, decodingTileSize = tileSize): Plan => {
     if (decoding && decodesInBands(first, shapes[0], decodingTileSize)) {

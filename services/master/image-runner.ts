@@ -107,6 +107,7 @@ export class ImageRunner {
         workerMemoryBytes: this.deps.config.workerMemoryBytes,
         inputFormat: work.inputFormat as InputFormat,
         inputProgressive: work.inputProgressive,
+        inputTurned: work.inputTurned,
         inputPlain: work.inputPlain,
         output: { format: (work.format as OutputFormat | undefined) ?? outputFormatFor(work.inputFormat as InputFormat), ...work.options },
       });

@@ -37,6 +37,8 @@ export interface NewImage {
   format: string;
   /** A progressive JPEG or interlaced PNG (OpenedInput.progressive): the planner gives it a decode task. */
   progressive?: boolean;
+  /** Turned whole by its EXIF orientation (OpenedInput.turned): the planner gives it a decode task too. */
+  turned?: boolean;
   /** Upright 8-bit sRGB or grey without a profile (OpenedInput.plain): the planner sizes decoding strips by it. */
   plain?: boolean;
 }
@@ -134,6 +136,7 @@ export interface ImageWork {
   channels: number;
   inputFormat: string;
   inputProgressive: boolean;
+  inputTurned: boolean;
   inputPlain: boolean;
   pipeline: unknown[];
   format?: string;
@@ -164,6 +167,7 @@ export interface ImageRow {
   in_channels: number | null;
   in_format: string | null;
   in_progressive: number | null;
+  in_turned: number | null;
   in_plain: number | null;
   width: number | null;
   height: number | null;
@@ -309,6 +313,7 @@ CREATE TABLE IF NOT EXISTS images (
   in_channels INTEGER,
   in_format TEXT,
   in_progressive INTEGER,
+  in_turned INTEGER,
   in_plain INTEGER,
   width INTEGER,
   height INTEGER,
@@ -447,6 +452,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       { table: 'images', column: 'source_size', type: 'INTEGER' },
       { table: 'images', column: 'in_progressive', type: 'INTEGER' },
       { table: 'images', column: 'in_plain', type: 'INTEGER' },
+      { table: 'images', column: 'in_turned', type: 'INTEGER' },
     ] as const;
     for (const { table, column, type } of added) {
       const present = (this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).some((info) => info.name === column);
@@ -613,14 +619,14 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
       'INSERT INTO jobs (id, status, pipeline, format, quality, options, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     const insertImage = this.prepare(
-      `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format, in_progressive, in_plain)
-       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO images (job_id, idx, name, status, in_width, in_height, in_channels, in_format, in_progressive, in_turned, in_plain)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)`,
     );
     const createdAt = Date.now();
     this.transaction(() => {
       insertJob.run(job.id, 'queued', JSON.stringify(job.pipeline), job.format ?? null, job.quality ?? null, job.options ? JSON.stringify(job.options) : null, createdAt);
       job.images.forEach((image, index) =>
-        insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format, image.progressive ? 1 : 0, image.plain ? 1 : 0),
+        insertImage.run(job.id, index, image.name, image.width, image.height, image.channels, image.format, image.progressive ? 1 : 0, image.turned ? 1 : 0, image.plain ? 1 : 0),
       );
     });
     this.enqueue(job.id, 'upload', createdAt, 0, job.images.length);
@@ -936,6 +942,7 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
         channels: row.in_channels ?? 0,
         inputFormat: row.in_format ?? '',
         inputProgressive: row.in_progressive === 1,
+        inputTurned: row.in_turned === 1,
         inputPlain: row.in_plain === 1,
         pipeline: JSON.parse(job.pipeline) as unknown[],
         ...(job.format === null ? {} : { format: job.format }),

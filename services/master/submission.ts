@@ -64,7 +64,7 @@ export async function validateSubmission(
     if (file.bytes === 0) throw new HttpError(400, 'empty_image', `image "${file.name}" is empty`);
     try {
       const info = await openInput(await file.header(), { maxPixels: config.maxPixels, maxDecodeBytes: config.workerMemoryBytes, name: file.name });
-      images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format, progressive: info.progressive, plain: info.plain });
+      images.push({ name: file.name, width: info.width, height: info.height, channels: info.channels, format: info.format, progressive: info.progressive, turned: info.turned, plain: info.plain });
     } catch (error) {
       if (error instanceof InputError) throw new HttpError(statusForInputError(error.code), error.code, error.message);
       throw error;

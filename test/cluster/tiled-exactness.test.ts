@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { corpus, getJob, pixelsOf } from '../helpers/api.js';
 import { killAll, runDips, startCluster, startDips } from '../helpers/processes.js';
@@ -58,5 +59,28 @@ describe('a job on 3 workers with a small DIPS_TILE_SIZE, one of them reaching s
     const metrics = await (await fetch(`${master.url}/metrics`)).text();
     const tiles = Number(metrics.match(/dips_units_completed_total\{kind="tile"\} (\d+)/)?.[1] ?? 0);
     expect(tiles).toBeGreaterThan(3 * 10);
+  });
+});
+
+describe('an upload turned by its EXIF orientation, tiled', () => {
+  it('is decoded upright once by a decode task, its strips read rows of that, and it matches `dips process`', async () => {
+    // A phone photo held sideways: stored landscape, shown portrait. libvips turns such a file whole, so
+    // strips that decoded the upload would each decode and turn all of it.
+    const turned = path.join(tmp, 'sideways.jpg');
+    await sharp(corpus('storm.jpg')).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toFile(turned);
+    const blur = JSON.stringify([{ op: 'blur', sigma: 2 }, { op: 'invert' }]);
+    const reference = await runDips(['process', turned, '--pipeline', blur, '--out', path.join(tmp, 'turned-reference'), '--format', 'png']);
+    expect(reference.code, reference.stderr).toBe(0);
+    const { master } = await startCluster({ workers: 2, dataDir: path.join(tmp, 'turned-data'), env: { DIPS_TILE_SIZE: '256' } });
+    const submitted = await runDips(['submit', turned, '--pipeline', blur, '--out', path.join(tmp, 'turned-cluster'), '--format', 'png', '--master', master.url]);
+    expect(submitted.code, submitted.stderr + master.log()).toBe(0);
+    const expected = await pixelsOf(path.join(tmp, 'turned-reference', 'sideways.png'));
+    const actual = await pixelsOf(path.join(tmp, 'turned-cluster', 'sideways.png'));
+    const { width, height } = await sharp(corpus('storm.jpg')).metadata();
+    expect([actual.width, actual.height]).toEqual([height, width]);
+    expect(actual.data.equals(expected.data), 'sideways.png differs from dips process').toBe(true);
+    const metrics = await (await fetch(`${master.url}/metrics`)).text();
+    const units = (kind: string) => Number(metrics.match(new RegExp(`dips_units_completed_total\\{kind="${kind}"\\} (\\d+)`))?.[1] ?? 0);
+    expect({ decode: units('decode'), tiledInStrips: units('tile') > 2 }).toEqual({ decode: 1, tiledInStrips: true });
   });
 });

@@ -158,6 +158,17 @@ describe('bad input', () => {
     await expect(openInput(progressive, options('wide.jpg'))).resolves.toMatchObject({ progressive: true, frameBytes: 600 * 400 * 6 });
   });
 
+  it('refuses a JPEG turned whole by its EXIF orientation that would hold more than a worker has; upright or mirrored it streams', async () => {
+    const crop = sharp(corpus('freshflower.jpg')).extract({ left: 0, top: 0, width: 1200, height: 800 });
+    const tagged = (orientation: number) => crop.clone().jpeg().withMetadata({ orientation }).toBuffer();
+    const worker = { ...options('turned.jpg'), maxDecodeBytes: 2 * 2 ** 20 };
+    const error = await rejection(openInput(await tagged(6), worker));
+    expect(error.code).toBe('too_many_pixels');
+    expect(error.message).toBe('turned.jpg: decoding JPEG of 800x1200 turned by its EXIF orientation 6 holds about 3 MiB at once, more than the 2 MiB a worker has (DIPS_WORKER_MEMORY_BYTES); saved upright it decodes row by row');
+    await expect(openInput(await tagged(1), worker)).resolves.toMatchObject({ turned: false, frameBytes: 0 });
+    await expect(openInput(await tagged(2), worker)).resolves.toMatchObject({ turned: false, frameBytes: 0 });
+  });
+
   it('rejects a decompression bomb from its header alone', async () => {
     const bomb = pngDeclaring(100_000, 100_000);
     expect(bomb.length).toBeLessThan(1000);

@@ -48,13 +48,15 @@ describe('planImage', () => {
     }
   });
 
-  test('a progressive JPEG or interlaced PNG gets a decode task: libvips decodes all of it before its first row', () => {
+  test('a progressive, interlaced or EXIF-turned file gets a decode task: libvips decodes all of it before its first upright row', () => {
     const image = rgb(10_000, 10_000);
     for (const inputFormat of ['jpeg', 'png'] as const) {
-      const plan = planImage(image, steps, { inputFormat, inputProgressive: true, workerMemoryBytes: 512 * MiB });
-      expect(plan).toMatchObject({ mode: 'tiled' });
-      expect(plan.mode === 'tiled' && plan.stages[0]!.decodes).toBeFalsy();
-      expect(planImage(image, steps, { inputFormat, inputProgressive: false, workerMemoryBytes: 512 * MiB })).toMatchObject({ stages: [{ decodes: true }] });
+      for (const wholeFirst of [{ inputProgressive: true }, { inputTurned: true }]) {
+        const plan = planImage(image, steps, { inputFormat, ...wholeFirst, workerMemoryBytes: 512 * MiB });
+        expect(plan, JSON.stringify(wholeFirst)).toMatchObject({ mode: 'tiled' });
+        expect(plan.mode === 'tiled' && plan.stages[0]!.decodes, JSON.stringify(wholeFirst)).toBeFalsy();
+      }
+      expect(planImage(image, steps, { inputFormat, inputProgressive: false, inputTurned: false, workerMemoryBytes: 512 * MiB })).toMatchObject({ stages: [{ decodes: true }] });
     }
   });
 

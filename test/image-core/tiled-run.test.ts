@@ -179,9 +179,9 @@ describe('runTiledImage', () => {
 });
 
 describe('a first stage that decodes its own rows', () => {
-  /** garden-odd.png's pixels as a file that is not plain: EXIF-rotated JPEG, 16-bit PNG. */
+  /** garden-odd.png's pixels as a file that is not plain: a JPEG mirrored by its EXIF orientation (which libvips mirrors row by row), 16-bit PNG. */
   const sources = {
-    'EXIF-rotated JPEG (orientation 6)': (path: string) => sharp(garden).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toFile(path),
+    'EXIF-mirrored JPEG (orientation 2)': (path: string) => sharp(garden).jpeg({ quality: 90 }).withMetadata({ orientation: 2 }).toFile(path),
     '16-bit PNG': (path: string) => sharp(garden).toColourspace('rgb16').png().toFile(path),
     'plain JPEG': (path: string) => sharp(garden).jpeg({ quality: 90 }).toFile(path),
   };
@@ -189,8 +189,9 @@ describe('a first stage that decodes its own rows', () => {
     const source = join(workDir, `${name.replace(/\W+/g, '-')}.${name.includes('PNG') ? 'png' : 'jpg'}`);
     await write(source);
     const opened = await openInput(source, { maxPixels: 10_000_000, name });
+    expect(opened).toMatchObject({ progressive: false, turned: false });
     const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }, { op: 'equalize' }];
-    const plan = planImage(opened, parsePipeline(pipeline), { tileSize: 180, inputFormat: opened.format }) as TiledPlan;
+    const plan = planImage(opened, parsePipeline(pipeline), { tileSize: 180, inputFormat: opened.format, inputProgressive: false, inputTurned: false }) as TiledPlan;
     expect(plan.stages[0]).toMatchObject({ decodes: true });
     const decodes: TileJob[] = [];
     const work = localWork({ source, around: (job, run) => (job.decode && decodes.push(job), run()) });
@@ -202,18 +203,22 @@ describe('a first stage that decodes its own rows', () => {
     expect(await difference(work.output!, (await runWhole(source, pipeline)).output)).toBe('identical');
   });
 
-  /** Progressive and interlaced files, which libvips decodes whole even for their top rows. */
-  const progressive = {
-    'progressive JPEG': (path: string) => sharp(garden).jpeg({ quality: 90, progressive: true }).toFile(path),
-    'interlaced PNG': (path: string) => sharp(garden).png({ progressive: true }).toFile(path),
+  /**
+   * Progressive and interlaced files, which libvips decodes whole even for their top rows, and a JPEG turned
+   * by its EXIF orientation, which libvips turns whole: each strip would decode all of it.
+   */
+  const wholeFirst = {
+    'progressive JPEG': { flags: { progressive: true, turned: false }, write: (path: string) => sharp(garden).jpeg({ quality: 90, progressive: true }).toFile(path) },
+    'interlaced PNG': { flags: { progressive: true, turned: false }, write: (path: string) => sharp(garden).png({ progressive: true }).toFile(path) },
+    'EXIF-turned JPEG (orientation 6)': { flags: { progressive: false, turned: true }, write: (path: string) => sharp(garden).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toFile(path) },
   };
-  test.each(Object.entries(progressive))('%s: one decode task, then strips of the intermediate, pixels as a whole run', async (name, write) => {
+  test.each(Object.entries(wholeFirst))('%s: one decode task, then strips of the intermediate, pixels as a whole run', async (name, { flags, write }) => {
     const source = join(workDir, `${name.replace(/\W+/g, '-')}.${name.includes('PNG') ? 'png' : 'jpg'}`);
     await write(source);
     const opened = await openInput(source, { maxPixels: 10_000_000, name });
-    expect(opened).toMatchObject({ format: name.includes('PNG') ? 'png' : 'jpeg', progressive: true });
+    expect(opened).toMatchObject({ format: name.includes('PNG') ? 'png' : 'jpeg', ...flags });
     const pipeline = [{ op: 'blur', sigma: 2 }, { op: 'invert' }];
-    const plan = planImage(opened, parsePipeline(pipeline), { tileSize: 180, inputFormat: opened.format, inputProgressive: opened.progressive }) as TiledPlan;
+    const plan = planImage(opened, parsePipeline(pipeline), { tileSize: 180, inputFormat: opened.format, inputProgressive: opened.progressive, inputTurned: opened.turned }) as TiledPlan;
     expect(plan.stages[0]!.decodes).toBeFalsy();
     let decodeTasks = 0;
     const work = localWork({ source, around: (job, run) => (expect(job.decode).toBeUndefined(), run()) });

@@ -121,8 +121,8 @@ export async function runTiled(
   encoding: EncodeOptions = { format: 'png' },
 ): Promise<{ output: Buffer; annotations: Annotations; plan: TiledPlan }> {
   const steps = parsePipeline(pipeline);
-  const { width, height, channels, format, progressive, plain } = await openInput(source, { maxPixels: MAX_PIXELS, name: source });
-  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format, inputProgressive: progressive, inputPlain: plain, output: encoding });
+  const { width, height, channels, format, progressive, turned, plain } = await openInput(source, { maxPixels: MAX_PIXELS, name: source });
+  const plan = planImage({ width, height, channels }, steps, { tileSize, inputFormat: format, inputProgressive: progressive, inputTurned: turned, inputPlain: plain, output: encoding });
   if (plan.mode !== 'tiled') throw new Error(`expected a tiled plan for ${width}x${height} at tile size ${tileSize}`);
   const workDir = await mkdtemp(join(tmpdir(), 'dips-tiled-'));
   try {

@@ -25,21 +25,23 @@ function batchJob(id: string, items: number): void {
 }
 
 describe('job store', () => {
-  it('keeps what the planner reads from an upload\'s header: progressive, plain (also after a reopen)', () => {
+  it('keeps what the planner reads from an upload\'s header: progressive, turned, plain (also after a reopen)', () => {
     store.createJob({
       id: 'u',
       pipeline: [],
       images: [
-        { name: 'camera.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: true, plain: false },
-        { name: 'mosaic.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: false, plain: true },
+        { name: 'camera.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: true, turned: false, plain: false },
+        { name: 'mosaic.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: false, turned: false, plain: true },
+        { name: 'phone.jpg', width: 10, height: 10, channels: 3, format: 'jpeg', progressive: false, turned: true, plain: false },
       ],
     });
     store.close();
     store = new JobStore(dir);
-    const claimed = store.claimQueuedImages(2);
-    expect(claimed.map(({ name, inputProgressive, inputPlain }) => ({ name, inputProgressive, inputPlain }))).toEqual([
-      { name: 'camera.jpg', inputProgressive: true, inputPlain: false },
-      { name: 'mosaic.jpg', inputProgressive: false, inputPlain: true },
+    const claimed = store.claimQueuedImages(3);
+    expect(claimed.map(({ name, inputProgressive, inputTurned, inputPlain }) => ({ name, inputProgressive, inputTurned, inputPlain }))).toEqual([
+      { name: 'camera.jpg', inputProgressive: true, inputTurned: false, inputPlain: false },
+      { name: 'mosaic.jpg', inputProgressive: false, inputTurned: false, inputPlain: true },
+      { name: 'phone.jpg', inputProgressive: false, inputTurned: true, inputPlain: false },
     ]);
   });
 
