@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { duplicatesReport, preset, presetBody, presetList, type PresetBody } from '../protocol/presets.js';
 import type { MasterClient } from './client.js';
+import { formatOption, qualityOption } from './output-flags.js';
 import { formatTable } from './table.js';
 
 /* `dips presets` (list, show, put, delete) and `dips duplicates`: the master's presets and a job's duplicates report. */
@@ -88,8 +89,8 @@ export function registerPresetCommands(program: Command): void {
     .option('--file <file>', 'a JSON file: {"pipeline": [...], "description"?, "format"?, "quality"?, "options"?}')
     .option('--pipeline <json>', 'steps, e.g. \'[{"op":"resize","width":320}]\'')
     .option('--description <text>', 'what the preset is for')
-    .option('--format <format>', 'jpeg, png, webp, tiff or avif')
-    .option('--quality <q>', 'encoder quality 1-100')
+    .addOption(formatOption("the job's, else the input's"))
+    .addOption(qualityOption())
     .option('--options <json>', 'output options, e.g. \'{"metadata":"icc","progressive":true}\' (GET /v1/operations: outputOptions)')
     .option('--master <url>', 'master URL')
     .action(async (name: string, flags: PutFlags & { master?: string }) => {

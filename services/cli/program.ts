@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import type { OutputFormat } from '../protocol/output.js';
 import type { ScalingMode } from '../scaler/master-scaler.js';
 import { packageRoot } from '../shared/config.js';
 import { registerBatchCommands } from './batch.js';
+import { formatOption, qualityOption } from './output-flags.js';
 import { registerPresetCommands } from './presets.js';
 
 /* The `dips` command. Each action imports what it needs when it runs, so `dips ops` does not load the master. */
@@ -108,9 +110,9 @@ program
   .argument('<files...>', 'input images')
   .requiredOption('--pipeline <json>', 'steps, e.g. \'[{"op":"blur","sigma":2}]\'')
   .requiredOption('--out <dir>', 'output directory')
-  .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
-  .option('--quality <q>', 'encoder quality 1-100')
-  .action(async (files: string[], options: { pipeline: string; out: string; format?: string; quality?: string }) => {
+  .addOption(formatOption("the input's"))
+  .addOption(qualityOption())
+  .action(async (files: string[], options: { pipeline: string; out: string; format?: OutputFormat; quality?: string }) => {
     const { processFiles } = await import('./process-files.js');
     const failures = await processFiles(files, options);
     process.exitCode = failures > 0 ? 1 : 0;
@@ -128,8 +130,8 @@ program
   .option('--from <uri>', 'batch job: inputs under s3://bucket/prefix or file:///dir, or a .jsonl/.csv manifest')
   .option('--to <uri>', 'batch job: write results under this s3:// or file:/// prefix')
   .option('--max-failures <n>', 'batch job: stop after this many failed items (or a percentage, e.g. 5%)')
-  .option('--format <format>', 'jpeg, png, webp, tiff or avif (default: the input\'s)')
-  .option('--quality <q>', 'encoder quality 1-100')
+  .addOption(formatOption("the input's"))
+  .addOption(qualityOption())
   .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
   .action(async (args: string[], options: { pipeline?: string; preset?: string; options?: string; out?: string; overwrite?: boolean; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; master?: string }) => {
     if ((options.pipeline === undefined) === (options.preset === undefined)) throw new Error('give --pipeline JSON or --preset NAME (one of them)');

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import { didYouMean, likelyMeant } from '../shared/suggest.js';
 import { findOperation, operations } from './catalogue.js';
 import { PipelineError } from './errors.js';
 import { mergeAnnotation, pixelMoveOf, type Annotations, type OperationDeclaration } from './operation.js';
@@ -38,16 +40,28 @@ function parseStep(raw: unknown, index: number): Step {
   if (typeof name !== 'string') throw new PipelineError(`${where} has no "op" name`);
   const op = findOperation(name);
   if (!op) {
-    throw new PipelineError(`${where}: unknown operation "${name}"; known: ${operations.map((o) => o.name).join(', ')}`);
+    const names = operations.map((o) => o.name);
+    throw new PipelineError(`${where}: unknown operation "${name}"${didYouMean(name, names)}; known: ${names.join(', ')}`);
   }
   const parsed = op.params.safeParse(rest);
   if (!parsed.success) {
     const issues = parsed.error.issues
-      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'parameters'}: ${issue.message}`)
+      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'parameters'}: ${issue.message}${misspeltKeys(issue, Object.keys(op.params.shape))}`)
       .join('; ');
     throw new PipelineError(`${where} (${name}): ${issues}`);
   }
   return { op, params: parsed.data as Record<string, unknown> };
+}
+
+/** For a parameter the operation does not have: the one meant, when the name is a typo of it, and what it has. */
+function misspeltKeys(issue: z.core.$ZodIssue, known: readonly string[]): string {
+  if (issue.code !== 'unrecognized_keys') return '';
+  const meant = issue.keys.flatMap((key) => {
+    const name = likelyMeant(key, known);
+    return name === undefined ? [] : [issue.keys.length === 1 ? `"${name}"` : `"${name}" for "${key}"`];
+  });
+  const guess = meant.length > 0 ? ` (did you mean ${meant.join(', ')}?)` : '';
+  return `${guess}; ${known.length > 0 ? `its parameters: ${known.join(', ')}` : 'it takes no parameters'}`;
 }
 
 /** The canonical JSON form of validated steps (defaults filled in), for storage and for workers. */

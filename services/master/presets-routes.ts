@@ -1,6 +1,7 @@
 import express from 'express';
 import { presetName, type PresetList } from '../protocol/presets.js';
 import { HttpError } from '../shared/http-error.js';
+import { didYouMean } from '../shared/suggest.js';
 import type { Master } from './master.js';
 import { fixedMenuRefusal, validatePresetBody } from './presets.js';
 
@@ -31,7 +32,7 @@ export function presetRoutes(master: Master): express.Router {
 
   router.delete('/presets/:name', (req, res) => {
     if (presets.presetsOnly) throw fixedMenuRefusal();
-    if (!presets.delete(checkedName(req.params.name))) throw presetNotFound(req.params.name);
+    if (!presets.delete(checkedName(req.params.name))) throw presetNotFound(presets, req.params.name);
     res.status(204).end();
   });
 
@@ -44,10 +45,11 @@ function checkedName(name: string): string {
   return parsed.data;
 }
 
-const presetNotFound = (name: string) => new HttpError(404, 'preset_not_found', `no preset named "${name}"`);
+const presetNotFound = (presets: Master['presets'], name: string) =>
+  new HttpError(404, 'preset_not_found', `no preset named "${name}"${didYouMean(name, presets.list().map((p) => p.name))}`);
 
 function presetOr404(master: Master, name: string) {
   const preset = master.presets.get(name);
-  if (!preset) throw presetNotFound(name);
+  if (!preset) throw presetNotFound(master.presets, name);
   return preset;
 }

@@ -10,6 +10,7 @@ import type { BatchJobBody, ResolvedBatchJobBody } from '../protocol/batch.js';
 import { presetBody, presetsFile, type Preset, type PresetBody } from '../protocol/presets.js';
 import type { MasterConfig } from '../shared/config.js';
 import { HttpError } from '../shared/http-error.js';
+import { didYouMean } from '../shared/suggest.js';
 
 /**
  * Most presets a master keeps, and most bytes of them together: GET /v1/presets answers all of them at
@@ -187,7 +188,7 @@ export function recipeOf<Pipeline>(presets: Presets, job: JobRequest<Pipeline>):
   if (job.pipeline !== undefined) return { pipeline: job.pipeline, ...own, ...(job.options ? { options: job.options } : {}) };
   if (job.preset === undefined) throw new HttpError(400, 'missing_pipeline', 'the "pipeline" field is missing (or name a preset in "preset")');
   const preset = presets.get(job.preset);
-  if (!preset) throw new HttpError(422, 'unknown_preset', `there is no preset "${job.preset}" (GET /v1/presets lists them)`);
+  if (!preset) throw new HttpError(422, 'unknown_preset', `there is no preset "${job.preset}"${didYouMean(job.preset, presets.list().map((p) => p.name))} (GET /v1/presets lists them)`);
   const options = { ...preset.options, ...job.options };
   return {
     pipeline: preset.pipeline,

@@ -1,4 +1,5 @@
 import { HttpError } from '../shared/http-error.js';
+import { didYouMean } from '../shared/suggest.js';
 import type { MasterConfig } from '../shared/config.js';
 import { InputError, openInput, type InputErrorCode, type InputFormat } from '../image-core/decode.js';
 import { effortRefusal, outputFormatFor } from '../image-core/encode.js';
@@ -90,7 +91,7 @@ export async function validateSubmission(
 
 function formatField(text: string | undefined): OutputFormat | undefined {
   if (text === undefined || text === '') return undefined;
-  if (!(outputFormats as readonly string[]).includes(text)) throw new HttpError(422, 'bad_format', `format "${text}" is not one of ${outputFormats.join(', ')}`);
+  if (!(outputFormats as readonly string[]).includes(text)) throw new HttpError(422, 'bad_format', `format "${text}" is not one of ${outputFormats.join(', ')}${didYouMean(text, outputFormats)}`);
   return text as OutputFormat;
 }
 

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { Request } from 'express';
 import { HttpError } from '../shared/http-error.js';
+import { didYouMean } from '../shared/suggest.js';
 
 export interface UploadedFile {
   /** The client's file name reduced to a display name: never used as a path. */
@@ -111,7 +112,7 @@ export async function receiveUpload(req: Request, spoolDir: string, limits: Uplo
     });
     parser.on('field', (field, value, info) => {
       if (settled) return;
-      if (!allowedFields.has(field)) fail(new HttpError(400, 'unexpected_field', `unexpected field "${field}"; known: ${[...allowedFields].join(', ')}`));
+      if (!allowedFields.has(field)) fail(new HttpError(400, 'unexpected_field', `unexpected field "${field}"${didYouMean(field, [...allowedFields])}; known: ${[...allowedFields].join(', ')}`));
       else if (field in fields) fail(new HttpError(400, 'duplicate_field', `the field "${field}" is given more than once`));
       else if (info.valueTruncated) fail(new HttpError(413, 'field_too_large', `field "${field}" is too large`));
       else fields[field] = value;

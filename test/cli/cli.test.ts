@@ -38,11 +38,26 @@ describe('dips process', () => {
     await fs.writeFile(notImage, 'not pixels');
     const bad = await runDips(['process', notImage, corpus('aqua.jpg'), '--pipeline', '[{"op":"invert"}]', '--out', out]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/notes\.png/);
+    expect(bad.stderr).toMatch(/^dips process: notes\.png: not an image in a supported format/m);
     expect(await fs.readdir(out)).toContain('aqua.jpg');
     const badPipeline = await runDips(['process', corpus('aqua.jpg'), '--pipeline', '[{"op":"blur","sigma":"lots"}]', '--out', out]);
     expect(badPipeline.code).toBe(1);
     expect(badPipeline.stderr).toMatch(/step 1 \(blur\): sigma/);
+  });
+
+  it('refuses a bad --format or --quality once, naming the value, before reading any file', async () => {
+    const out = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'dips-process-')), 'results');
+    const refusals = [
+      [['--format', 'jpg'], "option '--format <format>' argument 'jpg' is invalid. it is not one of jpeg, png, webp, tiff, avif (did you mean \"jpeg\"?)."],
+      [['--quality', '500'], "option '--quality <q>' argument '500' is invalid. it must be an integer from 1 to 100."],
+      [['--quality', 'high'], "option '--quality <q>' argument 'high' is invalid. it must be an integer from 1 to 100."],
+    ] as const;
+    for (const [flags, message] of refusals) {
+      const run = await runDips(['process', corpus('aqua.jpg'), corpus('dune.jpg'), '--pipeline', '[]', '--out', out, ...flags]);
+      expect(run.code, flags.join(' ')).toBe(1);
+      expect(run.stderr.split('\n')[0]).toBe(`error: ${message}`);
+    }
+    await expect(fs.access(out)).rejects.toThrow();
   });
 });
 

@@ -85,12 +85,15 @@ describe('bad uploads', () => {
       ['empty file', post([{ name: 'empty.jpg', data: Buffer.alloc(0) }], { pipeline }), 400, /empty\.jpg.*empty/],
       ['not an image', post([{ name: 'notes.jpg', data: Buffer.from('just some text, not pixels') }], { pipeline }), 415, /notes\.jpg/],
       ['pixel bomb', post([{ name: 'bomb.png', data: pngDeclaring(100_000, 100_000) }], { pipeline }), 413, /bomb\.png.*10000000000 pixels/],
-      ['unknown op', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"sepia"}]' }), 422, /unknown operation "sepia"/],
+      ['unknown op', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"sepia"}]' }), 422, /unknown operation "sepia"; known: grayscale/],
+      ['misspelt op', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"blurr","sigma":2}]' }), 422, /unknown operation "blurr" \(did you mean "blur"\?\)/],
+      ['misspelt field', post([{ name: 'a.jpg', data: photo }], { piepline: pipeline }), 400, /^unexpected field "piepline" \(did you mean "pipeline"\?\); known: /],
       ['bad parameter', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"blur","sigma":-3}]' }), 422, /step 1 \(blur\): sigma/],
       ['malformed JSON', post([{ name: 'a.jpg', data: photo }], { pipeline: '[{"op":"blur"' }), 400, /not valid JSON/],
       ['no pipeline', post([{ name: 'a.jpg', data: photo }], {}), 400, /"pipeline" field is missing/],
       ['no images', post([], { pipeline }), 400, /no file parts named "images"/],
       ['bad format', post([{ name: 'a.jpg', data: photo }], { pipeline, format: 'bmp' }), 422, /format "bmp"/],
+      ['misspelt format', post([{ name: 'a.jpg', data: photo }], { pipeline, format: 'jpg' }), 422, /^format "jpg" is not one of jpeg, png, webp, tiff, avif \(did you mean "jpeg"\?\)$/],
     ];
     for (const [what, response, status, message] of cases) {
       const error = await errorOf(await response);

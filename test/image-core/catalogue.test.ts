@@ -87,6 +87,21 @@ describe('parameter validation', () => {
     expect(() => parsePipeline([step])).toThrow(message);
   });
 
+  it.each([
+    [[{ op: 'blurr', sigma: 2 }], 'pipeline step 1: unknown operation "blurr" (did you mean "blur"?); known: grayscale, invert,'],
+    [[{ op: 'Greyscale' }], 'unknown operation "Greyscale" (did you mean "grayscale"?)'],
+    [[{ op: 'blur', sigmaa: 2 }], 'pipeline step 1 (blur): parameters: Unrecognized key: "sigmaa" (did you mean "sigma"?); its parameters: sigma'],
+    [[{ op: 'invert' }, { op: 'resize', widht: 10, heigth: 5 }], 'pipeline step 2 (resize): parameters: Unrecognized keys: "widht", "heigth" (did you mean "width" for "widht", "height" for "heigth"?); its parameters: width, height,'],
+    [[{ op: 'invert', amount: 1 }], 'pipeline step 1 (invert): parameters: Unrecognized key: "amount"; it takes no parameters'],
+  ])('names the operation or parameter a typo in %j most likely meant', (steps, message) => {
+    expect(() => parsePipeline(steps)).toThrow(message);
+  });
+
+  it('guesses no name for a word far from every one', () => {
+    expect(() => parsePipeline([{ op: 'sepia' }])).toThrow(/^pipeline step 1: unknown operation "sepia"; known: /);
+    expect(() => parsePipeline([{ op: 'tint' }])).toThrow(/^pipeline step 1: unknown operation "tint"; known: /);
+  });
+
   it('fills in defaults', () => {
     const [erode, edges, threshold, gamma] = parsePipeline([{ op: 'erode' }, { op: 'edges' }, { op: 'threshold' }, { op: 'gamma' }]);
     const defaultOf = (op: string, param: string) =>

@@ -70,7 +70,11 @@ describe('/v1/presets', () => {
     expect([both.status, (await codeOf(both)).code]).toEqual([400, 'preset_and_pipeline']);
     const unknown = await postJob(master.url, [photo], { preset: 'sepia-thumb' });
     expect(unknown.status).toBe(422);
-    expect(await codeOf(unknown)).toMatchObject({ code: 'unknown_preset', message: expect.stringContaining('sepia-thumb') });
+    expect(await codeOf(unknown)).toMatchObject({ code: 'unknown_preset', message: 'there is no preset "sepia-thumb" (GET /v1/presets lists them)' });
+    const misspelt = await postJob(master.url, [photo], { preset: 'thumbb' });
+    expect([misspelt.status, (await codeOf(misspelt)).message]).toEqual([422, 'there is no preset "thumbb" (did you mean "thumb"?) (GET /v1/presets lists them)']);
+    const shown = await fetch(`${master.url}/v1/presets/thunb`);
+    expect([shown.status, (await codeOf(shown)).message]).toEqual([404, 'no preset named "thunb" (did you mean "thumb"?)']);
   });
 
   it('a preset keeps a watermark (a composite step\'s data URL): jobs naming it get the same pixels as the pipeline run here', async () => {
