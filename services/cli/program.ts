@@ -180,11 +180,21 @@ program
 
 program
   .command('ops')
-  .description('the operation catalogue')
+  .description('the operation catalogue; with a name, that operation in full')
+  .argument('[operation]', 'an operation: its parameters (type, range, default, meaning) and how it tiles')
   .option('--json', 'print the catalogue as JSON (as GET /v1/operations serves it)')
-  .action(async (options: { json?: boolean }) => {
+  .action(async (name: string | undefined, options: { json?: boolean }) => {
     const { describeCatalogue } = await import('../image-core/catalogue.js');
     const catalogue = describeCatalogue();
+    if (name !== undefined) {
+      const op = catalogue.operations.find((candidate) => candidate.name === name);
+      const names = catalogue.operations.map((candidate) => candidate.name);
+      const { didYouMean } = await import('../shared/suggest.js');
+      if (!op) throw new Error(`unknown operation "${name}"${didYouMean(name, names)}; known: ${names.join(', ')}`);
+      if (options.json) return printJson(op);
+      const { operationText } = await import('../image-core/operations-doc.js');
+      return void process.stdout.write(operationText(op));
+    }
     if (options.json) return printJson(catalogue);
     for (const op of catalogue.operations) {
       const params = Object.entries((op.params as { properties?: Record<string, { type?: string; default?: unknown }> }).properties ?? {})

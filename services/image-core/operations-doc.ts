@@ -32,10 +32,18 @@ function typeOf(schema: ParamSchema): string {
   return `${schema.type ?? 'any'}${range}`;
 }
 
-function describeParameter(name: string, schema: ParamSchema, required: boolean): string {
+/** A parameter's type, range and default (or whether it is required): `number 0.3 to 100, default 2`. */
+function parameterSummary(schema: ParamSchema, required: boolean): string {
   const fallback =
     schema.default !== undefined ? `, default ${JSON.stringify(schema.default)}` : required ? ', required' : ', optional';
-  return `\`${name}\`: ${typeOf(schema)}${fallback}`;
+  return `${typeOf(schema)}${fallback}`;
+}
+
+type OperationDescription = ReturnType<typeof describeOperations>[number];
+
+function parametersOf(op: OperationDescription): Array<{ name: string; schema: ParamSchema; required: boolean }> {
+  const schema = op.params as { properties?: Record<string, ParamSchema>; required?: string[] };
+  return Object.entries(schema.properties ?? {}).map(([name, param]) => ({ name, schema: param, required: schema.required?.includes(name) ?? false }));
 }
 
 const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
@@ -46,11 +54,25 @@ const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\
  */
 export function operationsMarkdown(): string {
   const rows = describeOperations().map((op) => {
-    const schema = op.params as { properties?: Record<string, ParamSchema>; required?: string[] };
-    const params = Object.entries(schema.properties ?? {})
-      .map(([name, param]) => describeParameter(name, param, schema.required?.includes(name) ?? false))
+    const params = parametersOf(op)
+      .map(({ name, schema, required }) => `\`${name}\`: ${parameterSummary(schema, required)}`)
       .join('<br>');
     return `| \`${op.name}\` | ${cell(params || '—')} | ${op.tiling} | ${op.tileable ? 'yes' : 'no'} | ${cell(op.description)} |`;
   });
   return ['| operation | parameters | tiling | tileable | description |', '| --- | --- | --- | --- | --- |', ...rows].join('\n') + '\n';
+}
+
+/** One operation as `dips ops NAME` prints it: what it does, each parameter with its type, range, default and meaning, and how it tiles. */
+export function operationText(op: OperationDescription): string {
+  const params = parametersOf(op);
+  const tiling = op.tileable
+    ? `${op.tiling}, tiled${'runsWholeWhen' in op ? ` (${op.runsWholeWhen})` : ''}`
+    : `runs whole: ${'runsWholeBecause' in op ? op.runsWholeBecause : 'it cannot tile'}`;
+  return [
+    op.name,
+    `    ${op.description}`,
+    params.length === 0 ? 'parameters: none' : 'parameters:',
+    ...params.map(({ name, schema, required }) => `    ${name}: ${parameterSummary(schema, required)}${schema.description ? `; ${schema.description}` : ''}`),
+    `tiling: ${tiling}`,
+  ].join('\n') + '\n';
 }

@@ -17,6 +17,32 @@ describe('dips ops', () => {
     const json = await runDips(['ops', '--json']);
     expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(describeCatalogue())));
   });
+
+  it('with a name prints that operation in full: each parameter, its range, default and meaning, and how it tiles', async () => {
+    const blur = await runDips(['ops', 'blur']);
+    expect(blur.code, blur.stderr).toBe(0);
+    expect(blur.stdout.split('\n')).toEqual([
+      'blur',
+      `    ${describeOperations().find((op) => op.name === 'blur')!.description}`,
+      'parameters:',
+      '    sigma: number 0.3 to 100, default 2; standard deviation of the Gaussian, in pixels',
+      'tiling: neighbourhood, tiled',
+      '',
+    ]);
+    const crop = await runDips(['ops', 'crop']);
+    expect(crop.stdout).toMatch(/^ {4}left: integer 0 to 1000000, required; distance of the rectangle from the left edge, in pixels$/m);
+    expect((await runDips(['ops', 'resize'])).stdout).toMatch(/^tiling: runs whole: resampling places its kernel by the global scale$/m);
+    expect((await runDips(['ops', 'equalize'])).stdout).toMatch(/^parameters: none$/m);
+    const json = await runDips(['ops', 'crop', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(describeOperations().find((op) => op.name === 'crop'))));
+  });
+
+  it('with a misspelt name says which one was likely meant, and exits 1', async () => {
+    const typo = await runDips(['ops', 'blurr']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/^dips: unknown operation "blurr" \(did you mean "blur"\?\); known: grayscale, /);
+    expect(typo.stdout).toBe('');
+  });
 });
 
 describe('dips process', () => {
