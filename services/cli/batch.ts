@@ -16,6 +16,8 @@ export interface BatchSubmitOptions {
   format?: string;
   quality?: string;
   maxFailures?: string;
+  /** Called by the master once the job finishes (README "Webhooks"). */
+  webhook?: string;
   /** Draw the progress bar (off when stderr is not a terminal). */
   progress: boolean;
 }
@@ -45,6 +47,7 @@ export function batchBody(options: Omit<BatchSubmitOptions, 'progress'>): BatchJ
     ...(!options.to && format ? { format } : {}),
     ...(!options.to && quality ? { quality } : {}),
     ...(maxFailures === undefined ? {} : { maxFailures }),
+    ...(options.webhook === undefined ? {} : { webhook: options.webhook }),
   };
 }
 

@@ -132,8 +132,9 @@ program
   .option('--max-failures <n>', 'batch job: stop after this many failed items (or a percentage, e.g. 5%)')
   .addOption(formatOption("the input's"))
   .addOption(qualityOption())
+  .option('--webhook <url>', 'the master calls this URL once each job finishes (README "Webhooks")')
   .option('--master <url>', 'master URL (default DIPS_MASTER_URL or http://127.0.0.1:8080)')
-  .action(async (args: string[], options: { pipeline?: string; preset?: string; options?: string; out?: string; overwrite?: boolean; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; master?: string }) => {
+  .action(async (args: string[], options: { pipeline?: string; preset?: string; options?: string; out?: string; overwrite?: boolean; from?: string; to?: string; maxFailures?: string; format?: string; quality?: string; webhook?: string; master?: string }) => {
     if ((options.pipeline === undefined) === (options.preset === undefined)) throw new Error('give --pipeline JSON or --preset NAME (one of them)');
     if (options.from) {
       const { MasterClient } = await import('./client.js');

@@ -28,6 +28,8 @@ export interface SubmitOptions {
   overwrite?: boolean;
   format?: string;
   quality?: string;
+  /** Called by the master once each job finishes (README "Webhooks"). */
+  webhook?: string;
   /** Draw the progress bar (off when stderr is not a terminal, e.g. in scripts). */
   progress: boolean;
   /** Print nothing (no job id, no downloaded paths): for programs that use this as a library. */
@@ -240,6 +242,7 @@ async function postSession(client: MasterClient, files: string[], options: Submi
     ...(options.options !== undefined ? { options: parseJsonFlag('options', options.options) } : {}),
     ...(options.format ? { format: options.format } : {}),
     ...(options.quality ? { quality: Number(options.quality) } : {}),
+    ...(options.webhook !== undefined ? { webhook: options.webhook } : {}),
   };
   if (kind === 'batch') return whileSaturated(output, () => client.json('/v1/jobs', batchAccepted, jsonPost({ ...recipe, inputs: { upload: session.id } })));
   try {
@@ -309,7 +312,7 @@ async function whileSaturated<T>(output: TerminalOutput, call: () => Promise<T>)
 async function postMultipart(client: MasterClient, files: string[], options: SubmitOptions, output: TerminalOutput): Promise<{ id: string }> {
   return whileSaturated(output, async () => {
     const form = new FormData();
-    for (const field of ['pipeline', 'preset', 'options'] as const) if (options[field] !== undefined) form.set(field, options[field]);
+    for (const field of ['pipeline', 'preset', 'options', 'webhook'] as const) if (options[field] !== undefined) form.set(field, options[field]);
     if (options.format) form.set('format', options.format);
     if (options.quality) form.set('quality', options.quality);
     // openAsBlob streams the file from disk when the request is sent: nothing is read whole.

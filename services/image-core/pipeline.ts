@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { didYouMean, likelyMeant } from '../shared/suggest.js';
+import { didYouMean, keysMeant } from '../shared/suggest.js';
 import { findOperation, operations } from './catalogue.js';
 import { PipelineError } from './errors.js';
 import { mergeAnnotation, pixelMoveOf, type Annotations, type OperationDeclaration } from './operation.js';
@@ -56,12 +56,7 @@ function parseStep(raw: unknown, index: number): Step {
 /** For a parameter the operation does not have: the one meant, when the name is a typo of it, and what it has. */
 function misspeltKeys(issue: z.core.$ZodIssue, known: readonly string[]): string {
   if (issue.code !== 'unrecognized_keys') return '';
-  const meant = issue.keys.flatMap((key) => {
-    const name = likelyMeant(key, known);
-    return name === undefined ? [] : [issue.keys.length === 1 ? `"${name}"` : `"${name}" for "${key}"`];
-  });
-  const guess = meant.length > 0 ? ` (did you mean ${meant.join(', ')}?)` : '';
-  return `${guess}; ${known.length > 0 ? `its parameters: ${known.join(', ')}` : 'it takes no parameters'}`;
+  return `${keysMeant(issue.keys, known)}; ${known.length > 0 ? `its parameters: ${known.join(', ')}` : 'it takes no parameters'}`;
 }
 
 /** The canonical JSON form of validated steps (defaults filled in), for storage and for workers. */

@@ -67,7 +67,7 @@ export function createApp(master: Master) {
   api.use(duplicatesRoutes(master));
 
   api.use(uploadSessionRoutes(master));
-  api.use(batchRoutes(master));
+  api.use(batchRoutes(master, webhooks));
   api.use(uploadJobRoutes(master, admission, webhooks));
 
   api.get('/jobs/:id', (req, res) => {

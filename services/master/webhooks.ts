@@ -141,9 +141,10 @@ export class Webhooks {
     });
   }
 
+  /** Calls `url` when the job finishes. A job has one webhook: a resumed batch job keeps the one it was made with. */
   register(jobId: string, url: string | undefined): void {
     if (url === undefined) return;
-    this.db.prepare('INSERT INTO deliveries (job_id, url) VALUES (?, ?)').run(jobId, url);
+    if (this.db.prepare('INSERT OR IGNORE INTO deliveries (job_id, url) VALUES (?, ?)').run(jobId, url).changes === 0) return;
     this.pending.set(jobId, { url, body: null });
     this.jobChanged(jobId);
   }
@@ -154,7 +155,9 @@ export class Webhooks {
     if (!delivery) return;
     let body = delivery.body;
     if (body === null) {
-      const job = this.master.store.getJob(jobId);
+      // The summary (counts kept by triggers) tells whether it finished; only then is the whole view read.
+      const summary = this.master.store.jobSummary(jobId);
+      const job = summary && isTerminal(summary.status) ? this.master.store.getJob(jobId) : summary;
       if (!job) {
         this.db.prepare("UPDATE deliveries SET state = 'failed', last_error = 'the job was deleted' WHERE job_id = ?").run(jobId);
         this.pending.delete(jobId);

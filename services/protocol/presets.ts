@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { outputOptions } from './output.js';
 import { outputFormat, quality } from './api.js';
+import { strictBody } from './strict-body.js';
 
 /*
  * Presets: named pipelines stored on the master (GET/PUT/DELETE /v1/presets/{name}) that a job names
@@ -14,15 +15,13 @@ export const presetName = z
   .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'a preset name is 1-63 characters of a-z, 0-9, ".", "_" and "-", starting with a letter or digit');
 
 /** PUT /v1/presets/{name}: what the preset does to an image; `format`, `quality` and `options` as for a job. */
-export const presetBody = z
-  .object({
-    pipeline: z.array(z.record(z.string(), z.unknown())),
-    description: z.string().max(500).optional(),
-    format: outputFormat.optional(),
-    quality: quality.optional(),
-    options: outputOptions.optional(),
-  })
-  .strict();
+export const presetBody = strictBody({
+  pipeline: z.array(z.record(z.string(), z.unknown())),
+  description: z.string().max(500).optional(),
+  format: outputFormat.optional(),
+  quality: quality.optional(),
+  options: outputOptions.optional(),
+});
 export type PresetBody = z.infer<typeof presetBody>;
 
 /** GET /v1/presets/{name}. */

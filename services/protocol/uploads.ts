@@ -3,6 +3,7 @@ import { outputFormat, quality } from './api.js';
 import { outputOptions } from './output.js';
 import { presetName } from './presets.js';
 import { wholeImageBudget } from './tasks.js';
+import { strictBody } from './strict-body.js';
 
 /*
  * Upload sessions (POST /v1/uploads): a client declares its files, sends each one's bytes where the
@@ -89,14 +90,12 @@ export type UploadSessionTerms = z.infer<typeof uploadSessionTerms>;
  * POST /v1/uploads/{id}/job body: the fields of a multipart POST /v1/jobs, as JSON; the session's files
  * are the job's images, in order. The answer is the multipart route's (jobAccepted, 202).
  */
-export const sessionJobBody = z
-  .object({
-    pipeline: z.array(z.record(z.string(), z.unknown())).optional(),
-    preset: presetName.optional(),
-    format: outputFormat.optional(),
-    quality: quality.optional(),
-    options: outputOptions.optional(),
-    webhook: z.string().max(2048).optional(),
-  })
-  .strict();
+export const sessionJobBody = strictBody({
+  pipeline: z.array(z.record(z.string(), z.unknown())).optional(),
+  preset: presetName.optional(),
+  format: outputFormat.optional(),
+  quality: quality.optional(),
+  options: outputOptions.optional(),
+  webhook: z.string().max(2048).optional(),
+});
 export type SessionJobBody = z.infer<typeof sessionJobBody>;

@@ -22,3 +22,15 @@ export function didYouMean(word: string, known: readonly string[]): string {
   const meant = likelyMeant(word, known);
   return meant === undefined ? '' : ` (did you mean "${meant}"?)`;
 }
+
+/**
+ * For unknown keys of an object: ` (did you mean "x"?)` for one, ` (did you mean "x" for "a", "y" for "b"?)`
+ * for several, naming only those with a likely meant key; else nothing.
+ */
+export function keysMeant(keys: readonly string[], known: readonly string[]): string {
+  const meant = keys.flatMap((key) => {
+    const name = likelyMeant(key, known);
+    return name === undefined ? [] : [keys.length === 1 ? `"${name}"` : `"${name}" for "${key}"`];
+  });
+  return meant.length > 0 ? ` (did you mean ${meant.join(', ')}?)` : '';
+}

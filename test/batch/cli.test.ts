@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dipsBin, exited, killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
+import { webhookEvent } from '../../services/protocol/newcomer.js';
+import { waitUntil } from '../helpers/api.js';
 import { filesUnder, tempDir, writeImages } from './support.js';
 
 let master: DipsProcess;
@@ -17,18 +22,36 @@ beforeAll(async () => {
   destinations = path.join(tmp, 'out');
   await writeImages(path.join(sources, 'quick'), 40);
   await writeImages(path.join(sources, 'slow'), 300);
-  ({ master } = await startCluster({ workers: 1, dataDir: path.join(tmp, 'data'), env: { DIPS_SOURCES: `file://${sources}`, DIPS_DESTINATIONS: `file://${destinations}` } }));
+  ({ master } = await startCluster({
+    workers: 1,
+    dataDir: path.join(tmp, 'data'),
+    env: { DIPS_SOURCES: `file://${sources}`, DIPS_DESTINATIONS: `file://${destinations}`, DIPS_WEBHOOK_SECRET: 'batch-cli-webhooks', DIPS_WEBHOOK_ALLOW_PRIVATE: 'true' },
+  }));
 }, 60_000);
 
 afterAll(killAll);
 
 describe('dips submit --from, dips jobs, dips retry', () => {
-  it('submit --from/--to runs the job to the end and reports the counts; jobs lists it; retry says nothing failed', async () => {
-    const run = await runDips(['submit', '--from', `file://${sources}/quick`, '--to', `file://${destinations}/quick/`, '--pipeline', '[{"op":"grayscale"}]', '--format', 'png'], env());
+  it('submit --from/--to runs the job to the end, reports the counts and calls its --webhook; jobs lists it; retry says nothing failed', async () => {
+    const calls: string[] = [];
+    const receiver = createServer(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      calls.push(body);
+      res.writeHead(204).end();
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    const webhook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/done`;
+    const run = await runDips(['submit', '--from', `file://${sources}/quick`, '--to', `file://${destinations}/quick/`, '--pipeline', '[{"op":"grayscale"}]', '--format', 'png', '--webhook', webhook], env());
     expect(run.code, run.stderr).toBe(0);
     const id = /accepted job (\S+)/.exec(run.stderr)?.[1];
     expect(run.stderr).toContain(`job ${id} succeeded: 40 done, 0 failed, 0 skipped of 40`);
     expect((await filesUnder(path.join(destinations, 'quick'))).filter((name) => name.endsWith('.png'))).toHaveLength(40);
+    await waitUntil(async () => calls.length, (count) => count >= 1, 10_000, 'the webhook');
+    receiver.close();
+    const event = webhookEvent.parse(JSON.parse(calls[0]!));
+    expect([event.job.id, event.job.kind, event.job.status, event.job.progress.done]).toEqual([id, 'batch', 'succeeded', 40]);
 
     const jobs = await runDips(['jobs'], env());
     expect(jobs.code, jobs.stderr).toBe(0);

@@ -150,6 +150,32 @@ describe('job webhooks', () => {
   });
 });
 
+describe('dips submit --webhook', () => {
+  it('has the master call the URL once when the job it makes of the files finishes', async () => {
+    const calls: string[] = [];
+    const receiver = createServer(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      calls.push(body);
+      res.writeHead(204).end();
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/cli`;
+      const run = await runDips(['submit', corpus('aqua.jpg'), corpus('wood.jpg'), '--pipeline', '[{"op":"invert"}]', '--webhook', url, '--master', master.url]);
+      expect(run.code, run.stderr).toBe(0);
+      await waitUntil(async () => calls.length, (count) => count >= 1, 10_000, 'the webhook');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(calls).toHaveLength(1);
+      const job = jobView.parse(JSON.parse(calls[0]!).job);
+      expect([job.status, job.progress.done, job.progress.total]).toEqual(['succeeded', 2, 2]);
+    } finally {
+      receiver.close();
+    }
+  });
+});
+
 describe('GET /v1/openapi.json', () => {
   it('describes every route of the contract, and real answers match its schemas', async () => {
     const response = await fetch(`${master.url}/v1/openapi.json`);

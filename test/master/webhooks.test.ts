@@ -5,10 +5,12 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { jobAccepted, parseResponse } from '../../services/protocol/api.js';
-import { jobsPage } from '../../services/protocol/batch.js';
+import { batchAccepted, jobsPage } from '../../services/protocol/batch.js';
 import { webhookEvent } from '../../services/protocol/newcomer.js';
 import { errorBody } from '../../services/protocol/errors.js';
 import { refusedRange, signWebhook } from '../../services/master/webhooks.js';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import { corpus, postJob, waitUntil } from '../helpers/api.js';
 import { closeMasters, hardenedMaster } from '../hardening/master.js';
 
@@ -120,5 +122,33 @@ describe('webhook addresses', () => {
     expect(headers['x-dips-signature']).toBe(signWebhook(secret, String(headers['x-dips-timestamp']), body));
     const event = webhookEvent.parse(JSON.parse(body));
     expect([event.event, event.job.id, event.job.status]).toEqual(['job.finished', id, 'canceled']);
+  });
+});
+
+describe('a batch job\'s webhook', () => {
+  it('is called once when the job finishes; the same body sent again resumes the job, which keeps its first webhook', async () => {
+    const sources = await fs.realpath(await fs.mkdtemp(path.join(os.tmpdir(), 'dips-webhook-sources-')));
+    await fs.copyFile(corpus('aqua.jpg'), path.join(sources, 'aqua.jpg'));
+    const master = await hardenedMaster({ webhookSecret: secret, webhookAllowPrivate: true, sources: `file://${sources}/` });
+    const { port, calls } = await startReceiver();
+    const body = (hook: string) => JSON.stringify({ pipeline: [{ op: 'invert' }], inputs: { prefix: `file://${sources}/` }, webhook: `http://localhost:${port}/${hook}` });
+    const post = (hook: string) => fetch(`${master.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body(hook) });
+
+    const refused = await fetch(`${master.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...JSON.parse(body('x')), webhook: 'ftp://example.invalid/' }) });
+    expect(refused.status).toBe(422);
+    expect((await parseResponse(errorBody, refused)).error.code).toBe('bad_webhook');
+
+    // No worker runs here: the job waits, so the second body finds it unfinished.
+    const first = await parseResponse(batchAccepted, await post('first'));
+    const again = await parseResponse(batchAccepted, await post('second'));
+    expect([again.id, again.resumed]).toEqual([first.id, true]);
+    expect((await fetch(`${master.url}/v1/jobs/${first.id}`, { method: 'DELETE' })).ok).toBe(true);
+    await waitUntil(async () => delivery(master.dataDir, first.id)?.state, (state) => state === 'delivered', 10_000, 'the delivery');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(calls.map(({ headers }) => headers['x-dips-event'])).toEqual(['job.finished']);
+    const { headers, body: sent } = calls[0]!;
+    expect(headers['x-dips-signature']).toBe(signWebhook(secret, String(headers['x-dips-timestamp']), sent));
+    const event = webhookEvent.parse(JSON.parse(sent));
+    expect([event.job.id, event.job.kind, event.job.status]).toEqual([first.id, 'batch', 'canceled']);
   });
 });

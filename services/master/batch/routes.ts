@@ -7,6 +7,7 @@ import { HttpError } from '../../shared/http-error.js';
 import { parseItemStatus } from '../job-store.js';
 import type { Master } from '../master.js';
 import { resolveBatchBody } from '../presets.js';
+import type { Webhooks } from '../webhooks.js';
 
 /** Largest JSON job body: 10,000 URLs of up to ~1 kB each; longer lists go in a manifest. */
 const maxJsonBody = '12mb';
@@ -15,7 +16,7 @@ const maxJsonBody = '12mb';
  * The batch routes of the contract: POST /v1/jobs with a JSON body, GET /v1/jobs, /items, /retry and
  * /manifest. Mounted on the /v1 router before the multipart POST /v1/jobs, which gets other bodies.
  */
-export function batchRoutes(master: Master): express.Router {
+export function batchRoutes(master: Master, webhooks: Webhooks): express.Router {
   const { store, batch } = master;
   const router = express.Router();
 
@@ -23,10 +24,12 @@ export function batchRoutes(master: Master): express.Router {
     if (!req.is('application/json')) return next();
     const parsed = batchJobBody.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, 'bad_job', `job body: ${z.prettifyError(parsed.error)}`);
-    const { inputs } = parsed.data;
-    const submit = () => batch.submit(resolveBatchBody(master.presets, parsed.data));
+    const { webhook, ...body } = parsed.data;
+    const url = webhooks.parse(webhook);
+    const submit = () => batch.submit(resolveBatchBody(master.presets, body));
     // A session becomes a job only when every file is there whole (metadata checks); until then nothing is consumed.
-    const accepted = 'upload' in inputs ? await master.uploads.becomeJob(inputs.upload, submit) : await submit();
+    const accepted = 'upload' in body.inputs ? await master.uploads.becomeJob(body.inputs.upload, submit) : await submit();
+    webhooks.register(accepted.id, url);
     master.scaler?.wake?.();
     res.status(202).location(`/v1/jobs/${accepted.id}`).json(accepted);
   });
