@@ -1,7 +1,4 @@
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dipsBin, exited, killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
 import { webhookEvent } from '../../services/protocol/newcomer.js';
 import { waitUntil } from '../helpers/api.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { filesUnder, tempDir, writeImages } from './support.js';
 
 let master: DipsProcess;
@@ -33,24 +31,15 @@ afterAll(killAll);
 
 describe('dips submit --from, dips jobs, dips retry', () => {
   it('submit --from/--to runs the job to the end, reports the counts and calls its --webhook; jobs lists it; retry says nothing failed', async () => {
-    const calls: string[] = [];
-    const receiver = createServer(async (req, res) => {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      calls.push(body);
-      res.writeHead(204).end();
-    });
-    receiver.listen(0, '127.0.0.1');
-    await once(receiver, 'listening');
-    const webhook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/done`;
-    const run = await runDips(['submit', '--from', `file://${sources}/quick`, '--to', `file://${destinations}/quick/`, '--pipeline', '[{"op":"grayscale"}]', '--format', 'png', '--webhook', webhook], env());
+    const receiver = await startWebhookReceiver();
+    const run = await runDips(['submit', '--from', `file://${sources}/quick`, '--to', `file://${destinations}/quick/`, '--pipeline', '[{"op":"grayscale"}]', '--format', 'png', '--webhook', receiver.url('/done')], env());
     expect(run.code, run.stderr).toBe(0);
     const id = /accepted job (\S+)/.exec(run.stderr)?.[1];
     expect(run.stderr).toContain(`job ${id} succeeded: 40 done, 0 failed, 0 skipped of 40`);
     expect((await filesUnder(path.join(destinations, 'quick'))).filter((name) => name.endsWith('.png'))).toHaveLength(40);
-    await waitUntil(async () => calls.length, (count) => count >= 1, 10_000, 'the webhook');
+    await waitUntil(async () => receiver.calls.length, (count) => count >= 1, 10_000, 'the webhook');
     receiver.close();
-    const event = webhookEvent.parse(JSON.parse(calls[0]!));
+    const event = webhookEvent.parse(JSON.parse(receiver.calls[0]!.body));
     expect([event.job.id, event.job.kind, event.job.status, event.job.progress.done]).toEqual([id, 'batch', 'succeeded', 40]);
 
     const jobs = await runDips(['jobs'], env());

@@ -1,6 +1,3 @@
-import { createServer, type IncomingMessage } from 'node:http';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +8,7 @@ import { errorBody } from '../../services/protocol/errors.js';
 import { signWebhook } from '../../services/master/webhooks.js';
 import { corpus, getJob, pixelsOf, postJob, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { killAll, runDips, startCluster, startDips, type DipsProcess } from '../helpers/processes.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { clusterAnswer } from '../../services/protocol/newcomer.js';
 
 const secret = 'webhook-secret-for-tests';
@@ -114,17 +112,10 @@ describe('POST /v1/process', () => {
 
 describe('job webhooks', () => {
   it('calls the URL once when the job finishes, signed with the secret, retrying a receiver that failed', async () => {
-    const calls: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
-    const receiver = createServer(async (req, res) => {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      calls.push({ headers: req.headers, body });
-      // The first call meets a receiver that is down for a moment.
-      res.writeHead(calls.length === 1 ? 503 : 204).end();
-    });
-    receiver.listen(0, '127.0.0.1');
-    await once(receiver, 'listening');
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/dips`;
+    // The first call meets a receiver that is down for a moment.
+    const receiver = await startWebhookReceiver((call) => (call === 1 ? 503 : 204));
+    const { calls } = receiver;
+    const url = receiver.url('/hooks/dips');
     try {
       const refused = await postJob(master.url, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]', webhook: 'ftp://example.invalid/' });
       expect(refused.status).toBe(422);
@@ -152,23 +143,15 @@ describe('job webhooks', () => {
 
 describe('dips submit --webhook', () => {
   it('has the master call the URL once when the job it makes of the files finishes', async () => {
-    const calls: string[] = [];
-    const receiver = createServer(async (req, res) => {
-      let body = '';
-      for await (const chunk of req) body += chunk;
-      calls.push(body);
-      res.writeHead(204).end();
-    });
-    receiver.listen(0, '127.0.0.1');
-    await once(receiver, 'listening');
+    const receiver = await startWebhookReceiver();
+    const { calls } = receiver;
     try {
-      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/cli`;
-      const run = await runDips(['submit', corpus('aqua.jpg'), corpus('wood.jpg'), '--pipeline', '[{"op":"invert"}]', '--webhook', url, '--master', master.url]);
+      const run = await runDips(['submit', corpus('aqua.jpg'), corpus('wood.jpg'), '--pipeline', '[{"op":"invert"}]', '--webhook', receiver.url('/hooks/cli'), '--master', master.url]);
       expect(run.code, run.stderr).toBe(0);
       await waitUntil(async () => calls.length, (count) => count >= 1, 10_000, 'the webhook');
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(calls).toHaveLength(1);
-      const job = jobView.parse(JSON.parse(calls[0]!).job);
+      const job = jobView.parse(JSON.parse(calls[0]!.body).job);
       expect([job.status, job.progress.done, job.progress.total]).toEqual(['succeeded', 2, 2]);
     } finally {
       receiver.close();

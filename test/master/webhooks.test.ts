@@ -1,6 +1,5 @@
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -9,9 +8,8 @@ import { batchAccepted, jobsPage } from '../../services/protocol/batch.js';
 import { webhookEvent } from '../../services/protocol/newcomer.js';
 import { errorBody } from '../../services/protocol/errors.js';
 import { refusedRange, signWebhook } from '../../services/master/webhooks.js';
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import { corpus, postJob, waitUntil } from '../helpers/api.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 import { closeMasters, hardenedMaster } from '../hardening/master.js';
 
 /* Webhooks reach public addresses only, unless DIPS_WEBHOOK_ALLOW_PRIVATE says otherwise: a client must
@@ -21,24 +19,15 @@ import { closeMasters, hardenedMaster } from '../hardening/master.js';
 const secret = 'webhook-secret-for-tests';
 afterAll(closeMasters);
 
-let receiver: Server | undefined;
+let receiver: Awaited<ReturnType<typeof startWebhookReceiver>> | undefined;
 afterEach(() => {
   receiver?.close();
   receiver = undefined;
 });
 
-/** A receiver on every local address (IPv4 and IPv6 loopback alike); records each call. */
-async function startReceiver(): Promise<{ port: number; calls: Array<{ headers: IncomingMessage['headers']; body: string }> }> {
-  const calls: Array<{ headers: IncomingMessage['headers']; body: string }> = [];
-  receiver = createServer(async (req, res) => {
-    let body = '';
-    for await (const chunk of req) body += chunk;
-    calls.push({ headers: req.headers, body });
-    res.writeHead(204).end();
-  });
-  receiver.listen(0);
-  await once(receiver, 'listening');
-  return { port: (receiver.address() as AddressInfo).port, calls };
+async function startReceiver() {
+  receiver = await startWebhookReceiver();
+  return receiver;
 }
 
 /** Submits a job with this webhook and cancels it: the job is finished, so its webhook is due. */
