@@ -1,5 +1,5 @@
-import type { z } from 'zod';
-import { didYouMean, keysMeant } from '../shared/suggest.js';
+import { MAX_NAME_CHARS, unrecognizedKeys } from '../protocol/strict-body.js';
+import { didYouMean } from '../shared/suggest.js';
 import { findOperation, operations } from './catalogue.js';
 import { PipelineError } from './errors.js';
 import { mergeAnnotation, pixelMoveOf, type Annotations, type OperationDeclaration } from './operation.js';
@@ -41,22 +41,22 @@ function parseStep(raw: unknown, index: number): Step {
   const op = findOperation(name);
   if (!op) {
     const names = operations.map((o) => o.name);
-    throw new PipelineError(`${where}: unknown operation "${name}"${didYouMean(name, names)}; known: ${names.join(', ')}`);
+    throw new PipelineError(`${where}: unknown operation "${name.slice(0, MAX_NAME_CHARS)}"${didYouMean(name, names)}; known: ${names.join(', ')}`);
   }
   const parsed = op.params.safeParse(rest);
   if (!parsed.success) {
+    const known = Object.keys(op.params.shape);
     const issues = parsed.error.issues
-      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'parameters'}: ${issue.message}${misspeltKeys(issue, Object.keys(op.params.shape))}`)
+      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'parameters'}: ${issue.code === 'unrecognized_keys' ? unknownParameters(issue.keys, known) : issue.message}`)
       .join('; ');
     throw new PipelineError(`${where} (${name}): ${issues}`);
   }
   return { op, params: parsed.data as Record<string, unknown> };
 }
 
-/** For a parameter the operation does not have: the one meant, when the name is a typo of it, and what it has. */
-function misspeltKeys(issue: z.core.$ZodIssue, known: readonly string[]): string {
-  if (issue.code !== 'unrecognized_keys') return '';
-  return `${keysMeant(issue.keys, known)}; ${known.length > 0 ? `its parameters: ${known.join(', ')}` : 'it takes no parameters'}`;
+/** Parameters the operation does not have: the ones likely meant, and what it has. */
+function unknownParameters(keys: readonly string[], known: readonly string[]): string {
+  return `${unrecognizedKeys(keys, known)}; ${known.length > 0 ? `its parameters: ${known.join(', ')}` : 'it takes no parameters'}`;
 }
 
 /** The canonical JSON form of validated steps (defaults filled in), for storage and for workers. */

@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { keysMeant } from '../shared/suggest.js';
 
+/** Unknown keys a refusal names, and the characters of each name: enough to find a typo, never the whole body back. */
+const MAX_NAMED_KEYS = 10;
+export const MAX_NAME_CHARS = 100;
+
 /**
  * A request body's object: unknown keys are refused, and the refusal names the key likely meant
  * (`Unrecognized key: "outptu" (did you mean "output"?)`), so a typo is not silently a missing field.
@@ -8,9 +12,16 @@ import { keysMeant } from '../shared/suggest.js';
 export function strictBody<Shape extends z.core.$ZodLooseShape>(shape: Shape) {
   const known = Object.keys(shape);
   return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `Unrecognized key${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((key) => `"${key}"`).join(', ')}${keysMeant(issue.keys, known)}`
-        : undefined,
+    error: (issue) => (issue.code === 'unrecognized_keys' ? unrecognizedKeys(issue.keys, known) : undefined),
   });
+}
+
+/**
+ * `Unrecognized key: "outptu" (did you mean "output"?)`: the refusal of keys an object does not have.
+ * Many are named by their first few, a long one by its start, so the refusal stays small.
+ */
+export function unrecognizedKeys(keys: readonly string[], known: readonly string[]): string {
+  const named = keys.slice(0, MAX_NAMED_KEYS);
+  const more = keys.length - named.length;
+  return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${named.map((key) => `"${key.slice(0, MAX_NAME_CHARS)}"`).join(', ')}${more > 0 ? ` and ${more} more` : ''}${keysMeant(named, known)}`;
 }

@@ -97,6 +97,12 @@ describe('parameter validation', () => {
     expect(() => parsePipeline(steps)).toThrow(message);
   });
 
+  it('names a long unknown operation by its start, and many unknown parameters by the first ten', () => {
+    expect(() => parsePipeline([{ op: 'z'.repeat(100_000) }])).toThrow(new RegExp(`^pipeline step 1: unknown operation "z{100}"; known: `));
+    const many = Object.fromEntries(Array.from({ length: 1000 }, (_, n) => [`p${n}`, n]));
+    expect(() => parsePipeline([{ op: 'invert', ...many }])).toThrow(/^pipeline step 1 \(invert\): parameters: Unrecognized keys: "p0", .*, "p9" and 990 more; it takes no parameters$/);
+  });
+
   it('guesses no name for a word far from every one', () => {
     expect(() => parsePipeline([{ op: 'sepia' }])).toThrow(/^pipeline step 1: unknown operation "sepia"; known: /);
     expect(() => parsePipeline([{ op: 'tint' }])).toThrow(/^pipeline step 1: unknown operation "tint"; known: /);

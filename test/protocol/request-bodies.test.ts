@@ -37,6 +37,13 @@ describe('a batch job body', () => {
     expect(refusalOf(batchJobBody, job(inputs, { callback: 'https://example.com/hook' }))).toBe('✖ Unrecognized key: "callback"');
   });
 
+  it('names at most ten unknown keys, and a long one by its start: the refusal stays small', () => {
+    const body = job({ prefix: 's3://b/p' }, Object.fromEntries(Array.from({ length: 5000 }, (_, n) => [`${'x'.repeat(n === 0 ? 5000 : 1)}${n}`, n])));
+    const refusal = refusalOf(batchJobBody, body);
+    expect(refusal).toMatch(/^✖ Unrecognized keys: "x{100}", "x1", "x2", .*, "x9" and 4990 more$/);
+    expect(refusal.length).toBeLessThan(300);
+  });
+
   it('still takes every form of inputs', () => {
     for (const inputs of [{ prefix: 's3://b/p' }, { urls: ['file:///srv/a.jpg'] }, { manifest: 's3://b/list.csv' }]) {
       expect(batchJobBody.safeParse(job(inputs)).success, JSON.stringify(inputs)).toBe(true);
