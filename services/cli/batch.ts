@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { batchAccepted, jobSummary, jobsPage, retryAccepted, type BatchJobBody, type JobSummary, type JobsPage } from '../protocol/batch.js';
-import { isTerminalStatus } from '../protocol/api.js';
+import { isTerminalStatus, jobView } from '../protocol/api.js';
 import type { MasterClient } from './client.js';
 
 /* `dips submit --from`, `dips jobs`, `dips retry`: batch jobs read from storage. */
@@ -103,7 +103,7 @@ async function clientFor(master: string | undefined): Promise<MasterClient> {
   return new MasterClient(master);
 }
 
-/** Registers `dips jobs` and `dips retry`. */
+/** Registers `dips jobs`, `dips retry` and `dips cancel`. */
 export function registerBatchCommands(program: Command): void {
   program
     .command('jobs')
@@ -128,6 +128,25 @@ export function registerBatchCommands(program: Command): void {
     .action(async (id: string, options: { master?: string }) => {
       const answer = await (await clientFor(options.master)).json(`/v1/jobs/${encodeURIComponent(id)}/retry`, retryAccepted, { method: 'POST' });
       process.stdout.write(`job ${answer.id}: ${answer.retried} failed item${answer.retried === 1 ? '' : 's'} re-queued (${answer.status})\n`);
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a job: what has not run will not; finished results stay downloadable (DELETE /v1/jobs/{id})')
+    .argument('<id>', 'job id')
+    .option('--purge', 'also remove the job, its records and all its files')
+    .option('--master <url>', 'master URL')
+    .action(async (id: string, options: { purge?: boolean; master?: string }) => {
+      const client = await clientFor(options.master);
+      const jobPath = `/v1/jobs/${encodeURIComponent(id)}`;
+      if (options.purge) {
+        await client.request(`${jobPath}?purge=true`, { method: 'DELETE' });
+        process.stdout.write(`job ${id} removed, with its records and files\n`);
+        return;
+      }
+      const job = await client.json(jobPath, jobView, { method: 'DELETE' });
+      const { done, failed, total } = job.progress;
+      process.stdout.write(`job ${job.id} ${job.status}: ${done} done, ${failed} failed of ${total}\n`);
     });
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { childrenRunning } from '../../bench/cluster.js';
 import { describeCatalogue, describeOperations } from '../../services/image-core/catalogue.js';
-import { corpus, getCluster, pixelsOf, waitUntil } from '../helpers/api.js';
+import { corpus, getCluster, getJob, pixelsOf, submit, waitUntil } from '../helpers/api.js';
 import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
 
 afterEach(killAll);
@@ -125,5 +125,28 @@ describe('dips up', () => {
     const status = await runDips(['status', 'no-such-job', '--master', master.url]);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/404 job_not_found/);
+  });
+
+  it('dips cancel cancels a job that has not run, and with --purge removes it; an unknown one is the master\'s 404', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-up-'));
+    // No worker: the jobs wait.
+    const master = await startDips(['master', '--port', '0', '--data-dir', dataDir]);
+    const first = await submit(master.url, [corpus('aqua.jpg'), corpus('dune.jpg')], { pipeline: '[{"op":"invert"}]' });
+    const canceled = await runDips(['cancel', first, '--master', master.url]);
+    expect(canceled.code, canceled.stderr).toBe(0);
+    expect(canceled.stdout).toBe(`job ${first} canceled: 0 done, 0 failed of 2\n`);
+    expect((await getJob(master.url, first)).status).toBe('canceled');
+
+    const second = await submit(master.url, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]' });
+    const jobFolders = path.join(dataDir, 'files', 'jobs');
+    expect(await fs.readdir(jobFolders)).toContain(second);
+    const purged = await runDips(['cancel', second, '--purge', '--master', master.url]);
+    expect([purged.code, purged.stdout]).toEqual([0, `job ${second} removed, with its records and files\n`]);
+    expect((await fetch(`${master.url}/v1/jobs/${second}`)).status).toBe(404);
+    expect(await fs.readdir(jobFolders)).not.toContain(second);
+
+    const unknown = await runDips(['cancel', 'no-such-job', '--master', master.url]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/404 job_not_found/);
   });
 });
