@@ -158,6 +158,24 @@ program
     process.exitCode = exitCodeFor(jobs);
   });
 
+program
+  .command('download')
+  .description('a job\'s finished results as files, named as dips submit --out names them')
+  .argument('<id>', 'job id')
+  .requiredOption('--out <dir>', 'directory to save them in')
+  .option('--overwrite', 'replace files that already exist in --out (default: keep them)')
+  .option('--master <url>', 'master URL')
+  .action(async (id: string, options: { out: string; overwrite?: boolean; master?: string }) => {
+    const { MasterClient } = await import('./client.js');
+    const { downloadJob } = await import('./download.js');
+    const { isTerminalStatus } = await import('../protocol/api.js');
+    const { TerminalOutput } = await import('./terminal-output.js');
+    const output = new TerminalOutput({ progress: false });
+    const { job, results } = await downloadJob(new MasterClient(options.master), id, { out: options.out, overwrite: options.overwrite === true }, output);
+    const running = isTerminalStatus(job.status) ? '' : '; it is still running: run this again for the rest';
+    output.note(`job ${job.id} ${job.status}: ${results} result${results === 1 ? '' : 's'} in ${options.out}${running}`);
+  });
+
 registerBatchCommands(program);
 registerPresetCommands(program);
 

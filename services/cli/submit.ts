@@ -1,10 +1,7 @@
 import fs from 'node:fs/promises';
-import { createWriteStream, openAsBlob } from 'node:fs';
+import { openAsBlob } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parse as parseContentDisposition } from 'content-disposition';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { batchAccepted } from '../protocol/batch.js';
 import { clusterAnswer } from '../protocol/newcomer.js';
@@ -14,7 +11,7 @@ import { storedFile, uploadSession, uploadSessionTerms, type UploadSession } fro
 import { describeErrorResponse } from '../shared/http-error.js';
 import { isTerminalStatus, jobAccepted, jobWithImages, type ImageView, type JobWithImages, type ResultDownload } from '../protocol/api.js';
 import { ApiError, type MasterClient } from './client.js';
-import { ResultFetcher } from './result-fetcher.js';
+import { ResultDownloader } from './download.js';
 import { TerminalOutput } from './terminal-output.js';
 
 export interface SubmitOptions {
@@ -324,78 +321,4 @@ async function postMultipart(client: MasterClient, files: string[], options: Sub
     }
     return client.json('/v1/jobs', jobAccepted, { method: 'POST', body: form });
   });
-}
-
-/**
- * Downloads every succeeded image once, a few at a time, as the jobs report them (their URLs asked
- * for in batches: with S3 the bytes come from the bucket, not through the master). Files are named
- * like `dips process` names them; a name that two images share gets the image's index, so no result
- * overwrites another. A file already in the output directory is kept unless `overwrite` is set.
- */
-class ResultDownloader {
-  private readonly started = new Set<string>();
-  private readonly namesTaken = new Set<string>();
-  private readonly fetcher: ResultFetcher;
-
-  constructor(
-    client: MasterClient,
-    private readonly outDir: string,
-    private readonly overwrite: boolean,
-    private readonly output: TerminalOutput,
-  ) {
-    this.fetcher = new ResultFetcher(client, (_jobId, download, response) => this.save(download, response));
-  }
-
-  offer(job: JobWithImages): void {
-    for (const image of job.images) {
-      const key = `${job.id}/${image.index}`;
-      if (image.status !== 'succeeded' || this.started.has(key)) continue;
-      this.started.add(key);
-      this.fetcher.add(job.id, image.index);
-    }
-    if (isTerminalStatus(job.status)) this.fetcher.flush(job.id);
-  }
-
-  finished(): Promise<void> {
-    return this.fetcher.finished();
-  }
-
-  private async save(download: ResultDownload, response: Response): Promise<void> {
-    await fs.mkdir(this.outDir, { recursive: true });
-    const offered = download.name || attachmentName(response.headers.get('content-disposition')) || `${download.index}`;
-    const target = path.join(this.outDir, this.uniqueName(offered, download.index));
-    let file;
-    try {
-      // 'wx' creates the file only if it does not exist: no result silently replaces an older one.
-      file = createWriteStream(target, { flags: this.overwrite ? 'w' : 'wx' });
-      await new Promise<void>((resolve, reject) => file!.once('open', () => resolve()).once('error', reject));
-    } catch (error) {
-      await response.body?.cancel();
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      this.output.note(`${target}: exists, kept (--overwrite replaces it)`);
-      return;
-    }
-    await pipeline(Readable.fromWeb(response.body! as import('node:stream/web').ReadableStream), file);
-    this.output.result(target);
-  }
-
-  private uniqueName(offered: string, index: number): string {
-    let name = path.basename(offered);
-    if (this.namesTaken.has(name)) {
-      const { name: stem, ext } = path.parse(name);
-      name = `${stem}-${index}${ext}`;
-    }
-    this.namesTaken.add(name);
-    return name;
-  }
-}
-
-/** The file name the master gives a result (Content-Disposition, plain or RFC 5987 encoded). */
-function attachmentName(header: string | null): string | undefined {
-  if (!header) return undefined;
-  try {
-    return parseContentDisposition(header).parameters.filename;
-  } catch {
-    return undefined;
-  }
 }

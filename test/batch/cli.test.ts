@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dipsBin, exited, killAll, runDips, startCluster, type DipsProcess } from '../helpers/processes.js';
 import { webhookEvent } from '../../services/protocol/newcomer.js';
@@ -68,5 +69,44 @@ describe('dips submit --from, dips jobs, dips retry', () => {
     expect(second.stderr).toContain(`attached to unfinished job ${id}`);
     expect(second.stderr).toContain(`job ${id} succeeded: 300 done`);
     expect((await fs.readdir(path.join(destinations, 'slow'), { recursive: true })).filter((name) => name.endsWith('.png'))).toHaveLength(300);
+  });
+});
+
+describe('dips download', () => {
+  it('saves a job\'s results as dips submit --out would, keeps files already there unless --overwrite, and names an unknown job', async () => {
+    const photos = [path.join(sources, 'quick/set-0/img-1.png'), path.join(sources, 'quick/set-0/img-2.png')];
+    const submitted = await runDips(['submit', ...photos, '--pipeline', '[{"op":"invert"}]'], env());
+    expect(submitted.code, submitted.stderr).toBe(0);
+    const id = /job (\S+) accepted/.exec(submitted.stderr)?.[1];
+    const out = await tempDir('download');
+
+    const first = await runDips(['download', id!, '--out', out], env());
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toContain(`job ${id} succeeded: 2 results in ${out}`);
+    expect((await fs.readdir(out)).sort()).toEqual(['img-1.png', 'img-2.png']);
+    for (const name of ['img-1.png', 'img-2.png']) {
+      const [input, result] = await Promise.all([sharp(path.join(sources, 'quick/set-0', name)).raw().toBuffer(), sharp(path.join(out, name)).raw().toBuffer()]);
+      expect(result.equals(Buffer.from(input.map((value) => 255 - value)))).toBe(true);
+    }
+
+    await fs.writeFile(path.join(out, 'img-1.png'), 'mine');
+    const again = await runDips(['download', id!, '--out', out], env());
+    expect(again.stderr).toContain(`${path.join(out, 'img-1.png')}: exists, kept (--overwrite replaces it)`);
+    expect(await fs.readFile(path.join(out, 'img-1.png'), 'utf8')).toBe('mine');
+    expect((await runDips(['download', id!, '--out', out, '--overwrite'], env())).code).toBe(0);
+    expect((await sharp(path.join(out, 'img-1.png')).metadata()).format).toBe('png');
+
+    const unknown = await runDips(['download', 'no-such-job', '--out', out], env());
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/404 job_not_found/);
+  });
+
+  it('of a job that wrote its results to storage says where they are', async () => {
+    const run = await runDips(['submit', '--from', `file://${sources}/quick/set-0/`, '--to', `file://${destinations}/elsewhere/`, '--pipeline', '[{"op":"invert"}]'], env());
+    expect(run.code, run.stderr).toBe(0);
+    const id = /accepted job (\S+)/.exec(run.stderr)?.[1];
+    const download = await runDips(['download', id!, '--out', await tempDir('download')], env());
+    expect(download.code).toBe(1);
+    expect(download.stderr).toMatch(new RegExp(`job ${id} wrote its results to storage \\(the first: file://${destinations}/elsewhere/\\S+\\); the master keeps none to download`));
   });
 });
