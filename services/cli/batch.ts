@@ -146,7 +146,8 @@ export function registerBatchCommands(program: Command): void {
       }
       const job = await client.json(jobPath, jobView, { method: 'DELETE' });
       const { done, failed, total } = job.progress;
-      process.stdout.write(`job ${job.id} ${job.status}: ${done} done, ${failed} failed of ${total}\n`);
+      const finished = job.status === 'canceled' ? '' : ' (it had finished: nothing to cancel)';
+      process.stdout.write(`job ${job.id} ${job.status}: ${done} done, ${failed} failed of ${total}${finished}\n`);
     });
 }
 

@@ -96,6 +96,13 @@ describe('dips download', () => {
     expect((await runDips(['download', id!, '--out', out, '--overwrite'], env())).code).toBe(0);
     expect((await sharp(path.join(out, 'img-1.png')).metadata()).format).toBe('png');
 
+    // Cancelling a finished job changes nothing: its results stay downloadable.
+    const cancel = await runDips(['cancel', id!], env());
+    expect(cancel.stdout).toBe(`job ${id} succeeded: 2 done, 0 failed of 2 (it had finished: nothing to cancel)\n`);
+    const later = await tempDir('download-later');
+    expect((await runDips(['download', id!, '--out', later], env())).code).toBe(0);
+    expect((await fs.readdir(later)).sort()).toEqual(['img-1.png', 'img-2.png']);
+
     const unknown = await runDips(['download', 'no-such-job', '--out', out], env());
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/404 job_not_found/);

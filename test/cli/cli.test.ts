@@ -136,6 +136,8 @@ describe('dips up', () => {
     expect(canceled.code, canceled.stderr).toBe(0);
     expect(canceled.stdout).toBe(`job ${first} canceled: 0 done, 0 failed of 2\n`);
     expect((await getJob(master.url, first)).status).toBe('canceled');
+    const twice = await runDips(['cancel', first, '--master', master.url]);
+    expect(twice.stdout).toBe(`job ${first} canceled: 0 done, 0 failed of 2\n`);
 
     const second = await submit(master.url, [corpus('aqua.jpg')], { pipeline: '[{"op":"invert"}]' });
     const jobFolders = path.join(dataDir, 'files', 'jobs');
