@@ -86,6 +86,8 @@ program
       ...(options.master ? { masterUrl: options.master } : {}),
       ...(options.address ? { advertisedAddress: options.address } : {}),
     });
+    const { hasWorkerNodeArgs, relaunchAsWorker } = await import('../worker/node-args.js');
+    if (!hasWorkerNodeArgs()) return relaunchAsWorker(config.slots);
     const { startWorker } = await import('../worker/server.js');
     const worker = await startWorker(config);
     process.stdout.write(`DIPS worker ${worker.id}: ${worker.url}\n`);

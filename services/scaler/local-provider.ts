@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { cliPath, exitWithMasterImport } from '../shared/child-processes.js';
 import { loadWorkerConfig } from '../shared/config.js';
-import { workerNodeArgs } from '../worker/node-args.js';
+import { workerEnvironment, workerNodeArgs } from '../worker/node-args.js';
 import type { CapacityProvider, CapacityReport, WorkerSnapshot } from './capacity-provider.js';
 
 export interface LocalProviderOptions {
@@ -79,8 +79,9 @@ export class LocalCapacityProvider implements CapacityProvider {
   }
 
   private startWorker(): LocalWorker {
+    const env = this.options.env ?? process.env;
     const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMasterImport, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
-      env: workerEnvironment(this.options.env ?? process.env, this.options.masterUrl),
+      env: workerEnvironment(env, loadWorkerConfig({ port: 0, masterUrl: this.options.masterUrl }, env).slots),
       // The IPC channel is how the worker notices this process is gone (exit-with-master.ts).
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
@@ -115,13 +116,4 @@ export class LocalCapacityProvider implements CapacityProvider {
     killer.unref();
     void worker.exited.then(() => clearTimeout(killer));
   }
-}
-
-/**
- * The worker's environment with libuv's thread pool sized for its slots: sharp needs a libuv thread per
- * task in flight or it serialises them (docs/cluster.md), and Node sizes the pool at start-up only.
- */
-function workerEnvironment(env: NodeJS.ProcessEnv, masterUrl: string): NodeJS.ProcessEnv {
-  const { slots } = loadWorkerConfig({ port: 0, masterUrl }, env);
-  return { ...env, UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE ?? String(Math.max(4, slots * 2)) };
 }

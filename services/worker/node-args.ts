@@ -1,6 +1,10 @@
+import { spawn } from 'node:child_process';
+import { exitWithMasterImport } from '../shared/child-processes.js';
+
 /**
- * The Node flags every worker process starts with: local-provider.ts spawns workers with them and an
- * instance's service does too (lib/workers.ts); NODE_OPTIONS refuses this one.
+ * The Node flags every worker process starts with: local-provider.ts spawns workers with them, an
+ * instance's service does too (lib/workers.ts), and `dips worker` started without them starts itself
+ * again with them (relaunchAsWorker); NODE_OPTIONS refuses this one.
  *
  * --initial-old-space-size=128: V8 starts full collections on the memory of Buffers as well as its heap
  * (a task's input and output: in S3 mode about three copies of the input, as the socket's chunks, the
@@ -15,3 +19,35 @@
  * ends, before the next one allocates its own.
  */
 export const workerNodeArgs = ['--initial-old-space-size=128', '--expose-gc'] as const;
+
+/**
+ * The environment of a worker process of `slots` task slots: UV_THREADPOOL_SIZE as given (not empty), else two
+ * libuv threads per slot (sharp's work and the reads and writes of its files), at least libuv's default 4.
+ * libuv sizes its pool before any JavaScript runs, so only the process that starts a worker can set it.
+ */
+export function workerEnvironment(env: NodeJS.ProcessEnv, slots: number): NodeJS.ProcessEnv {
+  return { ...env, UV_THREADPOOL_SIZE: env.UV_THREADPOOL_SIZE || String(Math.max(4, slots * 2)) };
+}
+
+/** Whether this process was started with workerNodeArgs. */
+export const hasWorkerNodeArgs = (): boolean => workerNodeArgs.every((flag) => process.execArgv.includes(flag));
+
+/**
+ * Runs this command again in a child started as a worker process should be (workerNodeArgs, the libuv
+ * pool of workerEnvironment), for a `dips worker` started by hand without them. The child is the worker:
+ * this process passes SIGINT and SIGTERM on (the child takes one arriving twice at once as one) and
+ * exits as it exits. The child stops itself, draining, if this process dies (exit-with-master.ts).
+ */
+export function relaunchAsWorker(slots: number): void {
+  const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMasterImport, ...process.execArgv, ...process.argv.slice(1)], {
+    env: workerEnvironment(process.env, slots),
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+  });
+  child.channel?.unref();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  child.once('error', (error) => {
+    process.stderr.write(`dips: the worker process could not start: ${error.message}\n`);
+    process.exit(1);
+  });
+  child.once('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : 1)));
+}

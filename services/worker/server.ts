@@ -29,7 +29,7 @@ export interface RunningWorker {
 export async function startWorker(options: WorkerOptions = {}): Promise<RunningWorker> {
   const config = loadWorkerConfig(options);
   const logger = createLogger('dips-worker');
-  // V8's collector is exposed by workerNodeArgs (instances and `dips up` start workers with them).
+  // V8's collector is exposed by workerNodeArgs (every worker process starts with them: node-args.ts).
   const collect = globalThis.gc;
   const memory = new MemoryGate(Math.floor(config.workerMemoryBytes * PIXEL_MEMORY_SHARE), collect ? () => collect() : undefined);
   const state: WorkerState = { slots: new Slots(config.slots), memory, draining: false, leases: new Set() };

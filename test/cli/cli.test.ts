@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { childrenRunning } from '../../bench/cluster.js';
 import { describeCatalogue, describeOperations } from '../../services/image-core/catalogue.js';
 import { corpus, getCluster, getJob, pixelsOf, submit, waitUntil } from '../helpers/api.js';
-import { exited, killAll, runDips, startDips } from '../helpers/processes.js';
+import { exited, fastClusterEnv, killAll, launchDips, runDips, startDips } from '../helpers/processes.js';
+import { workerNodeArgs } from '../../services/worker/node-args.js';
 
 afterEach(killAll);
 
@@ -125,6 +126,33 @@ describe('dips up', () => {
     const status = await runDips(['status', 'no-such-job', '--master', master.url]);
     expect(status.code).toBe(1);
     expect(status.stderr).toMatch(/404 job_not_found/);
+  });
+
+  it('dips worker started without the worker\'s Node flags starts itself again with them and its libuv pool; a signal or the death of the first process stops the worker', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-up-'));
+    const master = await startDips(['master', '--port', '0', '--data-dir', dataDir]);
+    const byHand = () => launchDips(['worker', '--port', '0', '--master', master.url], { env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', UV_THREADPOOL_SIZE: '' } });
+    const workerOf = async (parent: number) => {
+      const [child] = await childrenRunning(parent, 'worker');
+      expect(child, 'the relaunched worker').toBeDefined();
+      return child!;
+    };
+
+    const first = await byHand();
+    const worker = await workerOf(first.child.pid!);
+    const argv = (await fs.readFile(`/proc/${worker}/cmdline`, 'utf8')).split('\0');
+    expect(argv).toEqual(expect.arrayContaining([...workerNodeArgs]));
+    expect((await fs.readFile(`/proc/${worker}/environ`, 'utf8')).split('\0')).toContain('UV_THREADPOOL_SIZE=4');
+    await waitUntil(async () => (await getCluster(master.url)).workers.length, (count) => count === 1, 10_000, 'the worker to register');
+    first.child.kill('SIGTERM');
+    await exited(first.child);
+    expect(first.child.exitCode).toBe(0);
+    await waitUntil(async () => fs.access(`/proc/${worker}`).then(() => true, () => false), (alive) => !alive, 10_000, 'the worker to stop');
+
+    const second = await byHand();
+    const orphan = await workerOf(second.child.pid!);
+    second.child.kill('SIGKILL');
+    await waitUntil(async () => fs.access(`/proc/${orphan}`).then(() => true, () => false), (alive) => !alive, 10_000, 'the worker to stop with its first process');
   });
 
   it('dips cancel cancels a job that has not run, and with --purge removes it; an unknown one is the master\'s 404', async () => {

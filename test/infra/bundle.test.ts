@@ -12,6 +12,7 @@ import { ARCH_FACTS, type BundleArch } from '../../lib/bundle/target.js';
 import { corpus, getCluster, pixelsOf, submit, waitForJob, waitUntil } from '../helpers/api.js';
 import { type DipsProcess, killAll, launchDips } from '../helpers/processes.js';
 import { ARM64_SYSROOT, ensureArm64Emulation, QEMU } from './qemu.js';
+import { workerNodeArgs } from '../../services/worker/node-args.js';
 
 const REPO = repoRoot();
 // The corpus's smallest photo: under qemu every pixel is emulated.
@@ -144,6 +145,9 @@ function bundledNode(arch: BundleArch, root: string): string {
 async function startFromBundle(arch: BundleArch, root: string, args: string[]): Promise<DipsProcess> {
   const bundled = await launchDips(args, {
     node: bundledNode(arch, root),
+    // A worker with the Node flags an instance's service gives it (DIPS_NODE_ARGS): under qemu-user a
+    // worker could not start itself again with them, since its Node runs only through the wrapper.
+    ...(args[0] === 'worker' ? { nodeArgs: workerNodeArgs } : {}),
     cli: path.join(root, 'dist/services/cli/main.js'),
     cwd: root,
     // Nothing from the repository: no PATH entry, no NODE_PATH, not its working directory.
