@@ -42,6 +42,14 @@ const program = new Command()
     '\nExit codes: 0 every image done; 2 the job ran but some images failed or were canceled (dips submit); 1 an error (bad input, master unreachable, job refused).',
   );
 
+// A misspelt DIPS_* variable would leave its default in place without a word: say so, once per command
+// line (a process a DIPS process started, with an IPC channel to it, was warned for already).
+program.hook('preAction', async () => {
+  if (process.channel) return;
+  const { misspeltSettings } = await import('../shared/config.js');
+  for (const warning of misspeltSettings()) process.stderr.write(`dips: warning: ${warning}\n`);
+});
+
 program
   .command('up')
   .description('a whole local cluster: master + N worker processes (a worker that dies is replaced)')

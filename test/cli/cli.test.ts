@@ -120,6 +120,13 @@ describe('dips up', () => {
     expect(() => process.kill(storage!, 0), `storage service ${storage} still running`).toThrow();
   });
 
+  it('warns once of a DIPS_* variable that is a likely typo of a setting, and runs on', async () => {
+    const run = await runDips(['ops', 'blur'], { DIPS_MAX_FILE: '5', DIPS_WORKER_SLOTS: '2' });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('dips: warning: DIPS_MAX_FILE is not a DIPS setting (did you mean DIPS_MAX_FILES?); it has no effect\n');
+    expect(run.stdout).toMatch(/^blur\n/);
+  });
+
   it('dips status answers with the master\'s error for an unknown job', async () => {
     const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-up-'));
     const master = await startDips(['master', '--port', '0', '--data-dir', dataDir]);
