@@ -177,37 +177,48 @@ const workerEnv: Record<keyof WorkerConfig, string> = {
 };
 
 /**
- * DIPS_* variables read outside the master's and the worker's configurations: the scaler's, the logger's
- * and the CLI's; an instance's boot script's (lib/bundle); the bundle builder's and the bench's. With
- * masterEnv and workerEnv they are every DIPS_* variable DIPS reads (test/shared/settings.test.ts checks
- * that against the sources), so that misspeltSettings can tell a typo from a setting.
+ * DIPS_* variables the services read outside the master's and the worker's configurations: the
+ * scaler's, the logger's and the CLI's. With masterEnv and workerEnv they are every DIPS_* variable the
+ * services read (test/shared/settings.test.ts checks that against services/), so that misspeltSettings
+ * can tell a typo from a setting. (An instance's boot script and the bench read others, which never
+ * reach a service's environment.)
  */
-const otherSettings = [
-  ...['DIPS_BOOT_SECONDS', 'DIPS_COST_HALF_LIFE', 'DIPS_LOG_LEVEL', 'DIPS_ASG_NAME'],
-  ...['DIPS_ROLE', 'DIPS_STACK_NAME', 'DIPS_SIGNAL_RESOURCE', 'DIPS_BUNDLE_PARAMETER', 'DIPS_SECRET_IDS', 'DIPS_DATA_VOLUME_ID', 'DIPS_WORKER_GROUP'],
-  ...['DIPS_LOG_GROUP', 'DIPS_NODE_ARGS', 'DIPS_SERVICE_ARGS', 'DIPS_SERVICE_ENV', 'DIPS_ADVERTISE_PORT', 'DIPS_HEALTH_URL', 'DIPS_HEALTH_SECONDS', 'DIPS_FORCE_UPDATE'],
-  ...['DIPS_IMDS_URL', 'DIPS_SSM_URL', 'DIPS_SECRETS_URL', 'DIPS_EC2_URL', 'DIPS_CFN_URL', 'DIPS_AUTOSCALING_URL', 'DIPS_INSTALL_ROOT', 'DIPS_POLL_SECONDS', 'DIPS_RETRY_COUNT', 'DIPS_RETRY_MAX_SECONDS'],
-  ...['DIPS_CACHE_DIR', 'DIPS_BENCH_WORKER_CPU_PROF', 'DIPS_CORPUS_DIR'],
-];
+const otherSettings = ['DIPS_BOOT_SECONDS', 'DIPS_COST_HALF_LIFE', 'DIPS_LOG_LEVEL', 'DIPS_ASG_NAME'];
 
-/** Every DIPS_* variable DIPS reads. */
+/** Every DIPS_* variable the services read. */
 export const knownSettings: ReadonlySet<string> = new Set([...Object.values(masterEnv), ...Object.values(workerEnv), ...otherSettings]);
 
 /**
- * A warning for each DIPS_* variable of `env` that DIPS does not read but that is a likely typo of one it
- * does (DIPS_WORKER_SLOTS without its last letter, say): silently ignored, it would leave the default in place. Other unknown names
+ * A warning for each DIPS_* variable of `env` that the services do not read but that is a likely typo of
+ * one they do (settingMeant): silently ignored, it would leave the default in place. Other unknown names
  * are not judged: they may be another program's.
  */
 export function misspeltSettings(env: NodeJS.ProcessEnv = process.env): string[] {
-  const prefix = 'DIPS_';
-  // Judged by what follows the prefix they all share.
-  const known = [...knownSettings].map((name) => name.slice(prefix.length));
   return Object.keys(env)
-    .filter((name) => name.startsWith(prefix) && !knownSettings.has(name))
+    .filter((name) => name.startsWith('DIPS_') && !knownSettings.has(name))
     .flatMap((name) => {
-      const meant = likelyMeant(name.slice(prefix.length), known);
-      return meant === undefined ? [] : [`${name} is not a DIPS setting (did you mean ${prefix}${meant}?); it has no effect`];
+      const meant = settingMeant(name);
+      return meant === undefined ? [] : [`${name} is not a DIPS setting (did you mean ${meant}?); it has no effect`];
     });
+}
+
+/**
+ * The setting `name` likely meant, judged word by word (words between "_"): all the same but one that is
+ * a likely typo of its counterpart (WORKR for WORKER), or but a last word missing or extra (a unit such as
+ * MS or BYTES). Whole names are too alike to compare letter by letter: POLL_SECONDS is three letters from
+ * BOOT_SECONDS, and the two have nothing to do with each other.
+ */
+function settingMeant(name: string): string | undefined {
+  const words = name.split('_');
+  return [...knownSettings].find((setting) => {
+    const known = setting.split('_');
+    if (known.length === words.length) {
+      const differing = known.flatMap((word, at) => (word === words[at] ? [] : [at]));
+      return differing.length === 1 && likelyMeant(words[differing[0]!]!, [known[differing[0]!]!]) !== undefined;
+    }
+    const [longer, shorter] = known.length > words.length ? [known, words] : [words, known];
+    return longer.length === shorter.length + 1 && longer.slice(0, -1).join('_') === shorter.join('_');
+  });
 }
 
 /** A configuration that cannot be used; the message names the flag or variable. */
