@@ -3,7 +3,7 @@ import { annotations, imageStatus, imageView, jobStatus, jobView, outputFormat, 
 import { outputOptions } from './output.js';
 import { presetName } from './presets.js';
 import { maxVariantsPerTask } from './tasks.js';
-import { strictBody } from './strict-body.js';
+import { MAX_NAMED_KEYS, strictBody } from './strict-body.js';
 import { uploadSessionId } from './uploads.js';
 import { keysMeant } from '../shared/suggest.js';
 
@@ -46,7 +46,7 @@ function inputsRefusal(issue: z.core.$ZodRawIssue): string | undefined {
   const form = keys.length === 1 ? Object.keys(inputForms).indexOf(keys[0]!) : -1;
   const problems = form >= 0 ? issue.errors[form] : undefined;
   if (problems && problems.length > 0) return problems.map((problem) => `${problem.path.length > 0 ? problem.path.join('.') : keys[0]}: ${problem.message}`).join('; ');
-  const unknown = keys.filter((key) => !(key in inputForms));
+  const unknown = keys.filter((key) => !(key in inputForms)).slice(0, MAX_NAMED_KEYS);
   return `give one of ${Object.values(inputForms).join(', ')}${keysMeant(unknown, Object.keys(inputForms))}`;
 }
 export type BatchInputs = z.infer<typeof batchInputs>;

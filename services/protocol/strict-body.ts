@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { keysMeant } from '../shared/suggest.js';
 
 /** Unknown keys a refusal names, and the characters of each name: enough to find a typo, never the whole body back. */
-const MAX_NAMED_KEYS = 10;
+export const MAX_NAMED_KEYS = 10;
 export const MAX_NAME_CHARS = 100;
 
 /**

@@ -44,6 +44,11 @@ describe('a batch job body', () => {
     expect(refusal.length).toBeLessThan(300);
   });
 
+  it('with inputs of many misspelt keys names the likely meant of the first ten only', () => {
+    const inputs = Object.fromEntries(Array.from({ length: 2000 }, (_, n) => [`prefi${String.fromCharCode(97 + (n % 26))}${n}`, 's3://b/p']));
+    expect(refusalOf(batchJobBody, job(inputs)).length).toBeLessThan(600);
+  });
+
   it('still takes every form of inputs', () => {
     for (const inputs of [{ prefix: 's3://b/p' }, { urls: ['file:///srv/a.jpg'] }, { manifest: 's3://b/list.csv' }]) {
       expect(batchJobBody.safeParse(job(inputs)).success, JSON.stringify(inputs)).toBe(true);
