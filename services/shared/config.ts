@@ -204,7 +204,7 @@ export function misspeltSettings(env: NodeJS.ProcessEnv = process.env): string[]
 
 /**
  * The setting `name` likely meant, judged word by word (words between "_"): all the same but one that is
- * a likely typo of its counterpart (WORKR for WORKER), or but a last word missing or extra (a unit such as
+ * a likely typo of its counterpart (WORKR for WORKER), or all the same but a last word missing or extra (a unit such as
  * MS or BYTES). Whole names are too alike to compare letter by letter: POLL_SECONDS is three letters from
  * BOOT_SECONDS, and the two have nothing to do with each other.
  */
