@@ -214,6 +214,7 @@ program
   .option('--json', 'print the catalogue as JSON (as GET /v1/operations serves it)')
   .action(async (name: string | undefined, options: { json?: boolean }) => {
     const { describeCatalogue } = await import('../image-core/catalogue.js');
+    const { operationText, parametersOf } = await import('../image-core/operations-doc.js');
     const catalogue = describeCatalogue();
     if (name !== undefined) {
       const op = catalogue.operations.find((candidate) => candidate.name === name);
@@ -221,13 +222,12 @@ program
       const { didYouMean } = await import('../shared/suggest.js');
       if (!op) throw new Error(`unknown operation "${name}"${didYouMean(name, names)}; known: ${names.join(', ')}`);
       if (options.json) return printJson(op);
-      const { operationText } = await import('../image-core/operations-doc.js');
       return void process.stdout.write(operationText(op));
     }
     if (options.json) return printJson(catalogue);
     for (const op of catalogue.operations) {
-      const params = Object.entries((op.params as { properties?: Record<string, { type?: string; default?: unknown }> }).properties ?? {})
-        .map(([name, schema]) => `${name}${schema.default === undefined ? '' : `=${JSON.stringify(schema.default)}`}`)
+      const params = parametersOf(op)
+        .map(({ name, schema }) => `${name}${schema.default === undefined ? '' : `=${JSON.stringify(schema.default)}`}`)
         .join(', ');
       process.stdout.write(`${op.name}${params ? ` {${params}}` : ''}\n    ${op.description}${op.tileable ? '' : ' (runs whole, not tiled)'}\n`);
     }

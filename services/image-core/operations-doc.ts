@@ -41,7 +41,8 @@ function parameterSummary(schema: ParamSchema, required: boolean): string {
 
 type OperationDescription = ReturnType<typeof describeOperations>[number];
 
-function parametersOf(op: OperationDescription): Array<{ name: string; schema: ParamSchema; required: boolean }> {
+/** An operation's parameters from its served JSON Schema, in declaration order: what the docs and `dips ops` list. */
+export function parametersOf(op: OperationDescription): Array<{ name: string; schema: ParamSchema; required: boolean }> {
   const schema = op.params as { properties?: Record<string, ParamSchema>; required?: string[] };
   return Object.entries(schema.properties ?? {}).map(([name, param]) => ({ name, schema: param, required: schema.required?.includes(name) ?? false }));
 }
