@@ -177,10 +177,13 @@ describe('what a decode holds', () => {
     const counted = (await openInput(turned, { maxPixels: 1e9, name: 'turned.jpg' })).frameBytes;
     expect(counted).toBe(4000 * 3000 * 3);
     const blur = [{ op: 'blur', sigma: 2 }];
-    // The turned frame itself: 35.0-36.1 MB measured over four pairs against 36.0 MB counted, the upright
-    // run's peak moving by a megabyte from run to run.
-    const extra = (await peakOf(turned, blur)) - (await peakOf(upright, blur));
-    expect(extra / counted).toBeGreaterThan(0.9);
+    // The turned frame itself: 35.0-36.1 MB measured over four pairs against 36.0 MB counted. Each run's
+    // peak moves by a megabyte or two from run to run (one pair once read 32.3 MB), so the median of three
+    // alternating pairs is what is compared.
+    const extras: number[] = [];
+    for (let pair = 0; pair < 3; pair++) extras.push((await peakOf(turned, blur)) - (await peakOf(upright, blur)));
+    const extra = extras.sort((a, b) => a - b)[1]!;
+    expect(extra / counted, JSON.stringify(extras)).toBeGreaterThan(0.9);
     expect(extra / counted).toBeLessThan(1.1);
   });
 
