@@ -97,9 +97,12 @@ program
     const { hasWorkerNodeArgs, relaunchAsWorker } = await import('../worker/node-args.js');
     if (!hasWorkerNodeArgs()) return relaunchAsWorker(config.slots);
     const { startWorker } = await import('../worker/server.js');
-    const worker = await startWorker(config);
+    // The worker registers before startWorker resolves, and the master may send it work at once: a
+    // signal from then on must drain it, not kill it with its tasks.
+    const starting = startWorker(config);
+    stopOnSignal(async () => (await starting).drain());
+    const worker = await starting;
     process.stdout.write(`DIPS worker ${worker.id}: ${worker.url}\n`);
-    stopOnSignal(() => worker.drain());
   });
 
 program

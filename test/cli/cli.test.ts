@@ -153,7 +153,7 @@ describe('dips up', () => {
     await waitUntil(async () => (await getCluster(master.url)).workers.length, (count) => count === 1, 10_000, 'the worker to register');
     first.child.kill('SIGTERM');
     await exited(first.child);
-    expect(first.child.exitCode).toBe(0);
+    expect(first.child.exitCode, first.log()).toBe(0);
     await waitUntil(async () => fs.access(`/proc/${worker}`).then(() => true, () => false), (alive) => !alive, 10_000, 'the worker to stop');
 
     const second = await byHand();
