@@ -16,6 +16,12 @@ import { rawDescriptor, type Channels, type RawImage } from './raw-image.js';
 
 /** The largest restart interval a DRI segment holds, in MCUs. */
 const MAX_RESTART_INTERVAL = 0xffff;
+/**
+ * Pieces of a band encoded at once: each is its own sharp call, and a worker's libuv pool holds two
+ * threads per task slot (node-args.ts workerEnvironment). Once the other slot's strip is done, the second
+ * piece uses the core it left (docs/performance.md, fourteenth round: the 100 MP job about 5 % sooner).
+ */
+const PIECES_IN_FLIGHT = 2;
 
 /** Baseline JPEG, no progressive scans: the one kind whose scan can be cut into restart intervals. */
 export function encodesByRestartIntervals(options: Pick<EncodeOptions, 'format' | 'progressive'>): boolean {
@@ -74,10 +80,26 @@ export function rawBand(band: RawImage): BandPixels {
 export async function encodeRestartBand(band: BandPixels, at: RestartBand, options: EncodeOptions): Promise<Buffer[]> {
   const { y, imageHeight, pieceRows } = at;
   if (y % pieceRows !== 0) throw new Error(`a band starting at row ${y} is not on a piece boundary (every ${pieceRows} rows)`);
+  const pieces = Array.from({ length: Math.ceil(band.height / pieceRows) }, (_, piece) => {
+    const top = piece * pieceRows;
+    return { top, rows: Math.min(pieceRows, band.height - top) };
+  });
+  const encoded = new Array<Buffer>(pieces.length);
+  const next = [...pieces.keys()];
+  const encodeNext = async (): Promise<void> => {
+    for (let piece = next.shift(); piece !== undefined; piece = next.shift()) {
+      try {
+        encoded[piece] = await encodePipeline(band.rows(pieces[piece]!.top, pieces[piece]!.rows), band, options);
+      } catch (error) {
+        next.length = 0; // the band has failed: start no more of its pieces
+        throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PIECES_IN_FLIGHT, pieces.length) }, encodeNext));
   const bytes: Buffer[] = [];
-  for (let top = 0; top < band.height; top += pieceRows) {
-    const rows = Math.min(pieceRows, band.height - top);
-    const { headers, scan, frame } = splitJpeg(await encodePipeline(band.rows(top, rows), band, options));
+  for (const [piece, { top, rows }] of pieces.entries()) {
+    const { headers, scan, frame } = splitJpeg(encoded[piece]!);
     const index = (y + top) / pieceRows;
     const interval = (pieceRows / frame.mcuHeight) * Math.ceil(band.width / frame.mcuWidth);
     if (!Number.isInteger(interval) || interval > MAX_RESTART_INTERVAL) {
