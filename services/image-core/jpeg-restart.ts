@@ -19,7 +19,7 @@ const MAX_RESTART_INTERVAL = 0xffff;
 /**
  * Pieces of a band encoded at once: each is its own sharp call, and a worker's libuv pool holds two
  * threads per task slot (node-args.ts workerEnvironment). Once the other slot's strip is done, the second
- * piece uses the core it left (docs/performance.md, fourteenth round: the 100 MP job about 5 % sooner).
+ * piece uses the core it left (docs/performance.md, fourteenth round: the 100 MP job 3-5 % sooner).
  */
 const PIECES_IN_FLIGHT = 2;
 
