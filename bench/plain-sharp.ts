@@ -1,4 +1,7 @@
 /** Plain sharp on the bench's pipeline (blur σ2, DIPS' JPEG settings): the side DIPS is compared with (bench/run.ts, bench/worker-cpu.ts). */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import sharp from 'sharp';
 import { cores, jpegOut } from './dips-job.js';
 import { jsThreadsCpuMs } from './proc.js';
@@ -24,15 +27,25 @@ async function inParallel<T>(items: readonly T[], limit: number, work: (item: T)
   );
 }
 
-/** Plain sharp over `files` in this process, sharpInFlight at a time, measured from its own counters. */
+/**
+ * Plain sharp over `files` in this process, sharpInFlight at a time, measured from its own counters.
+ * Each result is written to a file, as a script does and as DIPS' workers store every result (and as
+ * bench/plain-sharp-huge.ts writes its one): writing costs plain sharp 0.35-0.4 ms per photo here
+ * against results only encoded into buffers (docs/performance.md, fourteenth round).
+ */
 export async function plainSharp(files: readonly string[]): Promise<Side> {
-  const cpu = process.cpuUsage();
-  const jsBefore = await jsThreadsCpuMs('self');
-  const start = performance.now();
-  await inParallel(files, sharpInFlight, async (file) => {
-    await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toBuffer();
-  });
-  const used = process.cpuUsage(cpu);
-  const workCpuMs = (used.user + used.system) / 1000;
-  return { seconds: (performance.now() - start) / 1000, workCpuMs, workPixelCpuMs: workCpuMs - ((await jsThreadsCpuMs('self')) - jsBefore) };
+  const out = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-plain-'));
+  try {
+    const cpu = process.cpuUsage();
+    const jsBefore = await jsThreadsCpuMs('self');
+    const start = performance.now();
+    await inParallel([...files.entries()], sharpInFlight, async ([index, file]) => {
+      await sharp(file).autoOrient().blur(2).jpeg(jpegOut).toFile(path.join(out, `${index}.jpg`));
+    });
+    const used = process.cpuUsage(cpu);
+    const workCpuMs = (used.user + used.system) / 1000;
+    return { seconds: (performance.now() - start) / 1000, workCpuMs, workPixelCpuMs: workCpuMs - ((await jsThreadsCpuMs('self')) - jsBefore) };
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
 }

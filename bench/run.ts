@@ -188,7 +188,7 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}. DIPS: \`dips up --workers ${cores}\` on the same machine, warmed up by the same batch ${warmUpBatches} times, the jobs submitted together ` +
       `through the CLI's client (upload, live progress, download of every result); the "batch from" rows submit the same photos as batch jobs read from a folder ` +
       `(file:// under DIPS_SOURCES) or a bucket prefix, results kept in the master's storage, the client following each job's event stream and downloading every result ` +
-      `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight (bench/plain-sharp.ts), on the same files. Each row is ${rounds} rounds: DIPS, then plain sharp (which also ran ` +
+      `(bench/storage-batch.ts). Plain sharp: one process, ${sharpInFlight} images in flight (bench/plain-sharp.ts), on the same files, each result written to a file as the workers store theirs. Each row is ${rounds} rounds: DIPS, then plain sharp (which also ran ` +
       `right before the first), each round's DIPS figures against the mean of the two plain runs around it; a row shows the median of its rounds' figures, and a goal the median of the rounds ` +
       `with their spread in brackets. ` +
       `Pipeline blur σ2, output JPEG q${jpegOut.quality} without Huffman optimisation (DIPS' encoder setting) on both sides. CPU is utime+stime from /proc/<pid>/stat; the master's bytes are ` +
