@@ -72,7 +72,8 @@ export const batchOutput = strictBody({
 export type BatchOutput = z.infer<typeof batchOutput>;
 
 /** A count of failed items, or a percentage of the job's items such as "5%". */
-export const maxFailures = z.union([z.number().int().min(0), z.string().regex(/^\d+(\.\d+)?%$/, 'a count or a percentage such as "5%"')]);
+const maxFailuresForms = 'a count of items (0 or more) or a percentage such as "5%"';
+export const maxFailures = z.union([z.number().int().min(0, maxFailuresForms), z.string().regex(/^\d+(\.\d+)?%$/, maxFailuresForms)], { error: maxFailuresForms });
 
 /**
  * `pipeline` or `preset` (a name of GET /v1/presets, whose format, quality and options the body's override).

@@ -18,6 +18,8 @@ const milliseconds = z.coerce.number().int().positive();
  * from the worker instance type; this default is a micro's (lib/config.ts).
  */
 const workerMemoryBytes = positiveInt.default(512 * 1024 * 1024);
+/** A yes/no setting: a flag's boolean, or an environment variable's text (zod's stringbool words). */
+const yesNo = z.union([z.boolean(), z.stringbool()], { error: 'true or false (also 1/0, yes/no, on/off)' });
 const optionalText = z
   .string()
   .optional()
@@ -73,17 +75,17 @@ const masterSchema = z.object({
   maxStreamsPerJob: positiveInt.default(1_000),
   maxStreams: positiveInt.default(5_000),
   streamWriteTimeoutMs: milliseconds.default(10_000),
-  metricsPublic: z.union([z.boolean(), z.stringbool()]).default(false),
+  metricsPublic: yesNo.default(false),
   webhookSecret: optionalText,
   webhookAttempts: positiveInt.default(6),
   webhookRetryMs: milliseconds.default(1_000),
   /** Webhooks may call loopback, private and link-local addresses (a receiver on the cluster's own network). */
-  webhookAllowPrivate: z.union([z.boolean(), z.stringbool()]).default(false),
+  webhookAllowPrivate: yesNo.default(false),
   /** Batch jobs: comma-separated s3:// and file:/// roots they may read from and write to (empty: none). */
   sources: z.string().default(''),
   destinations: z.string().default(''),
   /** Presets-only mode: jobs must name a preset, and the presets are those of presetsFile (services/master/presets.ts). */
-  presetsOnly: z.union([z.boolean(), z.stringbool()]).default(false),
+  presetsOnly: yesNo.default(false),
   presetsFile: optionalText,
   // Unfinished batch items the master holds (SQLite rows, paged: ~300 bytes of disk each, never in memory).
   maxQueuedItems: positiveInt.default(1_000_000),

@@ -15,4 +15,11 @@ describe('configuration', () => {
     expect(() => loadMasterConfig({}, { DIPS_STORAGE: 's3' })).toThrow(/DIPS_S3_BUCKET/);
     expect(() => loadWorkerConfig({}, { DIPS_WORKER_ADDRESS: 'not a url' })).toThrow(/DIPS_WORKER_ADDRESS/);
   });
+
+  it('takes a yes/no setting in the words a shell uses, and names the words for one it cannot read', () => {
+    for (const [text, value] of [['true', true], ['1', true], ['yes', true], ['on', true], ['false', false], ['0', false], ['no', false], ['off', false]] as const) {
+      expect(loadMasterConfig({}, { DIPS_METRICS_PUBLIC: text }).metricsPublic, text).toBe(value);
+    }
+    expect(() => loadMasterConfig({}, { DIPS_PRESETS_ONLY: 'maybe' })).toThrow('invalid configuration: presetsOnly (DIPS_PRESETS_ONLY): true or false (also 1/0, yes/no, on/off)');
+  });
 });

@@ -49,6 +49,10 @@ describe('a batch job body', () => {
     expect(refusalOf(batchJobBody, job(inputs)).length).toBeLessThan(600);
   });
 
+  it.each([true, -1, 2.5, 'abc', '5'])('with maxFailures %j is refused naming the two forms it takes', (maxFailures) => {
+    expect(refusalOf(batchJobBody, job({ prefix: 's3://b/p' }, { maxFailures }))).toBe('✖ a count of items (0 or more) or a percentage such as "5%"\n  → at maxFailures');
+  });
+
   it('still takes every form of inputs', () => {
     for (const inputs of [{ prefix: 's3://b/p' }, { urls: ['file:///srv/a.jpg'] }, { manifest: 's3://b/list.csv' }]) {
       expect(batchJobBody.safeParse(job(inputs)).success, JSON.stringify(inputs)).toBe(true);
