@@ -21,7 +21,7 @@ export function errorHandler(logger: Logger, translate: (error: unknown) => ApiE
     } else if (error?.type === 'entity.too.large') {
       apiError = new ApiError(413, 'too_large', 'request body is too large');
     } else if (error?.type === 'entity.parse.failed') {
-      apiError = new ApiError(400, 'malformed_json', `request body is not valid JSON: ${error.message}`);
+      apiError = new ApiError(400, 'malformed_json', jsonRefusal(error));
     } else {
       logger.error({ err: error, method: req.method, path: req.path }, 'request failed');
       apiError = new ApiError(500, 'internal', 'internal error');
@@ -33,6 +33,25 @@ export function errorHandler(logger: Logger, translate: (error: unknown) => ApiE
     if (apiError.retryAfterSeconds !== undefined) res.set('Retry-After', String(apiError.retryAfterSeconds));
     res.status(apiError.status).json(toErrorBody(apiError));
   };
+}
+
+/**
+ * express.json refuses a body that is JSON but not an object or array (`null`, `3`, `"x"`) with a
+ * made-up syntax error ("Unexpected token 'n', "null" is not valid JSON"): say what is wrong instead.
+ */
+function jsonRefusal(error: { message: string; body?: unknown }): string {
+  const text = typeof error.body === 'string' ? error.body.trim() : '';
+  if (text && !text.startsWith('{') && !text.startsWith('[') && parsesAsJson(text)) return `request body must be a JSON object, not ${text.length > 20 ? `${text.slice(0, 20)}…` : text}`;
+  return `request body is not valid JSON: ${error.message}`;
+}
+
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Reads an error answer from another DIPS process (or a plain status) as one line of text. */

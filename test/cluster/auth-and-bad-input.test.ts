@@ -102,6 +102,16 @@ describe('bad uploads', () => {
     }
     const notMultipart = await fetch(`${master.url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
     expect(notMultipart.status).toBe(400);
+    const jsonBodies: Array<[string, RegExp]> = [
+      ['null', /^request body must be a JSON object, not null$/],
+      ['"s3://bucket/photos/and/more/of/them/"', /^request body must be a JSON object, not "s3:\/\/bucket\/photos\/…$/],
+      ['{"inputs": ', /^request body is not valid JSON: /],
+    ];
+    for (const [body, message] of jsonBodies) {
+      const refused = await errorOf(await fetch(`${master.url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body }));
+      expect(refused, body).toMatchObject({ status: 400, code: 'malformed_json' });
+      expect(refused.message, body).toMatch(message);
+    }
   });
 
   it('a truncated image fails with an error naming it; a path-like name is reduced to its last part', async () => {
