@@ -822,10 +822,10 @@ export class JobStore extends EventEmitter<{ job: [jobId: string, images?: reado
 
   /** GET /v1/jobs/{id}/items: a page of items in index order, optionally of one status. */
   itemsPage(jobId: string, query: { status?: ImageStatus; limit: number; cursor?: string }): { items: ItemView[]; next?: string } {
-    const after = query.cursor === undefined ? -1 : Number(query.cursor);
+    const after = query.cursor === undefined ? -1 : decodeItemCursor(query.cursor);
     const rows = this
       .prepare(`SELECT * FROM images WHERE job_id = ? AND idx > ? AND (? IS NULL OR status = ?) ORDER BY idx LIMIT ?`)
-      .all(jobId, Number.isInteger(after) ? after : -1, query.status ?? null, query.status ?? null, query.limit + 1) as ImageRow[];
+      .all(jobId, after, query.status ?? null, query.status ?? null, query.limit + 1) as ImageRow[];
     const page = rows.slice(0, query.limit);
     return {
       items: page.map(toItemView),
@@ -1301,6 +1301,12 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } | undef
     // fall through: an unreadable cursor starts from the newest
   }
   throw new RangeError(`cursor "${cursor}" is not one this master gave out`);
+}
+
+/** An items page's cursor: the last index of the page before, as its `next` gave it. */
+function decodeItemCursor(cursor: string): number {
+  if (!/^\d{1,15}$/.test(cursor)) throw new RangeError(`cursor "${cursor}" is not one this master gave out`);
+  return Number(cursor);
 }
 
 /** An outcome's annotations as the store keeps them: QR texts in their own column (the contract's images[].qr), the rest together. */

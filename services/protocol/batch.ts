@@ -134,8 +134,11 @@ export type ManifestLine = z.infer<typeof manifestLine>;
 
 export const retryAccepted = z.object({ id: z.string(), status: jobStatus, retried: z.number().int() });
 
-/** Query of GET /v1/jobs and /items: `limit` 1-1000 (default 100), `cursor` from the previous page's `next`. */
-export const pageQuery = z.object({
+/**
+ * Query of GET /v1/jobs and /items: `limit` 1-1000 (default 100), `cursor` from the previous page's `next`.
+ * Strict: a misspelt filter (`statsu=failed`) is refused, not ignored into a page of everything.
+ */
+export const pageQuery = strictBody({
   status: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(200).optional(),

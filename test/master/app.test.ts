@@ -165,6 +165,30 @@ describe('a master without workers', () => {
     expect(master.backlog()).toMatchObject({ queuedUnits: 0, waitingImages: 0 });
   });
 
+  it('refuses a bad page query of /v1/jobs and /items naming what is wrong, and pages a good one', async () => {
+    const { url } = await startMaster();
+    const id = await submit(url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline });
+    for (const route of ['/v1/jobs', `/v1/jobs/${id}/items`]) {
+      const refusals: Array<[string, string, RegExp]> = [
+        ['statsu=queued', 'bad_query', /^✖ Unrecognized key: "statsu" \(did you mean "status"\?\)$/],
+        ['limit=0', 'bad_query', /limit/],
+        ['limit=many', 'bad_query', /limit/],
+        ['cursor=zzz', 'bad_cursor', /^cursor "zzz" is not one this master gave out$/],
+      ];
+      for (const [query, code, message] of refusals) {
+        const response = await fetch(`${url}${route}?${query}`);
+        expect(response.status, `${route}?${query}`).toBe(400);
+        const { error } = await parseResponse(errorBody, response);
+        expect(error.code, `${route}?${query}`).toBe(code);
+        expect(error.message, `${route}?${query}`).toMatch(message);
+      }
+    }
+    const firstPage = (await (await fetch(`${url}/v1/jobs/${id}/items?status=queued&limit=1`)).json()) as { items: unknown[]; next?: string };
+    expect(firstPage.items).toHaveLength(1);
+    const secondPage = (await (await fetch(`${url}/v1/jobs/${id}/items?status=queued&limit=1&cursor=${encodeURIComponent(firstPage.next!)}`)).json()) as { items: unknown[] };
+    expect(secondPage.items).toHaveLength(1);
+  });
+
   it('answers 429 with Retry-After once the queue is full', async () => {
     const { url } = await startMaster({ maxQueuedImages: 2 });
     expect((await postJob(url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline })).status).toBe(202);

@@ -51,7 +51,7 @@ export function batchRoutes(master: Master, webhooks: Webhooks): express.Router 
     } catch (error) {
       throw new HttpError(400, 'bad_status', (error as Error).message);
     }
-    res.json(store.itemsPage(req.params.id, { limit: query.limit, ...(status ? { status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) }));
+    res.json(guardCursor(() => store.itemsPage(req.params.id, { limit: query.limit, ...(status ? { status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) })));
   });
 
   router.post('/jobs/:id/retry', (req, res) => {
