@@ -267,24 +267,31 @@ async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => 
     await storageService?.stop();
     throw error;
   });
-  // Retried with backoff (the group may not exist yet, IAM may be propagating); shown in /v1/cluster meanwhile.
-  // A scaler that never starts stops the master with a non-zero exit, so its supervisor sees it.
-  const { startMasterScaler } = await import('../scaler/master-scaler.js');
-  const { startScalerWithRetry } = await import('../scaler/startup.js');
-  const scaler =
-    scaling &&
-    (await startScalerWithRetry(running.master, () => startMasterScaler(running.master, scaling(running.url)), running.master.logger.child({ component: 'scaler' })).catch(
-      async (error: unknown) => {
-        process.stderr.write(`dips: ${(error as Error).message}\n`);
-        await running.close();
-        process.exit(1);
-      },
-    ));
+  // The server takes requests and registrations from here on, so a signal from here on stops it cleanly,
+  // also while the scaler is still retrying its start (up to about 10 minutes on AWS: startup.ts).
+  const stopping = new AbortController();
+  let scaler: Awaited<ReturnType<typeof startMasterScaler>> | undefined;
   stopOnSignal(async () => {
+    stopping.abort(new Error('the master is stopping'));
     await scaler?.stop();
     await running.close();
     await storageService?.stop();
   });
+  // Retried with backoff (the group may not exist yet, IAM may be propagating); shown in /v1/cluster meanwhile.
+  // A scaler that never starts stops the master with a non-zero exit, so its supervisor sees it.
+  const { startMasterScaler } = await import('../scaler/master-scaler.js');
+  const { startScalerWithRetry } = await import('../scaler/startup.js');
+  if (scaling) {
+    const logger = running.master.logger.child({ component: 'scaler' });
+    scaler = await startScalerWithRetry(running.master, () => startMasterScaler(running.master, scaling(running.url)), logger, undefined, stopping.signal).catch(
+      async (error: unknown) => {
+        if (stopping.signal.aborted) return undefined; // the signal's stop closes the rest
+        process.stderr.write(`dips: ${(error as Error).message}\n`);
+        await running.close();
+        process.exit(1);
+      },
+    );
+  }
   return running.url;
 }
 

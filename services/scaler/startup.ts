@@ -22,8 +22,15 @@ export const defaultStartupRetry: StartupRetry = { attempts: 12, minDelayMs: 2_0
  * Starts the scaler with `start`, retrying any failure (a group that does not exist yet, AccessDenied
  * while IAM propagates) with backoff. Meanwhile the master's /v1/cluster shows the start-up state;
  * after the last attempt it shows "failed" and the promise rejects: the caller exits non-zero.
+ * `stopping` aborts the retries (the master is being stopped): the promise rejects with its reason.
  */
-export async function startScalerWithRetry<T extends MasterScaler>(master: Master, start: () => Promise<T>, logger: Logger, retry: StartupRetry = defaultStartupRetry): Promise<T> {
+export async function startScalerWithRetry<T extends MasterScaler>(
+  master: Master,
+  start: () => Promise<T>,
+  logger: Logger,
+  retry: StartupRetry = defaultStartupRetry,
+  stopping?: AbortSignal,
+): Promise<T> {
   const status: ScalerStartup = { state: 'starting', attempt: 1, attempts: retry.attempts };
   master.scaler = {
     // Until the scaler runs, the cluster wants what it has, as without one.
@@ -42,6 +49,7 @@ export async function startScalerWithRetry<T extends MasterScaler>(master: Maste
         maxTimeout: retry.maxDelayMs,
         factor: 2,
         randomize: true,
+        ...(stopping ? { signal: stopping } : {}),
         onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
           status.lastError = error.message;
           logger.warn({ attempt: attemptNumber, retriesLeft, err: error.message }, 'the scaler could not start; retrying');
@@ -49,6 +57,7 @@ export async function startScalerWithRetry<T extends MasterScaler>(master: Maste
       },
     );
   } catch (error) {
+    if (stopping?.aborted) throw stopping.reason;
     status.state = 'failed';
     status.lastError = (error as Error).message;
     throw new Error(`the scaler did not start after ${retry.attempts} attempts: ${(error as Error).message}`, { cause: error });

@@ -1,11 +1,15 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { childrenRunning } from '../../bench/cluster.js';
 import { describeCatalogue, describeOperations } from '../../services/image-core/catalogue.js';
 import { corpus, getCluster, getJob, pixelsOf, submit, waitUntil } from '../helpers/api.js';
-import { exited, fastClusterEnv, killAll, launchDips, runDips, startDips } from '../helpers/processes.js';
+import { dipsBin, exited, fastClusterEnv, killAll, launchDips, runDips, startDips } from '../helpers/processes.js';
 import { workerNodeArgs } from '../../services/worker/node-args.js';
 
 afterEach(killAll);
@@ -160,6 +164,34 @@ describe('dips up', () => {
     const orphan = await workerOf(second.child.pid!);
     second.child.kill('SIGKILL');
     await waitUntil(async () => fs.access(`/proc/${orphan}`).then(() => true, () => false), (alive) => !alive, 10_000, 'the worker to stop with its first process');
+  });
+
+  it('dips master stops cleanly on SIGTERM while its scaler still retries its start (a worker group not there yet)', async () => {
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-master-'));
+    // An Auto Scaling endpoint on loopback that knows no group: each start of the scaler fails at once, and it retries.
+    const autoScaling = http.createServer((req, res) => {
+      req.resume();
+      res.setHeader('content-type', 'text/xml');
+      res.end('<DescribeAutoScalingGroupsResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/"><DescribeAutoScalingGroupsResult><AutoScalingGroups/></DescribeAutoScalingGroupsResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata></DescribeAutoScalingGroupsResponse>');
+    });
+    autoScaling.listen(0, '127.0.0.1');
+    await once(autoScaling, 'listening');
+    const endpoint = `http://127.0.0.1:${(autoScaling.address() as AddressInfo).port}`;
+    const aws = { DIPS_ASG_NAME: 'dips-test-workers', AWS_REGION: 'eu-west-3', AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_ENDPOINT_URL: endpoint };
+    const master = spawn(process.execPath, [dipsBin, 'master', '--port', '0', '--data-dir', dataDir], { env: { ...process.env, ...fastClusterEnv, DIPS_TOKEN: '', ...aws }, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let output = '';
+      master.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      master.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      await waitUntil(async () => output, (text) => text.includes('the scaler could not start; retrying'), 20_000, 'the scaler to retry its start');
+      master.kill('SIGTERM');
+      await exited(master);
+      expect({ code: master.exitCode, signal: master.signalCode }, output).toEqual({ code: 0, signal: null });
+      expect(output, 'the scaler was retrying, not stopped by something else').toContain('Auto Scaling group \\"dips-test-workers\\" (DIPS_ASG_NAME) does not exist');
+    } finally {
+      master.kill('SIGKILL');
+      autoScaling.close();
+    }
   });
 
   it('dips cancel cancels a job that has not run, and with --purge removes it; an unknown one is the master\'s 404', async () => {

@@ -50,6 +50,20 @@ const cluster = async () => parseResponse(clusterAnswer, await fetch(`${running.
 const group = { AutoScalingGroupName: groupName, MinSize: 0, MaxSize: 4, DesiredCapacity: 0 };
 
 describe('scaler start-up', () => {
+  it('stops retrying as soon as the master is stopping, with the stop\'s reason, and makes no attempt after it', async () => {
+    let attempts = 0;
+    const stopping = new AbortController();
+    const failing = async (): Promise<never> => {
+      attempts++;
+      setTimeout(() => stopping.abort(new Error('the master is stopping')), 10);
+      throw new Error('the group does not exist yet');
+    };
+    const startedAt = performance.now();
+    await expect(startScalerWithRetry(running.master, failing, silent, { attempts: 5, minDelayMs: 5_000, maxDelayMs: 5_000 }, stopping.signal)).rejects.toThrow('the master is stopping');
+    expect(performance.now() - startedAt).toBeLessThan(2_000);
+    expect(attempts).toBe(1);
+  });
+
   it('retries a group that does not exist yet, shows that in /v1/cluster, then runs', async () => {
     const seen: Record<string, unknown>[] = [];
     let calls = 0;
