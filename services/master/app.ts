@@ -15,6 +15,8 @@ import { describeCatalogue } from '../image-core/catalogue.js';
 import { contentTypeFor, extensionFor } from '../image-core/encode.js';
 import { type OutputFormat } from '../protocol/output.js';
 import { downloadsBody, type DownloadsAnswer } from '../protocol/api.js';
+import { cancelQuery } from '../protocol/batch.js';
+import { parseQuery } from '../protocol/strict-body.js';
 import type { OperationList } from '../protocol/newcomer.js';
 import type { ImageRow, JobView } from './job-store.js';
 import { inputPrefix, jobPrefix, outputKey } from './keys.js';
@@ -78,9 +80,10 @@ export function createApp(master: Master) {
   // the job, its rows and all its files.
   api.delete('/jobs/:id', async (req, res) => {
     const id = req.params.id;
+    const { purge } = parseQuery(cancelQuery, req.query);
     if (!store.cancelJob(id)) throw jobNotFound(id);
     runner.cancelJob(id);
-    if (req.query.purge === 'true') {
+    if (purge === 'true') {
       await storage.deletePrefix(jobPrefix(id));
       store.deleteJob(id);
       res.status(204).end();

@@ -2,7 +2,7 @@ import express from 'express';
 import { z } from 'zod';
 import type { MasterConfig } from '../shared/config.js';
 import { downloadsAnswer, downloadsBody, jobAccepted, jobView, outputFormat, quality } from '../protocol/api.js';
-import { batchAccepted, batchJobBody, itemsPage, jobsPage, manifestLine, pageQuery, retryAccepted } from '../protocol/batch.js';
+import { batchAccepted, batchJobBody, cancelQuery, itemsPage, jobsPage, manifestLine, pageQuery, retryAccepted } from '../protocol/batch.js';
 import { errorBody } from '../protocol/errors.js';
 import { clusterAnswer, operationList, processHeaders, webhookEvent } from '../protocol/newcomer.js';
 import { duplicatesReport, preset, presetBody, presetList, presetName } from '../protocol/presets.js';
@@ -37,8 +37,10 @@ const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [String(status), { $ref: '#/components/responses/Error' }]));
 const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const workerId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-/** The query of the paged routes (GET /v1/jobs, /items), from the schema they are parsed with. */
-const pageParameters = Object.entries(pageQuery.shape).map(([name, type]) => ({ name, in: 'query', required: false, schema: schema(type) }));
+/** A route's query parameters, from the schema it is parsed with. */
+const queryParameters = (query: z.ZodObject) => Object.entries(query.shape).map(([name, type]) => ({ name, in: 'query', required: false, schema: schema(type as z.ZodType) }));
+/** The query of the paged routes (GET /v1/jobs, /items). */
+const pageParameters = queryParameters(pageQuery);
 /** The worker routes take the worker credential, not the client token. */
 const workerSecurity = [{ workerToken: [] }];
 
@@ -149,7 +151,11 @@ export function openApiDocument(config: Pick<MasterConfig, 'maxFiles' | 'maxPipe
       '/v1/jobs/{id}': {
         parameters: [jobId],
         get: { summary: "a job's state", responses: { '200': json(jobView, 'the job'), ...errors(401, 404) } },
-        delete: { summary: 'cancel a job', responses: { '200': json(jobView, 'the job, canceled'), ...errors(401, 404) } },
+        delete: {
+          summary: 'cancel a job; with purge=true remove it and its files',
+          parameters: queryParameters(cancelQuery),
+          responses: { '200': json(jobView, 'the job, canceled'), '204': { description: 'purged' }, ...errors(400, 401, 404) },
+        },
       },
       '/v1/jobs/{id}/events': {
         parameters: [jobId],

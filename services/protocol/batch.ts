@@ -143,3 +143,8 @@ export const pageQuery = strictBody({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(200).optional(),
 });
+
+/** Query of DELETE /v1/jobs/{id}: `purge=true` removes the job and its files; anything else is refused before the job is touched. */
+export const cancelQuery = strictBody({
+  purge: z.enum(['true', 'false'], { error: 'purge is "true" or "false"' }).optional(),
+});

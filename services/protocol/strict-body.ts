@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { keysMeant } from '../shared/suggest.js';
+import { ApiError } from './errors.js';
 
 /** Unknown keys a refusal names, and the characters of each name: enough to find a typo, never the whole body back. */
 export const MAX_NAMED_KEYS = 10;
@@ -24,4 +25,11 @@ export function unrecognizedKeys(keys: readonly string[], known: readonly string
   const named = keys.slice(0, MAX_NAMED_KEYS);
   const more = keys.length - named.length;
   return `Unrecognized key${keys.length > 1 ? 's' : ''}: ${named.map((key) => `"${key.slice(0, MAX_NAME_CHARS)}"`).join(', ')}${more > 0 ? ` and ${more} more` : ''}${keysMeant(named, known)}`;
+}
+
+/** A request's query read through its schema: a 400 `bad_query` naming each problem, before the route acts. */
+export function parseQuery<Schema extends z.ZodType>(schema: Schema, query: unknown): z.output<Schema> {
+  const parsed = schema.safeParse(query);
+  if (!parsed.success) throw new ApiError(400, 'bad_query', z.prettifyError(parsed.error));
+  return parsed.data;
 }

@@ -165,7 +165,7 @@ describe('a master without workers', () => {
     expect(master.backlog()).toMatchObject({ queuedUnits: 0, waitingImages: 0 });
   });
 
-  it('refuses a bad page query of /v1/jobs and /items naming what is wrong, and pages a good one', async () => {
+  it('refuses a bad query of /v1/jobs, /items and DELETE naming what is wrong, touching nothing, and pages a good one', async () => {
     const { url } = await startMaster();
     const id = await submit(url, [corpus('aqua.jpg'), corpus('storm.jpg')], { pipeline });
     for (const route of ['/v1/jobs', `/v1/jobs/${id}/items`]) {
@@ -183,6 +183,13 @@ describe('a master without workers', () => {
         expect(error.message, `${route}?${query}`).toMatch(message);
       }
     }
+    // DELETE reads its query first: a misspelt or unreadable purge is refused, and the job is left as it was.
+    for (const [query, message] of [['prge=true', /Unrecognized key: "prge" \(did you mean "purge"\?\)/], ['purge=yes', /purge is "true" or "false"/]] as const) {
+      const response = await fetch(`${url}/v1/jobs/${id}?${query}`, { method: 'DELETE' });
+      expect(response.status, query).toBe(400);
+      expect((await parseResponse(errorBody, response)).error.message, query).toMatch(message);
+    }
+    expect((await getJob(url, id)).status).toBe('queued');
     const firstPage = (await (await fetch(`${url}/v1/jobs/${id}/items?status=queued&limit=1`)).json()) as { items: unknown[]; next?: string };
     expect(firstPage.items).toHaveLength(1);
     const secondPage = (await (await fetch(`${url}/v1/jobs/${id}/items?status=queued&limit=1&cursor=${encodeURIComponent(firstPage.next!)}`)).json()) as { items: unknown[] };

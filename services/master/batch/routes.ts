@@ -3,6 +3,7 @@ import express from 'express';
 import { z } from 'zod';
 import { jobStatuses, type JobStatus } from '../../protocol/api.js';
 import { batchJobBody, pageQuery } from '../../protocol/batch.js';
+import { parseQuery } from '../../protocol/strict-body.js';
 import { HttpError } from '../../shared/http-error.js';
 import { parseItemStatus } from '../job-store.js';
 import type { Master } from '../master.js';
@@ -35,7 +36,7 @@ export function batchRoutes(master: Master, webhooks: Webhooks): express.Router 
   });
 
   router.get('/jobs', (req, res) => {
-    const query = parseQuery(req.query);
+    const query = parseQuery(pageQuery, req.query);
     if (query.status !== undefined && !(jobStatuses as readonly string[]).includes(query.status)) {
       throw new HttpError(400, 'bad_status', `status "${query.status}" is not one of ${jobStatuses.join(', ')}`);
     }
@@ -44,7 +45,7 @@ export function batchRoutes(master: Master, webhooks: Webhooks): express.Router 
 
   router.get('/jobs/:id/items', (req, res) => {
     jobOr404(master, req.params.id);
-    const query = parseQuery(req.query);
+    const query = parseQuery(pageQuery, req.query);
     let status;
     try {
       status = parseItemStatus(query.status);
@@ -74,12 +75,6 @@ export function batchRoutes(master: Master, webhooks: Webhooks): express.Router 
   });
 
   return router;
-}
-
-function parseQuery(query: unknown) {
-  const parsed = pageQuery.safeParse(query);
-  if (!parsed.success) throw new HttpError(400, 'bad_query', z.prettifyError(parsed.error));
-  return parsed.data;
 }
 
 function guardCursor<T>(read: () => T): T {
