@@ -38,7 +38,7 @@ const errors = (...statuses: number[]) =>
 const jobId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const workerId = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 /** A route's query parameters, from the schema it is parsed with. */
-const queryParameters = (query: z.ZodObject) => Object.entries(query.shape).map(([name, type]) => ({ name, in: 'query', required: false, schema: schema(type as z.ZodType) }));
+const queryParameters = (query: z.ZodObject) => Object.entries(query.shape).map(([name, type]) => ({ name, in: 'query', required: false, schema: schema(type) }));
 /** The query of the paged routes (GET /v1/jobs, /items). */
 const pageParameters = queryParameters(pageQuery);
 /** The worker routes take the worker credential, not the client token. */
