@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { isTerminalStatus, jobView, type ImageView, type JobView, type ResultDownload } from '../protocol/api.js';
 import { itemsPage } from '../protocol/batch.js';
+import { fileStreamBytes } from '../shared/file-streams.js';
 import type { MasterClient } from './client.js';
 import { ResultFetcher } from './result-fetcher.js';
 import type { TerminalOutput } from './terminal-output.js';
@@ -54,7 +55,7 @@ export class ResultDownloader {
     let file;
     try {
       // 'wx' creates the file only if it does not exist: no result silently replaces an older one.
-      file = createWriteStream(target, { flags: this.overwrite ? 'w' : 'wx' });
+      file = createWriteStream(target, { flags: this.overwrite ? 'w' : 'wx', highWaterMark: fileStreamBytes });
       await new Promise<void>((resolve, reject) => file!.once('open', () => resolve()).once('error', reject));
     } catch (error) {
       await response.body?.cancel();

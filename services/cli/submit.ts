@@ -9,6 +9,7 @@ import { clusterAnswer } from '../protocol/newcomer.js';
 import { preset } from '../protocol/presets.js';
 import type { WholeImageBudget } from '../protocol/tasks.js';
 import { storedFile, uploadSession, uploadSessionTerms, type UploadPart, type UploadSession } from '../protocol/uploads.js';
+import { fileStreamBytes } from '../shared/file-streams.js';
 import { describeErrorResponse } from '../shared/http-error.js';
 import { isTerminalStatus, jobAccepted, jobWithImages, type ImageView, type JobWithImages, type ResultDownload } from '../protocol/api.js';
 import { ApiError, type MasterClient } from './client.js';
@@ -40,12 +41,6 @@ const pollIntervalMs = 250;
 const waitingCheckMs = 2_000;
 /** Requests that send files (or parts of them) at once: enough to fill a link, few enough for a small master. */
 const parallelUploads = 4;
-/**
- * Bytes read from a file at once while it is sent. A Blob body goes out in 64 KiB reads; in 1 MiB reads a
- * 100 MP JPEG (11.7 MB) reached the storage service in about two thirds of the time, for two thirds of
- * the service's CPU (docs/performance.md, fourteenth round).
- */
-const uploadReadBytes = 1 << 20;
 
 /** Images that were really processed: succeeded or failed, not canceled before they ran. */
 export const processedCount = (job: JobWithImages): number => job.images.filter((image) => image.status === 'succeeded' || image.status === 'failed').length;
@@ -299,7 +294,7 @@ async function sendFiles(client: MasterClient, session: UploadSession, files: st
 /** The bytes of one part, read from the file as they are sent (a stream body is sent with `duplex: 'half'`). */
 function partBody(file: string, part: UploadPart): { body: string } | { body: ReadableStream; duplex: 'half' } {
   if (part.size === 0) return { body: '' };
-  const bytes = createReadStream(file, { start: part.offset, end: part.offset + part.size - 1, highWaterMark: uploadReadBytes });
+  const bytes = createReadStream(file, { start: part.offset, end: part.offset + part.size - 1, highWaterMark: fileStreamBytes });
   return { body: Readable.toWeb(bytes) as ReadableStream, duplex: 'half' };
 }
 

@@ -5,18 +5,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '../image-core/intermediate.js';
 import type { Location } from '../protocol/tasks.js';
+import { fileStreamBytes } from '../shared/file-streams.js';
 import { UrlSigner } from '../storage/signed-urls.js';
 import { checkKey, presignedSeconds, type Storage, type StoredObject } from './storage.js';
 
 /** Files a listing stats at once: a directory of thousands of files in rounds, not thousands of requests queued on libuv's 4 threads. */
 const parallelStats = 64;
-
-/**
- * What a file being written from a stream buffers before the stream is paused. At the default 16 KiB an
- * upload's socket is paused after almost every chunk until its write is done (docs/performance.md,
- * fourteenth round: with the CLI's 1 MiB reads, large uploads cost the storage service a third less).
- */
-const writeBufferBytes = 1 << 20;
 
 /** Where clients send and fetch local storage's bytes: signed URLs of the storage service, or of the master itself. */
 export interface ClientAccess {
@@ -76,12 +70,12 @@ export class LocalStorage implements Storage {
   }
 
   async putStream(key: string, body: Readable): Promise<void> {
-    await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial, { highWaterMark: writeBufferBytes })));
+    await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial, { highWaterMark: fileStreamBytes })));
   }
 
   /** Like putStream, for a key nothing is stored under yet: fails with EEXIST (and keeps what is there) otherwise. */
   async createStream(key: string, body: Readable): Promise<void> {
-    await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial, { highWaterMark: writeBufferBytes })), { replace: false });
+    await this.writeThenRename(key, (partial) => pipeline(body, createWriteStream(partial, { highWaterMark: fileStreamBytes })), { replace: false });
   }
 
   async putBuffer(key: string, data: Buffer): Promise<void> {
