@@ -134,14 +134,19 @@ export type ManifestLine = z.infer<typeof manifestLine>;
 
 export const retryAccepted = z.object({ id: z.string(), status: jobStatus, retried: z.number().int() });
 
+/** A query parameter given empty (`?status=&limit=`, as a form or the contract's template sends it) is one left out. */
+function leftOutWhenEmpty<Schema extends z.ZodType>(schema: Schema) {
+  return z.preprocess((value) => (value === '' ? undefined : value), schema);
+}
+
 /**
  * Query of GET /v1/jobs and /items: `limit` 1-1000 (default 100), `cursor` from the previous page's `next`.
  * Strict: a misspelt filter (`statsu=failed`) is refused, not ignored into a page of everything.
  */
 export const pageQuery = strictBody({
-  status: z.string().optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  cursor: z.string().max(200).optional(),
+  status: leftOutWhenEmpty(z.string().optional()),
+  limit: leftOutWhenEmpty(z.coerce.number().int().min(1).max(1000).default(100)),
+  cursor: leftOutWhenEmpty(z.string().max(200).optional()),
 });
 
 /** Query of DELETE /v1/jobs/{id}: `purge=true` removes the job and its files; anything else is refused before the job is touched. */

@@ -190,6 +190,9 @@ describe('a master without workers', () => {
       expect((await parseResponse(errorBody, response)).error.message, query).toMatch(message);
     }
     expect((await getJob(url, id)).status).toBe('queued');
+    // The contract's own template, every parameter empty: the first page of everything.
+    const listed = (await (await fetch(`${url}/v1/jobs?status=&limit=&cursor=`)).json()) as { jobs: Array<{ id: string }> };
+    expect(listed.jobs.map((job) => job.id)).toEqual([id]);
     const firstPage = (await (await fetch(`${url}/v1/jobs/${id}/items?status=queued&limit=1`)).json()) as { items: unknown[]; next?: string };
     expect(firstPage.items).toHaveLength(1);
     const secondPage = (await (await fetch(`${url}/v1/jobs/${id}/items?status=queued&limit=1&cursor=${encodeURIComponent(firstPage.next!)}`)).json()) as { items: unknown[] };
