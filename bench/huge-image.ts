@@ -68,7 +68,8 @@ async function unitSeconds(masterUrl: string): Promise<Phases> {
   return phases;
 }
 
-const mosaic = () => photoMosaic({ file: path.join(outDir, 'mosaic-100mp.jpg'), columns: 8, rows: 10, cellWidth: 1250, cellHeight: 1000 });
+/** The 100 MP JPEG of the row (made once into bench/out). */
+export const hugeMosaic = () => photoMosaic({ file: path.join(outDir, 'mosaic-100mp.jpg'), columns: 8, rows: 10, cellWidth: 1250, cellHeight: 1000 });
 
 async function plainRun(file: string, optimise: boolean): Promise<PlainRun> {
   const script = path.join(import.meta.dirname, 'plain-sharp-huge.js');
@@ -102,7 +103,7 @@ const clusterEnv = { DIPS_MAX_PIXELS: String(200_000_000) };
  * the plain sharp runs right before and after it; peak memory per process over all of them.
  */
 export async function hugeImage(count = benchRounds): Promise<HugeResult> {
-  const file = await mosaic();
+  const file = await hugeMosaic();
   const plainOptimised = await plainRun(file, true);
   let before = await plainRun(file, false);
   return withCluster(clusterEnv, async (cluster) => {
