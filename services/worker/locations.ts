@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { writeAt } from '../image-core/intermediate.js';
 import { ApiError } from '../protocol/errors.js';
+import { fileStreamBytes } from '../shared/file-streams.js';
 import { keepAliveRequest, readErrorAnswer } from '../shared/http-client.js';
 import type { Location } from '../protocol/tasks.js';
 
@@ -137,7 +138,7 @@ export async function writeLocationFromFile(location: Location, file: string, re
     return;
   }
   const { size } = await fs.stat(file);
-  await putBody(location, () => createReadStream(file), size, reach);
+  await putBody(location, () => createReadStream(file, { highWaterMark: fileStreamBytes }), size, reach);
 }
 
 /**
@@ -149,7 +150,7 @@ export async function fileOfLocation(location: Location, scratch: string, reach:
   const { url, headers } = target(location, reach);
   const response = await storageRequest('reading the input', url, { method: 'GET', headers, signal: reach.signal });
   const file = path.join(scratch, `input-${randomBytes(6).toString('hex')}.v`);
-  await pipeline(response, createWriteStream(file), ...(reach.signal ? [{ signal: reach.signal }] : [])).catch((error: unknown) => {
+  await pipeline(response, createWriteStream(file, { highWaterMark: fileStreamBytes }), ...(reach.signal ? [{ signal: reach.signal }] : [])).catch((error: unknown) => {
     throw storageError('reading the input', error, reach.signal);
   });
   return { file, downloaded: true };
