@@ -21,8 +21,6 @@ import { hugeMosaic } from './huge-image.js';
  *   npm run build && node dist/bench/file-streams.js [ROUNDS]
  */
 
-const rounds = process.argv[2] === '--serve' ? 0 : Number(process.argv[2] ?? 20);
-
 /** The receiving side, in its own process: PUT /small or /large writes the body with that buffer; GET serves the file. */
 function serve(file: string, dir: string): void {
   let saved = 0;
@@ -44,7 +42,7 @@ function serve(file: string, dir: string): void {
   server.listen(0, '127.0.0.1', () => process.send!((server.address() as AddressInfo).port));
 }
 
-async function measure(): Promise<void> {
+async function measure(rounds: number): Promise<void> {
   const file = await hugeMosaic();
   const { size } = await stat(file);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-file-streams-'));
@@ -99,4 +97,4 @@ async function measure(): Promise<void> {
 }
 
 if (process.argv[2] === '--serve') serve(process.argv[3]!, process.argv[4]!);
-else if (process.argv[1] === import.meta.filename) await measure();
+else if (process.argv[1] === import.meta.filename) await measure(Number(process.argv[2] ?? 20));

@@ -88,8 +88,9 @@ export async function encodeRestartBand(band: BandPixels, at: RestartBand, optio
   const next = [...pieces.keys()];
   const encodeNext = async (): Promise<void> => {
     for (let piece = next.shift(); piece !== undefined; piece = next.shift()) {
+      const { top, rows } = pieces[piece]!;
       try {
-        encoded[piece] = await encodePipeline(band.rows(pieces[piece]!.top, pieces[piece]!.rows), band, options);
+        encoded[piece] = await encodePipeline(band.rows(top, rows), band, options);
       } catch (error) {
         next.length = 0; // the band has failed: start no more of its pieces
         throw error;
