@@ -20,3 +20,11 @@ export class InputError extends Error {
     super(message);
   }
 }
+
+/**
+ * The result could not be written where it goes (no such folder, a full disk): not the input's fault,
+ * so not an InputError even when it surfaces from the one libvips call that decodes and encodes.
+ */
+export class OutputError extends Error {
+  override readonly name = 'OutputError';
+}

@@ -1,6 +1,7 @@
 import type { Sharp } from 'sharp';
 import { openInput, inputErrorFrom, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodeImage, outputFormatFor, withEncoding, type EncodeOptions } from './encode.js';
+import { OutputError } from './errors.js';
+import { intoMemory, outputFormatFor, withEncoding, type Encoded, type Sink } from './encode.js';
 import { type OutputFormat, type OutputOptions } from '../protocol/output.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
@@ -8,11 +9,8 @@ import { shapesThrough } from './planner.js';
 import type { Channels } from './raw-image.js';
 import { fusable, rawPipeline, rawResult, toRawImage } from './sharp-raw.js';
 
-export interface ProcessedImage {
-  /** The encoded result. */
-  data: Buffer;
-  width: number;
-  height: number;
+/** What an image became: its encoded result (Encoded: its bytes, or the file its sink wrote), format and annotations. */
+export interface ProcessedImage extends Encoded {
   format: OutputFormat;
   annotations: Annotations;
 }
@@ -33,17 +31,18 @@ export function fusionOf(steps: readonly Step[], input: OpenedInput): { withDeco
 
 /**
  * The whole-image path: decode, run every step in order (cancellation checked between steps),
- * encode; sharp-native steps at either end run inside the decode or encode call (fusionOf), so a
- * one-step pipeline such as a blur or a resize (with JPEG shrink-on-load) is one libvips pipeline.
+ * encode into `sink`; sharp-native steps at either end run inside the decode or encode call (fusionOf),
+ * so a one-step pipeline such as a blur or a resize (with JPEG shrink-on-load) is one libvips pipeline.
  * Used by `dips process` and by workers for images that are not tiled. `opened` is openInput's answer
  * for `input` when the caller has it (its pipeline is then used up).
  */
-export async function processImage(
+export async function processImageInto<E extends Encoded>(
   input: Buffer | string,
   steps: readonly Step[],
   output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
   options: DecodeOptions & { signal?: AbortSignal; opened?: OpenedInput },
-): Promise<ProcessedImage> {
+  sink: Sink<E>,
+): Promise<E & ProcessedImage> {
   const { signal, name } = options;
   signal?.throwIfAborted();
   // The caller may have read the header already (a worker checks the plan first): read it once.
@@ -52,15 +51,15 @@ export async function processImage(
   const encoding = { ...output, format, source: input };
   const { withDecode, withEncode } = fusionOf(steps, opened);
   const channelsOut = shapesThrough(steps, opened).at(-1)!.channels;
+  const encode = async (pipeline: Sharp, channels: Channels) => sink(await withEncoding(pipeline, { channels }, encoding));
   const decodeFailure = (error: unknown) => {
-    throw inputErrorFrom(error, name, opened.format);
+    throw error instanceof OutputError ? error : inputErrorFrom(error, name, opened.format);
   };
 
   if (opened.plain && withDecode === steps.length) {
     // Nothing left for raw pixels: one sharp call from the file to the encoded output.
     const pipeline = withDecode ? steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened) : opened.pipeline;
-    const { data, width, height } = await encodeWithSize(pipeline, channelsOut, encoding).catch(decodeFailure);
-    return { data, width, height, format, annotations: {} };
+    return { ...(await encode(pipeline, channelsOut).catch(decodeFailure)), format, annotations: {} };
   }
   const decoded = withDecode
     ? await rawResult(steps[0].op.sharp!.build(opened.pipeline, steps[0].params, opened), opened.channels).catch(decodeFailure)
@@ -68,17 +67,18 @@ export async function processImage(
   const middle = steps.slice(withDecode, steps.length - withEncode);
   const { image, annotations } = await runSteps(decoded, middle, { signal, source: input });
   signal?.throwIfAborted();
-  if (!withEncode) {
-    const data = await encodeImage(image, encoding);
-    return { data, width: image.width, height: image.height, format, annotations };
-  }
   const last = steps.at(-1)!;
-  const { data, width, height } = await encodeWithSize(last.op.sharp!.build(rawPipeline(image), last.params, image), channelsOut, encoding);
-  return { data, width, height, format, annotations };
+  // The encoder reports the output's size, which a fused last step may change.
+  const encoded = withEncode ? await encode(last.op.sharp!.build(rawPipeline(image), last.params, image), channelsOut) : await encode(rawPipeline(image), image.channels);
+  return { ...encoded, format, annotations };
 }
 
-/** Encodes a pipeline whose last step may change the size: the encoder's own report gives the output's size. */
-async function encodeWithSize(pipeline: Sharp, channels: Channels, encoding: EncodeOptions): Promise<{ data: Buffer; width: number; height: number }> {
-  const { data, info } = await (await withEncoding(pipeline, { channels }, encoding)).toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height };
+/** processImageInto memory: the encoded bytes in `data`. */
+export function processImage(
+  input: Buffer | string,
+  steps: readonly Step[],
+  output: { format?: OutputFormat; quality?: number } & Partial<OutputOptions>,
+  options: DecodeOptions & { signal?: AbortSignal; opened?: OpenedInput },
+): Promise<ProcessedImage & { data: Buffer }> {
+  return processImageInto(input, steps, output, options, intoMemory);
 }

@@ -1,10 +1,10 @@
 import sharp from 'sharp';
 import { decodeImage, type DecodeOptions, type OpenedInput } from './decode.js';
-import { encodePipeline, outputFormatFor } from './encode.js';
+import { intoMemory, outputFormatFor, withEncoding, type Encoded, type Sink } from './encode.js';
 import { type OutputFormat, type OutputOptions } from '../protocol/output.js';
 import type { Annotations } from './operation.js';
 import { runSteps, type Step } from './pipeline.js';
-import { processImage } from './process-image.js';
+import { processImageInto } from './process-image.js';
 import { rawDescriptor } from './raw-image.js';
 
 export interface VariantSpec {
@@ -12,13 +12,13 @@ export interface VariantSpec {
   quality?: number;
   /** Largest width in pixels; a narrower image is not enlarged. */
   width?: number;
+  /** Where its encoded bytes go: memory unless given (e.g. a file, intoFile). */
+  sink?: Sink;
 }
 
-export interface Variant {
-  data: Buffer;
+/** One variant's result: Encoded (its bytes, or the file its sink wrote) and its format. */
+export interface Variant extends Encoded {
   format: OutputFormat;
-  width: number;
-  height: number;
 }
 
 /**
@@ -38,8 +38,8 @@ export async function processVariants(
   const [only] = variants;
   if (variants.length === 1 && only!.width === undefined) {
     const { output, ...decoding } = options;
-    const result = await processImage(input, steps, { ...output, ...(only!.format ? { format: only!.format } : {}), ...(only!.quality ? { quality: only!.quality } : {}) }, decoding);
-    return { width: result.width, height: result.height, annotations: result.annotations, variants: [{ data: result.data, format: result.format, width: result.width, height: result.height }] };
+    const { annotations, ...result } = await processImageInto(input, steps, { ...output, ...(only!.format ? { format: only!.format } : {}), ...(only!.quality ? { quality: only!.quality } : {}) }, decoding, only!.sink ?? intoMemory);
+    return { width: result.width, height: result.height, annotations, variants: [result] };
   }
   const decoded = await decodeImage(input, options);
   const { image, annotations } = await runSteps(decoded, steps, { signal: options.signal, source: input });
@@ -51,8 +51,9 @@ export async function processVariants(
     const height = width === image.width ? image.height : Math.max(1, Math.round((image.height * width) / image.width));
     let pipeline = sharp(image.data, rawDescriptor(image));
     if (width !== image.width) pipeline = pipeline.resize({ width, height, fit: 'fill', kernel: 'lanczos3' });
-    const data = await encodePipeline(pipeline, image, { ...options.output, format, ...(variant.quality ? { quality: variant.quality } : {}), source: input });
-    results.push({ data, format, width, height });
+    const encoding = { ...options.output, format, ...(variant.quality ? { quality: variant.quality } : {}), source: input };
+    const encoded = await (variant.sink ?? intoMemory)(await withEncoding(pipeline, image, encoding));
+    results.push({ ...encoded, format });
   }
   return { width: image.width, height: image.height, annotations, variants: results };
 }

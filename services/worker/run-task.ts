@@ -4,8 +4,8 @@ import { InputError, openInput, type DecodeOptions, type OpenedInput } from '../
 import type { Annotations } from '../image-core/operation.js';
 import { parsePipeline, PipelineError, type Step } from '../image-core/pipeline.js';
 import { wholeStageBytes } from '../image-core/planner.js';
-import { processImage } from '../image-core/process-image.js';
-import { inputOfLocation, writeLocation, type Reach } from './locations.js';
+import { processImageInto } from '../image-core/process-image.js';
+import { inputOfLocation, sinkFor, writeLocation, type Reach } from './locations.js';
 import type { MemoryGate } from './memory-gate.js';
 import { runVariantsTask } from './run-variants.js';
 import { isTiledTask, runTiledTask } from './tiled-tasks.js';
@@ -48,7 +48,8 @@ export async function runTask(task: Task, reach: Reach, limits: TaskLimits): Pro
 }
 
 async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' }>, reach: Reach, limits: TaskLimits): Promise<TaskDone> {
-  if (!task.output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
+  const { output } = task;
+  if (!output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
   const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
   const steps = parsePipeline(spec.pipeline);
   const signal = reach.signal ? { signal: reach.signal } : {};
@@ -56,12 +57,13 @@ async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' 
   const opened = await openInput(input, decoding);
   const result = await limits.memory.hold(
     imageMemoryOf(opened, steps),
-    () => processImage(input, steps, { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) }, { ...decoding, opened }),
+    () => processImageInto(input, steps, { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) }, { ...decoding, opened }, sinkFor(output)),
     reach.signal,
   );
-  await writeLocation(task.output, result.data, reach);
+  // Without data the result is in its file already (sinkFor).
+  if (result.data) await writeLocation(output, result.data, reach);
   const { width, height, format, annotations } = result;
-  return { bytesIn, bytesOut: result.data.length, image: { width, height, format, ...imageAnnotations(annotations) } };
+  return { bytesIn, bytesOut: result.bytes, image: { width, height, format, ...imageAnnotations(annotations) } };
 }
 
 /** A result's annotations as imageOutput carries them: all of them, and the QR texts also on their own. */

@@ -4,7 +4,7 @@ import { openInput } from '../image-core/decode.js';
 import { parsePipeline } from '../image-core/pipeline.js';
 import { planImage } from '../image-core/planner.js';
 import { processVariants } from '../image-core/variants.js';
-import { inputOfLocation, writeLocation, type Reach } from './locations.js';
+import { inputOfLocation, sinkFor, writeLocation, type Reach } from './locations.js';
 import { decodeOptions, imageAnnotations, imageMemoryOf, type TaskDone, type TaskLimits } from './run-task.js';
 
 type VariantsTask = Task & { spec: Extract<TaskSpec, { kind: 'variants' }> };
@@ -27,7 +27,7 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
   const result = await limits.memory.hold(
     imageMemoryOf(opened, steps),
     () =>
-      processVariants(input, steps, spec.variants, {
+      processVariants(input, steps, spec.variants.map((variant) => ({ ...variant, sink: sinkFor(variant.output) })), {
         ...(spec.options ? { output: spec.options } : {}),
         maxPixels: limits.maxPixels,
         name: spec.name,
@@ -38,8 +38,9 @@ export async function runVariantsTask(task: VariantsTask, reach: Reach, limits: 
   );
   const variants = [];
   for (const [index, variant] of result.variants.entries()) {
-    const { tag: etag } = await writeLocation(spec.variants[index]!.output, variant.data, reach);
-    variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.data.length, ...(etag ? { etag } : {}) });
+    // A variant without data is in its file already (sinkFor).
+    const { tag: etag } = variant.data ? await writeLocation(spec.variants[index]!.output, variant.data, reach) : {};
+    variants.push({ format: variant.format, width: variant.width, height: variant.height, bytes: variant.bytes, ...(etag ? { etag } : {}) });
   }
   return {
     bytesIn,

@@ -4,9 +4,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../services/protocol/errors.js';
-import { inputOfLocation, readLocation, writeLocation, type Reach } from '../../services/worker/locations.js';
+import { inputOfLocation, readLocation, sinkFor, writeLocation, type Reach } from '../../services/worker/locations.js';
+import { MemoryGate } from '../../services/worker/memory-gate.js';
+import { runTask } from '../../services/worker/run-task.js';
+import type { Task } from '../../services/protocol/tasks.js';
+import { corpus } from '../helpers/api.js';
 
 /**
  * The worker's storage transfers against a real HTTP server on loopback (what presigned S3 URLs and
@@ -112,6 +117,63 @@ describe('worker storage transfers', () => {
     const aborted = await reading.then(() => undefined, (error: unknown) => error);
     expect(aborted).toBeInstanceOf(Error);
     expect(aborted).not.toBeInstanceOf(ApiError);
+  });
+
+  it('lets the encoder write a whole shared file itself, renamed into place once whole; other outputs get the bytes back', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-locations-'));
+    const encoding = () => sharp(corpus('aqua.jpg')).blur(2).jpeg({ quality: 90 });
+    try {
+      const expected = await encoding().toBuffer();
+      const target = path.join(dir, 'out', 'aqua.jpg');
+      const written = await sinkFor({ via: 'file', path: target })(encoding());
+      expect(written.data).toBeUndefined();
+      expect(written.bytes).toBe(expected.length);
+      expect((await fs.readFile(target)).equals(expected)).toBe(true);
+      expect(await fs.readdir(path.dirname(target))).toEqual(['aqua.jpg']);
+
+      // A write that fails leaves no partial file: an input cut short, and a target that cannot be replaced (a folder).
+      const truncated = (await fs.readFile(corpus('aqua.jpg'))).subarray(0, 50_000);
+      await expect(sinkFor({ via: 'file', path: path.join(dir, 'out', 'cut.jpg') })(sharp(truncated).jpeg())).rejects.toThrow(/premature end/);
+      await fs.mkdir(path.join(dir, 'out', 'taken', 'inside'), { recursive: true });
+      await expect(sinkFor({ via: 'file', path: path.join(dir, 'out', 'taken') })(encoding())).rejects.toThrow();
+      expect((await fs.readdir(path.dirname(target))).sort()).toEqual(['aqua.jpg', 'taken']);
+
+      for (const location of [{ via: 'file', path: target, range: { start: 0, end: expected.length - 1 } }, { via: 'url', url: `${base}/out` }] as const) {
+        const kept = await sinkFor(location)(encoding());
+        expect(kept.data?.equals(expected)).toBe(true);
+      }
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("reports a shared output that cannot be written as the task's retryable failure, and a bad input as the image's", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-locations-'));
+    const limits = { maxPixels: 268_402_689, maxDecodeBytes: 512 * 2 ** 20, memory: new MemoryGate(256 * 2 ** 20) };
+    const task = (input: string, output: string): Task => ({
+      unit: 'u',
+      lease: 'l',
+      input: { via: 'file', path: input },
+      spec: { kind: 'variants', name: 'aqua.jpg', pipeline: [{ op: 'blur', sigma: 2 }], whole: { workerMemoryBytes: 512 * 2 ** 20 }, variants: [{ format: 'jpeg', output: { via: 'file', path: output } }] },
+    });
+    try {
+      const written = await runTask(task(corpus('aqua.jpg'), path.join(dir, 'ok', 'aqua.jpg')), reach(), limits);
+      expect(written).toMatchObject({ ok: true, bytesOut: (await fs.stat(path.join(dir, 'ok', 'aqua.jpg'))).size });
+
+      // Its folder cannot be made (a file is in the way); libvips cannot open it (a name too long for the file system).
+      await fs.writeFile(path.join(dir, 'a-file'), 'x');
+      for (const output of [path.join(dir, 'a-file', 'aqua.jpg'), path.join(dir, 'ok', `${'n'.repeat(250)}.jpg`)]) {
+        const failed = await runTask(task(corpus('aqua.jpg'), output), reach(), limits);
+        expect(failed).toMatchObject({ ok: false, error: { status: 500, code: 'task_failed' } });
+        if (!failed.ok) expect(failed.error.message).toContain(output);
+      }
+      const truncated = path.join(dir, 'cut.jpg');
+      await fs.writeFile(truncated, (await fs.readFile(corpus('aqua.jpg'))).subarray(0, 50_000));
+      expect(await runTask(task(truncated, path.join(dir, 'ok', 'cut.jpg')), reach(), limits)).toMatchObject({ ok: false, error: { status: 422, code: 'corrupt_image' } });
+      expect((await fs.readdir(path.join(dir, 'ok'))).sort()).toEqual(['aqua.jpg']);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("gives sharp a shared file's path after checking its size against the cap", async () => {
