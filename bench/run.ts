@@ -12,6 +12,7 @@ import { cores, jpegOut, pipeline, runJob, withCluster } from './dips-job.js';
 import { hugeImage, type HugeResult } from './huge-image.js';
 import { photoMosaic, sustainedBatch, warmedUp, warmUpBatches } from './images.js';
 import { plainSharp, sharpInFlight, type Side } from './plain-sharp.js';
+import { plainSharpOverS3, type ScriptRun } from './plain-sharp-s3.js';
 import { countersAround, type RunCounters } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
   });
   await rm(sourcesDir, { recursive: true, force: true });
   const s3 = await startS3Server('dips-bench');
+  let s3Script: ScriptRun | undefined;
   try {
     const s3Folders = await stageS3(s3, 'in', sustainedJobsFiles);
     const s3WarmUp = await stageS3(s3, 'warm', warmUpFiles);
@@ -136,6 +138,10 @@ async function main(): Promise<void> {
       rows.push(await sideBySide(`S3 (s3rver on loopback): ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, sustainedJobsFiles));
       rows.push(await storageSideBySide(`S3 (s3rver on loopback), batch from a prefix: ${sustained.length} photos of ~1.3 MP, ${sustainedJobsFiles.length} concurrent jobs`, cluster, s3WarmUp, s3Folders, sustained));
     });
+    const scriptRuns: ScriptRun[] = [];
+    for (let round = 0; round < rounds; round++) scriptRuns.push(await plainSharpOverS3(s3.env, 'in/'));
+    s3Script = medians(scriptRuns);
+    console.error(`plain sharp as a script over S3: ${fixed(s3Script.seconds)} s, ${fixed(s3Script.workCpuMs / sustained.length)} ms/image`);
   } finally {
     await s3.close();
   }
@@ -143,7 +149,7 @@ async function main(): Promise<void> {
   await writeFile(chartFile, chart(rows.map((row) => ({ label: row.name.split(':')[0]!, sub: row.name.split(': ')[1]!, plain: row.plain.seconds, dips: row.dips.seconds, masterMs: row.dips.masterCpuMs / row.images }))));
   let inputBytes = 0;
   for (const file of sustained) inputBytes += (await stat(file)).size;
-  await writeFile(resultsFile, report(rows, huge, floor!, inputBytes / sustained.length));
+  await writeFile(resultsFile, report(rows, huge, floor!, inputBytes / sustained.length, s3Script!));
   console.log(await readFile(resultsFile, 'utf8'));
 }
 
@@ -152,7 +158,7 @@ const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
 const kib = (bytes: number) => `${Math.round(bytes / 1024)} KiB`;
 const verdict = (met: boolean) => (met ? '**met**' : '**missed**');
 
-function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: number): string {
+function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: number, s3Script: ScriptRun): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const perImage = (row: Row) => ({
     master: row.dips.masterCpuMs / row.images,
@@ -165,6 +171,7 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
   });
   const [localSmall, localBatch, , s3Small, s3Batch] = rows.map(perImage);
   const [localSmallRow, localBatchRow, , s3SmallRow, s3BatchRow] = rows;
+  const scriptMs = s3Script.workCpuMs / s3SmallRow!.images;
   /** The rounds' spread of one figure: "lowest-highest". */
   const spread = (row: Row, figure: (round: Row['rounds'][number]) => number, digits = 2) => spreadOf(row.rounds.map(figure), digits);
   // Against plain sharp with DIPS's own JPEG settings: the same encoding work on both sides.
@@ -196,7 +203,7 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `(services/storage/, the local stand-in for S3), which takes the uploads and serves the downloads through signed URLs: its CPU is its own column. ` +
       `In S3 mode s3rver runs inside the bench's own process and is not counted on either side. ` +
       `"Cores of pixel work per master core" is plain sharp's CPU per image over the master's: how many cores busy with this pipeline one master core keeps fed. ` +
-      `It holds across the machine's changes of speed, which move every CPU figure here together: on this shared machine the same plain-sharp work has measured 17-34 ms per image.`,
+      `It holds across the machine's changes of speed, which move every CPU figure here together: on this shared machine the same plain-sharp work has measured 11.8-34 ms per image.`,
     '',
     '![side by side](results.svg)',
     '',
@@ -250,13 +257,16 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `(task and result bodies, event streams, download URLs, heartbeats, SQLite's pages), judged metadata only while it stays under a quarter of an average input. ` +
       `Local disk has no such goal; there too the uploads and downloads go to the storage service, not the master. |`,
     `| worker CPU ≤ ${goals.workerRatio}x plain sharp (1.3 MP) | local ${ratioText(0)}, ${ratioText(1)}; S3 ${ratioText(2)}, ${ratioText(3)} (uploads, batch) | ${verdict(workerRatios.every((ratio) => ratio <= goals.workerRatio))} | ` +
-      `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does). Per image, the threads ` +
+      `each image is one libvips pipeline from file to JPEG (processImage: the blur fused with decode and encode, as plain sharp does); on local disk libvips ` +
+      `writes the result file itself, as plain sharp's toFile does, and in S3 mode the result is encoded into memory for its PUT. Per image, the threads ` +
       `where sharp runs its pipelines and files are read and written (libvips' and libuv's pools, from /proc/<pid>/task) spent, DIPS against plain sharp: ` +
       `${pixelSplit.map(({ row, dips, plain }) => `${row} ${fixed(dips, 1)} against ${fixed(plain, 1)} ms`).join(', ')}. ` +
       `The rest is the JavaScript thread and V8's helper threads: ${pixelSplit.map(({ row, dipsRest, plainRest }) => `${row} ${fixed(dipsRest, 1)} against ${fixed(plainRest, 1)} ms`).join(', ')}, ` +
-      `the workers' share being each task's HTTP request and result line, the reads and writes through storage (in S3 mode a GET ` +
-      `and a PUT over HTTP; Node's HTTP client spends 0.3-0.45 ms of CPU on a 210 kB body, docs/performance.md), the header read that plans the image, ` +
-      `and the garbage collection of those buffers. |`,
+      `the workers' share being each task's HTTP request and result line, in S3 mode the GET and the PUT over HTTP (Node's HTTP client spends ` +
+      `0.3-0.45 ms of CPU on a 210 kB body) and the garbage collection of their buffers, and on both the header read that plans the image, a sharp call ` +
+      `plain sharp does not make (docs/performance.md, fifteenth round). Against plain sharp as a script over the bucket runs it (the AWS SDK's GetObject and ` +
+      `PutObject around the same sharp call, ${sharpInFlight} in flight, in its own process after the S3 rows, the median of ${rounds} runs: bench/plain-sharp-s3.ts), ` +
+      `${fixed(scriptMs, 1)} ms per image, the S3 workers spent ${[s3Small!, s3Batch!].map((row) => `${fixed(row.work / scriptMs)}x`).join(' and ')} its CPU (uploads, batch). |`,
     `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x (${hugeSpread}) | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
       `${hugeMedian.phases.tile?.units ?? 0} strips decode their own rows from the upload (each from the top down to its last row), blur them in one sharp call ` +
       `and encode them as their band of the JPEG (restart intervals, docs/tiling.md), in parallel ` +
