@@ -134,11 +134,10 @@ export const intoMemory: Sink<Encoded & { data: Buffer }> = async (pipeline) => 
 export const intoFile =
   (file: string): Sink =>
   async (pipeline) => {
-    const info = await pipeline.toFile(file).catch((error: NodeJS.ErrnoException) => {
-      // The file's own failures: sharp's checks of the path (a Node error naming it), and libvips' writes,
-      // whose messages begin with the file ("<file>: unable to open for write", "<file>: write error").
-      const message = String(error.message);
-      throw error.path === file || message.startsWith(`${file}: `) ? new OutputError(message.split('\n').slice(0, 2).join(': '), { cause: error }) : error;
+    const info = await pipeline.toFile(file).catch((error: unknown) => {
+      // libvips names the file when writing it failed ("<file>: unable to open for write", "<file>: write error").
+      const message = error instanceof Error ? error.message : String(error);
+      throw message.startsWith(`${file}: `) ? new OutputError(message.split('\n').slice(0, 2).join(': '), { cause: error }) : error;
     });
     return { bytes: info.size, width: info.width, height: info.height };
   };

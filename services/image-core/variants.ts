@@ -24,9 +24,9 @@ export interface Variant extends Encoded {
 /**
  * Several results from one decode (responsive images): the image is decoded and the pipeline run
  * once, then each variant is resized (Lanczos 3, aspect kept, never enlarged) and encoded with the
- * same output options (`output`; the input's metadata kept as they say). A single variant at full
- * size is the whole-image path itself (processImage), so its sharp-native steps fuse with the decode
- * and encode as they do for `dips process`. `opened` is openInput's answer for `input` when the caller
+ * same output options (`output`; the input's metadata kept as they say), into its sink (memory unless
+ * it names one). A single variant at full size is the whole-image path itself (processImageInto), so its
+ * sharp-native steps fuse with the decode and encode as they do for `dips process`. `opened` is openInput's answer for `input` when the caller
  * has read the header already.
  */
 export async function processVariants(
