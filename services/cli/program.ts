@@ -65,7 +65,7 @@ program
     const min = fixed ?? options.min;
     const max = fixed ?? options.max ?? Math.max(options.min, os.availableParallelism());
     const url = await serveMaster(options, (masterUrl) => ({ provider: 'local', masterUrl, min, max }));
-    const pool = fixed === undefined ? `autoscaling ${min}-${max} workers` : `${fixed} workers`;
+    const pool = fixed === undefined ? `autoscaling ${min}-${max} workers` : `${fixed} worker${fixed === 1 ? '' : 's'}`;
     process.stdout.write(`DIPS console: ${url}/  (${pool}; Ctrl-C stops all)\n`);
   });
 

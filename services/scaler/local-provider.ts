@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import os from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
 import { cliPath, exitWithMasterImport } from '../shared/child-processes.js';
@@ -17,7 +18,17 @@ export interface LocalProviderOptions {
   stopGraceMs?: number;
   /** A process that has not registered after this long is reported as silent. */
   registerGraceMs?: number;
+  /** The most workers this provider is asked for: their task slots share the cores out (localWorkerSlots). */
+  maxWorkers: number;
 }
+
+/**
+ * Task slots of each of up to `maxWorkers` local workers: two images in flight per core, shared out
+ * among them (sharp-facts: one in flight per core already uses every core, two get 1.1-1.3x more). A
+ * worker's own default, one slot per core, is for a worker alone on its machine: `dips up` runs up to
+ * one worker per core, which would make cores² tasks at once (64 on 8 cores).
+ */
+export const localWorkerSlots = (maxWorkers: number, cores = os.availableParallelism()): number => Math.max(1, Math.ceil((2 * cores) / maxWorkers));
 
 interface LocalWorker {
   process: ChildProcess;
@@ -42,10 +53,18 @@ export class LocalCapacityProvider implements CapacityProvider {
   readonly kind = 'local';
   private readonly workers = new Set<LocalWorker>();
   private readonly cliPath: string;
+  /** The environment each worker starts with: DIPS_WORKER_SLOTS as given, else localWorkerSlots. */
+  private readonly workerEnv: NodeJS.ProcessEnv;
+  /** The task slots each worker runs. */
+  readonly slots: number;
   private closed = false;
 
   constructor(private readonly options: LocalProviderOptions) {
     this.cliPath = options.cliPath ?? cliPath;
+    const env = options.env ?? process.env;
+    const given = env.DIPS_WORKER_SLOTS ? {} : { DIPS_WORKER_SLOTS: String(localWorkerSlots(options.maxWorkers)) };
+    this.slots = loadWorkerConfig({ port: 0, masterUrl: options.masterUrl }, { ...env, ...given }).slots;
+    this.workerEnv = workerEnvironment({ ...env, ...given }, this.slots);
   }
 
   /** Idle workers to stop for `excess` too many: a worker holding leases is never stopped (its work would be retried elsewhere). */
@@ -79,9 +98,8 @@ export class LocalCapacityProvider implements CapacityProvider {
   }
 
   private startWorker(): LocalWorker {
-    const env = this.options.env ?? process.env;
     const child = spawn(process.execPath, [...workerNodeArgs, '--import', exitWithMasterImport, this.cliPath, 'worker', '--port', '0', '--master', this.options.masterUrl], {
-      env: workerEnvironment(env, loadWorkerConfig({ port: 0, masterUrl: this.options.masterUrl }, env).slots),
+      env: this.workerEnv,
       // The IPC channel is how the worker notices this process is gone (exit-with-master.ts).
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });

@@ -24,8 +24,12 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
   const logger = master.logger.child({ component: 'scaler' });
   let provider: CapacityProvider;
   let bounds: { min: number; max: number; desired?: number };
+  // Workers not yet registered are assumed to run the tasks their defaults give them.
+  let defaultSlots = os.availableParallelism();
   if (mode.provider === 'local') {
-    provider = new LocalCapacityProvider({ masterUrl: mode.masterUrl, logger, env });
+    const local = new LocalCapacityProvider({ masterUrl: mode.masterUrl, logger, env, maxWorkers: mode.max });
+    provider = local;
+    defaultSlots = local.slots;
     bounds = mode;
   } else {
     if (!mode.groupName) throw new ScalingConfigError('scaling the AWS worker group needs DIPS_ASG_NAME');
@@ -47,8 +51,7 @@ export async function startMasterScaler(master: Master, mode: ScalingMode, env: 
     workers: () => master.registry.list().filter((worker) => worker.state !== 'dead'),
     costs,
     boot: new BootClock(settings.bootSeconds),
-    // Workers not yet registered are assumed to run one task per core, like the worker's own default.
-    defaultSlots: os.availableParallelism(),
+    defaultSlots,
     logger,
     registry: master.metrics.registry,
     intervalMs: TICK_MS[mode.provider],

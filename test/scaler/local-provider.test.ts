@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { WorkerSnapshot } from '../../services/scaler/capacity-provider.js';
-import { LocalCapacityProvider } from '../../services/scaler/local-provider.js';
+import { LocalCapacityProvider, localWorkerSlots } from '../../services/scaler/local-provider.js';
 
 // Real child processes and signals; a stand-in worker so the test controls which one is busy.
 const fakeWorker = path.resolve(import.meta.dirname, 'fixtures/fake-worker.mjs');
@@ -14,6 +14,7 @@ interface JournalEntry {
   event: 'started' | 'stopped';
   id: string;
   args?: string[];
+  slots?: string;
   threadPool?: string;
 }
 
@@ -44,6 +45,7 @@ beforeEach(async () => {
     env: { ...process.env, FAKE_WORKER_JOURNAL: journal },
     registerGraceMs: 0,
     stopGraceMs: 5_000,
+    maxWorkers: 4,
   });
 });
 
@@ -63,9 +65,26 @@ describe('LocalCapacityProvider', () => {
     expect(await ids('started')).toHaveLength(2);
   });
 
+  it('shares two task slots per core out among its most workers, unless DIPS_WORKER_SLOTS is set', async () => {
+    expect([localWorkerSlots(8, 8), localWorkerSlots(1, 2), localWorkerSlots(2, 2), localWorkerSlots(3, 2), localWorkerSlots(16, 2)]).toEqual([2, 4, 2, 2, 1]);
+    const withEnv = (maxWorkers: number, env: NodeJS.ProcessEnv) =>
+      new LocalCapacityProvider({ masterUrl, logger: pino({ level: 'silent' }), cliPath: fakeWorker, maxWorkers, env: { PATH: process.env.PATH, FAKE_WORKER_JOURNAL: journal, ...env } });
+    const sized = [withEnv(1, {}), withEnv(os.availableParallelism() * 4, {}), withEnv(1, { DIPS_WORKER_SLOTS: '3' })];
+    expect(sized.map((each) => each.slots)).toEqual([2 * os.availableParallelism(), 1, 3]);
+    try {
+      for (const [index, each] of sized.entries()) {
+        await each.apply(1, []);
+        await eventually(async () => expect(await ids('started')).toHaveLength(index + 1));
+      }
+      expect((await entries()).map((entry) => entry.slots)).toEqual([String(2 * os.availableParallelism()), '1', '3']);
+    } finally {
+      await Promise.all(sized.map((each) => each.close()));
+    }
+  });
+
   it('gives each worker a libuv thread pool of twice its slots (at least 4) unless UV_THREADPOOL_SIZE is set', async () => {
     const withEnv = (env: NodeJS.ProcessEnv) =>
-      new LocalCapacityProvider({ masterUrl, logger: pino({ level: 'silent' }), cliPath: fakeWorker, env: { PATH: process.env.PATH, FAKE_WORKER_JOURNAL: journal, ...env } });
+      new LocalCapacityProvider({ masterUrl, logger: pino({ level: 'silent' }), cliPath: fakeWorker, maxWorkers: 1, env: { PATH: process.env.PATH, FAKE_WORKER_JOURNAL: journal, ...env } });
     const sized = [withEnv({ DIPS_WORKER_SLOTS: '3' }), withEnv({ DIPS_WORKER_SLOTS: '1' }), withEnv({ DIPS_WORKER_SLOTS: '3', UV_THREADPOOL_SIZE: '17' })];
     try {
       for (const [index, each] of sized.entries()) {
