@@ -4,8 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { clusterView, parseResponse } from '../services/protocol/api.js';
-
-export const cliPath = path.resolve(import.meta.dirname, '../services/cli/main.js');
+import { cliPath, exitWithMasterImport } from '../services/shared/child-processes.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -45,13 +44,15 @@ export async function startLocalCluster(options: {
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
+    // Stopped with this process however it goes (a bench killed or interrupted), as `dips up` stops its own workers.
+    [...(options.nodeArgs ?? []), '--import', exitWithMasterImport, cliPath, 'up', '--workers', String(options.workers), '--port', String(port)],
     {
       env: { ...process.env, ...workerProfiling(), DIPS_DATA_DIR: options.dataDir, ...options.env },
       // Logs go to the data dir, so the benchmark's own output stays readable.
-      stdio: ['ignore', 'ignore', openSync(path.join(options.dataDir, 'cluster.log'), 'a')],
+      stdio: ['ignore', 'ignore', openSync(path.join(options.dataDir, 'cluster.log'), 'a'), 'ipc'],
     },
   );
+  child.channel?.unref();
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`dips up exited with code ${child.exitCode}`);
