@@ -5,8 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { intoFile, intoMemory, type Sink } from '../image-core/encode.js';
-import { OutputError } from '../image-core/errors.js';
+import { intoFile, intoMemory, writeInPlace, type Sink } from '../image-core/encode.js';
 import { writeAt } from '../image-core/intermediate.js';
 import { ApiError } from '../protocol/errors.js';
 import { fileStreamBytes } from '../shared/file-streams.js';
@@ -126,29 +125,7 @@ export async function writeLocation(location: Location, data: Buffer | readonly 
  * (intoFile) and never half-written; for any other location the bytes come back, for writeLocation.
  */
 export function sinkFor(location: Location): Sink {
-  if (location.via !== 'file' || location.range) return intoMemory;
-  return (pipeline) => writeInPlace(location.path, (partial) => intoFile(partial)(pipeline));
-}
-
-/**
- * `write` makes a file beside `target`, renamed into place once whole (removed if the write fails).
- * The folder and the rename failing are the output's errors (OutputError), whoever `write` is.
- */
-async function writeInPlace<T>(target: string, write: (partial: string) => Promise<T>): Promise<T> {
-  const partial = `${target}.partial-${randomBytes(4).toString('hex')}`;
-  const outputError = (error: unknown) => {
-    throw new OutputError(`${target}: ${(error as Error).message}`, { cause: error });
-  };
-  await fs.mkdir(path.dirname(target), { recursive: true }).catch(outputError);
-  try {
-    const written = await write(partial);
-    await fs.rename(partial, target).catch(outputError);
-    return written;
-  } catch (error) {
-    // The write's error is the one to report, even when the partial file cannot be removed either (a name too long).
-    await fs.rm(partial, { force: true }).catch(() => undefined);
-    throw error;
-  }
+  return location.via === 'file' && !location.range ? intoFile(location.path) : intoMemory;
 }
 
 /** Writes a file the worker made (a decoded intermediate) to the output, streamed. */

@@ -76,6 +76,23 @@ describe('dips process', () => {
     expect(badPipeline.stderr).toMatch(/step 1 \(blur\): sigma/);
   });
 
+  it('never leaves a half-written result: a failed image keeps the file already there, and an unwritable one is named', async () => {
+    const out = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-process-'));
+    const first = await runDips(['process', corpus('aqua.jpg'), '--pipeline', '[{"op":"blur","sigma":2}]', '--out', out]);
+    expect(first.code, first.stderr).toBe(0);
+    const kept = await fs.readFile(path.join(out, 'aqua.jpg'));
+    // The same name cut short: libvips starts writing before it meets the cut.
+    const cut = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'dips-process-in-')), 'aqua.jpg');
+    await fs.writeFile(cut, kept.subarray(0, 50_000));
+    await fs.mkdir(path.join(out, 'dune.jpg', 'inside'), { recursive: true });
+    const again = await runDips(['process', cut, corpus('dune.jpg'), '--pipeline', '[{"op":"blur","sigma":2}]', '--out', out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^dips process: aqua\.jpg: .*premature end/m);
+    expect(again.stderr).toContain(`dips process: ${path.join(out, 'dune.jpg')}: `);
+    expect((await fs.readFile(path.join(out, 'aqua.jpg'))).equals(kept)).toBe(true);
+    expect((await fs.readdir(out)).sort()).toEqual(['aqua.jpg', 'dune.jpg']);
+  });
+
   it('refuses a bad --format or --quality once, naming the value, before reading any file', async () => {
     const out = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'dips-process-')), 'results');
     const refusals = [
