@@ -8,7 +8,7 @@ import { createPipelineEditor } from './pipeline-editor.js';
 import { describeParam, parseParam } from './params.js';
 import { createPresets } from './presets.js';
 import { formatBytes, h } from './dom.js';
-import { operationList } from './protocol.js';
+import { operationList, webhookRefusal } from './protocol.js';
 import { createTokenPrompt } from './token-dialog.js';
 
 const $ = (id) => document.getElementById(id);
@@ -109,13 +109,26 @@ function showFormErrors(errors) {
   );
 }
 
-/** Format, quality and output options as the form has them, with their problems. */
+/** The webhook URL as typed (empty: none), checked as the master checks it. */
+function checkWebhook() {
+  const input = $('webhook');
+  const value = input.value.trim();
+  const error = value ? webhookRefusal(value) : undefined;
+  $('webhook-error').hidden = !error;
+  $('webhook-error').textContent = error ?? '';
+  input.setAttribute('aria-invalid', String(Boolean(error)));
+  return { value: value || undefined, error };
+}
+
+/** Format, quality, output options and webhook as the form has them, with their problems. */
 function collectOutput() {
   const format = $('format').value;
   const quality = LOSSLESS_FORMATS.has(format) ? { value: undefined } : checkQuality();
+  const webhook = checkWebhook();
   const { options, errors } = outputOptions.collect();
   if (quality.error) errors.unshift({ input: $('quality'), message: quality.error });
-  return { format, quality: quality.value, options, errors };
+  if (webhook.error) errors.push({ input: $('webhook'), message: webhook.error });
+  return { format, quality: quality.value, options, webhook: webhook.value, errors };
 }
 
 async function submit(event) {
@@ -134,7 +147,7 @@ async function submit(event) {
     pipeline = collected.pipeline;
     errors.push(...collected.errors);
   }
-  const { format, quality, options, errors: outputErrors } = collectOutput();
+  const { format, quality, options, webhook, errors: outputErrors } = collectOutput();
   errors.push(...outputErrors);
   showFormErrors(errors);
   if (errors.length > 0) {
@@ -157,7 +170,7 @@ async function submit(event) {
   $('upload-progress').hidden = false;
   $('upload-cancel').addEventListener('click', cancel, { once: true });
   try {
-    const job = await jobList.submit({ files, pipeline, preset, format, quality, options, onProgress: showUpload, signal: upload.signal });
+    const job = await jobList.submit({ files, pipeline, preset, format, quality, options, webhook, onProgress: showUpload, signal: upload.signal });
     status.replaceChildren(`Job ${shortId(job.entry.id)} submitted. `, h('a', { href: `#job-${job.entry.id}` }, 'Follow its progress'));
   } catch (error) {
     if (error.name === 'AbortError') {
@@ -175,6 +188,7 @@ async function submit(event) {
 
 $('job-form').addEventListener('submit', submit);
 $('quality').addEventListener('input', validateWhileTyping(checkQuality, () => !$('quality-error').hidden));
+$('webhook').addEventListener('input', validateWhileTyping(checkWebhook, () => !$('webhook-error').hidden));
 $('format').addEventListener('change', () => {
   const lossless = LOSSLESS_FORMATS.has($('format').value);
   $('quality').disabled = lossless;

@@ -47,12 +47,13 @@ export function createJobList({ container, compareDialog }) {
    * A job of a pipeline, or of a preset (GET /v1/presets entry; sent by name). Format, quality and
    * options given with a preset override its own.
    */
-  async function submit({ files, pipeline, preset, format, quality, options, onProgress, signal }) {
+  async function submit({ files, pipeline, preset, format, quality, options, webhook, onProgress, signal }) {
     const recipe = {
       ...(preset ? { preset: preset.name } : { pipeline }),
       ...(format ? { format } : {}),
       ...(quality !== undefined ? { quality } : {}),
       ...(options ? { options } : {}),
+      ...(webhook ? { webhook } : {}),
     };
     const { id, status } = await submitThroughSession(files, recipe, { onProgress, signal });
     // Remembered in localStorage (a few MB per site): overlays are kept as their start only.

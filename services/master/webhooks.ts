@@ -8,16 +8,14 @@ import ipaddr from 'ipaddr.js';
 import type { DatabaseSync } from 'node:sqlite';
 import { openDatabase } from './database.js';
 import pRetry, { AbortError } from 'p-retry';
-import { z } from 'zod';
 import { HttpError } from '../shared/http-error.js';
 import { isPermanentStatus } from '../protocol/errors.js';
-import { webhookEvent, type WebhookEvent } from '../protocol/newcomer.js';
+import { webhookEvent, webhookRefusal, type WebhookEvent } from '../protocol/newcomer.js';
 import { isTerminal } from './job-store.js';
 import type { Master } from './master.js';
 
 /** One delivery attempt may take this long before it counts as failed (a receiver should answer at once). */
 const attemptTimeoutMs = 10_000;
-const webhookUrl = z.url({ protocol: /^https?$/ });
 
 /** The signature a receiver recomputes: HMAC-SHA256 of "<timestamp>.<body>" with the shared secret, hex. */
 export function signWebhook(secret: string, timestamp: string, body: string): string {
@@ -104,7 +102,8 @@ export class Webhooks {
   /** The `webhook` field of a submission, checked before the job is created; undefined when absent. */
   parse(field: string | undefined): string | undefined {
     if (field === undefined || field === '') return undefined;
-    if (!webhookUrl.safeParse(field).success) throw new HttpError(422, 'bad_webhook', `webhook "${field.slice(0, 200)}" is not an http(s) URL`);
+    const refusal = webhookRefusal(field);
+    if (refusal) throw new HttpError(422, 'bad_webhook', refusal);
     if (!this.secret) throw new HttpError(422, 'webhook_unsigned', 'webhooks are signed: the master needs DIPS_WEBHOOK_SECRET (or DIPS_TOKEN) to accept one');
     const refused = this.refusedLiteral(new URL(field));
     if (refused) throw new HttpError(422, 'webhook_not_allowed', refused.message);

@@ -32,6 +32,15 @@ export const clusterAnswer = clusterView.extend({
 });
 export type ClusterAnswer = z.infer<typeof clusterAnswer>;
 
+/**
+ * Why a submission's `webhook` field cannot be a webhook, or undefined when it can: an http(s) URL
+ * (the master also refuses private addresses unless allowed, and needs a secret to sign with). The
+ * master answers it as 422 bad_webhook; the console shows it at the field before uploading anything.
+ */
+export function webhookRefusal(field: string): string | undefined {
+  return z.url({ protocol: /^https?$/ }).safeParse(field).success ? undefined : `webhook "${field.slice(0, 200)}" is not an http(s) URL`;
+}
+
 /** The body POSTed to a job's webhook URL when the job finishes. */
 export const webhookEvent = z.object({
   event: z.literal('job.finished'),

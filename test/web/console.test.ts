@@ -10,6 +10,8 @@ import { killAll, runDips, type DipsProcess } from '../helpers/processes.js';
 import { clusterAnswer, operationList } from '../../services/protocol/newcomer.js';
 import { accessibilityViolations, addStep, artifacts, closePages, DESKTOP, NARROW, openConsole as openPage, startDips, waitForWorkers } from './console-page.js';
 import { jobView, jobWithImages, parseResponse } from '../../services/protocol/api.js';
+import { signWebhook } from '../../services/master/webhooks.js';
+import { startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /** Processing two 1.3 MP photos on a shared 2-core machine: seconds, with room for a busy CI. */
 const JOB_TIMEOUT_MS = 60_000;
@@ -400,14 +402,18 @@ describe('console on a master with DIPS_TOKEN', () => {
   const token = 'console-test-secret';
   let master: DipsProcess;
   let worker: DipsProcess | undefined;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
 
   beforeAll(async () => {
-    master = await startDips(['master', '--port', '0', '--data-dir', path.join(scratch, 'secured')], { DIPS_TOKEN: token });
+    receiver = await startWebhookReceiver();
+    // The receiver is on loopback; webhooks are signed with the token.
+    master = await startDips(['master', '--port', '0', '--data-dir', path.join(scratch, 'secured')], { DIPS_TOKEN: token, DIPS_WEBHOOK_ALLOW_PRIVATE: 'true' });
   });
 
   afterAll(async () => {
     await worker?.stop();
     await master?.stop();
+    receiver?.close();
   });
 
   test('asks for the token, refuses a wrong one, then works: cancel a queued job, list the worker, run a job', async () => {
@@ -448,12 +454,31 @@ describe('console on a master with DIPS_TOKEN', () => {
     worker = await startDips(['worker', '--port', '0', '--master', master.url], { DIPS_TOKEN: token });
     await expect.poll(() => page.locator('#workers-body tr').count(), { timeout: 15_000 }).toBe(1);
 
+    // A webhook that is not an http(s) URL is refused at its field, before any byte is sent.
+    const posts: string[] = [];
+    page.on('request', (request) => {
+      if (request.method() === 'POST') posts.push(new URL(request.url()).pathname);
+    });
+    await page.getByLabel('Webhook').fill('ftp://example.org/hooks');
+    await page.getByRole('button', { name: 'Process images' }).click();
+    await expect.poll(() => page.locator('#webhook-error').textContent()).toBe('webhook "ftp://example.org/hooks" is not an http(s) URL');
+    expect(await page.locator('#form-errors').textContent()).toContain('webhook "ftp://example.org/hooks" is not an http(s) URL');
+    expect(await page.getByLabel('Webhook').evaluate((input) => input === document.activeElement)).toBe(true);
+    expect([posts, await page.locator('article.job').count()]).toEqual([[], 1]);
+
+    await page.getByLabel('Webhook').fill(receiver.url('/hooks/console'));
     await page.getByRole('button', { name: 'Process images' }).click();
     await expect.poll(() => page.locator('article.job').count()).toBe(2);
     const done = page.locator('article.job').first();
     expect(await done.getAttribute('data-job-id')).not.toBe(canceledId);
     await expect.poll(() => done.getByRole('progressbar').getAttribute('aria-valuenow'), { timeout: JOB_TIMEOUT_MS }).toBe('100');
     await expect.poll(() => done.locator('.job-head .badge').textContent()).toBe('succeeded');
+    // The master called the webhook once, signed with its token, with the finished job.
+    await expect.poll(() => receiver.calls.length, { timeout: 10_000 }).toBe(1);
+    const [call] = receiver.calls;
+    expect(call!.headers['x-dips-signature']).toBe(signWebhook(token, String(call!.headers['x-dips-timestamp']), call!.body));
+    const finished = jobView.parse(JSON.parse(call!.body).job);
+    expect([finished.id, finished.status]).toEqual([await done.getAttribute('data-job-id'), 'succeeded']);
     // The result preview was fetched with the token (an <img src> to the API would get 401).
     const card = done.locator('.image-card', { hasText: 'ladybird.jpg' });
     await expect.poll(() => card.locator('img').evaluateAll((images) => images.map((image) => (image as HTMLImageElement).naturalWidth > 0))).toEqual([true, true]);
