@@ -65,6 +65,7 @@ program
     const min = fixed ?? options.min;
     const max = fixed ?? options.max ?? Math.max(options.min, os.availableParallelism());
     const url = await serveMaster(options, (masterUrl) => ({ provider: 'local', masterUrl, min, max }));
+    if (!url) return;
     const pool = fixed === undefined ? `autoscaling ${min}-${max} workers` : `${fixed} worker${fixed === 1 ? '' : 's'}`;
     process.stdout.write(`DIPS console: ${url}/  (${pool}; Ctrl-C stops all)\n`);
   });
@@ -78,7 +79,7 @@ program
     // In the cloud stack DIPS_ASG_NAME names the worker group this master scales.
     const groupName = process.env.DIPS_ASG_NAME;
     const url = await serveMaster(options, groupName ? () => ({ provider: 'aws', groupName }) : undefined);
-    process.stdout.write(`DIPS master: ${url}/\n`);
+    if (url) process.stdout.write(`DIPS master: ${url}/\n`);
   });
 
 program
@@ -255,9 +256,10 @@ program
  * Starts the master and, when given a scaling mode, its scaler (mode from the master's URL); Ctrl-C or
  * SIGTERM stops the scaler (draining the workers it started), the master, then its storage service.
  * On local storage without DIPS_STORAGE_URL it first starts the storage service (services/storage/),
- * so that clients' bytes do not pass through the master. Resolves with the URL.
+ * so that clients' bytes do not pass through the master. Resolves with the URL, or with undefined when a
+ * signal stopped it before it was up (nothing to announce).
  */
-async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => ScalingMode): Promise<string> {
+async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => ScalingMode): Promise<string | undefined> {
   const [{ startMaster }, { loadMasterConfig }, { createLogger }] = await Promise.all([import('../master/server.js'), import('../shared/config.js'), import('../shared/logger.js')]);
   const options = { ...(flags.port === undefined ? {} : { port: flags.port }), ...(flags.dataDir ? { dataDir: flags.dataDir } : {}) };
   const config = loadMasterConfig(options);
@@ -292,7 +294,7 @@ async function serveMaster(flags: MasterFlags, scaling?: (masterUrl: string) => 
       },
     );
   }
-  return running.url;
+  return stopping.signal.aborted ? undefined : running.url;
 }
 
 function printJson(value: unknown): void {

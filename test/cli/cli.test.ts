@@ -205,6 +205,8 @@ describe('dips up', () => {
       await exited(master);
       expect({ code: master.exitCode, signal: master.signalCode }, output).toEqual({ code: 0, signal: null });
       expect(output, 'the scaler was retrying, not stopped by something else').toContain('Auto Scaling group \\"dips-test-workers\\" (DIPS_ASG_NAME) does not exist');
+      // It never came up, so it announces no URL on the way out.
+      expect(output).not.toContain('DIPS master:');
     } finally {
       master.kill('SIGKILL');
       autoScaling.close();
