@@ -66,6 +66,8 @@ export function createJobList({ container, compareDialog }) {
       options: Object.keys(applied).length ? applied : undefined,
       format: format || preset?.format || 'same as input',
       names: files.map((file) => file.name),
+      // Where the master reports the job's end: shown by host, as a reminder that something is listening.
+      webhookHost: webhook ? new URL(webhook).host : undefined,
     };
     rememberJob(entry);
     const job = track(entry, files, { newest: true });
@@ -426,7 +428,7 @@ function createJobView(entry) {
       h('h3', { id: titleId }, 'Job ', h('code', { title: entry.id }, shortId(entry.id))),
       view.badge),
     h('p', { class: 'job-meta muted' },
-      [pipeline, `output ${entry.format ?? 'same as input'}${options ? ` (${options})` : ''}`, names.length ? `${names.length} image${names.length === 1 ? '' : 's'}` : null, entry.submittedAt ? `submitted ${new Date(entry.submittedAt).toLocaleString()}` : null]
+      [pipeline, `output ${entry.format ?? 'same as input'}${options ? ` (${options})` : ''}`, names.length ? `${names.length} image${names.length === 1 ? '' : 's'}` : null, entry.webhookHost ? `webhook to ${entry.webhookHost}` : null, entry.submittedAt ? `submitted ${new Date(entry.submittedAt).toLocaleString()}` : null]
         .filter(Boolean).join(' · ')),
     view.progress,
     view.progressText,

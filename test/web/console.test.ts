@@ -473,6 +473,7 @@ describe('console on a master with DIPS_TOKEN', () => {
     expect(await done.getAttribute('data-job-id')).not.toBe(canceledId);
     await expect.poll(() => done.getByRole('progressbar').getAttribute('aria-valuenow'), { timeout: JOB_TIMEOUT_MS }).toBe('100');
     await expect.poll(() => done.locator('.job-head .badge').textContent()).toBe('succeeded');
+    expect(await done.locator('.job-meta').textContent()).toContain(`webhook to 127.0.0.1:${receiver.port}`);
     // The master called the webhook once, signed with its token, with the finished job.
     await expect.poll(() => receiver.calls.length, { timeout: 10_000 }).toBe(1);
     const [call] = receiver.calls;
