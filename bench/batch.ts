@@ -1,5 +1,4 @@
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { startLocalCluster } from './cluster.js';
@@ -7,6 +6,7 @@ import { peakRss } from './proc.js';
 import { processCounters } from './proc.js';
 import { isTerminalStatus, jobView, parseResponse } from '../services/protocol/api.js';
 import { batchAccepted } from '../services/protocol/batch.js';
+import { scratchDir } from './scratch.js';
 
 /*
  * Batch jobs at scale: images/s and peak memory of master and workers for a file:// job of N small
@@ -36,7 +36,7 @@ async function writeInputs(dir: string, count: number): Promise<void> {
 }
 
 async function runOne(count: number) {
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), `dips-bench-batch-${count}-`));
+  const tmp = await scratchDir(`batch-${count}-`);
   const sources = path.join(tmp, 'in');
   const destinations = path.join(tmp, 'out');
   const dataDir = path.join(tmp, 'data');

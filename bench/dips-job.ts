@@ -1,10 +1,11 @@
 /** A DIPS cluster and jobs on it as the benchmarks run them (bench/run.ts, bench/huge-image.ts). */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { MasterClient } from '../services/cli/client.js';
 import { submitFiles } from '../services/cli/submit.js';
+import { scratchDir } from './scratch.js';
 
 export const cores = os.availableParallelism();
 export const pipeline = [{ op: 'blur', sigma: 2 }];
@@ -16,7 +17,7 @@ export const jpegOut = { quality: 90, optimiseCoding: false, chromaSubsampling: 
 
 /** One DIPS job through the CLI's own client: upload, follow, download every result. */
 export async function runJob(url: string, files: readonly string[]): Promise<void> {
-  const downloads = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-results-'));
+  const downloads = await scratchDir('results-');
   try {
     const state = await submitFiles(new MasterClient(url, {}), [...files], {
       pipeline: JSON.stringify(pipeline),
@@ -34,7 +35,7 @@ export async function runJob(url: string, files: readonly string[]): Promise<voi
 
 /** `dips up --workers <cores>` in a fresh data directory for the duration of `work`. */
 export async function withCluster<T>(env: Record<string, string>, work: (cluster: LocalCluster) => Promise<T>): Promise<T> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-'));
+  const dataDir = await scratchDir('cluster-');
   const cluster = await startLocalCluster({ workers: cores, dataDir, env });
   try {
     return await work(cluster);

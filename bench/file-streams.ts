@@ -1,15 +1,15 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, openAsBlob } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileStreamBytes } from '../services/shared/file-streams.js';
 import { hugeMosaic } from './huge-image.js';
+import { scratchDir } from './scratch.js';
 
 /*
  * What services/shared/file-streams.ts's size saves on a large file (the 100 MP mosaic, 11.7 MB) against
@@ -45,7 +45,7 @@ function serve(file: string, dir: string): void {
 async function measure(rounds: number): Promise<void> {
   const file = await hugeMosaic();
   const { size } = await stat(file);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-file-streams-'));
+  const dir = await scratchDir('file-streams-');
   const server = fork(import.meta.filename, ['--serve', file, dir]);
   const [port] = (await once(server, 'message')) as [number];
   const url = `http://127.0.0.1:${port}`;

@@ -7,15 +7,15 @@
  * Every loop is bounded and stops by itself. `npm run build && node dist/bench/hardening.js`
  * (HARDENING_RUNS: alternating runs of each fan-out case, default 2).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import sharp from 'sharp';
 import { startLocalCluster } from './cluster.js';
 import { jobAccepted, jobView, parseResponse, type JobView } from '../services/protocol/api.js';
+import { scratchDir } from './scratch.js';
 
 const corpusDir = path.resolve(import.meta.dirname, '../../test/fixtures/corpus');
 const subscribers = 500;
@@ -149,7 +149,7 @@ async function idle(url: string, pid: number) {
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 
 async function main(): Promise<void> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-hardening-'));
+  const dataDir = await scratchDir('hardening-');
   const cluster = await startLocalCluster({ workers: 2, dataDir, env: { DIPS_LOG_LEVEL: 'warn', DIPS_MAX_CONNECTIONS: String(idleConnections + 200) } });
   try {
     const { master } = await cluster.pids();

@@ -1,10 +1,10 @@
 /** Plain sharp on the bench's pipeline (blur σ2, DIPS' JPEG settings): the side DIPS is compared with (bench/run.ts, bench/worker-cpu.ts). */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { cores, jpegOut } from './dips-job.js';
 import { jsThreadsCpuMs } from './proc.js';
+import { scratchDir } from './scratch.js';
 
 /** Plain sharp's best setting here (sharp-facts: 2 in flight ≈ all cores, 4 in flight a little more). */
 export const sharpInFlight = 2 * cores;
@@ -35,7 +35,7 @@ export async function inParallel<T>(items: readonly T[], limit: number, work: (i
  * against results only encoded into buffers (docs/performance.md, fourteenth round).
  */
 export async function plainSharp(files: readonly string[]): Promise<Side> {
-  const out = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-plain-'));
+  const out = await scratchDir('plain-');
   try {
     const cpu = process.cpuUsage();
     const jsBefore = await jsThreadsCpuMs('self');

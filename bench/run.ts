@@ -3,7 +3,7 @@
  * images; writes bench/results.md and the chart bench/results.svg. CPU and bytes come from /proc.
  * Ratios matter more than absolute figures: this machine is shared.
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -19,6 +19,7 @@ import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
 import { chart } from './chart.js';
 import { median, medians, rounds, spreadOf } from './rounds.js';
 import { uploadFloor, type UploadFloor } from './upload-floor.js';
+import { scratchDir } from './scratch.js';
 
 const outDir = path.resolve(import.meta.dirname, '../../bench/out');
 const resultsFile = path.resolve(import.meta.dirname, '../../bench/results.md');
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
   );
   const rows: Row[] = [];
   let floor: UploadFloor | undefined;
-  const sourcesDir = await mkdtemp(path.join(os.tmpdir(), 'dips-bench-sources-'));
+  const sourcesDir = await scratchDir('sources-');
   const localFolders = await stageLocal(path.join(sourcesDir, 'in'), sustainedJobsFiles);
   const localWarmUp = await stageLocal(path.join(sourcesDir, 'warm'), warmUpFiles);
   await withCluster({ DIPS_SOURCES: `file://${sourcesDir}/` }, async (cluster) => {

@@ -4,7 +4,7 @@
  * replaces took 94 s for this. Run: `npm run build && node dist/bench/seed-scenario.js`
  * (env: SEED_CLIENTS, default 5; SEED_WORKERS, default the CPU cores; SEED_PIPELINE, a JSON pipeline).
  */
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -12,6 +12,7 @@ import { MasterClient } from '../services/cli/client.js';
 import { submitFiles } from '../services/cli/submit.js';
 import { startLocalCluster } from './cluster.js';
 import { corpusPhotos } from './images.js';
+import { scratchDir } from './scratch.js';
 
 const imageCount = 25;
 const targetBytes = 80 * 1024;
@@ -42,7 +43,7 @@ async function makeSeedImages(dir: string): Promise<string[]> {
   return files;
 }
 
-const work = await mkdtemp(path.join(os.tmpdir(), 'dips-seed-'));
+const work = await scratchDir('seed-');
 const images = await makeSeedImages(path.join(work, 'images'));
 const sizes = await Promise.all(images.map(async (file) => (await stat(file)).size));
 const cluster = await startLocalCluster({ workers, dataDir: path.join(work, 'data'), env: { DIPS_LOG_LEVEL: 'warn' } });

@@ -1,5 +1,4 @@
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { EventSourceParserStream } from 'eventsource-parser/stream';
@@ -11,6 +10,7 @@ import { processedCount, submitFiles } from '../services/cli/submit.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
+import { scratchDir } from './scratch.js';
 
 /*
  * Batch jobs read from storage, results kept in the master's storage: the master's share of a job
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   const profileAt = process.argv.indexOf('--cpu-prof');
   const nodeArgs = profileAt > 0 ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(process.argv[profileAt + 1]!)] : undefined;
   const { jobs, warmUp: warm } = await sustainedBatch();
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-bench-storage-'));
+  const tmp = await scratchDir('storage-');
   const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: 90 };
   const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;
   try {

@@ -3,18 +3,19 @@
  * round trip (transfer + worker time) per tile, for a 4K photo tiled at DIPS_TILE_SIZE on a local
  * cluster. Run: `npm run build && node dist/bench/tile-transfer.js` (env TILE_SIZE, default 1024).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MasterClient } from '../services/cli/client.js';
 import { submitFiles } from '../services/cli/submit.js';
 import { startLocalCluster } from './cluster.js';
 import { corpusDir } from './images.js';
+import { scratchDir } from './scratch.js';
 
 const tileSize = process.env.TILE_SIZE ?? '1024';
 const pipelines = [[{ op: 'blur', sigma: 2 }], [{ op: 'invert' }]];
 
-const work = await mkdtemp(path.join(os.tmpdir(), 'dips-tile-transfer-'));
+const work = await scratchDir('tile-transfer-');
 const cluster = await startLocalCluster({
   workers: os.availableParallelism(),
   dataDir: path.join(work, 'data'),

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { uploadSession } from '../services/protocol/uploads.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { processCounters } from './proc.js';
+import { scratchDir } from './scratch.js';
 
 /*
  * What receiving an upload costs any Node process here, against what it costs the storage service: the
@@ -137,7 +138,7 @@ async function serve(): Promise<void> {
 async function main(): Promise<void> {
   const { sustainedBatch } = await import('./images.js');
   const { photos } = await sustainedBatch();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'dips-upload-floor-cluster-'));
+  const dataDir = await scratchDir('upload-floor-cluster-');
   const cluster = await startLocalCluster({ workers: 1, dataDir });
   try {
     console.log(JSON.stringify(await uploadFloor(cluster, photos)));

@@ -10,6 +10,7 @@ import { plainSharp } from './plain-sharp.js';
 import { countersAround } from './proc.js';
 import { startS3Server } from './s3-server.js';
 import { runStorageBatch, stageLocal, stageS3 } from './storage-batch.js';
+import { scratchDir } from './scratch.js';
 
 /*
  * Workers' CPU per image against plain sharp's on the same files in the same run (issue #12's worker
@@ -27,7 +28,7 @@ async function main(mode: 's3' | 'local', rounds: number): Promise<void> {
   const { jobs, warmUp } = await sustainedBatch();
   const all = jobs.flat();
   const options = { pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: jpegOut.quality };
-  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-bench-worker-cpu-'));
+  const tmp = await scratchDir('worker-cpu-');
   const s3 = mode === 's3' ? await startS3Server('dips-bench') : undefined;
   try {
     const warm = s3 ? await stageS3(s3, 'warm', warmUp) : await stageLocal(path.join(tmp, 'warm'), warmUp);
