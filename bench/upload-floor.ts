@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { uploadSession } from '../services/protocol/uploads.js';
+import { exitWithMasterImport } from '../services/shared/child-processes.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { processCounters } from './proc.js';
 import { scratchDir } from './scratch.js';
@@ -87,7 +88,8 @@ async function sessionUrls(cluster: LocalCluster, bodies: readonly Buffer[]): Pr
 export async function uploadFloor(cluster: LocalCluster, files: readonly string[]): Promise<UploadFloor> {
   const photos = await Promise.all(files.map((file) => readFile(file)));
   const bodies = Array.from({ length: filesPerRound }, (_, index) => photos[index % photos.length]!);
-  const bare = fork(import.meta.filename, ['serve'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  // It stops with this process however that goes (exit-with-master.ts), removing its folder (serve).
+  const bare = fork(import.meta.filename, ['serve'], { execArgv: ['--import', exitWithMasterImport], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   try {
     const [port] = (await once(bare, 'message')) as [number];
     const bareUrls = bodies.map((_, index) => new URL(`http://127.0.0.1:${port}/${index}`));
