@@ -3,7 +3,7 @@ import { createClusterView } from './cluster.js';
 import { createFilePicker } from './file-picker.js';
 import { createJobList, createMasterJobs, shortId } from './jobs.js';
 import { createOutputOptions } from './output-options.js';
-import { validateWhileTyping } from './param-field.js';
+import { showFieldError, validateWhileTyping } from './param-field.js';
 import { createPipelineEditor } from './pipeline-editor.js';
 import { describeParam, parseParam } from './params.js';
 import { createPresets } from './presets.js';
@@ -92,9 +92,7 @@ function showTokenButton() {
 function checkQuality() {
   const input = $('quality');
   const result = input.validity.badInput ? { error: 'quality must be a whole number from 1 to 100' } : parseParam(qualityField, input.value);
-  $('quality-error').hidden = !result.error;
-  $('quality-error').textContent = result.error ?? '';
-  input.setAttribute('aria-invalid', String(Boolean(result.error)));
+  showFieldError(input, $('quality-error'), result.error);
   return result;
 }
 
@@ -114,9 +112,7 @@ function checkWebhook() {
   const input = $('webhook');
   const value = input.value.trim();
   const error = value ? webhookRefusal(value) : undefined;
-  $('webhook-error').hidden = !error;
-  $('webhook-error').textContent = error ?? '';
-  input.setAttribute('aria-invalid', String(Boolean(error)));
+  showFieldError(input, $('webhook-error'), error);
   return { value: value || undefined, error };
 }
 

@@ -18,6 +18,13 @@ export function validateWhileTyping(check, errorShown) {
   };
 }
 
+/** Shows `message` under `input` (or clears it when undefined) and marks the input invalid for assistive technology. */
+export function showFieldError(input, errorElement, message) {
+  errorElement.hidden = !message;
+  errorElement.textContent = message ?? '';
+  input.setAttribute('aria-invalid', String(Boolean(message)));
+}
+
 /**
  * One labelled input for a parameter described by params.js describeParam (a pipeline step's or an
  * output option's), with its hint and error message. `read()` gives { value } (undefined = left out)
@@ -75,9 +82,7 @@ export function createParamField(spec, { onChange }) {
 
   function check() {
     const result = read();
-    error.hidden = !result.error;
-    error.textContent = result.error ?? '';
-    input.setAttribute('aria-invalid', String(Boolean(result.error)));
+    showFieldError(input, error, result.error);
     return result;
   }
 

@@ -61,10 +61,10 @@ export class LocalCapacityProvider implements CapacityProvider {
 
   constructor(private readonly options: LocalProviderOptions) {
     this.cliPath = options.cliPath ?? cliPath;
-    const env = options.env ?? process.env;
-    const given = env.DIPS_WORKER_SLOTS ? {} : { DIPS_WORKER_SLOTS: String(localWorkerSlots(options.maxWorkers)) };
-    this.slots = loadWorkerConfig({ port: 0, masterUrl: options.masterUrl }, { ...env, ...given }).slots;
-    this.workerEnv = workerEnvironment({ ...env, ...given }, this.slots);
+    const given = options.env ?? process.env;
+    const env = given.DIPS_WORKER_SLOTS ? given : { ...given, DIPS_WORKER_SLOTS: String(localWorkerSlots(options.maxWorkers)) };
+    this.slots = loadWorkerConfig({ port: 0, masterUrl: options.masterUrl }, env).slots;
+    this.workerEnv = workerEnvironment(env, this.slots);
   }
 
   /** Idle workers to stop for `excess` too many: a worker holding leases is never stopped (its work would be retried elsewhere). */
