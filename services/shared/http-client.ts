@@ -1,7 +1,6 @@
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { readErrorResponse, type ApiError } from '../protocol/errors.js';
 
 /**
@@ -20,11 +19,8 @@ const agents = {
 export interface KeepAliveRequest {
   method: string;
   headers?: OutgoingHttpHeaders;
-  /**
-   * A string, buffers written in order (never joined into one), or a stream piped in (its
-   * content-length is the caller's header; the others' is set here).
-   */
-  body?: string | readonly Buffer[] | Readable;
+  /** Its content-length is set here. */
+  body?: string;
   signal?: AbortSignal;
   /**
    * The request fails with this error when its connection is idle this long before the answer's head
@@ -35,9 +31,10 @@ export interface KeepAliveRequest {
 
 /**
  * One request on a keep-alive node:http(s) agent, resolving with the response once its head arrives
- * (the caller reads or resumes the body). The hot requests (the master's tasks to workers and HEADs to
- * S3, the workers' storage GETs and PUTs and heartbeats) go this way: fetch (undici) cost about 2.5x the
- * CPU per request here (docs/performance.md). The URL is
+ * (the caller reads or resumes the body). The master's hot requests (tasks to workers, HEADs to S3) and
+ * the workers' heartbeats go this way: fetch (undici) cost about 2.5x the CPU per request here
+ * (docs/performance.md). The workers' transfers of image bytes use undici's dispatcher itself
+ * (services/worker/storage-transfer.ts), which hands a body's chunks over without a stream. The URL is
  * parsed once (a presigned one is long), and the signal is one abort listener: node's own `signal`
  * option sets up an end-of-stream watcher per request, which cost more than the rest of the request's
  * set-up in a profile of the master.
@@ -48,8 +45,7 @@ export function keepAliveRequest(url: string | URL, options: KeepAliveRequest): 
   if (protocol !== 'http:' && protocol !== 'https:') return Promise.reject(new Error(`${target.href}: only http and https are supported`));
   const client = protocol === 'https:' ? https : http;
   const { body, signal, timeout } = options;
-  const length = typeof body === 'string' ? Buffer.byteLength(body) : body === undefined || body instanceof Readable ? undefined : body.reduce((sum, chunk) => sum + chunk.length, 0);
-  const headers = length === undefined ? options.headers : { ...options.headers, 'content-length': length };
+  const headers = body === undefined ? options.headers : { ...options.headers, 'content-length': Buffer.byteLength(body) };
   if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
     const request = client.request(target, { method: options.method, agent: agents[protocol], headers }, resolve);
@@ -65,12 +61,7 @@ export function keepAliveRequest(url: string | URL, options: KeepAliveRequest): 
       request.once('response', () => request.setTimeout(0));
     }
     request.on('error', reject);
-    if (body instanceof Readable) pipeline(body, request).catch(reject);
-    else if (typeof body === 'string' || body === undefined) request.end(body);
-    else {
-      for (const chunk of body) request.write(chunk);
-      request.end();
-    }
+    request.end(body);
   });
 }
 

@@ -50,20 +50,25 @@ export async function runTask(task: Task, reach: Reach, limits: TaskLimits): Pro
 async function runWholeTask(task: Task, spec: Extract<TaskSpec, { kind: 'whole' }>, reach: Reach, limits: TaskLimits): Promise<TaskDone> {
   const { output } = task;
   if (!output) throw new ApiError(400, 'bad_task', 'a whole task needs an output location');
-  const { input, bytes: bytesIn } = await inputOfLocation(task.input, reach);
-  const steps = parsePipeline(spec.pipeline);
-  const signal = reach.signal ? { signal: reach.signal } : {};
-  const decoding = { ...decodeOptions(limits, spec.name), ...signal };
-  const opened = await openInput(input, decoding);
-  const result = await limits.memory.hold(
-    imageMemoryOf(opened, steps),
-    () => processImageInto(input, steps, { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) }, { ...decoding, opened }, sinkFor(output)),
-    reach.signal,
-  );
-  // Without data the result is in its file already (sinkFor).
-  if (result.data) await writeLocation(output, result.data, reach);
-  const { width, height, format, annotations } = result;
-  return { bytesIn, bytesOut: result.bytes, image: { width, height, format, ...imageAnnotations(annotations) } };
+  const { input, bytes: bytesIn, release } = await inputOfLocation(task.input, reach);
+  try {
+    const steps = parsePipeline(spec.pipeline);
+    const signal = reach.signal ? { signal: reach.signal } : {};
+    const decoding = { ...decodeOptions(limits, spec.name), ...signal };
+    const opened = await openInput(input, decoding);
+    const result = await limits.memory.hold(
+      imageMemoryOf(opened, steps),
+      () => processImageInto(input, steps, { ...spec.options, ...(spec.format ? { format: spec.format } : {}), ...(spec.quality ? { quality: spec.quality } : {}) }, { ...decoding, opened }, sinkFor(output)),
+      reach.signal,
+    );
+    // Without data the result is in its file already (sinkFor).
+    if (result.data) await writeLocation(output, result.data, reach);
+    const { width, height, format, annotations } = result;
+    return { bytesIn, bytesOut: result.bytes, image: { width, height, format, ...imageAnnotations(annotations) } };
+  } finally {
+    // Every sharp call on the input has ended (each is awaited above), so its buffer may serve the next task.
+    release();
+  }
 }
 
 /** A result's annotations as imageOutput carries them: all of them, and the QR texts also on their own. */

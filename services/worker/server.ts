@@ -12,6 +12,7 @@ import type { Heartbeat } from '../protocol/tasks.js';
 import { createHttpServer, workerServerLimits } from '../shared/http-server.js';
 import { createLogger } from '../shared/logger.js';
 import { createWorkerApp, type WorkerState } from './app.js';
+import { InputBuffers } from './input-buffers.js';
 import { MemoryGate } from './memory-gate.js';
 import { Slots } from './slots.js';
 
@@ -42,7 +43,9 @@ export async function startWorker(options: WorkerOptions = {}): Promise<RunningW
   }
   const masterUrl = config.masterUrl.replace(/\/+$/, '');
   const headers = { ...authHeaders(credential), 'content-type': 'application/json' };
-  const app = createWorkerApp({ ...config, credential }, { masterUrl, headers: authHeaders(credential) }, state, logger);
+  // One kept input buffer per slot: each running task reads its input into one (input-buffers.ts).
+  const buffers = new InputBuffers(config.slots);
+  const app = createWorkerApp({ ...config, credential }, { masterUrl, headers: authHeaders(credential), buffers }, state, logger);
   const server = createHttpServer(app, workerServerLimits).listen(config.port, config.host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;

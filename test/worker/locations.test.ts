@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../services/protocol/errors.js';
 import { inputOfLocation, readLocation, sinkFor, writeLocation, type Reach } from '../../services/worker/locations.js';
+import { InputBuffers } from '../../services/worker/input-buffers.js';
 import { MemoryGate } from '../../services/worker/memory-gate.js';
 import { runTask } from '../../services/worker/run-task.js';
 import type { Task } from '../../services/protocol/tasks.js';
@@ -18,12 +19,21 @@ import { corpus } from '../helpers/api.js';
  * the master's blobs are to it): bytes in and out, the size cap, storage's errors as retryable 502s.
  */
 const stored = new Map<string, Buffer>();
+/** Requests to /flaky/ keys so far: the first of each has its connection closed before any answer. */
+const flakyRequests = new Map<string, number>();
 let base = '';
 let server: http.Server;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
     const key = req.url!;
+    if (key.startsWith('/flaky/')) {
+      const seen = flakyRequests.get(key) ?? 0;
+      flakyRequests.set(key, seen + 1);
+      if (seen === 0) return void req.socket.destroy();
+    }
+    // /pinned/ keys: the object was stored again since the version a GET is pinned to (If-Match).
+    if (key.startsWith('/pinned/')) return void res.writeHead(412, { 'content-type': 'application/xml' }).end('<Error><Code>PreconditionFailed</Code></Error>');
     if (req.method === 'PUT') {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -119,6 +129,63 @@ describe('worker storage transfers', () => {
     expect(aborted).not.toBeInstanceOf(ApiError);
   });
 
+  it('sends a request once more when its connection closes before any answer, and an object stored again since is the input changed', async () => {
+    const bytes = randomBytes(30_000);
+    expect(await writeLocation({ via: 'url', url: `${base}/flaky/put` }, bytes, reach())).toEqual({ tag: expect.any(String) });
+    expect(stored.get('/flaky/put')?.equals(bytes)).toBe(true);
+    stored.set('/flaky/get', bytes);
+    expect((await readLocation({ via: 'url', url: `${base}/flaky/get` }, reach())).equals(bytes)).toBe(true);
+    expect([flakyRequests.get('/flaky/put'), flakyRequests.get('/flaky/get')]).toEqual([2, 2]);
+
+    const changed = await failure(readLocation({ via: 'url', url: `${base}/pinned/a` }, reach()));
+    expect([changed.status, changed.code, changed.permanent]).toEqual([422, 'input_changed', true]);
+  });
+
+  it('reads each input into a kept buffer that serves the next task only once the last has given it back', async () => {
+    const buffers = new InputBuffers(1);
+    const kept = { ...reach(), buffers };
+    const [a, b] = [randomBytes(150_000), randomBytes(120_000)];
+    stored.set('/in/a', a);
+    stored.set('/in/b', b);
+    const first = await inputOfLocation({ via: 'url', url: `${base}/in/a` }, kept);
+    expect((first.input as Buffer).equals(a)).toBe(true);
+    // While the first is lent, another read has memory of its own.
+    const meanwhile = await readLocation({ via: 'url', url: `${base}/in/b` }, kept);
+    expect(meanwhile.buffer).not.toBe((first.input as Buffer).buffer);
+    first.release();
+    const next = await inputOfLocation({ via: 'url', url: `${base}/in/b` }, kept);
+    expect((next.input as Buffer).buffer).toBe((first.input as Buffer).buffer);
+    expect((next.input as Buffer).equals(b)).toBe(true);
+    // The earlier input's bytes were not touched until it was given back.
+    expect(meanwhile.equals(b)).toBe(true);
+  });
+
+  it("never lends a running task's input to another read: its result is its own photo's", async () => {
+    const limits = { maxPixels: 268_402_689, maxDecodeBytes: 512 * 2 ** 20, memory: new MemoryGate(256 * 2 ** 20) };
+    stored.set('/photos/twowings-4k.jpg', await fs.readFile(corpus('twowings-4k.jpg')));
+    // As large as the photo's buffer can hold (879 kB in one of 1 MiB): lent the same memory, it would overwrite all of the photo.
+    stored.set('/noise', randomBytes(1_000_000));
+    const expected = await sharp(corpus('twowings-4k.jpg')).blur(2).jpeg({ quality: 90, optimiseCoding: false }).toBuffer();
+    const kept = { ...reach(8 << 20), buffers: new InputBuffers(2) };
+    const running = runTask(
+      {
+        unit: 'u',
+        lease: 'l',
+        input: { via: 'url', url: `${base}/photos/twowings-4k.jpg` },
+        output: { via: 'url', url: `${base}/results/twowings-4k.jpg` },
+        spec: { kind: 'whole', name: 'twowings-4k.jpg', pipeline: [{ op: 'blur', sigma: 2 }], format: 'jpeg', quality: 90 },
+      },
+      kept,
+      limits,
+    );
+    // The 8 MP blur runs for a hundred milliseconds or more; another input arrives while it does.
+    await new Promise((resolve) => setTimeout(resolve, 15));
+    const meanwhile = await readLocation({ via: 'url', url: `${base}/noise` }, kept);
+    expect(await running).toMatchObject({ ok: true });
+    expect(stored.get('/results/twowings-4k.jpg')?.equals(expected)).toBe(true);
+    expect(meanwhile.equals(stored.get('/noise')!)).toBe(true);
+  });
+
   it('lets the encoder write a whole shared file itself, renamed into place once whole; other outputs get the bytes back', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dips-locations-'));
     const encoding = () => sharp(corpus('aqua.jpg')).blur(2).jpeg({ quality: 90 });
@@ -182,7 +249,7 @@ describe('worker storage transfers', () => {
     try {
       const file = path.join(dir, 'in.jpg');
       await fs.writeFile(file, randomBytes(20_000));
-      expect(await inputOfLocation({ via: 'file', path: file }, reach())).toEqual({ input: file, bytes: 20_000 });
+      expect(await inputOfLocation({ via: 'file', path: file }, reach())).toMatchObject({ input: file, bytes: 20_000 });
       const ranged = await inputOfLocation({ via: 'file', path: file, range: { start: 100, end: 199 } }, reach());
       expect(ranged.bytes).toBe(100);
       expect((ranged.input as Buffer).equals((await fs.readFile(file)).subarray(100, 200))).toBe(true);
