@@ -263,9 +263,9 @@ function report(rows: Row[], huge: HugeResult, floor: UploadFloor, inputBytes: n
       `where sharp runs its pipelines and files are read and written (libvips' and libuv's pools, from /proc/<pid>/task) spent, DIPS against plain sharp: ` +
       `${pixelSplit.map(({ row, dips, plain }) => `${row} ${fixed(dips, 1)} against ${fixed(plain, 1)} ms`).join(', ')}. ` +
       `The rest is the JavaScript thread and V8's helper threads: ${pixelSplit.map(({ row, dipsRest, plainRest }) => `${row} ${fixed(dipsRest, 1)} against ${fixed(plainRest, 1)} ms`).join(', ')}, ` +
-      `the workers' share being each task's HTTP request and result line, in S3 mode the GET and the PUT over HTTP (Node's HTTP client spends ` +
-      `0.3-0.45 ms of CPU on a 210 kB body) and the garbage collection of their buffers, and on both the header read that plans the image, a sharp call ` +
-      `plain sharp does not make (docs/performance.md, fifteenth round). Against plain sharp as a script over the bucket runs it (the AWS SDK's GetObject and ` +
+      `the workers' share being each task's HTTP request and result line, in S3 mode the GET and the PUT over HTTP (undici's dispatcher: 0.12-0.16 ms of ` +
+      `CPU for a 210 kB body read into a kept buffer, 0.04 ms to PUT the result; its socket reads and writes), and on both the header read that plans ` +
+      `the image, a sharp call plain sharp does not make (docs/performance.md, fifteenth and seventeenth rounds). Against plain sharp as a script over the bucket runs it (the AWS SDK's GetObject and ` +
       `PutObject around the same sharp call, ${sharpInFlight} in flight, in its own process after the S3 rows, the median of ${rounds} runs: bench/plain-sharp-s3.ts), ` +
       `${fixed(scriptMs, 1)} ms per image, the S3 workers spent ${[s3Small!, s3Batch!].map((row) => `${fixed(row.work / scriptMs)}x`).join(' and ')} its CPU (uploads, batch). |`,
     `| 100 MP blur ≤ ${goals.hugeRatio}x plain sharp (same JPEG setting) | ${fixed(hugeRatio)}x (${hugeSpread}) | ${verdict(hugeRatio <= goals.hugeRatio)} | ` +
