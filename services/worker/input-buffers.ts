@@ -1,9 +1,9 @@
 /**
  * The buffers a worker reads task inputs into over HTTP (S3 mode, master blobs), kept from one task to
  * the next. A fresh 200 kB Buffer per photo is memory V8 counts outside its heap, and that count is
- * what starts its full collections in S3 mode (node-args.ts); reading into a kept buffer, with undici's
- * dispatcher (storage-transfer.ts), took the workers' JavaScript thread and V8's helpers from 1.75 to
- * 1.29 ms per photo (docs/performance.md, seventeenth round).
+ * what starts its full collections in S3 mode (node-args.ts). With undici's dispatcher (storage-transfer.ts)
+ * the two took the S3 workers' JavaScript thread and V8's helpers from 1.50 to 1.29 ms per photo, and
+ * the dispatcher alone about half of that (docs/performance.md, seventeenth round).
  *
  * A buffer is lent by `take` and comes back by `give` once nothing reads it any more: sharp holds an
  * input only while its calls run, so a task gives its input back when it has finished (run-task.ts).
