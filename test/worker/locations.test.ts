@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../../services/protocol/errors.js';
@@ -184,6 +186,34 @@ describe('worker storage transfers', () => {
     expect(await running).toMatchObject({ ok: true });
     expect(stored.get('/results/twowings-4k.jpg')?.equals(expected)).toBe(true);
     expect(meanwhile.equals(stored.get('/noise')!)).toBe(true);
+  });
+
+  it('reads and writes over TLS, as presigned S3 URLs are https, and refuses a certificate it does not trust', async () => {
+    const fixture = (name: string) => fs.readFile(path.join(import.meta.dirname, '../fixtures/tls', name), 'utf8');
+    const [key, cert] = await Promise.all([fixture('localhost-key.pem'), fixture('localhost-cert.pem')]);
+    const secure = https.createServer({ key, cert }, (req, res) => {
+      if (req.method === 'GET') return void res.writeHead(200, { 'content-length': photo.length }).end(photo);
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => res.writeHead(200, { etag: `"${Buffer.concat(chunks).equals(photo)}"` }).end());
+    });
+    const photo = await fs.readFile(corpus('wood.jpg'));
+    secure.listen(0, '127.0.0.1');
+    await new Promise((resolve) => secure.once('listening', resolve));
+    const url = `https://localhost:${(secure.address() as AddressInfo).port}/bucket/wood.jpg?X-Amz-Signature=0`;
+    const trusted = tls.getCACertificates('default');
+    try {
+      const refused = await failure(readLocation({ via: 'url', url }, reach()));
+      expect([refused.status, refused.code]).toEqual([502, 'storage_error']);
+      expect(refused.message).toMatch(/^reading the input: storage did not answer \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)$/);
+      // Trusted as a bucket's certificate is (the system's authorities): the same bytes both ways.
+      tls.setDefaultCACertificates([...trusted, cert]);
+      expect((await readLocation({ via: 'url', url }, reach())).equals(photo)).toBe(true);
+      expect(await writeLocation({ via: 'url', url }, photo, reach())).toEqual({ tag: '"true"' });
+    } finally {
+      tls.setDefaultCACertificates(trusted);
+      await new Promise<void>((resolve) => secure.close(() => resolve()));
+    }
   });
 
   it('lets the encoder write a whole shared file itself, renamed into place once whole; other outputs get the bytes back', async () => {
